@@ -1,0 +1,2 @@
+//! wsfeed: a low-latency, self-healing market-data feed engine.
+pub mod sim;
