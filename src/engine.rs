@@ -1,0 +1,299 @@
+//! Builds the threads from a validated config, wires the channels, and shuts down in order.
+//!
+//! One feed thread per connection: a configured feed whose streams span venue routes (Binance
+//! USD-M `/public` and `/market`) becomes one connection per route, each with its own reconnect
+//! state, named `<feed>-<route>`. All feeds send to one strategy thread. Shutdown sets a flag
+//! and wakes every feed's poll; feeds close their sockets and drop their senders; the strategy
+//! thread drains what was sent and returns the strategy.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::bounded;
+use hdrhistogram::Histogram;
+use log::warn;
+use mio::Waker;
+use tungstenite::protocol::WebSocketConfig;
+
+use crate::config::{Config, WaitMode};
+use crate::feed::{Feed, FeedParams, Outbox};
+use crate::metrics::{micros_histogram, nanos_histogram, FeedStats, FeedSummary, Summary};
+use crate::strategy::{self, FeedInfo, Strategy, Universe};
+use crate::tick::SymbolId;
+use crate::venue::Route;
+
+/// The engine could not start.
+#[derive(Debug)]
+pub struct StartError(pub String);
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartError {}
+
+struct FeedThread {
+    handle: JoinHandle<()>,
+    waker: Arc<Waker>,
+}
+
+/// A running engine.
+pub struct Engine<S: Strategy> {
+    feeds: Vec<FeedThread>,
+    stats: Vec<Arc<FeedStats>>,
+    strategy: Option<JoinHandle<S>>,
+    shutdown: Arc<AtomicBool>,
+    latency: Arc<Mutex<Histogram<u64>>>,
+    universe: Universe,
+    started: Instant,
+}
+
+impl<S: Strategy> std::fmt::Debug for Engine<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("feeds", &self.universe.feeds.len())
+            .finish()
+    }
+}
+
+impl<S: Strategy> Engine<S> {
+    /// Starts every feed thread and the strategy thread.
+    pub fn start(config: Config, strategy: S) -> Result<Engine<S>, StartError> {
+        crate::clock::init();
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let mut symbols: Vec<String> = Vec::new();
+        let mut intern = HashMap::new();
+        let mut universe = Universe::default();
+        let mut params = Vec::new();
+        for spec in &config.feeds {
+            let tls = if spec.endpoint.tls {
+                Some(
+                    crate::net::tls_config(spec.extra_ca_pem.as_deref())
+                        .map_err(|e| StartError(format!("feed '{}': {e}", spec.name)))?,
+                )
+            } else {
+                None
+            };
+            let mut routes: Vec<Route> = spec.streams.iter().map(|s| s.route).collect();
+            routes.sort();
+            routes.dedup();
+            for &route in &routes {
+                let idx: Vec<usize> = (0..spec.streams.len())
+                    .filter(|&i| spec.streams[i].route == route)
+                    .collect();
+                let name = if routes.len() == 1 {
+                    spec.name.clone()
+                } else {
+                    format!("{}-{}", spec.name, route.name())
+                };
+                let streams: Vec<_> = idx.iter().map(|&i| spec.streams[i].clone()).collect();
+                let syms = streams
+                    .iter()
+                    .map(|s| {
+                        *intern.entry(s.symbol.clone()).or_insert_with(|| {
+                            symbols.push(s.symbol.clone());
+                            SymbolId(symbols.len() as u16 - 1)
+                        })
+                    })
+                    .collect();
+                let path = spec.venue.endpoint_path(route);
+                universe.feeds.push(FeedInfo {
+                    name: name.clone(),
+                    venue: spec.venue,
+                    url: spec.endpoint.url(path),
+                    streams: streams.clone(),
+                });
+                params.push(FeedParams {
+                    id: params.len() as u16,
+                    name,
+                    venue: spec.venue,
+                    endpoint: spec.endpoint.clone(),
+                    path,
+                    streams,
+                    symbols: syms,
+                    silence: idx
+                        .iter()
+                        .map(|&i| Duration::from_millis(spec.silence_ms[i]))
+                        .collect(),
+                    reconnect: spec.reconnect,
+                    wait: spec.wait,
+                    core: spec.core,
+                    recv_buffer: spec.recv_buffer_bytes,
+                    ws_config: WebSocketConfig::default()
+                        .max_message_size(Some(spec.max_message_bytes))
+                        .max_frame_size(Some(spec.max_frame_bytes)),
+                    tls: tls.clone(),
+                    on_full: config.engine.on_full,
+                });
+            }
+        }
+        universe.symbols = symbols;
+        warn_oversubscription(&config, &params);
+
+        let latency = Arc::new(Mutex::new(nanos_histogram()));
+        let mut receivers = Vec::new();
+        let mut feeds = Vec::new();
+        let mut stats = Vec::new();
+        for p in params {
+            let (tx, rx) = bounded(config.engine.channel_capacity);
+            receivers.push(rx.clone());
+            let st = Arc::new(FeedStats::new(p.name.clone(), p.endpoint.url(p.path)));
+            let thread_name = format!("feed-{}", p.name);
+            let (feed, waker) = Feed::new(p, Outbox { tx, rx }, st.clone(), shutdown.clone())
+                .map_err(|e| StartError(format!("cannot create a poller: {e}")))?;
+            let handle = std::thread::Builder::new()
+                .name(thread_name)
+                .spawn(move || feed.run())
+                .map_err(|e| StartError(format!("cannot spawn a feed thread: {e}")))?;
+            feeds.push(FeedThread { handle, waker });
+            stats.push(st);
+        }
+        let (wait, core) = (config.engine.strategy_wait, config.engine.strategy_core);
+        let (sd, lat, uni) = (shutdown.clone(), latency.clone(), universe.clone());
+        let strategy = std::thread::Builder::new()
+            .name("strategy".into())
+            .spawn(move || {
+                if let Some(id) = core {
+                    if !core_affinity::set_for_current(core_affinity::CoreId { id }) {
+                        warn!("strategy thread: could not pin to core {id}");
+                    }
+                }
+                strategy::run(strategy, &uni, receivers, wait, sd, lat)
+            })
+            .map_err(|e| StartError(format!("cannot spawn the strategy thread: {e}")))?;
+        Ok(Engine {
+            feeds,
+            stats,
+            strategy: Some(strategy),
+            shutdown,
+            latency,
+            universe,
+            started: Instant::now(),
+        })
+    }
+
+    /// Names behind the ids.
+    pub fn universe(&self) -> &Universe {
+        &self.universe
+    }
+
+    /// Live counters of every feed, indexed by feed id.
+    pub fn stats(&self) -> &[Arc<FeedStats>] {
+        &self.stats
+    }
+
+    /// One status line: message rate since `prev`, each feed's state and reconnects.
+    pub fn status_line(&self, prev: &mut StatusMark) -> String {
+        let now = Instant::now();
+        let msgs: u64 = self
+            .stats
+            .iter()
+            .map(|s| s.messages.load(Ordering::Relaxed))
+            .sum();
+        let dt = now.duration_since(prev.at).as_secs_f64().max(1e-3);
+        let rate = (msgs - prev.messages) as f64 / dt;
+        *prev = StatusMark {
+            at: now,
+            messages: msgs,
+        };
+        let mut line = format!(
+            "[{:>5.1}s] {:>7.0} msg/s |",
+            now.duration_since(self.started).as_secs_f64(),
+            rate
+        );
+        for s in &self.stats {
+            let _ = write!(
+                line,
+                " {} {} r{}",
+                s.name,
+                s.state().name(),
+                s.reconnects.load(Ordering::Relaxed)
+            );
+            let dropped = s.dropped.load(Ordering::Relaxed);
+            if dropped > 0 {
+                let _ = write!(line, " drops {dropped}");
+            }
+            line.push_str(" |");
+        }
+        line.pop();
+        line
+    }
+
+    /// Stops every thread (each within a second, in any state), then reports.
+    pub fn stop(mut self) -> (Summary, S) {
+        self.shutdown.store(true, Ordering::Release);
+        for f in &self.feeds {
+            let _ = f.waker.wake();
+        }
+        for f in self.feeds.drain(..) {
+            if f.handle.join().is_err() {
+                warn!("a feed thread panicked");
+            }
+        }
+        let strategy = self
+            .strategy
+            .take()
+            .map(|h| h.join().expect("strategy thread panicked"))
+            .expect("the strategy thread runs until stop");
+        let mut reconnect_us = micros_histogram();
+        let mut gap_us = micros_histogram();
+        let mut target_misses = 0;
+        for s in &self.stats {
+            if let Ok(h) = s.histograms.lock() {
+                let _ = reconnect_us.add(&h.reconnect_us);
+                let _ = gap_us.add(&h.gap_us);
+                target_misses += h.target_misses;
+            }
+        }
+        let tick_latency_ns = self
+            .latency
+            .lock()
+            .map(|h| h.clone())
+            .unwrap_or_else(|_| nanos_histogram());
+        let summary = Summary {
+            ran_for: self.started.elapsed(),
+            feeds: self.stats.iter().map(|s| FeedSummary::of(s)).collect(),
+            reconnect_us,
+            gap_us,
+            target_misses,
+            tick_latency_ns,
+            strategy_report: strategy.report(),
+        };
+        (summary, strategy)
+    }
+}
+
+/// Where the previous status line left off.
+#[derive(Clone, Copy, Debug)]
+pub struct StatusMark {
+    at: Instant,
+    messages: u64,
+}
+
+impl Default for StatusMark {
+    fn default() -> Self {
+        StatusMark {
+            at: Instant::now(),
+            messages: 0,
+        }
+    }
+}
+
+/// Spinning threads beyond the number of cores send tails to the scheduler tick.
+fn warn_oversubscription(config: &Config, feeds: &[FeedParams]) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let spinning = feeds.iter().filter(|f| f.wait == WaitMode::Spin).count()
+        + usize::from(config.engine.strategy_wait == WaitMode::Spin);
+    if spinning > cores {
+        warn!(
+            "{spinning} spinning threads on {cores} cores: they will preempt each other and latency tails \
+             will reach the scheduler tick; use wait = \"block\" for some feeds"
+        );
+    }
+}

@@ -1,0 +1,122 @@
+//! Per-stream silence: a stream subscribed on a live connection that stops delivering (Binance
+//! USD-M's unrouted connections deliver nothing for `/market` streams, and say nothing) is
+//! reported stale, separately from connection liveness. Pure.
+
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Debug)]
+struct Watched {
+    limit: Duration,
+    /// Last data, or when watching started. `None`: not watched (not subscribed).
+    last: Option<Instant>,
+    stale: bool,
+}
+
+/// Silence watch over a feed's streams.
+#[derive(Clone, Debug)]
+pub struct StreamWatch {
+    streams: Vec<Watched>,
+}
+
+impl StreamWatch {
+    /// One entry per stream with its silence limit; nothing is watched until [`StreamWatch::arm`].
+    pub fn new(limits: impl IntoIterator<Item = Duration>) -> Self {
+        StreamWatch {
+            streams: limits
+                .into_iter()
+                .map(|limit| Watched {
+                    limit,
+                    last: None,
+                    stale: false,
+                })
+                .collect(),
+        }
+    }
+
+    /// Starts watching stream `i` from `now` (its subscription was acknowledged).
+    pub fn arm(&mut self, i: usize, now: Instant) {
+        if let Some(w) = self.streams.get_mut(i) {
+            w.last = Some(now);
+            w.stale = false;
+        }
+    }
+
+    /// Stops watching every stream (the connection is gone; connection health takes over).
+    pub fn disarm_all(&mut self) {
+        for w in &mut self.streams {
+            w.last = None;
+            w.stale = false;
+        }
+    }
+
+    /// Stream `i` delivered. Returns how long it had been silent if it was stale.
+    #[inline]
+    pub fn on_data(&mut self, i: usize, now: Instant) -> Option<Duration> {
+        let w = self.streams.get_mut(i)?;
+        let was = w.last.replace(now);
+        if w.stale {
+            w.stale = false;
+            return Some(now.saturating_duration_since(was.unwrap_or(now)));
+        }
+        None
+    }
+
+    /// Reports each stream that has just gone past its limit, with its silence.
+    pub fn poll(&mut self, now: Instant, mut on_stale: impl FnMut(usize, Duration)) {
+        for (i, w) in self.streams.iter_mut().enumerate() {
+            if let Some(last) = w.last {
+                let silent = now.saturating_duration_since(last);
+                if !w.stale && silent >= w.limit {
+                    w.stale = true;
+                    on_stale(i, silent);
+                }
+            }
+        }
+    }
+
+    /// The next instant a watched, not yet stale stream would go stale.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.streams
+            .iter()
+            .filter(|w| !w.stale)
+            .filter_map(|w| w.last.map(|l| l + w.limit))
+            .min()
+    }
+
+    /// Whether stream `i` is currently stale.
+    pub fn is_stale(&self, i: usize) -> bool {
+        self.streams.get(i).is_some_and(|w| w.stale)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn a_silent_stream_goes_stale_once_and_resumes() {
+        let t0 = Instant::now();
+        let mut w = StreamWatch::new([100 * MS, 1000 * MS]);
+        let mut stale = vec![];
+        w.poll(t0 + 5000 * MS, |i, _| stale.push(i));
+        assert!(stale.is_empty(), "unarmed streams are not watched");
+        w.arm(0, t0);
+        w.arm(1, t0);
+        assert_eq!(w.deadline(), Some(t0 + 100 * MS));
+        w.poll(t0 + 99 * MS, |i, _| stale.push(i));
+        assert!(stale.is_empty());
+        w.poll(t0 + 150 * MS, |i, d| stale.push((i, d).0));
+        assert_eq!(stale, vec![0]);
+        w.poll(t0 + 160 * MS, |i, _| stale.push(i));
+        assert_eq!(stale, vec![0], "reported once");
+        assert_eq!(w.deadline(), Some(t0 + 1000 * MS));
+        assert_eq!(w.on_data(0, t0 + 300 * MS), Some(300 * MS));
+        assert!(!w.is_stale(0));
+        assert_eq!(w.on_data(0, t0 + 310 * MS), None);
+        assert_eq!(w.on_data(1, t0 + 320 * MS), None);
+        w.disarm_all();
+        assert_eq!(w.deadline(), None);
+    }
+}

@@ -1,0 +1,410 @@
+//! Counters, histograms and the summary report.
+//!
+//! Feed threads update their own [`FeedStats`] with relaxed atomics (one writer each; readers
+//! are the status line and the summary). Histograms are recorded on reconnect (cold path) under
+//! a mutex, and the strategy thread keeps its own tick-latency histogram, merged into the shared
+//! one every few hundred milliseconds, so nothing on the hot path takes a lock.
+
+use std::fmt::{self, Write as _};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use crate::tick::DisconnectReason;
+
+/// The reconnect target every reconnect is measured against.
+pub const RECONNECT_TARGET: Duration = Duration::from_secs(5);
+
+/// A histogram of microseconds up to one hour, 3 significant digits.
+pub fn micros_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static bounds are valid")
+}
+
+/// A histogram of nanoseconds up to one minute, 3 significant digits.
+pub fn nanos_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("static bounds are valid")
+}
+
+/// The session state machine's states, as published for status lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum FeedState {
+    /// TCP connect in progress.
+    Connecting = 0,
+    /// TLS and WebSocket upgrade in progress.
+    Handshaking = 1,
+    /// Connected, waiting for subscription acks.
+    Subscribing = 2,
+    /// Data flowing.
+    Streaming = 3,
+    /// Waiting before the next attempt.
+    Backoff = 4,
+    /// Breaker open: waiting the cooldown.
+    CircuitOpen = 5,
+    /// Stopped for good on a permanent error.
+    Failed = 6,
+    /// Thread ended (shutdown).
+    Stopped = 7,
+}
+
+impl FeedState {
+    fn from_u8(v: u8) -> FeedState {
+        match v {
+            0 => FeedState::Connecting,
+            1 => FeedState::Handshaking,
+            2 => FeedState::Subscribing,
+            3 => FeedState::Streaming,
+            4 => FeedState::Backoff,
+            5 => FeedState::CircuitOpen,
+            6 => FeedState::Failed,
+            _ => FeedState::Stopped,
+        }
+    }
+
+    /// Short name for status lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            FeedState::Connecting => "connecting",
+            FeedState::Handshaking => "handshaking",
+            FeedState::Subscribing => "subscribing",
+            FeedState::Streaming => "streaming",
+            FeedState::Backoff => "backoff",
+            FeedState::CircuitOpen => "circuit-open",
+            FeedState::Failed => "FAILED",
+            FeedState::Stopped => "stopped",
+        }
+    }
+}
+
+/// One outage: from losing a live connection to the first data on the next one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GapRecord {
+    /// Unix ns of the last data message before the loss (or of the loss, if none came).
+    pub start_unix_ns: u64,
+    /// Unix ns of the first data message after it.
+    pub end_unix_ns: u64,
+    /// `end - start`, ms.
+    pub duration_ms: u64,
+    /// Detection of the loss → first data, ms.
+    pub reconnect_ms: u64,
+    /// Why the connection was lost.
+    pub reason: DisconnectReason,
+    /// Connection attempts it took.
+    pub attempts: u32,
+}
+
+/// Reconnect-time and gap histograms of one feed.
+#[derive(Debug)]
+pub struct ReconnectHistograms {
+    /// Detection → first data on the new connection, µs.
+    pub reconnect_us: Histogram<u64>,
+    /// Last data before → first data after, µs.
+    pub gap_us: Histogram<u64>,
+    /// Reconnects slower than [`RECONNECT_TARGET`].
+    pub target_misses: u64,
+}
+
+/// Live counters of one feed.
+#[derive(Debug)]
+pub struct FeedStats {
+    /// Feed name.
+    pub name: String,
+    /// URL it connects to.
+    pub url: String,
+    state: AtomicU8,
+    /// Data messages received.
+    pub messages: AtomicU64,
+    /// Ticks sent to the strategy.
+    pub ticks: AtomicU64,
+    /// Ticks dropped on a full channel.
+    pub dropped: AtomicU64,
+    /// Frames that failed to parse.
+    pub parse_errors: AtomicU64,
+    /// Well-formed frames of unknown kind (and binary frames).
+    pub unknown_frames: AtomicU64,
+    /// Connection attempts started.
+    pub attempts: AtomicU64,
+    /// Live connections lost.
+    pub disconnects: AtomicU64,
+    /// Outages recovered (first data after a loss).
+    pub reconnects: AtomicU64,
+    /// Circuit-breaker openings.
+    pub circuit_trips: AtomicU64,
+    /// Per-stream stale events.
+    pub stale_events: AtomicU64,
+    /// Streams the venue rejected.
+    pub rejected_streams: AtomicU64,
+    /// Reconnect histograms (recorded on the cold path).
+    pub histograms: Mutex<ReconnectHistograms>,
+    /// Every outage, in order.
+    pub gaps: Mutex<Vec<GapRecord>>,
+    /// The error that failed the feed, if it failed.
+    pub failure: Mutex<Option<String>>,
+}
+
+impl FeedStats {
+    /// Fresh counters.
+    pub fn new(name: String, url: String) -> Self {
+        FeedStats {
+            name,
+            url,
+            state: AtomicU8::new(FeedState::Connecting as u8),
+            messages: AtomicU64::new(0),
+            ticks: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            parse_errors: AtomicU64::new(0),
+            unknown_frames: AtomicU64::new(0),
+            attempts: AtomicU64::new(0),
+            disconnects: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
+            circuit_trips: AtomicU64::new(0),
+            stale_events: AtomicU64::new(0),
+            rejected_streams: AtomicU64::new(0),
+            histograms: Mutex::new(ReconnectHistograms {
+                reconnect_us: micros_histogram(),
+                gap_us: micros_histogram(),
+                target_misses: 0,
+            }),
+            gaps: Mutex::new(Vec::new()),
+            failure: Mutex::new(None),
+        }
+    }
+
+    /// Current state.
+    pub fn state(&self) -> FeedState {
+        FeedState::from_u8(self.state.load(Relaxed))
+    }
+
+    /// Publishes the state.
+    pub fn set_state(&self, s: FeedState) {
+        self.state.store(s as u8, Relaxed);
+    }
+
+    /// Counts one (single writer: a plain load + store, no locked instruction).
+    #[inline]
+    pub fn bump(counter: &AtomicU64) {
+        counter.store(counter.load(Relaxed) + 1, Relaxed);
+    }
+
+    /// Records a recovered outage.
+    pub fn record_gap(&self, gap: GapRecord) {
+        if let Ok(mut h) = self.histograms.lock() {
+            h.reconnect_us
+                .saturating_record(gap.reconnect_ms.max(1) * 1000);
+            h.gap_us.saturating_record(gap.duration_ms.max(1) * 1000);
+            if Duration::from_millis(gap.reconnect_ms) > RECONNECT_TARGET {
+                h.target_misses += 1;
+            }
+        }
+        if let Ok(mut g) = self.gaps.lock() {
+            g.push(gap);
+        }
+    }
+}
+
+/// Writes `p50 … max` of a histogram whose values are in `unit_ns` nanoseconds.
+pub fn percentiles(h: &Histogram<u64>, unit_ns: u64) -> String {
+    if h.is_empty() {
+        return "n=0".to_string();
+    }
+    let f = |v: u64| fmt_ns(v.saturating_mul(unit_ns));
+    format!(
+        "n={} p50={} p90={} p99={} p99.9={} max={}",
+        h.len(),
+        f(h.value_at_quantile(0.5)),
+        f(h.value_at_quantile(0.9)),
+        f(h.value_at_quantile(0.99)),
+        f(h.value_at_quantile(0.999)),
+        f(h.max())
+    )
+}
+
+/// Human-readable duration of `ns` nanoseconds.
+pub fn fmt_ns(ns: u64) -> String {
+    if ns < 10_000 {
+        format!("{ns}ns")
+    } else if ns < 10_000_000 {
+        format!("{:.1}µs", ns as f64 / 1e3)
+    } else if ns < 10_000_000_000 {
+        format!("{:.1}ms", ns as f64 / 1e6)
+    } else {
+        format!("{:.2}s", ns as f64 / 1e9)
+    }
+}
+
+/// End-of-run figures of the whole engine.
+#[derive(Debug)]
+pub struct Summary {
+    /// Wall time the engine ran.
+    pub ran_for: Duration,
+    /// Per-feed rows.
+    pub feeds: Vec<FeedSummary>,
+    /// All feeds' reconnect times, µs.
+    pub reconnect_us: Histogram<u64>,
+    /// All feeds' gaps, µs.
+    pub gap_us: Histogram<u64>,
+    /// Reconnects over the 5 s target.
+    pub target_misses: u64,
+    /// Frame read → strategy, ns.
+    pub tick_latency_ns: Histogram<u64>,
+    /// The strategy's own report.
+    pub strategy_report: String,
+}
+
+/// End-of-run figures of one feed.
+#[derive(Debug)]
+pub struct FeedSummary {
+    /// Feed name.
+    pub name: String,
+    /// URL.
+    pub url: String,
+    /// Final state.
+    pub state: FeedState,
+    /// Data messages.
+    pub messages: u64,
+    /// Ticks delivered.
+    pub ticks: u64,
+    /// Ticks dropped on a full channel.
+    pub dropped: u64,
+    /// Parse errors.
+    pub parse_errors: u64,
+    /// Unknown frames.
+    pub unknown_frames: u64,
+    /// Connections lost.
+    pub disconnects: u64,
+    /// Outages recovered.
+    pub reconnects: u64,
+    /// Breaker openings.
+    pub circuit_trips: u64,
+    /// Stale-stream events.
+    pub stale_events: u64,
+    /// Rejected streams.
+    pub rejected_streams: u64,
+    /// Outages.
+    pub gaps: Vec<GapRecord>,
+    /// Why it failed, if it did.
+    pub failure: Option<String>,
+}
+
+impl FeedSummary {
+    /// Reads a feed's counters.
+    pub fn of(s: &FeedStats) -> FeedSummary {
+        FeedSummary {
+            name: s.name.clone(),
+            url: s.url.clone(),
+            state: s.state(),
+            messages: s.messages.load(Relaxed),
+            ticks: s.ticks.load(Relaxed),
+            dropped: s.dropped.load(Relaxed),
+            parse_errors: s.parse_errors.load(Relaxed),
+            unknown_frames: s.unknown_frames.load(Relaxed),
+            disconnects: s.disconnects.load(Relaxed),
+            reconnects: s.reconnects.load(Relaxed),
+            circuit_trips: s.circuit_trips.load(Relaxed),
+            stale_events: s.stale_events.load(Relaxed),
+            rejected_streams: s.rejected_streams.load(Relaxed),
+            gaps: s.gaps.lock().map(|g| g.clone()).unwrap_or_default(),
+            failure: s.failure.lock().ok().and_then(|f| f.clone()),
+        }
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let total = |g: fn(&FeedSummary) -> u64| self.feeds.iter().map(g).sum::<u64>();
+        writeln!(
+            f,
+            "==================== wsfeed summary ===================="
+        )?;
+        writeln!(
+            f,
+            "ran {:.1}s | messages {} | ticks {} | dropped {} | parse errors {} | unknown frames {}",
+            self.ran_for.as_secs_f64(),
+            total(|s| s.messages),
+            total(|s| s.ticks),
+            total(|s| s.dropped),
+            total(|s| s.parse_errors),
+            total(|s| s.unknown_frames),
+        )?;
+        writeln!(
+            f,
+            "disconnects {} | recovered {} | circuit trips {} | stale-stream events {}",
+            total(|s| s.disconnects),
+            total(|s| s.reconnects),
+            total(|s| s.circuit_trips),
+            total(|s| s.stale_events),
+        )?;
+        writeln!(
+            f,
+            "reconnect time (loss detected → first data), target {}s: {} | over target: {}",
+            RECONNECT_TARGET.as_secs(),
+            percentiles(&self.reconnect_us, 1000),
+            self.target_misses
+        )?;
+        writeln!(
+            f,
+            "gap (last data → first data after): {}",
+            percentiles(&self.gap_us, 1000)
+        )?;
+        writeln!(
+            f,
+            "tick latency (frame read → strategy): {}",
+            percentiles(&self.tick_latency_ns, 1)
+        )?;
+        writeln!(f, "feeds:")?;
+        for s in &self.feeds {
+            writeln!(
+                f,
+                "  {:<18} {:<12} msgs {:>8} drops {:>5} disconnects {:>3} recovered {:>3} trips {} stale {} rejected {}  {}",
+                s.name,
+                s.state.name(),
+                s.messages,
+                s.dropped,
+                s.disconnects,
+                s.reconnects,
+                s.circuit_trips,
+                s.stale_events,
+                s.rejected_streams,
+                s.url
+            )?;
+            if let Some(why) = &s.failure {
+                writeln!(f, "    failed: {why}")?;
+            }
+        }
+        let gaps: Vec<(&str, &GapRecord)> = self
+            .feeds
+            .iter()
+            .flat_map(|s| s.gaps.iter().map(move |g| (s.name.as_str(), g)))
+            .collect();
+        writeln!(f, "gaps ({}):", gaps.len())?;
+        const SHOWN: usize = 40;
+        for (name, g) in gaps.iter().take(SHOWN) {
+            writeln!(
+                f,
+                "  {:<18} {:>6} ms (reconnect {:>5} ms, {} attempt{})  {}",
+                name,
+                g.duration_ms,
+                g.reconnect_ms,
+                g.attempts,
+                if g.attempts == 1 { "" } else { "s" },
+                g.reason
+            )?;
+        }
+        if gaps.len() > SHOWN {
+            writeln!(f, "  … and {} more", gaps.len() - SHOWN)?;
+        }
+        if !self.strategy_report.is_empty() {
+            let mut report = String::new();
+            for line in self.strategy_report.lines() {
+                let _ = writeln!(report, "  {line}");
+            }
+            write!(f, "strategy:\n{report}")?;
+        }
+        write!(
+            f,
+            "========================================================"
+        )
+    }
+}

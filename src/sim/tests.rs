@@ -1,0 +1,622 @@
+//! End-to-end tests of the simulator with a plain blocking tungstenite client.
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use serde_json::Value;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::{Error as WsError, HandshakeError, Message, WebSocket};
+
+use super::*;
+
+/// Any blocking byte stream a test client can run over.
+trait Rw: Read + Write + Send {}
+impl<T: Read + Write + Send> Rw for T {}
+
+type Client = WebSocket<Box<dyn Rw>>;
+
+const T: Duration = Duration::from_secs(3);
+
+fn fast_cfg() -> SimConfig {
+    SimConfig {
+        tls: false,
+        symbols: vec!["BTCUSDT".into(), "ETHUSDT".into()],
+        book_interval: Duration::from_millis(2),
+        trade_interval: Duration::from_millis(4),
+        depth_interval: Duration::from_millis(20),
+        mark_price_interval: Duration::from_millis(50),
+        ..SimConfig::default()
+    }
+}
+
+fn tcp(sim: &Sim) -> TcpStream {
+    let s = TcpStream::connect(("127.0.0.1", sim.port())).expect("connect");
+    s.set_read_timeout(Some(Duration::from_millis(50)))
+        .expect("timeout");
+    s
+}
+
+/// An upgrade the simulator answered with an HTTP error.
+#[derive(Debug)]
+struct Rejected {
+    status: u16,
+    retry_after: Option<String>,
+}
+
+fn try_connect(sim: &Sim, path: &str) -> Result<Client, Rejected> {
+    let url = format!("{}{}", sim.base_url(), path);
+    let stream: Box<dyn Rw> = Box::new(tcp(sim));
+    handshake(tungstenite::client::client_with_config(url, stream, None))
+}
+
+/// Outcome of one client handshake step.
+type ClientAttempt = Result<
+    (Client, tungstenite::handshake::client::Response),
+    HandshakeError<tungstenite::ClientHandshake<Box<dyn Rw>>>,
+>;
+
+/// Drives a client handshake over a stream with a read timeout to completion.
+fn handshake(mut attempt: ClientAttempt) -> Result<Client, Rejected> {
+    let deadline = Instant::now() + T;
+    loop {
+        match attempt {
+            Ok((ws, _)) => return Ok(ws),
+            Err(HandshakeError::Interrupted(mid)) if Instant::now() < deadline => {
+                attempt = mid.handshake();
+            }
+            Err(HandshakeError::Failure(WsError::Http(resp))) => {
+                return Err(Rejected {
+                    status: resp.status().as_u16(),
+                    retry_after: resp
+                        .headers()
+                        .get("Retry-After")
+                        .and_then(|h| h.to_str().ok())
+                        .map(String::from),
+                })
+            }
+            Err(e) => panic!("client handshake failed: {e}"),
+        }
+    }
+}
+
+fn connect(sim: &Sim, path: &str) -> Client {
+    match try_connect(sim, path) {
+        Ok(ws) => ws,
+        Err(e) => panic!("upgrade of {path} rejected: {e:?}"),
+    }
+}
+
+fn is_timeout(e: &WsError) -> bool {
+    matches!(e, WsError::Io(io) if matches!(io.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut))
+}
+
+/// Reads the next message, or `None` at the deadline.
+fn next_msg(ws: &mut Client, deadline: Instant) -> Option<Result<Message, WsError>> {
+    loop {
+        match ws.read() {
+            Err(e) if is_timeout(&e) => {
+                if Instant::now() >= deadline {
+                    return None;
+                }
+            }
+            other => return Some(other),
+        }
+    }
+}
+
+/// Reads text messages until one satisfies `pred`; panics at the deadline.
+fn read_until(ws: &mut Client, what: &str, mut pred: impl FnMut(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + T;
+    loop {
+        match next_msg(ws, deadline) {
+            Some(Ok(Message::Text(t))) => {
+                let v: Value = serde_json::from_str(t.as_str()).expect("valid json from sim");
+                if pred(&v) {
+                    return v;
+                }
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => panic!("waiting for {what}: {e}"),
+            None => panic!("timed out waiting for {what}"),
+        }
+    }
+}
+
+fn send(ws: &mut Client, text: &str) {
+    ws.send(Message::text(text.to_string())).expect("send");
+}
+
+fn seq_of(v: &Value) -> Option<(String, u64)> {
+    let stream = v["stream"].as_str()?.to_string();
+    let d = &v["data"];
+    let seq = match d["e"].as_str()? {
+        "bookTicker" | "depthUpdate" => d["u"].as_u64()?,
+        "aggTrade" => d["a"].as_u64()?,
+        "markPriceUpdate" => d["E"].as_u64()?,
+        _ => return None,
+    };
+    Some((stream, seq))
+}
+
+#[test]
+fn subscribe_ack_and_wrapped_data_with_monotonic_u() {
+    let sim = Sim::start(fast_cfg()).expect("start");
+    let mut ws = connect(&sim, "/public/stream");
+    send(
+        &mut ws,
+        r#"{"method":"SUBSCRIBE","params":["btcusdt@bookTicker"],"id":1}"#,
+    );
+    let ack = read_until(&mut ws, "ack", |v| v.get("id").is_some());
+    assert_eq!(ack, serde_json::json!({"result": null, "id": 1}));
+
+    let mut last_u = 0;
+    for _ in 0..20 {
+        let v = read_until(&mut ws, "bookTicker", |v| v.get("stream").is_some());
+        assert_eq!(v["stream"], "btcusdt@bookTicker");
+        let d = &v["data"];
+        assert_eq!(d["e"], "bookTicker");
+        assert_eq!(d["s"], "BTCUSDT");
+        let u = d["u"].as_u64().expect("u");
+        assert!(u > last_u, "u must increase: {u} after {last_u}");
+        last_u = u;
+        let bid: f64 = d["b"].as_str().and_then(|s| s.parse().ok()).expect("b");
+        let ask: f64 = d["a"].as_str().and_then(|s| s.parse().ok()).expect("a");
+        assert!(bid < ask);
+        assert!(d["E"].as_u64().expect("E") > 1_600_000_000_000);
+    }
+
+    send(&mut ws, r#"{"method":"LIST_SUBSCRIPTIONS","id":"x"}"#);
+    let list = read_until(&mut ws, "list", |v| v.get("id").is_some());
+    assert_eq!(
+        list,
+        serde_json::json!({"result": ["btcusdt@bookTicker"], "id": "x"})
+    );
+
+    send(&mut ws, "{not json");
+    let err = read_until(&mut ws, "json error", |v| v.get("error").is_some());
+    assert_eq!(err["error"]["code"], 3);
+    assert_eq!(err["id"], Value::Null);
+
+    assert!(sim.wait_until(T, |s| s.subscribe_requests == 1
+        && s.conn(ConnId(1))
+            .is_some_and(|c| c.streams == ["btcusdt@bookTicker"])));
+}
+
+#[test]
+fn unknown_stream_is_rejected_and_nothing_subscribed() {
+    let sim = Sim::start(fast_cfg()).expect("start");
+    let mut ws = connect(&sim, "/public/stream");
+    send(
+        &mut ws,
+        r#"{"method":"SUBSCRIBE","params":["btcusdt@bookTicker","xrpusdt@bookTicker"],"id":5}"#,
+    );
+    let err = read_until(&mut ws, "error", |v| v.get("id").is_some());
+    assert_eq!(
+        err,
+        serde_json::json!({"error": {"code": 2, "msg": "Invalid request: unknown stream 'xrpusdt@bookTicker'"}, "id": 5})
+    );
+    send(
+        &mut ws,
+        r#"{"method":"SUBSCRIBE","params":["btcusdt@kline_1m"],"id":6}"#,
+    );
+    let err = read_until(&mut ws, "error", |v| v.get("id").is_some());
+    assert_eq!(err["error"]["code"], 2);
+    assert!(sim.wait_until(T, |s| s.subscribe_requests == 2));
+    assert!(sim.snapshot().connections[0].streams.is_empty());
+}
+
+#[test]
+fn wrong_route_is_acked_but_silent() {
+    let sim = Sim::start(fast_cfg()).expect("start");
+    let mut ws = connect(&sim, "/market/stream");
+    send(
+        &mut ws,
+        r#"{"method":"SUBSCRIBE","params":["btcusdt@bookTicker","btcusdt@aggTrade"],"id":1}"#,
+    );
+    let ack = read_until(&mut ws, "ack", |v| v.get("id").is_some());
+    assert_eq!(ack, serde_json::json!({"result": null, "id": 1}));
+    // 30 trades at 4 ms cover ~60 book changes at 2 ms: none may arrive.
+    let mut last_a = 0;
+    for _ in 0..30 {
+        let v = read_until(&mut ws, "data", |v| v.get("stream").is_some());
+        assert_eq!(
+            v["stream"], "btcusdt@aggTrade",
+            "only the market stream delivers"
+        );
+        let a = v["data"]["a"].as_u64().expect("a");
+        assert!(
+            last_a == 0 || a == last_a + 1,
+            "aggregate ids are consecutive"
+        );
+        last_a = a;
+    }
+    assert!(sim.sent().iter().all(|r| r.stream == "btcusdt@aggTrade"));
+    let snap = sim.snapshot();
+    assert_eq!(snap.connections[0].path, "/market/stream");
+    assert_eq!(
+        snap.connections[0].streams,
+        ["btcusdt@bookTicker", "btcusdt@aggTrade"]
+    );
+}
+
+#[test]
+fn spot_style_delivers_everything_and_ws_is_unwrapped() {
+    let sim = Sim::start(SimConfig {
+        usdm_routing: false,
+        ..fast_cfg()
+    })
+    .expect("start");
+    let mut ws = connect(&sim, "/ws/ethusdt@aggTrade");
+    let v = read_until(&mut ws, "raw trade", |v| v.get("e").is_some());
+    assert_eq!(v["e"], "aggTrade");
+    assert_eq!(v["s"], "ETHUSDT");
+    let mut ws = connect(&sim, "/stream?streams=ethusdt@markPrice@1s");
+    let v = read_until(&mut ws, "mark", |v| v.get("stream").is_some());
+    assert_eq!(v["stream"], "ethusdt@markPrice@1s");
+    assert_eq!(v["data"]["e"], "markPriceUpdate");
+}
+
+#[test]
+fn unknown_path_is_404() {
+    let sim = Sim::start(fast_cfg()).expect("start");
+    match try_connect(&sim, "/nope") {
+        Err(r) => assert_eq!(r.status, 404),
+        Ok(_) => panic!("upgrade of /nope must fail"),
+    }
+    assert_eq!(sim.snapshot().upgrades_rejected, 1);
+}
+
+#[test]
+fn close_fault_delivers_code() {
+    let sim = Sim::start(fast_cfg()).expect("start");
+    let mut ws = connect(&sim, "/public/stream?streams=btcusdt@bookTicker");
+    read_until(&mut ws, "data", |v| v.get("stream").is_some());
+    sim.inject(Fault::Close { code: 4002 });
+    let deadline = Instant::now() + T;
+    loop {
+        match next_msg(&mut ws, deadline) {
+            Some(Ok(Message::Close(Some(frame)))) => {
+                assert_eq!(frame.code, CloseCode::from(4002));
+                assert_eq!(frame.reason.as_str(), "sim close");
+                break;
+            }
+            Some(Ok(Message::Text(_))) => {}
+            other => panic!("expected close frame, got {other:?}"),
+        }
+    }
+    assert!(sim.wait_until(T, |s| s.faults_injected == 1
+        && s.connections.iter().all(|c| !c.open)));
+}
+
+#[test]
+fn http_429_and_503_reject_upgrades() {
+    let sim = Sim::start(fast_cfg()).expect("start");
+    sim.inject(Fault::Http429 {
+        count: 1,
+        retry_after_s: 7,
+    });
+    sim.inject(Fault::Http503 { count: 1 });
+    match try_connect(&sim, "/public/stream") {
+        Err(r) => {
+            assert_eq!(r.status, 429);
+            assert_eq!(r.retry_after.as_deref(), Some("7"));
+        }
+        Ok(_) => panic!("upgrade must be rejected with 429"),
+    }
+    match try_connect(&sim, "/public/stream") {
+        Err(r) => assert_eq!(r.status, 503),
+        Ok(_) => panic!("upgrade must be rejected with 503"),
+    }
+    let _ws = connect(&sim, "/public/stream");
+    let snap = sim.snapshot();
+    assert_eq!(snap.upgrades_rejected, 2);
+    assert_eq!(snap.faults_injected, 2);
+    assert_eq!(snap.connections.len(), 1);
+    assert_eq!(snap.connections[0].id, ConnId(1));
+}
+
+#[test]
+fn refuse_closes_listener_then_rebinds() {
+    let sim = Sim::start(fast_cfg()).expect("start");
+    let mut live = connect(&sim, "/public/stream?streams=btcusdt@bookTicker");
+    let start = Instant::now();
+    sim.inject(Fault::Refuse {
+        duration: Duration::from_millis(300),
+    });
+    let err = TcpStream::connect(("127.0.0.1", sim.port())).expect_err("must be refused");
+    assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+    // Live connections are unaffected.
+    read_until(&mut live, "data during refuse", |v| {
+        v.get("stream").is_some()
+    });
+    let deadline = Instant::now() + T;
+    loop {
+        match TcpStream::connect(("127.0.0.1", sim.port())) {
+            Ok(_) => break,
+            Err(e) => {
+                assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused);
+                assert!(Instant::now() < deadline, "listener never came back");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+    assert!(start.elapsed() >= Duration::from_millis(280));
+    let mut ws = connect(&sim, "/public/stream?streams=ethusdt@bookTicker");
+    read_until(&mut ws, "data after refuse", |v| v.get("stream").is_some());
+}
+
+#[test]
+fn ground_truth_matches_client_on_clean_close() {
+    let sim = Sim::start(fast_cfg()).expect("start");
+    let mut ws = connect(&sim, "/public/stream");
+    send(
+        &mut ws,
+        r#"{"method":"SUBSCRIBE","params":["btcusdt@bookTicker","ethusdt@bookTicker","btcusdt@depth@100ms","ethusdt@depth"],"id":1}"#,
+    );
+    let mut got = Vec::new();
+    let deadline = Instant::now() + T;
+    while got.len() < 150 {
+        match next_msg(&mut ws, deadline) {
+            Some(Ok(Message::Text(t))) => {
+                let v: Value = serde_json::from_str(t.as_str()).expect("json");
+                got.extend(seq_of(&v));
+            }
+            Some(Ok(_)) => {}
+            other => panic!("read failed: {other:?}"),
+        }
+    }
+    ws.close(None).expect("close");
+    loop {
+        match next_msg(&mut ws, deadline) {
+            Some(Ok(Message::Text(t))) => {
+                let v: Value = serde_json::from_str(t.as_str()).expect("json");
+                got.extend(seq_of(&v));
+            }
+            Some(Ok(_)) => {}
+            Some(Err(WsError::ConnectionClosed)) => break,
+            other => panic!("close failed: {other:?}"),
+        }
+    }
+    assert!(sim.wait_until(T, |s| s.connections.iter().all(|c| !c.open)));
+    let truth: Vec<(String, u64)> = sim
+        .sent()
+        .into_iter()
+        .map(|r| {
+            assert_eq!(r.conn, ConnId(1));
+            (r.stream, r.seq)
+        })
+        .collect();
+    assert_eq!(truth, got);
+    assert!(got.iter().any(|(s, _)| s == "ethusdt@depth"));
+    assert_eq!(sim.snapshot().messages_sent, got.len() as u64);
+    assert_eq!(
+        sim.snapshot().connections[0].messages_sent,
+        got.len() as u64
+    );
+}
+
+#[test]
+fn tls_with_generated_ca() {
+    let sim = Sim::start(SimConfig {
+        tls: true,
+        ..fast_cfg()
+    })
+    .expect("start");
+    let pem = sim.ca_pem().expect("ca pem");
+    assert!(sim.base_url().starts_with("wss://localhost:"));
+    let dir = std::env::temp_dir().join(format!("wsfeed-sim-ca-{}.pem", std::process::id()));
+    sim.write_ca_file(&dir).expect("write ca");
+    let on_disk = std::fs::read_to_string(&dir).expect("read ca");
+    let _ = std::fs::remove_file(&dir);
+    assert_eq!(on_disk, pem);
+
+    let mut roots = RootCertStore::empty();
+    let ca = CertificateDer::from_pem_slice(pem.as_bytes()).expect("parse pem");
+    roots.add(ca).expect("add root");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = Arc::new(
+        ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    for name in ["localhost", "127.0.0.1"] {
+        let server_name = ServerName::try_from(name.to_string()).expect("server name");
+        let conn = ClientConnection::new(Arc::clone(&cfg), server_name).expect("client conn");
+        let stream: Box<dyn Rw> = Box::new(StreamOwned::new(conn, tcp(&sim)));
+        let url = format!(
+            "wss://{name}:{}/public/stream?streams=btcusdt@bookTicker",
+            sim.port()
+        );
+        let mut ws = handshake(tungstenite::client::client_with_config(url, stream, None))
+            .expect("wss upgrade");
+        let v = read_until(&mut ws, "tls data", |v| v.get("stream").is_some());
+        assert_eq!(
+            v["stream"], "btcusdt@bookTicker",
+            "solusdt is not configured here"
+        );
+    }
+}
+
+#[test]
+fn unknown_pre_subscription_is_400() {
+    let sim = Sim::start(fast_cfg()).expect("start");
+    match try_connect(&sim, "/public/stream?streams=solusdt@bookTicker") {
+        Err(r) => assert_eq!(r.status, 400),
+        Ok(_) => panic!("unknown stream must be rejected"),
+    }
+}
+
+#[test]
+fn server_ping_malformed_reset_and_stall() {
+    let sim = Sim::start(fast_cfg()).expect("start");
+    let mut a = connect(&sim, "/public/stream?streams=btcusdt@bookTicker");
+    let mut b = connect(&sim, "/public/stream?streams=ethusdt@bookTicker");
+    assert!(sim.wait_until(T, |s| s.connections.len() == 2));
+
+    // ServerPing: tungstenite answers the ping while we keep reading.
+    sim.inject_on(ConnId(1), Fault::ServerPing);
+    let deadline = Instant::now() + T;
+    while sim.snapshot().pongs_received == 0 {
+        match next_msg(&mut a, deadline) {
+            Some(Ok(_)) => {}
+            other => panic!("reading a: {other:?}"),
+        }
+    }
+    let snap = sim.snapshot();
+    assert_eq!((snap.pings_sent, snap.pongs_received), (1, 1));
+
+    // Malformed: one invalid text frame, not recorded.
+    sim.inject_on(ConnId(1), Fault::Malformed);
+    let deadline = Instant::now() + T;
+    loop {
+        match next_msg(&mut a, deadline) {
+            Some(Ok(Message::Text(t))) if serde_json::from_str::<Value>(t.as_str()).is_err() => {
+                break
+            }
+            Some(Ok(_)) => {}
+            other => panic!("expected malformed frame: {other:?}"),
+        }
+    }
+    assert!(sim.sent().iter().all(|r| r.seq != 12));
+
+    // Reset: the client sees an error, not a close frame.
+    sim.inject_on(ConnId(1), Fault::Reset);
+    let deadline = Instant::now() + T;
+    loop {
+        match next_msg(&mut a, deadline) {
+            Some(Ok(Message::Text(_))) => {}
+            Some(Err(WsError::Io(e))) => {
+                assert_eq!(e.kind(), io::ErrorKind::ConnectionReset);
+                break;
+            }
+            other => panic!("expected reset: {other:?}"),
+        }
+    }
+
+    // Stall: nothing is sent or recorded during the stall, then FIN.
+    sim.inject_on(
+        ConnId(2),
+        Fault::Stall {
+            duration: Duration::from_millis(300),
+        },
+    );
+    assert!(sim.wait_until(T, |s| s.conn(ConnId(2)).is_some_and(|c| c.stalled)));
+    let recorded = sim.sent_on(ConnId(2)).len();
+    // Drain whatever was in flight before the stall began.
+    let deadline = Instant::now() + T;
+    let mut after = 0;
+    let end = loop {
+        match next_msg(&mut b, deadline) {
+            Some(Ok(Message::Text(_))) => after += 1,
+            Some(Ok(_)) => {}
+            Some(Err(e)) => break e,
+            None => panic!("stalled connection never closed"),
+        }
+    };
+    assert!(
+        matches!(end, WsError::Protocol(_) | WsError::ConnectionClosed),
+        "expected EOF without close frame, got {end:?}"
+    );
+    assert_eq!(sim.sent_on(ConnId(2)).len(), recorded);
+    assert!(after <= recorded);
+    assert!(sim.wait_until(T, |s| s.open_connections().count() == 0
+        && s.faults_injected == 4));
+}
+
+#[test]
+fn pong_timeout_closes_with_1008_and_later_connections_are_unaffected() {
+    let sim = Sim::start(fast_cfg()).expect("start");
+    let mut silent = connect(&sim, "/public/stream?streams=btcusdt@bookTicker");
+    assert!(sim.wait_until(T, |s| s.connections.len() == 1));
+    sim.inject(Fault::ServerPing);
+    assert!(sim.wait_until(T, |s| s.pings_sent == 1));
+    let _late = connect(&sim, "/public/stream");
+    // The client does not read (so cannot pong) until the sim gave up on it
+    // (the pong timeout is shortened under cfg(test)).
+    assert!(sim.wait_until(T, |s| s.conn(ConnId(1)).is_some_and(|c| !c.open)));
+    let deadline = Instant::now() + T;
+    loop {
+        match next_msg(&mut silent, deadline) {
+            Some(Ok(Message::Close(Some(frame)))) => {
+                assert_eq!(frame.code, CloseCode::Policy);
+                break;
+            }
+            Some(Ok(_)) => {}
+            other => panic!("expected close 1008, got {other:?}"),
+        }
+    }
+    let snap = sim.snapshot();
+    assert_eq!(snap.pongs_received, 0);
+    assert_eq!(
+        snap.faults_injected, 1,
+        "the later connection is unaffected"
+    );
+    assert!(snap.conn(ConnId(2)).is_some_and(|c| c.open));
+}
+
+#[test]
+fn shutdown_is_prompt() {
+    let sim = Sim::start(fast_cfg()).expect("start");
+    let _a = connect(&sim, "/public/stream?streams=btcusdt@bookTicker");
+    let _b = connect(&sim, "/market/stream?streams=btcusdt@aggTrade");
+    // A half-open TCP connection stuck before the upgrade.
+    let _raw = tcp(&sim);
+    assert!(sim.wait_until(T, |s| s.connections.len() == 2));
+    let t0 = Instant::now();
+    sim.shutdown();
+    assert!(
+        t0.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        t0.elapsed()
+    );
+}
+
+#[test]
+fn thousands_of_messages_per_second_on_one_connection() {
+    let sim = Sim::start(SimConfig {
+        symbols: vec!["BTCUSDT".into(), "ETHUSDT".into(), "SOLUSDT".into()],
+        book_interval: Duration::from_micros(500),
+        ..fast_cfg()
+    })
+    .expect("start");
+    let mut ws = connect(
+        &sim,
+        "/public/stream?streams=btcusdt@bookTicker/ethusdt@bookTicker/solusdt@bookTicker",
+    );
+    let mut last_u = [0u64; 3];
+    let mut n = 0u64;
+    let t0 = Instant::now();
+    let deadline = t0 + Duration::from_millis(500);
+    while let Some(msg) = next_msg(&mut ws, deadline) {
+        let Ok(Message::Text(t)) = msg else {
+            panic!("read failed: {msg:?}");
+        };
+        let v: Value = serde_json::from_str(t.as_str()).expect("json");
+        let i = match v["data"]["s"].as_str() {
+            Some("BTCUSDT") => 0,
+            Some("ETHUSDT") => 1,
+            _ => 2,
+        };
+        let u = v["data"]["u"].as_u64().expect("u");
+        assert!(
+            last_u[i] == 0 || u == last_u[i] + 1,
+            "no gaps for a fast reader"
+        );
+        last_u[i] = u;
+        n += 1;
+        if Instant::now() >= deadline {
+            break;
+        }
+    }
+    let rate = n as f64 / t0.elapsed().as_secs_f64();
+    eprintln!("sim throughput: {n} msgs, {rate:.0} msg/s");
+    // Nominal 6000 msg/s; be lenient on a loaded 2-core machine.
+    assert!(rate > 1500.0, "only {rate:.0} msg/s");
+}

@@ -1,0 +1,304 @@
+//! What the feed threads hand to the strategy thread: ticks and feed-health events.
+//!
+//! Everything here is `Copy` and allocation-free, so a feed thread can build and send it on the
+//! hot path. Symbols are interned into [`SymbolId`]s at start-up; streams are indices into their
+//! feed's stream list (see [`crate::engine::Universe`] for the names).
+
+use std::fmt;
+
+/// Index of a feed (one connection's worth of streams) in the engine's feed list.
+pub type FeedId = u16;
+
+/// Interned symbol (the venue symbol, upper case, e.g. `BTCUSDT`). The same symbol on two venues
+/// gets the same id, so cross-venue strategies compare ids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SymbolId(pub u16);
+
+/// Levels carried by one depth chunk. A depth update with more levels is split into several
+/// chunks with the same update ids (`part` counts up, `last` marks the final one).
+pub const DEPTH_CHUNK_LEVELS: usize = 8;
+
+/// One price level: price and quantity (quantity 0 removes the level).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Level {
+    /// Price.
+    pub price: f64,
+    /// Quantity at that price; 0 means the level is gone.
+    pub qty: f64,
+}
+
+/// A slice of a depth-update event (Binance `depthUpdate`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DepthChunk {
+    /// First book update id in the event (`U`).
+    pub first_update_id: u64,
+    /// Last book update id in the event (`u`).
+    pub final_update_id: u64,
+    /// `u` of the previous event on this stream (`pu`, USD-M only; 0 where the venue omits it).
+    pub prev_final_update_id: u64,
+    /// Number of bid levels at the front of `levels`.
+    pub n_bids: u8,
+    /// Number of ask levels following the bids.
+    pub n_asks: u8,
+    /// Chunk number within the event, from 0.
+    pub part: u8,
+    /// True on the event's final chunk.
+    pub last: bool,
+    /// Bids (`levels[..n_bids]`) then asks (`levels[n_bids..n_bids + n_asks]`).
+    pub levels: [Level; DEPTH_CHUNK_LEVELS],
+}
+
+impl DepthChunk {
+    /// The bid levels of this chunk.
+    pub fn bids(&self) -> &[Level] {
+        &self.levels[..self.n_bids as usize]
+    }
+    /// The ask levels of this chunk.
+    pub fn asks(&self) -> &[Level] {
+        &self.levels[self.n_bids as usize..(self.n_bids + self.n_asks) as usize]
+    }
+}
+
+/// The market data of a tick.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum TickData {
+    /// Best bid and offer (Binance `bookTicker`).
+    Quote {
+        /// Best bid price.
+        bid: f64,
+        /// Quantity at the best bid.
+        bid_qty: f64,
+        /// Best ask price.
+        ask: f64,
+        /// Quantity at the best ask.
+        ask_qty: f64,
+    },
+    /// A trade (Binance `aggTrade`).
+    Trade {
+        /// Price.
+        price: f64,
+        /// Quantity.
+        qty: f64,
+        /// True when the buyer was the maker (the aggressor sold).
+        buyer_is_maker: bool,
+    },
+    /// Part of a depth update.
+    Depth(DepthChunk),
+    /// Mark price and funding (Binance `markPriceUpdate`).
+    Mark {
+        /// Mark price.
+        mark: f64,
+        /// Index price.
+        index: f64,
+        /// Current funding rate (fraction, e.g. 0.0001 = 1 bp).
+        funding_rate: f64,
+        /// Next funding time, Unix ms.
+        next_funding_ms: u64,
+    },
+}
+
+/// One parsed market-data update.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Tick {
+    /// Feed that received it.
+    pub feed: FeedId,
+    /// Index of the stream within that feed.
+    pub stream: u16,
+    /// Interned symbol.
+    pub symbol: SymbolId,
+    /// The venue's sequence number for this stream: bookTicker `u`, aggTrade `a`, depth `u`,
+    /// markPrice event time.
+    pub seq: u64,
+    /// Venue event time, Unix ms.
+    pub event_time_ms: u64,
+    /// Monotonic receive time ([`crate::clock::now_ns`]) taken when the frame was read.
+    pub recv_ns: u64,
+    /// The update itself.
+    pub data: TickData,
+}
+
+/// Why a connection ended or could not be made. Travels into logs, gap records, metrics and
+/// health events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DisconnectReason {
+    /// Host name did not resolve.
+    Resolve,
+    /// TCP connect did not finish within `connect_timeout_ms`.
+    ConnectTimeout,
+    /// TCP connect refused (nothing listening).
+    ConnectRefused,
+    /// TLS and WebSocket handshakes did not finish within `handshake_timeout_ms`.
+    HandshakeTimeout,
+    /// The server's certificate was rejected. Permanent.
+    BadCertificate,
+    /// Any other TLS failure.
+    Tls,
+    /// The upgrade was answered with this HTTP status instead of 101.
+    Http {
+        /// HTTP status code.
+        status: u16,
+        /// `Retry-After` in seconds, when the server sent one.
+        retry_after_s: Option<u32>,
+    },
+    /// The server sent a WebSocket Close frame with this code.
+    CloseFrame {
+        /// Close code (1000 normal, 1001 going away, 1008 policy, 1013 try again later, …).
+        code: u16,
+    },
+    /// The TCP connection ended without a Close frame.
+    Eof,
+    /// Connection reset by peer.
+    Reset,
+    /// Another socket error.
+    Io(std::io::ErrorKind),
+    /// No frame for `stale_after_ms`, then no answer to our ping within `pong_timeout_ms`.
+    PongTimeout,
+    /// Subscriptions were not acknowledged within `ack_timeout_ms`.
+    AckTimeout,
+    /// A frame or message exceeded the configured size limit.
+    TooLarge,
+    /// The server broke the WebSocket protocol.
+    Protocol,
+    /// The venue rejected every stream of the feed. Permanent.
+    AllStreamsRejected,
+    /// The engine is shutting down.
+    Shutdown,
+}
+
+impl DisconnectReason {
+    /// Retrying cannot help: the feed stops with a clear error instead of retrying forever.
+    pub fn is_permanent(self) -> bool {
+        match self {
+            Self::BadCertificate | Self::AllStreamsRejected => true,
+            // 401/403: credentials or region refused; 404: the path does not exist.
+            Self::Http { status, .. } => matches!(status, 400 | 401 | 403 | 404),
+            _ => false,
+        }
+    }
+
+    /// A short stable label for counters and reports.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Resolve => "resolve",
+            Self::ConnectTimeout => "connect_timeout",
+            Self::ConnectRefused => "refused",
+            Self::HandshakeTimeout => "handshake_timeout",
+            Self::BadCertificate => "bad_certificate",
+            Self::Tls => "tls",
+            Self::Http { .. } => "http",
+            Self::CloseFrame { .. } => "close",
+            Self::Eof => "eof",
+            Self::Reset => "reset",
+            Self::Io(_) => "io",
+            Self::PongTimeout => "pong_timeout",
+            Self::AckTimeout => "ack_timeout",
+            Self::TooLarge => "too_large",
+            Self::Protocol => "protocol",
+            Self::AllStreamsRejected => "all_streams_rejected",
+            Self::Shutdown => "shutdown",
+        }
+    }
+}
+
+impl fmt::Display for DisconnectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::Resolve => f.write_str("host name did not resolve"),
+            Self::ConnectTimeout => f.write_str("TCP connect timed out"),
+            Self::ConnectRefused => f.write_str("connection refused"),
+            Self::HandshakeTimeout => f.write_str("TLS/WebSocket handshake timed out"),
+            Self::BadCertificate => f.write_str("server certificate rejected"),
+            Self::Tls => f.write_str("TLS error"),
+            Self::Http {
+                status,
+                retry_after_s: Some(s),
+            } => write!(f, "HTTP {status} on upgrade (Retry-After {s} s)"),
+            Self::Http { status, .. } => write!(f, "HTTP {status} on upgrade"),
+            Self::CloseFrame { code } => write!(f, "server closed with code {code}"),
+            Self::Eof => f.write_str("connection closed without a close frame"),
+            Self::Reset => f.write_str("connection reset by peer"),
+            Self::Io(kind) => write!(f, "socket error: {kind}"),
+            Self::PongTimeout => f.write_str("silent connection: no pong to our ping"),
+            Self::AckTimeout => f.write_str("subscription not acknowledged in time"),
+            Self::TooLarge => f.write_str("message over the size limit"),
+            Self::Protocol => f.write_str("WebSocket protocol violation"),
+            Self::AllStreamsRejected => f.write_str("the venue rejected every stream"),
+            Self::Shutdown => f.write_str("shutdown"),
+        }
+    }
+}
+
+/// Feed-health events, delivered in order with the ticks of the same feed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Health {
+    /// Connection `conn` (1 for the first) is up and its subscriptions are acknowledged.
+    Connected {
+        /// The feed's connection number.
+        conn: u32,
+    },
+    /// Connection `conn` was lost; data from this feed is stale until `Recovered`.
+    Disconnected {
+        /// The feed's connection number.
+        conn: u32,
+        /// Why.
+        reason: DisconnectReason,
+    },
+    /// First data after an outage arrived.
+    Recovered {
+        /// Last data before the loss → first data after, ms.
+        gap_ms: u64,
+        /// Detection of the loss → first data on the new connection, ms.
+        reconnect_ms: u64,
+        /// Connection attempts it took.
+        attempts: u32,
+    },
+    /// A subscribed stream has been silent past its expected cadence while its connection lives.
+    Stale {
+        /// Stream index within the feed.
+        stream: u16,
+        /// How long it has been silent, ms.
+        silent_ms: u64,
+    },
+    /// A stale stream delivered again.
+    StreamResumed {
+        /// Stream index within the feed.
+        stream: u16,
+        /// How long it had been silent, ms.
+        silent_ms: u64,
+    },
+    /// The venue rejected a stream; it is not resubscribed.
+    SubscriptionRejected {
+        /// Stream index within the feed.
+        stream: u16,
+        /// The venue's error code.
+        code: i64,
+    },
+    /// Too many consecutive failures: waiting `cooldown_ms` before the next try.
+    CircuitOpen {
+        /// Consecutive failures so far.
+        failures: u32,
+        /// Cooldown before the next attempt, ms.
+        cooldown_ms: u64,
+    },
+    /// The feed stopped for good.
+    Failed {
+        /// Why.
+        reason: DisconnectReason,
+    },
+}
+
+/// What travels over a feed's channel to the strategy thread.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum FeedMsg {
+    /// Market data.
+    Tick(Tick),
+    /// A health event of `feed`, stamped with [`crate::clock::now_ns`].
+    Health {
+        /// The feed it concerns.
+        feed: FeedId,
+        /// Monotonic time it happened.
+        at_ns: u64,
+        /// The event.
+        event: Health,
+    },
+}

@@ -1,0 +1,585 @@
+//! Binance spot and USD-M futures: combined streams.
+//!
+//! Connections go to `<base><route path>/stream` and subscribe with
+//! `{"method":"SUBSCRIBE","params":[…],"id":N}`; the venue answers `{"result":null,"id":N}` or an
+//! error object. Data arrives wrapped: `{"stream":"<streamName>","data":<rawPayload>}`.
+
+use super::{Frame, ParseError, Route, StreamDef, StreamKind, Venue};
+use crate::json::{Array, Object, Value};
+use crate::tick::{DepthChunk, Level, TickData, DEPTH_CHUNK_LEVELS};
+
+/// Validates `<symbol>@<kind>[@<speed>]` and finds its route.
+pub fn parse_stream(venue: Venue, name: &str) -> Result<StreamDef, String> {
+    let mut parts = name.split('@');
+    let symbol = parts.next().unwrap_or_default();
+    let kind_name = parts.next().ok_or_else(|| {
+        format!("stream '{name}' has no '@<kind>' (expected e.g. 'btcusdt@bookTicker')")
+    })?;
+    let speed = parts.next();
+    if parts.next().is_some() {
+        return Err(format!("stream '{name}' has too many '@' parts"));
+    }
+    if symbol.is_empty() || !symbol.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(format!(
+            "stream '{name}': '{symbol}' is not a symbol (letters and digits, e.g. 'btcusdt')"
+        ));
+    }
+    if symbol.bytes().any(|b| b.is_ascii_uppercase()) {
+        // "All symbols for streams are lowercase."
+        return Err(format!(
+            "stream '{name}': Binance stream symbols are lower case; write '{}@{kind_name}{}'",
+            symbol.to_ascii_lowercase(),
+            speed.map(|s| format!("@{s}")).unwrap_or_default()
+        ));
+    }
+    let kind = match (kind_name, speed) {
+        ("bookTicker", None) => StreamKind::BookTicker,
+        ("aggTrade", None) => StreamKind::AggTrade,
+        ("depth", None) => StreamKind::Depth {
+            interval_ms: match venue {
+                Venue::BinanceSpot => 1000,
+                Venue::BinanceUsdm => 250,
+            },
+        },
+        ("depth", Some(speed)) => StreamKind::Depth {
+            interval_ms: parse_speed(name, speed, &["100ms", "250ms", "500ms", "1000ms"])?,
+        },
+        ("markPrice", _) if venue == Venue::BinanceSpot => {
+            return Err(format!(
+                "stream '{name}': markPrice exists on binance-usdm, not on spot"
+            ))
+        }
+        ("markPrice", None) => StreamKind::MarkPrice { interval_ms: 3000 },
+        ("markPrice", Some(speed)) => StreamKind::MarkPrice {
+            interval_ms: parse_speed(name, speed, &["1s"])?,
+        },
+        (other, _) => {
+            return Err(format!(
+                "stream '{name}': unsupported stream kind '{other}' \
+                 (supported: bookTicker, aggTrade, depth, depth@100ms, markPrice, markPrice@1s)"
+            ))
+        }
+    };
+    let route = match venue {
+        Venue::BinanceSpot => Route::Root,
+        // Base URL Split: "Public (high-frequency public market data)" carries bookTicker and
+        // depth; "Market (regular market data)" carries aggTrade, markPrice, klines, tickers.
+        // "Connections that do not include a routed path … will only receive data from the
+        // Public endpoint."
+        Venue::BinanceUsdm => match kind {
+            StreamKind::BookTicker | StreamKind::Depth { .. } => Route::Public,
+            StreamKind::AggTrade | StreamKind::MarkPrice { .. } => Route::Market,
+        },
+    };
+    Ok(StreamDef {
+        name: name.to_string(),
+        kind,
+        symbol: symbol.to_ascii_uppercase(),
+        route,
+    })
+}
+
+fn parse_speed(name: &str, speed: &str, allowed: &[&str]) -> Result<u32, String> {
+    if !allowed.contains(&speed) {
+        return Err(format!(
+            "stream '{name}': update speed '{speed}' is not one of {}",
+            allowed.join(", ")
+        ));
+    }
+    let ms = if let Some(s) = speed.strip_suffix("ms") {
+        s.parse().ok()
+    } else {
+        speed
+            .strip_suffix('s')
+            .and_then(|s| s.parse::<u32>().ok())
+            .map(|s| s * 1000)
+    };
+    ms.ok_or_else(|| format!("stream '{name}': bad update speed '{speed}'"))
+}
+
+/// `{"method":"SUBSCRIBE","params":["a","b"],"id":N}`
+pub fn subscribe_request<'a>(id: u64, streams: impl Iterator<Item = &'a str>) -> String {
+    let mut out = String::from(r#"{"method":"SUBSCRIBE","params":["#);
+    for (i, s) in streams.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    }
+    out.push_str(r#"],"id":"#);
+    out.push_str(&id.to_string());
+    out.push('}');
+    out
+}
+
+/// Splits a frame into data, an ack, an error, or something unknown.
+pub fn classify(text: &str) -> Result<Frame<'_>, ParseError> {
+    let mut obj = Object::new(text)?;
+    let mut stream = None;
+    let mut data = None;
+    let mut id = None;
+    let mut has_result = false;
+    let mut error: Option<Value<'_>> = None;
+    let mut code = None;
+    let mut msg = None;
+    while let Some((key, value)) = obj.next_field()? {
+        match key {
+            "stream" => stream = value.as_str(),
+            "data" => {
+                if let Value::Object(d) = value {
+                    data = Some(d);
+                }
+                // Data comes after the stream name on Binance: stop scanning early.
+                if stream.is_some() {
+                    break;
+                }
+            }
+            "id" => id = value.as_u64(),
+            "result" => has_result = true,
+            "error" => error = Some(value),
+            "code" => code = value.as_i64(),
+            "msg" => msg = value.as_str(),
+            _ => {}
+        }
+    }
+    if let (Some(stream), Some(data)) = (stream, data) {
+        return Ok(Frame::Data { stream, data });
+    }
+    // Errors come as {"error":{"code":2,"msg":"…"},"id":1} or, in older servers, flat
+    // {"code":2,"msg":"…","id":1}.
+    if let Some(Value::Object(e)) = error {
+        let mut inner = Object::new(e)?;
+        while let Some((key, value)) = inner.next_field()? {
+            match key {
+                "code" => code = value.as_i64(),
+                "msg" => msg = value.as_str(),
+                _ => {}
+            }
+        }
+    }
+    if error.is_some() || (code.is_some() && msg.is_some()) {
+        return Ok(Frame::Error {
+            id,
+            code: code.unwrap_or(-1),
+            msg: msg.unwrap_or(""),
+        });
+    }
+    match (has_result, id) {
+        (true, Some(id)) => Ok(Frame::Ack { id }),
+        _ => Ok(Frame::Unknown),
+    }
+}
+
+/// Parses one payload of a stream of `kind`.
+pub fn parse_data(
+    kind: StreamKind,
+    data: &str,
+    emit: &mut impl FnMut(u64, u64, TickData),
+) -> Result<(), ParseError> {
+    match kind {
+        StreamKind::BookTicker => book_ticker(data, emit),
+        StreamKind::AggTrade => agg_trade(data, emit),
+        StreamKind::Depth { .. } => depth(data, emit),
+        StreamKind::MarkPrice { .. } => mark_price(data, emit),
+    }
+}
+
+fn req<T>(v: Option<T>, field: &'static str) -> Result<T, ParseError> {
+    v.ok_or(ParseError::Field(field))
+}
+
+/// USD-M: `{"e":"bookTicker","u":…,"E":…,"T":…,"s":…,"b":…,"B":…,"a":…,"A":…}`;
+/// spot sends the same without `e`, `E` and `T`.
+fn book_ticker(data: &str, emit: &mut impl FnMut(u64, u64, TickData)) -> Result<(), ParseError> {
+    let mut obj = Object::new(data)?;
+    let (mut u, mut e_time, mut b, mut bq, mut a, mut aq) = (None, 0, None, None, None, None);
+    while let Some((key, v)) = obj.next_field()? {
+        match key {
+            "u" => u = v.as_u64(),
+            "E" => e_time = v.as_u64().unwrap_or(0),
+            "b" => b = v.as_f64(),
+            "B" => bq = v.as_f64(),
+            "a" => a = v.as_f64(),
+            "A" => aq = v.as_f64(),
+            _ => {}
+        }
+    }
+    let tick = TickData::Quote {
+        bid: req(b, "b")?,
+        bid_qty: req(bq, "B")?,
+        ask: req(a, "a")?,
+        ask_qty: req(aq, "A")?,
+    };
+    emit(req(u, "u")?, e_time, tick);
+    Ok(())
+}
+
+/// `{"e":"aggTrade","E":…,"s":…,"a":…,"p":…,"q":…,"f":…,"l":…,"T":…,"m":…}`
+fn agg_trade(data: &str, emit: &mut impl FnMut(u64, u64, TickData)) -> Result<(), ParseError> {
+    let mut obj = Object::new(data)?;
+    let (mut id, mut e_time, mut p, mut q, mut m) = (None, 0, None, None, None);
+    while let Some((key, v)) = obj.next_field()? {
+        match key {
+            "a" => id = v.as_u64(),
+            "E" => e_time = v.as_u64().unwrap_or(0),
+            "p" => p = v.as_f64(),
+            "q" => q = v.as_f64(),
+            "m" => m = v.as_bool(),
+            _ => {}
+        }
+    }
+    let tick = TickData::Trade {
+        price: req(p, "p")?,
+        qty: req(q, "q")?,
+        buyer_is_maker: req(m, "m")?,
+    };
+    emit(req(id, "a")?, e_time, tick);
+    Ok(())
+}
+
+/// `{"e":"markPriceUpdate","E":…,"s":…,"p":…,"i":…,"P":…,"r":…,"T":…}`. The sequence is the
+/// event time: the venue numbers nothing else here.
+fn mark_price(data: &str, emit: &mut impl FnMut(u64, u64, TickData)) -> Result<(), ParseError> {
+    let mut obj = Object::new(data)?;
+    let (mut e_time, mut p, mut i, mut r, mut t) = (None, None, None, None, None);
+    while let Some((key, v)) = obj.next_field()? {
+        match key {
+            "E" => e_time = v.as_u64(),
+            "p" => p = v.as_f64(),
+            "i" => i = v.as_f64(),
+            "r" => r = v.as_f64(),
+            "T" => t = v.as_u64(),
+            _ => {}
+        }
+    }
+    let e_time = req(e_time, "E")?;
+    let tick = TickData::Mark {
+        mark: req(p, "p")?,
+        index: i.unwrap_or(f64::NAN),
+        // The funding rate is "" on contracts without funding; NaN says "none".
+        funding_rate: r.unwrap_or(f64::NAN),
+        next_funding_ms: t.unwrap_or(0),
+    };
+    emit(e_time, e_time, tick);
+    Ok(())
+}
+
+/// `{"e":"depthUpdate","E":…,"T":…,"s":…,"U":…,"u":…,"pu":…,"b":[[p,q],…],"a":[[p,q],…]}`.
+/// Levels are cut into chunks of [`DEPTH_CHUNK_LEVELS`]; all chunks carry the same ids.
+fn depth(data: &str, emit: &mut impl FnMut(u64, u64, TickData)) -> Result<(), ParseError> {
+    let mut obj = Object::new(data)?;
+    let (mut first, mut last, mut prev, mut e_time) = (None, None, 0, 0);
+    let (mut bids, mut asks) = (None, None);
+    while let Some((key, v)) = obj.next_field()? {
+        match key {
+            "U" => first = v.as_u64(),
+            "u" => last = v.as_u64(),
+            "pu" => prev = v.as_u64().unwrap_or(0),
+            "E" => e_time = v.as_u64().unwrap_or(0),
+            "b" => bids = Some(v),
+            "a" => asks = Some(v),
+            _ => {}
+        }
+    }
+    let first = req(first, "U")?;
+    let last = req(last, "u")?;
+    let mut chunk = DepthChunk {
+        first_update_id: first,
+        final_update_id: last,
+        prev_final_update_id: prev,
+        n_bids: 0,
+        n_asks: 0,
+        part: 0,
+        last: false,
+        levels: [Level::default(); DEPTH_CHUNK_LEVELS],
+    };
+    for (side, value, field) in [(0, bids, "b"), (1, asks, "a")] {
+        let Some(Value::Array(levels)) = value else {
+            return Err(ParseError::Field(field));
+        };
+        let mut levels = Array::new(levels)?;
+        while let Some(level) = levels.next_value()? {
+            let Value::Array(pair) = level else {
+                return Err(ParseError::Field(field));
+            };
+            let mut pair = Array::new(pair)?;
+            let price = pair.next_value()?.and_then(Value::as_f64);
+            let qty = pair.next_value()?.and_then(Value::as_f64);
+            let (Some(price), Some(qty)) = (price, qty) else {
+                return Err(ParseError::Field(field));
+            };
+            let used = (chunk.n_bids + chunk.n_asks) as usize;
+            if used == DEPTH_CHUNK_LEVELS {
+                emit(last, e_time, TickData::Depth(chunk));
+                chunk.part += 1;
+                chunk.n_bids = 0;
+                chunk.n_asks = 0;
+            }
+            let used = (chunk.n_bids + chunk.n_asks) as usize;
+            chunk.levels[used] = Level { price, qty };
+            if side == 0 {
+                chunk.n_bids += 1;
+            } else {
+                chunk.n_asks += 1;
+            }
+        }
+    }
+    chunk.last = true;
+    emit(last, e_time, TickData::Depth(chunk));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(kind: StreamKind, data: &str) -> Vec<(u64, u64, TickData)> {
+        let mut out = vec![];
+        parse_data(kind, data, &mut |s, e, t| out.push((s, e, t))).unwrap();
+        out
+    }
+
+    // Payloads below are the examples of Binance's API documentation ("Individual Symbol Book
+    // Ticker Streams", "Aggregate Trade Streams", "Diff. Book Depth Streams", "Mark Price
+    // Stream"), with the doc's comments removed.
+
+    #[test]
+    fn usdm_book_ticker_from_the_docs() {
+        let data = r#"{"e":"bookTicker","u":400900217,"E": 1568014460893,"T": 1568014460891,"s":"BNBUSDT","b":"25.35190000","B":"31.21000000","a":"25.36520000","A":"40.66000000"}"#;
+        assert_eq!(
+            parse(StreamKind::BookTicker, data),
+            vec![(
+                400900217,
+                1568014460893,
+                TickData::Quote {
+                    bid: 25.3519,
+                    bid_qty: 31.21,
+                    ask: 25.3652,
+                    ask_qty: 40.66
+                }
+            )]
+        );
+    }
+
+    #[test]
+    fn spot_book_ticker_from_the_docs() {
+        let data = r#"{"u":400900217,"s":"BNBUSDT","b":"25.35190000","B":"31.21000000","a":"25.36520000","A":"40.66000000"}"#;
+        let ticks = parse(StreamKind::BookTicker, data);
+        assert_eq!(ticks.len(), 1);
+        assert_eq!((ticks[0].0, ticks[0].1), (400900217, 0));
+    }
+
+    #[test]
+    fn agg_trade_from_the_docs() {
+        let usdm = r#"{"e": "aggTrade","E": 123456789,"s": "BTCUSDT","a": 5933014,"p": "0.001","q": "100","f": 100,"l": 105,"T": 123456785,"m": true}"#;
+        assert_eq!(
+            parse(StreamKind::AggTrade, usdm),
+            vec![(
+                5933014,
+                123456789,
+                TickData::Trade {
+                    price: 0.001,
+                    qty: 100.0,
+                    buyer_is_maker: true
+                }
+            )]
+        );
+        let spot = r#"{"e": "aggTrade","E": 1672515782136,"s": "BNBBTC","a": 12345,"p": "0.001","q": "100","f": 100,"l": 105,"T": 1672515782136,"m": true,"M": true}"#;
+        assert_eq!(parse(StreamKind::AggTrade, spot)[0].0, 12345);
+    }
+
+    #[test]
+    fn mark_price_from_the_docs() {
+        let data = r#"{"e": "markPriceUpdate","E": 1562305380000,"s": "BTCUSDT","p": "11794.15000000","i": "11784.62659091","P": "11784.25641265","r": "0.00038167","T": 1562306400000}"#;
+        assert_eq!(
+            parse(StreamKind::MarkPrice { interval_ms: 3000 }, data),
+            vec![(
+                1562305380000,
+                1562305380000,
+                TickData::Mark {
+                    mark: 11794.15,
+                    index: 11784.62659091,
+                    funding_rate: 0.00038167,
+                    next_funding_ms: 1562306400000
+                }
+            )]
+        );
+    }
+
+    #[test]
+    fn usdm_depth_from_the_docs() {
+        let data = r#"{"e": "depthUpdate","E": 123456789,"T": 123456788,"s": "BTCUSDT","U": 157,"u": 160,"pu": 149,"b": [["0.0024","10"]],"a": [["0.0026","100"]]}"#;
+        let ticks = parse(StreamKind::Depth { interval_ms: 100 }, data);
+        assert_eq!(ticks.len(), 1);
+        let TickData::Depth(d) = ticks[0].2 else {
+            panic!("not depth")
+        };
+        assert_eq!(
+            (d.first_update_id, d.final_update_id, d.prev_final_update_id),
+            (157, 160, 149)
+        );
+        assert_eq!(
+            d.bids(),
+            &[Level {
+                price: 0.0024,
+                qty: 10.0
+            }]
+        );
+        assert_eq!(
+            d.asks(),
+            &[Level {
+                price: 0.0026,
+                qty: 100.0
+            }]
+        );
+        assert!(d.last);
+    }
+
+    #[test]
+    fn long_depth_updates_are_chunked() {
+        let levels: Vec<String> = (1..=11).map(|i| format!(r#"["{i}.5","{i}"]"#)).collect();
+        let data = format!(
+            r#"{{"e":"depthUpdate","E":1,"s":"BNBBTC","U":157,"u":160,"b":[{}],"a":[{}]}}"#,
+            levels.join(","),
+            levels[..3].join(",")
+        );
+        let ticks = parse(StreamKind::Depth { interval_ms: 1000 }, &data);
+        let chunks: Vec<DepthChunk> = ticks
+            .iter()
+            .map(|t| match t.2 {
+                TickData::Depth(d) => d,
+                _ => panic!("not depth"),
+            })
+            .collect();
+        assert_eq!(chunks.len(), 2);
+        assert_eq!(
+            (chunks[0].n_bids, chunks[0].n_asks, chunks[0].last),
+            (8, 0, false)
+        );
+        assert_eq!(
+            (chunks[1].n_bids, chunks[1].n_asks, chunks[1].last),
+            (3, 3, true)
+        );
+        assert_eq!(chunks[1].part, 1);
+        assert_eq!(
+            chunks[1].bids()[2],
+            Level {
+                price: 11.5,
+                qty: 11.0
+            }
+        );
+        assert_eq!(
+            chunks[1].asks()[0],
+            Level {
+                price: 1.5,
+                qty: 1.0
+            }
+        );
+    }
+
+    #[test]
+    fn classifies_control_messages() {
+        assert_eq!(
+            classify(r#"{"result":null,"id":1}"#).unwrap(),
+            Frame::Ack { id: 1 }
+        );
+        assert_eq!(
+            classify(r#"{"error":{"code":2,"msg":"Invalid request: unknown stream 'x'"},"id":7}"#)
+                .unwrap(),
+            Frame::Error {
+                id: Some(7),
+                code: 2,
+                msg: "Invalid request: unknown stream 'x'"
+            }
+        );
+        assert_eq!(
+            classify(r#"{"code": 3, "msg": "Invalid JSON: expected value at line 1 column 1"}"#)
+                .unwrap(),
+            Frame::Error {
+                id: None,
+                code: 3,
+                msg: "Invalid JSON: expected value at line 1 column 1"
+            }
+        );
+        assert_eq!(
+            classify(r#"{"stream":"btcusdt@bookTicker","data":{"u":1}}"#).unwrap(),
+            Frame::Data {
+                stream: "btcusdt@bookTicker",
+                data: r#"{"u":1}"#
+            }
+        );
+        assert_eq!(classify(r#"{"hello":"world"}"#).unwrap(), Frame::Unknown);
+        assert!(classify(r#"{"stream":"btcusdt@bookTicker","data":{"u":12"#).is_err());
+    }
+
+    #[test]
+    fn missing_fields_are_named() {
+        let err = parse_data(
+            StreamKind::BookTicker,
+            r#"{"u":1,"b":"1","B":"1","a":"2"}"#,
+            &mut |_, _, _| {},
+        )
+        .unwrap_err();
+        assert_eq!(err, ParseError::Field("A"));
+    }
+
+    #[test]
+    fn stream_names_are_validated_and_routed() {
+        let s = parse_stream(Venue::BinanceUsdm, "btcusdt@markPrice@1s").unwrap();
+        assert_eq!(
+            (s.kind, s.route, s.symbol.as_str()),
+            (
+                StreamKind::MarkPrice { interval_ms: 1000 },
+                Route::Market,
+                "BTCUSDT"
+            )
+        );
+        assert_eq!(
+            parse_stream(Venue::BinanceUsdm, "btcusdt@bookTicker")
+                .unwrap()
+                .route,
+            Route::Public
+        );
+        assert_eq!(
+            parse_stream(Venue::BinanceUsdm, "btcusdt@depth@100ms")
+                .unwrap()
+                .route,
+            Route::Public
+        );
+        assert_eq!(
+            parse_stream(Venue::BinanceUsdm, "btcusdt@aggTrade")
+                .unwrap()
+                .route,
+            Route::Market
+        );
+        assert_eq!(
+            parse_stream(Venue::BinanceSpot, "btcusdt@aggTrade")
+                .unwrap()
+                .route,
+            Route::Root
+        );
+        for bad in [
+            "btcusdt",
+            "BTCUSDT@bookTicker",
+            "btcusdt@kline_1m",
+            "btcusdt@depth@10ms",
+            "@bookTicker",
+            "btc-usdt@aggTrade",
+        ] {
+            assert!(parse_stream(Venue::BinanceUsdm, bad).is_err(), "{bad}");
+        }
+        assert!(parse_stream(Venue::BinanceSpot, "btcusdt@markPrice").is_err());
+        let err = parse_stream(Venue::BinanceUsdm, "BTCUSDT@bookTicker").unwrap_err();
+        assert!(err.contains("btcusdt@bookTicker"), "{err}");
+    }
+
+    #[test]
+    fn subscribe_request_shape() {
+        assert_eq!(
+            subscribe_request(3, ["btcusdt@aggTrade", "btcusdt@depth"].into_iter()),
+            r#"{"method":"SUBSCRIBE","params":["btcusdt@aggTrade","btcusdt@depth"],"id":3}"#
+        );
+    }
+}
