@@ -890,7 +890,9 @@ impl Feed {
             conn: live.conn_no,
             reason,
         });
-        if self.outage.is_none() && self.last_data.is_some() {
+        // Every subscribed stream is without a connection from now until data flows again,
+        // whether or not this connection had delivered anything yet.
+        if self.outage.is_none() {
             self.outage = Some(Outage {
                 detected: now,
                 last_data: self.last_data,

@@ -620,3 +620,37 @@ fn thousands_of_messages_per_second_on_one_connection() {
     // Nominal 6000 msg/s; be lenient on a loaded 2-core machine.
     assert!(rate > 1500.0, "only {rate:.0} msg/s");
 }
+
+#[test]
+fn misbehaving_clients_do_not_hurt_the_sim() {
+    let sim = Sim::start(fast_cfg()).expect("start");
+    // Garbage instead of an HTTP upgrade.
+    let mut raw = tcp(&sim);
+    raw.write_all(b"\x16\x03\x01garbage\r\n\r\n")
+        .expect("write");
+    let mut buf = [0u8; 64];
+    let _ = raw.read(&mut buf);
+    // Odd but well-formed frames.
+    let mut ws = connect(&sim, "/public/stream");
+    ws.send(Message::binary(vec![0u8, 1, 2])).expect("binary");
+    for bad in [
+        "[1,2,3]",
+        "null",
+        r#"{"method":"SUBSCRIBE","params":[1],"id":2}"#,
+        r#"{"method":"SUBSCRIBE","params":"btcusdt@bookTicker","id":3}"#,
+        r#"{"method":"UNSUBSCRIBE","params":["nope"],"id":4}"#,
+        r#"{"method":"FLY","id":{"deep":[1]}}"#,
+    ] {
+        send(&mut ws, bad);
+        let v = read_until(&mut ws, bad, |v| v.get("id").is_some());
+        assert!(
+            v.get("error").is_some() || v["result"].is_null(),
+            "{bad}: {v}"
+        );
+    }
+    // An oversized message gets the connection dropped, nothing else.
+    let _ = ws.send(Message::text("x".repeat(2 << 20)));
+    let mut ok = connect(&sim, "/public/stream?streams=btcusdt@bookTicker");
+    read_until(&mut ok, "data", |v| v.get("stream").is_some());
+    assert!(sim.wait_until(T, |s| s.conn(ConnId(1)).is_some_and(|c| !c.open)));
+}

@@ -1,0 +1,289 @@
+//! Shared helpers for integration tests: an engine on the embedded simulator, a recording
+//! strategy whose events can be awaited with a deadline, and a ground-truth delivery check.
+#![allow(dead_code)] // Each test file uses a different subset.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use wsfeed::config::{FeedConfig, FileConfig, ReconnectConfig};
+use wsfeed::engine::Engine;
+use wsfeed::sim::{SentRecord, Sim, SimConfig};
+use wsfeed::strategy::{Strategy, Universe};
+use wsfeed::tick::{FeedId, Health, Tick};
+
+/// Upper bound for any single wait in a test: generous, because CI machines are shared.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// What the strategy saw, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Seen {
+    Tick {
+        feed: FeedId,
+        stream: String,
+        seq: u64,
+    },
+    Health {
+        feed: FeedId,
+        event: Health,
+    },
+}
+
+#[derive(Default)]
+struct Shared {
+    seen: Mutex<Vec<Seen>>,
+    changed: Condvar,
+}
+
+/// A strategy that records everything; tests wait on what it saw.
+pub struct Recorder {
+    shared: Arc<Shared>,
+    universe: Universe,
+    /// Blocks `on_tick` while true (a stalled strategy).
+    pub stall: Arc<(Mutex<bool>, Condvar)>,
+}
+
+/// The test's handle on the recorder.
+#[derive(Clone)]
+pub struct Probe {
+    shared: Arc<Shared>,
+    /// Set to stall the strategy; clear (and notify) to release it.
+    pub stall: Arc<(Mutex<bool>, Condvar)>,
+}
+
+pub fn recorder() -> (Recorder, Probe) {
+    let shared = Arc::new(Shared::default());
+    let stall = Arc::new((Mutex::new(false), Condvar::new()));
+    (
+        Recorder {
+            shared: shared.clone(),
+            universe: Universe::default(),
+            stall: stall.clone(),
+        },
+        Probe { shared, stall },
+    )
+}
+
+impl Strategy for Recorder {
+    fn on_start(&mut self, universe: &Universe) {
+        self.universe = universe.clone();
+    }
+    fn on_tick(&mut self, tick: &Tick) {
+        {
+            let (lock, cv) = &*self.stall;
+            let mut stalled = lock.lock().unwrap();
+            while *stalled {
+                stalled = cv.wait(stalled).unwrap();
+            }
+        }
+        let stream = self.universe.feeds[tick.feed as usize].streams[tick.stream as usize]
+            .name
+            .clone();
+        self.push(Seen::Tick {
+            feed: tick.feed,
+            stream,
+            seq: tick.seq,
+        });
+    }
+    fn on_health(&mut self, feed: FeedId, _at_ns: u64, event: &Health) {
+        self.push(Seen::Health {
+            feed,
+            event: *event,
+        });
+    }
+}
+
+impl Recorder {
+    fn push(&self, s: Seen) {
+        self.shared.seen.lock().unwrap().push(s);
+        self.shared.changed.notify_all();
+    }
+}
+
+impl Probe {
+    /// Waits until `pred` holds over everything seen so far; panics with `what` on timeout.
+    pub fn wait(&self, what: &str, pred: impl Fn(&[Seen]) -> bool) {
+        let deadline = Instant::now() + WAIT;
+        let mut seen = self.shared.seen.lock().unwrap();
+        while !pred(&seen) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "timed out waiting for: {what}\nseen health: {:?}",
+                health_of(&seen)
+            );
+            seen = self
+                .shared
+                .changed
+                .wait_timeout(seen, left.min(Duration::from_millis(100)))
+                .unwrap()
+                .0;
+        }
+    }
+
+    /// Everything seen so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.shared.seen.lock().unwrap().clone()
+    }
+
+    /// Health events so far.
+    pub fn health(&self) -> Vec<(FeedId, Health)> {
+        health_of(&self.shared.seen.lock().unwrap())
+    }
+
+    /// Number of ticks seen so far.
+    pub fn tick_count(&self) -> usize {
+        tick_count(&self.shared.seen.lock().unwrap())
+    }
+
+    /// Waits for `n` more ticks than now.
+    pub fn wait_more_ticks(&self, n: usize) {
+        let base = self.tick_count();
+        self.wait(&format!("{n} more ticks"), |s| tick_count(s) >= base + n);
+    }
+
+    pub fn set_stalled(&self, on: bool) {
+        let (lock, cv) = &*self.stall;
+        *lock.lock().unwrap() = on;
+        cv.notify_all();
+    }
+}
+
+pub fn tick_count(seen: &[Seen]) -> usize {
+    seen.iter()
+        .filter(|s| matches!(s, Seen::Tick { .. }))
+        .count()
+}
+
+pub fn health_of(seen: &[Seen]) -> Vec<(FeedId, Health)> {
+    seen.iter()
+        .filter_map(|s| match s {
+            Seen::Health { feed, event } => Some((*feed, *event)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// True when some health event matches.
+pub fn has_health(seen: &[Seen], pred: impl Fn(&Health) -> bool) -> bool {
+    seen.iter()
+        .any(|s| matches!(s, Seen::Health { event, .. } if pred(event)))
+}
+
+pub fn count_health(seen: &[Seen], pred: impl Fn(&Health) -> bool) -> usize {
+    seen.iter()
+        .filter(|s| matches!(s, Seen::Health { event, .. } if pred(event)))
+        .count()
+}
+
+/// A simulator with fast books, TLS on or off.
+pub fn sim(tls: bool, usdm_routing: bool) -> Sim {
+    Sim::start(SimConfig {
+        tls,
+        usdm_routing,
+        symbols: vec!["BTCUSDT".into(), "ETHUSDT".into()],
+        book_interval: Duration::from_millis(5),
+        trade_interval: Duration::from_millis(20),
+        ..SimConfig::default()
+    })
+    .expect("simulator starts")
+}
+
+/// Fast reconnect settings for tests: small delays, quick liveness.
+pub fn fast_reconnect() -> ReconnectConfig {
+    ReconnectConfig {
+        initial_delay_ms: 20,
+        max_delay_ms: 200,
+        stale_after_ms: 300,
+        pong_timeout_ms: 300,
+        connect_timeout_ms: 2000,
+        handshake_timeout_ms: 3000,
+        ack_timeout_ms: 3000,
+        ..ReconnectConfig::default()
+    }
+}
+
+/// A feed table for `sim` with `streams`.
+pub fn feed(name: &str, venue: &str, sim: &Sim, streams: &[&str]) -> FeedConfig {
+    let toml = format!(
+        "name = \"{name}\"\nvenue = \"{venue}\"\nurl = \"{}\"\nstreams = [{}]\n",
+        sim.base_url(),
+        streams
+            .iter()
+            .map(|s| format!("\"{s}\""))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let mut f: FeedConfig = toml::from_str(&toml).expect("feed table parses");
+    f.ca_pem = sim.ca_pem();
+    f
+}
+
+/// Starts an engine with a recorder over `feeds`.
+pub fn start(feeds: Vec<FeedConfig>, reconnect: ReconnectConfig) -> (Engine<Recorder>, Probe) {
+    start_with(feeds, reconnect, |_| {})
+}
+
+pub fn start_with(
+    feeds: Vec<FeedConfig>,
+    reconnect: ReconnectConfig,
+    tweak: impl FnOnce(&mut FileConfig),
+) -> (Engine<Recorder>, Probe) {
+    let mut file: FileConfig = toml::from_str("").expect("empty config parses");
+    file.reconnect = reconnect;
+    file.feeds = feeds;
+    tweak(&mut file);
+    let config = file.validate().expect("test config is valid");
+    let (rec, probe) = recorder();
+    (Engine::start(config, rec).expect("engine starts"), probe)
+}
+
+/// Checks what the strategy received against what the simulator sent:
+/// - nothing received that was not sent, nothing received twice;
+/// - on each simulator connection, what arrived is a prefix of what was sent there (messages can
+///   only go missing at the tail, in flight when a connection died);
+/// - on connections listed in `lossless`, the whole of what was sent arrived.
+pub fn assert_delivery(sent: &[SentRecord], seen: &[Seen], lossless: &[u64]) {
+    let mut received: HashSet<(String, u64)> = HashSet::new();
+    for s in seen {
+        if let Seen::Tick { stream, seq, .. } = s {
+            // Depth updates split into chunks share one seq; count the message once.
+            if !received.insert((stream.clone(), *seq)) && !stream.contains("@depth") {
+                panic!("received twice: {stream} {seq}");
+            }
+        }
+    }
+    let sent_set: HashSet<(String, u64)> = sent.iter().map(|r| (r.stream.clone(), r.seq)).collect();
+    for r in &received {
+        assert!(
+            sent_set.contains(r),
+            "received something the simulator never sent: {r:?}"
+        );
+    }
+    let mut by_conn: HashMap<u64, Vec<&SentRecord>> = HashMap::new();
+    for r in sent {
+        by_conn.entry(r.conn.0).or_default().push(r);
+    }
+    for (conn, records) in by_conn {
+        let got: Vec<bool> = records
+            .iter()
+            .map(|r| received.contains(&(r.stream.clone(), r.seq)))
+            .collect();
+        let prefix = got.iter().take_while(|g| **g).count();
+        assert!(
+            got[prefix..].iter().all(|g| !g),
+            "connection {conn}: message {} of {} missing but later ones arrived ({:?})",
+            prefix,
+            records.len(),
+            records[prefix]
+        );
+        if lossless.contains(&conn) {
+            assert_eq!(
+                prefix,
+                records.len(),
+                "connection {conn}: lost {} messages",
+                records.len() - prefix
+            );
+        }
+    }
+}
