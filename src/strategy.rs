@@ -112,11 +112,9 @@ pub fn run<S: Strategy>(
                 }
             }
         }
-        if !got || handled % 4096 == 0 {
-            if last_merge.elapsed() >= MERGE_EVERY {
-                merge(&latency, &mut local);
-                last_merge = Instant::now();
-            }
+        if (!got || handled % 4096 == 0) && last_merge.elapsed() >= MERGE_EVERY {
+            merge(&latency, &mut local);
+            last_merge = Instant::now();
         }
         if got {
             continue;

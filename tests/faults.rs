@@ -56,7 +56,7 @@ fn assert_outage_sequence(seen: &[Seen], reason: impl Fn(DisconnectReason) -> bo
     let h: Vec<Health> = health_of(seen).into_iter().map(|(_, h)| h).collect();
     let pos = |p: &dyn Fn(&Health) -> bool| {
         h.iter()
-            .position(|e| p(e))
+            .position(p)
             .unwrap_or_else(|| panic!("missing event in {h:?}"))
     };
     let c1 = pos(&|e| *e == Health::Connected { conn: 1 });
