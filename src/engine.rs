@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::bounded;
+use crossbeam_channel::{bounded, unbounded};
 use hdrhistogram::Histogram;
 use log::warn;
 use mio::Waker;
@@ -21,8 +21,11 @@ use tungstenite::protocol::WebSocketConfig;
 
 use crate::config::{Config, WaitMode};
 use crate::feed::{Feed, FeedParams, Outbox};
-use crate::metrics::{micros_histogram, nanos_histogram, FeedStats, FeedSummary, Summary};
-use crate::strategy::{self, FeedInfo, Strategy, Universe};
+use crate::metrics::{
+    micros_histogram, nanos_histogram, percentiles, FeedStats, FeedSummary, Summary,
+    RECONNECT_TARGET,
+};
+use crate::strategy::{self, FeedInfo, Lane, Strategy, Universe};
 use crate::tick::SymbolId;
 use crate::venue::Route;
 
@@ -141,11 +144,18 @@ impl<S: Strategy> Engine<S> {
         let mut feeds = Vec::new();
         let mut stats = Vec::new();
         for p in params {
-            let (tx, rx) = bounded(config.engine.channel_capacity);
-            receivers.push(rx.clone());
+            let (ticks, ticks_rx) = bounded(config.engine.channel_capacity);
+            let (health, health_rx) = unbounded();
+            receivers.push(Lane::new(ticks_rx.clone(), health_rx));
+            let outbox = Outbox {
+                ticks,
+                ticks_rx,
+                health,
+                next_seq: std::cell::Cell::new(0),
+            };
             let st = Arc::new(FeedStats::new(p.name.clone(), p.endpoint.url(p.path)));
             let thread_name = format!("feed-{}", p.name);
-            let (feed, waker) = Feed::new(p, Outbox { tx, rx }, st.clone(), shutdown.clone())
+            let (feed, waker) = Feed::new(p, outbox, st.clone(), shutdown.clone())
                 .map_err(|e| StartError(format!("cannot create a poller: {e}")))?;
             let handle = std::thread::Builder::new()
                 .name(thread_name)
@@ -225,6 +235,38 @@ impl<S: Strategy> Engine<S> {
         line
     }
 
+    /// Reconnect-time, gap and tick-latency percentiles so far, on one line.
+    pub fn percentile_line(&self) -> String {
+        let (reconnect_us, gap_us, misses) = self.reconnect_histograms();
+        let latency = self
+            .latency
+            .lock()
+            .map(|h| h.clone())
+            .unwrap_or_else(|_| nanos_histogram());
+        format!(
+            "reconnect {} (over {}s target: {misses}) | gap {} | tick latency {}",
+            percentiles(&reconnect_us, 1000),
+            RECONNECT_TARGET.as_secs(),
+            percentiles(&gap_us, 1000),
+            percentiles(&latency, 1)
+        )
+    }
+
+    /// All feeds' reconnect and gap histograms merged, and the count of target misses.
+    fn reconnect_histograms(&self) -> (Histogram<u64>, Histogram<u64>, u64) {
+        let mut reconnect_us = micros_histogram();
+        let mut gap_us = micros_histogram();
+        let mut misses = 0;
+        for s in &self.stats {
+            if let Ok(h) = s.histograms.lock() {
+                let _ = reconnect_us.add(&h.reconnect_us);
+                let _ = gap_us.add(&h.gap_us);
+                misses += h.target_misses;
+            }
+        }
+        (reconnect_us, gap_us, misses)
+    }
+
     /// Stops every thread (each within a second, in any state), then reports.
     pub fn stop(mut self) -> (Summary, S) {
         self.shutdown.store(true, Ordering::Release);
@@ -241,16 +283,7 @@ impl<S: Strategy> Engine<S> {
             .take()
             .map(|h| h.join().expect("strategy thread panicked"))
             .expect("the strategy thread runs until stop");
-        let mut reconnect_us = micros_histogram();
-        let mut gap_us = micros_histogram();
-        let mut target_misses = 0;
-        for s in &self.stats {
-            if let Ok(h) = s.histograms.lock() {
-                let _ = reconnect_us.add(&h.reconnect_us);
-                let _ = gap_us.add(&h.gap_us);
-                target_misses += h.target_misses;
-            }
-        }
+        let (reconnect_us, gap_us, target_misses) = self.reconnect_histograms();
         let tick_latency_ns = self
             .latency
             .lock()

@@ -23,4 +23,4 @@ pub mod venue;
 pub use config::Config;
 pub use engine::Engine;
 pub use strategy::{Strategy, Universe};
-pub use tick::{DisconnectReason, FeedId, FeedMsg, Health, SymbolId, Tick, TickData};
+pub use tick::{DisconnectReason, FeedId, Health, HealthMsg, SymbolId, Tick, TickData};

@@ -22,6 +22,9 @@ usage:
 
 Logging: RUST_LOG (default: info for the engine, warn for the simulator).";
 
+/// Status lines between two percentile lines.
+const PERCENTILES_EVERY: u32 = 5;
+
 /// Exit code for bad arguments or a bad config: nothing was started.
 const EXIT_USAGE: u8 = 2;
 
@@ -141,6 +144,7 @@ fn run(
     let started = Instant::now();
     let mut mark = StatusMark::default();
     let mut next_status = started + status_every;
+    let mut lines = 0u32;
     while !stop.load(Ordering::Relaxed) {
         let elapsed = started.elapsed();
         if limit.is_some_and(|l| elapsed >= l) {
@@ -150,6 +154,10 @@ fn run(
         if Instant::now() >= next_status {
             println!("{}", engine.status_line(&mut mark));
             next_status += status_every;
+            lines += 1;
+            if lines % PERCENTILES_EVERY == 0 {
+                println!("         {}", engine.percentile_line());
+            }
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -209,7 +217,7 @@ fn run_demo(seconds: Duration, faults: bool, stop: &AtomicBool) -> ExitCode {
     let streaming = summary
         .feeds
         .iter()
-        .filter(|f| f.state == FeedState::Stopped || f.state == FeedState::Streaming)
+        .filter(|f| f.state != FeedState::Failed)
         .count();
     let (spot, usdm) = (venues.spot.snapshot(), venues.usdm.snapshot());
     println!(

@@ -16,7 +16,7 @@ use hdrhistogram::Histogram;
 use crate::clock;
 use crate::config::WaitMode;
 use crate::metrics::nanos_histogram;
-use crate::tick::{FeedId, FeedMsg, Health, SymbolId, Tick, TickData};
+use crate::tick::{FeedId, Health, HealthMsg, Sequenced, SymbolId, Tick, TickData};
 use crate::venue::{StreamDef, Venue};
 
 /// What the engine runs: names of feeds, streams and symbols behind the ids in ticks.
@@ -69,11 +69,101 @@ pub trait Strategy: Send + 'static {
 /// How often the thread-local latency histogram is merged into the shared one.
 const MERGE_EVERY: Duration = Duration::from_millis(250);
 
-/// The strategy thread's loop: runs until every feed's channel is closed and drained.
+/// One feed's two channels, merged back into the order the feed produced its messages.
+///
+/// Correctness rests on one property: the feed sends in program order, so once a message with
+/// number `n` is visible on either channel, every message numbered below `n` is visible too (or
+/// was a tick dropped by the full-channel policy). Each step therefore tops up one pending
+/// message per channel, re-checks health after taking a tick (an older event may have become
+/// visible meanwhile), and hands out the lower number.
+#[derive(Debug)]
+pub struct Lane {
+    ticks: Receiver<Sequenced<Tick>>,
+    health: Receiver<Sequenced<HealthMsg>>,
+    tick: Option<Sequenced<Tick>>,
+    event: Option<Sequenced<HealthMsg>>,
+    ticks_open: bool,
+    health_open: bool,
+}
+
+/// The next message of a lane.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Next {
+    /// A tick.
+    Tick(Tick),
+    /// A health event.
+    Health(HealthMsg),
+}
+
+fn pull<T>(rx: &Receiver<T>, open: &mut bool) -> Option<T> {
+    match rx.try_recv() {
+        Ok(m) => Some(m),
+        Err(TryRecvError::Empty) => None,
+        Err(TryRecvError::Disconnected) => {
+            *open = false;
+            None
+        }
+    }
+}
+
+impl Lane {
+    /// A lane over a feed's tick and health channels.
+    pub fn new(ticks: Receiver<Sequenced<Tick>>, health: Receiver<Sequenced<HealthMsg>>) -> Self {
+        Lane {
+            ticks,
+            health,
+            tick: None,
+            event: None,
+            ticks_open: true,
+            health_open: true,
+        }
+    }
+
+    /// True once both channels are closed and drained.
+    pub fn finished(&self) -> bool {
+        !self.ticks_open && !self.health_open && self.tick.is_none() && self.event.is_none()
+    }
+
+    /// The next message in the feed's order, if one is there.
+    #[inline]
+    pub fn pop(&mut self) -> Option<Next> {
+        if self.event.is_none() {
+            self.event = pull(&self.health, &mut self.health_open);
+        }
+        if self.tick.is_none() {
+            self.tick = pull(&self.ticks, &mut self.ticks_open);
+            if self.tick.is_some() && self.event.is_none() {
+                self.event = pull(&self.health, &mut self.health_open);
+            }
+        }
+        let event_first = match (&self.tick, &self.event) {
+            (Some(t), Some(e)) => e.seq < t.seq,
+            (None, Some(_)) => true,
+            (Some(_), None) => false,
+            (None, None) => return None,
+        };
+        if event_first {
+            self.event.take().map(|e| Next::Health(e.msg))
+        } else {
+            self.tick.take().map(|t| Next::Tick(t.msg))
+        }
+    }
+
+    fn register<'a>(&'a self, sel: &mut Select<'a>) {
+        if self.ticks_open {
+            sel.recv(&self.ticks);
+        }
+        if self.health_open {
+            sel.recv(&self.health);
+        }
+    }
+}
+
+/// The strategy thread's loop: runs until every feed's channels are closed and drained.
 pub fn run<S: Strategy>(
     mut strategy: S,
     universe: &Universe,
-    receivers: Vec<Receiver<FeedMsg>>,
+    mut lanes: Vec<Lane>,
     wait: WaitMode,
     shutdown: Arc<AtomicBool>,
     latency: Arc<Mutex<Histogram<u64>>>,
@@ -81,35 +171,22 @@ pub fn run<S: Strategy>(
     strategy.on_start(universe);
     let mut local = nanos_histogram();
     let mut last_merge = Instant::now();
-    let mut open: Vec<bool> = vec![true; receivers.len()];
     let mut handled: u64 = 0;
-    let dispatch = |strategy: &mut S, local: &mut Histogram<u64>, msg: FeedMsg| match msg {
-        FeedMsg::Tick(t) => {
-            local.saturating_record(clock::now_ns().saturating_sub(t.recv_ns).max(1));
-            strategy.on_tick(&t);
-        }
-        FeedMsg::Health { feed, at_ns, event } => strategy.on_health(feed, at_ns, &event),
-    };
-    while open.iter().any(|o| *o) {
+    while lanes.iter().any(|l| !l.finished()) {
         let mut got = false;
-        for (i, rx) in receivers.iter().enumerate() {
-            if !open[i] {
-                continue;
-            }
+        for lane in &mut lanes {
             // Drain in bursts so one busy feed cannot starve the others.
             for _ in 0..256 {
-                match rx.try_recv() {
-                    Ok(msg) => {
-                        got = true;
-                        handled += 1;
-                        dispatch(&mut strategy, &mut local, msg);
+                match lane.pop() {
+                    Some(Next::Tick(t)) => {
+                        local.saturating_record(clock::now_ns().saturating_sub(t.recv_ns).max(1));
+                        strategy.on_tick(&t);
                     }
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => {
-                        open[i] = false;
-                        break;
-                    }
+                    Some(Next::Health(h)) => strategy.on_health(h.feed, h.at_ns, &h.event),
+                    None => break,
                 }
+                got = true;
+                handled += 1;
             }
         }
         if (!got || handled % 4096 == 0) && last_merge.elapsed() >= MERGE_EVERY {
@@ -130,18 +207,12 @@ pub fn run<S: Strategy>(
             }
             WaitMode::Block => {
                 let mut sel = Select::new();
-                let mut any = false;
-                for (i, rx) in receivers.iter().enumerate() {
-                    if open[i] {
-                        sel.recv(rx);
-                        any = true;
-                    }
+                for lane in &lanes {
+                    lane.register(&mut sel);
                 }
-                if any {
-                    // Wakes as soon as any channel has a message or closes; the timeout
-                    // only bounds how stale the merged latency histogram can get.
-                    let _ = sel.ready_timeout(MERGE_EVERY);
-                }
+                // Wakes as soon as any channel has a message or closes; the timeout only
+                // bounds how stale the merged latency histogram can get.
+                let _ = sel.ready_timeout(MERGE_EVERY);
             }
         }
     }
@@ -333,5 +404,75 @@ impl Strategy for SpreadMonitor {
             );
         }
         out.trim_end().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossbeam_channel::{bounded, unbounded};
+
+    fn tick(n: u64) -> Tick {
+        Tick {
+            feed: 0,
+            stream: 0,
+            symbol: SymbolId(0),
+            seq: n,
+            event_time_ms: 0,
+            recv_ns: 0,
+            data: TickData::Trade {
+                price: 1.0,
+                qty: 1.0,
+                buyer_is_maker: false,
+            },
+        }
+    }
+
+    fn event(conn: u32) -> HealthMsg {
+        HealthMsg {
+            feed: 0,
+            at_ns: 0,
+            event: Health::Connected { conn },
+        }
+    }
+
+    #[test]
+    fn lane_restores_the_feed_order_across_both_channels() {
+        let (tt, tr) = bounded(16);
+        let (ht, hr) = unbounded();
+        // The feed's order: t0 H1 t2 t3 H4 H5 t7 (t6 was dropped on a full channel).
+        for (seq, m) in [
+            (0, None),
+            (1, Some(1)),
+            (2, None),
+            (3, None),
+            (4, Some(4)),
+            (5, Some(5)),
+            (7, None),
+        ] {
+            match m {
+                Some(c) => ht.send(Sequenced { seq, msg: event(c) }).unwrap(),
+                None => tt
+                    .send(Sequenced {
+                        seq,
+                        msg: tick(seq),
+                    })
+                    .unwrap(),
+            }
+        }
+        drop((tt, ht));
+        let mut lane = Lane::new(tr, hr);
+        let mut order = vec![];
+        while let Some(n) = lane.pop() {
+            order.push(match n {
+                Next::Tick(t) => format!("t{}", t.seq),
+                Next::Health(h) => match h.event {
+                    Health::Connected { conn } => format!("H{conn}"),
+                    _ => unreachable!(),
+                },
+            });
+        }
+        assert_eq!(order, ["t0", "H1", "t2", "t3", "H4", "H5", "t7"]);
+        assert!(lane.finished());
     }
 }

@@ -287,18 +287,26 @@ pub enum Health {
     },
 }
 
-/// What travels over a feed's channel to the strategy thread.
+/// A health event of a feed, as sent to the strategy thread.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum FeedMsg {
-    /// Market data.
-    Tick(Tick),
-    /// A health event of `feed`, stamped with [`crate::clock::now_ns`].
-    Health {
-        /// The feed it concerns.
-        feed: FeedId,
-        /// Monotonic time it happened.
-        at_ns: u64,
-        /// The event.
-        event: Health,
-    },
+pub struct HealthMsg {
+    /// The feed it concerns.
+    pub feed: FeedId,
+    /// Monotonic time it happened ([`crate::clock::now_ns`]).
+    pub at_ns: u64,
+    /// The event.
+    pub event: Health,
+}
+
+/// A message numbered in the order its feed produced it.
+///
+/// Ticks and health events travel on separate channels (ticks may be dropped when the strategy
+/// falls behind, health events never are); the number lets the strategy thread merge the two
+/// back into the feed's order.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sequenced<T> {
+    /// Position in the feed's output, from 0.
+    pub seq: u64,
+    /// The message.
+    pub msg: T,
 }

@@ -42,7 +42,7 @@ use crate::clock;
 use crate::config::{Endpoint, FullPolicy, ReconnectConfig, WaitMode};
 use crate::metrics::{FeedState, FeedStats, GapRecord};
 use crate::net::{self, NetStream};
-use crate::tick::{DisconnectReason, FeedId, FeedMsg, Health, SymbolId, Tick};
+use crate::tick::{DisconnectReason, FeedId, Health, HealthMsg, Sequenced, SymbolId, Tick};
 use crate::venue::{Frame, StreamDef, Venue};
 
 const SOCKET: Token = Token(0);
@@ -90,14 +90,60 @@ pub struct FeedParams {
     pub on_full: FullPolicy,
 }
 
-/// The channel ends a feed writes to. It holds a receiver clone only to drop the oldest message
-/// when the channel is full.
+/// The channel ends a feed writes to: a bounded, lossy channel for ticks and an unbounded,
+/// lossless one for health events, both numbered from one counter so the strategy thread can
+/// restore the feed's order. The tick receiver clone is there only to drop the oldest tick.
 #[derive(Debug)]
 pub struct Outbox {
-    /// To the strategy.
-    pub tx: Sender<FeedMsg>,
-    /// Same channel, for drop-oldest.
-    pub rx: Receiver<FeedMsg>,
+    /// Ticks to the strategy.
+    pub ticks: Sender<Sequenced<Tick>>,
+    /// The same tick channel, for drop-oldest.
+    pub ticks_rx: Receiver<Sequenced<Tick>>,
+    /// Health events to the strategy.
+    pub health: Sender<Sequenced<HealthMsg>>,
+    /// Number of the next message.
+    pub next_seq: std::cell::Cell<u64>,
+}
+
+impl Outbox {
+    fn seq(&self) -> u64 {
+        let n = self.next_seq.get();
+        self.next_seq.set(n + 1);
+        n
+    }
+
+    /// Sends a tick without ever blocking; when the channel is full the policy decides which
+    /// tick goes, and the drop is counted.
+    #[inline]
+    fn send_tick(&self, policy: FullPolicy, stats: &FeedStats, tick: Tick) {
+        let mut msg = Sequenced {
+            seq: self.seq(),
+            msg: tick,
+        };
+        loop {
+            match self.ticks.try_send(msg) {
+                Ok(()) | Err(TrySendError::Disconnected(_)) => return,
+                Err(TrySendError::Full(m)) => {
+                    FeedStats::bump(&stats.dropped);
+                    if policy == FullPolicy::DropNewest {
+                        return;
+                    }
+                    // Only ticks are on this channel: taking the oldest out loses no event.
+                    let _ = self.ticks_rx.try_recv();
+                    msg = m;
+                }
+            }
+        }
+    }
+
+    /// Sends a health event; the channel is unbounded, so it is never dropped.
+    #[cold]
+    fn send_health(&self, msg: HealthMsg) {
+        let _ = self.health.send(Sequenced {
+            seq: self.seq(),
+            msg,
+        });
+    }
 }
 
 /// A request awaiting its ack: id and the stream indices it asked for.
@@ -302,7 +348,9 @@ impl Feed {
             let _ = live.ws.close(None);
             let _ = live.ws.flush();
         }
-        self.stats.set_state(FeedState::Stopped);
+        if !matches!(self.conn, Conn::Failed) {
+            self.stats.set_state(FeedState::Stopped);
+        }
         debug!("[{}] stopped", self.p.name);
     }
 
@@ -690,7 +738,7 @@ impl Feed {
                     recv_ns,
                     data,
                 };
-                deliver(&self.out, self.p.on_full, &self.stats, FeedMsg::Tick(tick));
+                self.out.send_tick(self.p.on_full, &self.stats, tick);
                 sent += 1;
             });
         if let Err(e) = parsed {
@@ -962,16 +1010,11 @@ impl Feed {
 
     #[cold]
     fn health(&self, event: Health) {
-        deliver(
-            &self.out,
-            self.p.on_full,
-            &self.stats,
-            FeedMsg::Health {
-                feed: self.p.id,
-                at_ns: clock::now_ns(),
-                event,
-            },
-        );
+        self.out.send_health(HealthMsg {
+            feed: self.p.id,
+            at_ns: clock::now_ns(),
+            event,
+        });
     }
 
     #[cold]
@@ -1017,58 +1060,6 @@ impl Feed {
                 self.p.name, dropped, self.p.on_full
             );
             self.drops_reported = dropped;
-        }
-    }
-}
-
-/// Sends a message to the strategy without ever blocking. When the channel is full the policy
-/// decides which tick goes, the drop is counted, and health events always get through.
-#[inline]
-fn deliver(out: &Outbox, policy: FullPolicy, stats: &FeedStats, msg: FeedMsg) {
-    let msg = match out.tx.try_send(msg) {
-        Ok(()) => return,
-        Err(TrySendError::Disconnected(_)) => return,
-        Err(TrySendError::Full(msg)) => msg,
-    };
-    deliver_full(out, policy, stats, msg);
-}
-
-#[cold]
-fn deliver_full(out: &Outbox, policy: FullPolicy, stats: &FeedStats, msg: FeedMsg) {
-    if policy == FullPolicy::DropNewest && matches!(msg, FeedMsg::Tick(_)) {
-        FeedStats::bump(&stats.dropped);
-        return;
-    }
-    // Make room by taking the oldest messages out. Ticks taken out are dropped and counted;
-    // health events taken out are put back (at the end) so none is lost.
-    let mut held: Vec<FeedMsg> = Vec::new();
-    let mut msg = msg;
-    loop {
-        match out.rx.try_recv() {
-            Ok(FeedMsg::Tick(_)) => FeedStats::bump(&stats.dropped),
-            Ok(health) => held.push(health),
-            Err(_) => {}
-        }
-        match out.tx.try_send(msg) {
-            Ok(()) => break,
-            Err(TrySendError::Disconnected(_)) => return,
-            Err(TrySendError::Full(m)) => msg = m,
-        }
-    }
-    for h in held {
-        // Room was made above; if the strategy raced us to fill it again, keep making room.
-        let mut h = h;
-        loop {
-            match out.tx.try_send(h) {
-                Ok(()) => break,
-                Err(TrySendError::Disconnected(_)) => return,
-                Err(TrySendError::Full(m)) => {
-                    h = m;
-                    if let Ok(FeedMsg::Tick(_)) = out.rx.try_recv() {
-                        FeedStats::bump(&stats.dropped);
-                    }
-                }
-            }
         }
     }
 }

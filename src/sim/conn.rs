@@ -45,6 +45,9 @@ const EVENT_QUEUE: usize = 16 * 1024;
 const MAX_PENDING: usize = 8 * 1024;
 /// Events handled per loop iteration before the socket is serviced again.
 const MAX_BATCH: usize = 1024;
+/// tungstenite's eager-write threshold, set so high that it never triggers
+/// (pending output is bounded by [`MAX_PENDING`] messages far below it).
+const WRITE_BUFFER: usize = 1 << 30;
 /// Largest client message accepted.
 const MAX_CLIENT_MESSAGE: usize = 1 << 20;
 /// Payload of the malformed frame sent by [`Fault::Malformed`].
@@ -261,7 +264,10 @@ fn handshake(inner: &Inner, stream: SimStream) -> Option<(WebSocket<SimStream>, 
     };
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_CLIENT_MESSAGE))
-        .max_frame_size(Some(MAX_CLIENT_MESSAGE));
+        .max_frame_size(Some(MAX_CLIENT_MESSAGE))
+        // Never write to the socket from `write`: only explicit flushes
+        // (which record ground truth) hand data to the kernel.
+        .write_buffer_size(WRITE_BUFFER);
     let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
     let mut attempt = tungstenite::accept_hdr_with_config(stream, callback, Some(config));
     let ws = loop {
@@ -551,42 +557,86 @@ impl Conn {
         Ok(())
     }
 
-    /// Flushes the WebSocket; on success the pending data messages are in
-    /// the kernel and become ground truth.
-    fn flush(&mut self) -> Result<(), End> {
-        match self.ws.flush() {
-            Ok(()) => {
-                self.commit();
-                Ok(())
-            }
-            Err(e) if is_would_block(&e) => Ok(()),
-            Err(_) => Err(End::Gone),
+    /// Runs `op`, which pushes the WebSocket's buffered output towards the
+    /// kernel and reports whether everything was handed over. If so, the
+    /// pending data messages become ground truth *while the ground-truth lock
+    /// is still held*: [`super::Sim::sent`] can never observe a moment where a
+    /// client may already have read a message that is not recorded yet.
+    fn push_out<T>(&mut self, op: impl FnOnce(&mut WebSocket<SimStream>) -> (T, bool)) -> T {
+        let Conn {
+            inner,
+            ws,
+            pending,
+            id,
+            ..
+        } = self;
+        let mut guard = (inner.cfg.record && !pending.is_empty()).then(|| lock(&inner.sent));
+        let (result, all_out) = op(ws);
+        if !all_out || pending.is_empty() {
+            return result;
         }
-    }
-
-    fn commit(&mut self) {
-        if self.pending.is_empty() {
-            return;
-        }
-        let n = self.pending.len() as u64;
-        if self.inner.cfg.record {
-            let mut sent = lock(&self.inner.sent);
-            sent.extend(self.pending.drain(..).map(|p| SentRecord {
-                conn: self.id,
+        let n = pending.len() as u64;
+        match guard.as_mut() {
+            Some(sent) => sent.extend(pending.drain(..).map(|p| SentRecord {
+                conn: *id,
                 stream: p.stream,
                 seq: p.seq,
                 event_time_ms: p.event_time_ms,
-            }));
-        } else {
-            self.pending.clear();
+            })),
+            None => pending.clear(),
         }
-        let id = self.id;
-        self.inner.update_quiet(|st| {
+        drop(guard);
+        let id = *id;
+        inner.update_quiet(|st| {
             st.counters.messages_sent += n;
             if let Some(e) = st.conns.get_mut(&id) {
                 e.info.messages_sent += n;
             }
         });
+        result
+    }
+
+    /// Flushes the WebSocket; on success the pending data messages are in
+    /// the kernel and become ground truth.
+    fn flush(&mut self) -> Result<(), End> {
+        self.push_out(|ws| match ws.flush() {
+            Ok(()) => (Ok(()), true),
+            Err(e) if is_would_block(&e) => (Ok(()), false),
+            Err(_) => (Err(End::Gone), false),
+        })
+    }
+
+    /// Pushes everything buffered (after queueing `close`, if given) into the
+    /// kernel, retrying on a full socket for a short grace period. True if
+    /// everything was handed over (and committed as ground truth).
+    fn drain_out(&mut self, mut close: Option<CloseFrame>) -> bool {
+        let deadline = Instant::now() + FLUSH_GRACE;
+        loop {
+            let step = self.push_out(|ws| {
+                let queued = match close.take() {
+                    Some(frame) => ws.close(Some(frame)),
+                    None => ws.flush(),
+                };
+                // `ConnectionClosed` from a server-side flush after the
+                // client's Close means "everything written, now terminated".
+                let flushed = match queued {
+                    Ok(()) | Err(WsError::ConnectionClosed) => {
+                        ws.get_mut().flush().map_err(WsError::Io)
+                    }
+                    Err(e) => Err(e),
+                };
+                match flushed {
+                    Ok(()) => (Some(true), true),
+                    Err(e) if is_would_block(&e) => (None, false),
+                    Err(_) => (Some(false), false),
+                }
+            });
+            match step {
+                Some(done) => return done,
+                None if Instant::now() >= deadline || self.inner.is_shutdown() => return false,
+                None => thread::sleep(Duration::from_micros(200)),
+            }
+        }
     }
 
     fn send_text(&mut self, text: String) -> Result<(), End> {
@@ -598,8 +648,13 @@ impl Conn {
         self.flush()
     }
 
-    /// Reads everything the client has sent so far.
+    /// Reads everything the client has sent so far. Skipped while data
+    /// messages wait for a writable socket: tungstenite's read may flush the
+    /// output buffer itself, which would bypass ground-truth recording.
     fn read_client(&mut self) -> Result<(), End> {
+        if !self.pending.is_empty() {
+            return Ok(());
+        }
         loop {
             match self.ws.read() {
                 Ok(Message::Text(text)) => self.on_request(text.as_str())?,
@@ -754,14 +809,17 @@ impl Conn {
         match end {
             End::Shutdown => {
                 // Best effort: tell the client we are going away, don't wait.
-                let _ = self.ws.close(Some(CloseFrame {
+                self.drain_out(Some(CloseFrame {
                     code: CloseCode::Away,
                     reason: "sim shutdown".into(),
                 }));
-                let _ = self.ws.get_mut().flush();
             }
             End::Gone => {}
-            End::ClientClose => self.finish_client_close(),
+            End::ClientClose => {
+                // Queues nothing new: the reply to the client's Close is
+                // already queued behind the data written before it.
+                self.drain_out(None);
+            }
             End::Close(code, reason) => self.finish_server_close(code, reason),
             End::Reset => {
                 let _ = SockRef::from(self.ws.get_ref().tcp()).set_linger(Some(Duration::ZERO));
@@ -772,57 +830,6 @@ impl Conn {
         // Dropping `self` closes the socket.
     }
 
-    /// Retries `op` on WouldBlock until it succeeds, fails, or `grace` ends.
-    fn retry<T>(
-        &mut self,
-        grace: Duration,
-        mut op: impl FnMut(&mut Self) -> Result<T, WsError>,
-    ) -> Result<T, WsError> {
-        let deadline = Instant::now() + grace;
-        loop {
-            match op(self) {
-                Err(e) if is_would_block(&e) => {
-                    if Instant::now() >= deadline || self.inner.is_shutdown() {
-                        return Err(e);
-                    }
-                    thread::sleep(Duration::from_micros(200));
-                }
-                other => return other,
-            }
-        }
-    }
-
-    /// The client sent Close: queue the reply, push out everything written
-    /// before it and close. Data written before the reply was fully handed to
-    /// the kernel is ground truth.
-    fn finish_client_close(&mut self) {
-        // In the ClosedByPeer state a flush writes the whole out-buffer (data
-        // then the close reply) and reports `ConnectionClosed` once done.
-        let flushed = matches!(
-            self.retry(FLUSH_GRACE, |c| c.ws.flush()),
-            Ok(()) | Err(WsError::ConnectionClosed)
-        );
-        if flushed && self.retry_io_flush() {
-            self.commit();
-        }
-    }
-
-    fn retry_io_flush(&mut self) -> bool {
-        let deadline = Instant::now() + FLUSH_GRACE;
-        loop {
-            match self.ws.get_mut().flush() {
-                Ok(()) => return true,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if Instant::now() >= deadline || self.inner.is_shutdown() {
-                        return false;
-                    }
-                    thread::sleep(Duration::from_micros(200));
-                }
-                Err(_) => return false,
-            }
-        }
-    }
-
     /// Server-initiated close: Close frame, wait for the client's reply (or
     /// a timeout), then close TCP.
     fn finish_server_close(&mut self, code: u16, reason: &'static str) {
@@ -830,18 +837,8 @@ impl Conn {
             code: CloseCode::from(code),
             reason: reason.into(),
         };
-        let mut frame = Some(frame);
-        let queued = self.retry(FLUSH_GRACE, |c| match frame.take() {
-            Some(f) => c.ws.close(Some(f)),
-            None => c.ws.flush(),
-        });
-        match queued {
-            Ok(()) => {
-                if self.retry_io_flush() {
-                    self.commit();
-                }
-            }
-            Err(_) => return,
+        if !self.drain_out(Some(frame)) {
+            return;
         }
         self.mark_closed();
         let deadline = Instant::now() + CLOSE_LINGER;

@@ -19,9 +19,11 @@
 //!   same time, exactly like the real venue.
 //! * **Connection threads** — non-blocking socket; the thread waits up to 1 ms
 //!   on its event channel, writes the events the client is subscribed to,
-//!   flushes, records them as ground truth once the flush into the kernel
-//!   succeeded, then reads whatever the client sent (SUBSCRIBE, UNSUBSCRIBE,
+//!   flushes, then reads whatever the client sent (SUBSCRIBE, UNSUBSCRIBE,
 //!   LIST_SUBSCRIPTIONS, pings, pongs, close) and applies scripted faults.
+//!   Data messages become ground truth only once a flush handed them to the
+//!   kernel, and that flush happens under the ground-truth lock, so
+//!   [`Sim::sent`] never misses a message a client may already have read.
 //!
 //! # Protocol
 //!
