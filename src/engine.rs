@@ -238,11 +238,7 @@ impl<S: Strategy> Engine<S> {
     /// Reconnect-time, gap and tick-latency percentiles so far, on one line.
     pub fn percentile_line(&self) -> String {
         let (reconnect_us, gap_us, misses) = self.reconnect_histograms();
-        let latency = self
-            .latency
-            .lock()
-            .map(|h| h.clone())
-            .unwrap_or_else(|_| nanos_histogram());
+        let latency = self.latency_snapshot();
         format!(
             "reconnect {} (over {}s target: {misses}) | gap {} | tick latency {}",
             percentiles(&reconnect_us, 1000),
@@ -250,6 +246,14 @@ impl<S: Strategy> Engine<S> {
             percentiles(&gap_us, 1000),
             percentiles(&latency, 1)
         )
+    }
+
+    /// The strategy thread's tick latency so far (merged every 250 ms), ns.
+    fn latency_snapshot(&self) -> Histogram<u64> {
+        self.latency
+            .lock()
+            .map(|h| h.clone())
+            .unwrap_or_else(|_| nanos_histogram())
     }
 
     /// All feeds' reconnect and gap histograms merged, and the count of target misses.
@@ -284,11 +288,7 @@ impl<S: Strategy> Engine<S> {
             .map(|h| h.join().expect("strategy thread panicked"))
             .expect("the strategy thread runs until stop");
         let (reconnect_us, gap_us, target_misses) = self.reconnect_histograms();
-        let tick_latency_ns = self
-            .latency
-            .lock()
-            .map(|h| h.clone())
-            .unwrap_or_else(|_| nanos_histogram());
+        let tick_latency_ns = self.latency_snapshot();
         let summary = Summary {
             ran_for: self.started.elapsed(),
             feeds: self.stats.iter().map(|s| FeedSummary::of(s)).collect(),

@@ -1025,11 +1025,7 @@ impl Feed {
             warn!(
                 "[{}] skipped a bad frame ({why}): {shown:?}{}",
                 self.p.name,
-                if suppressed > 0 {
-                    format!(" [+{suppressed} more since last report]")
-                } else {
-                    String::new()
-                }
+                suppressed_note(suppressed)
             );
         }
     }
@@ -1041,11 +1037,7 @@ impl Feed {
             warn!(
                 "[{}] ignored a frame: {what} ({len} bytes){}",
                 self.p.name,
-                if suppressed > 0 {
-                    format!(" [+{suppressed} more since last report]")
-                } else {
-                    String::new()
-                }
+                suppressed_note(suppressed)
             );
         }
     }
@@ -1061,6 +1053,15 @@ impl Feed {
             );
             self.drops_reported = dropped;
         }
+    }
+}
+
+/// Suffix for a rate-limited log line: how many were not logged since the last one.
+fn suppressed_note(suppressed: u64) -> String {
+    if suppressed > 0 {
+        format!(" [+{suppressed} more since last report]")
+    } else {
+        String::new()
     }
 }
 
