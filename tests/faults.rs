@@ -98,7 +98,7 @@ fn assert_outage_sequence(seen: &[Seen], reason: impl Fn(DisconnectReason) -> bo
 }
 
 fn resubscribed(snap: &wsfeed::sim::SimSnapshot) {
-    let last = snap.open_connections().last().expect("a live connection");
+    let last = snap.connections.last().expect("a connection");
     let mut got = last.streams.clone();
     got.sort();
     let mut want: Vec<String> = STREAMS.iter().map(|s| s.to_string()).collect();
@@ -152,10 +152,14 @@ fn refused_connections_are_retried_with_backoff() {
     });
     sim.inject(Fault::Reset);
     probe.wait("recovery", recovered);
+    probe.wait_more_ticks(20);
+    resubscribed(&sim.snapshot());
     let (summary, _) = engine.stop();
     let gap = &summary.feeds[0].gaps[0];
     assert!(gap.attempts >= 2, "refused attempts were retried: {gap:?}");
+    let sent = sim.sent();
     sim.shutdown();
+    assert_delivery(&sent, &probe.seen(), &[]);
 }
 
 #[test]
@@ -191,7 +195,10 @@ fn http_429_retry_after_is_honoured() {
     );
     assert_eq!(attempts, 2, "{summary}");
     assert_eq!(sim.snapshot().upgrades_rejected, 1);
+    resubscribed(&sim.snapshot());
+    let sent = sim.sent();
     sim.shutdown();
+    assert_delivery(&sent, &seen, &[1]);
 }
 
 #[test]
@@ -205,13 +212,16 @@ fn http_503_on_upgrade_is_retried() {
     sim.inject(Fault::Http503 { count: 2 });
     sim.inject(Fault::Close { code: 1013 });
     probe.wait("recovery", recovered);
+    resubscribed(&sim.snapshot());
     let (summary, _) = engine.stop();
     assert_eq!(
         summary.feeds[0].gaps[0].attempts, 3,
         "two 503s, then success: {summary}"
     );
     assert_eq!(sim.snapshot().upgrades_rejected, 2);
+    let sent = sim.sent();
     sim.shutdown();
+    assert_delivery(&sent, &probe.seen(), &[1]);
 }
 
 #[test]
