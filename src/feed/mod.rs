@@ -564,9 +564,9 @@ impl Feed {
             }
             match live.ws.read() {
                 Ok(msg) => {
-                    let recv_ns = clock::now_ns();
-                    // Per-frame clock for liveness; a monotonic read is a vDSO call.
+                    // One clock read per frame serves the tick's receive stamp and liveness.
                     let at = Instant::now();
+                    let recv_ns = clock::instant_ns(at);
                     if let Err((reason, detail)) = self.on_message(&mut live, msg, recv_ns, at) {
                         return (self.lose(live, reason, detail.as_deref(), at), false);
                     }
