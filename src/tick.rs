@@ -175,29 +175,6 @@ impl DisconnectReason {
             _ => false,
         }
     }
-
-    /// A short stable label for counters and reports.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Resolve => "resolve",
-            Self::ConnectTimeout => "connect_timeout",
-            Self::ConnectRefused => "refused",
-            Self::HandshakeTimeout => "handshake_timeout",
-            Self::BadCertificate => "bad_certificate",
-            Self::Tls => "tls",
-            Self::Http { .. } => "http",
-            Self::CloseFrame { .. } => "close",
-            Self::Eof => "eof",
-            Self::Reset => "reset",
-            Self::Io(_) => "io",
-            Self::PongTimeout => "pong_timeout",
-            Self::AckTimeout => "ack_timeout",
-            Self::TooLarge => "too_large",
-            Self::Protocol => "protocol",
-            Self::AllStreamsRejected => "all_streams_rejected",
-            Self::Shutdown => "shutdown",
-        }
-    }
 }
 
 impl fmt::Display for DisconnectReason {

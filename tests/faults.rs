@@ -7,7 +7,8 @@ mod util;
 use std::time::Duration;
 
 use util::*;
-use wsfeed::sim::Fault;
+use wsfeed::engine::Engine;
+use wsfeed::sim::{Fault, SentRecord, Sim, SimSnapshot};
 use wsfeed::tick::{DisconnectReason, Health};
 
 const STREAMS: &[&str] = &[
@@ -20,25 +21,24 @@ fn connected(n: u32) -> impl Fn(&[Seen]) -> bool {
     move |s| has_health(s, |h| *h == Health::Connected { conn: n })
 }
 
-fn recovered(s: &[Seen]) -> bool {
-    has_health(s, |h| matches!(h, Health::Recovered { .. }))
-}
-
-/// Injects `fault` on a streaming feed and waits for recovery; returns the engine's view.
-fn fault_and_recover(
-    tls: bool,
-    fault: Fault,
-) -> (
-    Vec<Seen>,
-    Vec<wsfeed::sim::SentRecord>,
-    wsfeed::sim::SimSnapshot,
-) {
+/// A spot feed on a fresh simulator, its first connection subscribed.
+fn streaming(tls: bool) -> (Sim, Engine<Recorder>, Probe) {
     let sim = sim(tls, false);
     let (engine, probe) = start(
         vec![feed("spot", "binance-spot", &sim, STREAMS)],
         fast_reconnect(),
     );
     probe.wait("first connection", connected(1));
+    (sim, engine, probe)
+}
+
+fn recovered(s: &[Seen]) -> bool {
+    has_health(s, |h| matches!(h, Health::Recovered { .. }))
+}
+
+/// Injects `fault` on a streaming feed and waits for recovery; returns the engine's view.
+fn fault_and_recover(tls: bool, fault: Fault) -> (Vec<Seen>, Vec<SentRecord>, SimSnapshot) {
+    let (sim, engine, probe) = streaming(tls);
     probe.wait_more_ticks(50);
     sim.inject(fault);
     probe.wait("recovery", recovered);
@@ -97,7 +97,7 @@ fn assert_outage_sequence(seen: &[Seen], reason: impl Fn(DisconnectReason) -> bo
     );
 }
 
-fn resubscribed(snap: &wsfeed::sim::SimSnapshot) {
+fn resubscribed(snap: &SimSnapshot) {
     let last = snap.connections.last().expect("a connection");
     let mut got = last.streams.clone();
     got.sort();
@@ -141,12 +141,7 @@ fn silent_stall_is_detected_by_ping_and_recovered() {
 
 #[test]
 fn refused_connections_are_retried_with_backoff() {
-    let sim = sim(false, false);
-    let (engine, probe) = start(
-        vec![feed("spot", "binance-spot", &sim, STREAMS)],
-        fast_reconnect(),
-    );
-    probe.wait("first connection", connected(1));
+    let (sim, engine, probe) = streaming(false);
     sim.inject(Fault::Refuse {
         duration: Duration::from_millis(800),
     });
@@ -164,12 +159,7 @@ fn refused_connections_are_retried_with_backoff() {
 
 #[test]
 fn http_429_retry_after_is_honoured() {
-    let sim = sim(false, false);
-    let (engine, probe) = start(
-        vec![feed("spot", "binance-spot", &sim, STREAMS)],
-        fast_reconnect(),
-    );
-    probe.wait("first connection", connected(1));
+    let (sim, engine, probe) = streaming(false);
     sim.inject(Fault::Http429 {
         count: 1,
         retry_after_s: 1,
@@ -203,12 +193,7 @@ fn http_429_retry_after_is_honoured() {
 
 #[test]
 fn http_503_on_upgrade_is_retried() {
-    let sim = sim(true, false);
-    let (engine, probe) = start(
-        vec![feed("spot", "binance-spot", &sim, STREAMS)],
-        fast_reconnect(),
-    );
-    probe.wait("first connection", connected(1));
+    let (sim, engine, probe) = streaming(true);
     sim.inject(Fault::Http503 { count: 2 });
     sim.inject(Fault::Close { code: 1013 });
     probe.wait("recovery", recovered);
@@ -226,12 +211,7 @@ fn http_503_on_upgrade_is_retried() {
 
 #[test]
 fn malformed_message_is_counted_and_skipped_without_losing_data() {
-    let sim = sim(true, false);
-    let (engine, probe) = start(
-        vec![feed("spot", "binance-spot", &sim, STREAMS)],
-        fast_reconnect(),
-    );
-    probe.wait("first connection", connected(1));
+    let (sim, engine, probe) = streaming(true);
     probe.wait_more_ticks(20);
     sim.inject(Fault::Malformed);
     sim.inject(Fault::Malformed);
@@ -250,12 +230,7 @@ fn malformed_message_is_counted_and_skipped_without_losing_data() {
 
 #[test]
 fn server_ping_is_answered_at_once() {
-    let sim = sim(true, false);
-    let (engine, probe) = start(
-        vec![feed("spot", "binance-spot", &sim, STREAMS)],
-        fast_reconnect(),
-    );
-    probe.wait("first connection", connected(1));
+    let (sim, engine, _probe) = streaming(true);
     sim.inject(Fault::ServerPing);
     assert!(
         sim.wait_until(WAIT, |s| s.pongs_received == 1),

@@ -356,14 +356,14 @@ impl Feed {
 
     /// The next instant something is due.
     fn deadline(&self) -> Instant {
-        let far = Instant::now() + Duration::from_secs(3600);
         match &self.conn {
             Conn::Idle => Instant::now(),
             Conn::Connecting { deadline, .. }
             | Conn::Tls { deadline, .. }
             | Conn::Upgrading { deadline, .. } => *deadline,
             Conn::Backoff { until } | Conn::CircuitOpen { until } => *until,
-            Conn::Failed => far,
+            // Not used: a failed feed polls without a timeout, woken only by shutdown.
+            Conn::Failed => Instant::now() + Duration::from_secs(3600),
             Conn::Live(live) => {
                 let mut d = live.liveness.deadline();
                 if let Some(w) = self.watch.deadline() {
