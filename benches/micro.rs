@@ -21,7 +21,7 @@ fn parse(text: &str, kind: StreamKind) -> u64 {
     let venue = Venue::BinanceUsdm;
     let mut sum = 0u64;
     if let Ok(Frame::Data { data, .. }) = venue.classify(text) {
-        let _ = venue.parse_data(kind, data, &mut |seq, _, _| sum += seq);
+        let _ = venue.parse_data(kind, data, &mut |seq, _, _| sum += seq.id);
     }
     sum
 }

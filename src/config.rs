@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::venue::{StreamDef, Venue};
 
@@ -47,7 +47,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// How a thread waits for work.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WaitMode {
     /// Sleep in the kernel until readiness or the next deadline (poll with a timeout).
@@ -59,7 +59,7 @@ pub enum WaitMode {
 
 /// What a feed does when the strategy's channel is full. Every drop is counted either way; the
 /// feed thread never blocks on the strategy. Health events are never dropped.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FullPolicy {
     /// Drop the oldest queued tick to make room: the strategy keeps the freshest data.
@@ -70,7 +70,7 @@ pub enum FullPolicy {
 }
 
 /// Randomisation of backoff delays, so many clients do not retry in lock-step.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Jitter {
     /// The computed delay exactly.
@@ -83,7 +83,7 @@ pub enum Jitter {
 }
 
 /// `[engine]`: process-wide settings.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineConfig {
     /// Capacity of each feed's channel to the strategy, in messages. Default 65536.
@@ -96,6 +96,11 @@ pub struct EngineConfig {
     pub strategy_wait: WaitMode,
     /// Interval of the status line printed by `run` and `demo`, ms. Default 1000.
     pub status_interval_ms: u64,
+    /// Connection attempts allowed per venue host in any `connect_window_ms`, shared by all
+    /// feeds of that host. Default 300 (Binance: 300 connections per 5 minutes per IP).
+    pub connect_limit: u32,
+    /// The window of `connect_limit`, ms. Default 300000.
+    pub connect_window_ms: u64,
 }
 
 impl Default for EngineConfig {
@@ -106,6 +111,8 @@ impl Default for EngineConfig {
             strategy_core: None,
             strategy_wait: WaitMode::Block,
             status_interval_ms: 1000,
+            connect_limit: 300,
+            connect_window_ms: 300_000,
         }
     }
 }
@@ -115,7 +122,7 @@ impl Default for EngineConfig {
 /// The defaults serve the 5 s reconnect target: the first retry goes out within 100 ms, no
 /// single wait (backoff or circuit cooldown) exceeds 5 s, and a silent connection is declared
 /// dead 3.5 s after its last frame.
-#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReconnectConfig {
     /// Delay before the first retry, ms. Default 100.
@@ -140,6 +147,9 @@ pub struct ReconnectConfig {
     pub handshake_timeout_ms: u64,
     /// Subscription acknowledgement limit, ms. Default 2000.
     pub ack_timeout_ms: u64,
+    /// Replace a connection (open the new one, switch when it streams, close the old) once it
+    /// is this old, ms; 0 never. Default 86100000: five minutes before Binance's 24-hour cut.
+    pub max_connection_age_ms: u64,
 }
 
 impl Default for ReconnectConfig {
@@ -156,12 +166,13 @@ impl Default for ReconnectConfig {
             connect_timeout_ms: 3000,
             handshake_timeout_ms: 5000,
             ack_timeout_ms: 2000,
+            max_connection_age_ms: 86_100_000,
         }
     }
 }
 
 /// Per-feed overrides of `[reconnect]`; unset fields keep the global value.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 #[allow(missing_docs)] // Each field overrides the `ReconnectConfig` field of the same name.
 pub struct ReconnectOverride {
@@ -176,6 +187,7 @@ pub struct ReconnectOverride {
     pub connect_timeout_ms: Option<u64>,
     pub handshake_timeout_ms: Option<u64>,
     pub ack_timeout_ms: Option<u64>,
+    pub max_connection_age_ms: Option<u64>,
 }
 
 impl ReconnectOverride {
@@ -198,12 +210,15 @@ impl ReconnectOverride {
                 .handshake_timeout_ms
                 .unwrap_or(base.handshake_timeout_ms),
             ack_timeout_ms: self.ack_timeout_ms.unwrap_or(base.ack_timeout_ms),
+            max_connection_age_ms: self
+                .max_connection_age_ms
+                .unwrap_or(base.max_connection_age_ms),
         }
     }
 }
 
 /// One `[[feeds]]` table as written.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FeedConfig {
     /// Unique name, used for the thread name (`feed-<name>`), logs and reports.
@@ -223,6 +238,13 @@ pub struct FeedConfig {
     pub ca_pem: Option<String>,
     /// The venue's own stream names, e.g. `["btcusdt@bookTicker", "ethusdt@aggTrade"]`.
     pub streams: Vec<String>,
+    /// Keep a hot standby: a second live connection with the same subscriptions, deduplicated
+    /// by the venue's sequence numbers. Default false.
+    #[serde(default)]
+    pub standby: bool,
+    /// Base URL of the standby connection. Default: the feed's `url`.
+    #[serde(default)]
+    pub standby_url: Option<String>,
     /// Core to pin the feed thread(s) to. Default: not pinned.
     #[serde(default)]
     pub core: Option<usize>,
@@ -253,13 +275,24 @@ fn default_max_frame() -> usize {
     1 << 20
 }
 
+/// `[capture]`: JSONL capture and the session manifest.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureConfig {
+    /// Folder under which each run writes its session folder.
+    pub dir: PathBuf,
+}
+
 /// The whole file as written.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     /// `[engine]`.
     #[serde(default)]
     pub engine: EngineConfig,
+    /// `[capture]`; no capture when absent.
+    #[serde(default)]
+    pub capture: Option<CaptureConfig>,
     /// `[reconnect]`.
     #[serde(default)]
     pub reconnect: ReconnectConfig,
@@ -368,6 +401,8 @@ pub struct FeedSpec {
     pub max_frame_bytes: usize,
     /// Effective reconnect settings.
     pub reconnect: ReconnectConfig,
+    /// Where the hot standby connects, when the feed keeps one.
+    pub standby: Option<Endpoint>,
 }
 
 /// A validated configuration, ready for [`crate::engine::Engine::start`].
@@ -377,6 +412,10 @@ pub struct Config {
     pub engine: EngineConfig,
     /// The feeds.
     pub feeds: Vec<FeedSpec>,
+    /// `[capture]`.
+    pub capture: Option<CaptureConfig>,
+    /// The whole configuration with every default filled in, for the session manifest.
+    pub effective: serde_json::Value,
 }
 
 impl Config {
@@ -451,7 +490,18 @@ impl ReconnectConfig {
 impl FileConfig {
     /// Validates everything and resolves defaults.
     pub fn validate(self) -> Result<Config, ConfigError> {
+        let effective = serde_json::to_value(&self).unwrap_or(serde_json::Value::Null);
         let e = &self.engine;
+        if e.connect_limit == 0 || e.connect_window_ms == 0 {
+            return Err(err(
+                "engine.connect_limit and engine.connect_window_ms must be at least 1".into(),
+            ));
+        }
+        if let Some(c) = &self.capture {
+            if c.dir.as_os_str().is_empty() {
+                return Err(err("capture.dir is empty".into()));
+            }
+        }
         if e.channel_capacity == 0 {
             return Err(err("engine.channel_capacity must be at least 1".into()));
         }
@@ -570,6 +620,18 @@ impl FileConfig {
                 ),
                 (None, None) => None,
             };
+            let standby = match (f.standby, &f.standby_url) {
+                (false, Some(_)) => {
+                    return Err(err(format!(
+                        "{at}.standby_url is set but standby is false; set standby = true"
+                    )))
+                }
+                (false, None) => None,
+                (true, None) => Some(endpoint.clone()),
+                (true, Some(u)) => {
+                    Some(Endpoint::parse(u).map_err(|m| err(format!("{at}.standby_url: {m}")))?)
+                }
+            };
             if extra_ca_pem.is_some() && !endpoint.tls {
                 log::warn!("{at}: ca_file is set but the url is ws:// (no TLS); it is unused");
             }
@@ -586,11 +648,14 @@ impl FileConfig {
                 max_message_bytes: f.max_message_bytes,
                 max_frame_bytes: f.max_frame_bytes,
                 reconnect,
+                standby,
             });
         }
         Ok(Config {
             engine: self.engine,
             feeds,
+            capture: self.capture,
+            effective,
         })
     }
 }

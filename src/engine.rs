@@ -19,8 +19,10 @@ use log::warn;
 use mio::Waker;
 use tungstenite::protocol::WebSocketConfig;
 
-use crate::config::{Config, WaitMode};
-use crate::feed::{Feed, FeedParams, Outbox};
+use crate::capture::{Capture, CaptureFeed};
+use crate::config::{Config, Endpoint, WaitMode};
+use crate::feed::limiter::ConnectGate;
+use crate::feed::{Feed, FeedParams, Outbox, Target};
 use crate::metrics::{
     micros_histogram, nanos_histogram, percentiles, FeedStats, FeedSummary, Summary,
     RECONNECT_TARGET,
@@ -55,6 +57,7 @@ pub struct Engine<S: Strategy> {
     latency: Arc<Mutex<Histogram<u64>>>,
     universe: Universe,
     started: Instant,
+    capture: Option<Capture>,
 }
 
 impl<S: Strategy> std::fmt::Debug for Engine<S> {
@@ -74,8 +77,24 @@ impl<S: Strategy> Engine<S> {
         let mut intern = HashMap::new();
         let mut universe = Universe::default();
         let mut params = Vec::new();
+        // One attempt budget per venue host, shared by every feed that connects there.
+        let mut gates: HashMap<String, Arc<ConnectGate>> = HashMap::new();
+        let mut gate = |e: &Endpoint| {
+            let host = format!("{}:{}", e.host, e.port);
+            gates
+                .entry(host.clone())
+                .or_insert_with(|| {
+                    Arc::new(ConnectGate::new(
+                        host,
+                        config.engine.connect_limit,
+                        Duration::from_millis(config.engine.connect_window_ms),
+                    ))
+                })
+                .clone()
+        };
         for spec in &config.feeds {
-            let tls = if spec.endpoint.tls {
+            let wants_tls = spec.endpoint.tls || spec.standby.as_ref().is_some_and(|e| e.tls);
+            let tls = if wants_tls {
                 Some(
                     crate::net::tls_config(spec.extra_ca_pem.as_deref())
                         .map_err(|e| StartError(format!("feed '{}': {e}", spec.name)))?,
@@ -106,6 +125,18 @@ impl<S: Strategy> Engine<S> {
                     })
                     .collect();
                 let path = spec.venue.endpoint_path(route);
+                let mut targets = vec![Target {
+                    endpoint: spec.endpoint.clone(),
+                    url: spec.endpoint.url(path),
+                    gate: gate(&spec.endpoint),
+                }];
+                if let Some(standby) = &spec.standby {
+                    targets.push(Target {
+                        endpoint: standby.clone(),
+                        url: standby.url(path),
+                        gate: gate(standby),
+                    });
+                }
                 universe.feeds.push(FeedInfo {
                     name: name.clone(),
                     venue: spec.venue,
@@ -116,8 +147,7 @@ impl<S: Strategy> Engine<S> {
                     id: params.len() as u16,
                     name,
                     venue: spec.venue,
-                    endpoint: spec.endpoint.clone(),
-                    path,
+                    targets,
                     streams,
                     symbols: syms,
                     silence: idx
@@ -125,6 +155,10 @@ impl<S: Strategy> Engine<S> {
                         .map(|&i| Duration::from_millis(spec.silence_ms[i]))
                         .collect(),
                     reconnect: spec.reconnect,
+                    max_connection_age: match spec.reconnect.max_connection_age_ms {
+                        0 => None,
+                        ms => Some(Duration::from_millis(ms)),
+                    },
                     wait: spec.wait,
                     core: spec.core,
                     recv_buffer: spec.recv_buffer_bytes,
@@ -133,6 +167,7 @@ impl<S: Strategy> Engine<S> {
                         .max_frame_size(Some(spec.max_frame_bytes)),
                     tls: tls.clone(),
                     on_full: config.engine.on_full,
+                    capture: None,
                 });
             }
         }
@@ -142,8 +177,28 @@ impl<S: Strategy> Engine<S> {
         let latency = Arc::new(Mutex::new(nanos_histogram()));
         let mut receivers = Vec::new();
         let mut feeds = Vec::new();
-        let mut stats = Vec::new();
-        for p in params {
+        let stats: Vec<Arc<FeedStats>> = params.iter().map(feed_stats).collect();
+        let capture = match &config.capture {
+            Some(c) => {
+                let feeds = params
+                    .iter()
+                    .zip(&stats)
+                    .map(|(p, st)| CaptureFeed {
+                        venue: p.venue.name().to_string(),
+                        streams: p.streams.clone(),
+                        stats: st.clone(),
+                    })
+                    .collect();
+                let (capture, tx) = Capture::start(&c.dir, feeds, config.effective.clone())
+                    .map_err(|e| StartError(format!("capture: {e}")))?;
+                for p in &mut params {
+                    p.capture = Some(tx.clone());
+                }
+                Some(capture)
+            }
+            None => None,
+        };
+        for (p, st) in params.into_iter().zip(&stats) {
             let (ticks, ticks_rx) = bounded(config.engine.channel_capacity);
             let (health, health_rx) = unbounded();
             receivers.push(Lane::new(ticks_rx.clone(), health_rx));
@@ -153,7 +208,7 @@ impl<S: Strategy> Engine<S> {
                 health,
                 next_seq: std::cell::Cell::new(0),
             };
-            let st = Arc::new(FeedStats::new(p.name.clone(), p.endpoint.url(p.path)));
+            let st = st.clone();
             let thread_name = format!("feed-{}", p.name);
             let (feed, waker) = Feed::new(p, outbox, st.clone(), shutdown.clone())
                 .map_err(|e| StartError(format!("cannot create a poller: {e}")))?;
@@ -162,7 +217,6 @@ impl<S: Strategy> Engine<S> {
                 .spawn(move || feed.run())
                 .map_err(|e| StartError(format!("cannot spawn a feed thread: {e}")))?;
             feeds.push(FeedThread { handle, waker });
-            stats.push(st);
         }
         let (wait, core) = (config.engine.strategy_wait, config.engine.strategy_core);
         let (sd, lat, uni) = (shutdown.clone(), latency.clone(), universe.clone());
@@ -185,7 +239,13 @@ impl<S: Strategy> Engine<S> {
             latency,
             universe,
             started: Instant::now(),
+            capture,
         })
+    }
+
+    /// The capture's session folder, when capture is on.
+    pub fn session_dir(&self) -> Option<&std::path::Path> {
+        self.capture.as_ref().map(|c| c.dir.as_path())
     }
 
     /// Names behind the ids.
@@ -218,13 +278,22 @@ impl<S: Strategy> Engine<S> {
             rate
         );
         for s in &self.stats {
-            let _ = write!(
-                line,
-                " {} {} r{}",
-                s.name,
-                s.state().name(),
-                s.reconnects.load(Ordering::Relaxed)
-            );
+            let _ = write!(line, " {} {}", s.name, s.state().name());
+            if s.slot_count() > 1 || s.standby_url.is_some() {
+                let slots: Vec<String> = s.slots[..s.slot_count()]
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{}#{}:{}",
+                            c.role().name(),
+                            c.conn.load(Ordering::Relaxed),
+                            c.state().name()
+                        )
+                    })
+                    .collect();
+                let _ = write!(line, " [{}]", slots.join(" "));
+            }
+            let _ = write!(line, " r{}", s.reconnects.load(Ordering::Relaxed));
             let dropped = s.dropped.load(Ordering::Relaxed);
             if dropped > 0 {
                 let _ = write!(line, " drops {dropped}");
@@ -237,7 +306,7 @@ impl<S: Strategy> Engine<S> {
 
     /// Reconnect-time, gap and tick-latency percentiles so far, on one line.
     pub fn percentile_line(&self) -> String {
-        let (reconnect_us, gap_us, misses) = self.reconnect_histograms();
+        let (_, reconnect_us, gap_us, misses) = self.reconnect_histograms();
         let latency = self.latency_snapshot();
         format!(
             "reconnect {} (over {}s target: {misses}) | gap {} | tick latency {}",
@@ -256,19 +325,22 @@ impl<S: Strategy> Engine<S> {
             .unwrap_or_else(|_| nanos_histogram())
     }
 
-    /// All feeds' reconnect and gap histograms merged, and the count of target misses.
-    fn reconnect_histograms(&self) -> (Histogram<u64>, Histogram<u64>, u64) {
+    /// All feeds' detection, reconnect and gap histograms merged, and the count of target
+    /// misses.
+    fn reconnect_histograms(&self) -> (Histogram<u64>, Histogram<u64>, Histogram<u64>, u64) {
+        let mut detect_us = micros_histogram();
         let mut reconnect_us = micros_histogram();
         let mut gap_us = micros_histogram();
         let mut misses = 0;
         for s in &self.stats {
             if let Ok(h) = s.histograms.lock() {
+                let _ = detect_us.add(&h.detect_us);
                 let _ = reconnect_us.add(&h.reconnect_us);
                 let _ = gap_us.add(&h.gap_us);
                 misses += h.target_misses;
             }
         }
-        (reconnect_us, gap_us, misses)
+        (detect_us, reconnect_us, gap_us, misses)
     }
 
     /// Stops every thread (each within a second, in any state), then reports.
@@ -287,10 +359,15 @@ impl<S: Strategy> Engine<S> {
             .take()
             .map(|h| h.join().expect("strategy thread panicked"))
             .expect("the strategy thread runs until stop");
-        let (reconnect_us, gap_us, target_misses) = self.reconnect_histograms();
+        // Every feed (every capture sender) is gone: the capture drains, syncs and writes the
+        // final manifest.
+        let capture = self.capture.take().map(Capture::finish);
+        let (detect_us, reconnect_us, gap_us, target_misses) = self.reconnect_histograms();
         let tick_latency_ns = self.latency_snapshot();
         let summary = Summary {
             ran_for: self.started.elapsed(),
+            capture,
+            detect_us,
             feeds: self.stats.iter().map(|s| FeedSummary::of(s)).collect(),
             reconnect_us,
             gap_us,
@@ -300,6 +377,15 @@ impl<S: Strategy> Engine<S> {
         };
         (summary, strategy)
     }
+}
+
+/// The counters of a feed about to start.
+fn feed_stats(p: &FeedParams) -> Arc<FeedStats> {
+    let mut st = FeedStats::new(p.name.clone(), p.targets[0].url.clone());
+    st.venue = p.venue.name().to_string();
+    st.streams = p.streams.iter().map(|s| s.name.clone()).collect();
+    st.standby_url = p.targets.get(1).map(|t| t.url.clone());
+    Arc::new(st)
 }
 
 /// Where the previous status line left off.

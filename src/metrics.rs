@@ -78,7 +78,45 @@ impl FeedState {
     }
 }
 
-/// One outage: from losing a live connection to the first data on the next one.
+/// Why a gap record exists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GapCause {
+    /// No connection carried the feed: from the last data before the loss to the first after.
+    Outage(DisconnectReason),
+    /// A live connection skipped updates (the venue's numbering jumped); the interval is the
+    /// instant it was seen.
+    SequenceJump,
+}
+
+impl fmt::Display for GapCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GapCause::Outage(reason) => reason.fmt(f),
+            GapCause::SequenceJump => f.write_str("sequence jump on a live connection"),
+        }
+    }
+}
+
+/// Updates of one stream that never arrived: ids `from_seq..=to_seq` in the venue's numbering.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Missed {
+    /// Stream index within the feed.
+    pub stream: u16,
+    /// First missed id.
+    pub from_seq: u64,
+    /// Last missed id.
+    pub to_seq: u64,
+}
+
+impl Missed {
+    /// How many ids the range holds.
+    pub fn ids(&self) -> u64 {
+        self.to_seq - self.from_seq + 1
+    }
+}
+
+/// One gap: an outage (from losing the last live connection to the first data on the next) or
+/// a sequence jump on a live connection.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GapRecord {
     /// Unix ns of the last data message before the loss (or of the loss, if none came).
@@ -87,17 +125,85 @@ pub struct GapRecord {
     pub end_unix_ns: u64,
     /// `end - start`, ms.
     pub duration_ms: u64,
-    /// Detection of the loss → first data, ms.
+    /// Detection of the loss → first data, ms (0 for a sequence jump).
     pub reconnect_ms: u64,
-    /// Why the connection was lost.
-    pub reason: DisconnectReason,
+    /// Why.
+    pub cause: GapCause,
     /// Connection attempts it took.
     pub attempts: u32,
+    /// Updates the venue's numbering shows were missed, per stream. Filled in as each stream
+    /// delivers its first message after the outage.
+    pub missed: Vec<Missed>,
 }
+
+/// What a connection slot of a feed is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum SlotRole {
+    /// The feed's connection.
+    Primary = 0,
+    /// The hot standby: the same subscriptions, deduplicated against the primary.
+    Standby = 1,
+    /// A connection opened to replace one before it is cut (rotation).
+    Replacement = 2,
+}
+
+impl SlotRole {
+    fn from_u8(v: u8) -> SlotRole {
+        match v {
+            1 => SlotRole::Standby,
+            2 => SlotRole::Replacement,
+            _ => SlotRole::Primary,
+        }
+    }
+
+    /// Name for status lines and the manifest.
+    pub fn name(self) -> &'static str {
+        match self {
+            SlotRole::Primary => "primary",
+            SlotRole::Standby => "standby",
+            SlotRole::Replacement => "replacement",
+        }
+    }
+}
+
+/// Live view of one connection slot (a feed has one, or two with a standby or mid-rotation).
+#[derive(Debug)]
+pub struct SlotStats {
+    role: AtomicU8,
+    state: AtomicU8,
+    /// The feed's number of the slot's current connection (0 before the first).
+    pub conn: AtomicU64,
+}
+
+impl SlotStats {
+    fn new() -> Self {
+        SlotStats {
+            role: AtomicU8::new(SlotRole::Primary as u8),
+            state: AtomicU8::new(FeedState::Connecting as u8),
+            conn: AtomicU64::new(0),
+        }
+    }
+
+    /// Role.
+    pub fn role(&self) -> SlotRole {
+        SlotRole::from_u8(self.role.load(Relaxed))
+    }
+
+    /// State.
+    pub fn state(&self) -> FeedState {
+        FeedState::from_u8(self.state.load(Relaxed))
+    }
+}
+
+/// Most connection slots a feed uses at once.
+pub const MAX_SLOTS: usize = 2;
 
 /// Reconnect-time and gap histograms of one feed.
 #[derive(Debug)]
 pub struct ReconnectHistograms {
+    /// Silence before a loss was detected (last frame on the connection → detection), µs.
+    pub detect_us: Histogram<u64>,
     /// Detection → first data on the new connection, µs.
     pub reconnect_us: Histogram<u64>,
     /// Last data before → first data after, µs.
@@ -113,13 +219,36 @@ pub struct FeedStats {
     pub name: String,
     /// URL it connects to.
     pub url: String,
+    /// Venue name.
+    pub venue: String,
+    /// Stream names, by stream index.
+    pub streams: Vec<String>,
+    /// Standby URL, when the feed keeps a hot standby.
+    pub standby_url: Option<String>,
     state: AtomicU8,
+    slot_count: AtomicU8,
+    /// Connection slots.
+    pub slots: [SlotStats; MAX_SLOTS],
     /// Data messages received.
     pub messages: AtomicU64,
     /// Ticks sent to the strategy.
     pub ticks: AtomicU64,
     /// Ticks dropped on a full channel.
     pub dropped: AtomicU64,
+    /// Second copies of updates (from a standby or overlapping connection), dropped.
+    pub duplicates: AtomicU64,
+    /// Ranges of ids the venue's numbering shows were missed.
+    pub seq_gaps: AtomicU64,
+    /// Ids in those ranges.
+    pub missed_ids: AtomicU64,
+    /// Pings the server sent.
+    pub pings_received: AtomicU64,
+    /// Connections replaced without a gap (age limit or a silent stream).
+    pub rotations: AtomicU64,
+    /// Attempts held back by the per-host attempt budget or a venue's Retry-After.
+    pub throttled: AtomicU64,
+    /// Times the capture channel was full and the feed waited for the disk.
+    pub capture_waits: AtomicU64,
     /// Frames that failed to parse.
     pub parse_errors: AtomicU64,
     /// Well-formed frames of unknown kind (and binary frames).
@@ -150,10 +279,22 @@ impl FeedStats {
         FeedStats {
             name,
             url,
+            venue: String::new(),
+            streams: Vec::new(),
+            standby_url: None,
             state: AtomicU8::new(FeedState::Connecting as u8),
+            slot_count: AtomicU8::new(1),
+            slots: [SlotStats::new(), SlotStats::new()],
             messages: AtomicU64::new(0),
             ticks: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
+            seq_gaps: AtomicU64::new(0),
+            missed_ids: AtomicU64::new(0),
+            pings_received: AtomicU64::new(0),
+            rotations: AtomicU64::new(0),
+            throttled: AtomicU64::new(0),
+            capture_waits: AtomicU64::new(0),
             parse_errors: AtomicU64::new(0),
             unknown_frames: AtomicU64::new(0),
             attempts: AtomicU64::new(0),
@@ -163,6 +304,7 @@ impl FeedStats {
             stale_events: AtomicU64::new(0),
             rejected_streams: AtomicU64::new(0),
             histograms: Mutex::new(ReconnectHistograms {
+                detect_us: micros_histogram(),
                 reconnect_us: micros_histogram(),
                 gap_us: micros_histogram(),
                 target_misses: 0,
@@ -188,19 +330,72 @@ impl FeedStats {
         counter.store(counter.load(Relaxed) + 1, Relaxed);
     }
 
-    /// Records a recovered outage.
-    pub fn record_gap(&self, gap: GapRecord) {
+    /// Publishes slot `i`'s role, state and connection number; `count` slots are in use.
+    pub fn set_slot(&self, i: usize, role: SlotRole, state: FeedState, conn: u32) {
+        if let Some(s) = self.slots.get(i) {
+            s.role.store(role as u8, Relaxed);
+            s.state.store(state as u8, Relaxed);
+            s.conn.store(u64::from(conn), Relaxed);
+        }
+    }
+
+    /// Publishes how many slots are in use.
+    pub fn set_slot_count(&self, count: usize) {
+        self.slot_count.store(count.min(MAX_SLOTS) as u8, Relaxed);
+    }
+
+    /// Slots in use.
+    pub fn slot_count(&self) -> usize {
+        usize::from(self.slot_count.load(Relaxed))
+    }
+
+    /// Records how long a lost connection had been silent when the loss was detected.
+    pub fn record_detection(&self, silent: Duration) {
         if let Ok(mut h) = self.histograms.lock() {
-            h.reconnect_us
-                .saturating_record(gap.reconnect_ms.max(1) * 1000);
-            h.gap_us.saturating_record(gap.duration_ms.max(1) * 1000);
-            if Duration::from_millis(gap.reconnect_ms) > RECONNECT_TARGET {
-                h.target_misses += 1;
+            h.detect_us
+                .saturating_record(silent.as_micros().max(1) as u64);
+        }
+    }
+
+    /// Records a gap; returns its index (to add missed ranges later).
+    pub fn record_gap(&self, gap: GapRecord) -> usize {
+        if let GapCause::Outage(_) = gap.cause {
+            if let Ok(mut h) = self.histograms.lock() {
+                h.reconnect_us
+                    .saturating_record(gap.reconnect_ms.max(1) * 1000);
+                h.gap_us.saturating_record(gap.duration_ms.max(1) * 1000);
+                if Duration::from_millis(gap.reconnect_ms) > RECONNECT_TARGET {
+                    h.target_misses += 1;
+                }
             }
         }
-        if let Ok(mut g) = self.gaps.lock() {
-            g.push(gap);
+        for m in &gap.missed {
+            self.count_missed(m);
         }
+        let mut g = self
+            .gaps
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        g.push(gap);
+        g.len() - 1
+    }
+
+    /// Adds a missed range to gap `index` (a stream's first message after an outage).
+    pub fn add_missed(&self, index: usize, missed: Missed) {
+        self.count_missed(&missed);
+        let mut g = self
+            .gaps
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(gap) = g.get_mut(index) {
+            gap.missed.push(missed);
+        }
+    }
+
+    fn count_missed(&self, m: &Missed) {
+        FeedStats::bump(&self.seq_gaps);
+        self.missed_ids
+            .store(self.missed_ids.load(Relaxed) + m.ids(), Relaxed);
     }
 }
 
@@ -239,8 +434,12 @@ pub fn fmt_ns(ns: u64) -> String {
 pub struct Summary {
     /// Wall time the engine ran.
     pub ran_for: Duration,
+    /// What the capture wrote, when capture was on.
+    pub capture: Option<crate::capture::CaptureTotals>,
     /// Per-feed rows.
     pub feeds: Vec<FeedSummary>,
+    /// All feeds' silence before a loss was detected, µs.
+    pub detect_us: Histogram<u64>,
     /// All feeds' reconnect times, µs.
     pub reconnect_us: Histogram<u64>,
     /// All feeds' gaps, µs.
@@ -268,6 +467,20 @@ pub struct FeedSummary {
     pub ticks: u64,
     /// Ticks dropped on a full channel.
     pub dropped: u64,
+    /// Second copies dropped.
+    pub duplicates: u64,
+    /// Missed-id ranges.
+    pub seq_gaps: u64,
+    /// Missed ids.
+    pub missed_ids: u64,
+    /// Connections replaced without a gap.
+    pub rotations: u64,
+    /// Attempts held back by the attempt budget or Retry-After.
+    pub throttled: u64,
+    /// Server pings.
+    pub pings_received: u64,
+    /// The feed kept a hot standby.
+    pub standby: bool,
     /// Parse errors.
     pub parse_errors: u64,
     /// Unknown frames.
@@ -298,6 +511,13 @@ impl FeedSummary {
             messages: s.messages.load(Relaxed),
             ticks: s.ticks.load(Relaxed),
             dropped: s.dropped.load(Relaxed),
+            duplicates: s.duplicates.load(Relaxed),
+            seq_gaps: s.seq_gaps.load(Relaxed),
+            missed_ids: s.missed_ids.load(Relaxed),
+            rotations: s.rotations.load(Relaxed),
+            throttled: s.throttled.load(Relaxed),
+            pings_received: s.pings_received.load(Relaxed),
+            standby: s.standby_url.is_some(),
             parse_errors: s.parse_errors.load(Relaxed),
             unknown_frames: s.unknown_frames.load(Relaxed),
             disconnects: s.disconnects.load(Relaxed),
@@ -338,6 +558,32 @@ impl fmt::Display for Summary {
         )?;
         writeln!(
             f,
+            "duplicates dropped {} | rotations {} | attempts throttled {} | server pings {}",
+            total(|s| s.duplicates),
+            total(|s| s.rotations),
+            total(|s| s.throttled),
+            total(|s| s.pings_received),
+        )?;
+        let missed = |standby: bool| {
+            self.feeds
+                .iter()
+                .filter(|s| s.standby == standby)
+                .map(|s| s.missed_ids)
+                .sum::<u64>()
+        };
+        writeln!(
+            f,
+            "missed update ids (venue numbering): {} on feeds with a standby, {} on feeds without",
+            missed(true),
+            missed(false)
+        )?;
+        writeln!(
+            f,
+            "detection (last frame → loss declared): {}",
+            percentiles(&self.detect_us, 1000)
+        )?;
+        writeln!(
+            f,
             "reconnect time (loss detected → first data), target {}s: {} | over target: {}",
             RECONNECT_TARGET.as_secs(),
             percentiles(&self.reconnect_us, 1000),
@@ -357,11 +603,12 @@ impl fmt::Display for Summary {
         for s in &self.feeds {
             writeln!(
                 f,
-                "  {:<18} {:<12} msgs {:>8} drops {:>5} disconnects {:>3} recovered {:>3} trips {} stale {} rejected {}  {}",
+                "  {:<18} {:<12} msgs {:>8} drops {:>5} missed {:>5} disconnects {:>3} recovered {:>3} trips {} stale {} rejected {}  {}",
                 s.name,
                 s.state.name(),
                 s.messages,
                 s.dropped,
+                s.missed_ids,
                 s.disconnects,
                 s.reconnects,
                 s.circuit_trips,
@@ -383,17 +630,29 @@ impl fmt::Display for Summary {
         for (name, g) in gaps.iter().take(SHOWN) {
             writeln!(
                 f,
-                "  {:<18} {:>6} ms (reconnect {:>5} ms, {} attempt{})  {}",
+                "  {:<18} {:>6} ms (reconnect {:>5} ms, {} attempt{}, {} ids missed)  {}",
                 name,
                 g.duration_ms,
                 g.reconnect_ms,
                 g.attempts,
                 if g.attempts == 1 { "" } else { "s" },
-                g.reason
+                g.missed.iter().map(Missed::ids).sum::<u64>(),
+                g.cause
             )?;
         }
         if gaps.len() > SHOWN {
             writeln!(f, "  … and {} more", gaps.len() - SHOWN)?;
+        }
+        if let Some(c) = &self.capture {
+            writeln!(
+                f,
+                "capture: {} lines, {} bytes in {} files, {} errors → {}",
+                c.lines,
+                c.bytes,
+                c.files,
+                c.errors,
+                c.dir.display()
+            )?;
         }
         if !self.strategy_report.is_empty() {
             let mut report = String::new();

@@ -271,6 +271,7 @@ pub struct SpreadMonitor {
     depth_chunks: u64,
     ticks_ignored: u64,
     health_events: u64,
+    gap_events: u64,
 }
 
 impl SpreadMonitor {
@@ -367,6 +368,9 @@ impl Strategy for SpreadMonitor {
             }
             Health::Stale { .. } => h.stale_streams += 1,
             Health::StreamResumed { .. } => h.stale_streams = h.stale_streams.saturating_sub(1),
+            // A standby carried the feed, or a replacement overlapped: nothing was missed.
+            Health::ConnectionLost { .. } | Health::Rotated { .. } => {}
+            Health::Gap { .. } => self.gap_events += 1,
             Health::SubscriptionRejected { .. } => {}
         }
     }
@@ -391,8 +395,13 @@ impl Strategy for SpreadMonitor {
         );
         let _ = writeln!(
             out,
-            "trades {} | mark prices {} | depth chunks {} | health events {} | ticks ignored while standing down {}",
-            self.trades, self.marks, self.depth_chunks, self.health_events, self.ticks_ignored
+            "trades {} | mark prices {} | depth chunks {} | health events {} (missed-update gaps {}) | ticks ignored while standing down {}",
+            self.trades,
+            self.marks,
+            self.depth_chunks,
+            self.health_events,
+            self.gap_events,
+            self.ticks_ignored
         );
         for (i, h) in self.health.iter().enumerate() {
             let _ = writeln!(

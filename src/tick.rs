@@ -213,12 +213,39 @@ pub enum Health {
         /// The feed's connection number.
         conn: u32,
     },
-    /// Connection `conn` was lost; data from this feed is stale until `Recovered`.
+    /// Connection `conn` was lost and no other connection carries the feed: data from this feed
+    /// is stale until `Recovered`.
     Disconnected {
         /// The feed's connection number.
         conn: u32,
         /// Why.
         reason: DisconnectReason,
+    },
+    /// Connection `conn` was lost while another connection of the feed (a hot standby) carries
+    /// every stream: nothing is missed; the lost one reconnects.
+    ConnectionLost {
+        /// The feed's connection number.
+        conn: u32,
+        /// Why.
+        reason: DisconnectReason,
+    },
+    /// Connection `old` was replaced by `new` before the venue would cut it (its age limit) or
+    /// because a stream went silent on it; both overlapped, so nothing was missed.
+    Rotated {
+        /// The connection closed.
+        old: u32,
+        /// The connection that carries on.
+        new: u32,
+    },
+    /// The venue's numbering shows that updates `from_seq..=to_seq` of a stream never arrived,
+    /// on one connection or across an outage.
+    Gap {
+        /// Stream index within the feed.
+        stream: u16,
+        /// First missed id.
+        from_seq: u64,
+        /// Last missed id.
+        to_seq: u64,
     },
     /// First data after an outage arrived.
     Recovered {

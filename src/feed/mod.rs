@@ -1,4 +1,4 @@
-//! The feed thread: one connection's session loop and its state machine, inline.
+//! The feed thread: one feed's connections, each with its session state machine inline.
 //!
 //! ```text
 //!   Connecting → Handshaking → Subscribing → Streaming
@@ -10,13 +10,23 @@
 //!   permanent error (bad certificate, HTTP 401/403/404, every stream rejected) → Failed
 //! ```
 //!
-//! The thread owns its socket, backoff and liveness clock; nothing else touches them. It polls
-//! mio until the next deadline (ping due, pong due, a stream's silence limit, backoff end,
-//! connect/handshake/ack limit) and never blocks past it, so shutdown through the [`mio::Waker`]
-//! is prompt in every state. The pure decisions live in [`backoff`], [`liveness`] and [`watch`].
+//! A feed has one connection *slot*, or two: with `standby = true` a second connection carries
+//! the same subscriptions, and while a connection is being replaced (its age limit, or a stream
+//! gone silent on it) the replacement overlaps it. Each slot has its own state machine, backoff
+//! and liveness clock; the feed deduplicates their updates by the venue's sequence numbers, so
+//! the strategy sees each update once, from whichever connection delivered it first.
+//!
+//! The thread owns its sockets, backoff and liveness clocks; nothing else touches them. It
+//! polls mio until the next deadline (ping due, pong due, a stream's silence limit, backoff end,
+//! connect/handshake/ack limit, a connection's age limit) and never blocks past it, so shutdown
+//! through the [`mio::Waker`] is prompt in every state. The pure decisions live in [`backoff`],
+//! [`liveness`], [`watch`], [`seq`] and [`limiter`].
 
 pub mod backoff;
+mod connect;
+pub mod limiter;
 pub mod liveness;
+pub mod seq;
 pub mod watch;
 
 use std::collections::VecDeque;
@@ -28,25 +38,27 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use log::{debug, error, info, warn};
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Events, Poll, Token, Waker};
 use rustls::ClientConfig;
 use tungstenite::handshake::client::ClientHandshake;
-use tungstenite::handshake::{HandshakeError, MidHandshake};
+use tungstenite::handshake::MidHandshake;
 use tungstenite::protocol::WebSocketConfig;
-use tungstenite::{Message, WebSocket};
+use tungstenite::{Message, Utf8Bytes, WebSocket};
 
 use self::backoff::{Backoff, Decision, XorShift};
+use self::limiter::ConnectGate;
 use self::liveness::{Action, Liveness};
+use self::seq::{SeqTrack, Verdict};
 use self::watch::StreamWatch;
+use crate::capture::CaptureMsg;
 use crate::clock;
 use crate::config::{Endpoint, FullPolicy, ReconnectConfig, WaitMode};
-use crate::metrics::{FeedState, FeedStats, GapRecord};
+use crate::metrics::{FeedState, FeedStats, GapCause, GapRecord, Missed, SlotRole, MAX_SLOTS};
 use crate::net::{self, NetStream};
 use crate::tick::{DisconnectReason, FeedId, Health, HealthMsg, Sequenced, SymbolId, Tick};
-use crate::venue::{Frame, StreamDef, Venue};
+use crate::venue::{Frame, Seq, StreamDef, StreamKind, Venue};
 
-const SOCKET: Token = Token(0);
-const WAKE: Token = Token(1);
+const WAKE: Token = Token(0);
 
 /// Frames read in one go before deadlines are checked again.
 const READ_BATCH: usize = 512;
@@ -54,6 +66,23 @@ const READ_BATCH: usize = 512;
 const REQUEST_SPACING: Duration = Duration::from_millis(200);
 /// At most one log line per this interval for repetitive problems (bad frames, drops).
 const LOG_EVERY: Duration = Duration::from_secs(5);
+/// A rotation that cannot start yet (the other connection does not carry the feed) is tried
+/// again after this long.
+const ROTATION_RETRY: Duration = Duration::from_secs(1);
+/// A stream silent on fresh connection after fresh connection is not the connection's fault:
+/// after this many replacements in a row it is only reported stale.
+const MAX_SILENT_ROTATIONS: u8 = 3;
+
+/// Where a slot connects, and the attempt budget of that host.
+#[derive(Debug)]
+pub struct Target {
+    /// Where to connect.
+    pub endpoint: Endpoint,
+    /// The full URL of this connection's route.
+    pub url: String,
+    /// Attempt budget shared with every feed connecting to the same host.
+    pub gate: Arc<ConnectGate>,
+}
 
 /// Everything a feed thread needs, built by the engine from a validated config.
 #[derive(Debug)]
@@ -64,11 +93,9 @@ pub struct FeedParams {
     pub name: String,
     /// Venue codec.
     pub venue: Venue,
-    /// Where to connect.
-    pub endpoint: Endpoint,
-    /// Venue path for this connection's route, e.g. `/public/stream`.
-    pub path: &'static str,
-    /// Streams this connection carries.
+    /// Where to connect: the primary, then the standby when the feed keeps one.
+    pub targets: Vec<Target>,
+    /// Streams this feed carries.
     pub streams: Vec<StreamDef>,
     /// Interned symbol of each stream.
     pub symbols: Vec<SymbolId>,
@@ -76,6 +103,8 @@ pub struct FeedParams {
     pub silence: Vec<Duration>,
     /// Backoff, breaker, liveness and limits.
     pub reconnect: ReconnectConfig,
+    /// Replace a connection before it is this old (the venue cuts older ones).
+    pub max_connection_age: Option<Duration>,
     /// Block or spin.
     pub wait: WaitMode,
     /// Core to pin to.
@@ -84,10 +113,12 @@ pub struct FeedParams {
     pub recv_buffer: Option<usize>,
     /// WebSocket limits.
     pub ws_config: WebSocketConfig,
-    /// TLS client config for `wss://`.
+    /// TLS client config, when a target is `wss://`.
     pub tls: Option<Arc<ClientConfig>>,
     /// Full-channel policy.
     pub on_full: FullPolicy,
+    /// The capture thread's channel, when capture is on.
+    pub capture: Option<Sender<CaptureMsg>>,
 }
 
 /// The channel ends a feed writes to: a bounded, lossy channel for ticks and an unbounded,
@@ -158,20 +189,23 @@ struct Pending {
 struct Live {
     ws: WebSocket<NetStream>,
     conn_no: u32,
+    opened: Instant,
     liveness: Liveness,
+    /// Silence of the streams with a guaranteed cadence, on this connection alone.
+    cadence: StreamWatch,
     /// Sent and not yet answered.
     pending: Vec<Pending>,
     /// Waiting to be sent (after a rejected multi-stream request is split).
     queued: VecDeque<Vec<u16>>,
     next_send: Instant,
-    /// `Connected` was announced.
+    /// `Connected` was announced: every wanted stream is acknowledged.
     announced: bool,
     /// A data message arrived on this connection.
     productive: bool,
     pings: u64,
 }
 
-/// The connection state machine; states carry their data.
+/// A slot's connection state machine; states carry their data.
 enum Conn {
     /// About to start a connection attempt.
     Idle,
@@ -198,6 +232,8 @@ enum Conn {
     CircuitOpen { until: Instant },
     /// Stopped for good.
     Failed,
+    /// Done: the slot is removed at the end of this turn (a rotation ended).
+    Retired,
 }
 
 impl Conn {
@@ -205,18 +241,54 @@ impl Conn {
         match self {
             Conn::Idle | Conn::Connecting { .. } => FeedState::Connecting,
             Conn::Tls { .. } | Conn::Upgrading { .. } => FeedState::Handshaking,
-            Conn::Live(l) if !l.pending.is_empty() || !l.queued.is_empty() => {
-                FeedState::Subscribing
-            }
+            Conn::Live(l) if !l.announced => FeedState::Subscribing,
             Conn::Live(_) => FeedState::Streaming,
             Conn::Backoff { .. } => FeedState::Backoff,
             Conn::CircuitOpen { .. } => FeedState::CircuitOpen,
             Conn::Failed => FeedState::Failed,
+            Conn::Retired => FeedState::Stopped,
         }
+    }
+
+    /// Live with every wanted stream acknowledged: losing another connection loses nothing.
+    fn carries(&self) -> bool {
+        matches!(self, Conn::Live(l) if l.announced)
     }
 }
 
-/// An outage in progress: set when a live connection is lost, closed by the first data after.
+/// One connection slot.
+struct Slot {
+    role: SlotRole,
+    /// The feed's number of this slot's latest connection (0 before the first).
+    conn_no: u32,
+    /// Index into [`FeedParams::targets`].
+    target: usize,
+    token: Token,
+    conn: Conn,
+    backoff: Backoff,
+    /// A Retry-After the venue asked for, applied to this slot's next wait.
+    retry_after: Option<Duration>,
+}
+
+/// Why a connection is being replaced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RotateWhy {
+    /// It reached `max_connection_age`.
+    Age,
+    /// A stream with a guaranteed cadence went silent on it.
+    Silent(u16),
+}
+
+/// A replacement in progress: `new` overlaps `old` until it carries the feed.
+#[derive(Clone, Copy, Debug)]
+struct Rotation {
+    old: Token,
+    new: Token,
+    why: RotateWhy,
+}
+
+/// An outage in progress: set when the last connection carrying the feed is lost, closed by
+/// the first data after.
 #[derive(Clone, Copy, Debug)]
 struct Outage {
     detected: Instant,
@@ -244,28 +316,42 @@ impl LogGate {
     }
 }
 
+/// A connection could not go on: why, and detail for the log.
+type Lost = (DisconnectReason, Option<String>);
+
 /// One feed's session loop.
 pub struct Feed {
     p: FeedParams,
-    url: String,
     out: Outbox,
     stats: Arc<FeedStats>,
     shutdown: Arc<AtomicBool>,
     poll: Poll,
-    conn: Conn,
-    backoff: Backoff,
+    slots: Vec<Slot>,
+    next_token: usize,
     rng: XorShift,
     /// Streams still wanted (not rejected by the venue).
     active: Vec<bool>,
+    /// Silence of each stream across all connections (drives `Stale` events).
     watch: StreamWatch,
+    /// Sequence state of each stream, across connections.
+    seqs: Vec<SeqTrack>,
+    /// Per stream: the outage record its first message after the outage reports missed ids to.
+    resume_gap: Vec<Option<usize>>,
+    /// Per stream: replacements in a row because it was silent.
+    silent_rotations: Vec<u8>,
     conn_count: u32,
     next_request_id: u64,
     /// When the last data message arrived (any connection).
     last_data: Option<Instant>,
     outage: Option<Outage>,
-    /// A Retry-After the venue asked for, applied to the next wait.
-    retry_after: Option<Duration>,
+    rotation: Option<Rotation>,
+    /// Replacements asked for during this turn.
+    rotate_requests: Vec<(Token, RotateWhy)>,
+    /// No age rotation is tried before this (set when one had to wait).
+    rotation_hold: Option<Instant>,
     bad_frames: LogGate,
+    gap_log: LogGate,
+    throttle_log: LogGate,
     drops: LogGate,
     drops_reported: u64,
 }
@@ -274,7 +360,7 @@ impl std::fmt::Debug for Feed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Feed")
             .field("name", &self.p.name)
-            .field("state", &self.conn.state())
+            .field("slots", &self.slots.len())
             .finish()
     }
 }
@@ -289,30 +375,64 @@ impl Feed {
     ) -> io::Result<(Feed, Arc<Waker>)> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
-        let url = p.endpoint.url(p.path);
         let n = p.streams.len();
-        let feed = Feed {
-            backoff: Backoff::new(p.reconnect),
+        let cadence_kinds = |s: &StreamDef| has_cadence(s.kind);
+        debug_assert!(p.streams.iter().filter(|s| cadence_kinds(s)).count() <= n);
+        let mut feed = Feed {
             rng: XorShift::from_entropy(u64::from(p.id) + 1),
             active: vec![true; n],
             watch: StreamWatch::new(p.silence.iter().copied()),
-            url,
+            seqs: p
+                .streams
+                .iter()
+                .map(|s| SeqTrack::new(s.kind.seq_rule()))
+                .collect(),
+            resume_gap: vec![None; n],
+            silent_rotations: vec![0; n],
             out,
             stats,
             shutdown,
             poll,
-            conn: Conn::Idle,
+            slots: Vec::with_capacity(MAX_SLOTS),
+            next_token: 1,
             conn_count: 0,
             next_request_id: 1,
             last_data: None,
             outage: None,
-            retry_after: None,
+            rotation: None,
+            rotate_requests: Vec::new(),
+            rotation_hold: None,
             bad_frames: LogGate::default(),
+            gap_log: LogGate::default(),
+            throttle_log: LogGate::default(),
             drops: LogGate::default(),
             drops_reported: 0,
             p,
         };
+        feed.add_slot(SlotRole::Primary, 0);
+        if feed.p.targets.len() > 1 {
+            feed.add_slot(SlotRole::Standby, 1);
+        }
         Ok((feed, waker))
+    }
+
+    fn add_slot(&mut self, role: SlotRole, target: usize) -> Token {
+        self.next_token += 1;
+        let token = Token(self.next_token);
+        self.slots.push(Slot {
+            role,
+            conn_no: 0,
+            target,
+            token,
+            conn: Conn::Idle,
+            backoff: Backoff::new(self.p.reconnect),
+            retry_after: None,
+        });
+        token
+    }
+
+    fn slot_of(&self, token: Token) -> Option<usize> {
+        self.slots.iter().position(|s| s.token == token)
     }
 
     /// Runs until shutdown. Pins the thread first when a core is configured.
@@ -328,13 +448,11 @@ impl Feed {
         let mut events = Events::with_capacity(16);
         while !self.shutdown.load(Ordering::Acquire) {
             let now = Instant::now();
-            let more = self.step(now);
-            self.stats.set_state(self.conn.state());
-            let timeout = match (&self.conn, self.p.wait) {
-                (Conn::Failed, _) => None,
-                _ if more => Some(Duration::ZERO),
-                (_, WaitMode::Spin) => Some(Duration::ZERO),
-                (_, WaitMode::Block) => Some(self.deadline().saturating_duration_since(now)),
+            let more = self.turn(now);
+            let timeout = if more || self.p.wait == WaitMode::Spin {
+                Some(Duration::ZERO)
+            } else {
+                self.deadline().map(|d| d.saturating_duration_since(now))
             };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
@@ -343,202 +461,132 @@ impl Feed {
                 }
             }
         }
-        if let Conn::Live(live) = &mut self.conn {
-            // Best effort: tell the venue we are leaving.
-            let _ = live.ws.close(None);
-            let _ = live.ws.flush();
+        for slot in &mut self.slots {
+            if let Conn::Live(live) = &mut slot.conn {
+                // Best effort: tell the venue we are leaving.
+                let _ = live.ws.close(None);
+                let _ = live.ws.flush();
+            }
         }
-        if !matches!(self.conn, Conn::Failed) {
+        if self.stats.state() != FeedState::Failed {
             self.stats.set_state(FeedState::Stopped);
         }
         debug!("[{}] stopped", self.p.name);
     }
 
-    /// The next instant something is due.
-    fn deadline(&self) -> Instant {
-        match &self.conn {
-            Conn::Idle => Instant::now(),
-            Conn::Connecting { deadline, .. }
-            | Conn::Tls { deadline, .. }
-            | Conn::Upgrading { deadline, .. } => *deadline,
-            Conn::Backoff { until } | Conn::CircuitOpen { until } => *until,
-            // Not used: a failed feed polls without a timeout, woken only by shutdown.
-            Conn::Failed => Instant::now() + Duration::from_secs(3600),
-            Conn::Live(live) => {
-                let mut d = live.liveness.deadline();
-                if let Some(w) = self.watch.deadline() {
-                    d = d.min(w);
-                }
-                if let Some(p) = live.pending.first() {
-                    d = d.min(p.sent_at + Duration::from_millis(self.p.reconnect.ack_timeout_ms));
-                }
-                if !live.queued.is_empty() {
-                    d = d.min(live.next_send);
-                }
-                d
-            }
+    /// One turn: every slot advances as far as it can without blocking, then the feed-wide
+    /// duties (rotations, stream silence, published state). True when input may be waiting.
+    fn turn(&mut self, now: Instant) -> bool {
+        let mut more = false;
+        for k in 0..self.slots.len() {
+            more |= self.step(k, now);
         }
+        self.maintain(Instant::now());
+        more
     }
 
-    /// Advances the state machine as far as it can go without blocking. Returns true when more
-    /// input may be waiting (the read batch was cut short).
-    fn step(&mut self, now: Instant) -> bool {
-        let conn = mem::replace(&mut self.conn, Conn::Idle);
+    /// The next instant something is due; `None` when nothing ever is (every slot failed).
+    fn deadline(&self) -> Option<Instant> {
+        let mut d: Option<Instant> = None;
+        let mut due = |t: Instant| d = Some(d.map_or(t, |d| d.min(t)));
+        for slot in &self.slots {
+            match &slot.conn {
+                Conn::Idle | Conn::Retired => due(Instant::now()),
+                Conn::Connecting { deadline, .. }
+                | Conn::Tls { deadline, .. }
+                | Conn::Upgrading { deadline, .. } => due(*deadline),
+                Conn::Backoff { until } | Conn::CircuitOpen { until } => due(*until),
+                Conn::Failed => {}
+                Conn::Live(live) => {
+                    due(live.liveness.deadline());
+                    if let Some(w) = live.cadence.deadline() {
+                        due(w);
+                    }
+                    if let Some(p) = live.pending.first() {
+                        due(p.sent_at + Duration::from_millis(self.p.reconnect.ack_timeout_ms));
+                    }
+                    if !live.queued.is_empty() {
+                        due(live.next_send);
+                    }
+                    if let Some(t) = self.age_rotation_due(live) {
+                        due(t);
+                    }
+                }
+            }
+        }
+        if let Some(w) = self.watch.deadline() {
+            due(w);
+        }
+        d
+    }
+
+    /// When `live` is due for replacement by age, if no rotation is under way.
+    fn age_rotation_due(&self, live: &Live) -> Option<Instant> {
+        let age = self.p.max_connection_age?;
+        if self.rotation.is_some() {
+            return None;
+        }
+        let at = live.opened + age;
+        Some(self.rotation_hold.map_or(at, |h| at.max(h)))
+    }
+
+    /// Advances slot `k`. Returns true when more input may be waiting (a read batch was cut).
+    fn step(&mut self, k: usize, now: Instant) -> bool {
+        let conn = mem::replace(&mut self.slots[k].conn, Conn::Idle);
         let (next, more) = match conn {
-            Conn::Idle => (self.begin_attempt(now), false),
-            Conn::Connecting { sock, deadline } => (self.step_connect(sock, deadline, now), false),
-            Conn::Tls { stream, deadline } => (self.step_tls(stream, deadline, now), false),
-            Conn::Upgrading { mid, deadline } => (self.step_upgrade(*mid, deadline, now), false),
-            Conn::Live(live) => self.step_live(live, now),
+            Conn::Idle => (self.begin_attempt(k, now), false),
+            Conn::Connecting { sock, deadline } => {
+                (self.step_connect(k, sock, deadline, now), false)
+            }
+            Conn::Tls { stream, deadline } => (self.step_tls(k, stream, deadline, now), false),
+            Conn::Upgrading { mid, deadline } => (self.step_upgrade(k, *mid, deadline, now), false),
+            Conn::Live(live) => self.step_live(k, live, now),
             Conn::Backoff { until } | Conn::CircuitOpen { until } if now >= until => {
-                (self.begin_attempt(now), false)
+                (self.begin_attempt(k, now), false)
             }
-            waiting @ (Conn::Backoff { .. } | Conn::CircuitOpen { .. } | Conn::Failed) => {
-                (waiting, false)
-            }
+            waiting @ (Conn::Backoff { .. }
+            | Conn::CircuitOpen { .. }
+            | Conn::Failed
+            | Conn::Retired) => (waiting, false),
         };
-        self.conn = next;
+        self.slots[k].conn = next;
         // A state that can progress at once (a fresh attempt) gets another turn before polling.
-        more || matches!(self.conn, Conn::Idle)
-    }
-
-    // ----- connection set-up -------------------------------------------------------------
-
-    #[cold]
-    fn begin_attempt(&mut self, now: Instant) -> Conn {
-        FeedStats::bump(&self.stats.attempts);
-        if let Some(o) = &mut self.outage {
-            o.attempts += 1;
-        }
-        let addr = match net::resolve(&self.p.endpoint.host, self.p.endpoint.port) {
-            Ok(a) => a,
-            Err(reason) => return self.fail(reason, None, now),
-        };
-        let mut sock = match net::start_connect(addr, self.p.recv_buffer) {
-            Ok(s) => s,
-            Err(e) => return self.fail(net::io_reason(&e), Some(&e.to_string()), now),
-        };
-        if let Err(e) = self.poll.registry().register(
-            &mut sock,
-            SOCKET,
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
-            return self.fail(net::io_reason(&e), Some(&e.to_string()), now);
-        }
-        let deadline = now + Duration::from_millis(self.p.reconnect.connect_timeout_ms);
-        self.step_connect(sock, deadline, now)
-    }
-
-    fn step_connect(&mut self, sock: mio::net::TcpStream, deadline: Instant, now: Instant) -> Conn {
-        match net::connect_result(&sock) {
-            Ok(true) => {
-                let deadline = now + Duration::from_millis(self.p.reconnect.handshake_timeout_ms);
-                match &self.p.tls {
-                    Some(cfg) => match net::tls_stream(cfg, &self.p.endpoint.host, sock) {
-                        Ok(tls) => self.step_tls(Box::new(tls), deadline, now),
-                        Err(reason) => self.fail(reason, None, now),
-                    },
-                    None => self.begin_upgrade(NetStream::Plain(sock), deadline, now),
-                }
-            }
-            Ok(false) if now >= deadline => self.fail(DisconnectReason::ConnectTimeout, None, now),
-            Ok(false) => Conn::Connecting { sock, deadline },
-            Err(e) => self.fail(net::io_reason(&e), Some(&e.to_string()), now),
-        }
-    }
-
-    fn step_tls(
-        &mut self,
-        mut stream: Box<rustls::StreamOwned<rustls::ClientConnection, mio::net::TcpStream>>,
-        deadline: Instant,
-        now: Instant,
-    ) -> Conn {
-        match net::drive_tls(&mut stream) {
-            Ok(true) => self.begin_upgrade(NetStream::Tls(stream), deadline, now),
-            Ok(false) if now >= deadline => {
-                self.fail(DisconnectReason::HandshakeTimeout, None, now)
-            }
-            Ok(false) => Conn::Tls { stream, deadline },
-            Err(e) => self.fail(net::io_reason(&e), Some(&e.to_string()), now),
-        }
-    }
-
-    fn begin_upgrade(&mut self, stream: NetStream, deadline: Instant, now: Instant) -> Conn {
-        let result = tungstenite::client::client_with_config(
-            self.url.as_str(),
-            stream,
-            Some(self.p.ws_config),
-        );
-        self.upgrade_result(result, deadline, now)
-    }
-
-    fn step_upgrade(
-        &mut self,
-        mid: MidHandshake<ClientHandshake<NetStream>>,
-        deadline: Instant,
-        now: Instant,
-    ) -> Conn {
-        self.upgrade_result(mid.handshake(), deadline, now)
-    }
-
-    fn upgrade_result(
-        &mut self,
-        result: Result<
-            (
-                WebSocket<NetStream>,
-                tungstenite::handshake::client::Response,
-            ),
-            HandshakeError<ClientHandshake<NetStream>>,
-        >,
-        deadline: Instant,
-        now: Instant,
-    ) -> Conn {
-        match result {
-            Ok((ws, _response)) => self.on_open(ws, now),
-            Err(HandshakeError::Interrupted(mid)) if now >= deadline => {
-                drop(mid);
-                self.fail(DisconnectReason::HandshakeTimeout, None, now)
-            }
-            Err(HandshakeError::Interrupted(mid)) => Conn::Upgrading {
-                mid: Box::new(mid),
-                deadline,
-            },
-            Err(HandshakeError::Failure(e)) => {
-                let (reason, detail) = ws_error_reason(&e);
-                if let DisconnectReason::Http {
-                    retry_after_s: Some(s),
-                    ..
-                } = reason
-                {
-                    self.retry_after = Some(Duration::from_secs(u64::from(s)));
-                }
-                self.fail(reason, detail.as_deref(), now)
-            }
-        }
+        more || matches!(self.slots[k].conn, Conn::Idle)
     }
 
     /// The WebSocket is open: subscribe to every wanted stream.
     #[cold]
-    fn on_open(&mut self, ws: WebSocket<NetStream>, now: Instant) -> Conn {
+    fn on_open(&mut self, k: usize, ws: WebSocket<NetStream>, now: Instant) -> Conn {
         self.conn_count += 1;
+        self.slots[k].conn_no = self.conn_count;
         let wanted: Vec<u16> = (0..self.p.streams.len() as u16)
             .filter(|&i| self.active[i as usize])
             .collect();
         debug!(
-            "[{}] connection {} open to {}; subscribing {} streams",
+            "[{}] connection {} ({}) open to {}; subscribing {} streams",
             self.p.name,
             self.conn_count,
-            self.url,
+            self.slots[k].role.name(),
+            self.p.targets[self.slots[k].target].url,
             wanted.len()
         );
+        let limits = self.p.streams.iter().zip(&self.p.silence).map(|(s, &l)| {
+            if has_cadence(s.kind) {
+                l
+            } else {
+                Duration::MAX
+            }
+        });
         let mut live = Box::new(Live {
             ws,
             conn_no: self.conn_count,
+            opened: now,
             liveness: Liveness::new(
                 now,
                 Duration::from_millis(self.p.reconnect.stale_after_ms),
                 Duration::from_millis(self.p.reconnect.pong_timeout_ms),
             ),
+            cadence: StreamWatch::new(limits),
             pending: Vec::new(),
             queued: VecDeque::from([wanted]),
             next_send: now,
@@ -548,13 +596,13 @@ impl Feed {
         });
         match self.send_requests(&mut live, now) {
             Ok(()) => Conn::Live(live),
-            Err((reason, detail)) => self.lose(live, reason, detail.as_deref(), now),
+            Err((reason, detail)) => self.lose(k, live, reason, detail.as_deref(), now),
         }
     }
 
     // ----- the live connection -----------------------------------------------------------
 
-    fn step_live(&mut self, mut live: Box<Live>, now: Instant) -> (Conn, bool) {
+    fn step_live(&mut self, k: usize, mut live: Box<Live>, now: Instant) -> (Conn, bool) {
         // 1. Read everything that is there, up to a batch.
         let mut more = false;
         for n in 0.. {
@@ -568,20 +616,24 @@ impl Feed {
                     let at = Instant::now();
                     let recv_ns = clock::instant_ns(at);
                     if let Err((reason, detail)) = self.on_message(&mut live, msg, recv_ns, at) {
-                        return (self.lose(live, reason, detail.as_deref(), at), false);
+                        return (self.lose(k, live, reason, detail.as_deref(), at), false);
                     }
                 }
                 Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
                     let (reason, detail) = ws_error_reason(&e);
-                    return (self.lose(live, reason, detail.as_deref(), now), false);
+                    return (self.lose(k, live, reason, detail.as_deref(), now), false);
                 }
             }
+        }
+        if live.productive {
+            // The session delivered: the next failure starts the backoff from the beginning.
+            self.slots[k].backoff.on_productive();
         }
         let now = Instant::now();
         // 2. Subscriptions: follow-up requests, ack deadline.
         if let Err((reason, detail)) = self.send_requests(&mut live, now) {
-            return (self.lose(live, reason, detail.as_deref(), now), false);
+            return (self.lose(k, live, reason, detail.as_deref(), now), false);
         }
         let ack_limit = Duration::from_millis(self.p.reconnect.ack_timeout_ms);
         if live
@@ -590,7 +642,7 @@ impl Feed {
             .is_some_and(|p| now >= p.sent_at + ack_limit)
         {
             return (
-                self.lose(live, DisconnectReason::AckTimeout, None, now),
+                self.lose(k, live, DisconnectReason::AckTimeout, None, now),
                 false,
             );
         }
@@ -600,45 +652,38 @@ impl Feed {
             Action::SendPing => {
                 live.pings += 1;
                 debug!(
-                    "[{}] silent for {} ms: ping",
+                    "[{}] connection {} silent for {} ms: ping",
                     self.p.name,
+                    live.conn_no,
                     live.liveness.silent_for(now).as_millis()
                 );
                 let payload = live.pings.to_be_bytes().to_vec();
                 if let Err(e) = live.ws.send(Message::Ping(payload.into())) {
                     if !is_would_block(&e) {
                         let (reason, detail) = ws_error_reason(&e);
-                        return (self.lose(live, reason, detail.as_deref(), now), false);
+                        return (self.lose(k, live, reason, detail.as_deref(), now), false);
                     }
                 }
             }
             Action::Dead => {
                 return (
-                    self.lose(live, DisconnectReason::PongTimeout, None, now),
+                    self.lose(k, live, DisconnectReason::PongTimeout, None, now),
                     false,
                 );
             }
         }
-        // 4. Streams silent past their cadence while the connection lives.
-        let (name, streams, stats) = (&self.p.name, &self.p.streams, &self.stats);
-        let mut stale = Vec::new();
-        self.watch.poll(now, |i, silent| {
-            FeedStats::bump(&stats.stale_events);
-            warn!(
-                "[{name}] stream {} silent for {} ms on a live connection: stale",
-                streams[i].name,
-                silent.as_millis()
-            );
-            stale.push((i as u16, silent.as_millis() as u64));
+        // 4. A stream with a guaranteed cadence silent on this connection while it lives: the
+        //    connection is replaced (make before break), which resubscribes the stream.
+        let token = self.slots[k].token;
+        let requests = &mut self.rotate_requests;
+        live.cadence.poll(now, |i, _| {
+            requests.push((token, RotateWhy::Silent(i as u16)));
         });
-        for (stream, silent_ms) in stale {
-            self.health(Health::Stale { stream, silent_ms });
-        }
         // 5. Anything tungstenite still holds (pongs, a ping) goes out.
         if let Err(e) = live.ws.flush() {
             if !is_would_block(&e) {
                 let (reason, detail) = ws_error_reason(&e);
-                return (self.lose(live, reason, detail.as_deref(), now), false);
+                return (self.lose(k, live, reason, detail.as_deref(), now), false);
             }
         }
         (Conn::Live(live), more)
@@ -652,11 +697,17 @@ impl Feed {
         msg: Message,
         recv_ns: u64,
         now: Instant,
-    ) -> Result<(), (DisconnectReason, Option<String>)> {
+    ) -> Result<(), Lost> {
         live.liveness.on_frame(now);
         match msg {
-            Message::Text(text) => self.on_text(live, text.as_str(), recv_ns, now),
+            Message::Text(text) => {
+                if let Some(stream) = self.on_text(live, text.as_str(), recv_ns, now)? {
+                    self.capture(stream, live.conn_no, recv_ns, text);
+                }
+                Ok(())
+            }
             Message::Ping(_) => {
+                FeedStats::bump(&self.stats.pings_received);
                 // tungstenite queued the pong; send it now, not with the next write.
                 match live.ws.flush() {
                     Err(e) if !is_would_block(&e) => Err(ws_error_reason(&e)),
@@ -677,6 +728,7 @@ impl Feed {
         }
     }
 
+    /// Handles a text frame; returns the stream whose new data it carried, for the capture.
     #[inline]
     fn on_text(
         &mut self,
@@ -684,35 +736,38 @@ impl Feed {
         text: &str,
         recv_ns: u64,
         now: Instant,
-    ) -> Result<(), (DisconnectReason, Option<String>)> {
+    ) -> Result<Option<u16>, Lost> {
         let frame = match self.p.venue.classify(text) {
             Ok(f) => f,
             Err(e) => {
                 self.bad_frame(now, &e.to_string(), text);
-                return Ok(());
+                return Ok(None);
             }
         };
         match frame {
             Frame::Data { stream, data } => {
                 let Some(i) = self.p.streams.iter().position(|s| s.name == stream) else {
                     self.unknown_frame(now, "data for a stream not subscribed", text.len());
-                    return Ok(());
+                    return Ok(None);
                 };
-                self.on_data(live, i, data, text, recv_ns, now);
-                Ok(())
+                Ok(self.on_data(live, i, data, text, recv_ns, now))
             }
             Frame::Ack { id } => {
                 self.on_ack(live, id, now);
-                Ok(())
+                Ok(None)
             }
-            Frame::Error { id, code, msg } => self.on_venue_error(live, id, code, msg),
+            Frame::Error { id, code, msg } => {
+                self.on_venue_error(live, id, code, msg).map(|_| None)
+            }
             Frame::Unknown => {
                 self.unknown_frame(now, "unknown message", text.len());
-                Ok(())
+                Ok(None)
             }
         }
     }
 
+    /// Parses a data payload and sends its ticks, unless another connection delivered it first.
+    /// Returns the stream when the message was new.
     #[inline]
     fn on_data(
         &mut self,
@@ -722,39 +777,52 @@ impl Feed {
         text: &str,
         recv_ns: u64,
         now: Instant,
-    ) {
+    ) -> Option<u16> {
         let (feed, symbol, kind) = (self.p.id, self.p.symbols[i], self.p.streams[i].kind);
+        let venue = self.p.venue;
+        let mut fresh: Option<bool> = None;
         let mut sent = 0u64;
-        let parsed = self
-            .p
-            .venue
-            .parse_data(kind, data, &mut |seq, event_time_ms, data| {
+        let parsed = venue.parse_data(kind, data, &mut |seq, event_time_ms, data| {
+            // All ticks of one message share its sequence: judge it once, at the first.
+            let deliver = match fresh {
+                Some(d) => d,
+                None => {
+                    let d = self.on_seq(i, seq, recv_ns);
+                    fresh = Some(d);
+                    d
+                }
+            };
+            if deliver {
                 let tick = Tick {
                     feed,
                     stream: i as u16,
                     symbol,
-                    seq,
+                    seq: seq.id,
                     event_time_ms,
                     recv_ns,
                     data,
                 };
                 self.out.send_tick(self.p.on_full, &self.stats, tick);
                 sent += 1;
-            });
+            }
+        });
         if let Err(e) = parsed {
             self.bad_frame(now, &e.to_string(), text);
-            return;
+            return None;
         }
         FeedStats::bump(&self.stats.messages);
+        live.cadence.on_data(i, now);
+        live.productive = true;
+        if fresh != Some(true) {
+            return None;
+        }
         self.stats.ticks.store(
             self.stats.ticks.load(Ordering::Relaxed) + sent,
             Ordering::Relaxed,
         );
         self.note_drops(now);
-        if !live.productive {
-            self.on_first_data(live, now);
-        }
         self.last_data = Some(now);
+        self.silent_rotations[i] = 0;
         if let Some(silent) = self.watch.on_data(i, now) {
             info!(
                 "[{}] stream {} delivering again after {} ms",
@@ -767,30 +835,116 @@ impl Feed {
                 silent_ms: silent.as_millis() as u64,
             });
         }
+        Some(i as u16)
     }
 
-    /// First data on a connection: the session is productive, and any outage is over.
+    /// Judges one message's sequence: true to deliver it. The first data after an outage ends
+    /// the outage; missed ids are recorded and reported.
+    #[inline]
+    fn on_seq(&mut self, i: usize, seq: Seq, recv_ns: u64) -> bool {
+        if self.outage.is_some() {
+            self.end_outage(recv_ns);
+        }
+        match self.seqs[i].on_message(seq) {
+            Verdict::Duplicate => {
+                FeedStats::bump(&self.stats.duplicates);
+                false
+            }
+            Verdict::Fresh {
+                missed,
+                after_outage,
+            } => {
+                let gap = if after_outage {
+                    self.resume_gap[i].take()
+                } else {
+                    None
+                };
+                if let Some((from_seq, to_seq)) = missed {
+                    self.on_missed(i, from_seq, to_seq, gap, recv_ns);
+                }
+                true
+            }
+        }
+    }
+
+    /// Updates `from_seq..=to_seq` of stream `i` never arrived.
     #[cold]
-    fn on_first_data(&mut self, live: &mut Live, now: Instant) {
-        live.productive = true;
-        self.backoff.on_productive();
+    fn on_missed(
+        &mut self,
+        i: usize,
+        from_seq: u64,
+        to_seq: u64,
+        outage_gap: Option<usize>,
+        recv_ns: u64,
+    ) {
+        let missed = Missed {
+            stream: i as u16,
+            from_seq,
+            to_seq,
+        };
+        match outage_gap {
+            Some(index) => self.stats.add_missed(index, missed),
+            None => {
+                let at = clock::mono_to_unix_ns(recv_ns);
+                self.stats.record_gap(GapRecord {
+                    start_unix_ns: at,
+                    end_unix_ns: at,
+                    duration_ms: 0,
+                    reconnect_ms: 0,
+                    cause: GapCause::SequenceJump,
+                    attempts: 0,
+                    missed: vec![missed],
+                });
+            }
+        }
+        if let Some(suppressed) = self.gap_log.allow(Instant::now()) {
+            warn!(
+                "[{}] stream {} missed updates {from_seq}..={to_seq} ({} ids){}{}",
+                self.p.name,
+                self.p.streams[i].name,
+                missed.ids(),
+                if outage_gap.is_some() {
+                    " across the outage"
+                } else {
+                    " on a live connection"
+                },
+                suppressed_note(suppressed)
+            );
+        }
+        self.health(Health::Gap {
+            stream: i as u16,
+            from_seq,
+            to_seq,
+        });
+    }
+
+    /// First data after an outage: record the gap and report the recovery.
+    #[cold]
+    fn end_outage(&mut self, recv_ns: u64) {
         let Some(outage) = self.outage.take() else {
             return;
         };
+        let now = Instant::now();
         let reconnect = now.saturating_duration_since(outage.detected);
         let gap_start = outage.last_data.unwrap_or(outage.detected);
         let gap = now.saturating_duration_since(gap_start);
         FeedStats::bump(&self.stats.reconnects);
         let total = self.stats.reconnects.load(Ordering::Relaxed);
-        let end_unix = clock::mono_to_unix_ns(clock::instant_ns(now));
-        self.stats.record_gap(GapRecord {
+        let end_unix = clock::mono_to_unix_ns(recv_ns);
+        let index = self.stats.record_gap(GapRecord {
             start_unix_ns: end_unix.saturating_sub(gap.as_nanos() as u64),
             end_unix_ns: end_unix,
             duration_ms: gap.as_millis() as u64,
             reconnect_ms: reconnect.as_millis() as u64,
-            reason: outage.reason,
+            cause: GapCause::Outage(outage.reason),
             attempts: outage.attempts,
+            missed: Vec::new(),
         });
+        for (i, seq) in self.seqs.iter().enumerate() {
+            if seq.resuming() && self.resume_gap[i].is_none() {
+                self.resume_gap[i] = Some(index);
+            }
+        }
         info!(
             "[{}] Reconnected successfully (gap_ms={}, attempts={}, total_reconnects={total})",
             self.p.name,
@@ -811,7 +965,8 @@ impl Feed {
         };
         let done = live.pending.swap_remove(pos);
         for &i in &done.streams {
-            self.watch.arm(i as usize, now);
+            live.cadence.arm(i as usize, now);
+            self.watch.arm_if_idle(i as usize, now);
         }
         self.announce_if_subscribed(live);
     }
@@ -821,11 +976,10 @@ impl Feed {
         if live.pending.is_empty() && live.queued.is_empty() && !live.announced {
             live.announced = true;
             info!(
-                "[{}] connection {} subscribed to {} streams on {}",
+                "[{}] connection {} subscribed to {} streams",
                 self.p.name,
                 live.conn_no,
                 self.active.iter().filter(|a| **a).count(),
-                self.url
             );
             self.health(Health::Connected { conn: live.conn_no });
         }
@@ -841,7 +995,7 @@ impl Feed {
         id: Option<u64>,
         code: i64,
         msg: &str,
-    ) -> Result<(), (DisconnectReason, Option<String>)> {
+    ) -> Result<(), Lost> {
         let Some(pos) = id.and_then(|id| live.pending.iter().position(|p| p.id == id)) else {
             warn!("[{}] venue error {code}: {msg}", self.p.name);
             return Ok(());
@@ -854,7 +1008,9 @@ impl Feed {
             return Ok(());
         }
         for &i in &req.streams {
-            self.active[i as usize] = false;
+            if !mem::replace(&mut self.active[i as usize], false) {
+                continue; // the other connection already reported it
+            }
             FeedStats::bump(&self.stats.rejected_streams);
             error!(
                 "[{}] venue rejected stream {} (code {code}: {msg}); it will not be retried",
@@ -871,11 +1027,7 @@ impl Feed {
     }
 
     /// Sends queued subscribe requests, one per [`REQUEST_SPACING`].
-    fn send_requests(
-        &mut self,
-        live: &mut Live,
-        now: Instant,
-    ) -> Result<(), (DisconnectReason, Option<String>)> {
+    fn send_requests(&mut self, live: &mut Live, now: Instant) -> Result<(), Lost> {
         while now >= live.next_send {
             let Some(streams) = live.queued.pop_front() else {
                 break;
@@ -907,15 +1059,19 @@ impl Feed {
             });
             live.next_send = now + REQUEST_SPACING;
         }
+        // Every stream may have been rejected on another connection meanwhile.
+        self.announce_if_subscribed(live);
         Ok(())
     }
 
-    // ----- failure and backoff -----------------------------------------------------------
+    // ----- losses, failures and rotation ------------------------------------------------
 
-    /// A live connection ended: report it, open an outage, and decide the next wait.
+    /// A live connection ended: report it and decide the slot's next state. When no other
+    /// connection carries the feed, an outage opens; it closes with the next data.
     #[cold]
     fn lose(
         &mut self,
+        k: usize,
         mut live: Box<Live>,
         reason: DisconnectReason,
         detail: Option<&str>,
@@ -923,59 +1079,123 @@ impl Feed {
     ) -> Conn {
         live.ws.get_mut().abort();
         FeedStats::bump(&self.stats.disconnects);
-        self.watch.disarm_all();
-        match detail {
-            Some(d) => warn!(
-                "[{}] connection {} to {} lost: {reason} ({d})",
-                self.p.name, live.conn_no, self.url
-            ),
-            None => warn!(
-                "[{}] connection {} to {} lost: {reason}",
-                self.p.name, live.conn_no, self.url
-            ),
+        self.stats.record_detection(live.liveness.silent_for(now));
+        let conn = live.conn_no;
+        let token = self.slots[k].token;
+        // Losing either side of a rotation ends it: a lost old connection leaves the
+        // replacement in its place; a lost replacement is retired and tried again later.
+        let mut retire = false;
+        if let Some(rot) = self.rotation {
+            if rot.old == token || rot.new == token {
+                self.rotation = None;
+                retire = true;
+                if rot.old == token {
+                    let role = self.slots[k].role;
+                    if let Some(j) = self.slot_of(rot.new) {
+                        self.slots[j].role = role;
+                    }
+                } else {
+                    self.rotation_hold = Some(now + ROTATION_RETRY);
+                }
+            }
         }
-        self.health(Health::Disconnected {
-            conn: live.conn_no,
-            reason,
-        });
-        // Every subscribed stream is without a connection from now until data flows again,
-        // whether or not this connection had delivered anything yet.
-        if self.outage.is_none() {
-            self.outage = Some(Outage {
-                detected: now,
-                last_data: self.last_data,
-                reason,
-                attempts: 0,
-            });
+        let carrier = self
+            .slots
+            .iter()
+            .enumerate()
+            .find(|(j, s)| *j != k && s.conn.carries())
+            .map(|(_, s)| s.conn_no);
+        let url = &self.p.targets[self.slots[k].target].url;
+        let detail = detail.map(|d| format!(" ({d})")).unwrap_or_default();
+        match carrier {
+            Some(other) => {
+                warn!(
+                    "[{}] connection {conn} to {url} lost: {reason}{detail}; connection {other} carries the feed",
+                    self.p.name
+                );
+                self.health(Health::ConnectionLost { conn, reason });
+            }
+            None => {
+                warn!(
+                    "[{}] connection {conn} to {url} lost: {reason}{detail}",
+                    self.p.name
+                );
+                self.health(Health::Disconnected { conn, reason });
+                // Every subscribed stream is without a connection from now until data flows
+                // again, whether or not this connection had delivered anything yet.
+                if self.outage.is_none() {
+                    self.outage = Some(Outage {
+                        detected: now,
+                        last_data: self.last_data,
+                        reason,
+                        attempts: 0,
+                    });
+                    self.watch.disarm_all();
+                    for s in &mut self.seqs {
+                        s.outage();
+                    }
+                }
+            }
         }
         drop(live);
-        self.fail(reason, None, now)
+        if retire {
+            return Conn::Retired;
+        }
+        self.fail(k, reason, None, now)
     }
 
-    /// An attempt or a connection failed: decide the next state.
+    /// An attempt or a connection of slot `k` failed: decide its next state.
     #[cold]
-    fn fail(&mut self, reason: DisconnectReason, detail: Option<&str>, now: Instant) -> Conn {
+    fn fail(
+        &mut self,
+        k: usize,
+        reason: DisconnectReason,
+        detail: Option<&str>,
+        now: Instant,
+    ) -> Conn {
+        let url = self.p.targets[self.slots[k].target].url.clone();
         if let Some(d) = detail {
-            debug!("[{}] attempt failed: {reason}: {d}", self.p.name);
+            debug!("[{}] attempt to {url} failed: {reason}: {d}", self.p.name);
         }
         if reason.is_permanent() {
             let why = match detail {
                 Some(d) => format!("{reason}: {d}"),
                 None => reason.to_string(),
             };
+            let others = reason != DisconnectReason::AllStreamsRejected
+                && self
+                    .slots
+                    .iter()
+                    .enumerate()
+                    .any(|(j, s)| j != k && !matches!(s.conn, Conn::Failed | Conn::Retired));
+            if others {
+                error!(
+                    "[{}] {} connection to {url} FAILED permanently: {why}. Not retrying it; the feed goes on over its other connection.",
+                    self.p.name,
+                    self.slots[k].role.name()
+                );
+                return Conn::Failed;
+            }
             error!(
-                "[{}] FAILED permanently connecting to {}: {why}. Not retrying; other feeds go on.",
-                self.p.name, self.url
+                "[{}] FAILED permanently connecting to {url}: {why}. Not retrying; other feeds go on.",
+                self.p.name
             );
             if let Ok(mut f) = self.stats.failure.lock() {
                 *f = Some(why);
             }
+            for (j, s) in self.slots.iter_mut().enumerate() {
+                if j != k {
+                    s.conn = Conn::Failed;
+                }
+            }
+            self.rotation = None;
             self.health(Health::Failed { reason });
             return Conn::Failed;
         }
-        let decision = self.backoff.on_failure(&mut self.rng);
+        let slot = &mut self.slots[k];
+        let decision = slot.backoff.on_failure(&mut self.rng);
         let mut wait = decision.wait();
-        if let Some(asked) = self.retry_after.take() {
+        if let Some(asked) = slot.retry_after.take() {
             // The venue said when to come back; sooner risks a ban.
             wait = wait.max(asked);
         }
@@ -983,8 +1203,7 @@ impl Feed {
         match decision {
             Decision::Retry { failures, .. } => {
                 info!(
-                    "[RECONNECT] Attempting reconnection to {} (attempt {failures}, delay {} ms) after: {reason}",
-                    self.url,
+                    "[RECONNECT] Attempting reconnection to {url} (attempt {failures}, delay {} ms) after: {reason}",
                     wait.as_millis()
                 );
                 Conn::Backoff { until }
@@ -992,9 +1211,8 @@ impl Feed {
             Decision::CircuitOpen { failures, .. } => {
                 FeedStats::bump(&self.stats.circuit_trips);
                 error!(
-                    "[{}] CIRCUIT OPEN: {failures} consecutive failures connecting to {} (last: {reason}); cooling down {} ms before the next attempt",
+                    "[{}] CIRCUIT OPEN: {failures} consecutive failures connecting to {url} (last: {reason}); cooling down {} ms before the next attempt",
                     self.p.name,
-                    self.url,
                     wait.as_millis()
                 );
                 self.health(Health::CircuitOpen {
@@ -1006,7 +1224,185 @@ impl Feed {
         }
     }
 
+    /// Feed-wide duties after the slots stepped: rotations, stream silence, published state.
+    fn maintain(&mut self, now: Instant) {
+        if let Some(rot) = self.rotation {
+            match (self.slot_of(rot.old), self.slot_of(rot.new)) {
+                (Some(old), Some(new)) if self.slots[new].conn.carries() => {
+                    self.finish_rotation(old, new, rot.why);
+                }
+                (Some(_), Some(_)) => {}
+                _ => self.rotation = None,
+            }
+        }
+        for (token, why) in mem::take(&mut self.rotate_requests) {
+            if let Some(k) = self.slot_of(token) {
+                self.start_rotation(k, why, now);
+            }
+        }
+        if let Some(age) = self.p.max_connection_age {
+            if self.rotation.is_none() && self.rotation_hold.is_none_or(|h| now >= h) {
+                let old = self
+                    .slots
+                    .iter()
+                    .position(|s| matches!(&s.conn, Conn::Live(l) if now >= l.opened + age));
+                if let Some(k) = old {
+                    self.start_rotation(k, RotateWhy::Age, now);
+                }
+            }
+        }
+        self.slots.retain(|s| !matches!(s.conn, Conn::Retired));
+        // Streams silent past their cadence on every connection.
+        let (name, streams, stats) = (&self.p.name, &self.p.streams, &self.stats);
+        let mut stale = Vec::new();
+        self.watch.poll(now, |i, silent| {
+            FeedStats::bump(&stats.stale_events);
+            warn!(
+                "[{name}] stream {} silent for {} ms on a live connection: stale",
+                streams[i].name,
+                silent.as_millis()
+            );
+            stale.push((i as u16, silent.as_millis() as u64));
+        });
+        for (stream, silent_ms) in stale {
+            self.health(Health::Stale { stream, silent_ms });
+        }
+        self.publish();
+    }
+
+    /// Starts replacing slot `k`'s connection without a gap: when another connection carries
+    /// the feed, `k` simply reconnects; otherwise a replacement overlaps it until it carries.
+    #[cold]
+    fn start_rotation(&mut self, k: usize, why: RotateWhy, now: Instant) {
+        let Conn::Live(live) = &mut self.slots[k].conn else {
+            return;
+        };
+        let conn = live.conn_no;
+        let busy = self.rotation.is_some();
+        let carrier = self
+            .slots
+            .iter()
+            .enumerate()
+            .find(|(j, s)| *j != k && s.conn.carries())
+            .map(|(_, s)| s.conn_no);
+        let room = self.slots.len() < MAX_SLOTS;
+        if let RotateWhy::Silent(i) = why {
+            let i = i as usize;
+            if self.silent_rotations[i] >= MAX_SILENT_ROTATIONS {
+                if self.silent_rotations[i] == MAX_SILENT_ROTATIONS {
+                    self.silent_rotations[i] += 1;
+                    error!(
+                        "[{}] stream {} stays silent on fresh connections too: the venue is not sending it; reporting it stale without replacing connections",
+                        self.p.name, self.p.streams[i].name
+                    );
+                }
+                return;
+            }
+            if busy || (carrier.is_none() && !room) {
+                // Not now: ask again after another silence period.
+                let Conn::Live(live) = &mut self.slots[k].conn else {
+                    return;
+                };
+                live.cadence.arm(i, now);
+                return;
+            }
+            self.silent_rotations[i] += 1;
+        } else if busy {
+            return;
+        }
+        let why_text = match why {
+            RotateWhy::Age => "reached max_connection_age".to_string(),
+            RotateWhy::Silent(i) => {
+                format!("stream {} silent on it", self.p.streams[i as usize].name)
+            }
+        };
+        if let Some(other) = carrier {
+            FeedStats::bump(&self.stats.rotations);
+            info!(
+                "[{}] replacing connection {conn} ({why_text}); connection {other} carries the feed meanwhile",
+                self.p.name
+            );
+            if let Conn::Live(mut live) = mem::replace(&mut self.slots[k].conn, Conn::Idle) {
+                let _ = live.ws.close(None);
+                let _ = live.ws.flush();
+            }
+        } else if room {
+            info!(
+                "[{}] connection {conn} {why_text}: opening its replacement",
+                self.p.name
+            );
+            let new = self.add_slot(SlotRole::Replacement, self.slots[k].target);
+            self.rotation = Some(Rotation {
+                old: self.slots[k].token,
+                new,
+                why,
+            });
+        } else {
+            self.rotation_hold = Some(now + ROTATION_RETRY);
+        }
+    }
+
+    /// The replacement carries the feed: close the old connection.
+    #[cold]
+    fn finish_rotation(&mut self, old: usize, new: usize, why: RotateWhy) {
+        let old_conn = self.slots[old].conn_no;
+        let new_conn = self.slots[new].conn_no;
+        if let Conn::Live(mut live) = mem::replace(&mut self.slots[old].conn, Conn::Retired) {
+            let _ = live.ws.close(None);
+            let _ = live.ws.flush();
+        }
+        self.slots[new].role = self.slots[old].role;
+        self.rotation = None;
+        FeedStats::bump(&self.stats.rotations);
+        info!(
+            "[{}] connection {old_conn} replaced by connection {new_conn} ({}) without a gap",
+            self.p.name,
+            match why {
+                RotateWhy::Age => "age limit",
+                RotateWhy::Silent(_) => "silent stream",
+            }
+        );
+        self.health(Health::Rotated {
+            old: old_conn,
+            new: new_conn,
+        });
+    }
+
+    /// Publishes each slot's role and state, and the feed's: the best of its slots.
+    fn publish(&self) {
+        let mut best: Option<FeedState> = None;
+        for (i, s) in self.slots.iter().enumerate() {
+            let state = s.conn.state();
+            self.stats.set_slot(i, s.role, state, s.conn_no);
+            if best.is_none_or(|b| rank(state) > rank(b)) {
+                best = Some(state);
+            }
+        }
+        self.stats.set_slot_count(self.slots.len());
+        self.stats.set_state(best.unwrap_or(FeedState::Failed));
+    }
+
     // ----- reporting ---------------------------------------------------------------------
+
+    /// Hands a new message to the capture thread. A full capture channel makes the feed wait
+    /// for the disk: the capture promises every message, and the wait is counted.
+    #[inline]
+    fn capture(&self, stream: u16, conn: u32, recv_ns: u64, text: Utf8Bytes) {
+        let Some(tx) = &self.p.capture else {
+            return;
+        };
+        let msg = CaptureMsg {
+            feed: self.p.id,
+            stream,
+            conn,
+            recv_unix_ns: clock::mono_to_unix_ns(recv_ns),
+            text,
+        };
+        if let Err(TrySendError::Full(msg)) = tx.try_send(msg) {
+            FeedStats::bump(&self.stats.capture_waits);
+            let _ = tx.send(msg);
+        }
+    }
 
     #[cold]
     fn health(&self, event: Health) {
@@ -1053,6 +1449,29 @@ impl Feed {
             );
             self.drops_reported = dropped;
         }
+    }
+}
+
+/// Streams the venue sends on a fixed cadence, whatever the market does: silence on a live
+/// connection means the subscription is broken there.
+fn has_cadence(kind: StreamKind) -> bool {
+    matches!(
+        kind,
+        StreamKind::Depth { .. } | StreamKind::MarkPrice { .. }
+    )
+}
+
+/// Order of states when a feed's slots are summed up: the best one is the feed's.
+fn rank(s: FeedState) -> u8 {
+    match s {
+        FeedState::Streaming => 7,
+        FeedState::Subscribing => 6,
+        FeedState::Handshaking => 5,
+        FeedState::Connecting => 4,
+        FeedState::Backoff => 3,
+        FeedState::CircuitOpen => 2,
+        FeedState::Stopped => 1,
+        FeedState::Failed => 0,
     }
 }
 

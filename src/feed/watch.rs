@@ -41,6 +41,14 @@ impl StreamWatch {
         }
     }
 
+    /// Starts watching stream `i` from `now` unless it is watched already (a second connection
+    /// subscribing must not restart a silence that is under way).
+    pub fn arm_if_idle(&mut self, i: usize, now: Instant) {
+        if self.streams.get(i).is_some_and(|w| w.last.is_none()) {
+            self.arm(i, now);
+        }
+    }
+
     /// Stops watching every stream (the connection is gone; connection health takes over).
     pub fn disarm_all(&mut self) {
         for w in &mut self.streams {
@@ -79,7 +87,7 @@ impl StreamWatch {
         self.streams
             .iter()
             .filter(|w| !w.stale)
-            .filter_map(|w| w.last.map(|l| l + w.limit))
+            .filter_map(|w| w.last.and_then(|l| l.checked_add(w.limit)))
             .min()
     }
 

@@ -4,7 +4,7 @@
 //! `{"method":"SUBSCRIBE","params":[…],"id":N}`; the venue answers `{"result":null,"id":N}` or an
 //! error object. Data arrives wrapped: `{"stream":"<streamName>","data":<rawPayload>}`.
 
-use super::{Frame, ParseError, Route, StreamDef, StreamKind, Venue};
+use super::{Frame, ParseError, Route, Seq, StreamDef, StreamKind, Venue};
 use crate::json::{Array, Object, Value};
 use crate::tick::{DepthChunk, Level, TickData, DEPTH_CHUNK_LEVELS};
 
@@ -176,7 +176,7 @@ pub fn classify(text: &str) -> Result<Frame<'_>, ParseError> {
 pub fn parse_data(
     kind: StreamKind,
     data: &str,
-    emit: &mut impl FnMut(u64, u64, TickData),
+    emit: &mut impl FnMut(Seq, u64, TickData),
 ) -> Result<(), ParseError> {
     match kind {
         StreamKind::BookTicker => book_ticker(data, emit),
@@ -192,7 +192,7 @@ fn req<T>(v: Option<T>, field: &'static str) -> Result<T, ParseError> {
 
 /// USD-M: `{"e":"bookTicker","u":…,"E":…,"T":…,"s":…,"b":…,"B":…,"a":…,"A":…}`;
 /// spot sends the same without `e`, `E` and `T`.
-fn book_ticker(data: &str, emit: &mut impl FnMut(u64, u64, TickData)) -> Result<(), ParseError> {
+fn book_ticker(data: &str, emit: &mut impl FnMut(Seq, u64, TickData)) -> Result<(), ParseError> {
     let mut obj = Object::new(data)?;
     let (mut u, mut e_time, mut b, mut bq, mut a, mut aq) = (None, 0, None, None, None, None);
     while let Some((key, v)) = obj.next_field()? {
@@ -212,12 +212,16 @@ fn book_ticker(data: &str, emit: &mut impl FnMut(u64, u64, TickData)) -> Result<
         ask: req(a, "a")?,
         ask_qty: req(aq, "A")?,
     };
-    emit(req(u, "u")?, e_time, tick);
+    let seq = Seq {
+        id: req(u, "u")?,
+        prev: None,
+    };
+    emit(seq, e_time, tick);
     Ok(())
 }
 
 /// `{"e":"aggTrade","E":…,"s":…,"a":…,"p":…,"q":…,"f":…,"l":…,"T":…,"m":…}`
-fn agg_trade(data: &str, emit: &mut impl FnMut(u64, u64, TickData)) -> Result<(), ParseError> {
+fn agg_trade(data: &str, emit: &mut impl FnMut(Seq, u64, TickData)) -> Result<(), ParseError> {
     let mut obj = Object::new(data)?;
     let (mut id, mut e_time, mut p, mut q, mut m) = (None, 0, None, None, None);
     while let Some((key, v)) = obj.next_field()? {
@@ -235,13 +239,19 @@ fn agg_trade(data: &str, emit: &mut impl FnMut(u64, u64, TickData)) -> Result<()
         qty: req(q, "q")?,
         buyer_is_maker: req(m, "m")?,
     };
-    emit(req(id, "a")?, e_time, tick);
+    // Aggregate trade ids are consecutive per symbol.
+    let id = req(id, "a")?;
+    let seq = Seq {
+        id,
+        prev: id.checked_sub(1),
+    };
+    emit(seq, e_time, tick);
     Ok(())
 }
 
 /// `{"e":"markPriceUpdate","E":…,"s":…,"p":…,"i":…,"P":…,"r":…,"T":…}`. The sequence is the
 /// event time: the venue numbers nothing else here.
-fn mark_price(data: &str, emit: &mut impl FnMut(u64, u64, TickData)) -> Result<(), ParseError> {
+fn mark_price(data: &str, emit: &mut impl FnMut(Seq, u64, TickData)) -> Result<(), ParseError> {
     let mut obj = Object::new(data)?;
     let (mut e_time, mut p, mut i, mut r, mut t) = (None, None, None, None, None);
     while let Some((key, v)) = obj.next_field()? {
@@ -262,21 +272,25 @@ fn mark_price(data: &str, emit: &mut impl FnMut(u64, u64, TickData)) -> Result<(
         funding_rate: r.unwrap_or(f64::NAN),
         next_funding_ms: t.unwrap_or(0),
     };
-    emit(e_time, e_time, tick);
+    let seq = Seq {
+        id: e_time,
+        prev: None,
+    };
+    emit(seq, e_time, tick);
     Ok(())
 }
 
 /// `{"e":"depthUpdate","E":…,"T":…,"s":…,"U":…,"u":…,"pu":…,"b":[[p,q],…],"a":[[p,q],…]}`.
 /// Levels are cut into chunks of [`DEPTH_CHUNK_LEVELS`]; all chunks carry the same ids.
-fn depth(data: &str, emit: &mut impl FnMut(u64, u64, TickData)) -> Result<(), ParseError> {
+fn depth(data: &str, emit: &mut impl FnMut(Seq, u64, TickData)) -> Result<(), ParseError> {
     let mut obj = Object::new(data)?;
-    let (mut first, mut last, mut prev, mut e_time) = (None, None, 0, 0);
+    let (mut first, mut last, mut prev, mut e_time) = (None, None, None, 0);
     let (mut bids, mut asks) = (None, None);
     while let Some((key, v)) = obj.next_field()? {
         match key {
             "U" => first = v.as_u64(),
             "u" => last = v.as_u64(),
-            "pu" => prev = v.as_u64().unwrap_or(0),
+            "pu" => prev = v.as_u64(),
             "E" => e_time = v.as_u64().unwrap_or(0),
             "b" => bids = Some(v),
             "a" => asks = Some(v),
@@ -285,10 +299,15 @@ fn depth(data: &str, emit: &mut impl FnMut(u64, u64, TickData)) -> Result<(), Pa
     }
     let first = req(first, "U")?;
     let last = req(last, "u")?;
+    // USD-M chains events by `pu`; spot's events are contiguous, so the predecessor is `U - 1`.
+    let seq = Seq {
+        id: last,
+        prev: prev.or(first.checked_sub(1)),
+    };
     let mut chunk = DepthChunk {
         first_update_id: first,
         final_update_id: last,
-        prev_final_update_id: prev,
+        prev_final_update_id: prev.unwrap_or(0),
         n_bids: 0,
         n_asks: 0,
         part: 0,
@@ -312,7 +331,7 @@ fn depth(data: &str, emit: &mut impl FnMut(u64, u64, TickData)) -> Result<(), Pa
             };
             let used = (chunk.n_bids + chunk.n_asks) as usize;
             if used == DEPTH_CHUNK_LEVELS {
-                emit(last, e_time, TickData::Depth(chunk));
+                emit(seq, e_time, TickData::Depth(chunk));
                 chunk.part += 1;
                 chunk.n_bids = 0;
                 chunk.n_asks = 0;
@@ -327,7 +346,7 @@ fn depth(data: &str, emit: &mut impl FnMut(u64, u64, TickData)) -> Result<(), Pa
         }
     }
     chunk.last = true;
-    emit(last, e_time, TickData::Depth(chunk));
+    emit(seq, e_time, TickData::Depth(chunk));
     Ok(())
 }
 
@@ -337,7 +356,7 @@ mod tests {
 
     fn parse(kind: StreamKind, data: &str) -> Vec<(u64, u64, TickData)> {
         let mut out = vec![];
-        parse_data(kind, data, &mut |s, e, t| out.push((s, e, t))).unwrap();
+        parse_data(kind, data, &mut |s, e, t| out.push((s.id, e, t))).unwrap();
         out
     }
 
@@ -435,6 +454,40 @@ mod tests {
             }]
         );
         assert!(d.last);
+    }
+
+    #[test]
+    fn messages_name_their_predecessor_where_the_venue_chains_them() {
+        let seqs = |kind: StreamKind, data: &str| {
+            let mut out = vec![];
+            parse_data(kind, data, &mut |s, _, _| out.push(s)).unwrap();
+            out
+        };
+        let depth = StreamKind::Depth { interval_ms: 100 };
+        // USD-M: `pu` is the previous event's `u`, whatever `U` says.
+        let usdm =
+            r#"{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":157,"u":160,"pu":149,"b":[],"a":[]}"#;
+        let spot = r#"{"e":"depthUpdate","E":1,"s":"BNBBTC","U":157,"u":160,"b":[],"a":[]}"#;
+        let chained = |id, prev| Seq {
+            id,
+            prev: Some(prev),
+        };
+        assert_eq!(seqs(depth, usdm), vec![chained(160, 149)]);
+        assert_eq!(seqs(depth, spot), vec![chained(160, 156)]);
+        let trade = r#"{"e":"aggTrade","E":1,"s":"BTCUSDT","a":5933014,"p":"0.001","q":"100","f":100,"l":105,"T":1,"m":true}"#;
+        assert_eq!(
+            seqs(StreamKind::AggTrade, trade),
+            vec![chained(5933014, 5933013)]
+        );
+        let book =
+            r#"{"u":400900217,"s":"BNBUSDT","b":"25.35","B":"31.21","a":"25.36","A":"40.66"}"#;
+        assert_eq!(
+            seqs(StreamKind::BookTicker, book),
+            vec![Seq {
+                id: 400900217,
+                prev: None
+            }]
+        );
     }
 
     #[test]

@@ -80,13 +80,14 @@ impl Venue {
     }
 
     /// Parses a data payload of a stream of `kind`, calling `emit(seq, event_time_ms, data)` for
-    /// each tick it holds (depth updates with many levels give several).
+    /// each tick it holds (depth updates with many levels give several, all with the same
+    /// [`Seq`], and the sequence fields are read before the first call).
     #[inline]
     pub fn parse_data(
         self,
         kind: StreamKind,
         data: &str,
-        emit: &mut impl FnMut(u64, u64, TickData),
+        emit: &mut impl FnMut(Seq, u64, TickData),
     ) -> Result<(), ParseError> {
         binance::parse_data(kind, data, emit)
     }
@@ -167,6 +168,42 @@ impl StreamKind {
     }
 }
 
+/// How a stream's messages are numbered, which decides what a jump in the numbers means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeqRule {
+    /// Each message names its predecessor (Binance depth `U`/`pu`, aggregate trade ids): a
+    /// message whose predecessor is not the last one seen proves updates were missed, on one
+    /// connection or across a reconnect.
+    Chained,
+    /// Increasing ids with holes in normal operation (Binance `bookTicker` carries the book's
+    /// update id, which also moves on changes below the top of the book). A jump only counts
+    /// across an outage: it names the ids not observed while no connection was live.
+    Ids,
+    /// No sequence: the number is the event time. Used to drop duplicates only.
+    Time,
+}
+
+/// The numbering of one message: its id and, for [`SeqRule::Chained`] streams, the id of the
+/// message before it (`U - 1` on Binance spot depth, `pu` on USD-M depth, `a - 1` for trades).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Seq {
+    /// This message's id (the last update id it covers).
+    pub id: u64,
+    /// The id of the message that precedes it, when the venue chains them.
+    pub prev: Option<u64>,
+}
+
+impl StreamKind {
+    /// How this kind's messages are numbered.
+    pub fn seq_rule(self) -> SeqRule {
+        match self {
+            StreamKind::BookTicker => SeqRule::Ids,
+            StreamKind::AggTrade | StreamKind::Depth { .. } => SeqRule::Chained,
+            StreamKind::MarkPrice { .. } => SeqRule::Time,
+        }
+    }
+}
+
 /// A validated stream of a feed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StreamDef {
@@ -178,6 +215,16 @@ pub struct StreamDef {
     pub symbol: String,
     /// The endpoint it lives on.
     pub route: Route,
+}
+
+impl StreamDef {
+    /// The channel as the venue names it, for capture paths: the stream name after the symbol
+    /// (`bookTicker`, `depth@100ms`, `markPrice@1s`).
+    pub fn channel_name(&self) -> &str {
+        self.name
+            .split_once('@')
+            .map_or(self.name.as_str(), |(_, c)| c)
+    }
 }
 
 /// A frame, classified.

@@ -1,0 +1,451 @@
+//! Capture: every new data message as JSONL, and the session manifest, written by one thread
+//! that is never a feed thread.
+//!
+//! Layout of a session `<dir>/<session_id>/`:
+//!
+//! ```text
+//!   session_manifest.json                 rewritten atomically (temp file + rename)
+//!   <venue>/<SYMBOL>/<channel>.jsonl      {"recv_ns":…,"conn":…,"msg":<the venue's message>}
+//! ```
+//!
+//! Feeds hand over the frame buffer they read (no copy) on a bounded channel. A message is
+//! captured once: the copy a hot standby delivers second is dropped before it gets here, so the
+//! capture holds exactly what the strategy was given. Files are flushed at least every
+//! [`FLUSH_EVERY`], synced on close; the manifest is rewritten every [`MANIFEST_EVERY`] and at
+//! the end, marked `"complete": true` only then.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
+use log::{error, info, warn};
+use serde_json::{json, Value};
+use tungstenite::Utf8Bytes;
+
+use crate::clock;
+use crate::metrics::{FeedStats, GapCause, GapRecord};
+use crate::tick::FeedId;
+use crate::venue::StreamDef;
+
+/// Files are flushed at least this often.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
+/// The manifest is rewritten this often while the session runs.
+pub const MANIFEST_EVERY: Duration = Duration::from_secs(2);
+/// Messages the capture channel holds before a feed waits for the disk.
+pub const CHANNEL_CAPACITY: usize = 65_536;
+
+/// One captured message, as a feed hands it over.
+#[derive(Debug)]
+pub struct CaptureMsg {
+    /// Feed.
+    pub feed: FeedId,
+    /// Stream index within the feed.
+    pub stream: u16,
+    /// The feed's connection number that delivered it.
+    pub conn: u32,
+    /// Unix ns when the frame was read.
+    pub recv_unix_ns: u64,
+    /// The message exactly as received.
+    pub text: Utf8Bytes,
+}
+
+/// What the capture needs to know about one feed.
+#[derive(Debug, Clone)]
+pub struct CaptureFeed {
+    /// Venue name (the first path level).
+    pub venue: String,
+    /// The feed's streams.
+    pub streams: Vec<StreamDef>,
+    /// Live counters, for the manifest.
+    pub stats: Arc<FeedStats>,
+}
+
+/// Totals of a finished capture.
+#[derive(Debug, Clone, Default)]
+pub struct CaptureTotals {
+    /// The session folder.
+    pub dir: PathBuf,
+    /// Lines written.
+    pub lines: u64,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Files written.
+    pub files: usize,
+    /// Write errors (each logged).
+    pub errors: u64,
+}
+
+/// A running capture thread.
+#[derive(Debug)]
+pub struct Capture {
+    /// The session folder.
+    pub dir: PathBuf,
+    /// The session id.
+    pub session_id: String,
+    handle: JoinHandle<CaptureTotals>,
+}
+
+impl Capture {
+    /// Creates the session folder under `root` and starts the thread. Feeds get clones of the
+    /// returned sender; the capture ends (flushes, syncs, writes the final manifest) when the
+    /// last clone is dropped and [`Capture::finish`] is called.
+    pub fn start(
+        root: &Path,
+        feeds: Vec<CaptureFeed>,
+        config: Value,
+    ) -> io::Result<(Capture, Sender<CaptureMsg>)> {
+        let started = clock::unix_ns();
+        let (dir, session_id) = create_session_dir(root, started)?;
+        let paths = file_paths(&dir, &feeds);
+        let (tx, rx) = bounded(CHANNEL_CAPACITY);
+        let mut writer = Writer {
+            dir: dir.clone(),
+            session_id: session_id.clone(),
+            started,
+            config,
+            feeds,
+            paths,
+            files: HashMap::new(),
+            totals: CaptureTotals {
+                dir: dir.clone(),
+                ..CaptureTotals::default()
+            },
+        };
+        // The manifest exists from the start, so a crash leaves one behind.
+        writer.write_manifest(None);
+        let handle = std::thread::Builder::new()
+            .name("capture".into())
+            .spawn(move || writer.run(rx))?;
+        info!("capturing to {}", dir.display());
+        Ok((
+            Capture {
+                dir,
+                session_id,
+                handle,
+            },
+            tx,
+        ))
+    }
+
+    /// Waits until every message is on disk and the final manifest is written. Call after
+    /// every feed thread (every sender) is gone.
+    pub fn finish(self) -> CaptureTotals {
+        self.handle.join().unwrap_or_else(|_| {
+            error!("the capture thread panicked");
+            CaptureTotals::default()
+        })
+    }
+}
+
+/// `<root>/wsfeed_<YYYYMMDD>_<HHMMSS>`, with a suffix when that exists already.
+fn create_session_dir(root: &Path, started: u64) -> io::Result<(PathBuf, String)> {
+    fs::create_dir_all(root).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot create capture dir {}: {e}", root.display()),
+        )
+    })?;
+    let (y, mo, d, h, mi, s, _) = clock::utc_fields(started);
+    let base = format!("wsfeed_{y:04}{mo:02}{d:02}_{h:02}{mi:02}{s:02}");
+    for n in 1..1000 {
+        let id = if n == 1 {
+            base.clone()
+        } else {
+            format!("{base}_{n}")
+        };
+        let dir = root.join(&id);
+        match fs::create_dir(&dir) {
+            Ok(()) => return Ok((dir, id)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("cannot create session dir {}: {e}", dir.display()),
+                ))
+            }
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!("too many sessions named {base} in {}", root.display()),
+    ))
+}
+
+/// The file of each feed's stream: `<venue>/<SYMBOL>/<channel>.jsonl`. When two feeds carry
+/// the same stream, each file gets the feed's name: `<channel>.<feed>.jsonl`.
+fn file_paths(dir: &Path, feeds: &[CaptureFeed]) -> Vec<Vec<PathBuf>> {
+    let key = |f: &CaptureFeed, s: &StreamDef| {
+        (
+            f.venue.clone(),
+            s.symbol.clone(),
+            s.channel_name().to_string(),
+        )
+    };
+    let mut count: HashMap<(String, String, String), usize> = HashMap::new();
+    for f in feeds {
+        for s in &f.streams {
+            *count.entry(key(f, s)).or_default() += 1;
+        }
+    }
+    feeds
+        .iter()
+        .map(|f| {
+            f.streams
+                .iter()
+                .map(|s| {
+                    let k = key(f, s);
+                    let file = if count[&k] > 1 {
+                        format!("{}.{}.jsonl", k.2, f.stats.name)
+                    } else {
+                        format!("{}.jsonl", k.2)
+                    };
+                    dir.join(&k.0).join(&k.1).join(file)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+struct Writer {
+    dir: PathBuf,
+    session_id: String,
+    started: u64,
+    config: Value,
+    feeds: Vec<CaptureFeed>,
+    paths: Vec<Vec<PathBuf>>,
+    files: HashMap<(FeedId, u16), BufWriter<File>>,
+    totals: CaptureTotals,
+}
+
+impl Writer {
+    fn run(mut self, rx: Receiver<CaptureMsg>) -> CaptureTotals {
+        let mut next_flush = Instant::now() + FLUSH_EVERY;
+        let mut next_manifest = Instant::now() + MANIFEST_EVERY;
+        loop {
+            let wait = next_flush.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(wait) {
+                Ok(msg) => self.write(&msg),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            let now = Instant::now();
+            if now >= next_flush {
+                self.flush();
+                next_flush = now + FLUSH_EVERY;
+            }
+            if now >= next_manifest {
+                self.write_manifest(None);
+                next_manifest = now + MANIFEST_EVERY;
+            }
+        }
+        self.flush();
+        for (key, file) in &mut self.files {
+            if let Err(e) = file.get_ref().sync_all() {
+                self.totals.errors += 1;
+                error!(
+                    "capture: cannot sync {}: {e}",
+                    self.paths[key.0 as usize][key.1 as usize].display()
+                );
+            }
+        }
+        self.totals.files = self.files.len();
+        self.write_manifest(Some(clock::unix_ns()));
+        if let Ok(d) = File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        self.totals.clone()
+    }
+
+    fn write(&mut self, msg: &CaptureMsg) {
+        let key = (msg.feed, msg.stream);
+        if !self.files.contains_key(&key) {
+            let Some(path) = self
+                .paths
+                .get(msg.feed as usize)
+                .and_then(|p| p.get(msg.stream as usize))
+            else {
+                self.totals.errors += 1;
+                return;
+            };
+            match open_append(path) {
+                Ok(f) => {
+                    self.files
+                        .insert(key, BufWriter::with_capacity(64 << 10, f));
+                }
+                Err(e) => {
+                    self.totals.errors += 1;
+                    if self.totals.errors == 1 || self.totals.errors.is_power_of_two() {
+                        error!("capture: cannot open {}: {e}", path.display());
+                    }
+                    return;
+                }
+            }
+        }
+        let Some(file) = self.files.get_mut(&key) else {
+            return;
+        };
+        let text = msg.text.as_str();
+        // JSONL is one object per line: whitespace line breaks in a message become spaces
+        // (inside JSON strings they cannot occur unescaped).
+        let owned;
+        let text = if text.contains(['\n', '\r']) {
+            owned = text.replace(['\n', '\r'], " ");
+            owned.as_str()
+        } else {
+            text
+        };
+        let head = format!(
+            "{{\"recv_ns\":{},\"conn\":{},\"msg\":",
+            msg.recv_unix_ns, msg.conn
+        );
+        let result = file
+            .write_all(head.as_bytes())
+            .and_then(|()| file.write_all(text.as_bytes()))
+            .and_then(|()| file.write_all(b"}\n"));
+        match result {
+            Ok(()) => {
+                self.totals.lines += 1;
+                self.totals.bytes += (head.len() + text.len() + 2) as u64;
+            }
+            Err(e) => {
+                self.totals.errors += 1;
+                if self.totals.errors == 1 || self.totals.errors.is_power_of_two() {
+                    error!(
+                        "capture: write failed ({} errors so far): {e}",
+                        self.totals.errors
+                    );
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        for file in self.files.values_mut() {
+            if let Err(e) = file.flush() {
+                self.totals.errors += 1;
+                warn!("capture: flush failed: {e}");
+            }
+        }
+    }
+
+    /// Writes the manifest to a temporary file and renames it over the old one.
+    fn write_manifest(&mut self, ended: Option<u64>) {
+        let manifest = self.manifest(ended);
+        let path = self.dir.join("session_manifest.json");
+        let tmp = self.dir.join("session_manifest.json.tmp");
+        let result = serde_json::to_vec_pretty(&manifest)
+            .map_err(io::Error::other)
+            .and_then(|bytes| {
+                let mut f = File::create(&tmp)?;
+                f.write_all(&bytes)?;
+                f.write_all(b"\n")?;
+                f.sync_all()
+            })
+            .and_then(|()| fs::rename(&tmp, &path));
+        if let Err(e) = result {
+            self.totals.errors += 1;
+            error!("capture: cannot write {}: {e}", path.display());
+        }
+    }
+
+    fn manifest(&self, ended: Option<u64>) -> Value {
+        json!({
+            "session_id": self.session_id,
+            "wsfeed_version": env!("CARGO_PKG_VERSION"),
+            "started_unix_ns": self.started,
+            "started_utc": clock::utc_string(self.started),
+            "ended_unix_ns": ended,
+            "ended_utc": ended.map(clock::utc_string),
+            "complete": ended.is_some(),
+            "config": self.config,
+            "capture": {
+                "lines": self.totals.lines,
+                "bytes": self.totals.bytes,
+                "files": self.files.len(),
+                "errors": self.totals.errors,
+            },
+            "feeds": self.feeds.iter().map(feed_manifest).collect::<Vec<_>>(),
+        })
+    }
+}
+
+fn open_append(path: &Path) -> io::Result<File> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+fn feed_manifest(f: &CaptureFeed) -> Value {
+    let s = &f.stats;
+    let n = |c: &std::sync::atomic::AtomicU64| c.load(Relaxed);
+    let gaps: Vec<Value> = s
+        .gaps
+        .lock()
+        .map(|g| g.iter().map(|g| gap_manifest(g, &s.streams)).collect())
+        .unwrap_or_default();
+    let connections: Vec<Value> = s.slots[..s.slot_count()]
+        .iter()
+        .map(|slot| {
+            json!({
+                "role": slot.role().name(),
+                "state": slot.state().name(),
+                "conn": n(&slot.conn),
+            })
+        })
+        .collect();
+    json!({
+        "name": s.name,
+        "venue": f.venue,
+        "url": s.url,
+        "standby_url": s.standby_url,
+        "streams": s.streams,
+        "state": s.state().name(),
+        "failure": s.failure.lock().ok().and_then(|f| f.clone()),
+        "messages": n(&s.messages),
+        "ticks": n(&s.ticks),
+        "dropped_ticks": n(&s.dropped),
+        "duplicates": n(&s.duplicates),
+        "parse_errors": n(&s.parse_errors),
+        "unknown_frames": n(&s.unknown_frames),
+        "attempts": n(&s.attempts),
+        "throttled_attempts": n(&s.throttled),
+        "disconnects": n(&s.disconnects),
+        "total_reconnects": n(&s.reconnects),
+        "circuit_breaker_trips": n(&s.circuit_trips),
+        "rotations": n(&s.rotations),
+        "stale_events": n(&s.stale_events),
+        "rejected_streams": n(&s.rejected_streams),
+        "missed_ids": n(&s.missed_ids),
+        "capture_waits": n(&s.capture_waits),
+        "connections": connections,
+        "connection_gaps": gaps,
+    })
+}
+
+fn gap_manifest(g: &GapRecord, streams: &[String]) -> Value {
+    let (cause, reason) = match g.cause {
+        GapCause::Outage(r) => ("outage", r.to_string()),
+        GapCause::SequenceJump => ("sequence_jump", g.cause.to_string()),
+    };
+    json!({
+        "start_ns": g.start_unix_ns,
+        "end_ns": g.end_unix_ns,
+        "duration_ms": g.duration_ms,
+        "reconnect_ms": g.reconnect_ms,
+        "cause": cause,
+        "reason": reason,
+        "attempts": g.attempts,
+        "missed": g.missed.iter().map(|m| json!({
+            "stream": streams.get(m.stream as usize).cloned().unwrap_or_default(),
+            "from_seq": m.from_seq,
+            "to_seq": m.to_seq,
+        })).collect::<Vec<_>>(),
+    })
+}

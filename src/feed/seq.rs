@@ -1,0 +1,190 @@
+//! Per-stream sequence tracking: drops the second copy of an update (a hot standby or a rotation
+//! delivers everything twice) and finds updates that never arrived. Pure.
+
+use crate::venue::{Seq, SeqRule};
+
+/// What to do with a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Seen already (from another connection): drop it.
+    Duplicate,
+    /// New: deliver it.
+    Fresh {
+        /// Ids that were skipped before it, inclusive, when the numbering proves a loss.
+        missed: Option<(u64, u64)>,
+        /// The first message of this stream after an outage.
+        after_outage: bool,
+    },
+}
+
+/// Sequence state of one stream.
+#[derive(Clone, Debug)]
+pub struct SeqTrack {
+    rule: SeqRule,
+    last: Option<u64>,
+    resuming: bool,
+}
+
+impl SeqTrack {
+    /// Nothing seen yet.
+    pub fn new(rule: SeqRule) -> Self {
+        SeqTrack {
+            rule,
+            last: None,
+            resuming: false,
+        }
+    }
+
+    /// No live connection carries the stream any more: the next message is compared across the
+    /// outage.
+    pub fn outage(&mut self) {
+        if self.last.is_some() {
+            self.resuming = true;
+        }
+    }
+
+    /// Waiting for the first message after an outage.
+    pub fn resuming(&self) -> bool {
+        self.resuming
+    }
+
+    /// The last id delivered.
+    pub fn last(&self) -> Option<u64> {
+        self.last
+    }
+
+    /// Judges a message and, unless it is a duplicate, makes it the last one seen.
+    #[inline]
+    pub fn on_message(&mut self, seq: Seq) -> Verdict {
+        let Some(last) = self.last else {
+            self.last = Some(seq.id);
+            return Verdict::Fresh {
+                missed: None,
+                after_outage: false,
+            };
+        };
+        if seq.id <= last {
+            return Verdict::Duplicate;
+        }
+        let missed = match (self.rule, seq.prev) {
+            (SeqRule::Chained, Some(prev)) if prev > last => Some((last + 1, prev)),
+            (SeqRule::Ids, _) if self.resuming && seq.id > last + 1 => Some((last + 1, seq.id - 1)),
+            _ => None,
+        };
+        self.last = Some(seq.id);
+        let after_outage = std::mem::take(&mut self.resuming);
+        Verdict::Fresh {
+            missed,
+            after_outage,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chained(id: u64, prev: u64) -> Seq {
+        Seq {
+            id,
+            prev: Some(prev),
+        }
+    }
+
+    fn ids(id: u64) -> Seq {
+        Seq { id, prev: None }
+    }
+
+    const FRESH: Verdict = Verdict::Fresh {
+        missed: None,
+        after_outage: false,
+    };
+
+    #[test]
+    fn chained_streams_report_a_broken_chain_on_one_connection() {
+        let mut t = SeqTrack::new(SeqRule::Chained);
+        assert_eq!(
+            t.on_message(chained(160, 149)),
+            FRESH,
+            "first message: no history"
+        );
+        assert_eq!(t.on_message(chained(170, 160)), FRESH);
+        assert_eq!(
+            t.on_message(chained(190, 180)),
+            Verdict::Fresh {
+                missed: Some((171, 180)),
+                after_outage: false
+            }
+        );
+        assert_eq!(t.last(), Some(190));
+    }
+
+    #[test]
+    fn the_second_copy_of_an_update_is_a_duplicate() {
+        let mut t = SeqTrack::new(SeqRule::Chained);
+        t.on_message(chained(10, 9));
+        t.on_message(chained(11, 10));
+        assert_eq!(t.on_message(chained(11, 10)), Verdict::Duplicate);
+        assert_eq!(t.on_message(chained(10, 9)), Verdict::Duplicate);
+        assert_eq!(
+            t.on_message(chained(12, 11)),
+            FRESH,
+            "a duplicate moves nothing"
+        );
+        let mut time = SeqTrack::new(SeqRule::Time);
+        time.on_message(ids(1_000));
+        assert_eq!(time.on_message(ids(1_000)), Verdict::Duplicate);
+    }
+
+    #[test]
+    fn id_streams_only_count_holes_across_an_outage() {
+        let mut t = SeqTrack::new(SeqRule::Ids);
+        t.on_message(ids(100));
+        assert_eq!(
+            t.on_message(ids(105)),
+            FRESH,
+            "holes are normal on one connection"
+        );
+        t.outage();
+        assert!(t.resuming());
+        assert_eq!(
+            t.on_message(ids(120)),
+            Verdict::Fresh {
+                missed: Some((106, 119)),
+                after_outage: true
+            }
+        );
+        assert!(!t.resuming());
+        t.outage();
+        assert_eq!(
+            t.on_message(ids(121)),
+            Verdict::Fresh {
+                missed: None,
+                after_outage: true
+            },
+            "nothing missed"
+        );
+    }
+
+    #[test]
+    fn time_streams_never_report_missed_ids() {
+        let mut t = SeqTrack::new(SeqRule::Time);
+        t.on_message(ids(1_000));
+        t.outage();
+        assert_eq!(
+            t.on_message(ids(9_000)),
+            Verdict::Fresh {
+                missed: None,
+                after_outage: true
+            }
+        );
+    }
+
+    #[test]
+    fn an_outage_before_any_message_compares_nothing() {
+        let mut t = SeqTrack::new(SeqRule::Chained);
+        t.outage();
+        assert!(!t.resuming());
+        assert_eq!(t.on_message(chained(50, 40)), FRESH);
+    }
+}
