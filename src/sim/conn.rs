@@ -1,11 +1,16 @@
 //! One simulator-side connection: upgrade handshake (with scripted HTTP
 //! rejections), the Binance request/response protocol, data delivery with
-//! ground-truth recording, and connection faults.
+//! ground-truth recording, connection faults and the maximum connection age.
 //!
 //! The socket is non-blocking. The thread waits up to [`IDLE_WAIT`] on its
 //! event channel, writes what the client is subscribed to, flushes, then
 //! drains whatever the client sent. Nothing a client sends can panic it.
+//!
+//! Ground truth: a data message is recorded in `Inner::sent` *before* it is
+//! handed to the WebSocket (whose `write` may flush when a pong or close reply
+//! is queued), so the record is always a superset of what reached the client.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
@@ -52,6 +57,14 @@ const WRITE_BUFFER: usize = 1 << 30;
 const MAX_CLIENT_MESSAGE: usize = 1 << 20;
 /// Payload of the malformed frame sent by [`Fault::Malformed`].
 const MALFORMED: &str = r#"{"stream":"btcusdt@bookTicker","data":{"u":12"#;
+/// Payload of the frame sent by [`Fault::UnknownMessage`].
+const UNKNOWN_MESSAGE: &str = r#"{"event":"mystery","x":1}"#;
+/// Payload of the frame sent by [`Fault::Binary`].
+const BINARY: [u8; 4] = [0xDE, 0xAD, 0xBE, 0xEF];
+/// Largest frame [`Fault::Oversized`] builds.
+const MAX_OVERSIZED: usize = 64 << 20;
+/// Most pings one [`Fault::PingFlood`] sends.
+const MAX_PING_FLOOD: u32 = 10_000;
 
 /// The server side of a connection, plain or TLS.
 #[derive(Debug)]
@@ -128,14 +141,8 @@ struct Sub {
     sym: usize,
     kind: Kind,
     delivers: bool,
-}
-
-/// A data message written to the WebSocket but not yet flushed.
-#[derive(Debug)]
-struct Pending {
-    stream: String,
-    seq: u64,
-    event_time_ms: u64,
+    /// Silenced by [`Fault::Mute`].
+    muted: bool,
 }
 
 /// Why the serving loop ended, i.e. what is left to do with the socket.
@@ -180,8 +187,11 @@ pub(crate) fn run(inner: Arc<Inner>, tcp: TcpStream) {
         subs: reg.subs,
         events: reg.events,
         faults: reg.faults,
-        pending: Vec::new(),
-        pings: Vec::new(),
+        opened: Instant::now(),
+        unflushed: 0,
+        withhold: 0,
+        muted: Vec::new(),
+        pings: VecDeque::new(),
         ping_counter: 0,
     };
     let end = conn.serve();
@@ -222,6 +232,8 @@ fn register(inner: &Inner, up: Upgrade) -> Registered {
                     open: true,
                     messages_sent: 0,
                     stalled: false,
+                    withheld: 0,
+                    muted: Vec::new(),
                 },
                 faults: fault_tx,
             },
@@ -265,8 +277,9 @@ fn handshake(inner: &Inner, stream: SimStream) -> Option<(WebSocket<SimStream>, 
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_CLIENT_MESSAGE))
         .max_frame_size(Some(MAX_CLIENT_MESSAGE))
-        // Never write to the socket from `write`: only explicit flushes
-        // (which record ground truth) hand data to the kernel.
+        // Never write to the socket eagerly from `write` because of the
+        // buffer size: output is bounded by `MAX_PENDING` and handed to the
+        // kernel by explicit flushes (ground truth is recorded before that).
         .write_buffer_size(WRITE_BUFFER);
     let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
     let mut attempt = tungstenite::accept_hdr_with_config(stream, callback, Some(config));
@@ -312,7 +325,14 @@ fn decide(inner: &Inner, req: &Request) -> Result<Upgrade, Box<ErrorResponse>> {
     if let Some((status, retry_after)) = scripted {
         let body = match status {
             429 => "Too many requests; current limit is 300 requests per 5 minutes.",
-            _ => "Service unavailable.",
+            418 => "Way too many requests; IP banned.",
+            401 => "Unauthorized.",
+            403 => "Forbidden.",
+            503 => "Service unavailable.",
+            other => tungstenite::http::StatusCode::from_u16(other)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("Rejected."),
         };
         return Err(http_error(status, retry_after, body));
     }
@@ -454,6 +474,7 @@ fn make_sub(inner: &Inner, route: Route, name: &str) -> Option<Sub> {
         sym,
         kind,
         delivers: delivers(inner, route, kind),
+        muted: false,
     })
 }
 
@@ -473,9 +494,17 @@ struct Conn {
     subs: Vec<Sub>,
     events: Receiver<Arc<Event>>,
     faults: Receiver<Fault>,
-    pending: Vec<Pending>,
-    /// Outstanding server pings: (payload, deadline).
-    pings: Vec<(Bytes, Instant)>,
+    /// When the upgrade completed (for [`super::SimConfig::max_conn_age`]).
+    opened: Instant,
+    /// Data messages written to the WebSocket since the last complete flush.
+    unflushed: usize,
+    /// Data messages still to withhold ([`Fault::DropNext`]).
+    withhold: u64,
+    /// Streams muted by [`Fault::Mute`] (normalised names).
+    muted: Vec<String>,
+    /// Outstanding server pings: (payload, deadline), deadlines in
+    /// non-decreasing order (so the front holds the earliest).
+    pings: VecDeque<(Bytes, Instant)>,
     ping_counter: u64,
 }
 
@@ -491,8 +520,18 @@ impl Conn {
                 }
             }
             let now = Instant::now();
-            if self.pings.iter().any(|(_, deadline)| now >= *deadline) {
+            if self
+                .pings
+                .front()
+                .is_some_and(|(_, deadline)| now >= *deadline)
+            {
                 return End::Close(1008, "pong timeout");
+            }
+            if let Some(max_age) = self.inner.cfg.max_conn_age {
+                if now.saturating_duration_since(self.opened) >= max_age {
+                    self.inner.update(|st| st.counters.age_closes += 1);
+                    return End::Close(1001, "max connection age");
+                }
             }
             if let Err(end) = self.pump_events() {
                 return end;
@@ -508,7 +547,7 @@ impl Conn {
 
     /// Waits (briefly) for events and writes the subscribed ones.
     fn pump_events(&mut self) -> Result<(), End> {
-        if self.pending.len() >= MAX_PENDING {
+        if self.unflushed >= MAX_PENDING {
             // The client is not reading; do not buffer without bound.
             thread::sleep(IDLE_WAIT);
             return Ok(());
@@ -521,126 +560,144 @@ impl Conn {
                 return Ok(());
             }
         };
-        self.deliver(&first)?;
-        for _ in 1..MAX_BATCH {
+        let mut batch = Vec::with_capacity(16);
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
             match self.events.try_recv() {
-                Ok(ev) => self.deliver(&ev)?,
+                Ok(ev) => batch.push(ev),
                 Err(_) => break,
             }
         }
-        Ok(())
+        self.deliver(&batch)
     }
 
-    fn deliver(&mut self, ev: &Event) -> Result<(), End> {
-        for i in 0..self.subs.len() {
-            let sub = &self.subs[i];
-            if sub.sym != ev.sym || sub.kind != ev.kind || !sub.delivers {
-                continue;
-            }
-            let text = if self.wrapped {
-                format!(r#"{{"stream":"{}","data":{}}}"#, sub.name, ev.payload)
-            } else {
-                ev.payload.clone()
-            };
-            let stream = sub.name.clone();
-            match self.ws.write(Message::text(text)) {
-                Ok(()) => {}
-                Err(e) if is_would_block(&e) => {}
-                Err(_) => return Err(End::Gone),
-            }
-            self.pending.push(Pending {
-                stream,
-                seq: ev.seq,
-                event_time_ms: ev.event_time_ms,
-            });
-        }
-        Ok(())
-    }
-
-    /// Runs `op`, which pushes the WebSocket's buffered output towards the
-    /// kernel and reports whether everything was handed over. If so, the
-    /// pending data messages become ground truth *while the ground-truth lock
-    /// is still held*: [`super::Sim::sent`] can never observe a moment where a
-    /// client may already have read a message that is not recorded yet.
-    fn push_out<T>(&mut self, op: impl FnOnce(&mut WebSocket<SimStream>) -> (T, bool)) -> T {
+    /// Writes the subscribed, unmuted messages of `events`, withholding as
+    /// many as [`Fault::DropNext`] asks for. Each written message is recorded
+    /// as ground truth *before* it is handed to the WebSocket: tungstenite's
+    /// `write` flushes everything buffered when a pong or close reply is
+    /// queued, so recording after the write could let a client read a message
+    /// that [`super::Sim::sent`] does not list yet.
+    fn deliver(&mut self, events: &[Arc<Event>]) -> Result<(), End> {
         let Conn {
             inner,
-            ws,
-            pending,
             id,
+            ws,
+            wrapped,
+            subs,
+            withhold,
+            unflushed,
             ..
         } = self;
-        let mut guard = (inner.cfg.record && !pending.is_empty()).then(|| lock(&inner.sent));
-        let (result, all_out) = op(ws);
-        if !all_out || pending.is_empty() {
-            return result;
-        }
-        let n = pending.len() as u64;
-        match guard.as_mut() {
-            Some(sent) => sent.extend(pending.drain(..).map(|p| SentRecord {
-                conn: *id,
-                stream: p.stream,
-                seq: p.seq,
-                event_time_ms: p.event_time_ms,
-            })),
-            None => pending.clear(),
-        }
-        drop(guard);
-        let id = *id;
-        inner.update_quiet(|st| {
-            st.counters.messages_sent += n;
-            if let Some(e) = st.conns.get_mut(&id) {
-                e.info.messages_sent += n;
+        let mut sent = inner.cfg.record.then(|| lock(&inner.sent));
+        let (mut written, mut withheld) = (0u64, 0u64);
+        let mut result = Ok(());
+        'events: for ev in events {
+            for sub in subs.iter() {
+                if sub.sym != ev.sym || sub.kind != ev.kind || !sub.delivers || sub.muted {
+                    continue;
+                }
+                if *withhold > 0 {
+                    *withhold -= 1;
+                    withheld += 1;
+                    continue;
+                }
+                let text = if *wrapped {
+                    format!(r#"{{"stream":"{}","data":{}}}"#, sub.name, ev.payload)
+                } else {
+                    ev.payload.clone()
+                };
+                if let Some(sent) = sent.as_mut() {
+                    sent.push(SentRecord {
+                        conn: *id,
+                        stream: sub.name.clone(),
+                        seq: ev.seq,
+                        event_time_ms: ev.event_time_ms,
+                    });
+                }
+                written += 1;
+                match ws.write(Message::text(text)) {
+                    Ok(()) => {}
+                    Err(e) if is_would_block(&e) => {}
+                    Err(_) => {
+                        result = Err(End::Gone);
+                        break 'events;
+                    }
+                }
             }
-        });
+        }
+        drop(sent);
+        *unflushed += written as usize;
+        let id = *id;
+        if withheld > 0 {
+            inner.update(|st| {
+                st.counters.messages_sent += written;
+                st.counters.withheld += withheld;
+                if let Some(e) = st.conns.get_mut(&id) {
+                    e.info.messages_sent += written;
+                    e.info.withheld += withheld;
+                }
+            });
+        } else if written > 0 {
+            inner.update_quiet(|st| {
+                st.counters.messages_sent += written;
+                if let Some(e) = st.conns.get_mut(&id) {
+                    e.info.messages_sent += written;
+                }
+            });
+        }
         result
     }
 
-    /// Flushes the WebSocket; on success the pending data messages are in
-    /// the kernel and become ground truth.
+    /// Flushes the WebSocket (a full socket buffer is not an error: the rest
+    /// goes out on a later flush).
     fn flush(&mut self) -> Result<(), End> {
-        self.push_out(|ws| match ws.flush() {
-            Ok(()) => (Ok(()), true),
-            Err(e) if is_would_block(&e) => (Ok(()), false),
-            Err(_) => (Err(End::Gone), false),
-        })
+        match self.ws.flush() {
+            Ok(()) => {
+                self.unflushed = 0;
+                Ok(())
+            }
+            Err(e) if is_would_block(&e) => Ok(()),
+            Err(_) => Err(End::Gone),
+        }
     }
 
     /// Pushes everything buffered (after queueing `close`, if given) into the
     /// kernel, retrying on a full socket for a short grace period. True if
-    /// everything was handed over (and committed as ground truth).
+    /// everything was handed over.
     fn drain_out(&mut self, mut close: Option<CloseFrame>) -> bool {
         let deadline = Instant::now() + FLUSH_GRACE;
         loop {
-            let step = self.push_out(|ws| {
-                let queued = match close.take() {
-                    Some(frame) => ws.close(Some(frame)),
-                    None => ws.flush(),
-                };
-                // `ConnectionClosed` from a server-side flush after the
-                // client's Close means "everything written, now terminated".
-                let flushed = match queued {
-                    Ok(()) | Err(WsError::ConnectionClosed) => {
-                        ws.get_mut().flush().map_err(WsError::Io)
-                    }
-                    Err(e) => Err(e),
-                };
-                match flushed {
-                    Ok(()) => (Some(true), true),
-                    Err(e) if is_would_block(&e) => (None, false),
-                    Err(_) => (Some(false), false),
+            let queued = match close.take() {
+                Some(frame) => self.ws.close(Some(frame)),
+                None => self.ws.flush(),
+            };
+            // `ConnectionClosed` from a server-side flush after the client's
+            // Close means "everything written, now terminated".
+            let flushed = match queued {
+                Ok(()) | Err(WsError::ConnectionClosed) => {
+                    self.ws.get_mut().flush().map_err(WsError::Io)
                 }
-            });
-            match step {
-                Some(done) => return done,
-                None if Instant::now() >= deadline || self.inner.is_shutdown() => return false,
-                None => thread::sleep(Duration::from_micros(200)),
+                Err(e) => Err(e),
+            };
+            match flushed {
+                Ok(()) => {
+                    self.unflushed = 0;
+                    return true;
+                }
+                Err(e) if is_would_block(&e) => {}
+                Err(_) => return false,
             }
+            if Instant::now() >= deadline || self.inner.is_shutdown() {
+                return false;
+            }
+            thread::sleep(Duration::from_micros(200));
         }
     }
 
-    fn send_text(&mut self, text: String) -> Result<(), End> {
-        match self.ws.write(Message::text(text)) {
+    /// Writes one non-data message (reply or fault frame; never recorded)
+    /// and flushes.
+    fn send_message(&mut self, msg: Message) -> Result<(), End> {
+        match self.ws.write(msg) {
             Ok(()) => {}
             Err(e) if is_would_block(&e) => {}
             Err(_) => return Err(End::Gone),
@@ -648,13 +705,14 @@ impl Conn {
         self.flush()
     }
 
-    /// Reads everything the client has sent so far. Skipped while data
-    /// messages wait for a writable socket: tungstenite's read may flush the
-    /// output buffer itself, which would bypass ground-truth recording.
+    fn send_text(&mut self, text: String) -> Result<(), End> {
+        self.send_message(Message::text(text))
+    }
+
+    /// Reads everything the client has sent so far (also while output waits
+    /// for a writable socket: ground truth does not depend on flushes, and
+    /// pongs and Close frames must be seen even when the client reads slowly).
     fn read_client(&mut self) -> Result<(), End> {
-        if !self.pending.is_empty() {
-            return Ok(());
-        }
         loop {
             match self.ws.read() {
                 Ok(Message::Text(text)) => self.on_request(text.as_str())?,
@@ -669,12 +727,11 @@ impl Conn {
     }
 
     fn on_pong(&mut self, payload: &[u8]) {
-        let before = self.pings.len();
-        self.pings.retain(|(p, _)| p.as_ref() != payload);
-        let matched = (before - self.pings.len()) as u64;
-        if matched > 0 {
-            self.inner
-                .update(|st| st.counters.pongs_received += matched);
+        // Payloads are distinct; pongs usually come in ping order, so the
+        // match is normally at the front.
+        if let Some(pos) = self.pings.iter().position(|(p, _)| p.as_ref() == payload) {
+            self.pings.remove(pos);
+            self.inner.update(|st| st.counters.pongs_received += 1);
         }
     }
 
@@ -689,7 +746,19 @@ impl Conn {
         let method = req.get("method").and_then(Value::as_str).unwrap_or("");
         match method {
             "SUBSCRIBE" => {
-                self.inner.update(|st| st.counters.subscribe_requests += 1);
+                let ignored = self.inner.update(|st| {
+                    st.counters.subscribe_requests += 1;
+                    let ignore = st.ignore_subscribes > 0;
+                    if ignore {
+                        st.ignore_subscribes -= 1;
+                        st.counters.subscribes_ignored += 1;
+                    }
+                    ignore
+                });
+                if ignored {
+                    // Fault::IgnoreSubscribe: no ack, no error, no data.
+                    return Ok(());
+                }
                 let names = match string_params(&req) {
                     Ok(n) => n,
                     Err(msg) => return self.send_text(error_reply(1, &msg, &id)),
@@ -704,8 +773,9 @@ impl Conn {
                         }
                     }
                 }
-                for sub in new_subs {
+                for mut sub in new_subs {
                     if !self.subs.iter().any(|s| s.name == sub.name) {
+                        sub.muted = self.muted.contains(&sub.name);
                         self.subs.push(sub);
                     }
                 }
@@ -782,24 +852,116 @@ impl Conn {
                 self.count_fault();
                 self.send_text(MALFORMED.to_string())
             }
-            Fault::ServerPing => {
-                self.ping_counter += 1;
-                let payload = Bytes::from(format!("sim-ping-{}-{}", self.id.0, self.ping_counter));
-                match self.ws.write(Message::Ping(payload.clone())) {
-                    Ok(()) => {}
-                    Err(e) if is_would_block(&e) => {}
-                    Err(_) => return Err(End::Gone),
+            Fault::ServerPing => self.send_pings(1),
+            Fault::PingFlood { count } => self.send_pings(count.min(MAX_PING_FLOOD)),
+            Fault::Oversized { bytes } => {
+                self.count_fault();
+                let text = self.padding_frame(bytes);
+                self.send_text(text)
+            }
+            Fault::Binary => {
+                self.count_fault();
+                self.send_message(Message::Binary(Bytes::from_static(&BINARY)))
+            }
+            Fault::UnknownMessage => {
+                self.count_fault();
+                self.send_text(UNKNOWN_MESSAGE.to_string())
+            }
+            Fault::DropNext { count } => {
+                self.withhold = self.withhold.saturating_add(u64::from(count));
+                self.count_fault();
+                Ok(())
+            }
+            Fault::Mute { stream } => {
+                let name = parse_stream(&self.inner.cfg.symbols, &stream)
+                    .map_or(stream, |(_, _, normalised)| normalised);
+                for sub in self.subs.iter_mut().filter(|s| s.name == name) {
+                    sub.muted = true;
                 }
-                self.pings.push((payload, Instant::now() + PONG_TIMEOUT));
+                if !self.muted.contains(&name) {
+                    self.muted.push(name);
+                }
+                let (id, muted) = (self.id, self.muted.clone());
                 self.inner.update(|st| {
                     st.counters.faults_injected += 1;
-                    st.counters.pings_sent += 1;
+                    if let Some(e) = st.conns.get_mut(&id) {
+                        e.info.muted = muted;
+                    }
                 });
-                self.flush()
+                Ok(())
             }
             // Listener faults never reach a connection.
-            Fault::Refuse { .. } | Fault::Http429 { .. } | Fault::Http503 { .. } => Ok(()),
+            Fault::Refuse { .. }
+            | Fault::Http429 { .. }
+            | Fault::Http503 { .. }
+            | Fault::Reject { .. }
+            | Fault::IgnoreSubscribe { .. } => Ok(()),
         }
+    }
+
+    /// Sends `count` pings with distinct payloads back to back (one fault),
+    /// each with its own pong deadline.
+    fn send_pings(&mut self, count: u32) -> Result<(), End> {
+        let deadline = Instant::now() + PONG_TIMEOUT;
+        let mut sent = 0u64;
+        let mut result = Ok(());
+        for _ in 0..count {
+            self.ping_counter += 1;
+            let payload = Bytes::from(format!("sim-ping-{}-{}", self.id.0, self.ping_counter));
+            match self.ws.write(Message::Ping(payload.clone())) {
+                Ok(()) => {}
+                Err(e) if is_would_block(&e) => {}
+                Err(_) => {
+                    result = Err(End::Gone);
+                    break;
+                }
+            }
+            self.pings.push_back((payload, deadline));
+            sent += 1;
+        }
+        self.inner.update(|st| {
+            st.counters.faults_injected += 1;
+            st.counters.pings_sent += sent;
+        });
+        result?;
+        self.flush()
+    }
+
+    /// The [`Fault::Oversized`] frame: valid JSON of exactly
+    /// `max(bytes, envelope size)` bytes (`bytes` capped at
+    /// [`MAX_OVERSIZED`]), in the envelope of the first subscribed stream
+    /// (preferring one that delivers) on combined-stream paths.
+    fn padding_frame(&self, bytes: usize) -> String {
+        let head = if self.wrapped {
+            let stream = self
+                .subs
+                .iter()
+                .find(|s| s.delivers && !s.muted)
+                .or_else(|| self.subs.first())
+                .map(|s| s.name.clone())
+                .unwrap_or_else(|| {
+                    let sym = self
+                        .inner
+                        .cfg
+                        .symbols
+                        .first()
+                        .map_or("btcusdt".into(), |s| s.to_ascii_lowercase());
+                    format!("{sym}@bookTicker")
+                });
+            let stream = serde_json::to_string(&stream).unwrap_or_else(|_| "\"\"".into());
+            format!(r#"{{"stream":{stream},"data":{{"e":"padding","pad":""#)
+        } else {
+            r#"{"e":"padding","pad":""#.to_string()
+        };
+        let tail = if self.wrapped { r#""}}"# } else { r#""}"# };
+        let pad = bytes
+            .min(MAX_OVERSIZED)
+            .saturating_sub(head.len() + tail.len());
+        let mut text = String::with_capacity(head.len() + pad + tail.len());
+        text.push_str(&head);
+        text.extend(std::iter::repeat_n('x', pad));
+        text.push_str(tail);
+        text
     }
 
     // -----------------------------------------------------------------------
@@ -854,7 +1016,6 @@ impl Conn {
     /// Half-open stall: neither read nor write for `duration`, discarding
     /// events, then a silent drop (FIN, no close frame).
     fn stall(&mut self, duration: Duration) {
-        self.pending.clear();
         let deadline = Instant::now() + duration;
         while !self.inner.is_shutdown() {
             let now = Instant::now();

@@ -1,14 +1,15 @@
 //! `wsfeed::sim`: an embedded Binance exchange simulator.
 //!
 //! The simulator speaks the Binance combined-stream WebSocket protocol (spot
-//! and USD-M futures flavours) on `127.0.0.1`, over `ws://` or over `wss://`
-//! with a certificate authority generated at start. It is used by the demo
-//! (`wsfeed demo`), by integration tests and by benches.
+//! and USD-M futures flavours) on `127.0.0.1` (or [`SimConfig::bind`]), over
+//! `ws://` or over `wss://` with a certificate authority generated at start.
+//! It is used by the demo (`wsfeed demo`), by integration tests, by benches and
+//! standalone by the `wsfeed-sim` binary.
 //!
 //! # Architecture
 //!
 //! * **Acceptor thread** — polls a non-blocking listener bound to
-//!   `127.0.0.1:0` every ~2 ms and spawns one thread per accepted TCP
+//!   `127.0.0.1:0` (by default) every ~2 ms and spawns one thread per accepted TCP
 //!   connection. [`Fault::Refuse`] really closes the listening socket and
 //!   re-binds the same port (with `SO_REUSEADDR`) when the period ends.
 //! * **Generator thread** — one deterministic synthetic market (random walk
@@ -21,9 +22,10 @@
 //!   on its event channel, writes the events the client is subscribed to,
 //!   flushes, then reads whatever the client sent (SUBSCRIBE, UNSUBSCRIBE,
 //!   LIST_SUBSCRIPTIONS, pings, pongs, close) and applies scripted faults.
-//!   Data messages become ground truth only once a flush handed them to the
-//!   kernel, and that flush happens under the ground-truth lock, so
-//!   [`Sim::sent`] never misses a message a client may already have read.
+//!   A data message becomes ground truth when it is handed to the WebSocket
+//!   for writing, before anything can reach the kernel, so [`Sim::sent`] never
+//!   misses a message a client may already have read (it is a superset: after
+//!   an abrupt end the last few recorded messages may never have arrived).
 //!
 //! # Protocol
 //!
@@ -48,8 +50,12 @@
 //!
 //! # Ground truth and faults
 //!
-//! [`Sim::sent`] returns every data message flushed to a client (connection,
-//! stream, sequence number, event time) in send order. [`Sim::inject`] and
+//! [`Sim::sent`] returns every data message that may have reached a client
+//! (connection, stream, sequence number, event time) in send order; messages
+//! withheld by [`Fault::DropNext`] or [`Fault::Mute`] and the frames of
+//! [`Fault::Oversized`], [`Fault::Binary`], [`Fault::UnknownMessage`] and
+//! [`Fault::Malformed`] are never recorded. [`SimConfig::max_conn_age`] cuts
+//! connections like the venue's 24-hour limit. [`Sim::inject`] and
 //! [`Sim::inject_on`] apply scripted [`Fault`]s; [`Sim::snapshot`] and
 //! [`Sim::wait_until`] observe connections and counters without sleeping.
 //!
@@ -75,7 +81,7 @@ mod tests;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -108,12 +114,22 @@ pub struct SimConfig {
     pub depth_interval: Duration,
     /// `markPrice` cadence per symbol.
     pub mark_price_interval: Duration,
+    /// Like Binance's 24-hour cut: a connection older than this (counted from
+    /// its upgrade) gets a Close frame with code 1001 and reason
+    /// `"max connection age"` and is then closed (counted in
+    /// [`SimSnapshot::age_closes`]). `None` (the default): no limit.
+    pub max_conn_age: Option<Duration>,
     /// Emulate the USD-M Base URL split (public / market routes).
     pub usdm_routing: bool,
     /// Keep ground truth of every data message sent (see [`Sim::sent`]).
     pub record: bool,
     /// Seed of the deterministic synthetic market.
     pub seed: u64,
+    /// Address the listener binds (default `127.0.0.1`). A TLS certificate is
+    /// valid for it as well as for `localhost` / `127.0.0.1`.
+    pub bind: IpAddr,
+    /// Port the listener binds; 0 (the default) picks a free one.
+    pub port: u16,
 }
 
 impl Default for SimConfig {
@@ -125,9 +141,12 @@ impl Default for SimConfig {
             trade_interval: Duration::from_millis(20),
             depth_interval: Duration::from_millis(100),
             mark_price_interval: Duration::from_secs(1),
+            max_conn_age: None,
             usdm_routing: true,
             record: true,
             seed: 0x00C0_FFEE,
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
         }
     }
 }
@@ -143,7 +162,8 @@ impl fmt::Display for ConnId {
     }
 }
 
-/// Ground truth of one data message the simulator flushed to a client.
+/// Ground truth of one data message the simulator handed to a client's
+/// WebSocket for writing (see [`Sim::sent`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SentRecord {
     /// Connection it was sent on.
@@ -168,10 +188,16 @@ pub struct ConnInfo {
     pub streams: Vec<String>,
     /// False once the connection has been closed by either side.
     pub open: bool,
-    /// Data messages flushed on this connection.
+    /// Data messages handed to the WebSocket on this connection (recorded in
+    /// [`Sim::sent`] when recording is on).
     pub messages_sent: u64,
     /// True while a [`Fault::Stall`] is in progress.
     pub stalled: bool,
+    /// Data messages withheld on this connection by [`Fault::DropNext`].
+    pub withheld: u64,
+    /// Streams muted on this connection by [`Fault::Mute`] (normalised
+    /// names, in the order they were muted).
+    pub muted: Vec<String>,
 }
 
 /// A copy of the simulator's observable state.
@@ -180,19 +206,33 @@ pub struct SimSnapshot {
     /// Every WebSocket connection ever upgraded, in id order (closed ones
     /// stay listed with `open == false`).
     pub connections: Vec<ConnInfo>,
-    /// Upgrade requests answered with an HTTP error (429, 503, 404, 400).
+    /// Upgrade requests answered with an HTTP error (scripted ones from
+    /// [`Fault::Reject`], [`Fault::Http429`], [`Fault::Http503`], and 404, 400).
     pub upgrades_rejected: u64,
     /// Faults applied: one per listener fault injected, one per connection a
     /// connection fault was applied to.
     pub faults_injected: u64,
-    /// Pongs received that matched a [`Fault::ServerPing`] payload.
+    /// Pongs received that matched a [`Fault::ServerPing`] or
+    /// [`Fault::PingFlood`] payload.
     pub pongs_received: u64,
-    /// Pings sent because of [`Fault::ServerPing`].
+    /// Pings sent because of [`Fault::ServerPing`] and [`Fault::PingFlood`].
     pub pings_sent: u64,
-    /// Data messages flushed, all connections together.
+    /// Data messages handed to the WebSocket, all connections together.
     pub messages_sent: u64,
-    /// `SUBSCRIBE` requests received (valid or not).
+    /// `SUBSCRIBE` requests received (valid or not, ignored ones included).
     pub subscribe_requests: u64,
+    /// `SUBSCRIBE` requests silently ignored because of
+    /// [`Fault::IgnoreSubscribe`].
+    pub subscribes_ignored: u64,
+    /// Data messages withheld by [`Fault::DropNext`], all connections
+    /// together (never recorded in [`Sim::sent`]).
+    pub withheld: u64,
+    /// Connections closed because they reached [`SimConfig::max_conn_age`].
+    pub age_closes: u64,
+    /// When each TCP connection was accepted, in accept order (upgraded or
+    /// not; refused connects never get here). Lets a test check a client's
+    /// connect rate.
+    pub accepts: Vec<Instant>,
 }
 
 impl SimSnapshot {
@@ -248,6 +288,72 @@ pub enum Fault {
     /// A WebSocket Ping with a distinct payload; a matching Pong counts in
     /// `pongs_received`; no matching pong within 5 s closes with code 1008.
     ServerPing,
+    /// Listener-level: the next `count` upgrade requests get HTTP `status`
+    /// (e.g. 418 IP ban, 401, 403, 429, 503), with a `Retry-After` header when
+    /// `retry_after_s` is given. Statuses outside 200–599 are sent as 500.
+    /// Scripted rejections queue up in injection order. [`Fault::Http429`]
+    /// and [`Fault::Http503`] are shorthands for this.
+    Reject {
+        /// HTTP status of the rejection.
+        status: u16,
+        /// Number of upgrades to reject.
+        count: u32,
+        /// Value of the `Retry-After` header in seconds; no header when `None`.
+        retry_after_s: Option<u32>,
+    },
+    /// One text frame of `bytes` bytes (at least the envelope's own size,
+    /// at most 64 MiB) that is valid JSON: on combined-stream paths
+    /// `{"stream":"<first subscribed stream>","data":{"e":"padding","pad":"xx…"}}`
+    /// (a delivering stream preferred; `<first symbol>@bookTicker` when
+    /// nothing is subscribed), on raw `/ws` paths just the `data` object. Not
+    /// recorded in `sent`.
+    Oversized {
+        /// Size of the frame's payload in bytes.
+        bytes: usize,
+    },
+    /// One binary frame of 4 bytes (`DE AD BE EF`); not recorded in `sent`.
+    Binary,
+    /// One valid JSON text frame that is neither data, nor an ack, nor an
+    /// error: `{"event":"mystery","x":1}`; not recorded in `sent`.
+    UnknownMessage,
+    /// `count` (at most 10 000) WebSocket Pings back to back, each with a
+    /// distinct payload. Counted like [`Fault::ServerPing`] (`pings_sent`,
+    /// `pongs_received`), with the same rule: each ping not answered by a
+    /// matching Pong within the pong timeout closes the connection with 1008,
+    /// so the client must answer all of them.
+    PingFlood {
+        /// Number of pings.
+        count: u32,
+    },
+    /// The connection silently withholds the next `count` data messages it
+    /// would have delivered (all its streams together, in delivery order; a
+    /// muted stream's messages do not count): a within-connection sequence
+    /// gap. Withheld messages are not recorded in `sent`; they are counted in
+    /// [`SimSnapshot::withheld`] and [`ConnInfo::withheld`]. Injected again
+    /// before the previous count is used up, the counts add up.
+    DropNext {
+        /// Number of data messages to withhold.
+        count: u32,
+    },
+    /// Listener-level (acts on whichever connections receive the next
+    /// `SUBSCRIBE` requests): the next `count` `SUBSCRIBE` requests, valid or
+    /// not, are silently ignored: no ack, no error, nothing subscribed.
+    /// Counted in [`SimSnapshot::subscribes_ignored`]; pre-subscriptions in
+    /// the upgrade URL are unaffected. Injected again, the counts add up.
+    IgnoreSubscribe {
+        /// Number of `SUBSCRIBE` requests to ignore.
+        count: u32,
+    },
+    /// On this connection, stop delivering the named stream (symbol case is
+    /// ignored; otherwise the name must match the subscribed one, e.g.
+    /// `"btcusdt@depth@100ms"`) until the connection ends, also if it is
+    /// subscribed again. Other streams, acks and pings are unaffected; the
+    /// stream stays listed in [`ConnInfo::streams`] and is listed in
+    /// [`ConnInfo::muted`]. Muted messages are not recorded in `sent`.
+    Mute {
+        /// Stream name.
+        stream: String,
+    },
 }
 
 impl Fault {
@@ -256,7 +362,11 @@ impl Fault {
     pub fn is_listener_fault(&self) -> bool {
         matches!(
             self,
-            Fault::Refuse { .. } | Fault::Http429 { .. } | Fault::Http503 { .. }
+            Fault::Refuse { .. }
+                | Fault::Http429 { .. }
+                | Fault::Http503 { .. }
+                | Fault::Reject { .. }
+                | Fault::IgnoreSubscribe { .. }
         )
     }
 }
@@ -295,6 +405,8 @@ pub(crate) struct State {
     pub counters: SimSnapshot,
     pub rejects: VecDeque<Reject>,
     pub refuse_until: Option<Instant>,
+    /// `SUBSCRIBE` requests still to ignore ([`Fault::IgnoreSubscribe`]).
+    pub ignore_subscribes: u64,
 }
 
 /// A connection's event channel, fed by the generator.
@@ -341,10 +453,11 @@ impl Inner {
     }
 }
 
-fn bind_listener(port: u16) -> io::Result<TcpListener> {
-    let sock = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+fn bind_listener(ip: IpAddr, port: u16) -> io::Result<TcpListener> {
+    let addr = SocketAddr::new(ip, port);
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     sock.set_reuse_address(true)?;
-    sock.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, port)).into())?;
+    sock.bind(&addr.into())?;
     sock.listen(1024)?;
     sock.set_nonblocking(true)?;
     Ok(sock.into())
@@ -360,7 +473,7 @@ fn run_acceptor(inner: Arc<Inner>) {
                     .refuse_until
                     .is_some_and(|until| Instant::now() < until);
                 if !refusing {
-                    if let Ok(l) = bind_listener(inner.port) {
+                    if let Ok(l) = bind_listener(inner.cfg.bind, inner.port) {
                         *guard = Some(l);
                         inner.update(|st| st.refuse_until = None);
                     }
@@ -369,7 +482,7 @@ fn run_acceptor(inner: Arc<Inner>) {
             if let Some(listener) = guard.as_ref() {
                 while accepted.len() < 64 {
                     match listener.accept() {
-                        Ok((tcp, _)) => accepted.push(tcp),
+                        Ok((tcp, _)) => accepted.push((tcp, Instant::now())),
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                         Err(_) => break,
                     }
@@ -380,9 +493,16 @@ fn run_acceptor(inner: Arc<Inner>) {
             thread::sleep(ACCEPT_POLL);
             continue;
         }
+        // Recorded before any connection thread runs, so an accept is always
+        // visible by the time its client can see a response.
+        inner.update(|st| {
+            st.counters
+                .accepts
+                .extend(accepted.iter().map(|&(_, at)| at))
+        });
         let mut threads = lock(&inner.conn_threads);
         threads.retain(|h| !h.is_finished());
-        for tcp in accepted.drain(..) {
+        for (tcp, _) in accepted.drain(..) {
             let inner2 = Arc::clone(&inner);
             let spawned = thread::Builder::new()
                 .name("sim-conn".into())
@@ -419,8 +539,8 @@ impl fmt::Debug for Sim {
 }
 
 impl Sim {
-    /// Starts the simulator on `127.0.0.1:0` (generating the CA first when
-    /// `cfg.tls`). Symbols are normalised to uppercase.
+    /// Starts the simulator on `cfg.bind:cfg.port` (`127.0.0.1:0` by default;
+    /// generating the CA first when `cfg.tls`). Symbols are normalised to uppercase.
     pub fn start(mut cfg: SimConfig) -> io::Result<Sim> {
         for s in &mut cfg.symbols {
             *s = s.trim().to_ascii_uppercase();
@@ -428,11 +548,11 @@ impl Sim {
         cfg.symbols.retain(|s| !s.is_empty());
         cfg.symbols.dedup();
         let tls = if cfg.tls {
-            Some(tls::generate()?)
+            Some(tls::generate(cfg.bind)?)
         } else {
             None
         };
-        let listener = bind_listener(0)?;
+        let listener = bind_listener(cfg.bind, cfg.port)?;
         let port = listener.local_addr()?.port();
         let inner = Arc::new(Inner {
             cfg,
@@ -472,18 +592,31 @@ impl Sim {
         Ok(sim)
     }
 
-    /// The listening port on 127.0.0.1.
+    /// The listening port (on [`SimConfig::bind`]).
     pub fn port(&self) -> u16 {
         self.inner.port
     }
 
     /// `"wss://localhost:PORT"` with TLS (the certificate is valid for DNS
-    /// name `localhost` and IP `127.0.0.1`), `"ws://127.0.0.1:PORT"` without.
+    /// name `localhost`, IP `127.0.0.1` and the bind IP), `"ws://127.0.0.1:PORT"`
+    /// without. When bound to another specific IP, that IP is the host
+    /// (`"wss://10.1.2.2:PORT"`, `"ws://[fd00::2]:PORT"`).
     pub fn base_url(&self) -> String {
-        if self.inner.tls.is_some() {
-            format!("wss://localhost:{}", self.inner.port)
+        let ip = self.inner.cfg.bind;
+        let scheme = if self.inner.tls.is_some() {
+            "wss"
         } else {
-            format!("ws://127.0.0.1:{}", self.inner.port)
+            "ws"
+        };
+        if ip == IpAddr::V4(Ipv4Addr::LOCALHOST) || ip.is_unspecified() {
+            let host = if self.inner.tls.is_some() {
+                "localhost"
+            } else {
+                "127.0.0.1"
+            };
+            format!("{scheme}://{host}:{}", self.inner.port)
+        } else {
+            format!("{scheme}://{}", SocketAddr::new(ip, self.inner.port))
         }
     }
 
@@ -509,8 +642,10 @@ impl Sim {
         &self.inner.cfg
     }
 
-    /// Applies a fault. Listener faults (`Refuse`, `Http429`, `Http503`) act on
-    /// the listener / upcoming upgrades and take effect before this returns;
+    /// Applies a fault. Listener faults (`Refuse`, `Reject`, `Http429`,
+    /// `Http503`, `IgnoreSubscribe`; see [`Fault::is_listener_fault`]) act on
+    /// the listener / upcoming upgrades / upcoming `SUBSCRIBE` requests and
+    /// take effect before this returns;
     /// connection faults go to every connection open at this moment (a
     /// connection accepted afterwards is unaffected) and are applied by each
     /// connection's thread within about a millisecond.
@@ -558,11 +693,25 @@ impl Sim {
                 retry_after_s,
             } => self.push_reject(429, Some(retry_after_s), count),
             Fault::Http503 { count } => self.push_reject(503, None, count),
+            Fault::Reject {
+                status,
+                count,
+                retry_after_s,
+            } => self.push_reject(status, retry_after_s, count),
+            Fault::IgnoreSubscribe { count } => self.inner.update(|st| {
+                st.ignore_subscribes = st.ignore_subscribes.saturating_add(u64::from(count));
+                st.counters.faults_injected += 1;
+            }),
             _ => {}
         }
     }
 
     fn push_reject(&self, status: u16, retry_after_s: Option<u32>, count: u32) {
+        let status = if (200..=599).contains(&status) {
+            status
+        } else {
+            500
+        };
         self.inner.update(|st| {
             if count > 0 {
                 st.rejects.push_back(Reject {
@@ -610,8 +759,17 @@ impl Sim {
         }
     }
 
-    /// Ground truth: every data message flushed to a client, in send order.
-    /// Empty when [`SimConfig::record`] is false.
+    /// Ground truth: every data message that may have reached the client; after
+    /// an abrupt end (reset) the last few may not have. In send order.
+    ///
+    /// A message is recorded when it is handed to the WebSocket for writing,
+    /// before any byte of it can reach the kernel, so this is a superset of
+    /// what any client received at any moment: on a clean close it equals what
+    /// the client read; after [`Fault::Reset`], [`Fault::Stall`], a failed
+    /// write or a shutdown, the last few recorded messages may never have
+    /// arrived. Messages withheld by [`Fault::DropNext`] or [`Fault::Mute`] and
+    /// the non-data frames of faults are never recorded. Empty when
+    /// [`SimConfig::record`] is false.
     pub fn sent(&self) -> Vec<SentRecord> {
         lock(&self.inner.sent).clone()
     }

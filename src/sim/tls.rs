@@ -1,5 +1,5 @@
 //! TLS material for the simulator: a throw-away CA generated at start and a
-//! server certificate for `localhost` / `127.0.0.1` signed by it.
+//! server certificate for `localhost` / `127.0.0.1` (and the bind IP) signed by it.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
@@ -25,8 +25,9 @@ fn other<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> io::Erro
     move |e| io::Error::other(format!("sim tls: {what}: {e}"))
 }
 
-/// Generates a fresh CA and server certificate and builds the server config.
-pub(crate) fn generate() -> io::Result<TlsMaterial> {
+/// Generates a fresh CA and server certificate (also valid for `bind` when it is
+/// a specific address) and builds the server config.
+pub(crate) fn generate(bind: IpAddr) -> io::Result<TlsMaterial> {
     let ca_key = KeyPair::generate().map_err(other("CA key"))?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(other("CA params"))?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -49,6 +50,9 @@ pub(crate) fn generate() -> io::Result<TlsMaterial> {
     srv_params
         .subject_alt_names
         .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+    if !bind.is_unspecified() && bind != IpAddr::V4(Ipv4Addr::LOCALHOST) {
+        srv_params.subject_alt_names.push(SanType::IpAddress(bind));
+    }
     srv_params
         .distinguished_name
         .push(DnType::CommonName, "localhost");

@@ -1,0 +1,252 @@
+//! `wsfeed-sim`: the embedded exchange simulator as a standalone process, for tests and tools
+//! that need it on another address or in another network namespace.
+//!
+//! Prints `listening <url>` on stdout once it accepts connections, then runs until SIGTERM or
+//! SIGINT, or until its stdin reaches end of file (when stdin is not a terminal), so a parent
+//! that holds the write end of a pipe cannot leave it behind.
+
+use std::io::{IsTerminal, Read, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use wsfeed::sim::{Sim, SimConfig};
+
+const USAGE: &str = "\
+wsfeed-sim — the Binance-protocol exchange simulator, standalone
+
+usage:
+  wsfeed-sim --listen IP:PORT [--tls] [--ca-out FILE] [--symbols BTCUSDT,ETHUSDT] [--usdm-routing]
+
+  --listen IP:PORT    address to listen on (PORT 0 picks a free port)
+  --tls               serve wss:// with a CA generated at start (certificate valid for
+                      localhost, 127.0.0.1 and IP)
+  --ca-out FILE       write the CA certificate (PEM) to FILE before listening (needs --tls)
+  --symbols LIST      comma-separated symbols (default BTCUSDT,ETHUSDT,SOLUSDT)
+  --usdm-routing      emulate the USD-M /public and /market route split
+
+Prints `listening <url>` on stdout when ready. Stops on SIGTERM/SIGINT, or when stdin reaches
+end of file (only when stdin is not a terminal: give it a pipe, not /dev/null).
+Bad arguments exit with code 2. Logging: RUST_LOG (default warn).";
+
+/// Exit code for bad arguments: nothing was started.
+const EXIT_USAGE: u8 = 2;
+
+#[derive(Debug, PartialEq)]
+struct Args {
+    listen: SocketAddr,
+    tls: bool,
+    ca_out: Option<PathBuf>,
+    symbols: Option<Vec<String>>,
+    usdm_routing: bool,
+}
+
+enum Parsed {
+    Run(Args),
+    Help,
+}
+
+fn parse_args(args: &[String]) -> Result<Parsed, String> {
+    let mut listen = None;
+    let mut tls = false;
+    let mut ca_out = None;
+    let mut symbols = None;
+    let mut usdm_routing = false;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--listen" => {
+                let v = it.next().ok_or("--listen needs a value IP:PORT")?;
+                let addr: SocketAddr = v
+                    .parse()
+                    .map_err(|_| format!("--listen '{v}' is not IP:PORT (e.g. 10.0.0.2:9443)"))?;
+                listen = Some(addr);
+            }
+            "--tls" => tls = true,
+            "--ca-out" => {
+                let v = it.next().ok_or("--ca-out needs a file")?;
+                if v.is_empty() {
+                    return Err("--ca-out needs a file".into());
+                }
+                ca_out = Some(PathBuf::from(v));
+            }
+            "--symbols" => {
+                let v = it
+                    .next()
+                    .ok_or("--symbols needs a value like BTCUSDT,ETHUSDT")?;
+                let list: Vec<String> = v.split(',').map(|s| s.trim().to_string()).collect();
+                if let Some(bad) = list
+                    .iter()
+                    .find(|s| s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric()))
+                {
+                    return Err(format!(
+                        "--symbols '{v}': '{bad}' is not a symbol (letters and digits, e.g. BTCUSDT)"
+                    ));
+                }
+                symbols = Some(list);
+            }
+            "--usdm-routing" => usdm_routing = true,
+            "-h" | "--help" => return Ok(Parsed::Help),
+            other => return Err(format!("unknown argument '{other}'")),
+        }
+    }
+    let listen = listen.ok_or("--listen IP:PORT is required")?;
+    if ca_out.is_some() && !tls {
+        return Err("--ca-out needs --tls (without TLS there is no CA)".into());
+    }
+    Ok(Parsed::Run(Args {
+        listen,
+        tls,
+        ca_out,
+        symbols,
+        usdm_routing,
+    }))
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        .format_timestamp_millis()
+        .init();
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let args = match parse_args(&argv) {
+        Ok(Parsed::Run(a)) => a,
+        Ok(Parsed::Help) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("wsfeed-sim: error: {e}\n\n{USAGE}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
+            eprintln!("wsfeed-sim: error: cannot install the signal handler: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+
+    let mut cfg = SimConfig {
+        tls: args.tls,
+        usdm_routing: args.usdm_routing,
+        bind: args.listen.ip(),
+        port: args.listen.port(),
+        // A long-running process must not keep every message it ever sent.
+        record: false,
+        ..SimConfig::default()
+    };
+    if let Some(symbols) = args.symbols {
+        cfg.symbols = symbols;
+    }
+    let sim = match Sim::start(cfg) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("wsfeed-sim: error: cannot listen on {}: {e}", args.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(path) = &args.ca_out {
+        if let Err(e) = sim.write_ca_file(path) {
+            eprintln!(
+                "wsfeed-sim: error: --ca-out '{}': cannot write the CA: {e}",
+                path.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    }
+
+    // A parent holding our stdin pipe stops us by closing it (or by dying). A terminal is not
+    // watched: reading it from a background job would stop the process (SIGTTIN).
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        let stop = stop.clone();
+        let spawned = std::thread::Builder::new()
+            .name("stdin-watch".into())
+            .spawn(move || {
+                let mut buf = [0u8; 256];
+                let mut lock = stdin.lock();
+                loop {
+                    match lock.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(_) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(_) => break,
+                    }
+                }
+                stop.store(true, Ordering::Relaxed);
+            });
+        if let Err(e) = spawned {
+            eprintln!("wsfeed-sim: error: cannot start the stdin watcher: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+
+    let mut out = std::io::stdout().lock();
+    if writeln!(out, "listening {}", sim.base_url())
+        .and_then(|()| out.flush())
+        .is_err()
+    {
+        // Nobody reads our stdout: nobody can use us either.
+        return ExitCode::FAILURE;
+    }
+    drop(out);
+
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    sim.shutdown();
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn parses_and_rejects_arguments() {
+        let Ok(Parsed::Run(a)) = parse_args(&args(
+            "--listen 10.1.2.2:9443 --tls --ca-out /tmp/ca.pem --symbols btcusdt,ETHUSDT --usdm-routing",
+        )) else {
+            panic!("valid arguments rejected");
+        };
+        assert_eq!(a.listen, "10.1.2.2:9443".parse().unwrap());
+        assert!(a.tls && a.usdm_routing);
+        assert_eq!(a.ca_out, Some(PathBuf::from("/tmp/ca.pem")));
+        assert_eq!(a.symbols, Some(vec!["btcusdt".into(), "ETHUSDT".into()]));
+        assert!(matches!(
+            parse_args(&args("--listen [::1]:0")),
+            Ok(Parsed::Run(Args { tls: false, .. }))
+        ));
+        assert!(matches!(parse_args(&args("--help")), Ok(Parsed::Help)));
+        for (bad, needle) in [
+            ("", "--listen"),
+            ("--listen", "--listen needs"),
+            ("--listen 10.1.2.2", "--listen '10.1.2.2'"),
+            ("--listen localhost:9443", "--listen 'localhost:9443'"),
+            ("--listen 127.0.0.1:0 --ca-out", "--ca-out needs a file"),
+            (
+                "--listen 127.0.0.1:0 --ca-out x.pem",
+                "--ca-out needs --tls",
+            ),
+            ("--listen 127.0.0.1:0 --symbols", "--symbols needs"),
+            ("--listen 127.0.0.1:0 --symbols BTC,,ETH", "--symbols"),
+            ("--listen 127.0.0.1:0 --symbols BTC-USDT", "'BTC-USDT'"),
+            ("--listen 127.0.0.1:0 --fast", "unknown argument '--fast'"),
+        ] {
+            let e = match parse_args(&args(bad)) {
+                Err(e) => e,
+                Ok(_) => panic!("{bad:?} accepted"),
+            };
+            assert!(e.contains(needle), "{bad:?} → {e:?}");
+        }
+    }
+}
