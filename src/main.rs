@@ -1,13 +1,15 @@
 //! The `wsfeed` command line: `demo` (the main job) and `run --config FILE`.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use wsfeed::config::CaptureConfig;
 use wsfeed::config::Config;
-use wsfeed::demo::{self, DemoVenues};
+use wsfeed::demo::{self, DemoVenues, FaultLevel};
 use wsfeed::engine::{Engine, StatusMark};
 use wsfeed::metrics::{FeedState, Summary};
 use wsfeed::strategy::SpreadMonitor;
@@ -16,9 +18,18 @@ const USAGE: &str = "\
 wsfeed — low-latency, self-healing crypto market-data feeds
 
 usage:
-  wsfeed demo [--seconds N] [--no-faults]   simulated venues + fault schedule + demo strategy
-  wsfeed run --config FILE [--seconds N]    run the feeds of a config file until Ctrl-C or N s
+  wsfeed demo [--seconds N] [--faults normal|heavy|none] [--capture DIR]
+        simulated venues + fault schedule + demo strategy (default 20 s, normal faults);
+        heavy injects a fault every 1.5 s on average (a 600 s soak: about 400)
+  wsfeed run --config FILE [--seconds N] [--capture DIR]
+        run the feeds of a config file until Ctrl-C or N s
+  wsfeed audit SESSION_DIR
+        check a capture session: every update missing from the capture is reported missed
+        in its manifest, nothing is reported that was captured, no update is captured twice
   wsfeed help
+
+--capture DIR writes every message as JSONL and a session manifest under DIR (overrides the
+config's [capture] dir).
 
 Logging: RUST_LOG (default: info for the engine, warn for the simulator).";
 
@@ -31,11 +42,16 @@ const EXIT_USAGE: u8 = 2;
 enum Command {
     Demo {
         seconds: u64,
-        faults: bool,
+        faults: FaultLevel,
+        capture: Option<PathBuf>,
     },
     Run {
         config: PathBuf,
         seconds: Option<u64>,
+        capture: Option<PathBuf>,
+    },
+    Audit {
+        dir: PathBuf,
     },
     Help,
 }
@@ -44,9 +60,18 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
     let Some((cmd, rest)) = args.split_first() else {
         return Err("no command given".into());
     };
+    if cmd == "audit" {
+        return match rest {
+            [dir] if !dir.starts_with('-') => Ok(Command::Audit {
+                dir: PathBuf::from(dir),
+            }),
+            _ => Err("audit needs exactly one session directory".into()),
+        };
+    }
     let mut seconds = None;
     let mut config = None;
-    let mut faults = true;
+    let mut faults = FaultLevel::Normal;
+    let mut capture = None;
     let mut it = rest.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -63,7 +88,29 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
             "--config" if cmd == "run" => {
                 config = Some(PathBuf::from(it.next().ok_or("--config needs a file")?));
             }
-            "--no-faults" if cmd == "demo" => faults = false,
+            "--no-faults" if cmd == "demo" => faults = FaultLevel::None,
+            "--faults" if cmd == "demo" => {
+                let v = it
+                    .next()
+                    .ok_or("--faults needs a level: normal, heavy or none")?;
+                faults = match v.as_str() {
+                    "normal" => FaultLevel::Normal,
+                    "heavy" => FaultLevel::Heavy,
+                    "none" => FaultLevel::None,
+                    other => {
+                        return Err(format!(
+                            "--faults '{other}' is not a level (normal, heavy or none)"
+                        ))
+                    }
+                };
+            }
+            "--capture" if cmd == "demo" || cmd == "run" => {
+                let dir = it.next().ok_or("--capture needs a directory")?;
+                if dir.is_empty() {
+                    return Err("--capture needs a directory".into());
+                }
+                capture = Some(PathBuf::from(dir));
+            }
             "-h" | "--help" => return Ok(Command::Help),
             other => return Err(format!("unknown argument '{other}' for '{cmd}'")),
         }
@@ -72,10 +119,12 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
         "demo" => Ok(Command::Demo {
             seconds: seconds.unwrap_or(20),
             faults,
+            capture,
         }),
         "run" => Ok(Command::Run {
             config: config.ok_or("run needs --config FILE")?,
             seconds,
+            capture,
         }),
         "help" | "-h" | "--help" => Ok(Command::Help),
         other => Err(format!("unknown command '{other}'")),
@@ -108,14 +157,35 @@ fn main() -> ExitCode {
             println!("{USAGE}");
             ExitCode::SUCCESS
         }
-        Command::Run { config, seconds } => {
-            let config = match Config::load(&config) {
+        Command::Audit { dir } => match wsfeed::audit::audit(&dir) {
+            Ok(report) => {
+                println!("{report}");
+                if report.ok() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(EXIT_USAGE)
+            }
+        },
+        Command::Run {
+            config,
+            seconds,
+            capture,
+        } => {
+            let mut config = match Config::load(&config) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("error: {e}");
                     return ExitCode::from(EXIT_USAGE);
                 }
             };
+            if let Some(dir) = capture {
+                config.capture = Some(CaptureConfig { dir });
+            }
             run(config, seconds.map(Duration::from_secs), &stop, |_| {}).map_or_else(
                 |e| {
                     eprintln!("error: {e}");
@@ -127,7 +197,11 @@ fn main() -> ExitCode {
                 },
             )
         }
-        Command::Demo { seconds, faults } => run_demo(Duration::from_secs(seconds), faults, &stop),
+        Command::Demo {
+            seconds,
+            faults,
+            capture,
+        } => run_demo(Duration::from_secs(seconds), faults, capture, &stop),
     }
 }
 
@@ -165,7 +239,12 @@ fn run(
     Ok(summary)
 }
 
-fn run_demo(seconds: Duration, faults: bool, stop: &AtomicBool) -> ExitCode {
+fn run_demo(
+    seconds: Duration,
+    level: FaultLevel,
+    capture: Option<PathBuf>,
+    stop: &AtomicBool,
+) -> ExitCode {
     let venues = match DemoVenues::start() {
         Ok(v) => v,
         Err(e) => {
@@ -173,35 +252,63 @@ fn run_demo(seconds: Duration, faults: bool, stop: &AtomicBool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let config = match venues.config() {
+    let mut config = match venues.config() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let schedule = if faults {
-        demo::schedule(seconds)
-    } else {
-        Vec::new()
-    };
+    if let Some(dir) = capture {
+        config.capture = Some(CaptureConfig { dir });
+    }
+    let schedule = demo::schedule(seconds, level);
     println!(
         "wsfeed demo: {}s against simulated Binance spot ({}) and USD-M ({}), TLS with a generated CA",
         seconds.as_secs(),
         venues.spot.base_url(),
         venues.usdm.base_url()
     );
-    println!(
-        "fault schedule ({} faults):\n{}",
-        schedule.len(),
-        demo::describe(&schedule)
-    );
+    if schedule.len() <= 40 {
+        println!(
+            "fault schedule ({} faults):\n{}",
+            schedule.len(),
+            demo::describe(&schedule)
+        );
+    } else {
+        println!(
+            "fault schedule: {} faults, one every {:.1} s on average, every kind",
+            schedule.len(),
+            demo::HEAVY_EVERY.as_secs_f64()
+        );
+    }
     let mut next = 0;
+    let mut injected: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut missed_target = 0u64;
+    let mut dice = 0x9E37_79B9_7F4A_7C15u64;
+    let mut rss_start = None;
+    let mut rss_end = 0u64;
+    let mut rss_max = 0u64;
     let result = run(config, Some(seconds), stop, |elapsed| {
         while let Some(s) = schedule.get(next).filter(|s| s.at <= elapsed) {
-            log::warn!("demo: injecting {:?} on {:?}", s.fault, s.target);
-            venues.get(s.target).inject(s.fault.clone());
+            dice = dice
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            match venues.inject(s, dice >> 33) {
+                demo::Injected::Nothing => missed_target += 1,
+                hit => {
+                    log::info!("demo: injected {:?} on {:?} {hit:?}", s.fault, s.target);
+                    *injected.entry(demo::kind_name(&s.fault)).or_default() += 1;
+                }
+            }
             next += 1;
+        }
+        let rss = demo::resident_bytes().unwrap_or(0);
+        rss_max = rss_max.max(rss);
+        rss_end = rss;
+        // Memory after start-up and the first connections, for the flat-memory check.
+        if rss_start.is_none() && elapsed >= Duration::from_secs(5).min(seconds / 4) {
+            rss_start = Some(rss);
         }
     });
     let summary = match result {
@@ -220,14 +327,32 @@ fn run_demo(seconds: Duration, faults: bool, stop: &AtomicBool) -> ExitCode {
         .filter(|f| f.state != FeedState::Failed)
         .count();
     let (spot, usdm) = (venues.spot.snapshot(), venues.usdm.snapshot());
+    let kinds: Vec<String> = injected.iter().map(|(k, n)| format!("{k} {n}")).collect();
     println!(
-        "faults injected: {} | upgrades rejected (429/503): {} | server pings answered: {}/{} | \
-         connections lost: {lost}, recovered: {recovered} | feeds not failed: {streaming}/{}",
-        next,
+        "faults injected: {} ({}){}",
+        injected.values().sum::<u64>(),
+        kinds.join(", "),
+        if missed_target > 0 {
+            format!(" | {missed_target} found no open connection")
+        } else {
+            String::new()
+        }
+    );
+    println!(
+        "venue side: upgrades rejected {} | server pings answered {}/{} | messages withheld (drop-next) {} | \
+         connections lost: {lost}, outages recovered: {recovered} | feeds not failed: {streaming}/{}",
         spot.upgrades_rejected + usdm.upgrades_rejected,
         spot.pongs_received + usdm.pongs_received,
         spot.pings_sent + usdm.pings_sent,
+        spot.withheld + usdm.withheld,
         summary.feeds.len()
+    );
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    println!(
+        "resident memory: {:.1} MiB after start-up, {:.1} MiB at the end of the run (max {:.1} MiB)",
+        mib(rss_start.unwrap_or(rss_end)),
+        mib(rss_end),
+        mib(rss_max)
     );
     ExitCode::SUCCESS
 }
@@ -246,14 +371,24 @@ mod tests {
             parse_args(&args("demo")),
             Ok(Command::Demo {
                 seconds: 20,
-                faults: true
+                faults: FaultLevel::Normal,
+                capture: None
             })
         ));
         assert!(matches!(
             parse_args(&args("demo --seconds 5 --no-faults")),
             Ok(Command::Demo {
                 seconds: 5,
-                faults: false
+                faults: FaultLevel::None,
+                capture: None
+            })
+        ));
+        assert!(matches!(
+            parse_args(&args("demo --seconds 600 --faults heavy --capture /tmp/c")),
+            Ok(Command::Demo {
+                seconds: 600,
+                faults: FaultLevel::Heavy,
+                capture: Some(_)
             })
         ));
         assert!(matches!(
@@ -268,6 +403,11 @@ mod tests {
             ("run", "--config"),
             ("run --config", "needs a file"),
             ("demo --config x", "unknown argument '--config'"),
+            ("demo --faults", "needs a level"),
+            ("audit", "exactly one session directory"),
+            ("audit a b", "exactly one session directory"),
+            ("demo --faults wild", "'wild' is not a level"),
+            ("run --config x --capture", "needs a directory"),
             ("fly", "unknown command 'fly'"),
         ] {
             let e = parse_args(&args(bad)).err().unwrap_or_default();

@@ -1,0 +1,377 @@
+//! Audit of a capture session: does the manifest account for every update the capture lacks?
+//!
+//! The capture and the manifest are written separately (the capture thread writes what the
+//! strategy was given; the feed thread records what the venue's numbering says was missed).
+//! The audit reads both back and, per stream:
+//!
+//! - counts captured messages and duplicates (there must be none: standby copies are dropped);
+//! - finds the holes in the captured numbering: for chained streams (depth, trades) every
+//!   message whose predecessor is not the previous captured message; for id streams
+//!   (`bookTicker`) every jump of more than one;
+//! - compares the holes with the manifest's missed ranges. For chained streams every hole
+//!   must be reported and every report must be a hole ("unexplained" and "invented" are both
+//!   errors). Id streams have holes in normal operation on a real venue, so only reports that
+//!   cover captured ids are errors there.
+
+use std::fmt::{self, Write as _};
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::venue::{Frame, SeqRule, Venue};
+
+/// Inclusive id ranges, sorted and merged.
+type Ranges = Vec<(u64, u64)>;
+
+/// The audit of one captured stream.
+#[derive(Debug, Clone)]
+pub struct StreamAudit {
+    /// Feed name.
+    pub feed: String,
+    /// Stream name.
+    pub stream: String,
+    /// The JSONL file read.
+    pub file: PathBuf,
+    /// How the stream is numbered.
+    pub rule: SeqRule,
+    /// Captured messages.
+    pub messages: u64,
+    /// Messages whose id was not above the previous one.
+    pub duplicates: u64,
+    /// First and last captured id.
+    pub span: Option<(u64, u64)>,
+    /// Holes in the captured numbering.
+    pub holes: Ranges,
+    /// Ranges the manifest reports missed.
+    pub reported: Ranges,
+    /// Holes no report covers (chained streams only).
+    pub unexplained: Ranges,
+    /// Reported ids that were captured after all (chained), or that are captured (id streams).
+    pub invented: Ranges,
+}
+
+impl StreamAudit {
+    /// Whether this stream passes.
+    pub fn ok(&self) -> bool {
+        self.duplicates == 0 && self.unexplained.is_empty() && self.invented.is_empty()
+    }
+}
+
+/// The audit of a session.
+#[derive(Debug, Clone, Default)]
+pub struct Audit {
+    /// Per stream.
+    pub streams: Vec<StreamAudit>,
+    /// Lines that could not be read back.
+    pub bad_lines: u64,
+}
+
+impl Audit {
+    /// Whether every stream passes and every line was readable.
+    pub fn ok(&self) -> bool {
+        self.bad_lines == 0 && self.streams.iter().all(StreamAudit::ok)
+    }
+}
+
+fn count(r: &Ranges) -> u64 {
+    r.iter().map(|(a, b)| b - a + 1).sum()
+}
+
+impl fmt::Display for Audit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for s in &self.streams {
+            let mut line = format!(
+                "{:<4} {:<14} {:<26} msgs {:>8} dup {} holes {:>3} ({:>6} ids) reported {:>3} ({:>6} ids)",
+                if s.ok() { "ok" } else { "FAIL" },
+                s.feed,
+                s.stream,
+                s.messages,
+                s.duplicates,
+                s.holes.len(),
+                count(&s.holes),
+                s.reported.len(),
+                count(&s.reported),
+            );
+            if !s.unexplained.is_empty() {
+                let _ = write!(
+                    line,
+                    " UNEXPLAINED {} ids {:?}",
+                    count(&s.unexplained),
+                    &s.unexplained[..s.unexplained.len().min(5)]
+                );
+            }
+            if !s.invented.is_empty() {
+                let _ = write!(
+                    line,
+                    " INVENTED {} ids {:?}",
+                    count(&s.invented),
+                    &s.invented[..s.invented.len().min(5)]
+                );
+            }
+            if s.rule == SeqRule::Ids {
+                line.push_str(" [id stream: holes on one connection are normal]");
+            }
+            writeln!(f, "{line}")?;
+        }
+        if self.bad_lines > 0 {
+            writeln!(f, "unreadable lines: {}", self.bad_lines)?;
+        }
+        let unexplained: u64 = self.streams.iter().map(|s| count(&s.unexplained)).sum();
+        let invented: u64 = self.streams.iter().map(|s| count(&s.invented)).sum();
+        let dups: u64 = self.streams.iter().map(|s| s.duplicates).sum();
+        write!(
+            f,
+            "audit {}: {} streams, {} duplicates, {unexplained} unexplained ids, {invented} invented ids",
+            if self.ok() { "passed" } else { "FAILED" },
+            self.streams.len(),
+            dups
+        )
+    }
+}
+
+/// Audits the session folder `dir` (the one holding `session_manifest.json`).
+pub fn audit(dir: &Path) -> Result<Audit, String> {
+    let path = dir.join("session_manifest.json");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let manifest: Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", path.display()))?;
+    let feeds = manifest["feeds"]
+        .as_array()
+        .ok_or_else(|| format!("{}: no feeds list", path.display()))?;
+    let mut out = Audit::default();
+    for feed in feeds {
+        let name = feed["name"].as_str().unwrap_or_default();
+        let venue_name = feed["venue"].as_str().unwrap_or_default();
+        let venue = Venue::from_name(venue_name)
+            .ok_or_else(|| format!("feed '{name}': unknown venue '{venue_name}'"))?;
+        let streams = feed["streams"].as_array().cloned().unwrap_or_default();
+        for stream in streams.iter().filter_map(Value::as_str) {
+            let def = venue
+                .parse_stream(stream)
+                .map_err(|e| format!("feed '{name}': {e}"))?;
+            let folder = dir.join(venue_name).join(&def.symbol);
+            let shared = folder.join(format!("{}.{name}.jsonl", def.channel_name()));
+            let file = if shared.exists() {
+                shared
+            } else {
+                folder.join(format!("{}.jsonl", def.channel_name()))
+            };
+            let reported = merge(
+                feed["connection_gaps"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|g| g["missed"].as_array().into_iter().flatten())
+                    .filter(|m| m["stream"] == stream)
+                    .filter_map(|m| Some((m["from_seq"].as_u64()?, m["to_seq"].as_u64()?)))
+                    .collect(),
+            );
+            let mut s = StreamAudit {
+                feed: name.to_string(),
+                stream: stream.to_string(),
+                file,
+                rule: def.kind.seq_rule(),
+                messages: 0,
+                duplicates: 0,
+                span: None,
+                holes: Vec::new(),
+                reported,
+                unexplained: Vec::new(),
+                invented: Vec::new(),
+            };
+            out.bad_lines += read_stream(venue, def.kind, &mut s)?;
+            judge(&mut s);
+            out.streams.push(s);
+        }
+    }
+    Ok(out)
+}
+
+/// Reads a stream's JSONL file, filling counts, span, holes and the captured coverage.
+fn read_stream(
+    venue: Venue,
+    kind: crate::venue::StreamKind,
+    s: &mut StreamAudit,
+) -> Result<u64, String> {
+    let file = match File::open(&s.file) {
+        Ok(f) => f,
+        // Nothing captured (the stream never delivered): nothing to check.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(format!("cannot read {}: {e}", s.file.display())),
+    };
+    let mut bad = 0;
+    let mut last: Option<u64> = None;
+    for line in BufReader::new(file).lines() {
+        let line = line.map_err(|e| format!("{}: {e}", s.file.display()))?;
+        let Some(seq) = message_seq(venue, kind, &line) else {
+            bad += 1;
+            continue;
+        };
+        s.messages += 1;
+        match last {
+            Some(l) if seq.id <= l => {
+                s.duplicates += 1;
+                continue;
+            }
+            Some(l) => {
+                let hole = match (s.rule, seq.prev) {
+                    (SeqRule::Chained, Some(prev)) if prev > l => Some((l + 1, prev)),
+                    (SeqRule::Ids, _) if seq.id > l + 1 => Some((l + 1, seq.id - 1)),
+                    _ => None,
+                };
+                s.holes.extend(hole);
+            }
+            None => {}
+        }
+        s.span = Some((s.span.map_or(seq.id, |(a, _)| a), seq.id));
+        last = Some(seq.id);
+    }
+    Ok(bad)
+}
+
+/// The sequence of the venue message inside one capture line.
+fn message_seq(
+    venue: Venue,
+    kind: crate::venue::StreamKind,
+    line: &str,
+) -> Option<crate::venue::Seq> {
+    let start = line.find("\"msg\":")? + "\"msg\":".len();
+    let msg = line.get(start..line.len().checked_sub(1)?)?;
+    let Ok(Frame::Data { data, .. }) = venue.classify(msg) else {
+        return None;
+    };
+    let mut seq = None;
+    venue
+        .parse_data(kind, data, &mut |s, _, _| {
+            seq.get_or_insert(s);
+        })
+        .ok()?;
+    seq
+}
+
+/// Compares holes with reports.
+fn judge(s: &mut StreamAudit) {
+    s.holes = merge(std::mem::take(&mut s.holes));
+    match s.rule {
+        SeqRule::Chained => {
+            s.unexplained = subtract(&s.holes, &s.reported);
+            // Reports outside the captured span are about ids before the first or after the
+            // last captured message: nothing here can confirm or refute them.
+            let inside = clip(&s.reported, s.span);
+            s.invented = subtract(&inside, &s.holes);
+        }
+        SeqRule::Ids => {
+            // A report may only cover ids that are not captured: inside holes.
+            let inside = clip(&s.reported, s.span);
+            s.invented = subtract(&inside, &s.holes);
+        }
+        SeqRule::Time => {}
+    }
+}
+
+fn clip(r: &Ranges, span: Option<(u64, u64)>) -> Ranges {
+    let Some((lo, hi)) = span else {
+        return Vec::new();
+    };
+    r.iter()
+        .filter(|(a, b)| *b >= lo && *a <= hi)
+        .map(|&(a, b)| (a.max(lo), b.min(hi)))
+        .collect()
+}
+
+/// Sorts and merges overlapping or touching ranges.
+fn merge(mut r: Ranges) -> Ranges {
+    r.sort_unstable();
+    let mut out: Ranges = Vec::with_capacity(r.len());
+    for (a, b) in r {
+        match out.last_mut() {
+            Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
+            _ => out.push((a, b)),
+        }
+    }
+    out
+}
+
+/// `a` minus `b`, both merged.
+fn subtract(a: &Ranges, b: &Ranges) -> Ranges {
+    let mut out = Vec::new();
+    for &(mut lo, hi) in a {
+        for &(blo, bhi) in b {
+            if bhi < lo || blo > hi {
+                continue;
+            }
+            if blo > lo {
+                out.push((lo, blo - 1));
+            }
+            lo = bhi.saturating_add(1);
+            if lo > hi {
+                break;
+            }
+        }
+        if lo <= hi {
+            out.push((lo, hi));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_arithmetic() {
+        assert_eq!(
+            merge(vec![(5, 6), (1, 2), (3, 3), (9, 9), (6, 7)]),
+            vec![(1, 3), (5, 7), (9, 9)]
+        );
+        assert_eq!(
+            subtract(&vec![(1, 10)], &vec![(3, 4), (8, 12)]),
+            vec![(1, 2), (5, 7)]
+        );
+        assert_eq!(subtract(&vec![(1, 3)], &vec![(1, 3)]), vec![]);
+        assert_eq!(
+            clip(&vec![(1, 3), (8, 20)], Some((2, 10))),
+            vec![(2, 3), (8, 10)]
+        );
+    }
+
+    #[test]
+    fn a_session_whose_manifest_explains_its_holes_passes_and_one_that_does_not_fails() {
+        let dir = std::env::temp_dir().join(format!("wsfeed-audit-{}", std::process::id()));
+        let folder = dir.join("binance-spot").join("BTCUSDT");
+        std::fs::create_dir_all(&folder).unwrap();
+        let line = |a: u64| {
+            format!(
+                r#"{{"recv_ns":1,"conn":1,"msg":{{"stream":"btcusdt@aggTrade","data":{{"e":"aggTrade","E":1,"s":"BTCUSDT","a":{a},"p":"1","q":"1","f":1,"l":1,"T":1,"m":true}}}}}}"#
+            )
+        };
+        let lines: Vec<String> = [1, 2, 3, 7, 8].into_iter().map(line).collect();
+        std::fs::write(folder.join("aggTrade.jsonl"), lines.join("\n") + "\n").unwrap();
+        let manifest = |missed: &str| {
+            format!(
+                r#"{{"feeds":[{{"name":"f","venue":"binance-spot","streams":["btcusdt@aggTrade"],
+                "connection_gaps":[{{"missed":[{missed}]}}]}}]}}"#
+            )
+        };
+        let write = |m: String| std::fs::write(dir.join("session_manifest.json"), m).unwrap();
+        write(manifest(
+            r#"{"stream":"btcusdt@aggTrade","from_seq":4,"to_seq":6}"#,
+        ));
+        let a = audit(&dir).unwrap();
+        assert!(a.ok(), "{a}");
+        assert_eq!(a.streams[0].messages, 5);
+        write(manifest(""));
+        let a = audit(&dir).unwrap();
+        assert_eq!(a.streams[0].unexplained, vec![(4, 6)], "{a}");
+        write(manifest(
+            r#"{"stream":"btcusdt@aggTrade","from_seq":2,"to_seq":6}"#,
+        ));
+        let a = audit(&dir).unwrap();
+        assert_eq!(a.streams[0].invented, vec![(2, 3)], "{a}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
