@@ -69,6 +69,8 @@ const LOG_EVERY: Duration = Duration::from_secs(5);
 /// A rotation that cannot start yet (the other connection does not carry the feed) is tried
 /// again after this long.
 const ROTATION_RETRY: Duration = Duration::from_secs(1);
+/// After a replacement failed permanently, no rotation is tried for this long.
+const FAILED_ROTATION_HOLD: Duration = Duration::from_secs(300);
 /// A stream silent on fresh connection after fresh connection is not the connection's fault:
 /// after this many replacements in a row it is only reported stale.
 const MAX_SILENT_ROTATIONS: u8 = 3;
@@ -1230,6 +1232,18 @@ impl Feed {
             match (self.slot_of(rot.old), self.slot_of(rot.new)) {
                 (Some(old), Some(new)) if self.slots[new].conn.carries() => {
                     self.finish_rotation(old, new, rot.why);
+                }
+                (Some(_), Some(new)) if matches!(self.slots[new].conn, Conn::Failed) => {
+                    // The venue refuses new connections for good (e.g. 403): keep the old one
+                    // for as long as it lasts, and do not keep asking.
+                    warn!(
+                        "[{}] the replacement connection failed permanently; keeping the current one and not replacing it for {} s",
+                        self.p.name,
+                        FAILED_ROTATION_HOLD.as_secs()
+                    );
+                    self.slots[new].conn = Conn::Retired;
+                    self.rotation = None;
+                    self.rotation_hold = Some(now + FAILED_ROTATION_HOLD);
                 }
                 (Some(_), Some(_)) => {}
                 _ => self.rotation = None,
