@@ -707,6 +707,45 @@ streams = ["btcusdt@bookTicker", "btcusdt@markPrice"]
     }
 
     #[test]
+    fn standby_capture_and_attempt_budget() {
+        let c = Config::from_toml(&format!(
+            "[capture]\ndir = \"/tmp/x\"\n{MINIMAL}standby = true\nstandby_url = \"wss://fstream2.example:443\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.capture.unwrap().dir, PathBuf::from("/tmp/x"));
+        let standby = c.feeds[0].standby.as_ref().unwrap();
+        assert_eq!(standby.host, "fstream2.example");
+        assert_eq!(c.feeds[0].reconnect.max_connection_age_ms, 86_100_000);
+        assert_eq!(c.effective["feeds"][0]["standby"], true);
+        let plain = Config::from_toml(&format!("{MINIMAL}standby = true\n")).unwrap();
+        assert_eq!(
+            plain.feeds[0].standby.as_ref(),
+            Some(&plain.feeds[0].endpoint)
+        );
+        for (text, needle) in [
+            (
+                format!("{MINIMAL}standby_url = \"wss://a.example\"\n"),
+                "standby_url is set but standby is false",
+            ),
+            (
+                format!("{MINIMAL}standby = true\nstandby_url = \"http://a\"\n"),
+                "standby_url",
+            ),
+            (
+                format!("[capture]\ndir = \"\"\n{MINIMAL}"),
+                "capture.dir is empty",
+            ),
+            (
+                format!("[engine]\nconnect_limit = 0\n{MINIMAL}"),
+                "engine.connect_limit",
+            ),
+        ] {
+            let e = error_of(&text);
+            assert!(e.contains(needle), "{text:?} → {e}");
+        }
+    }
+
+    #[test]
     fn typos_and_bad_values_name_the_field() {
         let e = error_of(&format!("[reconnect]\nintial_delay_ms = 5\n{MINIMAL}"));
         assert!(e.contains("intial_delay_ms"), "{e}");
