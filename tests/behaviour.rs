@@ -637,3 +637,96 @@ fn binary_refuses_typos_in_the_config_and_unknown_arguments() {
     assert_eq!(code, Some(2), "stderr: {stderr}");
     assert!(stderr.contains("--frobnicate"), "{stderr}");
 }
+
+/// SIGTERM mid-run: the binary stops, and everything it received is on disk: the manifest is
+/// complete, the files hold as many lines as the summary says were captured, and the audit of
+/// the session passes.
+#[test]
+fn sigterm_leaves_a_complete_capture_on_disk() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::sync::mpsc;
+
+    let root = std::env::temp_dir().join(format!("wsfeed-sigterm-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wsfeed"))
+        .args(["demo", "--seconds", "120", "--faults", "none", "--capture"])
+        .arg(&root)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the binary runs");
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Two status lines: data has been flowing for a while.
+    let deadline = Instant::now() + WAIT;
+    let mut status_lines = 0;
+    while status_lines < 2 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .expect("status lines within the deadline");
+        if line.contains(" msg/s |") {
+            status_lines += 1;
+        }
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let mut out = Vec::new();
+    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        out.push(line);
+    }
+    let status = child.wait().expect("the binary exits");
+    reader.join().unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    let capture_line = out
+        .iter()
+        .find(|l| l.starts_with("capture: "))
+        .unwrap_or_else(|| panic!("the summary names the capture: {out:#?}"));
+    let lines: u64 = capture_line["capture: ".len()..]
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("capture: <lines> lines");
+    assert!(lines > 0);
+    let sessions: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    let session = &sessions[0];
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(session.join("session_manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["complete"], true);
+    let mut on_disk = 0u64;
+    let mut dirs = vec![session.clone()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "jsonl") {
+                let text = std::fs::read_to_string(&p).unwrap();
+                assert!(text.ends_with('\n'), "{} ends mid-line", p.display());
+                on_disk += text.lines().count() as u64;
+            }
+        }
+    }
+    assert_eq!(on_disk, lines, "every captured message is on disk");
+    let audit = wsfeed::audit::audit(session).unwrap();
+    assert!(audit.ok(), "{audit}");
+    std::fs::remove_dir_all(&root).unwrap();
+}
