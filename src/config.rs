@@ -245,6 +245,11 @@ pub struct FeedConfig {
     /// Base URL of the standby connection. Default: the feed's `url`.
     #[serde(default)]
     pub standby_url: Option<String>,
+    /// While two connections carry the feed (standby, rotation), how long a depth or trade
+    /// update that skips ids waits for the other connection's copy of the skipped ones, ms.
+    /// 0 reports the skip at once. Default 20.
+    #[serde(default = "default_reorder_window")]
+    pub reorder_window_ms: u64,
     /// Core to pin the feed thread(s) to. Default: not pinned.
     #[serde(default)]
     pub core: Option<usize>,
@@ -268,6 +273,9 @@ pub struct FeedConfig {
     pub reconnect: Option<ReconnectOverride>,
 }
 
+fn default_reorder_window() -> u64 {
+    20
+}
 fn default_max_message() -> usize {
     4 << 20
 }
@@ -403,6 +411,8 @@ pub struct FeedSpec {
     pub reconnect: ReconnectConfig,
     /// Where the hot standby connects, when the feed keeps one.
     pub standby: Option<Endpoint>,
+    /// See [`FeedConfig::reorder_window_ms`].
+    pub reorder_window_ms: u64,
 }
 
 /// A validated configuration, ready for [`crate::engine::Engine::start`].
@@ -649,6 +659,7 @@ impl FileConfig {
                 max_frame_bytes: f.max_frame_bytes,
                 reconnect,
                 standby,
+                reorder_window_ms: f.reorder_window_ms,
             });
         }
         Ok(Config {

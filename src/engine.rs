@@ -159,6 +159,7 @@ impl<S: Strategy> Engine<S> {
                         0 => None,
                         ms => Some(Duration::from_millis(ms)),
                     },
+                    reorder_window: Duration::from_millis(spec.reorder_window_ms),
                     wait: spec.wait,
                     core: spec.core,
                     recv_buffer: spec.recv_buffer_bytes,

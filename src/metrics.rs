@@ -196,8 +196,9 @@ impl SlotStats {
     }
 }
 
-/// Most connection slots a feed uses at once.
-pub const MAX_SLOTS: usize = 2;
+/// Most connection slots a feed has at once: two live ones (primary and standby, or a
+/// connection and its replacement) and one that failed for good.
+pub const MAX_SLOTS: usize = 3;
 
 /// Reconnect-time and gap histograms of one feed.
 #[derive(Debug)]
@@ -284,7 +285,7 @@ impl FeedStats {
             standby_url: None,
             state: AtomicU8::new(FeedState::Connecting as u8),
             slot_count: AtomicU8::new(1),
-            slots: [SlotStats::new(), SlotStats::new()],
+            slots: [SlotStats::new(), SlotStats::new(), SlotStats::new()],
             messages: AtomicU64::new(0),
             ticks: AtomicU64::new(0),
             dropped: AtomicU64::new(0),

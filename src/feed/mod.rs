@@ -56,7 +56,7 @@ use crate::config::{Endpoint, FullPolicy, ReconnectConfig, WaitMode};
 use crate::metrics::{FeedState, FeedStats, GapCause, GapRecord, Missed, SlotRole, MAX_SLOTS};
 use crate::net::{self, NetStream};
 use crate::tick::{DisconnectReason, FeedId, Health, HealthMsg, Sequenced, SymbolId, Tick};
-use crate::venue::{Frame, Seq, StreamDef, StreamKind, Venue};
+use crate::venue::{Frame, Seq, SeqRule, StreamDef, StreamKind, Venue};
 
 const WAKE: Token = Token(0);
 
@@ -69,6 +69,10 @@ const LOG_EVERY: Duration = Duration::from_secs(5);
 /// A rotation that cannot start yet (the other connection does not carry the feed) is tried
 /// again after this long.
 const ROTATION_RETRY: Duration = Duration::from_secs(1);
+/// Connections of a feed that may be live at once (a third slot may hold one that failed).
+const LIVE_SLOTS: usize = 2;
+/// Longest a replacement overlaps the old connection waiting for every stream to overlap.
+const HANDOVER_LIMIT: Duration = Duration::from_secs(10);
 /// After a replacement failed permanently, no rotation is tried for this long.
 const FAILED_ROTATION_HOLD: Duration = Duration::from_secs(300);
 /// A stream silent on fresh connection after fresh connection is not the connection's fault:
@@ -107,6 +111,9 @@ pub struct FeedParams {
     pub reconnect: ReconnectConfig,
     /// Replace a connection before it is this old (the venue cuts older ones).
     pub max_connection_age: Option<Duration>,
+    /// How long a chained message that skips ids waits for another connection to bring the
+    /// skipped ones (only while another connection carries the feed).
+    pub reorder_window: Duration,
     /// Block or spin.
     pub wait: WaitMode,
     /// Core to pin to.
@@ -179,6 +186,28 @@ impl Outbox {
     }
 }
 
+/// What becomes of a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fate {
+    /// New and in order: to the strategy and the capture.
+    Deliver,
+    /// Seen already.
+    Drop,
+    /// New, but ids before it are missing while another connection may still bring them.
+    Hold,
+}
+
+/// A message held back until the hole before it is filled or the reorder window ends.
+struct Held {
+    seq: Seq,
+    conn: u32,
+    recv_ns: u64,
+    text: Utf8Bytes,
+}
+
+/// Most messages held per stream before the hole is reported without waiting longer.
+const MAX_HELD: usize = 256;
+
 /// A request awaiting its ack: id and the stream indices it asked for.
 #[derive(Debug)]
 struct Pending {
@@ -205,6 +234,9 @@ struct Live {
     /// A data message arrived on this connection.
     productive: bool,
     pings: u64,
+    /// Per stream: the first and the last id this connection delivered (0: none yet).
+    first_id: Vec<u64>,
+    last_id: Vec<u64>,
 }
 
 /// A slot's connection state machine; states carry their data.
@@ -287,6 +319,9 @@ struct Rotation {
     old: Token,
     new: Token,
     why: RotateWhy,
+    /// When the replacement first carried the feed: the handover waits for the overlap from
+    /// then on, at most [`HANDOVER_LIMIT`].
+    carried_at: Option<Instant>,
 }
 
 /// An outage in progress: set when the last connection carrying the feed is lost, closed by
@@ -341,6 +376,10 @@ pub struct Feed {
     resume_gap: Vec<Option<usize>>,
     /// Per stream: replacements in a row because it was silent.
     silent_rotations: Vec<u8>,
+    /// Per stream: messages held back while a hole may still be filled, in id order.
+    held: Vec<VecDeque<Held>>,
+    /// Per stream: when the held messages are released regardless.
+    held_until: Vec<Option<Instant>>,
     conn_count: u32,
     next_request_id: u64,
     /// When the last data message arrived (any connection).
@@ -391,6 +430,8 @@ impl Feed {
                 .collect(),
             resume_gap: vec![None; n],
             silent_rotations: vec![0; n],
+            held: (0..n).map(|_| VecDeque::new()).collect(),
+            held_until: vec![None; n],
             out,
             stats,
             shutdown,
@@ -519,6 +560,12 @@ impl Feed {
         if let Some(w) = self.watch.deadline() {
             due(w);
         }
+        for t in self.held_until.iter().flatten() {
+            due(*t);
+        }
+        if let Some(t) = self.rotation.and_then(|r| r.carried_at) {
+            due(t + HANDOVER_LIMIT);
+        }
         d
     }
 
@@ -595,6 +642,8 @@ impl Feed {
             announced: false,
             productive: false,
             pings: 0,
+            first_id: vec![0; self.p.streams.len()],
+            last_id: vec![0; self.p.streams.len()],
         });
         match self.send_requests(&mut live, now) {
             Ok(()) => Conn::Live(live),
@@ -703,7 +752,7 @@ impl Feed {
         live.liveness.on_frame(now);
         match msg {
             Message::Text(text) => {
-                if let Some(stream) = self.on_text(live, text.as_str(), recv_ns, now)? {
+                if let Some(stream) = self.on_text(live, &text, recv_ns, now)? {
                     self.capture(stream, live.conn_no, recv_ns, text);
                 }
                 Ok(())
@@ -735,14 +784,14 @@ impl Feed {
     fn on_text(
         &mut self,
         live: &mut Live,
-        text: &str,
+        text: &Utf8Bytes,
         recv_ns: u64,
         now: Instant,
     ) -> Result<Option<u16>, Lost> {
-        let frame = match self.p.venue.classify(text) {
+        let frame = match self.p.venue.classify(text.as_str()) {
             Ok(f) => f,
             Err(e) => {
-                self.bad_frame(now, &e.to_string(), text);
+                self.bad_frame(now, &e.to_string(), text.as_str());
                 return Ok(None);
             }
         };
@@ -768,33 +817,79 @@ impl Feed {
         }
     }
 
-    /// Parses a data payload and sends its ticks, unless another connection delivered it first.
-    /// Returns the stream when the message was new.
+    /// Parses a data payload and sends its ticks, unless another connection delivered it first
+    /// or it is held back for a moment (see [`Feed::decide`]). Returns the stream when the
+    /// message was delivered now.
     #[inline]
     fn on_data(
         &mut self,
         live: &mut Live,
         i: usize,
         data: &str,
-        text: &str,
+        text: &Utf8Bytes,
         recv_ns: u64,
         now: Instant,
     ) -> Option<u16> {
+        let mut decision = None;
+        let parsed = self.parse_and_send(i, data, recv_ns, |feed, seq| {
+            let d = feed.decide(i, seq, recv_ns);
+            decision = Some((d, seq));
+            d == Fate::Deliver
+        });
+        if let Err(e) = parsed {
+            self.bad_frame(now, &e.to_string(), text.as_str());
+            return None;
+        }
+        FeedStats::bump(&self.stats.messages);
+        live.cadence.on_data(i, now);
+        live.productive = true;
+        if let Some((_, seq)) = decision {
+            if live.first_id[i] == 0 {
+                live.first_id[i] = seq.id;
+            }
+            live.last_id[i] = seq.id;
+        }
+        match decision {
+            Some((Fate::Deliver, _)) => {}
+            Some((Fate::Hold, seq)) => {
+                self.hold(i, seq, live.conn_no, recv_ns, text.clone(), now);
+                return None;
+            }
+            Some((Fate::Drop, _)) | None => return None,
+        }
+        self.delivered(i, now);
+        if !self.held[i].is_empty() {
+            // This message may have filled the hole the held ones wait on.
+            self.release_held(i, false);
+        }
+        Some(i as u16)
+    }
+
+    /// Parses a payload of stream `i`; `judge` decides once, at the first tick, whether its
+    /// ticks go to the strategy. Returns the ticks sent.
+    #[inline]
+    fn parse_and_send(
+        &mut self,
+        i: usize,
+        data: &str,
+        recv_ns: u64,
+        mut judge: impl FnMut(&mut Feed, Seq) -> bool,
+    ) -> Result<u64, crate::venue::ParseError> {
         let (feed, symbol, kind) = (self.p.id, self.p.symbols[i], self.p.streams[i].kind);
         let venue = self.p.venue;
-        let mut fresh: Option<bool> = None;
+        let mut deliver: Option<bool> = None;
         let mut sent = 0u64;
-        let parsed = venue.parse_data(kind, data, &mut |seq, event_time_ms, data| {
+        venue.parse_data(kind, data, &mut |seq, event_time_ms, data| {
             // All ticks of one message share its sequence: judge it once, at the first.
-            let deliver = match fresh {
+            let go = match deliver {
                 Some(d) => d,
                 None => {
-                    let d = self.on_seq(i, seq, recv_ns);
-                    fresh = Some(d);
+                    let d = judge(self, seq);
+                    deliver = Some(d);
                     d
                 }
             };
-            if deliver {
+            if go {
                 let tick = Tick {
                     feed,
                     stream: i as u16,
@@ -807,21 +902,17 @@ impl Feed {
                 self.out.send_tick(self.p.on_full, &self.stats, tick);
                 sent += 1;
             }
-        });
-        if let Err(e) = parsed {
-            self.bad_frame(now, &e.to_string(), text);
-            return None;
-        }
-        FeedStats::bump(&self.stats.messages);
-        live.cadence.on_data(i, now);
-        live.productive = true;
-        if fresh != Some(true) {
-            return None;
-        }
+        })?;
         self.stats.ticks.store(
             self.stats.ticks.load(Ordering::Relaxed) + sent,
             Ordering::Relaxed,
         );
+        Ok(sent)
+    }
+
+    /// Stream `i` delivered new data to the strategy.
+    #[inline]
+    fn delivered(&mut self, i: usize, now: Instant) {
         self.note_drops(now);
         self.last_data = Some(now);
         self.silent_rotations[i] = 0;
@@ -837,35 +928,125 @@ impl Feed {
                 silent_ms: silent.as_millis() as u64,
             });
         }
-        Some(i as u16)
     }
 
-    /// Judges one message's sequence: true to deliver it. The first data after an outage ends
-    /// the outage; missed ids are recorded and reported.
+    /// Decides what becomes of one message of stream `i`. The first data after an outage ends
+    /// the outage. A chained message that skips ids while another connection carries the feed
+    /// is held for up to `reorder_window`: the other connection's copies of the skipped
+    /// messages usually follow within microseconds.
     #[inline]
-    fn on_seq(&mut self, i: usize, seq: Seq, recv_ns: u64) -> bool {
+    fn decide(&mut self, i: usize, seq: Seq, recv_ns: u64) -> Fate {
         if self.outage.is_some() {
             self.end_outage(recv_ns);
         }
-        match self.seqs[i].on_message(seq) {
+        let holding = !self.held[i].is_empty();
+        if holding && self.held[i].iter().any(|h| h.seq.id == seq.id) {
+            FeedStats::bump(&self.stats.duplicates);
+            return Fate::Drop;
+        }
+        let verdict = self.seqs[i].judge(seq);
+        match verdict {
             Verdict::Duplicate => {
                 FeedStats::bump(&self.stats.duplicates);
-                false
+                Fate::Drop
             }
             Verdict::Fresh {
-                missed,
-                after_outage,
-            } => {
-                let gap = if after_outage {
-                    self.resume_gap[i].take()
-                } else {
-                    None
-                };
-                if let Some((from_seq, to_seq)) = missed {
-                    self.on_missed(i, from_seq, to_seq, gap, recv_ns);
-                }
-                true
+                missed: Some(_),
+                after_outage: false,
+            } if holding || self.may_hold(i) => Fate::Hold,
+            Verdict::Fresh { .. } => {
+                self.accept(i, seq, verdict, recv_ns);
+                Fate::Deliver
             }
+        }
+    }
+
+    /// Whether a jump on stream `i` may be waited out: the stream is chained and another
+    /// connection carries the feed (the one delivering is taken out of its slot while it
+    /// steps, so any slot that carries is another).
+    #[cold]
+    fn may_hold(&self, i: usize) -> bool {
+        !self.p.reorder_window.is_zero()
+            && self.seqs[i].rule() == SeqRule::Chained
+            && self.slots.iter().any(|s| s.conn.carries())
+    }
+
+    /// Makes a fresh message of stream `i` the last one seen and records what it shows missed.
+    #[inline]
+    fn accept(&mut self, i: usize, seq: Seq, verdict: Verdict, recv_ns: u64) {
+        self.seqs[i].commit(seq);
+        let Verdict::Fresh {
+            missed,
+            after_outage,
+        } = verdict
+        else {
+            return;
+        };
+        let gap = if after_outage {
+            self.resume_gap[i].take()
+        } else {
+            None
+        };
+        if let Some((from_seq, to_seq)) = missed {
+            self.on_missed(i, from_seq, to_seq, gap, recv_ns);
+        }
+    }
+
+    /// Holds a message of stream `i` back, in id order.
+    #[cold]
+    fn hold(&mut self, i: usize, seq: Seq, conn: u32, recv_ns: u64, text: Utf8Bytes, now: Instant) {
+        let held = &mut self.held[i];
+        if held.len() >= MAX_HELD {
+            // A hole this long is not a moment's skew: report it now.
+            self.release_held(i, true);
+        }
+        let held = &mut self.held[i];
+        let at = held.partition_point(|h| h.seq.id < seq.id);
+        held.insert(
+            at,
+            Held {
+                seq,
+                conn,
+                recv_ns,
+                text,
+            },
+        );
+        if self.held_until[i].is_none() {
+            self.held_until[i] = Some(now + self.p.reorder_window);
+        }
+    }
+
+    /// Delivers the held messages of stream `i` that now continue the chain; with `force`
+    /// (the window ended, or no other connection carries the feed any more), all of them,
+    /// reporting the ids that never came.
+    #[cold]
+    fn release_held(&mut self, i: usize, force: bool) {
+        while let Some(front) = self.held[i].front() {
+            let verdict = self.seqs[i].judge(front.seq);
+            match verdict {
+                Verdict::Duplicate => {
+                    self.held[i].pop_front();
+                    FeedStats::bump(&self.stats.duplicates);
+                }
+                Verdict::Fresh { missed, .. } if missed.is_none() || force => {
+                    let Some(h) = self.held[i].pop_front() else {
+                        break;
+                    };
+                    self.accept(i, h.seq, verdict, h.recv_ns);
+                    let Ok(Frame::Data { data, .. }) = self.p.venue.classify(h.text.as_str())
+                    else {
+                        continue;
+                    };
+                    if self.parse_and_send(i, data, h.recv_ns, |_, _| true).is_ok() {
+                        self.delivered(i, Instant::now());
+                        self.capture(i as u16, h.conn, h.recv_ns, h.text.clone());
+                    }
+                }
+                Verdict::Fresh { .. } => break,
+            }
+        }
+        if self.held[i].is_empty() {
+            self.held_until[i] = None;
         }
     }
 
@@ -1123,6 +1304,12 @@ impl Feed {
                     self.p.name
                 );
                 self.health(Health::Disconnected { conn, reason });
+                // Nothing can fill a hole any more.
+                for i in 0..self.held.len() {
+                    if !self.held[i].is_empty() {
+                        self.release_held(i, true);
+                    }
+                }
                 // Every subscribed stream is without a connection from now until data flows
                 // again, whether or not this connection had delivered anything yet.
                 if self.outage.is_none() {
@@ -1228,10 +1415,21 @@ impl Feed {
 
     /// Feed-wide duties after the slots stepped: rotations, stream silence, published state.
     fn maintain(&mut self, now: Instant) {
+        for i in 0..self.held_until.len() {
+            if self.held_until[i].is_some_and(|t| now >= t) {
+                self.release_held(i, true);
+            }
+        }
         if let Some(rot) = self.rotation {
             match (self.slot_of(rot.old), self.slot_of(rot.new)) {
                 (Some(old), Some(new)) if self.slots[new].conn.carries() => {
-                    self.finish_rotation(old, new, rot.why);
+                    let since = match &mut self.rotation {
+                        Some(r) => *r.carried_at.get_or_insert(now),
+                        None => now,
+                    };
+                    if self.overlapped(old, new, rot.why) || now >= since + HANDOVER_LIMIT {
+                        self.finish_rotation(old, new, rot.why);
+                    }
                 }
                 (Some(_), Some(new)) if matches!(self.slots[new].conn, Conn::Failed) => {
                     // The venue refuses new connections for good (e.g. 403): keep the old one
@@ -1299,7 +1497,13 @@ impl Feed {
             .enumerate()
             .find(|(j, s)| *j != k && s.conn.carries())
             .map(|(_, s)| s.conn_no);
-        let room = self.slots.len() < MAX_SLOTS;
+        // A slot that failed for good (a standby refused by its host) takes no room.
+        let room = self
+            .slots
+            .iter()
+            .filter(|s| !matches!(s.conn, Conn::Failed))
+            .count()
+            < LIVE_SLOTS;
         if let RotateWhy::Silent(i) = why {
             let i = i as usize;
             if self.silent_rotations[i] >= MAX_SILENT_ROTATIONS {
@@ -1350,10 +1554,25 @@ impl Feed {
                 old: self.slots[k].token,
                 new,
                 why,
+                carried_at: None,
             });
         } else {
             self.rotation_hold = Some(now + ROTATION_RETRY);
         }
+    }
+
+    /// Whether every wanted stream has been delivered by the old connection up to where the
+    /// replacement started: then the replacement alone misses nothing. (Updates the venue sent
+    /// before it applied the replacement's subscription exist only on the old connection.)
+    fn overlapped(&self, old: usize, new: usize, why: RotateWhy) -> bool {
+        let (Conn::Live(o), Conn::Live(n)) = (&self.slots[old].conn, &self.slots[new].conn) else {
+            return true;
+        };
+        (0..self.p.streams.len()).all(|i| {
+            !self.active[i]
+                || why == RotateWhy::Silent(i as u16)
+                || (n.first_id[i] != 0 && o.last_id[i] >= n.first_id[i])
+        })
     }
 
     /// The replacement carries the feed: close the old connection.

@@ -53,11 +53,25 @@ impl SeqTrack {
         self.last
     }
 
+    /// How the stream is numbered.
+    pub fn rule(&self) -> SeqRule {
+        self.rule
+    }
+
     /// Judges a message and, unless it is a duplicate, makes it the last one seen.
     #[inline]
     pub fn on_message(&mut self, seq: Seq) -> Verdict {
+        let verdict = self.judge(seq);
+        if verdict != Verdict::Duplicate {
+            self.commit(seq);
+        }
+        verdict
+    }
+
+    /// Judges a message without remembering it.
+    #[inline]
+    pub fn judge(&self, seq: Seq) -> Verdict {
         let Some(last) = self.last else {
-            self.last = Some(seq.id);
             return Verdict::Fresh {
                 missed: None,
                 after_outage: false,
@@ -71,12 +85,17 @@ impl SeqTrack {
             (SeqRule::Ids, _) if self.resuming && seq.id > last + 1 => Some((last + 1, seq.id - 1)),
             _ => None,
         };
-        self.last = Some(seq.id);
-        let after_outage = std::mem::take(&mut self.resuming);
         Verdict::Fresh {
             missed,
-            after_outage,
+            after_outage: self.resuming,
         }
+    }
+
+    /// Makes a judged, fresh message the last one seen.
+    #[inline]
+    pub fn commit(&mut self, seq: Seq) {
+        self.last = Some(seq.id);
+        self.resuming = false;
     }
 }
 
