@@ -412,6 +412,7 @@ fn feed_manifest(f: &CaptureFeed) -> Value {
         "ticks": n(&s.ticks),
         "dropped_ticks": n(&s.dropped),
         "duplicates": n(&s.duplicates),
+        "superseded": n(&s.superseded),
         "parse_errors": n(&s.parse_errors),
         "unknown_frames": n(&s.unknown_frames),
         "attempts": n(&s.attempts),

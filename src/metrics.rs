@@ -238,6 +238,9 @@ pub struct FeedStats {
     pub dropped: AtomicU64,
     /// Second copies of updates (from a standby or overlapping connection), dropped.
     pub duplicates: AtomicU64,
+    /// Updates never seen but older than one already delivered (a lagging connection's copy of
+    /// an update the leading one skipped), dropped.
+    pub superseded: AtomicU64,
     /// Ranges of ids the venue's numbering shows were missed.
     pub seq_gaps: AtomicU64,
     /// Ids in those ranges.
@@ -290,6 +293,7 @@ impl FeedStats {
             ticks: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
+            superseded: AtomicU64::new(0),
             seq_gaps: AtomicU64::new(0),
             missed_ids: AtomicU64::new(0),
             pings_received: AtomicU64::new(0),
@@ -470,6 +474,8 @@ pub struct FeedSummary {
     pub dropped: u64,
     /// Second copies dropped.
     pub duplicates: u64,
+    /// Late updates older than one delivered, dropped.
+    pub superseded: u64,
     /// Missed-id ranges.
     pub seq_gaps: u64,
     /// Missed ids.
@@ -513,6 +519,7 @@ impl FeedSummary {
             ticks: s.ticks.load(Relaxed),
             dropped: s.dropped.load(Relaxed),
             duplicates: s.duplicates.load(Relaxed),
+            superseded: s.superseded.load(Relaxed),
             seq_gaps: s.seq_gaps.load(Relaxed),
             missed_ids: s.missed_ids.load(Relaxed),
             rotations: s.rotations.load(Relaxed),
@@ -559,8 +566,9 @@ impl fmt::Display for Summary {
         )?;
         writeln!(
             f,
-            "duplicates dropped {} | rotations {} | attempts throttled {} | server pings {}",
+            "duplicates dropped {} | superseded {} | rotations {} | attempts throttled {} | server pings {}",
             total(|s| s.duplicates),
+            total(|s| s.superseded),
             total(|s| s.rotations),
             total(|s| s.throttled),
             total(|s| s.pings_received),

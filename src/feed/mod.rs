@@ -589,7 +589,7 @@ impl Feed {
             }
             Conn::Tls { stream, deadline } => (self.step_tls(k, stream, deadline, now), false),
             Conn::Upgrading { mid, deadline } => (self.step_upgrade(k, *mid, deadline, now), false),
-            Conn::Live(live) => self.step_live(k, live, now),
+            Conn::Live(live) => self.step_live(k, live),
             Conn::Backoff { until } | Conn::CircuitOpen { until } if now >= until => {
                 (self.begin_attempt(k, now), false)
             }
@@ -653,7 +653,7 @@ impl Feed {
 
     // ----- the live connection -----------------------------------------------------------
 
-    fn step_live(&mut self, k: usize, mut live: Box<Live>, now: Instant) -> (Conn, bool) {
+    fn step_live(&mut self, k: usize, mut live: Box<Live>) -> (Conn, bool) {
         // 1. Read everything that is there, up to a batch.
         let mut more = false;
         for n in 0.. {
@@ -672,8 +672,10 @@ impl Feed {
                 }
                 Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
+                    // Not the turn's start: data may have been read since.
                     let (reason, detail) = ws_error_reason(&e);
-                    return (self.lose(k, live, reason, detail.as_deref(), now), false);
+                    let at = Instant::now();
+                    return (self.lose(k, live, reason, detail.as_deref(), at), false);
                 }
             }
         }
@@ -751,12 +753,7 @@ impl Feed {
     ) -> Result<(), Lost> {
         live.liveness.on_frame(now);
         match msg {
-            Message::Text(text) => {
-                if let Some(stream) = self.on_text(live, &text, recv_ns, now)? {
-                    self.capture(stream, live.conn_no, recv_ns, text);
-                }
-                Ok(())
-            }
+            Message::Text(text) => self.on_text(live, &text, recv_ns, now),
             Message::Ping(_) => {
                 FeedStats::bump(&self.stats.pings_received);
                 // tungstenite queued the pong; send it now, not with the next write.
@@ -779,7 +776,7 @@ impl Feed {
         }
     }
 
-    /// Handles a text frame; returns the stream whose new data it carried, for the capture.
+    /// Handles a text frame.
     #[inline]
     fn on_text(
         &mut self,
@@ -787,39 +784,38 @@ impl Feed {
         text: &Utf8Bytes,
         recv_ns: u64,
         now: Instant,
-    ) -> Result<Option<u16>, Lost> {
+    ) -> Result<(), Lost> {
         let frame = match self.p.venue.classify(text.as_str()) {
             Ok(f) => f,
             Err(e) => {
                 self.bad_frame(now, &e.to_string(), text.as_str());
-                return Ok(None);
+                return Ok(());
             }
         };
         match frame {
             Frame::Data { stream, data } => {
                 let Some(i) = self.p.streams.iter().position(|s| s.name == stream) else {
                     self.unknown_frame(now, "data for a stream not subscribed", text.len());
-                    return Ok(None);
+                    return Ok(());
                 };
-                Ok(self.on_data(live, i, data, text, recv_ns, now))
+                self.on_data(live, i, data, text, recv_ns, now);
+                Ok(())
             }
             Frame::Ack { id } => {
                 self.on_ack(live, id, now);
-                Ok(None)
+                Ok(())
             }
-            Frame::Error { id, code, msg } => {
-                self.on_venue_error(live, id, code, msg).map(|_| None)
-            }
+            Frame::Error { id, code, msg } => self.on_venue_error(live, id, code, msg),
             Frame::Unknown => {
                 self.unknown_frame(now, "unknown message", text.len());
-                Ok(None)
+                Ok(())
             }
         }
     }
 
-    /// Parses a data payload and sends its ticks, unless another connection delivered it first
-    /// or it is held back for a moment (see [`Feed::decide`]). Returns the stream when the
-    /// message was delivered now.
+    /// Parses a data payload and sends its ticks (and the message to the capture), unless
+    /// another connection delivered it first or it is held back for a moment (see
+    /// [`Feed::decide`]).
     #[inline]
     fn on_data(
         &mut self,
@@ -829,7 +825,7 @@ impl Feed {
         text: &Utf8Bytes,
         recv_ns: u64,
         now: Instant,
-    ) -> Option<u16> {
+    ) {
         let mut decision = None;
         let parsed = self.parse_and_send(i, data, recv_ns, |feed, seq| {
             let d = feed.decide(i, seq, recv_ns);
@@ -838,7 +834,7 @@ impl Feed {
         });
         if let Err(e) = parsed {
             self.bad_frame(now, &e.to_string(), text.as_str());
-            return None;
+            return;
         }
         FeedStats::bump(&self.stats.messages);
         live.cadence.on_data(i, now);
@@ -853,16 +849,18 @@ impl Feed {
             Some((Fate::Deliver, _)) => {}
             Some((Fate::Hold, seq)) => {
                 self.hold(i, seq, live.conn_no, recv_ns, text.clone(), now);
-                return None;
+                return;
             }
-            Some((Fate::Drop, _)) | None => return None,
+            Some((Fate::Drop, _)) | None => return,
         }
         self.delivered(i, now);
+        if self.p.capture.is_some() {
+            self.capture(i as u16, live.conn_no, recv_ns, text.clone());
+        }
         if !self.held[i].is_empty() {
             // This message may have filled the hole the held ones wait on.
             self.release_held(i, false);
         }
-        Some(i as u16)
     }
 
     /// Parses a payload of stream `i`; `judge` decides once, at the first tick, whether its
@@ -950,6 +948,10 @@ impl Feed {
                 FeedStats::bump(&self.stats.duplicates);
                 Fate::Drop
             }
+            Verdict::Superseded => {
+                FeedStats::bump(&self.stats.superseded);
+                Fate::Drop
+            }
             Verdict::Fresh {
                 missed: Some(_),
                 after_outage: false,
@@ -1024,7 +1026,7 @@ impl Feed {
         while let Some(front) = self.held[i].front() {
             let verdict = self.seqs[i].judge(front.seq);
             match verdict {
-                Verdict::Duplicate => {
+                Verdict::Duplicate | Verdict::Superseded => {
                     self.held[i].pop_front();
                     FeedStats::bump(&self.stats.duplicates);
                 }
@@ -1454,10 +1456,14 @@ impl Feed {
         }
         if let Some(age) = self.p.max_connection_age {
             if self.rotation.is_none() && self.rotation_hold.is_none_or(|h| now >= h) {
-                let old = self
-                    .slots
-                    .iter()
-                    .position(|s| matches!(&s.conn, Conn::Live(l) if now >= l.opened + age));
+                // The oldest first, so that two connections of the same age take turns.
+                let old = (0..self.slots.len())
+                    .filter_map(|k| match &self.slots[k].conn {
+                        Conn::Live(l) if now >= l.opened + age => Some((l.opened, k)),
+                        _ => None,
+                    })
+                    .min()
+                    .map(|(_, k)| k);
                 if let Some(k) = old {
                     self.start_rotation(k, RotateWhy::Age, now);
                 }

@@ -3,11 +3,18 @@
 
 use crate::venue::{Seq, SeqRule};
 
+/// Ids remembered per stream to tell a second copy from an update that came too late.
+const RECENT: usize = 64;
+
 /// What to do with a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
     /// Seen already (from another connection): drop it.
     Duplicate,
+    /// Never seen, but older than an update already delivered: a lagging connection's copy of
+    /// an update the leading one skipped. Delivering it now would move the strategy back in
+    /// time, so it is dropped and counted.
+    Superseded,
     /// New: deliver it.
     Fresh {
         /// Ids that were skipped before it, inclusive, when the numbering proves a loss.
@@ -23,6 +30,9 @@ pub struct SeqTrack {
     rule: SeqRule,
     last: Option<u64>,
     resuming: bool,
+    /// The last [`RECENT`] ids delivered (a ring; 0 = empty).
+    recent: [u64; RECENT],
+    next: usize,
 }
 
 impl SeqTrack {
@@ -32,6 +42,8 @@ impl SeqTrack {
             rule,
             last: None,
             resuming: false,
+            recent: [0; RECENT],
+            next: 0,
         }
     }
 
@@ -62,7 +74,7 @@ impl SeqTrack {
     #[inline]
     pub fn on_message(&mut self, seq: Seq) -> Verdict {
         let verdict = self.judge(seq);
-        if verdict != Verdict::Duplicate {
+        if let Verdict::Fresh { .. } = verdict {
             self.commit(seq);
         }
         verdict
@@ -78,7 +90,7 @@ impl SeqTrack {
             };
         };
         if seq.id <= last {
-            return Verdict::Duplicate;
+            return self.older(seq.id);
         }
         let missed = match (self.rule, seq.prev) {
             (SeqRule::Chained, Some(prev)) if prev > last => Some((last + 1, prev)),
@@ -91,11 +103,25 @@ impl SeqTrack {
         }
     }
 
+    /// An id at or below the last one: a second copy if it was delivered (or is too old to
+    /// tell), else superseded.
+    #[cold]
+    fn older(&self, id: u64) -> Verdict {
+        let oldest = self.recent.iter().copied().filter(|&r| r != 0).min();
+        if self.recent.contains(&id) || oldest.is_none_or(|o| id < o) {
+            Verdict::Duplicate
+        } else {
+            Verdict::Superseded
+        }
+    }
+
     /// Makes a judged, fresh message the last one seen.
     #[inline]
     pub fn commit(&mut self, seq: Seq) {
         self.last = Some(seq.id);
         self.resuming = false;
+        self.recent[self.next] = seq.id;
+        self.next = (self.next + 1) % RECENT;
     }
 }
 
@@ -153,6 +179,22 @@ mod tests {
         let mut time = SeqTrack::new(SeqRule::Time);
         time.on_message(ids(1_000));
         assert_eq!(time.on_message(ids(1_000)), Verdict::Duplicate);
+    }
+
+    #[test]
+    fn an_update_older_than_the_last_but_never_seen_is_superseded() {
+        let mut t = SeqTrack::new(SeqRule::Ids);
+        t.on_message(ids(100));
+        t.on_message(ids(103));
+        assert_eq!(t.on_message(ids(103)), Verdict::Duplicate);
+        assert_eq!(t.on_message(ids(100)), Verdict::Duplicate);
+        assert_eq!(t.on_message(ids(101)), Verdict::Superseded);
+        assert_eq!(
+            t.on_message(ids(99)),
+            Verdict::Duplicate,
+            "older than memory"
+        );
+        assert_eq!(t.last(), Some(103));
     }
 
     #[test]
