@@ -33,6 +33,9 @@ config's [capture] dir).
 
 Logging: RUST_LOG (default: info for the engine, warn for the simulator).";
 
+/// Interval of the demo's resident-memory samples.
+const RSS_EVERY: Duration = Duration::from_secs(60);
+
 /// Status lines between two percentile lines.
 const PERCENTILES_EVERY: u32 = 5;
 
@@ -286,7 +289,10 @@ fn run_demo(
     let mut injected: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut missed_target = 0u64;
     let mut dice = 0x9E37_79B9_7F4A_7C15u64;
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
     let mut rss_start = None;
+    let mut rss_series = Vec::new();
+    let mut next_rss_line = RSS_EVERY.min(seconds / 2);
     let mut rss_end = 0u64;
     let mut rss_max = 0u64;
     let result = run(config, Some(seconds), stop, |elapsed| {
@@ -306,6 +312,10 @@ fn run_demo(
         let rss = demo::resident_bytes().unwrap_or(0);
         rss_max = rss_max.max(rss);
         rss_end = rss;
+        if elapsed >= next_rss_line {
+            rss_series.push(format!("{}s {:.1}", elapsed.as_secs(), mib(rss)));
+            next_rss_line += RSS_EVERY;
+        }
         // Memory after start-up and the first connections, for the flat-memory check.
         if rss_start.is_none() && elapsed >= Duration::from_secs(5).min(seconds / 4) {
             rss_start = Some(rss);
@@ -347,12 +357,12 @@ fn run_demo(
         spot.withheld + usdm.withheld,
         summary.feeds.len()
     );
-    let mib = |b: u64| b as f64 / (1 << 20) as f64;
     println!(
-        "resident memory: {:.1} MiB after start-up, {:.1} MiB at the end of the run (max {:.1} MiB)",
+        "resident memory: {:.1} MiB after start-up, {:.1} MiB at the end of the run (max {:.1} MiB); MiB over time: {}",
         mib(rss_start.unwrap_or(rss_end)),
         mib(rss_end),
-        mib(rss_max)
+        mib(rss_max),
+        rss_series.join(", ")
     );
     ExitCode::SUCCESS
 }
