@@ -65,10 +65,10 @@ impl<'a> Value<'a> {
             _ => None,
         }
     }
-    /// A signed integer, from a number.
+    /// A signed integer, from a number (or a string holding one: OKX sends codes as strings).
     pub fn as_i64(self) -> Option<i64> {
         match self {
-            Value::Num(s) => s.parse().ok(),
+            Value::Num(s) | Value::Str(s) => s.parse().ok(),
             _ => None,
         }
     }

@@ -27,7 +27,7 @@ pub struct Level {
     pub qty: f64,
 }
 
-/// A slice of a depth-update event (Binance `depthUpdate`).
+/// A slice of a depth-update event (Binance `depthUpdate`, Bybit `orderbook`, OKX `books`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct DepthChunk {
     /// First book update id in the event (`U`).
@@ -44,11 +44,32 @@ pub struct DepthChunk {
     pub part: u8,
     /// True on the event's final chunk.
     pub last: bool,
+    /// The event is a full snapshot that replaces the book (Bybit and OKX `snapshot`).
+    pub snapshot: bool,
+    /// OKX's CRC32 of the top 25 levels after this event (0: none; OKX sends 0 since June 2026).
+    pub checksum: i32,
     /// Bids (`levels[..n_bids]`) then asks (`levels[n_bids..n_bids + n_asks]`).
     pub levels: [Level; DEPTH_CHUNK_LEVELS],
 }
 
 impl DepthChunk {
+    /// A chunk with no ids and no levels, to fill in.
+    pub const EMPTY: DepthChunk = DepthChunk {
+        first_update_id: 0,
+        final_update_id: 0,
+        prev_final_update_id: 0,
+        n_bids: 0,
+        n_asks: 0,
+        part: 0,
+        last: false,
+        snapshot: false,
+        checksum: 0,
+        levels: [Level {
+            price: 0.0,
+            qty: 0.0,
+        }; DEPTH_CHUNK_LEVELS],
+    };
+
     /// The bid levels of this chunk.
     pub fn bids(&self) -> &[Level] {
         &self.levels[..self.n_bids as usize]

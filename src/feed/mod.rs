@@ -56,7 +56,7 @@ use crate::config::{Endpoint, FullPolicy, ReconnectConfig, WaitMode};
 use crate::metrics::{FeedState, FeedStats, GapCause, GapRecord, Missed, SlotRole, MAX_SLOTS};
 use crate::net::{self, NetStream};
 use crate::tick::{DisconnectReason, FeedId, Health, HealthMsg, Sequenced, SymbolId, Tick};
-use crate::venue::{Frame, Seq, SeqRule, StreamDef, StreamKind, Venue};
+use crate::venue::{Frame, Seq, SeqRule, StreamDef, StreamKey, StreamKind, Venue};
 
 const WAKE: Token = Token(0);
 
@@ -234,6 +234,8 @@ struct Live {
     /// A data message arrived on this connection.
     productive: bool,
     pings: u64,
+    /// When the venue's keep-alive ping is next due, for venues that want one.
+    keepalive_at: Option<Instant>,
     /// Per stream: the first and the last id this connection delivered (0: none yet).
     first_id: Vec<u64>,
     last_id: Vec<u64>,
@@ -554,6 +556,9 @@ impl Feed {
                     if let Some(t) = self.age_rotation_due(live) {
                         due(t);
                     }
+                    if let Some(t) = live.keepalive_at {
+                        due(t);
+                    }
                 }
             }
         }
@@ -637,11 +642,15 @@ impl Feed {
             ),
             cadence: StreamWatch::new(limits),
             pending: Vec::new(),
-            queued: VecDeque::from([wanted]),
+            queued: wanted
+                .chunks(self.p.venue.max_streams_per_request())
+                .map(<[u16]>::to_vec)
+                .collect(),
             next_send: now,
             announced: false,
             productive: false,
             pings: 0,
+            keepalive_at: self.p.venue.keepalive().map(|every| now + every),
             first_id: vec![0; self.p.streams.len()],
             last_id: vec![0; self.p.streams.len()],
         });
@@ -699,7 +708,12 @@ impl Feed {
                 false,
             );
         }
-        // 3. Connection liveness.
+        // 3. Connection liveness, and the venue's keep-alive whatever the traffic.
+        if live.keepalive_at.is_some_and(|t| now >= t) {
+            if let Err((reason, detail)) = self.send_ping(&mut live, now) {
+                return (self.lose(k, live, reason, detail.as_deref(), now), false);
+            }
+        }
         match live.liveness.poll(now) {
             Action::None => {}
             Action::SendPing => {
@@ -710,12 +724,8 @@ impl Feed {
                     live.conn_no,
                     live.liveness.silent_for(now).as_millis()
                 );
-                let payload = live.pings.to_be_bytes().to_vec();
-                if let Err(e) = live.ws.send(Message::Ping(payload.into())) {
-                    if !is_would_block(&e) {
-                        let (reason, detail) = ws_error_reason(&e);
-                        return (self.lose(k, live, reason, detail.as_deref(), now), false);
-                    }
+                if let Err((reason, detail)) = self.send_ping(&mut live, now) {
+                    return (self.lose(k, live, reason, detail.as_deref(), now), false);
                 }
             }
             Action::Dead => {
@@ -740,6 +750,21 @@ impl Feed {
             }
         }
         (Conn::Live(live), more)
+    }
+
+    /// Pings the venue: its application-level ping where it has one (Bybit `{"op":"ping"}`,
+    /// OKX `ping`), else a WebSocket ping. Also restarts the keep-alive period.
+    fn send_ping(&mut self, live: &mut Live, now: Instant) -> Result<(), Lost> {
+        live.pings += 1;
+        let msg = match self.p.venue.ping_text() {
+            Some(text) => Message::text(text),
+            None => Message::Ping(live.pings.to_be_bytes().to_vec().into()),
+        };
+        live.keepalive_at = self.p.venue.keepalive().map(|every| now + every);
+        match live.ws.send(msg) {
+            Err(e) if !is_would_block(&e) => Err(ws_error_reason(&e)),
+            _ => Ok(()),
+        }
     }
 
     /// Handles one message. An `Err` ends the connection.
@@ -794,17 +819,19 @@ impl Feed {
         };
         match frame {
             Frame::Data { stream, data } => {
-                let Some(i) = self.p.streams.iter().position(|s| s.name == stream) else {
+                let Some(i) = self.p.streams.iter().position(|s| stream.matches(&s.name)) else {
                     self.unknown_frame(now, "data for a stream not subscribed", text.len());
                     return Ok(());
                 };
                 self.on_data(live, i, data, text, recv_ns, now);
                 Ok(())
             }
-            Frame::Ack { id } => {
-                self.on_ack(live, id, now);
+            Frame::Ack { id, stream } => {
+                self.on_ack(live, id, stream, now);
                 Ok(())
             }
+            // Any frame already proved the connection alive.
+            Frame::Pong => Ok(()),
             Frame::Error { id, code, msg } => self.on_venue_error(live, id, code, msg),
             Frame::Unknown => {
                 self.unknown_frame(now, "unknown message", text.len());
@@ -1143,13 +1170,33 @@ impl Feed {
         });
     }
 
-    fn on_ack(&mut self, live: &mut Live, id: u64, now: Instant) {
+    /// A request (or, on OKX, one stream of it) was acknowledged.
+    fn on_ack(&mut self, live: &mut Live, id: u64, stream: Option<StreamKey<'_>>, now: Instant) {
         let Some(pos) = live.pending.iter().position(|p| p.id == id) else {
             debug!("[{}] ack for unknown request id {id}", self.p.name);
             return;
         };
-        let done = live.pending.swap_remove(pos);
-        for &i in &done.streams {
+        let acked: Vec<u16> = match stream {
+            None => std::mem::take(&mut live.pending[pos].streams),
+            Some(key) => {
+                let streams = &mut live.pending[pos].streams;
+                let Some(at) = streams
+                    .iter()
+                    .position(|&i| key.matches(&self.p.streams[i as usize].name))
+                else {
+                    debug!(
+                        "[{}] ack for a stream request {id} did not ask for",
+                        self.p.name
+                    );
+                    return;
+                };
+                vec![streams.swap_remove(at)]
+            }
+        };
+        if live.pending[pos].streams.is_empty() {
+            live.pending.swap_remove(pos);
+        }
+        for i in acked {
             live.cadence.arm(i as usize, now);
             self.watch.arm_if_idle(i as usize, now);
         }

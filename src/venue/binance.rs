@@ -4,9 +4,9 @@
 //! `{"method":"SUBSCRIBE","params":[…],"id":N}`; the venue answers `{"result":null,"id":N}` or an
 //! error object. Data arrives wrapped: `{"stream":"<streamName>","data":<rawPayload>}`.
 
-use super::{Frame, ParseError, Route, Seq, StreamDef, StreamKind, Venue};
-use crate::json::{Array, Object, Value};
-use crate::tick::{DepthChunk, Level, TickData, DEPTH_CHUNK_LEVELS};
+use super::{emit_depth, Frame, ParseError, Route, Seq, StreamDef, StreamKey, StreamKind, Venue};
+use crate::json::{Object, Value};
+use crate::tick::{DepthChunk, TickData};
 
 /// Validates `<symbol>@<kind>[@<speed>]` and finds its route.
 pub fn parse_stream(venue: Venue, name: &str) -> Result<StreamDef, String> {
@@ -36,9 +36,10 @@ pub fn parse_stream(venue: Venue, name: &str) -> Result<StreamDef, String> {
         ("bookTicker", None) => StreamKind::BookTicker,
         ("aggTrade", None) => StreamKind::AggTrade,
         ("depth", None) => StreamKind::Depth {
-            interval_ms: match venue {
-                Venue::BinanceSpot => 1000,
-                Venue::BinanceUsdm => 250,
+            interval_ms: if venue == Venue::BinanceSpot {
+                1000
+            } else {
+                250
             },
         },
         ("depth", Some(speed)) => StreamKind::Depth {
@@ -60,19 +61,18 @@ pub fn parse_stream(venue: Venue, name: &str) -> Result<StreamDef, String> {
             ))
         }
     };
-    let route = match venue {
-        Venue::BinanceSpot => Route::Root,
-        // Base URL Split: "Public (high-frequency public market data)" carries bookTicker and
-        // depth; "Market (regular market data)" carries aggTrade, markPrice, klines, tickers.
-        // "Connections that do not include a routed path … will only receive data from the
-        // Public endpoint."
-        Venue::BinanceUsdm => match kind {
-            StreamKind::BookTicker | StreamKind::Depth { .. } => Route::Public,
-            StreamKind::AggTrade | StreamKind::MarkPrice { .. } => Route::Market,
-        },
+    // Base URL Split: "Public (high-frequency public market data)" carries bookTicker and
+    // depth; "Market (regular market data)" carries aggTrade, markPrice, klines, tickers.
+    // "Connections that do not include a routed path … will only receive data from the Public
+    // endpoint."
+    let route = match (venue, kind) {
+        (Venue::BinanceUsdm, StreamKind::BookTicker | StreamKind::Depth { .. }) => Route::Public,
+        (Venue::BinanceUsdm, _) => Route::Market,
+        _ => Route::Root,
     };
     Ok(StreamDef {
         name: name.to_string(),
+        channel: name.split_once('@').map_or("", |(_, c)| c).to_string(),
         kind,
         symbol: symbol.to_ascii_uppercase(),
         route,
@@ -145,7 +145,10 @@ pub fn classify(text: &str) -> Result<Frame<'_>, ParseError> {
         }
     }
     if let (Some(stream), Some(data)) = (stream, data) {
-        return Ok(Frame::Data { stream, data });
+        return Ok(Frame::Data {
+            stream: StreamKey::name(stream),
+            data,
+        });
     }
     // Errors come as {"error":{"code":2,"msg":"…"},"id":1} or, in older servers, flat
     // {"code":2,"msg":"…","id":1}.
@@ -167,7 +170,7 @@ pub fn classify(text: &str) -> Result<Frame<'_>, ParseError> {
         });
     }
     match (has_result, id) {
-        (true, Some(id)) => Ok(Frame::Ack { id }),
+        (true, Some(id)) => Ok(Frame::Ack { id, stream: None }),
         _ => Ok(Frame::Unknown),
     }
 }
@@ -183,6 +186,7 @@ pub fn parse_data(
         StreamKind::AggTrade => agg_trade(data, emit),
         StreamKind::Depth { .. } => depth(data, emit),
         StreamKind::MarkPrice { .. } => mark_price(data, emit),
+        _ => Err(ParseError::Field("kind")),
     }
 }
 
@@ -304,55 +308,19 @@ fn depth(data: &str, emit: &mut impl FnMut(Seq, u64, TickData)) -> Result<(), Pa
         id: last,
         prev: prev.or(first.checked_sub(1)),
     };
-    let mut chunk = DepthChunk {
+    let head = DepthChunk {
         first_update_id: first,
         final_update_id: last,
         prev_final_update_id: prev.unwrap_or(0),
-        n_bids: 0,
-        n_asks: 0,
-        part: 0,
-        last: false,
-        levels: [Level::default(); DEPTH_CHUNK_LEVELS],
+        ..DepthChunk::EMPTY
     };
-    for (side, value, field) in [(0, bids, "b"), (1, asks, "a")] {
-        let Some(Value::Array(levels)) = value else {
-            return Err(ParseError::Field(field));
-        };
-        let mut levels = Array::new(levels)?;
-        while let Some(level) = levels.next_value()? {
-            let Value::Array(pair) = level else {
-                return Err(ParseError::Field(field));
-            };
-            let mut pair = Array::new(pair)?;
-            let price = pair.next_value()?.and_then(Value::as_f64);
-            let qty = pair.next_value()?.and_then(Value::as_f64);
-            let (Some(price), Some(qty)) = (price, qty) else {
-                return Err(ParseError::Field(field));
-            };
-            let used = (chunk.n_bids + chunk.n_asks) as usize;
-            if used == DEPTH_CHUNK_LEVELS {
-                emit(seq, e_time, TickData::Depth(chunk));
-                chunk.part += 1;
-                chunk.n_bids = 0;
-                chunk.n_asks = 0;
-            }
-            let used = (chunk.n_bids + chunk.n_asks) as usize;
-            chunk.levels[used] = Level { price, qty };
-            if side == 0 {
-                chunk.n_bids += 1;
-            } else {
-                chunk.n_asks += 1;
-            }
-        }
-    }
-    chunk.last = true;
-    emit(seq, e_time, TickData::Depth(chunk));
-    Ok(())
+    emit_depth(head, seq, e_time, [(bids, "b"), (asks, "a")], emit)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tick::Level;
 
     fn parse(kind: StreamKind, data: &str) -> Vec<(u64, u64, TickData)> {
         let mut out = vec![];
@@ -536,7 +504,10 @@ mod tests {
     fn classifies_control_messages() {
         assert_eq!(
             classify(r#"{"result":null,"id":1}"#).unwrap(),
-            Frame::Ack { id: 1 }
+            Frame::Ack {
+                id: 1,
+                stream: None
+            }
         );
         assert_eq!(
             classify(r#"{"error":{"code":2,"msg":"Invalid request: unknown stream 'x'"},"id":7}"#)
@@ -559,7 +530,7 @@ mod tests {
         assert_eq!(
             classify(r#"{"stream":"btcusdt@bookTicker","data":{"u":1}}"#).unwrap(),
             Frame::Data {
-                stream: "btcusdt@bookTicker",
+                stream: StreamKey::name("btcusdt@bookTicker"),
                 data: r#"{"u":1}"#
             }
         );

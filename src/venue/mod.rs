@@ -3,12 +3,14 @@
 //! [`crate::feed`] is the same for every venue.
 
 pub mod binance;
+pub mod bybit;
+pub mod okx;
 
 use std::fmt;
 use std::time::Duration;
 
-use crate::json::JsonError;
-use crate::tick::TickData;
+use crate::json::{Array, JsonError, Value};
+use crate::tick::{DepthChunk, Level, TickData, DEPTH_CHUNK_LEVELS};
 
 /// A venue the engine can connect to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -17,17 +19,32 @@ pub enum Venue {
     BinanceSpot,
     /// Binance USD-M futures (`binance-usdm`).
     BinanceUsdm,
+    /// Bybit v5 public spot (`bybit-spot`).
+    BybitSpot,
+    /// Bybit v5 public linear perpetuals (`bybit-linear`).
+    BybitLinear,
+    /// OKX v5 public (`okx`).
+    Okx,
 }
 
 impl Venue {
     /// Every venue, for listing in errors.
-    pub const ALL: [Venue; 2] = [Venue::BinanceSpot, Venue::BinanceUsdm];
+    pub const ALL: [Venue; 5] = [
+        Venue::BinanceSpot,
+        Venue::BinanceUsdm,
+        Venue::BybitSpot,
+        Venue::BybitLinear,
+        Venue::Okx,
+    ];
 
     /// The config name.
     pub fn name(self) -> &'static str {
         match self {
             Venue::BinanceSpot => "binance-spot",
             Venue::BinanceUsdm => "binance-usdm",
+            Venue::BybitSpot => "bybit-spot",
+            Venue::BybitLinear => "bybit-linear",
+            Venue::Okx => "okx",
         }
     }
 
@@ -41,42 +58,90 @@ impl Venue {
         match self {
             Venue::BinanceSpot => "wss://stream.binance.com:9443",
             Venue::BinanceUsdm => "wss://fstream.binance.com",
+            Venue::BybitSpot | Venue::BybitLinear => "wss://stream.bybit.com",
+            Venue::Okx => "wss://ws.okx.com:8443",
         }
     }
 
     /// Validates a stream name as the venue spells it and describes it.
     pub fn parse_stream(self, name: &str) -> Result<StreamDef, String> {
-        binance::parse_stream(self, name)
+        match self {
+            Venue::BinanceSpot | Venue::BinanceUsdm => binance::parse_stream(self, name),
+            Venue::BybitSpot | Venue::BybitLinear => bybit::parse_stream(self, name),
+            Venue::Okx => okx::parse_stream(name),
+        }
     }
 
     /// The URL path (after the base) a connection carrying `route` streams uses.
     pub fn endpoint_path(self, route: Route) -> &'static str {
-        match route {
-            Route::Root => "/stream",
-            Route::Public => "/public/stream",
-            Route::Market => "/market/stream",
+        match (self, route) {
+            (Venue::BybitSpot, _) => "/v5/public/spot",
+            (Venue::BybitLinear, _) => "/v5/public/linear",
+            (Venue::Okx, _) => "/ws/v5/public",
+            (_, Route::Root) => "/stream",
+            (_, Route::Public) => "/public/stream",
+            (_, Route::Market) => "/market/stream",
         }
     }
 
-    /// The text of a subscribe request for `streams`.
+    /// The text of a subscribe request for `streams` (their names as configured).
     pub fn subscribe_request<'a>(self, id: u64, streams: impl Iterator<Item = &'a str>) -> String {
-        binance::subscribe_request(id, streams)
+        match self {
+            Venue::BinanceSpot | Venue::BinanceUsdm => binance::subscribe_request(id, streams),
+            Venue::BybitSpot | Venue::BybitLinear => bybit::subscribe_request(id, streams),
+            Venue::Okx => okx::subscribe_request(id, streams),
+        }
+    }
+
+    /// Most streams one subscribe request may name.
+    pub fn max_streams_per_request(self) -> usize {
+        match self {
+            // "Spot can input up to 10 args for each subscription request sent to one
+            // connection."
+            Venue::BybitSpot => 10,
+            _ => 100,
+        }
     }
 
     /// Most streams one connection may carry.
     pub fn max_streams_per_connection(self) -> usize {
         // Binance: "A single connection can listen to a maximum of 1024 streams" (spot),
-        // "… a maximum of 200 streams" (USD-M futures).
+        // "… a maximum of 200 streams" (USD-M futures). Bybit limits the args' total length
+        // (21,000 characters) rather than their number; OKX documents no number.
         match self {
             Venue::BinanceSpot => 1024,
             Venue::BinanceUsdm => 200,
+            Venue::BybitSpot | Venue::BybitLinear | Venue::Okx => 500,
+        }
+    }
+
+    /// The application-level ping, for venues that want one instead of (or besides) WebSocket
+    /// pings: Bybit `{"op":"ping"}`, OKX the text `ping`. Binance answers WebSocket pings.
+    pub fn ping_text(self) -> Option<&'static str> {
+        match self {
+            Venue::BinanceSpot | Venue::BinanceUsdm => None,
+            Venue::BybitSpot | Venue::BybitLinear => Some(r#"{"op":"ping"}"#),
+            Venue::Okx => Some("ping"),
+        }
+    }
+
+    /// How often the application-level ping must go out whatever the traffic: Bybit asks for
+    /// one every 20 s; OKX cuts a connection that stays quiet for 30 s.
+    pub fn keepalive(self) -> Option<Duration> {
+        match self {
+            Venue::BinanceSpot | Venue::BinanceUsdm => None,
+            Venue::BybitSpot | Venue::BybitLinear | Venue::Okx => Some(Duration::from_secs(20)),
         }
     }
 
     /// Splits a frame into data or control.
     #[inline]
     pub fn classify(self, text: &str) -> Result<Frame<'_>, ParseError> {
-        binance::classify(text)
+        match self {
+            Venue::BinanceSpot | Venue::BinanceUsdm => binance::classify(text),
+            Venue::BybitSpot | Venue::BybitLinear => bybit::classify(text),
+            Venue::Okx => okx::classify(text),
+        }
     }
 
     /// Parses a data payload of a stream of `kind`, calling `emit(seq, event_time_ms, data)` for
@@ -89,7 +154,11 @@ impl Venue {
         data: &str,
         emit: &mut impl FnMut(Seq, u64, TickData),
     ) -> Result<(), ParseError> {
-        binance::parse_data(kind, data, emit)
+        match self {
+            Venue::BinanceSpot | Venue::BinanceUsdm => binance::parse_data(kind, data, emit),
+            Venue::BybitSpot | Venue::BybitLinear => bybit::parse_data(kind, data, emit),
+            Venue::Okx => okx::parse_data(kind, data, emit),
+        }
     }
 }
 
@@ -139,6 +208,16 @@ pub enum StreamKind {
         /// Update speed, ms.
         interval_ms: u32,
     },
+    /// An order book kept by snapshot + deltas (Bybit `orderbook.50`, OKX `books`), chained by
+    /// update ids.
+    OrderBook {
+        /// Levels of the venue's snapshot.
+        levels: u16,
+    },
+    /// Bybit `tickers`: mark and index price, funding (fields a delta omits are NaN).
+    Ticker,
+    /// OKX `funding-rate`.
+    Funding,
 }
 
 impl StreamKind {
@@ -149,6 +228,9 @@ impl StreamKind {
             StreamKind::AggTrade => "aggTrade",
             StreamKind::Depth { .. } => "depth",
             StreamKind::MarkPrice { .. } => "markPrice",
+            StreamKind::OrderBook { .. } => "orderbook",
+            StreamKind::Ticker => "tickers",
+            StreamKind::Funding => "funding",
         }
     }
 
@@ -159,8 +241,10 @@ impl StreamKind {
     /// `stream_silence_ms`.
     pub fn default_silence_limit(self) -> Duration {
         match self {
-            StreamKind::BookTicker => Duration::from_secs(10),
-            StreamKind::AggTrade => Duration::from_secs(30),
+            StreamKind::BookTicker | StreamKind::OrderBook { .. } => Duration::from_secs(10),
+            StreamKind::AggTrade | StreamKind::Ticker => Duration::from_secs(30),
+            // OKX pushes the funding rate every 30 to 90 s.
+            StreamKind::Funding => Duration::from_secs(180),
             StreamKind::Depth { interval_ms } | StreamKind::MarkPrice { interval_ms } => {
                 Duration::from_millis(u64::from(interval_ms) * 10).max(Duration::from_secs(2))
             }
@@ -198,8 +282,12 @@ impl StreamKind {
     pub fn seq_rule(self) -> SeqRule {
         match self {
             StreamKind::BookTicker => SeqRule::Ids,
-            StreamKind::AggTrade | StreamKind::Depth { .. } => SeqRule::Chained,
-            StreamKind::MarkPrice { .. } => SeqRule::Time,
+            StreamKind::AggTrade | StreamKind::Depth { .. } | StreamKind::OrderBook { .. } => {
+                SeqRule::Chained
+            }
+            StreamKind::MarkPrice { .. } | StreamKind::Ticker | StreamKind::Funding => {
+                SeqRule::Time
+            }
         }
     }
 }
@@ -207,11 +295,15 @@ impl StreamKind {
 /// A validated stream of a feed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StreamDef {
-    /// The name as sent to the venue, e.g. `btcusdt@bookTicker`.
+    /// The name as configured: Binance `btcusdt@bookTicker`, Bybit `orderbook.50.BTCUSDT`, OKX
+    /// `books:BTC-USDT-SWAP` (`<channel>:<instId>`).
     pub name: String,
+    /// The channel as the venue names it, for capture paths: `bookTicker`, `depth@100ms`,
+    /// `orderbook.50`, `books`.
+    pub channel: String,
     /// What it carries.
     pub kind: StreamKind,
-    /// The venue symbol, upper case, e.g. `BTCUSDT`.
+    /// The venue's symbol as it names it: `BTCUSDT`, `BTC-USDT-SWAP`.
     pub symbol: String,
     /// The endpoint it lives on.
     pub route: Route,
@@ -227,21 +319,55 @@ impl StreamDef {
     }
 }
 
+/// How a data frame names its stream: Binance and Bybit by one name (`topic`); OKX by channel
+/// and instrument, matched against the configured `<channel>:<instId>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamKey<'a> {
+    /// Stream name, topic or channel.
+    pub topic: &'a str,
+    /// OKX instrument id; empty elsewhere.
+    pub inst: &'a str,
+}
+
+impl StreamKey<'_> {
+    /// A key that is just a name.
+    pub fn name(topic: &str) -> StreamKey<'_> {
+        StreamKey { topic, inst: "" }
+    }
+
+    /// Whether this key names the stream configured as `name`.
+    #[inline]
+    pub fn matches(&self, name: &str) -> bool {
+        if self.inst.is_empty() {
+            return name == self.topic;
+        }
+        name.len() == self.topic.len() + 1 + self.inst.len()
+            && name.starts_with(self.topic)
+            && name.as_bytes()[self.topic.len()] == b':'
+            && name.ends_with(self.inst)
+    }
+}
+
 /// A frame, classified.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Frame<'a> {
-    /// Market data of `stream`; `data` is the payload object's text.
+    /// Market data of `stream`; `data` is the payload's text (an object, or OKX's and Bybit
+    /// trades' array).
     Data {
-        /// Stream name as the venue echoes it.
-        stream: &'a str,
+        /// The stream, as the venue names it.
+        stream: StreamKey<'a>,
         /// Payload text.
         data: &'a str,
     },
-    /// A request with this id succeeded.
+    /// A request with this id succeeded; OKX acknowledges each stream of a request separately.
     Ack {
         /// Request id.
         id: u64,
+        /// The stream acknowledged, when the venue names it (OKX).
+        stream: Option<StreamKey<'a>>,
     },
+    /// The answer to the application-level ping.
+    Pong,
     /// A request failed (or, with no id, the venue reports a general error).
     Error {
         /// Request id, when the venue echoed it.
@@ -280,3 +406,53 @@ impl fmt::Display for ParseError {
 }
 
 impl std::error::Error for ParseError {}
+
+/// Cuts an event's bid and ask levels into [`DepthChunk`]s, emitting each as it fills and the
+/// last one marked `last`. Each level is an array whose first two values are price and size
+/// (OKX's extra values are ignored). `head` carries the event's ids, flags and checksum.
+pub(crate) fn emit_depth(
+    head: DepthChunk,
+    seq: Seq,
+    e_time: u64,
+    sides: [(Option<Value<'_>>, &'static str); 2],
+    emit: &mut impl FnMut(Seq, u64, TickData),
+) -> Result<(), ParseError> {
+    let mut chunk = head;
+    for (side, (value, field)) in sides.into_iter().enumerate() {
+        let levels = match value {
+            Some(Value::Array(levels)) => levels,
+            // A side the event does not touch.
+            None => continue,
+            Some(_) => return Err(ParseError::Field(field)),
+        };
+        let mut levels = Array::new(levels)?;
+        while let Some(level) = levels.next_value()? {
+            let Value::Array(pair) = level else {
+                return Err(ParseError::Field(field));
+            };
+            let mut pair = Array::new(pair)?;
+            let price = pair.next_value()?.and_then(Value::as_f64);
+            let qty = pair.next_value()?.and_then(Value::as_f64);
+            let (Some(price), Some(qty)) = (price, qty) else {
+                return Err(ParseError::Field(field));
+            };
+            let used = (chunk.n_bids + chunk.n_asks) as usize;
+            if used == DEPTH_CHUNK_LEVELS {
+                emit(seq, e_time, TickData::Depth(chunk));
+                chunk.part += 1;
+                chunk.n_bids = 0;
+                chunk.n_asks = 0;
+            }
+            let used = (chunk.n_bids + chunk.n_asks) as usize;
+            chunk.levels[used] = Level { price, qty };
+            if side == 0 {
+                chunk.n_bids += 1;
+            } else {
+                chunk.n_asks += 1;
+            }
+        }
+    }
+    chunk.last = true;
+    emit(seq, e_time, TickData::Depth(chunk));
+    Ok(())
+}

@@ -1,0 +1,415 @@
+//! Bybit v5 public streams (spot and linear).
+//!
+//! Connections go to `<base>/v5/public/spot` or `/v5/public/linear` and subscribe with
+//! `{"op":"subscribe","req_id":"N","args":["orderbook.50.BTCUSDT",…]}` (spot: at most 10 args
+//! per request); the venue answers `{"success":true,…,"req_id":"N","op":"subscribe"}` or
+//! `success:false` with `ret_msg` saying why. Data: `{"topic":…,"type":"snapshot"|"delta",
+//! "ts":…,"data":…}`. Keep-alive: the client sends `{"op":"ping"}` every 20 s; the venue
+//! answers with `"op":"ping"` and `"ret_msg":"pong"`.
+
+use super::{emit_depth, Frame, ParseError, Route, Seq, StreamDef, StreamKey, StreamKind, Venue};
+use crate::json::{Array, Object, Value};
+use crate::tick::{DepthChunk, TickData};
+
+/// Validates `orderbook.{1|50}.SYMBOL`, `publicTrade.SYMBOL` or `tickers.SYMBOL`.
+pub fn parse_stream(venue: Venue, name: &str) -> Result<StreamDef, String> {
+    let (channel, symbol) = name.rsplit_once('.').ok_or_else(|| {
+        format!("stream '{name}' is not '<topic>.<SYMBOL>' (e.g. 'orderbook.50.BTCUSDT')")
+    })?;
+    if symbol.is_empty()
+        || !symbol
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    {
+        return Err(format!(
+            "stream '{name}': '{symbol}' is not a Bybit symbol (upper case, e.g. 'BTCUSDT')"
+        ));
+    }
+    let kind = match channel {
+        "orderbook.1" => StreamKind::BookTicker,
+        "orderbook.50" => StreamKind::OrderBook { levels: 50 },
+        "publicTrade" => StreamKind::AggTrade,
+        "tickers" => StreamKind::Ticker,
+        other => {
+            return Err(format!(
+                "stream '{name}': unsupported topic '{other}' for {venue} \
+                 (supported: orderbook.1, orderbook.50, publicTrade, tickers)"
+            ))
+        }
+    };
+    Ok(StreamDef {
+        name: name.to_string(),
+        channel: channel.to_string(),
+        kind,
+        symbol: symbol.to_string(),
+        route: Route::Root,
+    })
+}
+
+/// `{"op":"subscribe","req_id":"N","args":["a","b"]}`
+pub fn subscribe_request<'a>(id: u64, streams: impl Iterator<Item = &'a str>) -> String {
+    let mut out = format!(r#"{{"op":"subscribe","req_id":"{id}","args":["#);
+    for (i, s) in streams.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    }
+    out.push_str("]}");
+    out
+}
+
+/// Splits a frame into data, an ack, an error, a pong or something unknown.
+pub fn classify(text: &str) -> Result<Frame<'_>, ParseError> {
+    let mut obj = Object::new(text)?;
+    let (mut topic, mut data) = (None, None);
+    let (mut success, mut op, mut ret_msg, mut req_id) = (None, None, None, None);
+    while let Some((key, value)) = obj.next_field()? {
+        match key {
+            "topic" => topic = value.as_str(),
+            "data" => data = Some(value),
+            "success" => success = value.as_bool(),
+            "op" => op = value.as_str(),
+            "ret_msg" => ret_msg = value.as_str(),
+            "req_id" => req_id = value.as_str(),
+            _ => {}
+        }
+    }
+    if let (Some(topic), Some(_)) = (topic, data) {
+        // The payload's meaning depends on `type` and `ts`, outside `data`: the parser gets
+        // the whole frame.
+        return Ok(Frame::Data {
+            stream: StreamKey::name(topic),
+            data: text,
+        });
+    }
+    let id = req_id.and_then(|r| r.parse().ok());
+    match (op, success) {
+        (Some("ping" | "pong"), _) => Ok(Frame::Pong),
+        (Some(_), Some(true)) => match id {
+            Some(id) => Ok(Frame::Ack { id, stream: None }),
+            None => Ok(Frame::Unknown),
+        },
+        (Some(_), Some(false)) => Ok(Frame::Error {
+            id,
+            code: -1,
+            msg: ret_msg.unwrap_or(""),
+        }),
+        _ => Ok(Frame::Unknown),
+    }
+}
+
+/// Parses one data frame (the whole frame: `type` and `ts` sit beside `data`) of a stream of
+/// `kind`.
+pub fn parse_data(
+    kind: StreamKind,
+    frame: &str,
+    emit: &mut impl FnMut(Seq, u64, TickData),
+) -> Result<(), ParseError> {
+    let mut obj = Object::new(frame)?;
+    let (mut snapshot, mut ts, mut data) = (false, 0, None);
+    while let Some((key, v)) = obj.next_field()? {
+        match key {
+            "type" => snapshot = v.as_str() == Some("snapshot"),
+            "ts" => ts = v.as_u64().unwrap_or(0),
+            "data" => data = Some(v),
+            _ => {}
+        }
+    }
+    let data = match data {
+        Some(Value::Object(d) | Value::Array(d)) => d,
+        _ => return Err(ParseError::Field("data")),
+    };
+    match kind {
+        StreamKind::BookTicker => top_of_book(data, ts, emit),
+        StreamKind::OrderBook { .. } => order_book(data, snapshot, ts, emit),
+        StreamKind::AggTrade => trades(data, emit),
+        StreamKind::Ticker => ticker(data, ts, emit),
+        _ => Err(ParseError::Field("kind")),
+    }
+}
+
+/// The fields of an `orderbook` payload: `{"s","b":[[p,q]],"a":[[p,q]],"u","seq"}`.
+struct BookFields<'a> {
+    bids: Option<Value<'a>>,
+    asks: Option<Value<'a>>,
+    update_id: u64,
+}
+
+fn book_fields(data: &str) -> Result<BookFields<'_>, ParseError> {
+    let mut obj = Object::new(data)?;
+    let (mut bids, mut asks, mut u) = (None, None, None);
+    while let Some((key, v)) = obj.next_field()? {
+        match key {
+            "b" => bids = Some(v),
+            "a" => asks = Some(v),
+            "u" => u = v.as_u64(),
+            _ => {}
+        }
+    }
+    Ok(BookFields {
+        bids,
+        asks,
+        update_id: u.ok_or(ParseError::Field("u"))?,
+    })
+}
+
+/// `orderbook.1`: every message is a snapshot of the best level on each side.
+fn top_of_book(
+    data: &str,
+    ts: u64,
+    emit: &mut impl FnMut(Seq, u64, TickData),
+) -> Result<(), ParseError> {
+    let f = book_fields(data)?;
+    let best = |side: Option<Value<'_>>| -> Result<(f64, f64), ParseError> {
+        let Some(Value::Array(levels)) = side else {
+            return Ok((f64::NAN, 0.0));
+        };
+        let mut levels = Array::new(levels)?;
+        let Some(Value::Array(level)) = levels.next_value()? else {
+            return Ok((f64::NAN, 0.0));
+        };
+        let mut level = Array::new(level)?;
+        let price = level.next_value()?.and_then(Value::as_f64);
+        let qty = level.next_value()?.and_then(Value::as_f64);
+        Ok((price.unwrap_or(f64::NAN), qty.unwrap_or(0.0)))
+    };
+    let (bid, bid_qty) = best(f.bids)?;
+    let (ask, ask_qty) = best(f.asks)?;
+    let seq = Seq {
+        id: f.update_id,
+        prev: None,
+    };
+    emit(
+        seq,
+        ts,
+        TickData::Quote {
+            bid,
+            bid_qty,
+            ask,
+            ask_qty,
+        },
+    );
+    Ok(())
+}
+
+/// `orderbook.50`: a snapshot, then deltas whose `u` goes up by one each. A snapshot names no
+/// predecessor (it replaces the book; `u` = 1 is one sent after a restart of the venue's
+/// service).
+fn order_book(
+    data: &str,
+    snapshot: bool,
+    ts: u64,
+    emit: &mut impl FnMut(Seq, u64, TickData),
+) -> Result<(), ParseError> {
+    let f = book_fields(data)?;
+    let snapshot = snapshot || f.update_id == 1;
+    let seq = Seq {
+        id: f.update_id,
+        prev: if snapshot {
+            None
+        } else {
+            f.update_id.checked_sub(1)
+        },
+    };
+    let head = DepthChunk {
+        first_update_id: f.update_id,
+        final_update_id: f.update_id,
+        prev_final_update_id: f.update_id.saturating_sub(1),
+        snapshot,
+        ..DepthChunk::EMPTY
+    };
+    emit_depth(head, seq, ts, [(f.bids, "b"), (f.asks, "a")], emit)
+}
+
+/// `publicTrade`: `[{"T","s","S":"Buy"|"Sell","v","p","i","BT","seq"}]`, oldest first. The
+/// message is numbered by its first trade's `seq` (the cross sequence), or its time.
+fn trades(data: &str, emit: &mut impl FnMut(Seq, u64, TickData)) -> Result<(), ParseError> {
+    let mut list = Array::new(data)?;
+    while let Some(item) = list.next_value()? {
+        let Value::Object(t) = item else {
+            return Err(ParseError::Field("data"));
+        };
+        let mut obj = Object::new(t)?;
+        let (mut time, mut side, mut qty, mut price, mut seq) = (None, None, None, None, None);
+        while let Some((key, v)) = obj.next_field()? {
+            match key {
+                "T" => time = v.as_u64(),
+                "S" => side = v.as_str(),
+                "v" => qty = v.as_f64(),
+                "p" => price = v.as_f64(),
+                "seq" => seq = v.as_u64(),
+                _ => {}
+            }
+        }
+        let time = time.ok_or(ParseError::Field("T"))?;
+        let seq = Seq {
+            id: seq.unwrap_or(time),
+            prev: None,
+        };
+        let tick = TickData::Trade {
+            price: price.ok_or(ParseError::Field("p"))?,
+            qty: qty.ok_or(ParseError::Field("v"))?,
+            // The taker sold into a bid: the buyer was the maker.
+            buyer_is_maker: side.ok_or(ParseError::Field("S"))? == "Sell",
+        };
+        emit(seq, time, tick);
+    }
+    Ok(())
+}
+
+/// `tickers` (linear): mark and index price, funding rate, next funding time. A delta carries
+/// only the fields that changed: the others are NaN (0 for the time).
+fn ticker(
+    data: &str,
+    ts: u64,
+    emit: &mut impl FnMut(Seq, u64, TickData),
+) -> Result<(), ParseError> {
+    let mut obj = Object::new(data)?;
+    let (mut mark, mut index, mut funding, mut next) = (None, None, None, None);
+    while let Some((key, v)) = obj.next_field()? {
+        match key {
+            "markPrice" => mark = v.as_f64(),
+            "indexPrice" => index = v.as_f64(),
+            "fundingRate" => funding = v.as_f64(),
+            "nextFundingTime" => next = v.as_u64(),
+            _ => {}
+        }
+    }
+    let tick = TickData::Mark {
+        mark: mark.unwrap_or(f64::NAN),
+        index: index.unwrap_or(f64::NAN),
+        funding_rate: funding.unwrap_or(f64::NAN),
+        next_funding_ms: next.unwrap_or(0),
+    };
+    // Numbered by the frame's time: both connections see the same update with the same `ts`.
+    emit(Seq { id: ts, prev: None }, ts, tick);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> String {
+        let path = format!("{}/tests/fixtures/bybit/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// Classifies a fixture as data and parses it as `kind`.
+    fn ticks(name: &str, kind: StreamKind) -> (String, Vec<(Seq, TickData)>) {
+        let text = fixture(name);
+        let Frame::Data { stream, data } = classify(&text).unwrap() else {
+            panic!("{name}: not data");
+        };
+        let mut out = vec![];
+        parse_data(kind, data, &mut |s, _, t| out.push((s, t))).unwrap();
+        (stream.topic.to_string(), out)
+    }
+
+    #[test]
+    fn stream_names_are_validated() {
+        let d = parse_stream(Venue::BybitLinear, "orderbook.50.BTCUSDT").unwrap();
+        assert_eq!(
+            (d.kind, d.symbol.as_str(), d.channel.as_str()),
+            (
+                StreamKind::OrderBook { levels: 50 },
+                "BTCUSDT",
+                "orderbook.50"
+            )
+        );
+        assert_eq!(
+            parse_stream(Venue::BybitSpot, "orderbook.1.ETHUSDT")
+                .unwrap()
+                .kind,
+            StreamKind::BookTicker
+        );
+        for bad in [
+            "orderbook.200.BTCUSDT",
+            "publicTrade.btcusdt",
+            "tickers",
+            "kline.1.BTCUSDT",
+        ] {
+            assert!(parse_stream(Venue::BybitSpot, bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn subscribe_request_matches_the_docs_shape() {
+        let req = subscribe_request(
+            7,
+            ["orderbook.1.BTCUSDT", "publicTrade.BTCUSDT"].into_iter(),
+        );
+        let v: serde_json::Value = serde_json::from_str(&req).unwrap();
+        assert_eq!(v["op"], "subscribe");
+        assert_eq!(v["req_id"], "7");
+        assert_eq!(v["args"][1], "publicTrade.BTCUSDT");
+    }
+
+    #[test]
+    fn control_frames_from_the_docs() {
+        assert_eq!(classify(&fixture("pong_spot.json")).unwrap(), Frame::Pong);
+        assert_eq!(classify(&fixture("pong_linear.json")).unwrap(), Frame::Pong);
+        assert!(matches!(
+            classify(&fixture("subscribe_success_spot.json")).unwrap(),
+            Frame::Ack { id: 10001, .. }
+        ));
+        assert!(matches!(
+            classify(&fixture("subscribe_failure_args_size.json")).unwrap(),
+            // Escapes are not decoded: the text is as the venue sent it.
+            Frame::Error { msg, .. } if msg.starts_with("args size")
+        ));
+    }
+
+    #[test]
+    fn order_book_snapshot_and_delta_from_the_docs() {
+        let (topic, snap) = ticks(
+            "orderbook_50_snapshot.json",
+            StreamKind::OrderBook { levels: 50 },
+        );
+        assert_eq!(topic, "orderbook.50.BTCUSDT");
+        let TickData::Depth(first) = snap[0].1 else {
+            panic!("not depth")
+        };
+        assert!(first.n_bids > 0 && first.n_asks > 0 || snap.len() > 1);
+        assert!(snap
+            .last()
+            .is_some_and(|(_, t)| matches!(t, TickData::Depth(d) if d.last)));
+        assert!(snap
+            .iter()
+            .all(|(s, t)| s.prev.is_none() && matches!(t, TickData::Depth(d) if d.snapshot)));
+        let (_, delta) = ticks(
+            "orderbook_50_delta.json",
+            StreamKind::OrderBook { levels: 50 },
+        );
+        let (seq, TickData::Depth(d)) = delta[0] else {
+            panic!("not depth")
+        };
+        assert_eq!(seq.prev, Some(seq.id - 1), "deltas chain by u - 1");
+        assert_eq!(d.final_update_id, seq.id);
+        assert!(!d.snapshot);
+    }
+
+    #[test]
+    fn trades_and_tickers_from_the_docs() {
+        let (topic, trades) = ticks("public_trade.json", StreamKind::AggTrade);
+        assert_eq!(topic, "publicTrade.BTCUSDT");
+        assert!(!trades.is_empty());
+        assert!(trades.iter().all(
+            |(_, t)| matches!(t, TickData::Trade { price, qty, .. } if *price > 0.0 && *qty > 0.0)
+        ));
+        let (_, ticker) = ticks("tickers_linear.json", StreamKind::Ticker);
+        let TickData::Mark {
+            mark,
+            funding_rate,
+            next_funding_ms,
+            ..
+        } = ticker[0].1
+        else {
+            panic!("not a mark")
+        };
+        assert!(mark > 0.0 && funding_rate.is_finite() && next_funding_ms > 0);
+    }
+}
