@@ -13,20 +13,26 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use wsfeed::sim::{Sim, SimConfig};
+use wsfeed::sim::{Sim, SimConfig, SimVenue};
 
 const USAGE: &str = "\
-wsfeed-sim — the Binance-protocol exchange simulator, standalone
+wsfeed-sim — the exchange simulator (Binance, Bybit v5, OKX v5), standalone
 
 usage:
   wsfeed-sim --listen IP:PORT [--tls] [--ca-out FILE] [--symbols BTCUSDT,ETHUSDT] [--usdm-routing]
+             [--venue binance|bybit-spot|bybit-linear|okx] [--okx-checksum]
 
   --listen IP:PORT    address to listen on (PORT 0 picks a free port)
   --tls               serve wss:// with a CA generated at start (certificate valid for
                       localhost, 127.0.0.1 and IP)
   --ca-out FILE       write the CA certificate (PEM) to FILE before listening (needs --tls)
   --symbols LIST      comma-separated symbols (default BTCUSDT,ETHUSDT,SOLUSDT)
-  --usdm-routing      emulate the USD-M /public and /market route split
+  --usdm-routing      emulate the USD-M /public and /market route split (binance)
+  --venue NAME        protocol to speak: binance (default; WebSockets plus the REST depth
+                      snapshot), bybit-spot (/v5/public/spot), bybit-linear
+                      (/v5/public/linear), okx (/ws/v5/public; symbols map to BTC-USDT-SWAP
+                      and BTC-USDT)
+  --okx-checksum      okx: compute the books checksum (default 0, as OKX production)
 
 Prints `listening <url>` on stdout when ready. Stops on SIGTERM/SIGINT, or when stdin reaches
 end of file (only when stdin is not a terminal: give it a pipe, not /dev/null).
@@ -42,6 +48,8 @@ struct Args {
     ca_out: Option<PathBuf>,
     symbols: Option<Vec<String>>,
     usdm_routing: bool,
+    venue: SimVenue,
+    okx_checksum: bool,
 }
 
 enum Parsed {
@@ -55,6 +63,8 @@ fn parse_args(args: &[String]) -> Result<Parsed, String> {
     let mut ca_out = None;
     let mut symbols = None;
     let mut usdm_routing = false;
+    let mut venue = SimVenue::Binance;
+    let mut okx_checksum = false;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -89,6 +99,15 @@ fn parse_args(args: &[String]) -> Result<Parsed, String> {
                 symbols = Some(list);
             }
             "--usdm-routing" => usdm_routing = true,
+            "--venue" => {
+                let v = it
+                    .next()
+                    .ok_or("--venue needs binance, bybit-spot, bybit-linear or okx")?;
+                venue = SimVenue::from_name(v).ok_or_else(|| {
+                    format!("--venue '{v}': not binance, bybit-spot, bybit-linear or okx")
+                })?;
+            }
+            "--okx-checksum" => okx_checksum = true,
             "-h" | "--help" => return Ok(Parsed::Help),
             other => return Err(format!("unknown argument '{other}'")),
         }
@@ -97,12 +116,17 @@ fn parse_args(args: &[String]) -> Result<Parsed, String> {
     if ca_out.is_some() && !tls {
         return Err("--ca-out needs --tls (without TLS there is no CA)".into());
     }
+    if okx_checksum && venue != SimVenue::Okx {
+        return Err("--okx-checksum needs --venue okx".into());
+    }
     Ok(Parsed::Run(Args {
         listen,
         tls,
         ca_out,
         symbols,
         usdm_routing,
+        venue,
+        okx_checksum,
     }))
 }
 
@@ -134,6 +158,8 @@ fn main() -> ExitCode {
     let mut cfg = SimConfig {
         tls: args.tls,
         usdm_routing: args.usdm_routing,
+        venue: args.venue,
+        okx_checksum: args.okx_checksum,
         bind: args.listen.ip(),
         port: args.listen.port(),
         // A long-running process must not keep every message it ever sent.
@@ -220,6 +246,13 @@ mod tests {
         };
         assert_eq!(a.listen, "10.1.2.2:9443".parse().unwrap());
         assert!(a.tls && a.usdm_routing);
+        assert_eq!((a.venue, a.okx_checksum), (SimVenue::Binance, false));
+        let Ok(Parsed::Run(o)) =
+            parse_args(&args("--listen 127.0.0.1:0 --venue okx --okx-checksum"))
+        else {
+            panic!("okx arguments rejected");
+        };
+        assert_eq!((o.venue, o.okx_checksum), (SimVenue::Okx, true));
         assert_eq!(a.ca_out, Some(PathBuf::from("/tmp/ca.pem")));
         assert_eq!(a.symbols, Some(vec!["btcusdt".into(), "ETHUSDT".into()]));
         assert!(matches!(
@@ -241,6 +274,12 @@ mod tests {
             ("--listen 127.0.0.1:0 --symbols BTC,,ETH", "--symbols"),
             ("--listen 127.0.0.1:0 --symbols BTC-USDT", "'BTC-USDT'"),
             ("--listen 127.0.0.1:0 --fast", "unknown argument '--fast'"),
+            ("--listen 127.0.0.1:0 --venue", "--venue needs"),
+            ("--listen 127.0.0.1:0 --venue kraken", "--venue 'kraken'"),
+            (
+                "--listen 127.0.0.1:0 --okx-checksum",
+                "--okx-checksum needs --venue okx",
+            ),
         ] {
             let e = match parse_args(&args(bad)) {
                 Err(e) => e,

@@ -1,6 +1,8 @@
-//! One simulator-side connection: upgrade handshake (with scripted HTTP
-//! rejections), the Binance request/response protocol, data delivery with
-//! ground-truth recording, connection faults and the maximum connection age.
+//! One simulator-side connection: the request head (a plain HTTP request
+//! goes to `rest.rs`), the upgrade handshake (with scripted HTTP rejections),
+//! the venue's request/response protocol (Binance, Bybit v5 or OKX v5), data
+//! delivery with ground-truth recording, subscription snapshots, connection
+//! and book faults, the maximum connection age and the idle timeout.
 //!
 //! The socket is non-blocking. The thread waits up to [`IDLE_WAIT`] on its
 //! event channel, writes what the client is subscribed to, flushes, then
@@ -26,8 +28,13 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tungstenite::{Bytes, Error as WsError, HandshakeError, Message, WebSocket};
 
-use super::market::{Event, Kind};
-use super::{lock, ConnEntry, ConnId, ConnInfo, Fault, Inner, SentRecord, Subscriber};
+use super::market::{now_ms, Event, Kind, Snap};
+use super::rest::{self, Head};
+use super::venue::{self, Topic};
+use super::{
+    lock, BookFault, ConnEntry, ConnId, ConnInfo, Fault, Injected, Inner, SentKind, SentRecord,
+    SimVenue, Subscriber,
+};
 
 /// Longest wait on the event channel before servicing the socket again.
 const IDLE_WAIT: Duration = Duration::from_millis(1);
@@ -65,44 +72,80 @@ const BINARY: [u8; 4] = [0xDE, 0xAD, 0xBE, 0xEF];
 const MAX_OVERSIZED: usize = 64 << 20;
 /// Most pings one [`Fault::PingFlood`] sends.
 const MAX_PING_FLOOD: u32 = 10_000;
+/// [`BookFault::BreakChain`] on Bybit: how far `u` jumps.
+const BYBIT_U_JUMP: u64 = 1000;
+/// Bybit spot: most args in one subscribe request.
+const BYBIT_SPOT_MAX_ARGS: usize = 10;
 
-/// The server side of a connection, plain or TLS.
+/// The transport of a connection, plain or TLS.
 #[derive(Debug)]
-pub(crate) enum SimStream {
+enum Io {
     Plain(TcpStream),
     Tls(Box<StreamOwned<ServerConnection, TcpStream>>),
 }
 
+/// The server side of a connection: the transport, plus the bytes of the
+/// request head already read (replayed to the WebSocket handshake).
+#[derive(Debug)]
+pub(crate) struct SimStream {
+    io: Io,
+    replay: Vec<u8>,
+    replayed: usize,
+}
+
 impl SimStream {
-    fn tcp(&self) -> &TcpStream {
-        match self {
-            SimStream::Plain(s) => s,
-            SimStream::Tls(s) => &s.sock,
+    pub(crate) fn tcp(&self) -> &TcpStream {
+        match &self.io {
+            Io::Plain(s) => s,
+            Io::Tls(s) => &s.sock,
+        }
+    }
+
+    /// Reads the TCP socket directly (bypassing TLS; for draining only).
+    pub(crate) fn tcp_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut tcp = self.tcp();
+        tcp.read(buf)
+    }
+
+    /// Queues a TLS close_notify (no-op on plain connections).
+    pub(crate) fn close_notify(&mut self) {
+        if let Io::Tls(s) = &mut self.io {
+            s.conn.send_close_notify();
         }
     }
 }
 
 impl Read for SimStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            SimStream::Plain(s) => s.read(buf),
-            SimStream::Tls(s) => s.read(buf),
+        if self.replayed < self.replay.len() {
+            let n = buf.len().min(self.replay.len() - self.replayed);
+            buf[..n].copy_from_slice(&self.replay[self.replayed..self.replayed + n]);
+            self.replayed += n;
+            if self.replayed == self.replay.len() {
+                self.replay = Vec::new();
+                self.replayed = 0;
+            }
+            return Ok(n);
+        }
+        match &mut self.io {
+            Io::Plain(s) => s.read(buf),
+            Io::Tls(s) => s.read(buf),
         }
     }
 }
 
 impl Write for SimStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            SimStream::Plain(s) => s.write(buf),
-            SimStream::Tls(s) => s.write(buf),
+        match &mut self.io {
+            Io::Plain(s) => s.write(buf),
+            Io::Tls(s) => s.write(buf),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        match self {
-            SimStream::Plain(s) => s.flush(),
-            SimStream::Tls(s) => s.flush(),
+        match &mut self.io {
+            Io::Plain(s) => s.flush(),
+            Io::Tls(s) => s.flush(),
         }
     }
 }
@@ -143,6 +186,44 @@ struct Sub {
     delivers: bool,
     /// Silenced by [`Fault::Mute`].
     muted: bool,
+    /// OKX: the spot instrument (else the swap).
+    spot: bool,
+    /// Only events generated after this one are delivered (the subscription's
+    /// snapshot covers the earlier ones); 0 on Binance.
+    min_gen: u64,
+}
+
+impl Sub {
+    fn from_topic(t: Topic, min_gen: u64) -> Sub {
+        Sub {
+            name: t.name,
+            sym: t.sym,
+            kind: t.kind,
+            delivers: true,
+            muted: false,
+            spot: t.spot,
+            min_gen,
+        }
+    }
+}
+
+/// Book faults waiting for their message ([`BookFault`]).
+#[derive(Debug, Default)]
+struct BookFaults {
+    skip: u64,
+    break_chain: u64,
+    cross: u64,
+    bad_checksum: u64,
+}
+
+fn sent_kind(kind: Kind) -> SentKind {
+    match kind {
+        Kind::BookTicker => SentKind::Quote,
+        Kind::Depth => SentKind::BookUpdate,
+        Kind::AggTrade => SentKind::Trade,
+        Kind::MarkPrice => SentKind::Mark,
+        Kind::Funding => SentKind::Funding,
+    }
 }
 
 /// Why the serving loop ended, i.e. what is left to do with the socket.
@@ -168,28 +249,54 @@ pub(crate) fn run(inner: Arc<Inner>, tcp: TcpStream) {
         return;
     }
     let _ = tcp.set_nodelay(true);
-    let stream = match &inner.tls {
+    let io = match &inner.tls {
         Some(cfg) => match ServerConnection::new(Arc::clone(cfg)) {
-            Ok(tls) => SimStream::Tls(Box::new(StreamOwned::new(tls, tcp))),
+            Ok(tls) => Io::Tls(Box::new(StreamOwned::new(tls, tcp))),
             Err(_) => return,
         },
-        None => SimStream::Plain(tcp),
+        None => Io::Plain(tcp),
     };
+    let mut stream = SimStream {
+        io,
+        replay: Vec::new(),
+        replayed: 0,
+    };
+    // The request head decides: a WebSocket upgrade (or anything that is not
+    // HTTP, which the handshake then rejects) is replayed to tungstenite, a
+    // plain request is answered by the REST module.
+    let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+    let Some(head_bytes) = rest::read_head(&inner, &mut stream, deadline) else {
+        return;
+    };
+    match Head::parse(&head_bytes) {
+        Some(head) if !head.is_upgrade() => {
+            rest::serve(&inner, stream, &head);
+            return;
+        }
+        _ => stream.replay = head_bytes,
+    }
     let Some((ws, reg)) = handshake(&inner, stream) else {
         return;
     };
+    let venue = inner.cfg.venue;
+    let tag = venue::conn_tag(venue, inner.cfg.seed, reg.id.0);
+    let now = Instant::now();
     let mut conn = Conn {
         inner,
         id: reg.id,
         ws,
+        venue,
+        tag,
         route: reg.route,
         wrapped: reg.wrapped,
         subs: reg.subs,
         events: reg.events,
         faults: reg.faults,
-        opened: Instant::now(),
+        opened: now,
+        last_text: now,
         unflushed: 0,
         withhold: 0,
+        book_faults: BookFaults::default(),
         muted: Vec::new(),
         pings: VecDeque::new(),
         ping_counter: 0,
@@ -206,7 +313,7 @@ struct Registered {
     wrapped: bool,
     subs: Vec<Sub>,
     events: Receiver<Arc<Event>>,
-    faults: Receiver<Fault>,
+    faults: Receiver<Injected>,
 }
 
 /// Registers an accepted upgrade (before the 101 response is written, so
@@ -343,6 +450,18 @@ fn decide(inner: &Inner, req: &Request) -> Result<Upgrade, Box<ErrorResponse>> {
     };
 
     let path = req.uri().path();
+    if let Some(ws_path) = inner.cfg.venue.ws_path() {
+        // Bybit / OKX: one path, no subscriptions in the URL.
+        if path != ws_path {
+            return Err(reject(404, format!("Not found: {path}")));
+        }
+        return Ok(Upgrade {
+            path: path.to_string(),
+            route: Route::Unrouted,
+            wrapped: false,
+            streams: Vec::new(),
+        });
+    }
     let mut streams: Vec<String> = Vec::new();
     let known = PATHS
         .iter()
@@ -475,6 +594,8 @@ fn make_sub(inner: &Inner, route: Route, name: &str) -> Option<Sub> {
         kind,
         delivers: delivers(inner, route, kind),
         muted: false,
+        spot: false,
+        min_gen: 0,
     })
 }
 
@@ -489,17 +610,25 @@ struct Conn {
     inner: Arc<Inner>,
     id: ConnId,
     ws: WebSocket<SimStream>,
+    venue: SimVenue,
+    /// The venue's connection id (Bybit `conn_id`, OKX `connId`).
+    tag: String,
     route: Route,
     wrapped: bool,
     subs: Vec<Sub>,
     events: Receiver<Arc<Event>>,
-    faults: Receiver<Fault>,
+    faults: Receiver<Injected>,
     /// When the upgrade completed (for [`super::SimConfig::max_conn_age`]).
     opened: Instant,
+    /// When the client last sent a text frame (for
+    /// [`super::SimConfig::idle_timeout`]).
+    last_text: Instant,
     /// Data messages written to the WebSocket since the last complete flush.
     unflushed: usize,
     /// Data messages still to withhold ([`Fault::DropNext`]).
     withhold: u64,
+    /// [`BookFault`]s waiting for their message.
+    book_faults: BookFaults,
     /// Streams muted by [`Fault::Mute`] (normalised names).
     muted: Vec<String>,
     /// Outstanding server pings: (payload, deadline), deadlines in
@@ -515,7 +644,14 @@ impl Conn {
                 return End::Shutdown;
             }
             while let Ok(fault) = self.faults.try_recv() {
-                if let Err(end) = self.apply(fault) {
+                let applied = match fault {
+                    Injected::Std(f) => self.apply(f),
+                    Injected::Book(f) => {
+                        self.apply_book(f);
+                        Ok(())
+                    }
+                };
+                if let Err(end) = applied {
                     return end;
                 }
             }
@@ -531,6 +667,14 @@ impl Conn {
                 if now.saturating_duration_since(self.opened) >= max_age {
                     self.inner.update(|st| st.counters.age_closes += 1);
                     return End::Close(1001, "max connection age");
+                }
+            }
+            if self.venue != SimVenue::Binance {
+                if let Some(idle) = self.inner.cfg.idle_timeout {
+                    if now.saturating_duration_since(self.last_text) >= idle {
+                        self.inner.update(|st| st.counters.idle_closes += 1);
+                        return End::Close(1001, "idle timeout");
+                    }
                 }
             }
             if let Err(end) = self.pump_events() {
@@ -572,45 +716,80 @@ impl Conn {
     }
 
     /// Writes the subscribed, unmuted messages of `events`, withholding as
-    /// many as [`Fault::DropNext`] asks for. Each written message is recorded
-    /// as ground truth *before* it is handed to the WebSocket: tungstenite's
-    /// `write` flushes everything buffered when a pong or close reply is
-    /// queued, so recording after the write could let a client read a message
-    /// that [`super::Sim::sent`] does not list yet.
+    /// many as [`Fault::DropNext`] and [`BookFault::SkipSeq`] ask for and
+    /// rendering the faulty variants other [`BookFault`]s ask for. Each
+    /// written message is recorded as ground truth *before* it is handed to
+    /// the WebSocket: tungstenite's `write` flushes everything buffered when a
+    /// pong or close reply is queued, so recording after the write could let a
+    /// client read a message that [`super::Sim::sent`] does not list yet.
     fn deliver(&mut self, events: &[Arc<Event>]) -> Result<(), End> {
         let Conn {
             inner,
             id,
             ws,
+            venue,
             wrapped,
             subs,
             withhold,
+            book_faults,
             unflushed,
             ..
         } = self;
+        let venue = *venue;
         let mut sent = inner.cfg.record.then(|| lock(&inner.sent));
         let (mut written, mut withheld) = (0u64, 0u64);
         let mut result = Ok(());
         'events: for ev in events {
             for sub in subs.iter() {
-                if sub.sym != ev.sym || sub.kind != ev.kind || !sub.delivers || sub.muted {
+                if sub.sym != ev.sym
+                    || sub.kind != ev.kind
+                    || !sub.delivers
+                    || sub.muted
+                    || ev.gen <= sub.min_gen
+                {
                     continue;
                 }
+                let base = if sub.spot {
+                    match ev.spot_payload.as_ref() {
+                        Some(p) => p,
+                        None => continue,
+                    }
+                } else {
+                    &ev.payload
+                };
                 if *withhold > 0 {
                     *withhold -= 1;
                     withheld += 1;
                     continue;
                 }
+                if ev.kind.is_book() && book_faults.skip > 0 {
+                    book_faults.skip -= 1;
+                    withheld += 1;
+                    continue;
+                }
+                let (mut seq, mut prev_seq) = (ev.seq, ev.prev_seq);
+                let faulty = ev
+                    .book
+                    .as_deref()
+                    .and_then(|msg| faulty_book(venue, book_faults, msg))
+                    .map(|msg| {
+                        seq = msg.last_id;
+                        prev_seq = msg.prev_id;
+                        super::render::book(venue, &inner.info[ev.sym], &msg, sub.spot)
+                    });
+                let payload = faulty.as_deref().unwrap_or(base);
                 let text = if *wrapped {
-                    format!(r#"{{"stream":"{}","data":{}}}"#, sub.name, ev.payload)
+                    format!(r#"{{"stream":"{}","data":{}}}"#, sub.name, payload)
                 } else {
-                    ev.payload.clone()
+                    payload.to_string()
                 };
                 if let Some(sent) = sent.as_mut() {
                     sent.push(SentRecord {
                         conn: *id,
                         stream: sub.name.clone(),
-                        seq: ev.seq,
+                        seq,
+                        prev_seq,
+                        kind: sent_kind(ev.kind),
                         event_time_ms: ev.event_time_ms,
                     });
                 }
@@ -646,6 +825,48 @@ impl Conn {
             });
         }
         result
+    }
+
+    /// Sends a subscription snapshot as a data message of `stream` (recorded,
+    /// subject to [`Fault::DropNext`], not to book faults).
+    fn send_snapshot(&mut self, stream: &str, kind: Kind, snap: Snap) -> Result<(), End> {
+        let id = self.id;
+        if self.withhold > 0 {
+            self.withhold -= 1;
+            self.inner.update(|st| {
+                st.counters.withheld += 1;
+                if let Some(e) = st.conns.get_mut(&id) {
+                    e.info.withheld += 1;
+                }
+            });
+            return Ok(());
+        }
+        if self.inner.cfg.record {
+            lock(&self.inner.sent).push(SentRecord {
+                conn: id,
+                stream: stream.to_string(),
+                seq: snap.seq,
+                prev_seq: snap.prev_seq,
+                kind: if snap.full_book {
+                    SentKind::BookSnapshot
+                } else {
+                    sent_kind(kind)
+                },
+                event_time_ms: snap.event_time_ms,
+            });
+        }
+        self.inner.update_quiet(|st| {
+            st.counters.messages_sent += 1;
+            if let Some(e) = st.conns.get_mut(&id) {
+                e.info.messages_sent += 1;
+            }
+        });
+        self.unflushed += 1;
+        match self.ws.write(Message::text(snap.payload)) {
+            Ok(()) => Ok(()),
+            Err(e) if is_would_block(&e) => Ok(()),
+            Err(_) => Err(End::Gone),
+        }
     }
 
     /// Flushes the WebSocket (a full socket buffer is not an error: the rest
@@ -715,7 +936,10 @@ impl Conn {
     fn read_client(&mut self) -> Result<(), End> {
         loop {
             match self.ws.read() {
-                Ok(Message::Text(text)) => self.on_request(text.as_str())?,
+                Ok(Message::Text(text)) => {
+                    self.last_text = Instant::now();
+                    self.on_request(text.as_str())?
+                }
                 Ok(Message::Pong(payload)) => self.on_pong(&payload),
                 Ok(Message::Close(_)) => return Err(End::ClientClose),
                 // Pings are answered by tungstenite on the next read/flush.
@@ -736,6 +960,223 @@ impl Conn {
     }
 
     fn on_request(&mut self, text: &str) -> Result<(), End> {
+        match self.venue {
+            SimVenue::Binance => self.on_binance(text),
+            SimVenue::BybitSpot | SimVenue::BybitLinear => self.on_bybit(text),
+            SimVenue::Okx => self.on_okx(text),
+        }
+    }
+
+    /// Counts a subscribe request; true if [`Fault::IgnoreSubscribe`] eats it.
+    fn subscribe_ignored(&self) -> bool {
+        self.inner.update(|st| {
+            st.counters.subscribe_requests += 1;
+            let ignore = st.ignore_subscribes > 0;
+            if ignore {
+                st.ignore_subscribes -= 1;
+                st.counters.subscribes_ignored += 1;
+            }
+            ignore
+        })
+    }
+
+    /// Subscriptions for `topics` with their snapshots, taken atomically with
+    /// respect to the generator.
+    fn snapshot_subs(&self, topics: Vec<Topic>) -> Vec<(Sub, Option<Snap>)> {
+        let e_ms = now_ms();
+        let market = lock(&self.inner.market);
+        topics
+            .into_iter()
+            .map(|t| {
+                let snap = market.snapshot(t.sym, t.kind, t.spot, e_ms);
+                let gen = snap.as_ref().map_or_else(|| market.gen(), |s| s.gen);
+                let mut sub = Sub::from_topic(t, gen);
+                sub.muted = self.muted.contains(&sub.name);
+                (sub, snap)
+            })
+            .collect()
+    }
+
+    fn bybit_reply(
+        &self,
+        success: bool,
+        ret_msg: &str,
+        req_id: Option<&Value>,
+        op: &str,
+    ) -> String {
+        venue::bybit_reply(self.venue, success, ret_msg, &self.tag, req_id, op)
+    }
+
+    /// Bybit v5 public: `{"op":"ping"}`, `{"op":"subscribe","args":[…]}`,
+    /// `{"op":"unsubscribe","args":[…]}`, each with an optional `req_id`.
+    fn on_bybit(&mut self, text: &str) -> Result<(), End> {
+        let req: Value = match serde_json::from_str(text) {
+            Ok(v @ Value::Object(_)) => v,
+            _ => {
+                let reply = self.bybit_reply(false, "error:request is not a JSON object", None, "");
+                return self.send_text(reply);
+            }
+        };
+        let req_id = req.get("req_id").filter(|v| !v.is_null()).cloned();
+        let op = req
+            .get("op")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        match op.as_str() {
+            "ping" => {
+                self.inner.update(|st| st.counters.venue_pings += 1);
+                let reply = self.bybit_reply(true, "pong", req_id.as_ref(), "ping");
+                self.send_text(reply)
+            }
+            "subscribe" | "unsubscribe" => {
+                let subscribe = op == "subscribe";
+                if subscribe && self.subscribe_ignored() {
+                    return Ok(());
+                }
+                let fail = |me: &Self, msg: &str| me.bybit_reply(false, msg, req_id.as_ref(), &op);
+                let Ok(names) = string_list(req.get("args")) else {
+                    let reply = fail(self, "error:args must be an array of strings");
+                    return self.send_text(reply);
+                };
+                if subscribe
+                    && self.venue == SimVenue::BybitSpot
+                    && names.len() > BYBIT_SPOT_MAX_ARGS
+                {
+                    let reply = fail(self, "args size >10");
+                    return self.send_text(reply);
+                }
+                let ok_msg = if self.venue == SimVenue::BybitSpot {
+                    op.as_str()
+                } else {
+                    ""
+                };
+                if !subscribe {
+                    self.subs.retain(|s| !names.contains(&s.name));
+                    self.publish_streams();
+                    let reply = self.bybit_reply(true, ok_msg, req_id.as_ref(), &op);
+                    return self.send_text(reply);
+                }
+                let mut topics: Vec<Topic> = Vec::with_capacity(names.len());
+                for name in &names {
+                    let Some(topic) = venue::parse_bybit(&self.inner.info, name) else {
+                        let reply = fail(self, &format!("error:handler not found,topic:{name}"));
+                        return self.send_text(reply);
+                    };
+                    if self.subs.iter().any(|s| s.name == topic.name)
+                        || topics.iter().any(|t| t.name == topic.name)
+                    {
+                        let reply = fail(self, &format!("error:already subscribed,topic:{name}"));
+                        return self.send_text(reply);
+                    }
+                    topics.push(topic);
+                }
+                let subs = self.snapshot_subs(topics);
+                let reply = self.bybit_reply(true, ok_msg, req_id.as_ref(), &op);
+                self.send_text(reply)?;
+                for (sub, snap) in subs {
+                    let (name, kind) = (sub.name.clone(), sub.kind);
+                    let muted = sub.muted;
+                    self.subs.push(sub);
+                    if let (Some(snap), false) = (snap, muted) {
+                        self.send_snapshot(&name, kind, snap)?;
+                    }
+                }
+                self.publish_streams();
+                self.flush()
+            }
+            other => {
+                let reply = self.bybit_reply(
+                    false,
+                    &format!("error:unsupported op:{other}"),
+                    req_id.as_ref(),
+                    other,
+                );
+                self.send_text(reply)
+            }
+        }
+    }
+
+    /// OKX v5 public: the text `ping`, `{"op":"subscribe"|"unsubscribe",
+    /// "args":[{"channel":…,"instId":…},…]}` with an optional `id`; one event
+    /// per argument.
+    fn on_okx(&mut self, text: &str) -> Result<(), End> {
+        if text == "ping" {
+            self.inner.update(|st| st.counters.venue_pings += 1);
+            return self.send_text("pong".to_string());
+        }
+        let invalid = |me: &Self, id: Option<&str>| {
+            venue::okx_error(id, "60012", &format!("Invalid request: {text}"), &me.tag)
+        };
+        let req: Value = match serde_json::from_str(text) {
+            Ok(v @ Value::Object(_)) => v,
+            _ => {
+                let reply = invalid(self, None);
+                return self.send_text(reply);
+            }
+        };
+        let id = req.get("id").and_then(Value::as_str).map(String::from);
+        let id = id.as_deref();
+        let op = req.get("op").and_then(Value::as_str).unwrap_or("");
+        let subscribe = match op {
+            "subscribe" => true,
+            "unsubscribe" => false,
+            _ => {
+                let reply = invalid(self, id);
+                return self.send_text(reply);
+            }
+        };
+        if subscribe && self.subscribe_ignored() {
+            return Ok(());
+        }
+        let Some(args) = req
+            .get("args")
+            .and_then(Value::as_array)
+            .filter(|a| !a.is_empty())
+        else {
+            let reply = invalid(self, id);
+            return self.send_text(reply);
+        };
+        let args: Vec<(String, String)> = args
+            .iter()
+            .map(|a| {
+                let field = |k: &str| a.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+                (field("channel"), field("instId"))
+            })
+            .collect();
+        for (channel, inst) in args {
+            let Some(topic) = venue::parse_okx(&self.inner.info, &channel, &inst) else {
+                let msg = venue::okx_not_found(&channel, &inst);
+                let reply = venue::okx_error(id, "60018", &msg, &self.tag);
+                self.send_text(reply)?;
+                continue;
+            };
+            let event = if subscribe {
+                "subscribe"
+            } else {
+                "unsubscribe"
+            };
+            self.subs.retain(|s| s.name != topic.name);
+            let reply = venue::okx_event(event, id, &channel, &inst, &self.tag);
+            self.send_text(reply)?;
+            if subscribe {
+                // Subscribing again starts the channel afresh (new snapshot).
+                for (sub, snap) in self.snapshot_subs(vec![topic]) {
+                    let (name, kind, muted) = (sub.name.clone(), sub.kind, sub.muted);
+                    self.subs.push(sub);
+                    if let (Some(snap), false) = (snap, muted) {
+                        self.send_snapshot(&name, kind, snap)?;
+                    }
+                }
+            }
+        }
+        self.publish_streams();
+        self.flush()
+    }
+
+    /// Binance: `SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`,
+    /// `SET_PROPERTY`, `GET_PROPERTY`.
+    fn on_binance(&mut self, text: &str) -> Result<(), End> {
         let req: Value = match serde_json::from_str(text) {
             Ok(v) => v,
             Err(e) => {
@@ -746,16 +1187,7 @@ impl Conn {
         let method = req.get("method").and_then(Value::as_str).unwrap_or("");
         match method {
             "SUBSCRIBE" => {
-                let ignored = self.inner.update(|st| {
-                    st.counters.subscribe_requests += 1;
-                    let ignore = st.ignore_subscribes > 0;
-                    if ignore {
-                        st.ignore_subscribes -= 1;
-                        st.counters.subscribes_ignored += 1;
-                    }
-                    ignore
-                });
-                if ignored {
+                if self.subscribe_ignored() {
                     // Fault::IgnoreSubscribe: no ack, no error, no data.
                     return Ok(());
                 }
@@ -873,8 +1305,11 @@ impl Conn {
                 Ok(())
             }
             Fault::Mute { stream } => {
-                let name = parse_stream(&self.inner.cfg.symbols, &stream)
-                    .map_or(stream, |(_, _, normalised)| normalised);
+                let name = match self.venue {
+                    SimVenue::Binance => parse_stream(&self.inner.cfg.symbols, &stream)
+                        .map_or(stream, |(_, _, normalised)| normalised),
+                    venue => venue::normalise(&self.inner.info, venue, &stream),
+                };
                 for sub in self.subs.iter_mut().filter(|s| s.name == name) {
                     sub.muted = true;
                 }
@@ -897,6 +1332,20 @@ impl Conn {
             | Fault::Reject { .. }
             | Fault::IgnoreSubscribe { .. } => Ok(()),
         }
+    }
+
+    /// Arms a [`BookFault`] (counted as applied).
+    fn apply_book(&mut self, fault: BookFault) {
+        let f = &mut self.book_faults;
+        match fault {
+            BookFault::SkipSeq => f.skip += 1,
+            BookFault::BreakChain => f.break_chain += 1,
+            BookFault::CrossBook => f.cross += 1,
+            BookFault::BadChecksum => f.bad_checksum += 1,
+            // Listener-level: never sent to a connection.
+            BookFault::SnapshotStale => return,
+        }
+        self.count_fault();
     }
 
     /// Sends `count` pings with distinct payloads back to back (one fault),
@@ -1027,7 +1476,7 @@ impl Conn {
                 .faults
                 .recv_timeout((deadline - now).min(Duration::from_millis(5)))
             {
-                Ok(Fault::Reset) => {
+                Ok(Injected::Std(Fault::Reset)) => {
                     self.count_fault();
                     let _ = SockRef::from(self.ws.get_ref().tcp()).set_linger(Some(Duration::ZERO));
                     return;
@@ -1058,6 +1507,69 @@ impl Conn {
 
     fn unregister(&self) {
         unregister(&self.inner, self.id);
+    }
+}
+
+/// The faulty variant of a book message, if a pending [`BookFault`] applies
+/// to it (consuming that fault).
+fn faulty_book(
+    venue: SimVenue,
+    faults: &mut BookFaults,
+    msg: &super::render::BookMsg,
+) -> Option<super::render::BookMsg> {
+    let chained = msg.kind == Kind::Depth || (msg.kind == Kind::BookTicker && venue.is_bybit());
+    let brk = faults.break_chain > 0 && chained;
+    let cross = faults.cross > 0;
+    let bad_cs = faults.bad_checksum > 0 && venue == SimVenue::Okx && msg.kind == Kind::Depth;
+    if !(brk || cross || bad_cs) {
+        return None;
+    }
+    let mut m = msg.clone();
+    if brk {
+        faults.break_chain -= 1;
+        match venue {
+            SimVenue::Binance => {
+                m.first_id += 1;
+                m.prev_id = m.prev_id.map(|p| p + 1);
+            }
+            SimVenue::BybitSpot | SimVenue::BybitLinear => m.last_id += BYBIT_U_JUMP,
+            SimVenue::Okx => m.prev_id = m.prev_id.map(|p| p.saturating_sub(1)),
+        }
+    }
+    if cross {
+        faults.cross -= 1;
+        match m.kind {
+            Kind::Depth => {
+                if let Some(ask) = m.best_ask {
+                    m.bids.retain(|&(p, _)| p != ask);
+                    m.bids.insert(0, (ask, 1000));
+                }
+            }
+            _ => {
+                if let Some(&(ask, _)) = m.asks.first() {
+                    let q = m.bids.first().map_or(1000, |b| b.1);
+                    m.bids = vec![(ask, q)];
+                }
+            }
+        }
+    }
+    if bad_cs {
+        faults.bad_checksum -= 1;
+        let wrong = m.checksum ^ 0x0101_0101;
+        m.checksum = if wrong == 0 { 1 } else { wrong };
+    }
+    Some(m)
+}
+
+/// A JSON array of strings (`None` / `null`: empty).
+fn string_list(v: Option<&Value>) -> Result<Vec<String>, ()> {
+    match v {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|x| x.as_str().map(String::from).ok_or(()))
+            .collect(),
+        Some(_) => Err(()),
     }
 }
 

@@ -1,17 +1,35 @@
-//! Synthetic market: a deterministic random walk per symbol and the central
-//! generator thread that turns it into Binance USD-M payloads.
+//! Synthetic market: a deterministic random walk per symbol driving a real
+//! order book (price → quantity per side), and the central generator thread
+//! that turns its changes into the venue's messages.
 //!
-//! There is exactly one [`Market`] per simulator. Every event is serialised
-//! once and broadcast (as an `Arc<Event>`) to every live connection, so all
-//! connections see the same per-symbol sequence numbers at about the same time.
+//! There is exactly one [`Market`] per simulator, shared behind
+//! `Inner::market`: the generator changes it, connections read it for
+//! subscription snapshots and the REST depth endpoint. Every event is
+//! serialised once and broadcast (as an `Arc<Event>`) to every live
+//! connection, so all connections see the same per-symbol sequence numbers at
+//! about the same time.
+//!
+//! # The book
+//!
+//! Each book change (one update id) moves the mid price, sets new best levels
+//! (removing levels that would cross them), changes one to three deeper
+//! levels, and keeps each side between 30 and [`MAX_LEVELS`] levels (levels
+//! trimmed off the far end are removed, i.e. sent with quantity 0). Every
+//! changed level goes into the symbol's pending diff; a depth event (at
+//! `depth_interval`) sends the pending diff — final quantity per changed
+//! price — and applies it to the *emitted* book, the state as of the last
+//! depth event. So the live book equals the emitted book plus the pending
+//! diff, a snapshot plus the following diffs rebuilds the book exactly, and a
+//! diff can be applied twice without harm (absolute quantities).
 
-use std::fmt::Write as _;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, TrySendError};
 
-use super::Inner;
+use super::render::{self, BookMsg, Levels, MarkMsg, SymInfo, TradeMsg};
+use super::{lock, Inner, SimVenue};
 
 /// Smallest interval the generator accepts; smaller configured values are
 /// clamped so that a zero interval cannot spin the generator forever.
@@ -20,18 +38,26 @@ const MIN_INTERVAL: Duration = Duration::from_micros(100);
 const MAX_CATCH_UP: u32 = 64;
 /// Longest the generator sleeps before re-checking for shutdown.
 const MAX_IDLE: Duration = Duration::from_millis(50);
+/// Most levels per side of a book.
+pub(crate) const MAX_LEVELS: usize = 50;
+/// Fewest levels per side (refilled at the far end).
+const MIN_LEVELS: usize = 30;
+/// Levels per side at start.
+const INIT_LEVELS: usize = 40;
 
 /// The kind of a market event (one per supported stream family).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Kind {
-    /// `<s>@bookTicker`
+    /// Top of book: Binance `<s>@bookTicker`, Bybit `orderbook.1.<S>`, OKX `bbo-tbt`.
     BookTicker,
-    /// `<s>@aggTrade`
+    /// Trades: Binance `<s>@aggTrade`, Bybit `publicTrade.<S>`, OKX `trades`.
     AggTrade,
-    /// `<s>@depth@100ms` / `<s>@depth`
+    /// Depth: Binance `<s>@depth@100ms`, Bybit `orderbook.50.<S>`, OKX `books`.
     Depth,
-    /// `<s>@markPrice` / `<s>@markPrice@1s`
+    /// Mark price: Binance `<s>@markPrice`, Bybit `tickers.<S>`, OKX `mark-price`.
     MarkPrice,
+    /// OKX `funding-rate` (swaps).
+    Funding,
 }
 
 impl Kind {
@@ -39,21 +65,44 @@ impl Kind {
     pub(crate) fn is_public(self) -> bool {
         matches!(self, Kind::BookTicker | Kind::Depth)
     }
+
+    /// Order book channels (the ones book faults act on).
+    pub(crate) fn is_book(self) -> bool {
+        matches!(self, Kind::BookTicker | Kind::Depth)
+    }
 }
 
 /// One generated market event, serialised once for all connections.
 #[derive(Debug)]
 pub(crate) struct Event {
+    /// Generation number: increases by one per event, all symbols together.
+    pub gen: u64,
     /// Index into the configured symbols.
     pub sym: usize,
     /// Stream family.
     pub kind: Kind,
-    /// Ground-truth sequence number (`u`, `a`, `u`, `E` depending on kind).
+    /// Ground-truth sequence number (see [`super::SentRecord::seq`]).
     pub seq: u64,
-    /// The payload's `E` field.
+    /// The link to the previous message the payload carries, if any
+    /// (Binance `pu`, OKX `prevSeqId`).
+    pub prev_seq: Option<u64>,
+    /// The payload's event time (ms).
     pub event_time_ms: u64,
-    /// The unwrapped JSON payload.
+    /// The unwrapped payload (for OKX: on the swap instrument).
     pub payload: String,
+    /// OKX only: the same message on the spot instrument (`None` when the
+    /// channel has no spot form).
+    pub spot_payload: Option<String>,
+    /// Book channels: the message before rendering, for faulty variants.
+    pub book: Option<Box<BookMsg>>,
+}
+
+/// splitmix64 finaliser.
+pub(crate) fn mix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// splitmix64: tiny, fast, deterministic; good enough for a synthetic market.
@@ -87,49 +136,6 @@ impl Rng {
     }
 }
 
-/// Per-symbol book and id state.
-#[derive(Debug)]
-struct SymState {
-    name: String,
-    /// Price decimals; prices are integers in units of `10^-decimals`.
-    decimals: u32,
-    /// Tick size in price units.
-    tick: i64,
-    /// Mid price in price units (random walk).
-    mid: f64,
-    bid: i64,
-    ask: i64,
-    /// Quantities in units of 0.001.
-    bid_qty: u64,
-    ask_qty: u64,
-    update_id: u64,
-    last_depth_u: u64,
-    agg_id: u64,
-    trade_id: u64,
-    funding: f64,
-}
-
-/// Formats an integer amount of `10^-decimals` units as a fixed-point string.
-fn fixed(units: i64, decimals: u32) -> String {
-    let scale = 10i64.pow(decimals);
-    let sign = if units < 0 { "-" } else { "" };
-    let abs = units.unsigned_abs();
-    let scale_u = scale.unsigned_abs();
-    if decimals == 0 {
-        return format!("{sign}{abs}");
-    }
-    format!(
-        "{sign}{}.{:0width$}",
-        abs / scale_u,
-        abs % scale_u,
-        width = decimals as usize
-    )
-}
-
-fn qty(units: u64) -> String {
-    fixed(units as i64, 3)
-}
-
 /// Real Unix time in milliseconds.
 pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
@@ -138,53 +144,198 @@ pub(crate) fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Both sides of a book: price (in price units) → quantity (0.001 units).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Book {
+    pub bids: BTreeMap<i64, u64>,
+    pub asks: BTreeMap<i64, u64>,
+}
+
+impl Book {
+    pub(crate) fn best_bid(&self) -> Option<(i64, u64)> {
+        self.bids.iter().next_back().map(|(&p, &q)| (p, q))
+    }
+
+    pub(crate) fn best_ask(&self) -> Option<(i64, u64)> {
+        self.asks.iter().next().map(|(&p, &q)| (p, q))
+    }
+
+    /// The best `n` levels of each side, best first.
+    pub(crate) fn top(&self, n: usize) -> (Levels, Levels) {
+        (
+            self.bids
+                .iter()
+                .rev()
+                .take(n)
+                .map(|(&p, &q)| (p, q))
+                .collect(),
+            self.asks.iter().take(n).map(|(&p, &q)| (p, q)).collect(),
+        )
+    }
+
+    /// Applies a diff (absolute quantities, 0 removes the level).
+    pub(crate) fn apply(&mut self, diff: &Book) {
+        for (side, changes) in [(&mut self.bids, &diff.bids), (&mut self.asks, &diff.asks)] {
+            for (&p, &q) in changes {
+                if q == 0 {
+                    side.remove(&p);
+                } else {
+                    side.insert(p, q);
+                }
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.bids.is_empty() && self.asks.is_empty()
+    }
+}
+
+/// Per-symbol book and id state.
+#[derive(Debug)]
+struct SymState {
+    /// Tick size in price units.
+    tick: i64,
+    /// Mid price in price units (random walk).
+    mid: f64,
+    /// The live book.
+    book: Book,
+    /// Changes since the last depth event (a diff: 0 = removed).
+    pending: Book,
+    /// The book as of the last depth event.
+    emitted: Book,
+    /// The book before the first change, and its update id
+    /// ([`super::BookFault::SnapshotStale`]).
+    initial: Book,
+    initial_id: u64,
+    /// Book changes so far (Binance `u`, OKX `seqId`, Bybit `seq`).
+    update_id: u64,
+    /// `update_id` at the last depth event (OKX `prevSeqId` of the next one).
+    last_depth_u: u64,
+    /// Bybit topic update ids.
+    ob1_u: u64,
+    ob50_u: u64,
+    agg_id: u64,
+    trade_id: u64,
+    funding: f64,
+    mark: f64,
+    index: f64,
+    last_price: i64,
+    open_price: i64,
+    high: i64,
+    low: i64,
+    volume: u64,
+    turnover: f64,
+    open_interest: f64,
+    up: bool,
+}
+
 /// The deterministic synthetic market of all configured symbols.
 #[derive(Debug)]
 pub(crate) struct Market {
+    venue: SimVenue,
+    okx_checksum: bool,
+    info: Arc<Vec<SymInfo>>,
     syms: Vec<SymState>,
     rng: Rng,
+    gen: u64,
+}
+
+/// A Bybit / OKX subscription snapshot: the payload to send and its ground
+/// truth.
+#[derive(Debug, Clone)]
+pub(crate) struct Snap {
+    /// `gen` of the last event generated before the snapshot: the
+    /// subscription delivers only later events.
+    pub gen: u64,
+    pub payload: String,
+    pub seq: u64,
+    pub prev_seq: Option<u64>,
+    pub event_time_ms: u64,
+    /// A full book snapshot (as opposed to a quote or ticker).
+    pub full_book: bool,
+}
+
+/// Price decimals and tick (in price units) of a symbol.
+pub(crate) fn price_format(symbol: &str) -> (f64, u32, i64) {
+    let upper = symbol.to_ascii_uppercase();
+    if upper.starts_with("BTC") {
+        (60_000.0, 2, 10)
+    } else if upper.starts_with("ETH") {
+        (3_000.0, 2, 1)
+    } else if upper.starts_with("SOL") {
+        (150.0, 3, 10)
+    } else {
+        (100.0, 4, 10)
+    }
 }
 
 impl Market {
     /// Builds the initial state of every symbol from `seed`.
-    pub(crate) fn new(symbols: &[String], seed: u64) -> Market {
+    pub(crate) fn new(
+        info: Arc<Vec<SymInfo>>,
+        seed: u64,
+        venue: SimVenue,
+        okx_checksum: bool,
+    ) -> Market {
         let mut rng = Rng(seed ^ 0x005E_ED0F_F33D);
-        let syms = symbols
+        let syms = info
             .iter()
-            .map(|name| {
-                let upper = name.to_ascii_uppercase();
-                let (base_price, decimals, tick) = if upper.starts_with("BTC") {
-                    (60_000.0, 2, 10)
-                } else if upper.starts_with("ETH") {
-                    (3_000.0, 2, 1)
-                } else if upper.starts_with("SOL") {
-                    (150.0, 3, 10)
-                } else {
-                    (100.0, 4, 10)
-                };
+            .map(|s| {
+                let (base_price, decimals, tick) = price_format(&s.name);
                 let scale = 10f64.powi(decimals as i32);
                 let mid = base_price * scale * (1.0 + (rng.unit() - 0.5) * 0.01);
                 let update_id = rng.range(1_000_000_000, 9_000_000_000);
-                let mut s = SymState {
-                    name: upper,
-                    decimals,
+                let mut book = Book::default();
+                let best_bid = ((((mid - tick as f64 / 2.0) / tick as f64).floor() as i64) * tick)
+                    .max(tick * (INIT_LEVELS as i64 * 3 + 1));
+                let mut p = best_bid;
+                for _ in 0..INIT_LEVELS {
+                    book.bids.insert(p, rng.range(1, 50_000));
+                    p -= tick * rng.range(1, 2) as i64;
+                }
+                let mut p = best_bid + tick * rng.range(1, 3) as i64;
+                for _ in 0..INIT_LEVELS {
+                    book.asks.insert(p, rng.range(1, 50_000));
+                    p += tick * rng.range(1, 2) as i64;
+                }
+                let last = best_bid;
+                SymState {
                     tick,
                     mid,
-                    bid: 0,
-                    ask: 0,
-                    bid_qty: 0,
-                    ask_qty: 0,
+                    emitted: book.clone(),
+                    initial: book.clone(),
+                    book,
+                    pending: Book::default(),
+                    initial_id: update_id,
                     update_id,
                     last_depth_u: update_id,
+                    ob1_u: rng.range(10_000_000, 90_000_000),
+                    ob50_u: rng.range(10_000_000, 90_000_000),
                     agg_id: rng.range(100_000_000, 900_000_000),
                     trade_id: rng.range(1_000_000_000, 5_000_000_000),
                     funding: 0.0001,
-                };
-                Self::reprice(&mut s, &mut rng);
-                s
+                    mark: mid / scale,
+                    index: mid / scale,
+                    last_price: last,
+                    open_price: last,
+                    high: last,
+                    low: last,
+                    volume: 0,
+                    turnover: 0.0,
+                    open_interest: 50_000.0 + rng.unit() * 10_000.0,
+                    up: true,
+                }
             })
             .collect();
-        Market { syms, rng }
+        Market {
+            venue,
+            okx_checksum,
+            info,
+            syms,
+            rng,
+            gen: 0,
+        }
     }
 
     /// Number of symbols.
@@ -192,152 +343,396 @@ impl Market {
         self.syms.len()
     }
 
-    fn reprice(s: &mut SymState, rng: &mut Rng) {
-        let tick = s.tick as f64;
-        let bid = ((s.mid - tick / 2.0) / tick).floor() as i64 * s.tick;
-        let spread_ticks = 1 + rng.range(0, 2) as i64;
-        s.bid = bid.max(s.tick);
-        s.ask = s.bid + spread_ticks * s.tick;
-        s.bid_qty = rng.range(1, 50_000);
-        s.ask_qty = rng.range(1, 50_000);
+    /// `gen` of the last event generated.
+    pub(crate) fn gen(&self) -> u64 {
+        self.gen
     }
 
-    /// One book change: random-walk step, new best bid/ask, update id + 1.
+    fn next_gen(&mut self) -> u64 {
+        self.gen += 1;
+        self.gen
+    }
+
+    /// The live book of a symbol and its update id.
+    #[cfg(test)]
+    pub(crate) fn live_book(&self, i: usize) -> (u64, &Book) {
+        (self.syms[i].update_id, &self.syms[i].book)
+    }
+
+    /// Sets one level (0 removes it), recording the change in the pending diff.
+    fn set_level(s: &mut SymState, bid: bool, price: i64, q: u64) {
+        let (side, pending) = if bid {
+            (&mut s.book.bids, &mut s.pending.bids)
+        } else {
+            (&mut s.book.asks, &mut s.pending.asks)
+        };
+        if q == 0 {
+            if side.remove(&price).is_none() {
+                return;
+            }
+        } else {
+            side.insert(price, q);
+        }
+        pending.insert(price, q);
+    }
+
+    /// One book change: random-walk step, new best levels, a few deeper
+    /// changes, trimming and refilling; update id + 1. Returns the
+    /// top-of-book event (Binance `bookTicker`, Bybit `orderbook.1`, OKX
+    /// `bbo-tbt`).
     pub(crate) fn book_change(&mut self, i: usize, e_ms: u64) -> Event {
         let rng = &mut self.rng;
         let s = &mut self.syms[i];
+        let tick = s.tick;
         let step = (rng.unit() - 0.5) * 2.0 * 0.00005;
-        s.mid = (s.mid * (1.0 + step)).max(s.tick as f64 * 10.0);
-        Self::reprice(s, rng);
+        s.mid = (s.mid * (1.0 + step)).max(tick as f64 * (MAX_LEVELS as f64 * 4.0));
+        let tb = ((((s.mid - tick as f64 / 2.0) / tick as f64).floor() as i64) * tick)
+            .max(tick * (MAX_LEVELS as i64 * 3));
+        let ta = tb + tick * rng.range(1, 3) as i64;
+        // New best levels; whatever would cross them goes.
+        let above: Vec<i64> = s.book.bids.range(tb + 1..).map(|(&p, _)| p).collect();
+        for p in above {
+            Self::set_level(s, true, p, 0);
+        }
+        let below: Vec<i64> = s.book.asks.range(..ta).map(|(&p, _)| p).collect();
+        for p in below {
+            Self::set_level(s, false, p, 0);
+        }
+        Self::set_level(s, true, tb, rng.range(1, 50_000));
+        Self::set_level(s, false, ta, rng.range(1, 50_000));
+        // A few changes deeper in the book.
+        for _ in 0..rng.range(1, 3) {
+            let bid = rng.chance(0.5);
+            let k = rng.range(1, 40) as i64;
+            let price = if bid { tb - k * tick } else { ta + k * tick };
+            let q = if rng.chance(0.3) {
+                0
+            } else {
+                rng.range(1, 80_000)
+            };
+            Self::set_level(s, bid, price, q);
+        }
+        // Keep each side between MIN_LEVELS and MAX_LEVELS.
+        while s.book.bids.len() > MAX_LEVELS {
+            let worst = s.book.bids.keys().next().copied().unwrap_or(0);
+            Self::set_level(s, true, worst, 0);
+        }
+        while s.book.asks.len() > MAX_LEVELS {
+            let worst = s.book.asks.keys().next_back().copied().unwrap_or(0);
+            Self::set_level(s, false, worst, 0);
+        }
+        while s.book.bids.len() < MIN_LEVELS {
+            let worst = s.book.bids.keys().next().copied().unwrap_or(tb);
+            let p = worst - tick * rng.range(1, 2) as i64;
+            if p <= 0 {
+                break;
+            }
+            Self::set_level(s, true, p, rng.range(1, 50_000));
+        }
+        while s.book.asks.len() < MIN_LEVELS {
+            let worst = s.book.asks.keys().next_back().copied().unwrap_or(ta);
+            Self::set_level(
+                s,
+                false,
+                worst + tick * rng.range(1, 2) as i64,
+                rng.range(1, 50_000),
+            );
+        }
         s.update_id += 1;
         let t_ms = e_ms.saturating_sub(rng.range(0, 2));
-        let payload = format!(
-            r#"{{"e":"bookTicker","u":{},"E":{},"T":{},"s":"{}","b":"{}","B":"{}","a":"{}","A":"{}"}}"#,
-            s.update_id,
-            e_ms,
-            t_ms,
-            s.name,
-            fixed(s.bid, s.decimals),
-            qty(s.bid_qty),
-            fixed(s.ask, s.decimals),
-            qty(s.ask_qty),
-        );
-        Event {
-            sym: i,
+        let (bid, ask) = (s.book.best_bid(), s.book.best_ask());
+        let last_id = if self.venue.is_bybit() {
+            s.ob1_u += 1;
+            s.ob1_u
+        } else {
+            s.update_id
+        };
+        let msg = BookMsg {
             kind: Kind::BookTicker,
-            seq: s.update_id,
-            event_time_ms: e_ms,
-            payload,
-        }
-    }
-
-    /// One aggregate trade at the current best bid or ask.
-    pub(crate) fn trade(&mut self, i: usize, e_ms: u64) -> Event {
-        let rng = &mut self.rng;
-        let s = &mut self.syms[i];
-        let buyer_is_maker = rng.chance(0.5);
-        let price = if buyer_is_maker { s.bid } else { s.ask };
-        let n = rng.range(1, 3);
-        let first = s.trade_id + 1;
-        let last = s.trade_id + n;
-        s.trade_id = last;
-        s.agg_id += 1;
-        let t_ms = e_ms.saturating_sub(rng.range(0, 2));
-        let payload = format!(
-            r#"{{"e":"aggTrade","E":{},"s":"{}","a":{},"p":"{}","q":"{}","f":{},"l":{},"T":{},"m":{}}}"#,
-            e_ms,
-            s.name,
-            s.agg_id,
-            fixed(price, s.decimals),
-            qty(rng.range(1, 5_000)),
-            first,
-            last,
+            snapshot: true,
+            first_id: last_id,
+            last_id,
+            prev_id: None,
+            cross_seq: s.update_id,
+            ts_ms: e_ms,
             t_ms,
-            buyer_is_maker,
-        );
+            bids: bid.into_iter().collect(),
+            asks: ask.into_iter().collect(),
+            checksum: 0,
+            best_ask: ask.map(|a| a.0),
+        };
+        self.book_event(i, msg, e_ms)
+    }
+
+    fn book_event(&mut self, i: usize, msg: BookMsg, e_ms: u64) -> Event {
+        let info = &self.info[i];
+        let payload = render::book(self.venue, info, &msg, false);
+        let spot_payload =
+            (self.venue == SimVenue::Okx).then(|| render::book(self.venue, info, &msg, true));
         Event {
+            gen: self.next_gen(),
             sym: i,
-            kind: Kind::AggTrade,
-            seq: s.agg_id,
+            kind: msg.kind,
+            seq: msg.last_id,
+            prev_seq: msg.prev_id,
             event_time_ms: e_ms,
             payload,
+            spot_payload,
+            book: Some(Box::new(msg)),
         }
     }
 
-    /// A depth diff covering every book change since the previous one, or
+    /// A depth event covering every book change since the previous one, or
     /// `None` if the book has not changed since.
     pub(crate) fn depth(&mut self, i: usize, e_ms: u64) -> Option<Event> {
-        let rng = &mut self.rng;
         let s = &mut self.syms[i];
-        if s.update_id == s.last_depth_u {
+        if s.update_id == s.last_depth_u || s.pending.is_empty() {
+            s.last_depth_u = s.update_id;
             return None;
         }
         let pu = s.last_depth_u;
         let first = pu + 1;
         let last = s.update_id;
         s.last_depth_u = last;
-        let mut side = |best: i64, best_qty: u64, dir: i64| {
-            let levels = rng.range(1, 5);
-            let mut out = String::from("[");
-            let mut price = best;
-            for lvl in 0..levels {
-                let q = if lvl == 0 {
-                    best_qty
-                } else if rng.chance(0.15) {
-                    0
-                } else {
-                    rng.range(1, 80_000)
-                };
-                if lvl > 0 {
-                    out.push(',');
-                }
-                let _ = write!(out, r#"["{}","{}"]"#, fixed(price, s.decimals), qty(q));
-                price += dir * s.tick * (1 + rng.range(0, 3) as i64);
-                if price <= 0 {
-                    break;
-                }
-            }
-            out.push(']');
-            out
+        let diff = std::mem::take(&mut s.pending);
+        s.emitted.apply(&diff);
+        let checksum = if self.okx_checksum {
+            let (b, a) = s.emitted.top(25);
+            render::okx_checksum(&b, &a, self.info[i].decimals)
+        } else {
+            0
         };
-        let bids = side(s.bid, s.bid_qty, -1);
-        let asks = side(s.ask, s.ask_qty, 1);
-        let t_ms = e_ms.saturating_sub(1);
-        let payload = format!(
-            r#"{{"e":"depthUpdate","E":{},"T":{},"s":"{}","U":{},"u":{},"pu":{},"b":{},"a":{}}}"#,
-            e_ms, t_ms, s.name, first, last, pu, bids, asks,
-        );
-        Some(Event {
-            sym: i,
+        let (last_id, prev_id) = if self.venue.is_bybit() {
+            s.ob50_u += 1;
+            (s.ob50_u, None)
+        } else {
+            (last, Some(pu))
+        };
+        let msg = BookMsg {
             kind: Kind::Depth,
-            seq: last,
-            event_time_ms: e_ms,
-            payload,
-        })
+            snapshot: false,
+            first_id: first,
+            last_id,
+            prev_id,
+            cross_seq: last,
+            ts_ms: e_ms,
+            t_ms: e_ms.saturating_sub(1),
+            bids: diff.bids.iter().rev().map(|(&p, &q)| (p, q)).collect(),
+            asks: diff.asks.iter().map(|(&p, &q)| (p, q)).collect(),
+            checksum,
+            best_ask: s.emitted.best_ask().map(|a| a.0),
+        };
+        Some(self.book_event(i, msg, e_ms))
     }
 
-    /// A mark price update.
-    pub(crate) fn mark(&mut self, i: usize, e_ms: u64) -> Event {
+    /// One trade at the current best bid or ask.
+    pub(crate) fn trade(&mut self, i: usize, e_ms: u64) -> Event {
         let rng = &mut self.rng;
         let s = &mut self.syms[i];
-        let scale = 10f64.powi(s.decimals as i32);
-        let mark = s.mid / scale;
-        let index = mark * (1.0 + (rng.unit() - 0.5) * 0.0004);
-        let settle = (mark + index) / 2.0;
-        s.funding = (s.funding + (rng.unit() - 0.5) * 0.00002).clamp(-0.0075, 0.0075);
-        const EIGHT_H: u64 = 8 * 3600 * 1000;
-        let next_funding = (e_ms / EIGHT_H + 1) * EIGHT_H;
-        let payload = format!(
-            r#"{{"e":"markPriceUpdate","E":{},"s":"{}","p":"{:.8}","i":"{:.8}","P":"{:.8}","r":"{:.8}","T":{}}}"#,
-            e_ms, s.name, mark, index, settle, s.funding, next_funding,
+        let buyer_is_maker = rng.chance(0.5);
+        let (bid, ask) = (
+            s.book.best_bid().map_or(s.last_price, |b| b.0),
+            s.book.best_ask().map_or(s.last_price, |a| a.0),
         );
+        let price = if buyer_is_maker { bid } else { ask };
+        let n = rng.range(1, 3);
+        let first = s.trade_id + 1;
+        let last = s.trade_id + n;
+        s.trade_id = last;
+        s.agg_id += 1;
+        let q = rng.range(1, 5_000);
+        s.up = price >= s.last_price;
+        s.last_price = price;
+        s.high = s.high.max(price);
+        s.low = s.low.min(price);
+        s.volume += q;
+        let scale = 10f64.powi(self.info[i].decimals as i32);
+        s.turnover += price as f64 / scale * q as f64 / 1000.0;
+        let t_ms = e_ms.saturating_sub(rng.range(0, 2));
+        // Binance numbers aggregate trades; Bybit and OKX show trade ids
+        // (OKX: the last trade id of the aggregation).
+        let id = match self.venue {
+            SimVenue::Binance => s.agg_id,
+            _ => last,
+        };
+        let t = TradeMsg {
+            id,
+            first,
+            last,
+            price,
+            qty: q,
+            taker_buy: !buyer_is_maker,
+            up: s.up,
+            ts_ms: e_ms,
+            t_ms,
+            cross_seq: s.update_id,
+        };
+        let info = &self.info[i];
+        let payload = render::trade(self.venue, info, &t, false);
+        let spot_payload =
+            (self.venue == SimVenue::Okx).then(|| render::trade(self.venue, info, &t, true));
         Event {
+            gen: self.next_gen(),
             sym: i,
-            kind: Kind::MarkPrice,
-            seq: e_ms,
+            kind: Kind::AggTrade,
+            seq: id,
+            prev_seq: None,
             event_time_ms: e_ms,
             payload,
+            spot_payload,
+            book: None,
         }
+    }
+
+    fn mark_msg(&self, i: usize, e_ms: u64) -> MarkMsg {
+        let s = &self.syms[i];
+        MarkMsg {
+            mark: s.mark,
+            index: s.index,
+            funding: s.funding,
+            next_funding_ms: render::next_funding(e_ms),
+            ts_ms: e_ms,
+            cross_seq: s.update_id,
+            best_bid: s.book.best_bid().unwrap_or((0, 0)),
+            best_ask: s.book.best_ask().unwrap_or((0, 0)),
+            last_price: s.last_price,
+            prev_price_24h: s.open_price,
+            high: s.high,
+            low: s.low,
+            volume: s.volume,
+            turnover: s.turnover,
+            open_interest: s.open_interest,
+            up: s.up,
+        }
+    }
+
+    /// A mark price update: one event (OKX: `mark-price` and `funding-rate`).
+    pub(crate) fn mark(&mut self, i: usize, e_ms: u64) -> Vec<Event> {
+        let rng = &mut self.rng;
+        let s = &mut self.syms[i];
+        let scale = 10f64.powi(self.info[i].decimals as i32);
+        s.mark = s.mid / scale;
+        s.index = s.mark * (1.0 + (rng.unit() - 0.5) * 0.0004);
+        s.funding = (s.funding + (rng.unit() - 0.5) * 0.00002).clamp(-0.0075, 0.0075);
+        s.open_interest = (s.open_interest * (1.0 + (rng.unit() - 0.5) * 0.001)).max(1.0);
+        let m = self.mark_msg(i, e_ms);
+        let info = &self.info[i];
+        let mut out = Vec::with_capacity(2);
+        match self.venue {
+            SimVenue::Binance => {
+                let payload = render::binance_mark(info, &m);
+                out.push((Kind::MarkPrice, e_ms, payload, None));
+            }
+            SimVenue::BybitSpot | SimVenue::BybitLinear => {
+                let payload = render::bybit_ticker(self.venue, info, &m, false);
+                out.push((Kind::MarkPrice, m.cross_seq, payload, None));
+            }
+            SimVenue::Okx => {
+                let payload = render::okx_mark(info, &m, false);
+                let spot = render::okx_mark(info, &m, true);
+                out.push((Kind::MarkPrice, e_ms, payload, Some(spot)));
+                out.push((Kind::Funding, e_ms, render::okx_funding(info, &m), None));
+            }
+        }
+        out.into_iter()
+            .map(|(kind, seq, payload, spot_payload)| Event {
+                gen: self.next_gen(),
+                sym: i,
+                kind,
+                seq,
+                prev_seq: None,
+                event_time_ms: e_ms,
+                payload,
+                spot_payload,
+                book: None,
+            })
+            .collect()
+    }
+
+    // -----------------------------------------------------------------------
+    // Snapshots (read by connection threads under the market lock)
+
+    /// The first message of a new Bybit / OKX subscription, if the channel
+    /// starts with one: Bybit `orderbook.50` (snapshot of the emitted book),
+    /// `orderbook.1` (current top), linear `tickers` (full snapshot); OKX
+    /// `books` (snapshot of the emitted book, `prevSeqId` -1) and `bbo-tbt`
+    /// (current top). `None` for channels that start with live data.
+    pub(crate) fn snapshot(&self, i: usize, kind: Kind, spot: bool, e_ms: u64) -> Option<Snap> {
+        let s = &self.syms[i];
+        let info = &self.info[i];
+        let bybit = self.venue.is_bybit();
+        let okx = self.venue == SimVenue::Okx;
+        let book_msg = |kind: Kind| -> BookMsg {
+            let (book, last_id, prev_id, levels) = match (kind, bybit) {
+                (Kind::BookTicker, true) => (&s.book, s.ob1_u, None, 1),
+                (Kind::BookTicker, false) => (&s.book, s.update_id, None, 1),
+                (_, true) => (&s.emitted, s.ob50_u, None, MAX_LEVELS),
+                (_, false) => (&s.emitted, s.last_depth_u, None, 400),
+            };
+            let (bids, asks) = book.top(levels);
+            let checksum = if okx && kind == Kind::Depth && self.okx_checksum {
+                render::okx_checksum(&bids, &asks, info.decimals)
+            } else {
+                0
+            };
+            BookMsg {
+                kind,
+                snapshot: true,
+                first_id: last_id,
+                last_id,
+                prev_id,
+                cross_seq: if kind == Kind::Depth {
+                    s.last_depth_u
+                } else {
+                    s.update_id
+                },
+                ts_ms: e_ms,
+                t_ms: e_ms.saturating_sub(1),
+                best_ask: book.best_ask().map(|a| a.0),
+                bids,
+                asks,
+                checksum,
+            }
+        };
+        match kind {
+            Kind::BookTicker | Kind::Depth if bybit || okx => {
+                let m = book_msg(kind);
+                Some(Snap {
+                    gen: self.gen,
+                    payload: render::book(self.venue, info, &m, spot),
+                    seq: m.last_id,
+                    prev_seq: None,
+                    event_time_ms: e_ms,
+                    full_book: kind == Kind::Depth,
+                })
+            }
+            Kind::MarkPrice if self.venue == SimVenue::BybitLinear => {
+                let mut m = self.mark_msg(i, e_ms);
+                m.next_funding_ms = render::next_funding(e_ms);
+                Some(Snap {
+                    gen: self.gen,
+                    payload: render::bybit_ticker(self.venue, info, &m, true),
+                    seq: m.cross_seq,
+                    prev_seq: None,
+                    event_time_ms: e_ms,
+                    full_book: false,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// Binance REST depth: the best `limit` levels of the live book and its
+    /// update id, or with `stale` the book as it was before the first change.
+    pub(crate) fn rest_depth(&self, i: usize, limit: usize, stale: bool) -> (u64, Levels, Levels) {
+        let s = &self.syms[i];
+        let (id, book) = if stale {
+            (s.initial_id, &s.initial)
+        } else {
+            (s.update_id, &s.book)
+        };
+        let (b, a) = book.top(limit);
+        (id, b, a)
     }
 }
 
@@ -379,8 +774,7 @@ impl Timer {
 /// (or receives anything).
 pub(crate) fn run_generator(inner: Arc<Inner>, stop: Receiver<()>) {
     let cfg = &inner.cfg;
-    let mut market = Market::new(&cfg.symbols, cfg.seed);
-    let n = market.len();
+    let n = lock(&inner.market).len();
     let start = Instant::now();
     let mk = |every: Duration| -> Vec<Timer> {
         (0..n).map(|i| Timer::new(start, every, i, n)).collect()
@@ -394,20 +788,23 @@ pub(crate) fn run_generator(inner: Arc<Inner>, stop: Receiver<()>) {
     loop {
         let now = Instant::now();
         let e_ms = now_ms();
-        for i in 0..n {
-            for _ in 0..book[i].due(now) {
-                batch.push(Arc::new(market.book_change(i, e_ms)));
-            }
-            if depth[i].due(now) > 0 {
-                if let Some(ev) = market.depth(i, e_ms) {
-                    batch.push(Arc::new(ev));
+        {
+            let mut market = lock(&inner.market);
+            for i in 0..n {
+                for _ in 0..book[i].due(now) {
+                    batch.push(Arc::new(market.book_change(i, e_ms)));
                 }
-            }
-            for _ in 0..trade[i].due(now) {
-                batch.push(Arc::new(market.trade(i, e_ms)));
-            }
-            if mark[i].due(now) > 0 {
-                batch.push(Arc::new(market.mark(i, e_ms)));
+                if depth[i].due(now) > 0 {
+                    if let Some(ev) = market.depth(i, e_ms) {
+                        batch.push(Arc::new(ev));
+                    }
+                }
+                for _ in 0..trade[i].due(now) {
+                    batch.push(Arc::new(market.trade(i, e_ms)));
+                }
+                if mark[i].due(now) > 0 {
+                    batch.extend(market.mark(i, e_ms).into_iter().map(Arc::new));
+                }
             }
         }
         if !batch.is_empty() {
@@ -434,7 +831,7 @@ pub(crate) fn run_generator(inner: Arc<Inner>, stop: Receiver<()>) {
 /// channel (a connection not keeping up) drops the event for that connection
 /// only; a disconnected one is unregistered.
 fn broadcast(inner: &Inner, batch: &[Arc<Event>]) {
-    let mut subs = super::lock(&inner.subscribers);
+    let mut subs = lock(&inner.subscribers);
     subs.retain(|sub| {
         for ev in batch {
             match sub.tx.try_send(Arc::clone(ev)) {
@@ -449,6 +846,15 @@ fn broadcast(inner: &Inner, batch: &[Arc<Event>]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use render::fixed;
+
+    fn market(syms: &[&str], seed: u64, venue: SimVenue) -> Market {
+        let info = syms
+            .iter()
+            .map(|s| SymInfo::new(s, price_format(s).1))
+            .collect();
+        Market::new(Arc::new(info), seed, venue, true)
+    }
 
     #[test]
     fn fixed_formats() {
@@ -460,9 +866,8 @@ mod tests {
 
     #[test]
     fn market_is_deterministic_and_consistent() {
-        let syms = vec!["BTCUSDT".to_string(), "XRPUSDT".to_string()];
-        let mut a = Market::new(&syms, 7);
-        let mut b = Market::new(&syms, 7);
+        let mut a = market(&["BTCUSDT", "XRPUSDT"], 7, SimVenue::Binance);
+        let mut b = market(&["BTCUSDT", "XRPUSDT"], 7, SimVenue::Binance);
         let mut last_u = 0;
         for k in 0..200 {
             let ea = a.book_change(0, 1000 + k);
@@ -487,8 +892,37 @@ mod tests {
         let t1 = a.trade(1, 1);
         let t2 = a.trade(1, 2);
         assert_eq!(t2.seq, t1.seq + 1);
-        let m: serde_json::Value = serde_json::from_str(&a.mark(1, 3).payload).expect("json");
+        let m: serde_json::Value = serde_json::from_str(&a.mark(1, 3)[0].payload).expect("json");
         assert_eq!(m["e"], "markPriceUpdate");
         assert_eq!(m["s"], "XRPUSDT");
+        assert!(t2.gen > t1.gen && d2.gen > d1.gen);
+    }
+
+    #[test]
+    fn diffs_rebuild_the_book_and_it_never_crosses() {
+        let mut m = market(&["ETHUSDT"], 3, SimVenue::Binance);
+        let (id0, start) = m.live_book(0);
+        let mut local = start.clone();
+        let mut local_id = id0;
+        for k in 0..2_000u64 {
+            m.book_change(0, k);
+            let (_, book) = m.live_book(0);
+            let (b, a) = (book.best_bid().expect("bid"), book.best_ask().expect("ask"));
+            assert!(b.0 < a.0, "crossed at change {k}");
+            assert!(book.bids.len() <= MAX_LEVELS && book.asks.len() <= MAX_LEVELS);
+            assert!(book.bids.len() >= MIN_LEVELS && book.asks.len() >= MIN_LEVELS);
+            if k % 7 == 0 {
+                let ev = m.depth(0, k).expect("changed");
+                let msg = ev.book.as_deref().expect("book msg");
+                assert_eq!(msg.first_id, local_id + 1);
+                let diff = Book {
+                    bids: msg.bids.iter().copied().collect(),
+                    asks: msg.asks.iter().copied().collect(),
+                };
+                local.apply(&diff);
+                local_id = msg.last_id;
+                assert_eq!(&local, m.live_book(0).1, "book after diff {local_id}");
+            }
+        }
     }
 }

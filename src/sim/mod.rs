@@ -1,10 +1,13 @@
-//! `wsfeed::sim`: an embedded Binance exchange simulator.
+//! `wsfeed::sim`: an embedded exchange simulator speaking Binance, Bybit v5
+//! or OKX v5.
 //!
-//! The simulator speaks the Binance combined-stream WebSocket protocol (spot
-//! and USD-M futures flavours) on `127.0.0.1` (or [`SimConfig::bind`]), over
-//! `ws://` or over `wss://` with a certificate authority generated at start.
-//! It is used by the demo (`wsfeed demo`), by integration tests, by benches and
-//! standalone by the `wsfeed-sim` binary.
+//! One simulator speaks one venue's protocol ([`SimConfig::venue`]) on
+//! `127.0.0.1` (or [`SimConfig::bind`]), over `ws://` or over `wss://` with a
+//! certificate authority generated at start. It is used by the demo
+//! (`wsfeed demo`), by integration tests, by benches and standalone by the
+//! `wsfeed-sim` binary. `tests/fixtures/README.md` lists every message format
+//! with the venue documentation it follows, and `tests/fixtures/` holds the
+//! documentation's own example messages the tests compare against.
 //!
 //! # Architecture
 //!
@@ -13,21 +16,27 @@
 //!   connection. [`Fault::Refuse`] really closes the listening socket and
 //!   re-binds the same port (with `SO_REUSEADDR`) when the period ends.
 //! * **Generator thread** — one deterministic synthetic market (random walk
-//!   from [`SimConfig::seed`]). Each symbol's order-book update id advances by
-//!   one per book change, its aggregate-trade id by one per trade. Every event
-//!   is serialised once and broadcast to every connection through a bounded
-//!   crossbeam channel, so all connections see the same `u`/`a` at about the
-//!   same time, exactly like the real venue.
-//! * **Connection threads** — non-blocking socket; the thread waits up to 1 ms
-//!   on its event channel, writes the events the client is subscribed to,
-//!   flushes, then reads whatever the client sent (SUBSCRIBE, UNSUBSCRIBE,
-//!   LIST_SUBSCRIPTIONS, pings, pongs, close) and applies scripted faults.
-//!   A data message becomes ground truth when it is handed to the WebSocket
-//!   for writing, before anything can reach the kernel, so [`Sim::sent`] never
-//!   misses a message a client may already have read (it is a superset: after
-//!   an abrupt end the last few recorded messages may never have arrived).
+//!   from [`SimConfig::seed`]) with a real order book per symbol (price →
+//!   quantity per side, 30 to 50 levels). Each book change is one update id;
+//!   depth messages carry the final quantity of every level changed since the
+//!   previous one, so a snapshot plus the following diffs rebuilds the book
+//!   exactly. Every event is rendered once in the venue's format and
+//!   broadcast to every connection through a bounded crossbeam channel, so
+//!   all connections see the same sequence numbers at about the same time,
+//!   exactly like the real venue.
+//! * **Connection threads** — non-blocking socket. The request head is read
+//!   first: a plain HTTP request (no `Upgrade: websocket`) gets one REST
+//!   response and `Connection: close`; an upgrade goes on to the WebSocket
+//!   handshake. The thread then waits up to 1 ms on its event channel, writes
+//!   the events the client is subscribed to, flushes, then reads whatever the
+//!   client sent (requests, venue pings, WebSocket pings/pongs, close) and
+//!   applies scripted faults. A data message becomes ground truth when it is
+//!   handed to the WebSocket for writing, before anything can reach the
+//!   kernel, so [`Sim::sent`] never misses a message a client may already have
+//!   read (it is a superset: after an abrupt end the last few recorded
+//!   messages may never have arrived).
 //!
-//! # Protocol
+//! # Binance ([`SimVenue::Binance`], the default)
 //!
 //! Upgrade paths: `/stream`, `/ws`, `/public/stream`, `/public/ws`,
 //! `/market/stream`, `/market/ws`, optionally with `?streams=a/b/c` (the
@@ -48,15 +57,51 @@
 //! acknowledged with `{"result":null,"id":N}` but never delivers — the venue's
 //! silent failure the engine must detect.
 //!
+//! REST on the same port: `GET /api/v3/depth?symbol=BTCUSDT&limit=N` (spot)
+//! and `GET /fapi/v1/depth?symbol=BTCUSDT&limit=N` (USD-M, adds `E`, `T`)
+//! return the live book, consistent with the depth diffs (see the REST
+//! module for limits and errors).
+//!
+//! # Bybit v5 ([`SimVenue::BybitSpot`], [`SimVenue::BybitLinear`])
+//!
+//! Path `/v5/public/spot` or `/v5/public/linear`. Requests
+//! `{"op":"subscribe"|"unsubscribe","req_id":"…","args":[topics]}` and
+//! `{"op":"ping","req_id":"…"}`; replies
+//! `{"success":…,"ret_msg":…,"conn_id":…,"req_id":…,"op":…}`. Topics
+//! `orderbook.1.<S>` (snapshots only), `orderbook.50.<S>` (a snapshot when
+//! subscribed, then deltas; `u` consecutive per topic, `seq` the cross
+//! sequence), `publicTrade.<S>`, `tickers.<S>` (linear: snapshot then deltas
+//! with mark/index/funding; spot: snapshots). Spot rejects more than 10 args
+//! per request (`"args size >10"`); an unknown topic fails the whole request
+//! (`"error:handler not found,topic:<t>"`), as does a topic already
+//! subscribed.
+//!
+//! # OKX v5 ([`SimVenue::Okx`])
+//!
+//! Path `/ws/v5/public`. Requests `{"id":"…","op":"subscribe"|"unsubscribe",
+//! "args":[{"channel":…,"instId":…}]}` and the text `ping` (→ `pong`); one
+//! `{"event":"subscribe","arg":…,"connId":…}` per argument, or
+//! `{"event":"error","code":"60018",…}` for an argument that does not exist.
+//! Channels `bbo-tbt`, `books` (snapshot with `prevSeqId` -1, then updates
+//! chained by `prevSeqId`; `checksum` 0 unless [`SimConfig::okx_checksum`]),
+//! `trades`, `mark-price`, `funding-rate` (swaps). A configured symbol
+//! `BTCUSDT` is served as `BTC-USDT-SWAP` and `BTC-USDT` (same market).
+//! Subscribing again to a channel starts it afresh with a new snapshot.
+//!
+//! Bybit and OKX connections that send no text frame for
+//! [`SimConfig::idle_timeout`] are closed.
+//!
 //! # Ground truth and faults
 //!
 //! [`Sim::sent`] returns every data message that may have reached a client
-//! (connection, stream, sequence number, event time) in send order; messages
-//! withheld by [`Fault::DropNext`] or [`Fault::Mute`] and the frames of
+//! (connection, stream, the venue's sequence number as sent, its chain link,
+//! kind, event time) in send order; messages withheld by [`Fault::DropNext`],
+//! [`Fault::Mute`] or [`BookFault::SkipSeq`] and the frames of
 //! [`Fault::Oversized`], [`Fault::Binary`], [`Fault::UnknownMessage`] and
 //! [`Fault::Malformed`] are never recorded. [`SimConfig::max_conn_age`] cuts
 //! connections like the venue's 24-hour limit. [`Sim::inject`] and
-//! [`Sim::inject_on`] apply scripted [`Fault`]s; [`Sim::snapshot`] and
+//! [`Sim::inject_on`] apply scripted [`Fault`]s, [`Sim::inject_book`] and
+//! [`Sim::inject_book_on`] order book [`BookFault`]s; [`Sim::snapshot`] and
 //! [`Sim::wait_until`] observe connections and counters without sleeping.
 //!
 //! ```no_run
@@ -73,7 +118,10 @@
 
 mod conn;
 mod market;
+mod render;
+mod rest;
 mod tls;
+mod venue;
 
 #[cfg(test)]
 mod tests;
@@ -91,7 +139,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use self::market::Event;
+use self::market::{Event, Market};
+use self::render::SymInfo;
 
 /// How long the acceptor sleeps when there is nothing to accept.
 const ACCEPT_POLL: Duration = Duration::from_millis(2);
@@ -103,16 +152,22 @@ const WAIT_TICK: Duration = Duration::from_millis(50);
 pub struct SimConfig {
     /// Serve `wss://` with a CA generated at start when true, plain `ws://` otherwise.
     pub tls: bool,
-    /// Symbols, uppercase (e.g. `"BTCUSDT"`); stream names use lowercase.
+    /// Symbols, uppercase (e.g. `"BTCUSDT"`): Binance streams use them
+    /// lowercase, Bybit as they are, OKX as `BTC-USDT-SWAP` and `BTC-USDT`
+    /// (the longest known quote currency — USDT, USDC, USD, BTC, … — split
+    /// off; a symbol without one is served as `<SYM>-SWAP` and `<SYM>`).
     pub symbols: Vec<String>,
-    /// How often each symbol's book changes (one `bookTicker` per change).
+    /// How often each symbol's book changes (one `bookTicker` / Bybit
+    /// `orderbook.1` / OKX `bbo-tbt` message per change).
     pub book_interval: Duration,
-    /// `aggTrade` cadence per symbol.
+    /// Trade cadence per symbol (`aggTrade`, `publicTrade`, `trades`).
     pub trade_interval: Duration,
-    /// Depth diff cadence (the `@depth@100ms` stream). A diff is only sent
-    /// when the book changed since the previous one.
+    /// Depth diff cadence (Binance `@depth@100ms`, Bybit `orderbook.50`
+    /// deltas, OKX `books` updates). A diff is only sent when the book
+    /// changed since the previous one.
     pub depth_interval: Duration,
-    /// `markPrice` cadence per symbol.
+    /// `markPrice` (Bybit `tickers`, OKX `mark-price` and `funding-rate`)
+    /// cadence per symbol.
     pub mark_price_interval: Duration,
     /// Like Binance's 24-hour cut: a connection older than this (counted from
     /// its upgrade) gets a Close frame with code 1001 and reason
@@ -130,6 +185,77 @@ pub struct SimConfig {
     pub bind: IpAddr,
     /// Port the listener binds; 0 (the default) picks a free one.
     pub port: u16,
+    /// The venue whose protocol this simulator speaks (one per simulator;
+    /// default [`SimVenue::Binance`], the original behaviour).
+    pub venue: SimVenue,
+    /// Bybit and OKX only: a connection whose client sends no text frame (no
+    /// request and no venue ping — WebSocket Ping/Pong frames do not count)
+    /// for this long gets a Close frame (1001, `"idle timeout"`) and is
+    /// closed, counted in [`SimSnapshot::idle_closes`]. `None`: never.
+    /// Default 30 s (OKX's limit; Bybit cuts after about 10 minutes without
+    /// a ping). Binance connections ignore it.
+    pub idle_timeout: Option<Duration>,
+    /// OKX only: compute the `books` checksum as OKX documents it (CRC32 of
+    /// the best 25 bids and asks interleaved, signed 32-bit). When false (the
+    /// default) every message carries `"checksum":0`, as OKX production does
+    /// since 23 June 2026.
+    pub okx_checksum: bool,
+}
+
+/// The protocol a [`Sim`] speaks. See `tests/fixtures/README.md` for every
+/// message format and its documentation page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SimVenue {
+    /// Binance combined streams (spot and USD-M flavours, see
+    /// [`SimConfig::usdm_routing`]) plus the REST depth snapshot
+    /// (`/api/v3/depth`, `/fapi/v1/depth`) on the same port.
+    #[default]
+    Binance,
+    /// Bybit v5 public spot: path `/v5/public/spot`.
+    BybitSpot,
+    /// Bybit v5 public linear (USDT perpetuals): path `/v5/public/linear`.
+    BybitLinear,
+    /// OKX v5 public: path `/ws/v5/public`.
+    Okx,
+}
+
+impl SimVenue {
+    /// Short name: `binance`, `bybit-spot`, `bybit-linear`, `okx`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SimVenue::Binance => "binance",
+            SimVenue::BybitSpot => "bybit-spot",
+            SimVenue::BybitLinear => "bybit-linear",
+            SimVenue::Okx => "okx",
+        }
+    }
+
+    /// Parses [`SimVenue::name`].
+    pub fn from_name(name: &str) -> Option<SimVenue> {
+        [
+            SimVenue::Binance,
+            SimVenue::BybitSpot,
+            SimVenue::BybitLinear,
+            SimVenue::Okx,
+        ]
+        .into_iter()
+        .find(|v| v.name() == name)
+    }
+
+    /// The WebSocket path of a Bybit / OKX simulator (Binance has several).
+    pub fn ws_path(self) -> Option<&'static str> {
+        match self {
+            SimVenue::Binance => None,
+            SimVenue::BybitSpot => Some("/v5/public/spot"),
+            SimVenue::BybitLinear => Some("/v5/public/linear"),
+            SimVenue::Okx => Some("/ws/v5/public"),
+        }
+    }
+
+    /// Bybit spot or linear.
+    pub(crate) fn is_bybit(self) -> bool {
+        matches!(self, SimVenue::BybitSpot | SimVenue::BybitLinear)
+    }
 }
 
 impl Default for SimConfig {
@@ -147,6 +273,9 @@ impl Default for SimConfig {
             seed: 0x00C0_FFEE,
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 0,
+            venue: SimVenue::Binance,
+            idle_timeout: Some(Duration::from_secs(30)),
+            okx_checksum: false,
         }
     }
 }
@@ -162,17 +291,47 @@ impl fmt::Display for ConnId {
     }
 }
 
+/// What a data message was (see [`SentRecord::kind`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SentKind {
+    /// Top of book: Binance `bookTicker`, Bybit `orderbook.1`, OKX `bbo-tbt`.
+    Quote,
+    /// A full book snapshot: Bybit `orderbook.50` `snapshot`, OKX `books`
+    /// `snapshot` (sent when the channel is subscribed).
+    BookSnapshot,
+    /// A book diff: Binance `depthUpdate`, Bybit `orderbook.50` `delta`, OKX
+    /// `books` `update`.
+    BookUpdate,
+    /// Binance `aggTrade`, Bybit `publicTrade`, OKX `trades`.
+    Trade,
+    /// Binance `markPriceUpdate`, Bybit `tickers`, OKX `mark-price`.
+    Mark,
+    /// OKX `funding-rate`.
+    Funding,
+}
+
 /// Ground truth of one data message the simulator handed to a client's
 /// WebSocket for writing (see [`Sim::sent`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SentRecord {
     /// Connection it was sent on.
     pub conn: ConnId,
-    /// Stream name as subscribed, e.g. `"btcusdt@bookTicker"`.
+    /// Stream name as subscribed: Binance `"btcusdt@bookTicker"`, Bybit the
+    /// topic `"orderbook.50.BTCUSDT"`, OKX `"<channel>:<instId>"`, e.g.
+    /// `"books:BTC-USDT-SWAP"`.
     pub stream: String,
-    /// `u` for bookTicker and depth, `a` for aggTrade, `E` for markPrice.
+    /// The venue's sequence number as sent: Binance `u` (bookTicker, depth),
+    /// `a` (aggTrade), `E` (markPrice); Bybit `u` (orderbook), trade number
+    /// (publicTrade; linear shows it as a UUID), `cs` (tickers); OKX `seqId`
+    /// (books, bbo-tbt), `tradeId` (trades), `ts` (mark-price, funding-rate).
     pub seq: u64,
-    /// The payload's `E` (Unix time in ms).
+    /// The link to the previous message the payload carries, as sent:
+    /// Binance depth `pu`, OKX books `prevSeqId` (`None` for a snapshot's -1);
+    /// `None` for every other message.
+    pub prev_seq: Option<u64>,
+    /// What the message was.
+    pub kind: SentKind,
+    /// The payload's event time (Unix ms; Binance `E`, Bybit/OKX `ts`).
     pub event_time_ms: u64,
 }
 
@@ -193,7 +352,8 @@ pub struct ConnInfo {
     pub messages_sent: u64,
     /// True while a [`Fault::Stall`] is in progress.
     pub stalled: bool,
-    /// Data messages withheld on this connection by [`Fault::DropNext`].
+    /// Data messages withheld on this connection by [`Fault::DropNext`] and
+    /// [`BookFault::SkipSeq`].
     pub withheld: u64,
     /// Streams muted on this connection by [`Fault::Mute`] (normalised
     /// names, in the order they were muted).
@@ -219,19 +379,30 @@ pub struct SimSnapshot {
     pub pings_sent: u64,
     /// Data messages handed to the WebSocket, all connections together.
     pub messages_sent: u64,
-    /// `SUBSCRIBE` requests received (valid or not, ignored ones included).
+    /// Subscribe requests received (Binance `SUBSCRIBE`, Bybit and OKX
+    /// `"op":"subscribe"`; valid or not, ignored ones included).
     pub subscribe_requests: u64,
     /// `SUBSCRIBE` requests silently ignored because of
     /// [`Fault::IgnoreSubscribe`].
     pub subscribes_ignored: u64,
-    /// Data messages withheld by [`Fault::DropNext`], all connections
-    /// together (never recorded in [`Sim::sent`]).
+    /// Data messages withheld by [`Fault::DropNext`] and
+    /// [`BookFault::SkipSeq`], all connections together (never recorded in
+    /// [`Sim::sent`]).
     pub withheld: u64,
     /// Connections closed because they reached [`SimConfig::max_conn_age`].
     pub age_closes: u64,
+    /// Bybit / OKX connections closed after [`SimConfig::idle_timeout`]
+    /// without a client text frame.
+    pub idle_closes: u64,
+    /// Application-level pings answered: Bybit `{"op":"ping"}`, OKX `ping`.
+    pub venue_pings: u64,
+    /// Plain HTTP requests answered (REST depth snapshots and errors).
+    pub rest_requests: u64,
+    /// REST depth snapshots served stale by [`BookFault::SnapshotStale`].
+    pub stale_snapshots_served: u64,
     /// When each TCP connection was accepted, in accept order (upgraded or
-    /// not; refused connects never get here). Lets a test check a client's
-    /// connect rate.
+    /// not, REST requests included; refused connects never get here). Lets a
+    /// test check a client's connect rate.
     pub accepts: Vec<Instant>,
 }
 
@@ -371,6 +542,58 @@ impl Fault {
     }
 }
 
+/// Order book faults, injected with [`Sim::inject_book`] /
+/// [`Sim::inject_book_on`]. Each is deterministic and bounded: it acts on
+/// exactly one message (or one REST response); injected again before it was
+/// used, the counts add up. "Book messages" are the order book channels'
+/// messages the generator produces — Binance `bookTicker` and depth, Bybit
+/// `orderbook.1` and `orderbook.50` deltas, OKX `bbo-tbt` and `books`
+/// updates — never the snapshot sent when a channel is subscribed.
+///
+/// (Kept out of [`Fault`] so that exhaustive matches on [`Fault`] elsewhere
+/// keep compiling.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BookFault {
+    /// The next book message on the connection is withheld (not recorded in
+    /// [`Sim::sent`], counted in [`SimSnapshot::withheld`] and
+    /// [`ConnInfo::withheld`]), leaving a gap in the venue's numbering.
+    SkipSeq,
+    /// The next book message that carries a chain gets a broken one; its
+    /// data stays true. Binance depth: `U` and `pu` one higher (as if update
+    /// `U` had been skipped). Bybit `orderbook.*`: `u` 1000 higher for that
+    /// message only. OKX `books`: `prevSeqId` one less than the previous
+    /// message's `seqId`. ([`SentRecord`] shows the values as sent.)
+    BreakChain,
+    /// The next book message crosses the book: a depth message gets an extra
+    /// bid (quantity 1.000) at the true best ask price; a top-of-book message
+    /// shows the bid price equal to the ask price. The rest stays true (an
+    /// OKX checksum stays the true book's).
+    CrossBook,
+    /// OKX only: the next `books` update carries a wrong non-zero checksum
+    /// (with [`SimConfig::okx_checksum`] off, a non-zero one where OKX sends
+    /// 0). No effect on other venues.
+    BadChecksum,
+    /// Listener-level, Binance: the next REST depth snapshot (on any
+    /// connection) is the book as it was before the simulator's first change,
+    /// with that `lastUpdateId` — older than the `U` of any diff a client can
+    /// have buffered. Counted in [`SimSnapshot::stale_snapshots_served`].
+    SnapshotStale,
+}
+
+impl BookFault {
+    /// Whether the fault acts on the listener (the next REST request).
+    pub fn is_listener_fault(self) -> bool {
+        matches!(self, BookFault::SnapshotStale)
+    }
+}
+
+/// A fault on its way to a connection thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Injected {
+    Std(Fault),
+    Book(BookFault),
+}
+
 // ---------------------------------------------------------------------------
 // Shared state
 
@@ -392,7 +615,7 @@ pub(crate) struct Reject {
 #[derive(Debug)]
 pub(crate) struct ConnEntry {
     pub info: ConnInfo,
-    pub faults: Sender<Fault>,
+    pub faults: Sender<Injected>,
 }
 
 /// Mutable state guarded by `Inner::state`.
@@ -407,6 +630,8 @@ pub(crate) struct State {
     pub refuse_until: Option<Instant>,
     /// `SUBSCRIBE` requests still to ignore ([`Fault::IgnoreSubscribe`]).
     pub ignore_subscribes: u64,
+    /// REST snapshots still to serve stale ([`BookFault::SnapshotStale`]).
+    pub stale_snapshots: u64,
 }
 
 /// A connection's event channel, fed by the generator.
@@ -420,6 +645,10 @@ pub(crate) struct Subscriber {
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub cfg: SimConfig,
+    /// Names of each configured symbol on every venue.
+    pub info: Arc<Vec<SymInfo>>,
+    /// The synthetic market (generator, snapshots, REST).
+    pub market: Mutex<Market>,
     pub port: u16,
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub shutdown: AtomicBool,
@@ -547,6 +776,13 @@ impl Sim {
         }
         cfg.symbols.retain(|s| !s.is_empty());
         cfg.symbols.dedup();
+        let info: Arc<Vec<SymInfo>> = Arc::new(
+            cfg.symbols
+                .iter()
+                .map(|s| SymInfo::new(s, market::price_format(s).1))
+                .collect(),
+        );
+        let market = Market::new(Arc::clone(&info), cfg.seed, cfg.venue, cfg.okx_checksum);
         let tls = if cfg.tls {
             Some(tls::generate(cfg.bind)?)
         } else {
@@ -556,6 +792,8 @@ impl Sim {
         let port = listener.local_addr()?.port();
         let inner = Arc::new(Inner {
             cfg,
+            info,
+            market: Mutex::new(market),
             port,
             tls: tls.as_ref().map(|t| Arc::clone(&t.server_config)),
             shutdown: AtomicBool::new(false),
@@ -656,7 +894,7 @@ impl Sim {
         }
         let st = lock(&self.inner.state);
         for entry in st.conns.values().filter(|e| e.info.open) {
-            let _ = entry.faults.send(fault.clone());
+            let _ = entry.faults.send(Injected::Std(fault.clone()));
         }
     }
 
@@ -670,8 +908,42 @@ impl Sim {
         }
         let st = lock(&self.inner.state);
         if let Some(entry) = st.conns.get(&conn).filter(|e| e.info.open) {
-            let _ = entry.faults.send(fault);
+            let _ = entry.faults.send(Injected::Std(fault));
         }
+    }
+
+    /// Applies a [`BookFault`] to every connection open at this moment
+    /// ([`BookFault::SnapshotStale`]: to the next REST snapshot, before this
+    /// returns). Counted like [`Sim::inject`].
+    pub fn inject_book(&self, fault: BookFault) {
+        if fault.is_listener_fault() {
+            self.inject_book_listener();
+            return;
+        }
+        let st = lock(&self.inner.state);
+        for entry in st.conns.values().filter(|e| e.info.open) {
+            let _ = entry.faults.send(Injected::Book(fault));
+        }
+    }
+
+    /// Applies a [`BookFault`] to one connection (no-op if it is closed or
+    /// unknown; [`BookFault::SnapshotStale`] acts on the next REST snapshot).
+    pub fn inject_book_on(&self, conn: ConnId, fault: BookFault) {
+        if fault.is_listener_fault() {
+            self.inject_book_listener();
+            return;
+        }
+        let st = lock(&self.inner.state);
+        if let Some(entry) = st.conns.get(&conn).filter(|e| e.info.open) {
+            let _ = entry.faults.send(Injected::Book(fault));
+        }
+    }
+
+    fn inject_book_listener(&self) {
+        self.inner.update(|st| {
+            st.stale_snapshots += 1;
+            st.counters.faults_injected += 1;
+        });
     }
 
     fn inject_listener(&self, fault: Fault) {

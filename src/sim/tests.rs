@@ -12,6 +12,7 @@ use serde_json::Value;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Error as WsError, HandshakeError, Message, WebSocket};
 
+use super::render;
 use super::*;
 
 /// Any blocking byte stream a test client can run over.
@@ -1060,4 +1061,1239 @@ fn received_is_a_prefix_of_sent_after_reset() {
     let truth = truth_on(&sim, ConnId(1));
     assert!(truth.len() >= got.len());
     assert_eq!(truth[..got.len()], got[..], "sent is a superset, in order");
+}
+
+// ---------------------------------------------------------------------------
+// Bybit v5, OKX v5, the REST depth snapshot and book faults.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A fast simulator speaking `venue`, never closing idle connections.
+fn venue_cfg(venue: SimVenue) -> SimConfig {
+    SimConfig {
+        venue,
+        idle_timeout: None,
+        ..fast_cfg()
+    }
+}
+
+/// A documentation example from `tests/fixtures/`.
+fn fixture(path: &str) -> Value {
+    let full = format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{full}: {e}"))
+}
+
+fn keys(v: &Value) -> BTreeSet<String> {
+    v.as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"))
+        .keys()
+        .cloned()
+        .collect()
+}
+
+/// Keys of the first data object (`data` itself when it is an object).
+fn data_keys(v: &Value) -> BTreeSet<String> {
+    match &v["data"] {
+        Value::Array(a) => keys(&a[0]),
+        d => keys(d),
+    }
+}
+
+/// The next text frame, raw; panics on anything else but pings/pongs.
+fn next_text(ws: &mut Client, what: &str) -> String {
+    let deadline = Instant::now() + T;
+    loop {
+        match next_msg(ws, deadline) {
+            Some(Ok(Message::Text(t))) => return t.as_str().to_string(),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+            other => panic!("waiting for {what}: {other:?}"),
+        }
+    }
+}
+
+fn next_json(ws: &mut Client, what: &str) -> Value {
+    let t = next_text(ws, what);
+    serde_json::from_str(&t).unwrap_or_else(|e| panic!("{what}: {e}: {t}"))
+}
+
+/// Reads JSON messages until `done(&all)` holds (bounded by the deadline).
+fn collect(ws: &mut Client, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = Instant::now() + T;
+    let mut all = Vec::new();
+    while !done(&all) {
+        match next_msg(ws, deadline) {
+            Some(Ok(Message::Text(t))) => {
+                all.push(serde_json::from_str(t.as_str()).expect("json from sim"));
+            }
+            Some(Ok(_)) => {}
+            other => panic!("collecting {what}: {other:?} after {} messages", all.len()),
+        }
+    }
+    all
+}
+
+fn units(price: &str) -> i64 {
+    price.replace('.', "").parse().expect("price")
+}
+
+fn is_zero(q: &str) -> bool {
+    q.parse::<f64>().expect("qty") == 0.0
+}
+
+/// A client-side book: price units → (price string, quantity string).
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Local {
+    bids: BTreeMap<i64, (String, String)>,
+    asks: BTreeMap<i64, (String, String)>,
+}
+
+impl Local {
+    fn apply(&mut self, bids: &Value, asks: &Value) {
+        for (side, levels) in [(&mut self.bids, bids), (&mut self.asks, asks)] {
+            for l in levels.as_array().expect("levels") {
+                let (p, q) = (l[0].as_str().expect("p"), l[1].as_str().expect("q"));
+                if is_zero(q) {
+                    side.remove(&units(p));
+                } else {
+                    side.insert(units(p), (p.to_string(), q.to_string()));
+                }
+            }
+        }
+    }
+
+    fn best_bid(&self) -> Option<&(String, String)> {
+        self.bids.values().next_back()
+    }
+
+    fn best_ask(&self) -> Option<&(String, String)> {
+        self.asks.values().next()
+    }
+
+    fn crossed(&self) -> bool {
+        match (self.bids.keys().next_back(), self.asks.keys().next()) {
+            (Some(b), Some(a)) => b >= a,
+            _ => false,
+        }
+    }
+
+    /// OKX checksum over the strings as received.
+    fn okx_checksum(&self) -> i32 {
+        let bids: Vec<(String, String)> = self.bids.values().rev().take(25).cloned().collect();
+        let asks: Vec<(String, String)> = self.asks.values().take(25).cloned().collect();
+        render::crc32_signed(render::okx_check_string(&bids, &asks).as_bytes())
+    }
+}
+
+#[test]
+fn venue_names_round_trip() {
+    for v in [
+        SimVenue::Binance,
+        SimVenue::BybitSpot,
+        SimVenue::BybitLinear,
+        SimVenue::Okx,
+    ] {
+        assert_eq!(SimVenue::from_name(v.name()), Some(v));
+    }
+    assert_eq!(SimVenue::default(), SimVenue::Binance);
+    assert_eq!(SimConfig::default().venue, SimVenue::Binance);
+    assert!(!SimConfig::default().okx_checksum);
+    assert_eq!(
+        SimConfig::default().idle_timeout,
+        Some(Duration::from_secs(30))
+    );
+    assert_eq!(SimVenue::Okx.ws_path(), Some("/ws/v5/public"));
+}
+
+// ----- Bybit ----------------------------------------------------------------
+
+#[test]
+fn bybit_linear_subscribe_snapshot_deltas_trades_tickers_match_the_docs() {
+    let sim = Sim::start(venue_cfg(SimVenue::BybitLinear)).expect("start");
+    assert!(matches!(
+        try_connect(&sim, "/v5/public/spot"),
+        Err(Rejected { status: 404, .. })
+    ));
+    let mut ws = connect(&sim, "/v5/public/linear");
+    send(
+        &mut ws,
+        r#"{"op":"subscribe","req_id":"r1","args":["orderbook.50.BTCUSDT","orderbook.1.BTCUSDT","publicTrade.BTCUSDT","tickers.BTCUSDT"]}"#,
+    );
+    let ack = next_json(&mut ws, "ack");
+    assert_eq!(
+        keys(&ack),
+        keys(&fixture("bybit/subscribe_success_linear.json"))
+    );
+    assert_eq!(ack["success"], true);
+    assert_eq!(ack["ret_msg"], "");
+    assert_eq!(ack["req_id"], "r1");
+    assert_eq!(ack["op"], "subscribe");
+    let conn_id = ack["conn_id"].as_str().expect("conn_id").to_string();
+    assert_eq!(conn_id.len(), 36);
+
+    let topic = |v: &Value| v["topic"].as_str().unwrap_or("").to_string();
+    let count = |all: &[Value], t: &str, ty: &str| {
+        all.iter()
+            .filter(|v| topic(v) == t && v["type"] == ty)
+            .count()
+    };
+    let all = collect(&mut ws, "bybit data", |all| {
+        count(all, "orderbook.50.BTCUSDT", "delta") >= 5
+            && count(all, "orderbook.1.BTCUSDT", "snapshot") >= 5
+            && count(all, "publicTrade.BTCUSDT", "snapshot") >= 3
+            && count(all, "tickers.BTCUSDT", "delta") >= 2
+    });
+
+    // orderbook.50: snapshot first, then deltas with consecutive u.
+    let ob50: Vec<&Value> = all
+        .iter()
+        .filter(|v| topic(v) == "orderbook.50.BTCUSDT")
+        .collect();
+    assert_eq!(ob50[0]["type"], "snapshot");
+    let snap_fx = fixture("bybit/orderbook_50_snapshot.json");
+    let delta_fx = fixture("bybit/orderbook_50_delta.json");
+    assert_eq!(keys(ob50[0]), keys(&snap_fx));
+    assert_eq!(data_keys(ob50[0]), data_keys(&snap_fx));
+    let mut book = Local::default();
+    book.apply(&ob50[0]["data"]["b"], &ob50[0]["data"]["a"]);
+    assert!(
+        book.bids.len() >= 30 && book.bids.len() <= 50,
+        "{}",
+        book.bids.len()
+    );
+    let mut u = ob50[0]["data"]["u"].as_u64().expect("u");
+    for d in &ob50[1..] {
+        assert_eq!(d["type"], "delta");
+        assert_eq!(keys(d), keys(&delta_fx));
+        assert_eq!(data_keys(d), data_keys(&delta_fx));
+        assert_eq!(d["data"]["s"], "BTCUSDT");
+        let du = d["data"]["u"].as_u64().expect("u");
+        assert_eq!(du, u + 1, "deltas are consecutive");
+        u = du;
+        assert!(d["cts"].as_u64().expect("cts") <= d["ts"].as_u64().expect("ts"));
+        book.apply(&d["data"]["b"], &d["data"]["a"]);
+        assert!(!book.crossed());
+    }
+    // orderbook.1: snapshots only, one level, consecutive u.
+    let ob1: Vec<&Value> = all
+        .iter()
+        .filter(|v| topic(v) == "orderbook.1.BTCUSDT")
+        .collect();
+    for w in ob1.windows(2) {
+        assert_eq!(w[0]["type"], "snapshot");
+        assert_eq!(
+            w[1]["data"]["u"].as_u64(),
+            w[0]["data"]["u"].as_u64().map(|u| u + 1)
+        );
+        assert_eq!(w[1]["data"]["b"].as_array().map(Vec::len), Some(1));
+        assert!(
+            units(w[1]["data"]["b"][0][0].as_str().expect("b"))
+                < units(w[1]["data"]["a"][0][0].as_str().expect("a"))
+        );
+    }
+    assert_eq!(data_keys(ob1[0]), data_keys(&snap_fx));
+    // publicTrade: the documented fields, a UUID trade id on linear.
+    let trade = all
+        .iter()
+        .find(|v| topic(v) == "publicTrade.BTCUSDT")
+        .expect("trade");
+    let trade_fx = fixture("bybit/public_trade.json");
+    assert_eq!(keys(trade), keys(&trade_fx));
+    assert_eq!(data_keys(trade), data_keys(&trade_fx));
+    assert_eq!(trade["data"][0]["i"].as_str().map(str::len), Some(36));
+    // tickers: a full snapshot, then deltas with a subset of its fields.
+    let tickers: Vec<&Value> = all
+        .iter()
+        .filter(|v| topic(v) == "tickers.BTCUSDT")
+        .collect();
+    let tick_fx = fixture("bybit/tickers_linear.json");
+    assert_eq!(tickers[0]["type"], "snapshot");
+    assert_eq!(keys(tickers[0]), keys(&tick_fx));
+    assert_eq!(data_keys(tickers[0]), data_keys(&tick_fx));
+    for t in &tickers[1..] {
+        assert_eq!(t["type"], "delta");
+        let k = data_keys(t);
+        assert!(k.is_subset(&data_keys(&tick_fx)), "{k:?}");
+        for f in ["markPrice", "indexPrice", "fundingRate", "nextFundingTime"] {
+            assert!(k.contains(f), "{f} in {k:?}");
+        }
+        assert!(t["data"]["fundingRate"]
+            .as_str()
+            .and_then(|r| r.parse::<f64>().ok())
+            .is_some());
+    }
+
+    // Ground truth: the snapshot is recorded with the venue's u.
+    let truth = sim.sent_on(ConnId(1));
+    let first = truth
+        .iter()
+        .find(|r| r.stream == "orderbook.50.BTCUSDT")
+        .expect("ob50 record");
+    assert_eq!(first.kind, SentKind::BookSnapshot);
+    assert_eq!(Some(first.seq), ob50[0]["data"]["u"].as_u64());
+    assert!(truth
+        .iter()
+        .filter(|r| r.stream == "orderbook.50.BTCUSDT")
+        .skip(1)
+        .all(|r| r.kind == SentKind::BookUpdate && r.prev_seq.is_none()));
+    assert!(truth.iter().any(|r| r.kind == SentKind::Trade));
+    let snap = sim.snapshot();
+    assert_eq!(snap.subscribe_requests, 1);
+    assert_eq!(
+        snap.conn(ConnId(1)).map(|c| c.streams.len()),
+        Some(4),
+        "{:?}",
+        snap.conn(ConnId(1))
+    );
+}
+
+#[test]
+fn bybit_spot_rejects_like_the_venue() {
+    let sim = Sim::start(venue_cfg(SimVenue::BybitSpot)).expect("start");
+    let mut ws = connect(&sim, "/v5/public/spot");
+    // More than 10 args in one request.
+    let args: Vec<String> = (0..11)
+        .map(|_| "\"publicTrade.BTCUSDT\"".to_string())
+        .collect();
+    send(
+        &mut ws,
+        &format!(r#"{{"op":"subscribe","args":[{}]}}"#, args.join(",")),
+    );
+    let err = next_json(&mut ws, "args size");
+    assert_eq!(
+        keys(&err),
+        keys(&fixture("bybit/subscribe_failure_args_size.json"))
+    );
+    assert_eq!(err["success"], false);
+    assert_eq!(err["ret_msg"], "args size >10");
+    // An unknown topic fails the whole request.
+    send(
+        &mut ws,
+        r#"{"op":"subscribe","req_id":"x","args":["publicTrade.BTCUSDT","orderbook.200.BTCUSDT"]}"#,
+    );
+    let err = next_json(&mut ws, "unknown topic");
+    assert_eq!(err["success"], false);
+    assert_eq!(
+        err["ret_msg"],
+        "error:handler not found,topic:orderbook.200.BTCUSDT"
+    );
+    assert_eq!(err["req_id"], "x");
+    assert!(sim.snapshot().connections[0].streams.is_empty());
+    // Spot success: ret_msg "subscribe", the req_id echoed.
+    send(
+        &mut ws,
+        r#"{"op":"subscribe","req_id":"10001","args":["publicTrade.BTCUSDT","tickers.ETHUSDT"]}"#,
+    );
+    let ok = next_json(&mut ws, "ack");
+    assert_eq!(
+        keys(&ok),
+        keys(&fixture("bybit/subscribe_success_spot.json"))
+    );
+    assert_eq!(
+        (ok["success"].clone(), ok["ret_msg"].clone()),
+        (Value::Bool(true), Value::from("subscribe"))
+    );
+    // Subscribing again to a live topic is an error.
+    send(
+        &mut ws,
+        r#"{"op":"subscribe","args":["publicTrade.BTCUSDT"]}"#,
+    );
+    let all = collect(&mut ws, "dup", |all| {
+        all.iter()
+            .any(|v| v.get("success") == Some(&Value::Bool(false)))
+            && all
+                .iter()
+                .filter(|v| v["topic"] == "tickers.ETHUSDT")
+                .count()
+                >= 2
+            && all.iter().any(|v| v["topic"] == "publicTrade.BTCUSDT")
+    });
+    let dup = all
+        .iter()
+        .find(|v| v.get("success").is_some())
+        .expect("dup reply");
+    assert_eq!(
+        dup["ret_msg"],
+        "error:already subscribed,topic:publicTrade.BTCUSDT"
+    );
+    assert!(
+        dup.get("req_id").is_none(),
+        "spot without req_id: none back"
+    );
+    // Spot tickers are snapshots with the documented spot fields; spot trades
+    // have no tick direction and a numeric id.
+    let tick = all
+        .iter()
+        .find(|v| v["topic"] == "tickers.ETHUSDT")
+        .expect("ticker");
+    let fx = fixture("bybit/tickers_spot.json");
+    assert_eq!((keys(tick), data_keys(tick)), (keys(&fx), data_keys(&fx)));
+    assert!(all
+        .iter()
+        .filter(|v| v["topic"] == "tickers.ETHUSDT")
+        .all(|v| v["type"] == "snapshot"));
+    let trade = all
+        .iter()
+        .find(|v| v["topic"] == "publicTrade.BTCUSDT")
+        .expect("trade");
+    let mut fx_keys = data_keys(&fixture("bybit/public_trade.json"));
+    fx_keys.remove("L");
+    assert_eq!(data_keys(trade), fx_keys);
+    assert!(trade["data"][0]["i"]
+        .as_str()
+        .expect("i")
+        .parse::<u64>()
+        .is_ok());
+    // Unsubscribe, unknown op, not JSON.
+    send(
+        &mut ws,
+        r#"{"op":"unsubscribe","args":["publicTrade.BTCUSDT"]}"#,
+    );
+    let un = collect(&mut ws, "unsub", |all| {
+        all.iter().any(|v| v["op"] == "unsubscribe")
+    });
+    assert_eq!(
+        un.last().map(|v| v["success"].clone()),
+        Some(Value::Bool(true))
+    );
+    send(&mut ws, r#"{"op":"fly"}"#);
+    let bad = collect(&mut ws, "bad op", |all| {
+        all.iter().any(|v| v["op"] == "fly")
+    });
+    assert_eq!(
+        bad.last().map(|v| v["success"].clone()),
+        Some(Value::Bool(false))
+    );
+    send(&mut ws, "{nope");
+    let bad = collect(&mut ws, "bad json", |all| all.iter().any(|v| v["op"] == ""));
+    assert_eq!(
+        bad.last().map(|v| v["success"].clone()),
+        Some(Value::Bool(false))
+    );
+    assert!(sim.wait_until(T, |s| s
+        .conn(ConnId(1))
+        .is_some_and(|c| c.streams == ["tickers.ETHUSDT"])));
+    assert_eq!(sim.snapshot().subscribe_requests, 4);
+}
+
+#[test]
+fn bybit_ping_pong_and_idle_close() {
+    let sim = Sim::start(SimConfig {
+        idle_timeout: Some(Duration::from_millis(600)),
+        ..venue_cfg(SimVenue::BybitLinear)
+    })
+    .expect("start");
+    let mut alive = connect(&sim, "/v5/public/linear");
+    let t0 = Instant::now();
+    let mut silent = connect(&sim, "/v5/public/linear");
+    assert!(sim.wait_until(T, |s| s.connections.len() == 2));
+    send(&mut alive, r#"{"op":"ping","req_id":"100001"}"#);
+    let pong = next_json(&mut alive, "pong");
+    assert_eq!(keys(&pong), keys(&fixture("bybit/pong_linear.json")));
+    assert_eq!(pong["ret_msg"], "pong");
+    assert_eq!(pong["op"], "ping");
+    assert_eq!(pong["req_id"], "100001");
+    send(&mut alive, r#"{"op":"ping"}"#);
+    assert_eq!(
+        next_json(&mut alive, "pong")["req_id"],
+        "",
+        "linear echoes an empty req_id"
+    );
+    // The pinging connection outlives the silent one.
+    let deadline = Instant::now() + T;
+    let mut pings = 2;
+    while sim.snapshot().conn(ConnId(2)).is_some_and(|c| c.open) {
+        assert!(Instant::now() < deadline, "idle connection never closed");
+        send(&mut alive, r#"{"op":"ping"}"#);
+        assert_eq!(next_json(&mut alive, "pong")["ret_msg"], "pong");
+        pings += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        t0.elapsed() >= Duration::from_millis(600),
+        "closed after {:?}",
+        t0.elapsed()
+    );
+    let deadline = Instant::now() + T;
+    loop {
+        match next_msg(&mut silent, deadline) {
+            Some(Ok(Message::Close(Some(frame)))) => {
+                assert_eq!(frame.code, CloseCode::Away);
+                assert_eq!(frame.reason.as_str(), "idle timeout");
+                break;
+            }
+            Some(Ok(_)) => {}
+            other => panic!("expected close, got {other:?}"),
+        }
+    }
+    let snap = sim.snapshot();
+    assert_eq!((snap.idle_closes, snap.venue_pings), (1, pings));
+    assert!(snap.conn(ConnId(1)).is_some_and(|c| c.open));
+    // Spot: no req_id, none back.
+    let spot = Sim::start(venue_cfg(SimVenue::BybitSpot)).expect("start");
+    let mut ws = connect(&spot, "/v5/public/spot");
+    send(&mut ws, r#"{"op":"ping"}"#);
+    assert_eq!(
+        keys(&next_json(&mut ws, "pong")),
+        keys(&fixture("bybit/pong_spot.json"))
+    );
+}
+
+// ----- OKX ------------------------------------------------------------------
+
+#[test]
+fn okx_subscribe_events_errors_and_data_match_the_docs() {
+    let sim = Sim::start(venue_cfg(SimVenue::Okx)).expect("start");
+    assert!(matches!(
+        try_connect(&sim, "/ws/v5/private"),
+        Err(Rejected { status: 404, .. })
+    ));
+    let mut ws = connect(&sim, "/ws/v5/public");
+    send(
+        &mut ws,
+        r#"{"id":"7","op":"subscribe","args":[
+            {"channel":"books","instId":"BTC-USDT-SWAP"},
+            {"channel":"bbo-tbt","instId":"BTC-USDT-SWAP"},
+            {"channel":"trades","instId":"BTC-USDT"},
+            {"channel":"funding-rate","instId":"BTC-USDT-SWAP"},
+            {"channel":"mark-price","instId":"BTC-USDT-SWAP"},
+            {"channel":"books","instId":"XRP-USDT-SWAP"},
+            {"channel":"funding-rate","instId":"BTC-USDT"}]}"#,
+    );
+    let channel = |v: &Value| v["arg"]["channel"].as_str().unwrap_or("").to_string();
+    let data = |all: &[Value], c: &str| {
+        all.iter()
+            .filter(|v| v.get("data").is_some() && channel(v) == c)
+            .count()
+    };
+    let all = collect(&mut ws, "okx", |all| {
+        data(all, "books") >= 6
+            && data(all, "bbo-tbt") >= 3
+            && data(all, "trades") >= 3
+            && data(all, "funding-rate") >= 2
+            && data(all, "mark-price") >= 2
+            && all.iter().filter(|v| v["event"] == "error").count() == 2
+    });
+    let events: Vec<&Value> = all.iter().filter(|v| v.get("event").is_some()).collect();
+    let sub_fx = fixture("okx/subscribe_event.json");
+    let err_fx = fixture("okx/error_event.json");
+    let subs: Vec<&&Value> = events
+        .iter()
+        .filter(|v| v["event"] == "subscribe")
+        .collect();
+    assert_eq!(subs.len(), 5);
+    for s in &subs {
+        assert_eq!(keys(s), keys(&sub_fx));
+        assert_eq!(s["id"], "7");
+    }
+    assert_eq!(
+        subs[2]["arg"],
+        serde_json::json!({"channel": "trades", "instId": "BTC-USDT"})
+    );
+    let errs: Vec<&&Value> = events.iter().filter(|v| v["event"] == "error").collect();
+    for e in &errs {
+        assert_eq!(keys(e), keys(&err_fx));
+        assert_eq!(e["code"], "60018");
+    }
+    assert_eq!(
+        errs[0]["msg"],
+        "Wrong URL or channel:books,instId:XRP-USDT-SWAP doesn't exist. Please use the correct URL, channel and parameters referring to API document."
+    );
+    assert_eq!(subs[0]["connId"], errs[0]["connId"]);
+    assert_eq!(subs[0]["connId"].as_str().map(str::len), Some(8));
+
+    // books: a snapshot (prevSeqId -1), then updates chained by prevSeqId.
+    let books: Vec<&Value> = all
+        .iter()
+        .filter(|v| v.get("data").is_some() && channel(v) == "books")
+        .collect();
+    let snap_fx = fixture("okx/books_snapshot.json");
+    let upd_fx = fixture("okx/books_update.json");
+    assert_eq!(books[0]["action"], "snapshot");
+    assert_eq!(
+        (keys(books[0]), data_keys(books[0])),
+        (keys(&snap_fx), data_keys(&snap_fx))
+    );
+    assert_eq!(books[0]["data"][0]["prevSeqId"], -1);
+    let mut local = Local::default();
+    let d0 = &books[0]["data"][0];
+    local.apply(&d0["bids"], &d0["asks"]);
+    let mut seq = d0["seqId"].as_i64().expect("seqId");
+    for b in &books[1..] {
+        assert_eq!(b["action"], "update");
+        assert_eq!((keys(b), data_keys(b)), (keys(&upd_fx), data_keys(&upd_fx)));
+        let d = &b["data"][0];
+        assert_eq!(d["prevSeqId"].as_i64(), Some(seq), "chained");
+        assert!(d["seqId"].as_i64().expect("seqId") > seq);
+        seq = d["seqId"].as_i64().expect("seqId");
+        assert_eq!(d["checksum"], 0, "checksum off: 0 as on OKX production");
+        for l in d["bids"]
+            .as_array()
+            .expect("bids")
+            .iter()
+            .chain(d["asks"].as_array().expect("asks"))
+        {
+            assert_eq!(l.as_array().map(Vec::len), Some(4));
+            assert_eq!(l[2], "0");
+        }
+        local.apply(&d["bids"], &d["asks"]);
+        assert!(!local.crossed());
+    }
+    for (c, fx) in [
+        ("bbo-tbt", "okx/bbo_tbt.json"),
+        ("trades", "okx/trades.json"),
+        ("funding-rate", "okx/funding_rate.json"),
+        ("mark-price", "okx/mark_price.json"),
+    ] {
+        let m = all
+            .iter()
+            .find(|v| v.get("data").is_some() && channel(v) == c)
+            .expect(c);
+        let fx = fixture(fx);
+        assert_eq!((keys(m), data_keys(m)), (keys(&fx), data_keys(&fx)), "{c}");
+    }
+    let trade = all
+        .iter()
+        .find(|v| channel(v) == "trades" && v.get("data").is_some())
+        .expect("trade");
+    assert_eq!(trade["data"][0]["instId"], "BTC-USDT");
+    let mark = all
+        .iter()
+        .find(|v| channel(v) == "mark-price" && v.get("data").is_some())
+        .expect("mark");
+    assert_eq!(mark["data"][0]["instType"], "SWAP");
+
+    // Ground truth.
+    let truth = sim.sent_on(ConnId(1));
+    let b: Vec<&SentRecord> = truth
+        .iter()
+        .filter(|r| r.stream == "books:BTC-USDT-SWAP")
+        .collect();
+    assert_eq!((b[0].kind, b[0].prev_seq), (SentKind::BookSnapshot, None));
+    assert!(b
+        .windows(2)
+        .all(|w| w[1].prev_seq == Some(w[0].seq) && w[1].kind == SentKind::BookUpdate));
+    assert!(truth
+        .iter()
+        .any(|r| r.stream == "funding-rate:BTC-USDT-SWAP" && r.kind == SentKind::Funding));
+
+    // Unsubscribe, bad requests.
+    send(
+        &mut ws,
+        r#"{"op":"unsubscribe","args":[{"channel":"books","instId":"BTC-USDT-SWAP"}]}"#,
+    );
+    collect(&mut ws, "unsub", |all| {
+        all.iter().any(|v| v["event"] == "unsubscribe")
+    });
+    send(&mut ws, "{nope");
+    let bad = collect(&mut ws, "60012", |all| {
+        all.iter().any(|v| v["event"] == "error")
+    });
+    assert_eq!(
+        bad.last().map(|v| v["code"].clone()),
+        Some(Value::from("60012"))
+    );
+    assert!(sim.wait_until(T, |s| s
+        .conn(ConnId(1))
+        .is_some_and(|c| c.streams.len() == 4)));
+}
+
+#[test]
+fn okx_ping_pong_and_idle_close() {
+    let sim = Sim::start(SimConfig {
+        idle_timeout: Some(Duration::from_millis(500)),
+        ..venue_cfg(SimVenue::Okx)
+    })
+    .expect("start");
+    let mut alive = connect(&sim, "/ws/v5/public");
+    let _silent = connect(&sim, "/ws/v5/public");
+    assert!(sim.wait_until(T, |s| s.connections.len() == 2));
+    let deadline = Instant::now() + T;
+    while sim.snapshot().conn(ConnId(2)).is_some_and(|c| c.open) {
+        assert!(Instant::now() < deadline, "idle connection never closed");
+        send(&mut alive, "ping");
+        assert_eq!(next_text(&mut alive, "pong"), "pong");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Subscribed data does not keep a connection alive: only client text does.
+    send(
+        &mut alive,
+        r#"{"op":"subscribe","args":[{"channel":"bbo-tbt","instId":"ETH-USDT"}]}"#,
+    );
+    assert!(sim.wait_until(T, |s| s.conn(ConnId(1)).is_some_and(|c| !c.open)));
+    let snap = sim.snapshot();
+    assert_eq!(snap.idle_closes, 2);
+    assert!(snap.venue_pings >= 4);
+}
+
+#[test]
+fn okx_checksum_is_crc32_of_the_top_25_and_bad_checksum_breaks_it_once() {
+    let sim = Sim::start(SimConfig {
+        okx_checksum: true,
+        ..venue_cfg(SimVenue::Okx)
+    })
+    .expect("start");
+    let mut ws = connect(&sim, "/ws/v5/public");
+    send(
+        &mut ws,
+        r#"{"op":"subscribe","args":[{"channel":"books","instId":"ETH-USDT-SWAP"}]}"#,
+    );
+    assert_eq!(next_json(&mut ws, "ack")["event"], "subscribe");
+    // Every checksum is the CRC32 of the local book's top 25 (strings as
+    // received) ...
+    let mut local = Local::default();
+    let mut check = |ws: &mut Client| -> bool {
+        let v = next_json(ws, "books");
+        let d = &v["data"][0];
+        if v["action"] == "snapshot" {
+            local = Local::default();
+        }
+        local.apply(&d["bids"], &d["asks"]);
+        let cs = d["checksum"].as_i64().expect("checksum");
+        assert_ne!(cs, 0);
+        cs == i64::from(local.okx_checksum())
+    };
+    for _ in 0..20 {
+        assert!(check(&mut ws), "checksum of the local book");
+    }
+    // ... except one after BadChecksum.
+    sim.inject_book_on(ConnId(1), BookFault::BadChecksum);
+    let deadline = Instant::now() + T;
+    while check(&mut ws) {
+        assert!(Instant::now() < deadline, "no wrong checksum");
+    }
+    for _ in 0..10 {
+        assert!(check(&mut ws), "one wrong checksum only");
+    }
+    assert_eq!(sim.snapshot().faults_injected, 1);
+}
+
+// ----- Binance REST ---------------------------------------------------------
+
+/// One HTTP request: (status, raw headers, body).
+fn http_get(mut stream: Box<dyn Rw>, target: &str) -> (u16, String, String) {
+    let req = format!("GET {target} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: sim-test\r\n\r\n");
+    stream.write_all(req.as_bytes()).expect("write request");
+    let _ = stream.flush();
+    let deadline = Instant::now() + T;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                assert!(Instant::now() < deadline, "response never completed");
+            }
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+            Err(e) => panic!("reading response: {e}"),
+        }
+    }
+    let text = String::from_utf8(buf).expect("utf8");
+    let (head, body) = text.split_once("\r\n\r\n").expect("head");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    (status, head.to_string(), body.to_string())
+}
+
+fn rest(sim: &Sim, target: &str) -> (u16, String, Value) {
+    let (status, head, body) = http_get(Box::new(tcp(sim)), target);
+    let v = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{target}: {e}: {body}"));
+    (status, head, v)
+}
+
+/// Levels of a REST snapshot or a diff as `Local` input.
+fn local_of(snapshot: &Value) -> Local {
+    let mut l = Local::default();
+    l.apply(&snapshot["bids"], &snapshot["asks"]);
+    l
+}
+
+#[test]
+fn binance_rest_depth_endpoints_and_errors() {
+    let sim = Sim::start(fast_cfg()).expect("start");
+    let (status, head, spot) = rest(&sim, "/api/v3/depth?symbol=BTCUSDT&limit=5");
+    assert_eq!(status, 200);
+    assert!(head.contains("Connection: close"), "{head}");
+    assert_eq!(keys(&spot), keys(&fixture("binance/depth_spot.json")));
+    assert_eq!(spot["bids"].as_array().map(Vec::len), Some(5));
+    assert_eq!(spot["bids"][0].as_array().map(Vec::len), Some(2));
+    let (_, _, usdm) = rest(&sim, "/fapi/v1/depth?symbol=ETHUSDT&limit=1000");
+    assert_eq!(keys(&usdm), keys(&fixture("binance/depth_usdm.json")));
+    let l = local_of(&usdm);
+    assert!(
+        l.bids.len() >= 30 && l.asks.len() >= 30,
+        "whole book: {}",
+        l.bids.len()
+    );
+    assert!(!l.crossed());
+    // Bids best first, asks best first.
+    let bids: Vec<i64> = usdm["bids"]
+        .as_array()
+        .expect("bids")
+        .iter()
+        .map(|l| units(l[0].as_str().expect("p")))
+        .collect();
+    assert!(bids.windows(2).all(|w| w[0] > w[1]));
+    let (_, _, dflt) = rest(&sim, "/api/v3/depth?symbol=ETHUSDT");
+    assert!(dflt["bids"]
+        .as_array()
+        .map(Vec::len)
+        .is_some_and(|n| n <= 100));
+    for (target, status, code) in [
+        ("/fapi/v1/depth?symbol=BTCUSDT&limit=7", 400, -1130),
+        ("/api/v3/depth?limit=5", 400, -1102),
+        ("/api/v3/depth?symbol=XRPUSDT", 400, -1121),
+        ("/api/v3/depth?symbol=BTCUSDT&limit=x", 400, -1100),
+        ("/api/v3/ticker", 404, -1),
+    ] {
+        let (s, _, v) = rest(&sim, target);
+        assert_eq!(
+            (s, v["code"].as_i64()),
+            (status, Some(code)),
+            "{target}: {v}"
+        );
+    }
+    // Over TLS, on the same port as the WebSockets.
+    let tls_sim = Sim::start(SimConfig {
+        tls: true,
+        ..fast_cfg()
+    })
+    .expect("start");
+    let (status, _, body) = http_get(tls_stream(&tls_sim), "/api/v3/depth?symbol=BTCUSDT&limit=3");
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["asks"].as_array().map(Vec::len), Some(3));
+    let mut ws = match handshake(tungstenite::client::client_with_config(
+        format!(
+            "wss://localhost:{}/stream?streams=btcusdt@depth",
+            tls_sim.port()
+        ),
+        tls_stream(&tls_sim),
+        None,
+    )) {
+        Ok(ws) => ws,
+        Err(e) => panic!("wss upgrade: {e:?}"),
+    };
+    read_until(&mut ws, "depth over tls", |v| {
+        v["data"]["e"] == "depthUpdate"
+    });
+    assert_eq!(tls_sim.snapshot().rest_requests, 1);
+    // Other venues serve no REST.
+    let okx = Sim::start(venue_cfg(SimVenue::Okx)).expect("start");
+    assert_eq!(rest(&okx, "/api/v3/depth?symbol=BTCUSDT").0, 404);
+    assert_eq!(sim.snapshot().rest_requests, 8);
+    assert!(
+        sim.snapshot().connections.is_empty(),
+        "REST is not a WebSocket connection"
+    );
+}
+
+fn tls_stream(sim: &Sim) -> Box<dyn Rw> {
+    let pem = sim.ca_pem().expect("ca pem");
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(pem.as_bytes()).expect("pem"))
+        .expect("root");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = Arc::new(
+        ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    let name = ServerName::try_from("localhost".to_string()).expect("name");
+    let conn = ClientConnection::new(cfg, name).expect("client");
+    Box::new(StreamOwned::new(conn, tcp(sim)))
+}
+
+/// Binance's documented procedure (spot): buffer diffs, fetch a snapshot,
+/// drop diffs with `u <= lastUpdateId`, the first applied one has
+/// `U <= lastUpdateId + 1 <= u`, then each `U` is the previous `u + 1`.
+/// Returns the local book and the update id it is at.
+fn sync_binance(
+    sim: &Sim,
+    ws: &mut Client,
+    pending: &mut Vec<Value>,
+    target: &str,
+) -> (Local, u64) {
+    let (_, _, snap) = rest(sim, target);
+    let last = snap["lastUpdateId"].as_u64().expect("lastUpdateId");
+    let mut local = local_of(&snap);
+    let deadline = Instant::now() + T;
+    loop {
+        if pending.is_empty() {
+            assert!(Instant::now() < deadline, "no diff after the snapshot");
+            let v = read_until(ws, "diff", |v| v.get("stream").is_some());
+            pending.push(v);
+            continue;
+        }
+        let v = pending.remove(0);
+        let d = &v["data"];
+        if d["e"] != "depthUpdate" {
+            continue;
+        }
+        let (big_u, u) = (d["U"].as_u64().expect("U"), d["u"].as_u64().expect("u"));
+        if u <= last {
+            continue;
+        }
+        assert!(
+            big_u <= last + 1 && last < u,
+            "first diff [{big_u};{u}] vs snapshot {last}"
+        );
+        local.apply(&d["b"], &d["a"]);
+        return (local, u);
+    }
+}
+
+#[test]
+fn binance_snapshot_plus_diffs_track_the_book_exactly() {
+    // Several book changes per diff: a snapshot usually falls inside a diff.
+    let sim = Sim::start(SimConfig {
+        usdm_routing: false,
+        ..fast_cfg()
+    })
+    .expect("start");
+    let mut ws = connect(
+        &sim,
+        "/stream?streams=btcusdt@bookTicker/btcusdt@depth@100ms",
+    );
+    let mut pending: Vec<Value> = (0..20)
+        .map(|_| read_until(&mut ws, "buffer", |v| v.get("stream").is_some()))
+        .collect();
+    let (mut local, mut id) = sync_binance(
+        &sim,
+        &mut ws,
+        &mut pending,
+        "/api/v3/depth?symbol=BTCUSDT&limit=1000",
+    );
+    // From here every diff's top of book equals the bookTicker of its last id.
+    let mut quotes: BTreeMap<u64, (String, String)> = BTreeMap::new();
+    let mut checked = 0;
+    let mut handle = |v: &Value, local: &mut Local, id: &mut u64, checked: &mut i32| {
+        let d = &v["data"];
+        match d["e"].as_str() {
+            Some("bookTicker") => {
+                quotes.insert(
+                    d["u"].as_u64().expect("u"),
+                    (
+                        d["b"].as_str().expect("b").into(),
+                        d["a"].as_str().expect("a").into(),
+                    ),
+                );
+            }
+            Some("depthUpdate") => {
+                assert_eq!(d["U"].as_u64(), Some(*id + 1));
+                local.apply(&d["b"], &d["a"]);
+                *id = d["u"].as_u64().expect("u");
+                let q = quotes
+                    .get(id)
+                    .unwrap_or_else(|| panic!("bookTicker {id} before its diff"));
+                assert_eq!(
+                    local.best_bid().map(|b| &b.0),
+                    Some(&q.0),
+                    "best bid at {id}"
+                );
+                assert_eq!(
+                    local.best_ask().map(|a| &a.0),
+                    Some(&q.1),
+                    "best ask at {id}"
+                );
+                assert!(!local.crossed());
+                *checked += 1;
+            }
+            _ => {}
+        }
+    };
+    for v in std::mem::take(&mut pending) {
+        handle(&v, &mut local, &mut id, &mut checked);
+    }
+    while checked < 15 {
+        let v = read_until(&mut ws, "data", |v| v.get("stream").is_some());
+        handle(&v, &mut local, &mut id, &mut checked);
+    }
+
+    // One change per diff: any snapshot's id is some diff's u, so the whole
+    // book can be compared.
+    let fine = Sim::start(SimConfig {
+        usdm_routing: false,
+        book_interval: Duration::from_millis(10),
+        depth_interval: Duration::from_millis(1),
+        ..fast_cfg()
+    })
+    .expect("start");
+    let mut ws = connect(&fine, "/stream?streams=ethusdt@depth");
+    let mut pending: Vec<Value> = (0..3)
+        .map(|_| read_until(&mut ws, "buffer", |v| v.get("stream").is_some()))
+        .collect();
+    let (mut local, mut id) = sync_binance(
+        &fine,
+        &mut ws,
+        &mut pending,
+        "/fapi/v1/depth?symbol=ETHUSDT&limit=1000",
+    );
+    for round in 0..3 {
+        let (_, _, snap) = rest(&fine, "/fapi/v1/depth?symbol=ETHUSDT&limit=1000");
+        let target = snap["lastUpdateId"].as_u64().expect("id");
+        while id < target {
+            let v = if pending.is_empty() {
+                read_until(&mut ws, "diff", |v| v.get("stream").is_some())
+            } else {
+                pending.remove(0)
+            };
+            let d = &v["data"];
+            assert_eq!(d["pu"].as_u64(), Some(id), "round {round}");
+            local.apply(&d["b"], &d["a"]);
+            id = d["u"].as_u64().expect("u");
+        }
+        assert_eq!(id, target, "one change per diff");
+        assert_eq!(local, local_of(&snap), "book at {target}, round {round}");
+    }
+}
+
+#[test]
+fn snapshot_stale_serves_the_oldest_book_once() {
+    let sim = Sim::start(fast_cfg()).expect("start");
+    let mut ws = connect(&sim, "/public/stream?streams=btcusdt@depth");
+    let first = read_until(&mut ws, "diff", |v| v["data"]["e"] == "depthUpdate");
+    let first_u = first["data"]["U"].as_u64().expect("U");
+    sim.inject_book(BookFault::SnapshotStale);
+    let (_, _, stale) = rest(&sim, "/fapi/v1/depth?symbol=BTCUSDT&limit=1000");
+    let stale_id = stale["lastUpdateId"].as_u64().expect("id");
+    assert!(
+        stale_id < first_u,
+        "stale {stale_id} < first buffered U {first_u}"
+    );
+    let (_, _, fresh) = rest(&sim, "/fapi/v1/depth?symbol=BTCUSDT&limit=1000");
+    assert!(fresh["lastUpdateId"].as_u64().expect("id") >= first_u);
+    let snap = sim.snapshot();
+    assert_eq!((snap.stale_snapshots_served, snap.faults_injected), (1, 1));
+    assert!(BookFault::SnapshotStale.is_listener_fault());
+}
+
+// ----- Book faults on each venue ---------------------------------------------
+//
+// A fault acts on the first book message after the connection armed it; the
+// client may still have older messages queued, so each test reads until the
+// anomaly shows (bounded by a deadline), then checks the messages after it.
+
+/// Arms `fault` on `conn` and waits until the connection has taken it.
+fn arm(sim: &Sim, conn: ConnId, fault: BookFault) {
+    let before = sim.snapshot().faults_injected;
+    sim.inject_book_on(conn, fault);
+    assert!(sim.wait_until(T, |s| s.faults_injected == before + 1));
+}
+
+/// The next JSON message satisfying `is`.
+fn next_where(ws: &mut Client, what: &str, is: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + T;
+    loop {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        let v = next_json(ws, what);
+        if is(&v) {
+            return v;
+        }
+    }
+}
+
+/// Reads messages (`is`) until `found(previous, message)` holds; returns the
+/// message before and the one found.
+fn until_found(
+    ws: &mut Client,
+    what: &str,
+    first: Value,
+    is: impl Fn(&Value) -> bool,
+    found: impl Fn(&Value, &Value) -> bool,
+) -> (Value, Value) {
+    let deadline = Instant::now() + T;
+    let mut prev = first;
+    loop {
+        assert!(Instant::now() < deadline, "never saw {what}");
+        let v = next_where(ws, what, &is);
+        if found(&prev, &v) {
+            return (prev, v);
+        }
+        prev = v;
+    }
+}
+
+#[test]
+fn binance_book_faults() {
+    let sim = Sim::start(fast_cfg()).expect("start");
+    let mut ws = connect(&sim, "/public/stream?streams=btcusdt@depth");
+    let is_diff = |v: &Value| v["data"]["e"] == "depthUpdate";
+    let chained = |a: &Value, b: &Value| b["data"]["pu"] == a["data"]["u"];
+    let first = next_where(&mut ws, "diff", is_diff);
+    // SkipSeq withholds exactly one diff: the chain shows one gap.
+    arm(&sim, ConnId(1), BookFault::SkipSeq);
+    assert!(sim.wait_until(T, |s| s.withheld == 1));
+    let (_, after_gap) = until_found(&mut ws, "the gap", first, is_diff, |a, b| !chained(a, b));
+    // BreakChain: one diff claims U = prev u + 2 and pu = prev u + 1.
+    arm(&sim, ConnId(1), BookFault::BreakChain);
+    let (prev, bad) = until_found(&mut ws, "the break", after_gap, is_diff, |a, b| {
+        !chained(a, b)
+    });
+    let pu = prev["data"]["u"].as_u64().expect("u");
+    assert_eq!(bad["data"]["pu"].as_u64(), Some(pu + 1));
+    assert_eq!(bad["data"]["U"].as_u64(), Some(pu + 2));
+    let mut last = bad.clone();
+    for _ in 0..10 {
+        let d = next_where(&mut ws, "diff", is_diff);
+        assert!(chained(&last, &d), "one break only");
+        last = d;
+    }
+    let rec = sim
+        .sent_on(ConnId(1))
+        .into_iter()
+        .find(|r| Some(r.seq) == bad["data"]["u"].as_u64() && r.kind == SentKind::BookUpdate)
+        .expect("record");
+    assert_eq!(
+        rec.prev_seq,
+        Some(pu + 1),
+        "ground truth shows what was sent"
+    );
+    // CrossBook on a quote: one bookTicker shows bid == ask.
+    drop(ws);
+    let mut quotes = connect(&sim, "/public/stream?streams=ethusdt@bookTicker");
+    assert!(sim.wait_until(T, |s| s.connections.len() == 2));
+    arm(&sim, ConnId(2), BookFault::CrossBook);
+    let is_quote = |v: &Value| v.get("stream").is_some();
+    next_where(&mut quotes, "crossed quote", |v| {
+        is_quote(v) && v["data"]["b"] == v["data"]["a"]
+    });
+    for _ in 0..10 {
+        let q = next_where(&mut quotes, "quote", is_quote);
+        assert_ne!(q["data"]["b"], q["data"]["a"], "one crossed quote only");
+    }
+}
+
+#[test]
+fn bybit_book_faults() {
+    let sim = Sim::start(venue_cfg(SimVenue::BybitLinear)).expect("start");
+    let mut ws = connect(&sim, "/v5/public/linear");
+    let sub = r#"{"op":"subscribe","args":["orderbook.50.ETHUSDT"]}"#;
+    send(&mut ws, sub);
+    assert_eq!(next_json(&mut ws, "ack")["success"], true);
+    let is_ob = |v: &Value| v.get("topic").is_some();
+    let u_of = |v: &Value| v["data"]["u"].as_u64().expect("u");
+    let snap = next_where(&mut ws, "snapshot", is_ob);
+    assert_eq!(snap["type"], "snapshot");
+    // SkipSeq: u jumps by two, once.
+    arm(&sim, ConnId(1), BookFault::SkipSeq);
+    let (prev, d) = until_found(&mut ws, "the skip", snap, is_ob, |a, b| {
+        u_of(b) != u_of(a) + 1
+    });
+    assert_eq!(u_of(&d), u_of(&prev) + 2);
+    // Resync by subscribing afresh.
+    send(
+        &mut ws,
+        r#"{"op":"unsubscribe","args":["orderbook.50.ETHUSDT"]}"#,
+    );
+    send(&mut ws, sub);
+    let snap = next_where(&mut ws, "snapshot", |v| v["type"] == "snapshot");
+    let mut local = Local::default();
+    local.apply(&snap["data"]["b"], &snap["data"]["a"]);
+    // BreakChain: one delta with u + 1000; the next ones continue from the truth.
+    arm(&sim, ConnId(1), BookFault::BreakChain);
+    let mut prev = snap;
+    let bad = loop {
+        let d = next_where(&mut ws, "the break", is_ob);
+        local.apply(&d["data"]["b"], &d["data"]["a"]);
+        if u_of(&d) != u_of(&prev) + 1 {
+            break d;
+        }
+        prev = d;
+    };
+    let true_u = u_of(&prev) + 1;
+    assert_eq!(u_of(&bad), true_u + 1000);
+    let next = next_where(&mut ws, "delta", is_ob);
+    assert_eq!(u_of(&next), true_u + 1);
+    local.apply(&next["data"]["b"], &next["data"]["a"]);
+    assert!(sim
+        .sent_on(ConnId(1))
+        .iter()
+        .any(|r| r.seq == true_u + 1000));
+    assert!(!local.crossed(), "the data stayed true");
+    // CrossBook: a delta crosses the local book.
+    arm(&sim, ConnId(1), BookFault::CrossBook);
+    let deadline = Instant::now() + T;
+    while !local.crossed() {
+        assert!(Instant::now() < deadline, "never crossed");
+        let d = next_where(&mut ws, "delta", is_ob);
+        local.apply(&d["data"]["b"], &d["data"]["a"]);
+    }
+    // DropNext withholds Bybit messages too.
+    let before = sim.snapshot().withheld;
+    sim.inject_on(ConnId(1), Fault::DropNext { count: 2 });
+    assert!(sim.wait_until(T, |s| s.withheld == before + 2));
+}
+
+#[test]
+fn okx_book_faults() {
+    let sim = Sim::start(venue_cfg(SimVenue::Okx)).expect("start");
+    let mut ws = connect(&sim, "/ws/v5/public");
+    let sub = r#"{"op":"subscribe","args":[{"channel":"books","instId":"BTC-USDT"}]}"#;
+    send(&mut ws, sub);
+    assert_eq!(next_json(&mut ws, "ack")["event"], "subscribe");
+    let is_books = |v: &Value| v.get("data").is_some();
+    let chained = |a: &Value, b: &Value| b["data"][0]["prevSeqId"] == a["data"][0]["seqId"];
+    let snap = next_where(&mut ws, "snapshot", is_books);
+    assert_eq!(snap["action"], "snapshot");
+    // SkipSeq: one update's prevSeqId is not the last seqId received.
+    arm(&sim, ConnId(1), BookFault::SkipSeq);
+    let (_, after) = until_found(&mut ws, "the skip", snap, is_books, |a, b| !chained(a, b));
+    let mut last = after;
+    for _ in 0..5 {
+        let d = next_where(&mut ws, "update", is_books);
+        assert!(chained(&last, &d));
+        last = d;
+    }
+    // Resync: subscribing again sends a fresh snapshot.
+    send(&mut ws, sub);
+    let snap = next_where(&mut ws, "snapshot", |v| v["action"] == "snapshot");
+    let mut local = Local::default();
+    local.apply(&snap["data"][0]["bids"], &snap["data"][0]["asks"]);
+    // BreakChain: prevSeqId one less than the last seqId, once.
+    arm(&sim, ConnId(1), BookFault::BreakChain);
+    let mut prev = snap;
+    let bad = loop {
+        let d = next_where(&mut ws, "the break", is_books);
+        local.apply(&d["data"][0]["bids"], &d["data"][0]["asks"]);
+        if !chained(&prev, &d) {
+            break d;
+        }
+        prev = d;
+    };
+    let seq = prev["data"][0]["seqId"].as_i64().expect("seqId");
+    assert_eq!(bad["data"][0]["prevSeqId"].as_i64(), Some(seq - 1));
+    let next = next_where(&mut ws, "update", is_books);
+    assert!(chained(&bad, &next));
+    local.apply(&next["data"][0]["bids"], &next["data"][0]["asks"]);
+    assert!(!local.crossed());
+    // CrossBook: an update crosses the local book.
+    arm(&sim, ConnId(1), BookFault::CrossBook);
+    let deadline = Instant::now() + T;
+    while !local.crossed() {
+        assert!(Instant::now() < deadline, "never crossed");
+        let d = next_where(&mut ws, "update", is_books);
+        local.apply(&d["data"][0]["bids"], &d["data"][0]["asks"]);
+    }
+    // BadChecksum without okx_checksum: one non-zero checksum where OKX sends 0.
+    arm(&sim, ConnId(1), BookFault::BadChecksum);
+    next_where(&mut ws, "bad checksum", |v| {
+        is_books(v) && v["data"][0]["checksum"] != 0
+    });
+    for _ in 0..5 {
+        let d = next_where(&mut ws, "update", is_books);
+        assert_eq!(d["data"][0]["checksum"], 0);
+    }
 }

@@ -1,0 +1,290 @@
+//! Plain HTTP on the WebSocket listener: Binance's REST depth snapshot.
+//!
+//! The connection thread reads the request head first; a request without
+//! `Upgrade: websocket` comes here and gets exactly one response with
+//! `Connection: close`, then the connection is closed.
+//!
+//! * `GET /api/v3/depth?symbol=BTCUSDT&limit=N` (spot): `limit` default 100,
+//!   at most 5000 (more is cut to 5000) →
+//!   `{"lastUpdateId":…,"bids":[["p","q"],…],"asks":[…]}`.
+//! * `GET /fapi/v1/depth?symbol=BTCUSDT&limit=N` (USD-M): `limit` one of 5,
+//!   10, 20, 50, 100, 500 (default), 1000, else HTTP 400 code -1130 → the
+//!   same with `"E"` and `"T"` after `lastUpdateId`.
+//!
+//! Both serve the live book: `lastUpdateId` is the book's update id at that
+//! moment, usually inside the window `[U, u]` of a depth diff still to come.
+//! Missing `symbol` → 400 code -1102, unknown symbol → 400 code -1121, other
+//! paths → 404, other methods → 405 (all JSON `{"code":…,"msg":…}`). Other
+//! venues answer every plain request with 404. Scripted upgrade rejections
+//! ([`super::Fault::Reject`] and its shorthands) do not apply to plain
+//! requests; [`super::BookFault::SnapshotStale`] does. Each request is counted
+//! in [`super::SimSnapshot::rest_requests`] (and its TCP accept in
+//! `accepts`), and never appears in `connections`.
+
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::conn::SimStream;
+use super::market::now_ms;
+use super::{lock, Inner, SimVenue};
+
+/// Longest request head accepted.
+pub(crate) const MAX_HEAD: usize = 16 * 1024;
+/// How long writing the response and waiting for the client's FIN may take.
+const LINGER: Duration = Duration::from_millis(500);
+
+/// A parsed HTTP request head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Head {
+    pub method: String,
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Head {
+    /// Parses the head (up to the blank line); `None` if it is not HTTP/1.x.
+    pub(crate) fn parse(bytes: &[u8]) -> Option<Head> {
+        let end = find_blank_line(bytes)?;
+        let text = std::str::from_utf8(&bytes[..end]).ok()?;
+        let mut lines = text.split("\r\n");
+        let mut parts = lines.next()?.split(' ');
+        let (method, target, version) = (parts.next()?, parts.next()?, parts.next()?);
+        if !version.starts_with("HTTP/1.") || method.is_empty() || !target.starts_with('/') {
+            return None;
+        }
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        Some(Head {
+            method: method.to_string(),
+            target: target.to_string(),
+            headers,
+        })
+    }
+
+    /// A WebSocket upgrade request (`Upgrade: websocket`).
+    pub(crate) fn is_upgrade(&self) -> bool {
+        self.headers
+            .iter()
+            .any(|(k, v)| k == "upgrade" && v.eq_ignore_ascii_case("websocket"))
+    }
+}
+
+/// Index just past `\r\n\r\n`, if present.
+pub(crate) fn find_blank_line(bytes: &[u8]) -> Option<usize> {
+    bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p + 4)
+}
+
+fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn error(status: u16, code: i32, msg: &str) -> (u16, String) {
+    let msg = serde_json::to_string(msg).unwrap_or_else(|_| "\"\"".into());
+    (status, format!(r#"{{"code":{code},"msg":{msg}}}"#))
+}
+
+/// Status and JSON body for a plain request.
+pub(crate) fn route(inner: &Inner, head: &Head) -> (u16, String) {
+    if head.method != "GET" {
+        return error(405, -1, "Method not allowed.");
+    }
+    let (path, query) = head.target.split_once('?').unwrap_or((&head.target, ""));
+    let usdm = match (inner.cfg.venue, path) {
+        (SimVenue::Binance, "/api/v3/depth") => false,
+        (SimVenue::Binance, "/fapi/v1/depth") => true,
+        _ => return error(404, -1, &format!("Not found: {path}")),
+    };
+    let symbol = match query_param(query, "symbol") {
+        Some(s) if !s.is_empty() => s,
+        _ => {
+            return error(
+                400,
+                -1102,
+                "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.",
+            )
+        }
+    };
+    let Some(sym) = inner.info.iter().position(|s| s.name == symbol) else {
+        return error(400, -1121, "Invalid symbol.");
+    };
+    let limit = match (query_param(query, "limit"), usdm) {
+        (None, false) => 100,
+        (None, true) => 500,
+        (Some(v), usdm) => match v.parse::<usize>() {
+            Ok(n) if usdm && [5, 10, 20, 50, 100, 500, 1000].contains(&n) => n,
+            Ok(n) if !usdm && n >= 1 => n.min(5000),
+            Ok(_) if usdm => {
+                return error(400, -1130, "Data sent for parameter 'limit' is not valid.")
+            }
+            _ => return error(
+                400,
+                -1100,
+                "Illegal characters found in parameter 'limit'; legal range is '^[0-9]{1,20}$'.",
+            ),
+        },
+    };
+    let stale = inner.update(|st| {
+        let stale = st.stale_snapshots > 0;
+        if stale {
+            st.stale_snapshots -= 1;
+            st.counters.stale_snapshots_served += 1;
+        }
+        stale
+    });
+    let (id, bids, asks) = lock(&inner.market).rest_depth(sym, limit, stale);
+    let now = now_ms();
+    let times = usdm.then_some((now, now.saturating_sub(1)));
+    (
+        200,
+        super::render::rest_depth(&inner.info[sym], id, &bids, &asks, times),
+    )
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        _ => "Error",
+    }
+}
+
+/// Answers one plain request and closes the connection.
+pub(crate) fn serve(inner: &Inner, mut stream: SimStream, head: &Head) {
+    let (status, body) = route(inner, head);
+    inner.update(|st| st.counters.rest_requests += 1);
+    let response = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: application/json;charset=UTF-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        reason(status),
+        body.len()
+    );
+    let deadline = Instant::now() + LINGER;
+    if write_all(&mut stream, response.as_bytes(), deadline, inner).is_err() {
+        return;
+    }
+    stream.close_notify();
+    let _ = flush(&mut stream, deadline, inner);
+    let _ = stream.tcp().shutdown(Shutdown::Write);
+    // Wait for the client to close (unread input at close would turn our FIN
+    // into a reset).
+    let mut buf = [0u8; 1024];
+    while Instant::now() < deadline && !inner.is_shutdown() {
+        match stream.tcp_read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                thread::sleep(Duration::from_millis(1))
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+}
+
+fn write_all(
+    stream: &mut SimStream,
+    mut bytes: &[u8],
+    deadline: Instant,
+    inner: &Inner,
+) -> io::Result<()> {
+    while !bytes.is_empty() {
+        match stream.write(bytes) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock
+                    || e.kind() == io::ErrorKind::Interrupted =>
+            {
+                if Instant::now() >= deadline || inner.is_shutdown() {
+                    return Err(e);
+                }
+                thread::sleep(Duration::from_micros(200));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    flush(stream, deadline, inner)
+}
+
+fn flush(stream: &mut SimStream, deadline: Instant, inner: &Inner) -> io::Result<()> {
+    loop {
+        match stream.flush() {
+            Ok(()) => return Ok(()),
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock
+                    || e.kind() == io::ErrorKind::Interrupted =>
+            {
+                if Instant::now() >= deadline || inner.is_shutdown() {
+                    return Err(e);
+                }
+                thread::sleep(Duration::from_micros(200));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Reads until the end of the request head (or `MAX_HEAD` bytes, EOF, an
+/// error or the deadline). Returns everything read; `None` when the peer
+/// went away or the simulator shuts down before anything useful arrived.
+pub(crate) fn read_head(
+    inner: &Inner,
+    stream: &mut SimStream,
+    deadline: Instant,
+) -> Option<Vec<u8>> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 2048];
+    loop {
+        if find_blank_line(&buf).is_some() || buf.len() >= MAX_HEAD {
+            return Some(buf);
+        }
+        if inner.is_shutdown() || Instant::now() >= deadline {
+            return None;
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) => return (!buf.is_empty()).then_some(buf),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                thread::sleep(Duration::from_micros(500))
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heads() {
+        let h = Head::parse(
+            b"GET /api/v3/depth?symbol=BTCUSDT HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .expect("head");
+        assert_eq!(h.method, "GET");
+        assert_eq!(h.target, "/api/v3/depth?symbol=BTCUSDT");
+        assert!(!h.is_upgrade());
+        let u =
+            Head::parse(b"GET /ws HTTP/1.1\r\nUpgrade: WebSocket\r\nConnection: Upgrade\r\n\r\n")
+                .expect("head");
+        assert!(u.is_upgrade());
+        assert!(Head::parse(b"\x16\x03\x01garbage\r\n\r\n").is_none());
+        assert!(Head::parse(b"GET / HTTP/1.1\r\n").is_none());
+        assert_eq!(query_param("symbol=A&limit=5", "limit"), Some("5"));
+        assert_eq!(query_param("symbol=A", "limit"), None);
+    }
+}
