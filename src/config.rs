@@ -150,6 +150,10 @@ pub struct ReconnectConfig {
     /// Replace a connection (open the new one, switch when it streams, close the old) once it
     /// is this old, ms; 0 never. Default 86100000: five minutes before Binance's 24-hour cut.
     pub max_connection_age_ms: u64,
+    /// Send the venue's keep-alive ping at least this often whatever the traffic, ms; 0 never.
+    /// Default: the venue's rule (Bybit and OKX every 20 s; Binance none: it pings us).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keepalive_ms: Option<u64>,
 }
 
 impl Default for ReconnectConfig {
@@ -167,6 +171,7 @@ impl Default for ReconnectConfig {
             handshake_timeout_ms: 5000,
             ack_timeout_ms: 2000,
             max_connection_age_ms: 86_100_000,
+            keepalive_ms: None,
         }
     }
 }
@@ -188,6 +193,7 @@ pub struct ReconnectOverride {
     pub handshake_timeout_ms: Option<u64>,
     pub ack_timeout_ms: Option<u64>,
     pub max_connection_age_ms: Option<u64>,
+    pub keepalive_ms: Option<u64>,
 }
 
 impl ReconnectOverride {
@@ -213,6 +219,7 @@ impl ReconnectOverride {
             max_connection_age_ms: self
                 .max_connection_age_ms
                 .unwrap_or(base.max_connection_age_ms),
+            keepalive_ms: self.keepalive_ms.or(base.keepalive_ms),
         }
     }
 }

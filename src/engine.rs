@@ -118,8 +118,10 @@ impl<S: Strategy> Engine<S> {
                 let syms = streams
                     .iter()
                     .map(|s| {
-                        *intern.entry(s.symbol.clone()).or_insert_with(|| {
-                            symbols.push(s.symbol.clone());
+                        // One id per instrument across venues: OKX BTC-USDT-SWAP is BTCUSDT.
+                        let name = crate::venue::canonical_symbol(&s.symbol);
+                        *intern.entry(name.clone()).or_insert_with(|| {
+                            symbols.push(name);
                             SymbolId(symbols.len() as u16 - 1)
                         })
                     })

@@ -7,7 +7,9 @@
 
 #![warn(missing_docs)]
 
+pub mod arb;
 pub mod audit;
+pub mod book;
 pub mod capture;
 pub mod clock;
 pub mod config;

@@ -251,6 +251,8 @@ pub struct FeedStats {
     pub rotations: AtomicU64,
     /// Attempts held back by the per-host attempt budget or a venue's Retry-After.
     pub throttled: AtomicU64,
+    /// Local books invalidated (each followed by a resync).
+    pub book_resyncs: AtomicU64,
     /// Times the capture channel was full and the feed waited for the disk.
     pub capture_waits: AtomicU64,
     /// Frames that failed to parse.
@@ -299,6 +301,7 @@ impl FeedStats {
             pings_received: AtomicU64::new(0),
             rotations: AtomicU64::new(0),
             throttled: AtomicU64::new(0),
+            book_resyncs: AtomicU64::new(0),
             capture_waits: AtomicU64::new(0),
             parse_errors: AtomicU64::new(0),
             unknown_frames: AtomicU64::new(0),

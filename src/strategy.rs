@@ -371,6 +371,8 @@ impl Strategy for SpreadMonitor {
             // A standby carried the feed, or a replacement overlapped: nothing was missed.
             Health::ConnectionLost { .. } | Health::Rotated { .. } => {}
             Health::Gap { .. } => self.gap_events += 1,
+            // Book ticks stop while a book is invalid, and resume once it is rebuilt.
+            Health::BookInvalid { .. } | Health::BookResynced { .. } => {}
             Health::SubscriptionRejected { .. } => {}
         }
     }

@@ -48,6 +48,11 @@ pub struct DepthChunk {
     pub snapshot: bool,
     /// OKX's CRC32 of the top 25 levels after this event (0: none; OKX sends 0 since June 2026).
     pub checksum: i32,
+    /// Most decimals of a price and of a size as the venue wrote them in this chunk (filled
+    /// only when `checksum` is non-zero: the checksum is over the venue's strings).
+    pub price_dp: u8,
+    /// See `price_dp`.
+    pub qty_dp: u8,
     /// Bids (`levels[..n_bids]`) then asks (`levels[n_bids..n_bids + n_asks]`).
     pub levels: [Level; DEPTH_CHUNK_LEVELS],
 }
@@ -64,6 +69,8 @@ impl DepthChunk {
         last: false,
         snapshot: false,
         checksum: 0,
+        price_dp: 0,
+        qty_dp: 0,
         levels: [Level {
             price: 0.0,
             qty: 0.0,
@@ -226,6 +233,30 @@ impl fmt::Display for DisconnectReason {
     }
 }
 
+/// Why a local order book stopped being trusted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BookFault {
+    /// The venue's update ids show an update was missed.
+    Gap,
+    /// The best bid reached the best ask.
+    Crossed,
+    /// OKX's checksum did not match the book.
+    Checksum,
+    /// No connection carried the feed for a while.
+    Reconnect,
+}
+
+impl fmt::Display for BookFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BookFault::Gap => "missed update",
+            BookFault::Crossed => "crossed book",
+            BookFault::Checksum => "checksum mismatch",
+            BookFault::Reconnect => "connection lost",
+        })
+    }
+}
+
 /// Feed-health events, delivered in order with the ticks of the same feed.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Health {
@@ -267,6 +298,19 @@ pub enum Health {
         from_seq: u64,
         /// Last missed id.
         to_seq: u64,
+    },
+    /// The local book of a stream cannot be trusted: no book ticks for it until
+    /// `BookResynced`.
+    BookInvalid {
+        /// Stream index within the feed.
+        stream: u16,
+        /// Why.
+        fault: BookFault,
+    },
+    /// The book of a stream was rebuilt from a fresh snapshot.
+    BookResynced {
+        /// Stream index within the feed.
+        stream: u16,
     },
     /// First data after an outage arrived.
     Recovered {

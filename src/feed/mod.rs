@@ -50,12 +50,16 @@ use self::limiter::ConnectGate;
 use self::liveness::{Action, Liveness};
 use self::seq::{SeqTrack, Verdict};
 use self::watch::StreamWatch;
+use crate::book::Book;
 use crate::capture::CaptureMsg;
 use crate::clock;
 use crate::config::{Endpoint, FullPolicy, ReconnectConfig, WaitMode};
 use crate::metrics::{FeedState, FeedStats, GapCause, GapRecord, Missed, SlotRole, MAX_SLOTS};
 use crate::net::{self, NetStream};
-use crate::tick::{DisconnectReason, FeedId, Health, HealthMsg, Sequenced, SymbolId, Tick};
+use crate::tick::{
+    BookFault, DepthChunk, DisconnectReason, FeedId, Health, HealthMsg, Sequenced, SymbolId, Tick,
+    TickData,
+};
 use crate::venue::{Frame, Seq, SeqRule, StreamDef, StreamKey, StreamKind, Venue};
 
 const WAKE: Token = Token(0);
@@ -205,6 +209,27 @@ struct Held {
     text: Utf8Bytes,
 }
 
+/// The local book of an order-book stream.
+struct BookState {
+    book: Book,
+    /// The book matches the venue's: built from a snapshot, every update since applied.
+    valid: bool,
+    /// A snapshot is being applied (its chunks so far).
+    loading: bool,
+    /// It was valid once (the first snapshot is not a resync).
+    ever_valid: bool,
+}
+
+/// What to send for one chunk of a book update.
+enum BookStep {
+    /// Not applied: the book is invalid; nothing is sent.
+    Skip,
+    /// Send the chunk.
+    Send,
+    /// Send the chunk, then the book's new top.
+    SendWithTop(TickData),
+}
+
 /// Most messages held per stream before the hole is reported without waiting longer.
 const MAX_HELD: usize = 256;
 
@@ -313,6 +338,8 @@ enum RotateWhy {
     Age,
     /// A stream with a guaranteed cadence went silent on it.
     Silent(u16),
+    /// A book needs a fresh snapshot.
+    Resync(u16),
 }
 
 /// A replacement in progress: `new` overlaps `old` until it carries the feed.
@@ -382,6 +409,10 @@ pub struct Feed {
     held: Vec<VecDeque<Held>>,
     /// Per stream: when the held messages are released regardless.
     held_until: Vec<Option<Instant>>,
+    /// Per stream: the local book of an order-book stream.
+    books: Vec<Option<BookState>>,
+    /// Books waiting for a fresh connection's snapshot.
+    resync_wanted: Vec<u16>,
     conn_count: u32,
     next_request_id: u64,
     /// When the last data message arrived (any connection).
@@ -434,6 +465,20 @@ impl Feed {
             silent_rotations: vec![0; n],
             held: (0..n).map(|_| VecDeque::new()).collect(),
             held_until: vec![None; n],
+            books: p
+                .streams
+                .iter()
+                .map(|s| match s.kind {
+                    StreamKind::OrderBook { levels } => Some(BookState {
+                        book: Book::new(usize::from(levels).max(50)),
+                        valid: false,
+                        loading: false,
+                        ever_valid: false,
+                    }),
+                    _ => None,
+                })
+                .collect(),
+            resync_wanted: Vec::new(),
             out,
             stats,
             shutdown,
@@ -650,7 +695,7 @@ impl Feed {
             announced: false,
             productive: false,
             pings: 0,
-            keepalive_at: self.p.venue.keepalive().map(|every| now + every),
+            keepalive_at: self.keepalive().map(|every| now + every),
             first_id: vec![0; self.p.streams.len()],
             last_id: vec![0; self.p.streams.len()],
         });
@@ -752,6 +797,15 @@ impl Feed {
         (Conn::Live(live), more)
     }
 
+    /// How often the keep-alive ping goes out: the config's `keepalive_ms`, else the venue's.
+    fn keepalive(&self) -> Option<Duration> {
+        match self.p.reconnect.keepalive_ms {
+            None => self.p.venue.keepalive(),
+            Some(0) => None,
+            Some(ms) => Some(Duration::from_millis(ms)),
+        }
+    }
+
     /// Pings the venue: its application-level ping where it has one (Bybit `{"op":"ping"}`,
     /// OKX `ping`), else a WebSocket ping. Also restarts the keep-alive period.
     fn send_ping(&mut self, live: &mut Live, now: Instant) -> Result<(), Lost> {
@@ -760,7 +814,7 @@ impl Feed {
             Some(text) => Message::text(text),
             None => Message::Ping(live.pings.to_be_bytes().to_vec().into()),
         };
-        live.keepalive_at = self.p.venue.keepalive().map(|every| now + every);
+        live.keepalive_at = self.keepalive().map(|every| now + every);
         match live.ws.send(msg) {
             Err(e) if !is_would_block(&e) => Err(ws_error_reason(&e)),
             _ => Ok(()),
@@ -914,16 +968,31 @@ impl Feed {
                     d
                 }
             };
-            if go {
-                let tick = Tick {
-                    feed,
-                    stream: i as u16,
-                    symbol,
-                    seq: seq.id,
-                    event_time_ms,
-                    recv_ns,
-                    data,
-                };
+            if !go {
+                return;
+            }
+            let mut top = None;
+            if let (TickData::Depth(chunk), Some(_)) = (&data, &self.books[i]) {
+                match self.book_update(i, chunk) {
+                    BookStep::Skip => return,
+                    BookStep::Send => {}
+                    BookStep::SendWithTop(quote) => top = Some(quote),
+                }
+            }
+            let mut tick = Tick {
+                feed,
+                stream: i as u16,
+                symbol,
+                seq: seq.id,
+                event_time_ms,
+                recv_ns,
+                data,
+            };
+            self.out.send_tick(self.p.on_full, &self.stats, tick);
+            sent += 1;
+            if let Some(quote) = top {
+                // The book's new top, so a strategy need not keep its own book for prices.
+                tick.data = quote;
                 self.out.send_tick(self.p.on_full, &self.stats, tick);
                 sent += 1;
             }
@@ -969,6 +1038,11 @@ impl Feed {
             FeedStats::bump(&self.stats.duplicates);
             return Fate::Drop;
         }
+        if seq.prev.is_none() && self.books[i].as_ref().is_some_and(|b| !b.valid) {
+            // A snapshot for a book being resynced: whatever its id, it is the new start.
+            self.seqs[i].restart(seq);
+            return Fate::Deliver;
+        }
         let verdict = self.seqs[i].judge(seq);
         match verdict {
             Verdict::Duplicate => {
@@ -978,6 +1052,15 @@ impl Feed {
             Verdict::Superseded => {
                 FeedStats::bump(&self.stats.superseded);
                 Fate::Drop
+            }
+            Verdict::Broken => {
+                self.seqs[i].commit(seq);
+                warn!(
+                    "[{}] stream {}: update {} names predecessor {:?}, older than the last one seen: broken chain",
+                    self.p.name, self.p.streams[i].name, seq.id, seq.prev
+                );
+                self.invalidate_book(i, BookFault::Gap);
+                Fate::Deliver
             }
             Verdict::Fresh {
                 missed: Some(_),
@@ -1018,6 +1101,94 @@ impl Feed {
         };
         if let Some((from_seq, to_seq)) = missed {
             self.on_missed(i, from_seq, to_seq, gap, recv_ns);
+            self.invalidate_book(i, BookFault::Gap);
+        }
+    }
+
+    /// Applies one chunk of a book update of stream `i` and says what to send. A snapshot
+    /// replaces the book and makes it valid; a delta on an invalid book is not applied and not
+    /// sent. After an update's last chunk the book is checked: crossed, or a non-zero OKX
+    /// checksum that does not match, invalidates it.
+    #[inline]
+    fn book_update(&mut self, i: usize, chunk: &DepthChunk) -> BookStep {
+        let Some(state) = self.books[i].as_mut() else {
+            return BookStep::Send;
+        };
+        if chunk.snapshot {
+            if chunk.part == 0 {
+                state.book.clear();
+                state.loading = true;
+            }
+        } else if !state.valid {
+            return BookStep::Skip;
+        }
+        state.book.apply(chunk);
+        if !chunk.last {
+            return BookStep::Send;
+        }
+        state.book.trim();
+        let was_loading = std::mem::take(&mut state.loading);
+        let fault = if state.book.crossed() {
+            Some(BookFault::Crossed)
+        } else if chunk.checksum != 0 && !state.book.okx_checksum_matches(chunk.checksum) {
+            Some(BookFault::Checksum)
+        } else {
+            None
+        };
+        if let Some(fault) = fault {
+            if was_loading {
+                state.valid = true; // so that invalidation reports it
+            }
+            self.invalidate_book(i, fault);
+            return BookStep::Send;
+        }
+        let resynced = was_loading && !state.valid && state.ever_valid;
+        if was_loading {
+            state.valid = true;
+            state.ever_valid = true;
+        }
+        let step = match (state.book.best_bid(), state.book.best_ask()) {
+            (Some(b), Some(a)) => BookStep::SendWithTop(TickData::Quote {
+                bid: b.price,
+                bid_qty: b.qty,
+                ask: a.price,
+                ask_qty: a.qty,
+            }),
+            _ => BookStep::Send,
+        };
+        if resynced {
+            info!(
+                "[{}] book {} resynced from a snapshot",
+                self.p.name, self.p.streams[i].name
+            );
+            self.health(Health::BookResynced { stream: i as u16 });
+        }
+        step
+    }
+
+    /// Book `i` can no longer be trusted: say so, and get a fresh snapshot through a fresh
+    /// connection (make before break; a standby simply reconnects).
+    #[cold]
+    fn invalidate_book(&mut self, i: usize, fault: BookFault) {
+        let Some(state) = self.books[i].as_mut() else {
+            return;
+        };
+        if !state.valid {
+            return;
+        }
+        state.valid = false;
+        state.book.clear();
+        FeedStats::bump(&self.stats.book_resyncs);
+        warn!(
+            "[{}] book {} invalid ({fault}): resyncing",
+            self.p.name, self.p.streams[i].name
+        );
+        self.health(Health::BookInvalid {
+            stream: i as u16,
+            fault,
+        });
+        if fault != BookFault::Reconnect && !self.resync_wanted.contains(&(i as u16)) {
+            self.resync_wanted.push(i as u16);
         }
     }
 
@@ -1053,7 +1224,7 @@ impl Feed {
         while let Some(front) = self.held[i].front() {
             let verdict = self.seqs[i].judge(front.seq);
             match verdict {
-                Verdict::Duplicate | Verdict::Superseded => {
+                Verdict::Duplicate | Verdict::Superseded | Verdict::Broken => {
                     self.held[i].pop_front();
                     FeedStats::bump(&self.stats.duplicates);
                 }
@@ -1353,6 +1524,11 @@ impl Feed {
                     self.p.name
                 );
                 self.health(Health::Disconnected { conn, reason });
+                // Updates are lost from now on: every book waits for the next snapshot, which
+                // the reconnect's subscription brings.
+                for i in 0..self.books.len() {
+                    self.invalidate_book(i, BookFault::Reconnect);
+                }
                 // Nothing can fill a hole any more.
                 for i in 0..self.held.len() {
                     if !self.held[i].is_empty() {
@@ -1496,6 +1672,22 @@ impl Feed {
                 _ => self.rotation = None,
             }
         }
+        if !self.resync_wanted.is_empty() && self.rotation.is_none() {
+            // The oldest live connection gives way to a fresh one, which subscribes again and
+            // receives fresh snapshots.
+            let oldest = (0..self.slots.len())
+                .filter_map(|k| match &self.slots[k].conn {
+                    Conn::Live(l) => Some((l.opened, k)),
+                    _ => None,
+                })
+                .min()
+                .map(|(_, k)| k);
+            if let Some(k) = oldest {
+                let i = self.resync_wanted[0];
+                self.resync_wanted.clear();
+                self.start_rotation(k, RotateWhy::Resync(i), now);
+            }
+        }
         for (token, why) in mem::take(&mut self.rotate_requests) {
             if let Some(k) = self.slot_of(token) {
                 self.start_rotation(k, why, now);
@@ -1583,6 +1775,10 @@ impl Feed {
         }
         let why_text = match why {
             RotateWhy::Age => "reached max_connection_age".to_string(),
+            RotateWhy::Resync(i) => format!(
+                "book {} needs a fresh snapshot",
+                self.p.streams[i as usize].name
+            ),
             RotateWhy::Silent(i) => {
                 format!("stream {} silent on it", self.p.streams[i as usize].name)
             }
@@ -1646,6 +1842,7 @@ impl Feed {
             match why {
                 RotateWhy::Age => "age limit",
                 RotateWhy::Silent(_) => "silent stream",
+                RotateWhy::Resync(_) => "book resync",
             }
         );
         self.health(Health::Rotated {

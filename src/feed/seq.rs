@@ -22,6 +22,10 @@ pub enum Verdict {
         /// The first message of this stream after an outage.
         after_outage: bool,
     },
+    /// New, but it names a predecessor older than the last message seen: the venue's chain is
+    /// inconsistent (no ids can be said to be missing, but whatever was built on the chain — a
+    /// local book — is wrong).
+    Broken,
 }
 
 /// Sequence state of one stream.
@@ -74,7 +78,7 @@ impl SeqTrack {
     #[inline]
     pub fn on_message(&mut self, seq: Seq) -> Verdict {
         let verdict = self.judge(seq);
-        if let Verdict::Fresh { .. } = verdict {
+        if let Verdict::Fresh { .. } | Verdict::Broken = verdict {
             self.commit(seq);
         }
         verdict
@@ -94,6 +98,7 @@ impl SeqTrack {
         }
         let missed = match (self.rule, seq.prev) {
             (SeqRule::Chained, Some(prev)) if prev > last => Some((last + 1, prev)),
+            (SeqRule::Chained, Some(prev)) if prev < last => return Verdict::Broken,
             (SeqRule::Ids, _) if self.resuming && seq.id > last + 1 => Some((last + 1, seq.id - 1)),
             _ => None,
         };
@@ -113,6 +118,16 @@ impl SeqTrack {
         } else {
             Verdict::Superseded
         }
+    }
+
+    /// Starts the numbering again at a snapshot (a book being resynced): what came before it
+    /// is forgotten, so the updates after it count as new even if they were seen before.
+    pub fn restart(&mut self, seq: Seq) {
+        self.last = Some(seq.id);
+        self.resuming = false;
+        self.recent = [0; RECENT];
+        self.recent[0] = seq.id;
+        self.next = 1;
     }
 
     /// Makes a judged, fresh message the last one seen.
@@ -162,6 +177,18 @@ mod tests {
             }
         );
         assert_eq!(t.last(), Some(190));
+    }
+
+    #[test]
+    fn a_predecessor_older_than_the_last_message_breaks_the_chain() {
+        let mut t = SeqTrack::new(SeqRule::Chained);
+        t.on_message(chained(100, 90));
+        assert_eq!(t.on_message(chained(110, 99)), Verdict::Broken);
+        assert_eq!(
+            t.on_message(chained(120, 110)),
+            FRESH,
+            "the chain goes on from there"
+        );
     }
 
     #[test]

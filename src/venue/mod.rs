@@ -13,7 +13,7 @@ use crate::json::{Array, JsonError, Value};
 use crate::tick::{DepthChunk, Level, TickData, DEPTH_CHUNK_LEVELS};
 
 /// A venue the engine can connect to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Venue {
     /// Binance spot (`binance-spot`).
     BinanceSpot,
@@ -309,6 +309,17 @@ pub struct StreamDef {
     pub route: Route,
 }
 
+/// The instrument behind a venue's symbol, the same on every venue: `BTC-USDT-SWAP` (OKX) and
+/// `BTCUSDT` (Binance, Bybit) are both `BTCUSDT`. Spot and perpetual of one pair share it (the
+/// arbitrage demo compares them, as the simulated venues quote one market).
+pub fn canonical_symbol(symbol: &str) -> String {
+    let base = symbol
+        .strip_suffix("-SWAP")
+        .or_else(|| symbol.strip_suffix("-PERP"))
+        .unwrap_or(symbol);
+    base.chars().filter(|&c| c != '-').collect()
+}
+
 impl StreamDef {
     /// The channel as the venue names it, for capture paths: the stream name after the symbol
     /// (`bookTicker`, `depth@100ms`, `markPrice@1s`).
@@ -407,6 +418,16 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
+/// Digits after the decimal point of a number as written.
+fn decimals(v: Option<Value<'_>>) -> u8 {
+    match v {
+        Some(Value::Str(s) | Value::Num(s)) => s
+            .split_once('.')
+            .map_or(0, |(_, frac)| frac.len().min(18) as u8),
+        _ => 0,
+    }
+}
+
 /// Cuts an event's bid and ask levels into [`DepthChunk`]s, emitting each as it fills and the
 /// last one marked `last`. Each level is an array whose first two values are price and size
 /// (OKX's extra values are ignored). `head` carries the event's ids, flags and checksum.
@@ -431,8 +452,13 @@ pub(crate) fn emit_depth(
                 return Err(ParseError::Field(field));
             };
             let mut pair = Array::new(pair)?;
-            let price = pair.next_value()?.and_then(Value::as_f64);
-            let qty = pair.next_value()?.and_then(Value::as_f64);
+            let (price, qty) = (pair.next_value()?, pair.next_value()?);
+            if chunk.checksum != 0 {
+                chunk.price_dp = chunk.price_dp.max(decimals(price));
+                chunk.qty_dp = chunk.qty_dp.max(decimals(qty));
+            }
+            let price = price.and_then(Value::as_f64);
+            let qty = qty.and_then(Value::as_f64);
             let (Some(price), Some(qty)) = (price, qty) else {
                 return Err(ParseError::Field(field));
             };

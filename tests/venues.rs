@@ -1,0 +1,278 @@
+//! Bybit v5 and OKX v5 feeds against the simulator speaking each venue: subscription and acks,
+//! the venues' keep-alive rules, local order books, and book resync after a missed update, a
+//! broken chain or a crossed book.
+
+mod util;
+
+use std::time::Duration;
+
+use util::*;
+use wsfeed::config::{FeedConfig, ReconnectConfig};
+use wsfeed::sim::{BookFault, Sim, SimConfig, SimVenue};
+use wsfeed::tick::{DisconnectReason, Health};
+
+fn venue_sim(venue: SimVenue, idle: Option<Duration>) -> Sim {
+    Sim::start(SimConfig {
+        tls: false,
+        venue,
+        idle_timeout: idle,
+        symbols: vec!["BTCUSDT".into(), "ETHUSDT".into()],
+        ..SimConfig::default()
+    })
+    .expect("simulator starts")
+}
+
+fn quotes_of(seen: &[Seen], stream: &str) -> usize {
+    seen.iter()
+        .filter(|s| matches!(s, Seen::Tick { stream: n, .. } if n == stream))
+        .count()
+}
+
+fn bybit_feed(sim: &Sim, venue: &str) -> FeedConfig {
+    feed(
+        "bybit",
+        venue,
+        sim,
+        &[
+            "orderbook.50.BTCUSDT",
+            "orderbook.1.ETHUSDT",
+            "publicTrade.BTCUSDT",
+        ],
+    )
+}
+
+fn okx_feed(sim: &Sim) -> FeedConfig {
+    feed(
+        "okx",
+        "okx",
+        sim,
+        &[
+            "books:BTC-USDT-SWAP",
+            "bbo-tbt:ETH-USDT-SWAP",
+            "trades:BTC-USDT-SWAP",
+            "funding-rate:BTC-USDT-SWAP",
+        ],
+    )
+}
+
+#[test]
+fn bybit_spot_and_linear_stream_every_topic_and_keep_the_book() {
+    for (venue, name) in [
+        (SimVenue::BybitSpot, "bybit-spot"),
+        (SimVenue::BybitLinear, "bybit-linear"),
+    ] {
+        let sim = venue_sim(venue, Some(Duration::from_secs(30)));
+        let (engine, probe) = start(vec![bybit_feed(&sim, name)], fast_reconnect());
+        probe.wait("connected", |s| {
+            has_health(s, |h| matches!(h, Health::Connected { .. }))
+        });
+        probe.wait("every stream delivers", |s| {
+            [
+                "orderbook.50.BTCUSDT",
+                "orderbook.1.ETHUSDT",
+                "publicTrade.BTCUSDT",
+            ]
+            .iter()
+            .all(|n| quotes_of(s, n) >= 3)
+        });
+        let summary = engine.stop().0;
+        let f = &summary.feeds[0];
+        assert_eq!(f.parse_errors, 0, "{name}");
+        assert_eq!(f.disconnects, 0, "{name}");
+    }
+}
+
+#[test]
+fn okx_streams_every_channel_and_keeps_the_book() {
+    let sim = venue_sim(SimVenue::Okx, Some(Duration::from_secs(30)));
+    let (engine, probe) = start(vec![okx_feed(&sim)], fast_reconnect());
+    probe.wait("connected", |s| {
+        has_health(s, |h| matches!(h, Health::Connected { .. }))
+    });
+    probe.wait("the book, quotes and trades deliver", |s| {
+        [
+            "books:BTC-USDT-SWAP",
+            "bbo-tbt:ETH-USDT-SWAP",
+            "trades:BTC-USDT-SWAP",
+        ]
+        .iter()
+        .all(|n| quotes_of(s, n) >= 3)
+    });
+    let summary = engine.stop().0;
+    assert_eq!(summary.feeds[0].parse_errors, 0);
+    assert_eq!(summary.feeds[0].unknown_frames, 0);
+}
+
+/// The simulator closes a connection whose client sends nothing for `idle_timeout`, as the
+/// venues do. With the venue's keep-alive the connection lives; a client that stops pinging is
+/// closed and recovers.
+#[test]
+fn keep_alive_holds_the_connection_and_its_absence_is_recovered_from() {
+    for (venue, name, feed_of) in [
+        (SimVenue::Okx, "okx", okx_feed as fn(&Sim) -> FeedConfig),
+        (SimVenue::BybitLinear, "bybit-linear", |s: &Sim| {
+            bybit_feed(s, "bybit-linear")
+        }),
+    ] {
+        let idle = Duration::from_millis(800);
+        // Pinging every 300 ms: the venue never closes.
+        let sim = venue_sim(venue, Some(idle));
+        let mut f = feed_of(&sim);
+        f.reconnect = Some(toml::from_str("keepalive_ms = 300").unwrap());
+        let (engine, probe) = start(vec![f], fast_reconnect());
+        probe.wait("connected", |s| {
+            has_health(s, |h| matches!(h, Health::Connected { .. }))
+        });
+        let before = probe.tick_count();
+        probe.wait_more_ticks(before + 2000);
+        assert_eq!(sim.snapshot().idle_closes, 0, "{name}: kept alive");
+        assert!(sim.snapshot().venue_pings > 0, "{name}: pinged");
+        engine.stop();
+
+        // Never pinging: the venue closes the connection; the feed recovers.
+        let sim = venue_sim(venue, Some(idle));
+        let mut f = feed_of(&sim);
+        f.reconnect = Some(toml::from_str("keepalive_ms = 0").unwrap());
+        let (engine, probe) = start(
+            vec![f],
+            ReconnectConfig {
+                stale_after_ms: 60_000,
+                ..fast_reconnect()
+            },
+        );
+        probe.wait("closed by the venue, then recovered", |s| {
+            has_health(s, |h| {
+                matches!(
+                    h,
+                    Health::Disconnected {
+                        reason: DisconnectReason::CloseFrame { code: 1001 },
+                        ..
+                    }
+                )
+            }) && has_health(s, |h| matches!(h, Health::Recovered { .. }))
+        });
+        assert!(sim.snapshot().idle_closes >= 1, "{name}");
+        engine.stop();
+    }
+}
+
+/// A book fault on the only connection: the book is reported invalid, its ticks stop, a fresh
+/// connection brings a snapshot, the book is valid again, and no crossed or stale top was
+/// handed over in between.
+#[test]
+fn book_faults_invalidate_the_book_and_it_resyncs() {
+    for (venue, name, stream, fault) in [
+        (
+            SimVenue::Okx,
+            "okx",
+            "books:BTC-USDT-SWAP",
+            BookFault::SkipSeq,
+        ),
+        (
+            SimVenue::Okx,
+            "okx",
+            "books:BTC-USDT-SWAP",
+            BookFault::BreakChain,
+        ),
+        (
+            SimVenue::Okx,
+            "okx",
+            "books:BTC-USDT-SWAP",
+            BookFault::CrossBook,
+        ),
+        (
+            SimVenue::Okx,
+            "okx",
+            "books:BTC-USDT-SWAP",
+            BookFault::BadChecksum,
+        ),
+        (
+            SimVenue::BybitLinear,
+            "bybit-linear",
+            "orderbook.50.BTCUSDT",
+            BookFault::SkipSeq,
+        ),
+        (
+            SimVenue::BybitLinear,
+            "bybit-linear",
+            "orderbook.50.BTCUSDT",
+            BookFault::BreakChain,
+        ),
+        (
+            SimVenue::BybitLinear,
+            "bybit-linear",
+            "orderbook.50.BTCUSDT",
+            BookFault::CrossBook,
+        ),
+    ] {
+        let sim = Sim::start(SimConfig {
+            tls: false,
+            venue,
+            okx_checksum: fault == BookFault::BadChecksum,
+            symbols: vec!["BTCUSDT".into()],
+            ..SimConfig::default()
+        })
+        .unwrap();
+        eprintln!("case {name} {fault:?}");
+        let f = feed("books", name, &sim, &[stream]);
+        let (engine, probe) = start(vec![f], fast_reconnect());
+        probe.wait("book streaming", |s| quotes_of(s, stream) >= 20);
+        let conn = sim.snapshot().open_connections().next().unwrap().id;
+        sim.inject_book_on(conn, fault);
+        probe.wait("invalid, then resynced", |s| {
+            has_health(s, |h| matches!(h, Health::BookInvalid { .. }))
+                && has_health(s, |h| matches!(h, Health::BookResynced { .. }))
+        });
+        let seen = probe.seen();
+        let invalid = seen
+            .iter()
+            .position(|s| {
+                matches!(
+                    s,
+                    Seen::Health {
+                        event: Health::BookInvalid { .. },
+                        ..
+                    }
+                )
+            })
+            .unwrap();
+        let resynced = seen
+            .iter()
+            .position(|s| {
+                matches!(
+                    s,
+                    Seen::Health {
+                        event: Health::BookResynced { .. },
+                        ..
+                    }
+                )
+            })
+            .unwrap();
+        assert!(invalid < resynced, "{name} {fault:?}");
+        // Between the two, only the chunks of the snapshot that rebuilds the book (one
+        // message: one sequence number); its last chunk and the new top follow the event.
+        let between: std::collections::BTreeSet<u64> = seen[invalid..resynced]
+            .iter()
+            .filter_map(|s| match s {
+                Seen::Tick { stream: n, seq, .. } if n == stream => Some(*seq),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            between.len() <= 1,
+            "{name} {fault:?}: book ticks while the book was invalid: {between:?}"
+        );
+        probe.wait("book ticks again", |s| {
+            quotes_of(&s[resynced..], stream) >= 5
+        });
+        let summary = engine.stop().0;
+        assert!(
+            !has_health(&seen, |h| matches!(h, Health::Disconnected { .. })),
+            "{name} {fault:?}: resync without an outage"
+        );
+        assert!(
+            summary.feeds[0].rotations >= 1,
+            "{name} {fault:?}: a fresh connection"
+        );
+    }
+}
