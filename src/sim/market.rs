@@ -21,6 +21,16 @@
 //! depth event. So the live book equals the emitted book plus the pending
 //! diff, a snapshot plus the following diffs rebuilds the book exactly, and a
 //! diff can be applied twice without harm (absolute quantities).
+//!
+//! # Shared markets
+//!
+//! With [`super::SimConfig::shared`] the market holds a [`VenueView`] of the
+//! shared market: the generator synchronises it to the current time before
+//! each round, each book change puts the mid at the view's price (instead of
+//! a random-walk step), the mark price's index is the shared price, and book
+//! changes are jittered in time. Everything else — books, ids, trades — is
+//! this market's own, from its own seed mixed with the view's slot. Without a
+//! view nothing differs from an unshared simulator.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -29,6 +39,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crossbeam_channel::{Receiver, RecvTimeoutError, TrySendError};
 
 use super::render::{self, BookMsg, Levels, MarkMsg, SymInfo, TradeMsg};
+use super::shared::VenueView;
 use super::{lock, Inner, SimVenue};
 
 /// Smallest interval the generator accepts; smaller configured values are
@@ -107,10 +118,10 @@ pub(crate) fn mix(x: u64) -> u64 {
 
 /// splitmix64: tiny, fast, deterministic; good enough for a synthetic market.
 #[derive(Debug, Clone)]
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -119,20 +130,27 @@ impl Rng {
     }
 
     /// Uniform in `[0, 1)`.
-    fn unit(&mut self) -> f64 {
+    pub(crate) fn unit(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// Uniform integer in `[lo, hi]`.
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+    pub(crate) fn range(&mut self, lo: u64, hi: u64) -> u64 {
         if hi <= lo {
             return lo;
         }
         lo + self.next_u64() % (hi - lo + 1)
     }
 
-    fn chance(&mut self, p: f64) -> bool {
+    pub(crate) fn chance(&mut self, p: f64) -> bool {
         self.unit() < p
+    }
+
+    /// About standard normal (mean 0, variance 1), bounded to ±3.47: the sum
+    /// of four uniforms (Irwin–Hall), rescaled.
+    pub(crate) fn normal(&mut self) -> f64 {
+        let sum: f64 = (0..4).map(|_| self.unit()).sum();
+        (sum - 2.0) * 3f64.sqrt()
     }
 }
 
@@ -239,6 +257,8 @@ pub(crate) struct Market {
     syms: Vec<SymState>,
     rng: Rng,
     gen: u64,
+    /// The shared market this one quotes, if any.
+    view: Option<VenueView>,
 }
 
 /// A Bybit / OKX subscription snapshot: the payload to send and its ground
@@ -278,13 +298,42 @@ impl Market {
         venue: SimVenue,
         okx_checksum: bool,
     ) -> Market {
+        Market::build(info, seed, venue, okx_checksum, None)
+    }
+
+    /// Like [`Market::new`], quoting a shared market through `view` (already
+    /// synchronised): the books start around the view's prices and the
+    /// randomness comes from `seed` mixed with the view's slot.
+    pub(crate) fn with_view(
+        info: Arc<Vec<SymInfo>>,
+        seed: u64,
+        venue: SimVenue,
+        okx_checksum: bool,
+        view: VenueView,
+    ) -> Market {
+        Market::build(info, seed, venue, okx_checksum, Some(view))
+    }
+
+    fn build(
+        info: Arc<Vec<SymInfo>>,
+        seed: u64,
+        venue: SimVenue,
+        okx_checksum: bool,
+        view: Option<VenueView>,
+    ) -> Market {
+        let seed = match &view {
+            None => seed,
+            Some(v) => seed ^ mix(v.seed() ^ mix(u64::from(v.slot()) + 1)),
+        };
         let mut rng = Rng(seed ^ 0x005E_ED0F_F33D);
         let syms = info
             .iter()
-            .map(|s| {
+            .enumerate()
+            .map(|(i, s)| {
                 let (base_price, decimals, tick) = price_format(&s.name);
                 let scale = 10f64.powi(decimals as i32);
-                let mid = base_price * scale * (1.0 + (rng.unit() - 0.5) * 0.01);
+                let own = base_price * scale * (1.0 + (rng.unit() - 0.5) * 0.01);
+                let mid = view.as_ref().map_or(own, |v| v.mid(i) * scale);
                 let update_id = rng.range(1_000_000_000, 9_000_000_000);
                 let mut book = Book::default();
                 let best_bid = ((((mid - tick as f64 / 2.0) / tick as f64).floor() as i64) * tick)
@@ -335,7 +384,25 @@ impl Market {
             syms,
             rng,
             gen: 0,
+            view,
         }
+    }
+
+    /// Shared market only: synchronises the view to `now` (no-op otherwise).
+    pub(crate) fn sync_shared(&mut self, now: Instant) {
+        if let Some(v) = &mut self.view {
+            v.sync(now);
+        }
+    }
+
+    /// Shared market only: the book-change timing jitter and a seed for it.
+    fn jitter(&self) -> Option<(f64, u64)> {
+        self.view.as_ref().map(|v| {
+            (
+                v.timing_jitter(),
+                mix(v.seed() ^ mix(0x7133_0000 + u64::from(v.slot()))),
+            )
+        })
     }
 
     /// Number of symbols.
@@ -385,7 +452,11 @@ impl Market {
         let s = &mut self.syms[i];
         let tick = s.tick;
         let step = (rng.unit() - 0.5) * 2.0 * 0.00005;
-        s.mid = (s.mid * (1.0 + step)).max(tick as f64 * (MAX_LEVELS as f64 * 4.0));
+        let mid = match &self.view {
+            None => s.mid * (1.0 + step),
+            Some(v) => v.mid(i) * 10f64.powi(self.info[i].decimals as i32),
+        };
+        s.mid = mid.max(tick as f64 * (MAX_LEVELS as f64 * 4.0));
         let tb = ((((s.mid - tick as f64 / 2.0) / tick as f64).floor() as i64) * tick)
             .max(tick * (MAX_LEVELS as i64 * 3));
         let ta = tb + tick * rng.range(1, 3) as i64;
@@ -612,7 +683,11 @@ impl Market {
         let s = &mut self.syms[i];
         let scale = 10f64.powi(self.info[i].decimals as i32);
         s.mark = s.mid / scale;
-        s.index = s.mark * (1.0 + (rng.unit() - 0.5) * 0.0004);
+        let noise = (rng.unit() - 0.5) * 0.0004;
+        s.index = match &self.view {
+            None => s.mark * (1.0 + noise),
+            Some(v) => v.index(i),
+        };
         s.funding = (s.funding + (rng.unit() - 0.5) * 0.00002).clamp(-0.0075, 0.0075);
         s.open_interest = (s.open_interest * (1.0 + (rng.unit() - 0.5) * 0.001)).max(1.0);
         let m = self.mark_msg(i, e_ms);
@@ -741,6 +816,9 @@ impl Market {
 struct Timer {
     next: Instant,
     every: Duration,
+    /// Shared markets' book changes: each interval is `every` times a
+    /// factor uniform in `[1 − j, 1 + j]`.
+    jitter: Option<(f64, Rng)>,
 }
 
 impl Timer {
@@ -751,6 +829,24 @@ impl Timer {
         Timer {
             next: start + every + offset,
             every,
+            jitter: None,
+        }
+    }
+
+    /// Jittered intervals (`j` in `[0, 1)`), deterministic from `seed`.
+    fn jittered(mut self, j: f64, seed: u64) -> Timer {
+        self.jitter = Some((j, Rng(seed)));
+        self
+    }
+
+    /// The interval to the next firing.
+    fn interval(&mut self) -> Duration {
+        match &mut self.jitter {
+            None => self.every,
+            Some((j, rng)) => self
+                .every
+                .mul_f64(1.0 - *j + 2.0 * *j * rng.unit())
+                .max(MIN_INTERVAL),
         }
     }
 
@@ -758,12 +854,13 @@ impl Timer {
     fn due(&mut self, now: Instant) -> u32 {
         let mut n = 0;
         while self.next <= now && n < MAX_CATCH_UP {
-            self.next += self.every;
+            let every = self.interval();
+            self.next += every;
             n += 1;
         }
         if self.next <= now {
             // Too far behind (e.g. the machine was suspended): resynchronise.
-            self.next = now + self.every;
+            self.next = now + self.interval();
         }
         n
     }
@@ -774,12 +871,22 @@ impl Timer {
 /// (or receives anything).
 pub(crate) fn run_generator(inner: Arc<Inner>, stop: Receiver<()>) {
     let cfg = &inner.cfg;
-    let n = lock(&inner.market).len();
+    let (n, jitter) = {
+        let market = lock(&inner.market);
+        (market.len(), market.jitter())
+    };
     let start = Instant::now();
     let mk = |every: Duration| -> Vec<Timer> {
         (0..n).map(|i| Timer::new(start, every, i, n)).collect()
     };
     let mut book = mk(cfg.book_interval);
+    if let Some((j, seed)) = jitter {
+        book = book
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| t.jittered(j, mix(seed ^ i as u64)))
+            .collect();
+    }
     let mut trade = mk(cfg.trade_interval);
     let mut depth = mk(cfg.depth_interval);
     let mut mark = mk(cfg.mark_price_interval);
@@ -790,6 +897,7 @@ pub(crate) fn run_generator(inner: Arc<Inner>, stop: Receiver<()>) {
         let e_ms = now_ms();
         {
             let mut market = lock(&inner.market);
+            market.sync_shared(now);
             for i in 0..n {
                 for _ in 0..book[i].due(now) {
                     batch.push(Arc::new(market.book_change(i, e_ms)));

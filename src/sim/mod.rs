@@ -24,6 +24,8 @@
 //!   broadcast to every connection through a bounded crossbeam channel, so
 //!   all connections see the same sequence numbers at about the same time,
 //!   exactly like the real venue.
+//!   With [`SimConfig::shared`] the price path is not the simulator's own
+//!   but a [`SharedMarket`]'s (see "Several venues, one market" below).
 //! * **Connection threads** — non-blocking socket. The request head is read
 //!   first: a plain HTTP request (no `Upgrade: websocket`) gets one REST
 //!   response and `Connection: close`; an upgrade goes on to the WebSocket
@@ -91,6 +93,20 @@
 //! Bybit and OKX connections that send no text frame for
 //! [`SimConfig::idle_timeout`] are closed.
 //!
+//! # Several venues, one market
+//!
+//! Independent simulators run independent random walks that drift hundreds
+//! of basis points apart. For a cross-venue view (arbitrage), start several
+//! simulators — one per venue — on one [`SharedMarket`]
+//! ([`SimConfig::shared`], or [`start_group`]): each quotes the shared price
+//! with its own small mean-reverting offset (a few bp), a lag of a few
+//! milliseconds and jittered update times, and now and then one venue is
+//! dislocated by 10–40 bp for a fraction of a second (see
+//! [`SharedMarketParams`]). Two venues' mids are never further apart than
+//! [`SharedMarket::max_divergence_bps`]. Only the price path is shared: each
+//! simulator keeps its own books, update ids, sequence numbers, trades and
+//! ground truth.
+//!
 //! # Ground truth and faults
 //!
 //! [`Sim::sent`] returns every data message that may have reached a client
@@ -120,8 +136,11 @@ mod conn;
 mod market;
 mod render;
 mod rest;
+mod shared;
 mod tls;
 mod venue;
+
+pub use self::shared::{SharedMarket, SharedMarketParams};
 
 #[cfg(test)]
 mod tests;
@@ -200,6 +219,15 @@ pub struct SimConfig {
     /// default) every message carries `"checksum":0`, as OKX production does
     /// since 23 June 2026.
     pub okx_checksum: bool,
+    /// Quote this [`SharedMarket`] instead of an independent market: the
+    /// books follow the shared price path (with this venue's own small
+    /// offset, lag, timing jitter and occasional dislocation) while ids,
+    /// books, trades and ground truth stay this simulator's own; `seed` still
+    /// drives the book details. Every configured symbol must be in the shared
+    /// market ([`Sim::start`] fails with `InvalidInput` otherwise). `None`
+    /// (the default): an independent random walk from `seed`, as always. See
+    /// also [`start_group`].
+    pub shared: Option<SharedMarket>,
 }
 
 /// The protocol a [`Sim`] speaks. See `tests/fixtures/README.md` for every
@@ -276,6 +304,7 @@ impl Default for SimConfig {
             venue: SimVenue::Binance,
             idle_timeout: Some(Duration::from_secs(30)),
             okx_checksum: false,
+            shared: None,
         }
     }
 }
@@ -746,6 +775,43 @@ fn run_acceptor(inner: Arc<Inner>) {
 // ---------------------------------------------------------------------------
 // Public handle
 
+/// Starts one simulator per configuration, all quoting `shared` (each
+/// configuration's [`SimConfig::shared`] is replaced by it), in order: the
+/// first joins the shared market in slot 0, the next in slot 1, and so on.
+/// Typically one configuration per venue, on ports of their own. On the first
+/// failure the simulators already started are shut down and the error is
+/// returned.
+///
+/// ```no_run
+/// use wsfeed::sim::{start_group, SharedMarket, SimConfig, SimVenue};
+///
+/// let shared = SharedMarket::new(["BTCUSDT"], 7);
+/// let sims = start_group(
+///     [SimVenue::Binance, SimVenue::BybitLinear, SimVenue::Okx]
+///         .into_iter()
+///         .map(|venue| SimConfig {
+///             venue,
+///             symbols: vec!["BTCUSDT".into()],
+///             ..SimConfig::default()
+///         })
+///         .collect(),
+///     shared,
+/// )?;
+/// assert_eq!(sims.len(), 3);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn start_group(configs: Vec<SimConfig>, shared: SharedMarket) -> io::Result<Vec<Sim>> {
+    configs
+        .into_iter()
+        .map(|cfg| {
+            Sim::start(SimConfig {
+                shared: Some(shared.clone()),
+                ..cfg
+            })
+        })
+        .collect()
+}
+
 /// A running simulator. Stops (joining all its threads) on [`Sim::shutdown`]
 /// or when dropped.
 pub struct Sim {
@@ -769,7 +835,10 @@ impl fmt::Debug for Sim {
 
 impl Sim {
     /// Starts the simulator on `cfg.bind:cfg.port` (`127.0.0.1:0` by default;
-    /// generating the CA first when `cfg.tls`). Symbols are normalised to uppercase.
+    /// generating the CA first when `cfg.tls`). Symbols are normalised to
+    /// uppercase. With [`SimConfig::shared`] the simulator joins that market
+    /// (taking its next slot); a configured symbol the shared market does not
+    /// have fails with `InvalidInput`.
     pub fn start(mut cfg: SimConfig) -> io::Result<Sim> {
         for s in &mut cfg.symbols {
             *s = s.trim().to_ascii_uppercase();
@@ -782,7 +851,6 @@ impl Sim {
                 .map(|s| SymInfo::new(s, market::price_format(s).1))
                 .collect(),
         );
-        let market = Market::new(Arc::clone(&info), cfg.seed, cfg.venue, cfg.okx_checksum);
         let tls = if cfg.tls {
             Some(tls::generate(cfg.bind)?)
         } else {
@@ -790,6 +858,17 @@ impl Sim {
         };
         let listener = bind_listener(cfg.bind, cfg.port)?;
         let port = listener.local_addr()?.port();
+        // Joined last, so that a simulator failing to start takes no slot.
+        let market = match &cfg.shared {
+            None => Market::new(Arc::clone(&info), cfg.seed, cfg.venue, cfg.okx_checksum),
+            Some(shared) => {
+                Market::with_view(Arc::clone(&info), cfg.seed, cfg.venue, cfg.okx_checksum, {
+                    let mut view = shared.join(&cfg.symbols)?;
+                    view.sync(Instant::now());
+                    view
+                })
+            }
+        };
         let inner = Arc::new(Inner {
             cfg,
             info,
