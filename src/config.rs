@@ -252,6 +252,11 @@ pub struct FeedConfig {
     /// Base URL of the standby connection. Default: the feed's `url`.
     #[serde(default)]
     pub standby_url: Option<String>,
+    /// Binance: base URL of the REST depth snapshots that local books start from, e.g.
+    /// `https://api.binance.com`. Default: the venue's, or, when `url` is set, the same host
+    /// over http(s).
+    #[serde(default)]
+    pub rest_url: Option<String>,
     /// While two connections carry the feed (standby, rotation), how long a depth or trade
     /// update that skips ids waits for the other connection's copy of the skipped ones, ms.
     /// 0 reports the skip at once. Default 20.
@@ -420,6 +425,8 @@ pub struct FeedSpec {
     pub standby: Option<Endpoint>,
     /// See [`FeedConfig::reorder_window_ms`].
     pub reorder_window_ms: u64,
+    /// Base URL of REST depth snapshots (Binance).
+    pub rest_base: Option<String>,
 }
 
 /// A validated configuration, ready for [`crate::engine::Engine::start`].
@@ -649,6 +656,24 @@ impl FileConfig {
                     Some(Endpoint::parse(u).map_err(|m| err(format!("{at}.standby_url: {m}")))?)
                 }
             };
+            let rest_base = match (&f.rest_url, &f.url) {
+                (Some(r), _) => {
+                    if !(r.starts_with("https://") || r.starts_with("http://")) {
+                        return Err(err(format!(
+                            "{at}.rest_url '{r}' must start with https:// or http://"
+                        )));
+                    }
+                    Some(r.trim_end_matches('/').to_string())
+                }
+                (None, Some(_)) if venue.default_rest_url().is_some() => Some(format!(
+                    "{}://{}:{}{}",
+                    if endpoint.tls { "https" } else { "http" },
+                    endpoint.host,
+                    endpoint.port,
+                    endpoint.base_path
+                )),
+                (None, _) => venue.default_rest_url().map(String::from),
+            };
             if extra_ca_pem.is_some() && !endpoint.tls {
                 log::warn!("{at}: ca_file is set but the url is ws:// (no TLS); it is unused");
             }
@@ -667,6 +692,7 @@ impl FileConfig {
                 reconnect,
                 standby,
                 reorder_window_ms: f.reorder_window_ms,
+                rest_base,
             });
         }
         Ok(Config {

@@ -58,6 +58,7 @@ pub struct Engine<S: Strategy> {
     universe: Universe,
     started: Instant,
     capture: Option<Capture>,
+    snapshots: Option<crate::rest::SnapshotService>,
 }
 
 impl<S: Strategy> std::fmt::Debug for Engine<S> {
@@ -171,6 +172,8 @@ impl<S: Strategy> Engine<S> {
                     tls: tls.clone(),
                     on_full: config.engine.on_full,
                     capture: None,
+                    rest_base: spec.rest_base.clone(),
+                    snapshots: None,
                 });
             }
         }
@@ -181,6 +184,24 @@ impl<S: Strategy> Engine<S> {
         let mut receivers = Vec::new();
         let mut feeds = Vec::new();
         let stats: Vec<Arc<FeedStats>> = params.iter().map(feed_stats).collect();
+        // Binance depth streams build their books from REST snapshots, fetched off the feed
+        // threads.
+        let wants_snapshots = params.iter().any(|p| {
+            p.rest_base.is_some()
+                && p.streams
+                    .iter()
+                    .any(|s| matches!(s.kind, crate::venue::StreamKind::Depth { .. }))
+        });
+        let snapshots = if wants_snapshots {
+            let service = crate::rest::SnapshotService::start()
+                .map_err(|e| StartError(format!("cannot start the snapshot thread: {e}")))?;
+            for p in &mut params {
+                p.snapshots = Some(service.sender());
+            }
+            Some(service)
+        } else {
+            None
+        };
         let capture = match &config.capture {
             Some(c) => {
                 let feeds = params
@@ -243,6 +264,7 @@ impl<S: Strategy> Engine<S> {
             universe,
             started: Instant::now(),
             capture,
+            snapshots,
         })
     }
 
@@ -365,6 +387,9 @@ impl<S: Strategy> Engine<S> {
         // Every feed (every capture sender) is gone: the capture drains, syncs and writes the
         // final manifest.
         let capture = self.capture.take().map(Capture::finish);
+        if let Some(s) = self.snapshots.take() {
+            s.finish();
+        }
         let (detect_us, reconnect_us, gap_us, target_misses) = self.reconnect_histograms();
         let tick_latency_ns = self.latency_snapshot();
         let summary = Summary {

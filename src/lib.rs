@@ -19,6 +19,7 @@ pub mod feed;
 pub mod json;
 pub mod metrics;
 pub mod net;
+pub mod rest;
 pub mod sim;
 pub mod strategy;
 pub mod tick;

@@ -276,3 +276,63 @@ fn book_faults_invalidate_the_book_and_it_resyncs() {
         );
     }
 }
+
+/// Binance depth: the book starts from the REST snapshot (spot and USD-M rules), resyncs from
+/// a new snapshot after a missed diff without a new connection, and fetches again when a
+/// snapshot is older than the buffered diffs.
+#[test]
+fn binance_books_start_from_rest_snapshots_and_resync_from_them() {
+    for (venue, routing) in [("binance-spot", false), ("binance-usdm", true)] {
+        let sim = Sim::start(SimConfig {
+            tls: true,
+            usdm_routing: routing,
+            symbols: vec!["BTCUSDT".into()],
+            ..SimConfig::default()
+        })
+        .unwrap();
+        let stream = "btcusdt@depth@100ms";
+        let (engine, probe) = start(
+            vec![feed("depth", venue, &sim, &[stream])],
+            fast_reconnect(),
+        );
+        probe.wait("book built", |s| quotes_of(s, stream) >= 10);
+        // A missed diff; and the snapshot fetched to resync is stale (older than the diffs
+        // buffered meanwhile): the feed must notice and fetch again.
+        sim.inject_book(BookFault::SnapshotStale);
+        let conn = sim.snapshot().open_connections().next().unwrap().id;
+        sim.inject_book_on(conn, BookFault::SkipSeq);
+        probe.wait("invalid, then resynced", |s| {
+            has_health(s, |h| matches!(h, Health::BookInvalid { .. }))
+                && has_health(s, |h| matches!(h, Health::BookResynced { .. }))
+        });
+        let snap = sim.snapshot();
+        assert_eq!(snap.stale_snapshots_served, 1, "{venue}");
+        assert!(
+            snap.rest_requests >= 3,
+            "{venue}: the first snapshot, the stale one, and one more: {}",
+            snap.rest_requests
+        );
+        let resynced = probe
+            .seen()
+            .iter()
+            .position(|s| {
+                matches!(
+                    s,
+                    Seen::Health {
+                        event: Health::BookResynced { .. },
+                        ..
+                    }
+                )
+            })
+            .unwrap();
+        probe.wait("book ticks again", |s| {
+            quotes_of(&s[resynced..], stream) >= 5
+        });
+        let summary = engine.stop().0;
+        assert_eq!(
+            summary.feeds[0].rotations, 0,
+            "{venue}: REST resync, same connection"
+        );
+        assert_eq!(summary.feeds[0].disconnects, 0, "{venue}");
+    }
+}

@@ -56,6 +56,7 @@ use crate::clock;
 use crate::config::{Endpoint, FullPolicy, ReconnectConfig, WaitMode};
 use crate::metrics::{FeedState, FeedStats, GapCause, GapRecord, Missed, SlotRole, MAX_SLOTS};
 use crate::net::{self, NetStream};
+use crate::rest::{DepthSnapshot, SnapshotReply, SnapshotRequest};
 use crate::tick::{
     BookFault, DepthChunk, DisconnectReason, FeedId, Health, HealthMsg, Sequenced, SymbolId, Tick,
     TickData,
@@ -132,6 +133,10 @@ pub struct FeedParams {
     pub on_full: FullPolicy,
     /// The capture thread's channel, when capture is on.
     pub capture: Option<Sender<CaptureMsg>>,
+    /// Binance: base URL of REST depth snapshots.
+    pub rest_base: Option<String>,
+    /// The engine's snapshot thread, when a feed needs one.
+    pub snapshots: Option<Sender<SnapshotRequest>>,
 }
 
 /// The channel ends a feed writes to: a bounded, lossy channel for ticks and an unbounded,
@@ -218,7 +223,37 @@ struct BookState {
     loading: bool,
     /// It was valid once (the first snapshot is not a resync).
     ever_valid: bool,
+    /// `U` of the update being applied.
+    first_id: u64,
+    /// Binance: the book starts from a REST snapshot.
+    rest: Option<RestSync>,
 }
+
+/// Binance's procedure: buffer the diffs, fetch a REST snapshot, drop the diffs it already
+/// holds, apply the rest.
+#[derive(Default)]
+struct RestSync {
+    /// A snapshot request is in flight.
+    requested: bool,
+    /// No request before this (after a failed one).
+    retry_at: Option<Instant>,
+    /// Diffs received while the book is not valid, oldest first.
+    buffer: VecDeque<Buffered>,
+}
+
+/// A diff kept for after the snapshot.
+struct Buffered {
+    text: Utf8Bytes,
+    recv_ns: u64,
+    /// `U` and `u`.
+    first: u64,
+    last: u64,
+}
+
+/// Most diffs buffered while a snapshot is fetched.
+const MAX_BUFFERED: usize = 20_000;
+/// Wait after a failed snapshot request.
+const SNAPSHOT_RETRY: Duration = Duration::from_secs(1);
 
 /// What to send for one chunk of a book update.
 enum BookStep {
@@ -413,6 +448,11 @@ pub struct Feed {
     books: Vec<Option<BookState>>,
     /// Books waiting for a fresh connection's snapshot.
     resync_wanted: Vec<u16>,
+    /// Answers of the snapshot thread.
+    snap_tx: Sender<SnapshotReply>,
+    snap_rx: Receiver<SnapshotReply>,
+    /// This feed's waker, for the snapshot thread.
+    waker: Arc<Waker>,
     conn_count: u32,
     next_request_id: u64,
     /// When the last data message arrived (any connection).
@@ -450,6 +490,8 @@ impl Feed {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
         let n = p.streams.len();
+        let (snap_tx, snap_rx) = crossbeam_channel::unbounded();
+        let rest_books = p.snapshots.is_some() && p.rest_base.is_some();
         let cadence_kinds = |s: &StreamDef| has_cadence(s.kind);
         debug_assert!(p.streams.iter().filter(|s| cadence_kinds(s)).count() <= n);
         let mut feed = Feed {
@@ -468,17 +510,30 @@ impl Feed {
             books: p
                 .streams
                 .iter()
-                .map(|s| match s.kind {
-                    StreamKind::OrderBook { levels } => Some(BookState {
-                        book: Book::new(usize::from(levels).max(50)),
+                .map(|s| {
+                    let book = |levels: usize, rest: Option<RestSync>| BookState {
+                        book: Book::new(levels),
                         valid: false,
                         loading: false,
                         ever_valid: false,
-                    }),
-                    _ => None,
+                        first_id: 0,
+                        rest,
+                    };
+                    match s.kind {
+                        StreamKind::OrderBook { levels } => {
+                            Some(book(usize::from(levels).max(50), None))
+                        }
+                        StreamKind::Depth { .. } if rest_books => {
+                            Some(book(1000, Some(RestSync::default())))
+                        }
+                        _ => None,
+                    }
                 })
                 .collect(),
             resync_wanted: Vec::new(),
+            snap_tx,
+            snap_rx,
+            waker: waker.clone(),
             out,
             stats,
             shutdown,
@@ -938,6 +993,14 @@ impl Feed {
         if self.p.capture.is_some() {
             self.capture(i as u16, live.conn_no, recv_ns, text.clone());
         }
+        if self.books[i]
+            .as_ref()
+            .is_some_and(|b| !b.valid && b.rest.is_some())
+        {
+            if let Some((_, seq)) = decision {
+                self.rest_buffer(i, text, recv_ns, seq, now);
+            }
+        }
         if !self.held[i].is_empty() {
             // This message may have filled the hole the held ones wait on.
             self.release_held(i, false);
@@ -1114,6 +1177,9 @@ impl Feed {
         let Some(state) = self.books[i].as_mut() else {
             return BookStep::Send;
         };
+        if chunk.part == 0 {
+            state.first_id = chunk.first_update_id;
+        }
         if chunk.snapshot {
             if chunk.part == 0 {
                 state.book.clear();
@@ -1178,6 +1244,14 @@ impl Feed {
         }
         state.valid = false;
         state.book.clear();
+        let rest = match state.rest.as_mut() {
+            Some(rest) => {
+                // Binance: a new REST snapshot, no new connection.
+                rest.buffer.clear();
+                true
+            }
+            None => false,
+        };
         FeedStats::bump(&self.stats.book_resyncs);
         warn!(
             "[{}] book {} invalid ({fault}): resyncing",
@@ -1187,8 +1261,209 @@ impl Feed {
             stream: i as u16,
             fault,
         });
-        if fault != BookFault::Reconnect && !self.resync_wanted.contains(&(i as u16)) {
+        if !rest && fault != BookFault::Reconnect && !self.resync_wanted.contains(&(i as u16)) {
             self.resync_wanted.push(i as u16);
+        }
+    }
+
+    /// Keeps a diff of a Binance book that waits for its REST snapshot, and asks for the
+    /// snapshot if none is on its way.
+    #[cold]
+    fn rest_buffer(&mut self, i: usize, text: &Utf8Bytes, recv_ns: u64, seq: Seq, now: Instant) {
+        let Some(state) = self.books[i].as_mut() else {
+            return;
+        };
+        let first = state.first_id;
+        let Some(rest) = state.rest.as_mut() else {
+            return;
+        };
+        if rest.buffer.len() >= MAX_BUFFERED {
+            // The snapshot is not coming: start over.
+            rest.buffer.clear();
+            rest.requested = false;
+        }
+        rest.buffer.push_back(Buffered {
+            text: text.clone(),
+            recv_ns,
+            first,
+            last: seq.id,
+        });
+        if rest.requested || rest.retry_at.is_some_and(|t| now < t) {
+            return;
+        }
+        let (Some(tx), Some(base), Some(path)) = (
+            &self.p.snapshots,
+            &self.p.rest_base,
+            self.p.venue.depth_snapshot_path(&self.p.streams[i].symbol),
+        ) else {
+            return;
+        };
+        rest.requested = true;
+        let _ = tx.send(SnapshotRequest {
+            stream: i as u16,
+            url: format!("{base}{path}"),
+            tls: self.p.tls.clone(),
+            reply: self.snap_tx.clone(),
+            waker: self.waker.clone(),
+        });
+    }
+
+    /// A REST snapshot arrived for book `i`: drop the buffered diffs it holds, check that the
+    /// first one left straddles it, build the book and apply the rest (Binance's "How to
+    /// manage a local order book correctly").
+    #[cold]
+    fn on_snapshot(&mut self, i: usize, result: Result<DepthSnapshot, String>, now: Instant) {
+        let spot = self.p.venue == Venue::BinanceSpot;
+        let name = self.p.streams[i].name.clone();
+        let Some(state) = self.books[i].as_mut() else {
+            return;
+        };
+        let Some(rest) = state.rest.as_mut() else {
+            return;
+        };
+        rest.requested = false;
+        let snap = match result {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(
+                    "[{}] depth snapshot for {name} failed: {e}; trying again in {} ms",
+                    self.p.name,
+                    SNAPSHOT_RETRY.as_millis()
+                );
+                rest.retry_at = Some(now + SNAPSHOT_RETRY);
+                return;
+            }
+        };
+        if state.valid {
+            return;
+        }
+        let last = snap.last_update_id;
+        // Spot drops events with u <= lastUpdateId; USD-M those with u < lastUpdateId.
+        while rest
+            .buffer
+            .front()
+            .is_some_and(|b| if spot { b.last <= last } else { b.last < last })
+        {
+            rest.buffer.pop_front();
+        }
+        if let Some(front) = rest.buffer.front() {
+            let straddles = if spot {
+                front.first <= last + 1
+            } else {
+                front.first <= last
+            };
+            if !straddles {
+                warn!(
+                    "[{}] depth snapshot for {name} (lastUpdateId {last}) is older than the buffered diffs (U {}): fetching again",
+                    self.p.name, front.first
+                );
+                // The next diff asks again.
+                return;
+            }
+        }
+        let buffered = std::mem::take(&mut rest.buffer);
+        state.book.clear();
+        for l in &snap.bids {
+            state.book.set(crate::book::Side::Bid, l.price, l.qty);
+        }
+        for l in &snap.asks {
+            state.book.set(crate::book::Side::Ask, l.price, l.qty);
+        }
+        state.book.trim();
+        state.valid = true;
+        let resynced = std::mem::replace(&mut state.ever_valid, true);
+        let recv_ns = clock::now_ns();
+        self.send_snapshot_ticks(i, &snap, recv_ns);
+        if buffered.is_empty() {
+            self.seqs[i].restart_overlapping(last);
+        }
+        for b in buffered {
+            if let Ok(Frame::Data { data, .. }) = self.p.venue.classify(b.text.as_str()) {
+                let _ = self.parse_and_send(i, data, b.recv_ns, |_, _| true);
+            }
+        }
+        info!(
+            "[{}] book {name} built from a REST snapshot (lastUpdateId {last})",
+            self.p.name
+        );
+        if resynced {
+            self.health(Health::BookResynced { stream: i as u16 });
+        }
+    }
+
+    /// Sends a REST snapshot's levels as snapshot depth chunks, then the book's top.
+    #[cold]
+    fn send_snapshot_ticks(&mut self, i: usize, snap: &DepthSnapshot, recv_ns: u64) {
+        let (feed, symbol) = (self.p.id, self.p.symbols[i]);
+        let send = |out: &Outbox, stats: &FeedStats, policy, data| {
+            out.send_tick(
+                policy,
+                stats,
+                Tick {
+                    feed,
+                    stream: i as u16,
+                    symbol,
+                    seq: snap.last_update_id,
+                    event_time_ms: 0,
+                    recv_ns,
+                    data,
+                },
+            );
+        };
+        let mut chunk = DepthChunk {
+            first_update_id: snap.last_update_id,
+            final_update_id: snap.last_update_id,
+            snapshot: true,
+            ..DepthChunk::EMPTY
+        };
+        let levels = snap
+            .bids
+            .iter()
+            .map(|l| (true, *l))
+            .chain(snap.asks.iter().map(|l| (false, *l)));
+        for (bid, level) in levels {
+            let used = usize::from(chunk.n_bids + chunk.n_asks);
+            if used == crate::tick::DEPTH_CHUNK_LEVELS {
+                send(
+                    &self.out,
+                    &self.stats,
+                    self.p.on_full,
+                    TickData::Depth(chunk),
+                );
+                chunk.part = chunk.part.wrapping_add(1);
+                chunk.n_bids = 0;
+                chunk.n_asks = 0;
+            }
+            let used = usize::from(chunk.n_bids + chunk.n_asks);
+            chunk.levels[used] = level;
+            if bid {
+                chunk.n_bids += 1;
+            } else {
+                chunk.n_asks += 1;
+            }
+        }
+        chunk.last = true;
+        send(
+            &self.out,
+            &self.stats,
+            self.p.on_full,
+            TickData::Depth(chunk),
+        );
+        let book = &self.books[i]
+            .as_ref()
+            .map(|b| (b.book.best_bid(), b.book.best_ask()));
+        if let Some((Some(b), Some(a))) = book {
+            send(
+                &self.out,
+                &self.stats,
+                self.p.on_full,
+                TickData::Quote {
+                    bid: b.price,
+                    bid_qty: b.qty,
+                    ask: a.price,
+                    ask_qty: a.qty,
+                },
+            );
         }
     }
 
@@ -1640,6 +1915,9 @@ impl Feed {
 
     /// Feed-wide duties after the slots stepped: rotations, stream silence, published state.
     fn maintain(&mut self, now: Instant) {
+        while let Ok((i, result)) = self.snap_rx.try_recv() {
+            self.on_snapshot(usize::from(i), result, now);
+        }
         for i in 0..self.held_until.len() {
             if self.held_until[i].is_some_and(|t| now >= t) {
                 self.release_held(i, true);

@@ -63,6 +63,25 @@ impl Venue {
         }
     }
 
+    /// The REST base URL of the venue's depth snapshots (Binance only: Bybit and OKX send
+    /// snapshots on the WebSocket).
+    pub fn default_rest_url(self) -> Option<&'static str> {
+        match self {
+            Venue::BinanceSpot => Some("https://api.binance.com"),
+            Venue::BinanceUsdm => Some("https://fapi.binance.com"),
+            _ => None,
+        }
+    }
+
+    /// Path and query of a depth snapshot of `symbol` (Binance).
+    pub fn depth_snapshot_path(self, symbol: &str) -> Option<String> {
+        match self {
+            Venue::BinanceSpot => Some(format!("/api/v3/depth?symbol={symbol}&limit=1000")),
+            Venue::BinanceUsdm => Some(format!("/fapi/v1/depth?symbol={symbol}&limit=1000")),
+            _ => None,
+        }
+    }
+
     /// Validates a stream name as the venue spells it and describes it.
     pub fn parse_stream(self, name: &str) -> Result<StreamDef, String> {
         match self {
