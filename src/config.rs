@@ -751,6 +751,20 @@ streams = ["btcusdt@bookTicker", "btcusdt@markPrice"]
     }
 
     #[test]
+    fn every_shipped_config_is_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                n += 1;
+            }
+        }
+        assert!(n >= 7, "{n} configs");
+    }
+
+    #[test]
     fn standby_capture_and_attempt_budget() {
         let c = Config::from_toml(&format!(
             "[capture]\ndir = \"/tmp/x\"\n{MINIMAL}standby = true\nstandby_url = \"wss://fstream2.example:443\"\n"

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::config::{Config, ConfigError, FileConfig};
-use crate::sim::{ConnId, Fault, Sim, SimConfig};
+use crate::sim::{start_group, BookFault, ConnId, Fault, SharedMarket, Sim, SimConfig, SimVenue};
 
 /// The demo's config, as shipped in `configs/demo.toml`.
 pub const DEMO_TOML: &str = include_str!("../configs/demo.toml");
@@ -14,10 +14,24 @@ pub const DEMO_TOML: &str = include_str!("../configs/demo.toml");
 /// Which simulated venue a scheduled fault hits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {
-    /// The spot venue.
+    /// The Binance spot venue.
     Spot,
-    /// The USD-M venue.
+    /// The Binance USD-M venue.
     Usdm,
+    /// The Bybit linear venue.
+    Bybit,
+    /// The OKX venue.
+    Okx,
+}
+
+/// A fault of the simulator: on a connection or the listener, or on an order book.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DemoFault {
+    /// A connection or listener fault.
+    Std(Fault),
+    /// An order-book fault (a skipped or broken sequence, a crossed book, a bad checksum, a
+    /// stale REST snapshot).
+    Book(BookFault),
 }
 
 /// One scheduled fault.
@@ -28,34 +42,53 @@ pub struct Scheduled {
     /// Which venue.
     pub target: Target,
     /// What.
-    pub fault: Fault,
+    pub fault: DemoFault,
 }
 
-/// The two simulated venues.
+/// The simulated venues, quoting one shared market.
 #[derive(Debug)]
 pub struct DemoVenues {
-    /// Binance-spot-like venue (one route).
+    /// Binance spot (one route, REST depth snapshots).
     pub spot: Sim,
-    /// Binance-USD-M-like venue (routed `/public` and `/market`).
+    /// Binance USD-M (routed `/public` and `/market`).
     pub usdm: Sim,
+    /// Bybit v5 linear.
+    pub bybit: Sim,
+    /// OKX v5.
+    pub okx: Sim,
 }
 
 impl DemoVenues {
-    /// Starts both, with TLS.
+    /// Starts the four, with TLS, on one shared market: their prices differ by a few basis
+    /// points and, now and then, briefly by more.
     pub fn start() -> std::io::Result<DemoVenues> {
-        let spot = Sim::start(SimConfig {
-            usdm_routing: false,
-            seed: 11,
+        let symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT"];
+        let shared = SharedMarket::new(symbols, 0x5EED_CAFE);
+        let cfg = |venue, usdm_routing, seed| SimConfig {
+            venue,
+            usdm_routing,
+            seed,
             record: false,
+            symbols: symbols.iter().map(|s| s.to_string()).collect(),
             ..SimConfig::default()
-        })?;
-        let usdm = Sim::start(SimConfig {
-            usdm_routing: true,
-            seed: 29,
-            record: false,
-            ..SimConfig::default()
-        })?;
-        Ok(DemoVenues { spot, usdm })
+        };
+        let mut sims = start_group(
+            vec![
+                cfg(SimVenue::Binance, false, 11),
+                cfg(SimVenue::Binance, true, 29),
+                cfg(SimVenue::BybitLinear, false, 37),
+                cfg(SimVenue::Okx, false, 41),
+            ],
+            shared,
+        )?
+        .into_iter();
+        let mut next = || sims.next().expect("four simulators");
+        Ok(DemoVenues {
+            spot: next(),
+            usdm: next(),
+            bybit: next(),
+            okx: next(),
+        })
     }
 
     /// The venue a fault targets.
@@ -63,6 +96,8 @@ impl DemoVenues {
         match t {
             Target::Spot => &self.spot,
             Target::Usdm => &self.usdm,
+            Target::Bybit => &self.bybit,
+            Target::Okx => &self.okx,
         }
     }
 
@@ -73,10 +108,11 @@ impl DemoVenues {
             message: e.to_string(),
         })?;
         for feed in &mut file.feeds {
-            let sim = if feed.venue == "binance-spot" {
-                &self.spot
-            } else {
-                &self.usdm
+            let sim = match feed.venue.as_str() {
+                "binance-spot" => &self.spot,
+                "binance-usdm" => &self.usdm,
+                "bybit-linear" | "bybit-spot" => &self.bybit,
+                _ => &self.okx,
             };
             feed.url = Some(sim.base_url());
             if feed.standby_url.is_some() {
@@ -120,7 +156,12 @@ fn normal_schedule(run: Duration) -> Vec<Scheduled> {
     let s = |f: f64, target: Target, fault: Fault| Scheduled {
         at: at(f),
         target,
-        fault,
+        fault: DemoFault::Std(fault),
+    };
+    let b = |f: f64, target: Target, fault: BookFault| Scheduled {
+        at: at(f),
+        target,
+        fault: DemoFault::Book(fault),
     };
     use Target::*;
     vec![
@@ -157,6 +198,15 @@ fn normal_schedule(run: Duration) -> Vec<Scheduled> {
         s(0.68, Spot, Fault::Close { code: 1000 }),
         s(0.74, Spot, Fault::Refuse { duration: refuse }),
         s(0.74, Spot, Fault::Close { code: 1012 }),
+        s(0.14, Bybit, Fault::Reset),
+        b(0.24, Okx, BookFault::SkipSeq),
+        b(0.34, Bybit, BookFault::BreakChain),
+        b(0.40, Spot, BookFault::SkipSeq),
+        b(0.46, Okx, BookFault::CrossBook),
+        s(0.56, Okx, Fault::Close { code: 1001 }),
+        b(0.62, Usdm, BookFault::SnapshotStale),
+        b(0.62, Usdm, BookFault::BreakChain),
+        s(0.70, Bybit, Fault::Stall { duration: stall }),
     ]
 }
 
@@ -175,12 +225,24 @@ fn heavy_schedule(run: Duration, seed: u64) -> Vec<Scheduled> {
     let mut at = Duration::from_secs(2);
     let mut out = Vec::new();
     while at < end {
-        let target = if next() % 2 == 0 {
-            Target::Spot
-        } else {
-            Target::Usdm
-        };
+        let target =
+            [Target::Spot, Target::Usdm, Target::Bybit, Target::Okx][(next() % 4) as usize];
         let r = next();
+        let book = match r % 100 {
+            40..=42 => Some(BookFault::SkipSeq),
+            43..=44 => Some(BookFault::BreakChain),
+            45 => Some(BookFault::CrossBook),
+            _ => None,
+        };
+        if let Some(fault) = book {
+            out.push(Scheduled {
+                at,
+                target,
+                fault: DemoFault::Book(fault),
+            });
+            at += HEAVY_EVERY.mul_f64(0.5 + (next() % 1000) as f64 / 1000.0);
+            continue;
+        }
         let fault = match r % 100 {
             0..=19 => Fault::Close {
                 code: [1000, 1001, 1011, 1012][(r / 100 % 4) as usize],
@@ -202,6 +264,8 @@ fn heavy_schedule(run: Duration, seed: u64) -> Vec<Scheduled> {
                 stream: match target {
                     Target::Spot => "btcusdt@depth@100ms",
                     Target::Usdm => "btcusdt@markPrice@1s",
+                    Target::Bybit => "orderbook.50.BTCUSDT",
+                    Target::Okx => "books:BTC-USDT-SWAP",
                 }
                 .into(),
             },
@@ -215,7 +279,11 @@ fn heavy_schedule(run: Duration, seed: u64) -> Vec<Scheduled> {
             94..=96 => Fault::Http503 { count: 1 },
             _ => Fault::IgnoreSubscribe { count: 1 },
         };
-        out.push(Scheduled { at, target, fault });
+        out.push(Scheduled {
+            at,
+            target,
+            fault: DemoFault::Std(fault),
+        });
         // Uniform in [0.5, 1.5] × the mean interval.
         at += HEAVY_EVERY.mul_f64(0.5 + (next() % 1000) as f64 / 1000.0);
     }
@@ -239,9 +307,16 @@ impl DemoVenues {
     /// the dice say otherwise).
     pub fn inject(&self, s: &Scheduled, pick: u64) -> Injected {
         let sim = self.get(s.target);
-        if s.fault.is_listener_fault() {
-            sim.inject(s.fault.clone());
-            return Injected::Listener;
+        match &s.fault {
+            DemoFault::Std(f) if f.is_listener_fault() => {
+                sim.inject(f.clone());
+                return Injected::Listener;
+            }
+            DemoFault::Book(f) if f.is_listener_fault() => {
+                sim.inject_book(*f);
+                return Injected::Listener;
+            }
+            _ => {}
         }
         let snapshot = sim.snapshot();
         let open: Vec<ConnId> = snapshot.open_connections().map(|c| c.id).collect();
@@ -249,7 +324,10 @@ impl DemoVenues {
             return Injected::Nothing;
         }
         let id = open[(pick % open.len() as u64) as usize];
-        sim.inject_on(id, s.fault.clone());
+        match &s.fault {
+            DemoFault::Std(f) => sim.inject_on(id, f.clone()),
+            DemoFault::Book(f) => sim.inject_book_on(id, *f),
+        }
         Injected::Connection(id)
     }
 }
@@ -262,7 +340,15 @@ pub fn resident_bytes() -> Option<u64> {
 }
 
 /// Name of a fault's kind, for counts.
-pub fn kind_name(f: &Fault) -> &'static str {
+pub fn kind_name(f: &DemoFault) -> &'static str {
+    let f = match f {
+        DemoFault::Std(f) => f,
+        DemoFault::Book(BookFault::SkipSeq) => return "book-skip-seq",
+        DemoFault::Book(BookFault::BreakChain) => return "book-break-chain",
+        DemoFault::Book(BookFault::CrossBook) => return "book-cross",
+        DemoFault::Book(BookFault::BadChecksum) => return "book-bad-checksum",
+        DemoFault::Book(BookFault::SnapshotStale) => return "book-stale-snapshot",
+    };
     match f {
         Fault::Close { .. } => "close",
         Fault::Reset => "reset",

@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use wsfeed::arb::{ArbConfig, ArbMonitor};
 use wsfeed::config::CaptureConfig;
 use wsfeed::config::Config;
 use wsfeed::demo::{self, DemoVenues, FaultLevel};
 use wsfeed::engine::{Engine, StatusMark};
 use wsfeed::metrics::{FeedState, Summary};
-use wsfeed::strategy::SpreadMonitor;
 
 const USAGE: &str = "\
 wsfeed — low-latency, self-healing crypto market-data feeds
@@ -217,7 +217,8 @@ fn run(
     mut tick: impl FnMut(Duration),
 ) -> Result<Summary, String> {
     let status_every = Duration::from_millis(config.engine.status_interval_ms);
-    let engine = Engine::start(config, SpreadMonitor::new()).map_err(|e| e.to_string())?;
+    let engine =
+        Engine::start(config, ArbMonitor::new(ArbConfig::default())).map_err(|e| e.to_string())?;
     let started = Instant::now();
     let mut mark = StatusMark::default();
     let mut next_status = started + status_every;
@@ -267,10 +268,13 @@ fn run_demo(
     }
     let schedule = demo::schedule(seconds, level);
     println!(
-        "wsfeed demo: {}s against simulated Binance spot ({}) and USD-M ({}), TLS with a generated CA",
+        "wsfeed demo: {}s against four simulated venues quoting one market, TLS with a generated CA: \
+         Binance spot {}, Binance USD-M {}, Bybit linear {}, OKX {}",
         seconds.as_secs(),
         venues.spot.base_url(),
-        venues.usdm.base_url()
+        venues.usdm.base_url(),
+        venues.bybit.base_url(),
+        venues.okx.base_url()
     );
     if schedule.len() <= 40 {
         println!(
@@ -336,7 +340,8 @@ fn run_demo(
         .iter()
         .filter(|f| f.state != FeedState::Failed)
         .count();
-    let (spot, usdm) = (venues.spot.snapshot(), venues.usdm.snapshot());
+    let sims = [&venues.spot, &venues.usdm, &venues.bybit, &venues.okx].map(|s| s.snapshot());
+    let sum = |f: fn(&wsfeed::sim::SimSnapshot) -> u64| sims.iter().map(f).sum::<u64>();
     let kinds: Vec<String> = injected.iter().map(|(k, n)| format!("{k} {n}")).collect();
     println!(
         "faults injected: {} ({}){}",
@@ -351,11 +356,18 @@ fn run_demo(
     println!(
         "venue side: upgrades rejected {} | server pings answered {}/{} | messages withheld (drop-next) {} | \
          connections lost: {lost}, outages recovered: {recovered} | feeds not failed: {streaming}/{}",
-        spot.upgrades_rejected + usdm.upgrades_rejected,
-        spot.pongs_received + usdm.pongs_received,
-        spot.pings_sent + usdm.pings_sent,
-        spot.withheld + usdm.withheld,
+        sum(|s| s.upgrades_rejected),
+        sum(|s| s.pongs_received),
+        sum(|s| s.pings_sent),
+        sum(|s| s.withheld),
         summary.feeds.len()
+    );
+    println!(
+        "books: {} invalidated and resynced | venue pings answered {} | REST snapshots served {} ({} stale on purpose)",
+        summary.feeds.iter().map(|f| f.book_resyncs).sum::<u64>(),
+        sum(|s| s.venue_pings),
+        sum(|s| s.rest_requests),
+        sum(|s| s.stale_snapshots_served)
     );
     println!(
         "resident memory: {:.1} MiB after start-up, {:.1} MiB at the end of the run (max {:.1} MiB); MiB over time: {}",

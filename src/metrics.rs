@@ -489,6 +489,8 @@ pub struct FeedSummary {
     pub throttled: u64,
     /// Server pings.
     pub pings_received: u64,
+    /// Local books invalidated and resynced.
+    pub book_resyncs: u64,
     /// The feed kept a hot standby.
     pub standby: bool,
     /// Parse errors.
@@ -528,6 +530,7 @@ impl FeedSummary {
             rotations: s.rotations.load(Relaxed),
             throttled: s.throttled.load(Relaxed),
             pings_received: s.pings_received.load(Relaxed),
+            book_resyncs: s.book_resyncs.load(Relaxed),
             standby: s.standby_url.is_some(),
             parse_errors: s.parse_errors.load(Relaxed),
             unknown_frames: s.unknown_frames.load(Relaxed),
