@@ -26,6 +26,21 @@ pub struct ArbConfig {
     pub max_quote_age_ns: u64,
 }
 
+impl ArbConfig {
+    /// The defaults overridden by the config's `[arbitrage]`.
+    pub fn from_config(c: &crate::config::ArbitrageConfig) -> ArbConfig {
+        let mut cfg = ArbConfig::default();
+        for (name, fee) in &c.taker_fee_bps {
+            if let Some(v) = Venue::from_name(name) {
+                cfg.taker_fee_bps.insert(v, *fee);
+            }
+        }
+        cfg.min_edge_bps = c.min_edge_bps;
+        cfg.max_quote_age_ns = c.max_quote_age_ms.saturating_mul(1_000_000);
+        cfg
+    }
+}
+
 impl Default for ArbConfig {
     fn default() -> Self {
         // Base-tier taker fees as published: Binance spot 0.1 %, USD-M 0.05 %, Bybit spot

@@ -97,10 +97,13 @@ pub struct EngineConfig {
     /// Interval of the status line printed by `run` and `demo`, ms. Default 1000.
     pub status_interval_ms: u64,
     /// Connection attempts allowed per venue host in any `connect_window_ms`, shared by all
-    /// feeds of that host. Default 300 (Binance: 300 connections per 5 minutes per IP).
-    pub connect_limit: u32,
-    /// The window of `connect_limit`, ms. Default 300000.
-    pub connect_window_ms: u64,
+    /// feeds of that host. Default: the venue's (Binance 300 per 5 minutes, Bybit 500 per 5
+    /// minutes, OKX 3 per second).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_limit: Option<u32>,
+    /// The window of `connect_limit`, ms. Default: the venue's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_window_ms: Option<u64>,
 }
 
 impl Default for EngineConfig {
@@ -111,8 +114,8 @@ impl Default for EngineConfig {
             strategy_core: None,
             strategy_wait: WaitMode::Block,
             status_interval_ms: 1000,
-            connect_limit: 300,
-            connect_window_ms: 300_000,
+            connect_limit: None,
+            connect_window_ms: None,
         }
     }
 }
@@ -295,6 +298,29 @@ fn default_max_frame() -> usize {
     1 << 20
 }
 
+/// `[arbitrage]`: the arbitrage strategy of `demo` and `run`.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ArbitrageConfig {
+    /// Taker fee per venue, basis points, e.g. `{ okx = 5.0, "bybit-linear" = 5.5 }`. Venues
+    /// not named keep their published base-tier fee.
+    pub taker_fee_bps: BTreeMap<String, f64>,
+    /// Smallest edge net of fees that counts as an opportunity, bps. Default 0.
+    pub min_edge_bps: f64,
+    /// Quotes older than this are not compared, ms. Default 1000.
+    pub max_quote_age_ms: u64,
+}
+
+impl Default for ArbitrageConfig {
+    fn default() -> Self {
+        ArbitrageConfig {
+            taker_fee_bps: BTreeMap::new(),
+            min_edge_bps: 0.0,
+            max_quote_age_ms: 1000,
+        }
+    }
+}
+
 /// `[capture]`: JSONL capture and the session manifest.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -313,6 +339,9 @@ pub struct FileConfig {
     /// `[capture]`; no capture when absent.
     #[serde(default)]
     pub capture: Option<CaptureConfig>,
+    /// `[arbitrage]`.
+    #[serde(default)]
+    pub arbitrage: ArbitrageConfig,
     /// `[reconnect]`.
     #[serde(default)]
     pub reconnect: ReconnectConfig,
@@ -438,6 +467,8 @@ pub struct Config {
     pub feeds: Vec<FeedSpec>,
     /// `[capture]`.
     pub capture: Option<CaptureConfig>,
+    /// `[arbitrage]`.
+    pub arbitrage: ArbitrageConfig,
     /// The whole configuration with every default filled in, for the session manifest.
     pub effective: serde_json::Value,
 }
@@ -516,7 +547,7 @@ impl FileConfig {
     pub fn validate(self) -> Result<Config, ConfigError> {
         let effective = serde_json::to_value(&self).unwrap_or(serde_json::Value::Null);
         let e = &self.engine;
-        if e.connect_limit == 0 || e.connect_window_ms == 0 {
+        if e.connect_limit == Some(0) || e.connect_window_ms == Some(0) {
             return Err(err(
                 "engine.connect_limit and engine.connect_window_ms must be at least 1".into(),
             ));
@@ -524,6 +555,19 @@ impl FileConfig {
         if let Some(c) = &self.capture {
             if c.dir.as_os_str().is_empty() {
                 return Err(err("capture.dir is empty".into()));
+            }
+        }
+        for (venue, fee) in &self.arbitrage.taker_fee_bps {
+            if Venue::from_name(venue).is_none() {
+                return Err(err(format!(
+                    "arbitrage.taker_fee_bps names '{venue}', which is not a venue (known: {})",
+                    Venue::ALL.map(Venue::name).join(", ")
+                )));
+            }
+            if !(0.0..=1000.0).contains(fee) {
+                return Err(err(format!(
+                    "arbitrage.taker_fee_bps.{venue} = {fee}: must be between 0 and 1000 bps"
+                )));
             }
         }
         if e.channel_capacity == 0 {
@@ -699,6 +743,7 @@ impl FileConfig {
             engine: self.engine,
             feeds,
             capture: self.capture,
+            arbitrage: self.arbitrage,
             effective,
         })
     }
@@ -796,6 +841,10 @@ streams = ["btcusdt@bookTicker", "btcusdt@markPrice"]
             (
                 format!("[engine]\nconnect_limit = 0\n{MINIMAL}"),
                 "engine.connect_limit",
+            ),
+            (
+                format!("[arbitrage]\ntaker_fee_bps = {{ kraken = 5.0 }}\n{MINIMAL}"),
+                "'kraken', which is not a venue",
             ),
         ] {
             let e = error_of(&text);

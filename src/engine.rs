@@ -80,15 +80,19 @@ impl<S: Strategy> Engine<S> {
         let mut params = Vec::new();
         // One attempt budget per venue host, shared by every feed that connects there.
         let mut gates: HashMap<String, Arc<ConnectGate>> = HashMap::new();
-        let mut gate = |e: &Endpoint| {
+        let mut gate = |e: &Endpoint, venue: crate::venue::Venue| {
             let host = format!("{}:{}", e.host, e.port);
+            let (limit, window) = venue.connect_limit();
             gates
                 .entry(host.clone())
                 .or_insert_with(|| {
                     Arc::new(ConnectGate::new(
                         host,
-                        config.engine.connect_limit,
-                        Duration::from_millis(config.engine.connect_window_ms),
+                        config.engine.connect_limit.unwrap_or(limit),
+                        config
+                            .engine
+                            .connect_window_ms
+                            .map_or(window, Duration::from_millis),
                     ))
                 })
                 .clone()
@@ -131,13 +135,13 @@ impl<S: Strategy> Engine<S> {
                 let mut targets = vec![Target {
                     endpoint: spec.endpoint.clone(),
                     url: spec.endpoint.url(path),
-                    gate: gate(&spec.endpoint),
+                    gate: gate(&spec.endpoint, spec.venue),
                 }];
                 if let Some(standby) = &spec.standby {
                     targets.push(Target {
                         endpoint: standby.clone(),
                         url: standby.url(path),
-                        gate: gate(standby),
+                        gate: gate(standby, spec.venue),
                     });
                 }
                 universe.feeds.push(FeedInfo {

@@ -217,8 +217,8 @@ fn run(
     mut tick: impl FnMut(Duration),
 ) -> Result<Summary, String> {
     let status_every = Duration::from_millis(config.engine.status_interval_ms);
-    let engine =
-        Engine::start(config, ArbMonitor::new(ArbConfig::default())).map_err(|e| e.to_string())?;
+    let strategy = ArbMonitor::new(ArbConfig::from_config(&config.arbitrage));
+    let engine = Engine::start(config, strategy).map_err(|e| e.to_string())?;
     let started = Instant::now();
     let mut mark = StatusMark::default();
     let mut next_status = started + status_every;

@@ -786,8 +786,8 @@ fn reconnect_storm_stays_within_the_per_host_attempt_budget() {
         vec![feed("spot", SPOT, &sim, &[BOOK])],
         fast_reconnect(),
         |f| {
-            f.engine.connect_limit = LIMIT as u32;
-            f.engine.connect_window_ms = WINDOW.as_millis() as u64;
+            f.engine.connect_limit = Some(LIMIT as u32);
+            f.engine.connect_window_ms = Some(WINDOW.as_millis() as u64);
         },
     );
     probe.wait("connected", connected(0, 1));

@@ -336,3 +336,47 @@ fn binance_books_start_from_rest_snapshots_and_resync_from_them() {
         assert_eq!(summary.feeds[0].disconnects, 0, "{venue}");
     }
 }
+
+/// A topic the venue does not know is rejected, reported once and never resubscribed; the other
+/// streams of the feed go on.
+#[test]
+fn each_venue_rejects_an_unknown_topic_and_the_rest_streams() {
+    for (venue, name, good, bad) in [
+        (
+            SimVenue::BybitLinear,
+            "bybit-linear",
+            "orderbook.1.BTCUSDT",
+            "publicTrade.XYZUSDT",
+        ),
+        (
+            SimVenue::BybitSpot,
+            "bybit-spot",
+            "orderbook.1.BTCUSDT",
+            "tickers.NOPEUSDT",
+        ),
+        (
+            SimVenue::Okx,
+            "okx",
+            "bbo-tbt:BTC-USDT-SWAP",
+            "trades:NOPE-USDT-SWAP",
+        ),
+    ] {
+        let sim = venue_sim(venue, Some(Duration::from_secs(30)));
+        let (engine, probe) = start(vec![feed("f", name, &sim, &[good, bad])], fast_reconnect());
+        probe.wait("rejected, subscribed, and the good stream delivers", |s| {
+            has_health(s, |h| {
+                matches!(h, Health::SubscriptionRejected { stream: 1, .. })
+            }) && has_health(s, |h| matches!(h, Health::Connected { .. }))
+                && quotes_of(s, good) >= 5
+        });
+        let seen = probe.seen();
+        assert_eq!(
+            count_health(&seen, |h| matches!(h, Health::SubscriptionRejected { .. })),
+            1,
+            "{name}: reported once"
+        );
+        let summary = engine.stop().0;
+        assert_eq!(summary.feeds[0].rejected_streams, 1, "{name}");
+        assert_eq!(summary.feeds[0].disconnects, 0, "{name}");
+    }
+}

@@ -112,6 +112,16 @@ impl Venue {
         }
     }
 
+    /// Connection attempts the venue allows one IP: (attempts, window). Binance: 300 per 5
+    /// minutes; Bybit: 500 per 5 minutes; OKX: 3 per second.
+    pub fn connect_limit(self) -> (u32, Duration) {
+        match self {
+            Venue::BinanceSpot | Venue::BinanceUsdm => (300, Duration::from_secs(300)),
+            Venue::BybitSpot | Venue::BybitLinear => (500, Duration::from_secs(300)),
+            Venue::Okx => (3, Duration::from_secs(1)),
+        }
+    }
+
     /// Most streams one subscribe request may name.
     pub fn max_streams_per_request(self) -> usize {
         match self {
