@@ -147,7 +147,8 @@ pub fn schedule(run: Duration, level: FaultLevel) -> Vec<Scheduled> {
     }
 }
 
-/// Every fault kind, spread over `run`; the last 20 % of the run is left for recovery.
+/// Every fault kind, spread over `run` in time order; the last 20 % of the run is left for
+/// recovery.
 /// Connection faults hit one connection of the venue, picked at random when injected.
 fn normal_schedule(run: Duration) -> Vec<Scheduled> {
     let at = |f: f64| run.mul_f64(f);
@@ -164,7 +165,7 @@ fn normal_schedule(run: Duration) -> Vec<Scheduled> {
         fault: DemoFault::Book(fault),
     };
     use Target::*;
-    vec![
+    let mut plan = vec![
         s(0.08, Usdm, Fault::Close { code: 1001 }),
         s(0.12, Spot, Fault::Malformed),
         s(0.14, Spot, Fault::UnknownMessage),
@@ -207,7 +208,10 @@ fn normal_schedule(run: Duration) -> Vec<Scheduled> {
         b(0.62, Usdm, BookFault::SnapshotStale),
         b(0.62, Usdm, BookFault::BreakChain),
         s(0.70, Bybit, Fault::Stall { duration: stall }),
-    ]
+    ];
+    // Injected in time order.
+    plan.sort_by_key(|s| s.at);
+    plan
 }
 
 /// A fault every [`HEAVY_EVERY`] on average from the second second to 95 % of the run, kinds
@@ -319,7 +323,18 @@ impl DemoVenues {
             _ => {}
         }
         let snapshot = sim.snapshot();
-        let open: Vec<ConnId> = snapshot.open_connections().map(|c| c.id).collect();
+        // A book fault acts on the next book message of the connection: aim it at connections
+        // that carry a full book (a depth or order-book stream).
+        let carries_book = |streams: &[String]| {
+            streams.iter().any(|n| {
+                n.contains("@depth") || n.starts_with("orderbook.50") || n.starts_with("books")
+            })
+        };
+        let open: Vec<ConnId> = snapshot
+            .open_connections()
+            .filter(|c| matches!(s.fault, DemoFault::Std(_)) || carries_book(&c.streams))
+            .map(|c| c.id)
+            .collect();
         if open.is_empty() {
             return Injected::Nothing;
         }
@@ -382,4 +397,25 @@ pub fn describe(schedule: &[Scheduled]) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules_are_in_time_order_and_cover_every_kind() {
+        for level in [FaultLevel::Normal, FaultLevel::Heavy] {
+            let plan = schedule(Duration::from_secs(600), level);
+            assert!(plan.windows(2).all(|w| w[0].at <= w[1].at), "{level:?}");
+            assert!(plan.iter().all(|s| s.at < Duration::from_secs(600)));
+        }
+        let kinds: std::collections::BTreeSet<&str> =
+            schedule(Duration::from_secs(20), FaultLevel::Normal)
+                .iter()
+                .map(|s| kind_name(&s.fault))
+                .collect();
+        assert!(kinds.len() >= 18, "{kinds:?}");
+        assert!(schedule(Duration::from_secs(20), FaultLevel::None).is_empty());
+    }
 }
