@@ -380,3 +380,35 @@ fn each_venue_rejects_an_unknown_topic_and_the_rest_streams() {
         assert_eq!(summary.feeds[0].disconnects, 0, "{name}");
     }
 }
+
+/// One bogus id far ahead on a quote stream (Bybit `orderbook.1` with `u` 1000 too high, as the
+/// simulator's BreakChain does there) must not silence the stream until the venue catches up:
+/// after a run of updates that are all "old", the feed follows the venue's numbering again.
+#[test]
+fn a_bogus_id_far_ahead_does_not_silence_a_quote_stream() {
+    let sim = venue_sim(SimVenue::BybitLinear, Some(Duration::from_secs(30)));
+    let stream = "orderbook.1.BTCUSDT";
+    let (engine, probe) = start(
+        vec![feed("top", "bybit-linear", &sim, &[stream])],
+        fast_reconnect(),
+    );
+    probe.wait("quotes", |s| quotes_of(s, stream) >= 10);
+    let conn = sim.snapshot().open_connections().next().unwrap().id;
+    sim.inject_book_on(conn, BookFault::BreakChain);
+    let after = probe.seen().len();
+    let sent_before = sim.sent().iter().filter(|r| r.stream == stream).count();
+    // 1000 updates pass before the venue's ids catch up with the bogus one; the feed starts
+    // over after 256. By the 700th, most of the rest must have been given.
+    assert!(sim.wait_until(WAIT, |_| {
+        sim.sent().iter().filter(|r| r.stream == stream).count() >= sent_before + 700
+    }));
+    probe.wait("quotes again well before the venue catches up", |s| {
+        quotes_of(&s[after..], stream) >= 300
+    });
+    assert!(
+        sim.sent().iter().filter(|r| r.stream == stream).count() < sent_before + 1000,
+        "the venue had caught up by itself: the test proves nothing"
+    );
+    let summary = engine.stop().0;
+    assert_eq!(summary.feeds[0].disconnects, 0);
+}

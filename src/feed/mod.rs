@@ -265,6 +265,11 @@ enum BookStep {
     SendWithTop(TickData),
 }
 
+/// Messages in a row that are not new, on a stream, before its numbering is taken to have
+/// been reset. Two connections deliver every update twice, so this counts only when no
+/// connection brings anything new.
+const SEQ_RESET_AFTER: u32 = 256;
+
 /// Most messages held per stream before the hole is reported without waiting longer.
 const MAX_HELD: usize = 256;
 
@@ -446,6 +451,8 @@ pub struct Feed {
     held_until: Vec<Option<Instant>>,
     /// Per stream: the local book of an order-book stream.
     books: Vec<Option<BookState>>,
+    /// Per stream: messages in a row that brought nothing new.
+    stale_seq: Vec<u32>,
     /// Books waiting for a fresh connection's snapshot.
     resync_wanted: Vec<u16>,
     /// Answers of the snapshot thread.
@@ -530,6 +537,7 @@ impl Feed {
                     }
                 })
                 .collect(),
+            stale_seq: vec![0; n],
             resync_wanted: Vec::new(),
             snap_tx,
             snap_rx,
@@ -1107,6 +1115,28 @@ impl Feed {
             return Fate::Deliver;
         }
         let verdict = self.seqs[i].judge(seq);
+        if matches!(verdict, Verdict::Duplicate | Verdict::Superseded) {
+            // Nothing new for this long, on every connection: the venue's numbering went back
+            // (a sequence reset after maintenance, or one bogus id far ahead). Start over here
+            // rather than drop the stream for good.
+            self.stale_seq[i] += 1;
+            if self.stale_seq[i] >= SEQ_RESET_AFTER {
+                warn!(
+                    "[{}] stream {}: {} updates in a row at or below id {:?}: the venue's numbering was reset; following it from {}",
+                    self.p.name,
+                    self.p.streams[i].name,
+                    self.stale_seq[i],
+                    self.seqs[i].last(),
+                    seq.id
+                );
+                self.stale_seq[i] = 0;
+                self.seqs[i].restart(seq);
+                self.invalidate_book(i, BookFault::Gap);
+                return Fate::Deliver;
+            }
+        } else {
+            self.stale_seq[i] = 0;
+        }
         match verdict {
             Verdict::Duplicate => {
                 FeedStats::bump(&self.stats.duplicates);
