@@ -424,6 +424,8 @@ fn feed_manifest(f: &CaptureFeed) -> Value {
         "stale_events": n(&s.stale_events),
         "rejected_streams": n(&s.rejected_streams),
         "missed_ids": n(&s.missed_ids),
+        "book_resyncs": n(&s.book_resyncs),
+        "crossed_quotes": n(&s.crossed_quotes),
         "capture_waits": n(&s.capture_waits),
         "connections": connections,
         "connection_gaps": gaps,

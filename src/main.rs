@@ -363,8 +363,9 @@ fn run_demo(
         summary.feeds.len()
     );
     println!(
-        "books: {} invalidated and resynced | venue pings answered {} | REST snapshots served {} ({} stale on purpose)",
+        "books: {} invalidated and resynced | crossed quotes dropped {} | venue pings answered {} | REST snapshots served {} ({} stale on purpose)",
         summary.feeds.iter().map(|f| f.book_resyncs).sum::<u64>(),
+        summary.feeds.iter().map(|f| f.crossed_quotes).sum::<u64>(),
         sum(|s| s.venue_pings),
         sum(|s| s.rest_requests),
         sum(|s| s.stale_snapshots_served)

@@ -253,6 +253,8 @@ pub struct FeedStats {
     pub throttled: AtomicU64,
     /// Local books invalidated (each followed by a resync).
     pub book_resyncs: AtomicU64,
+    /// Quotes whose bid reached their ask, dropped.
+    pub crossed_quotes: AtomicU64,
     /// Times the capture channel was full and the feed waited for the disk.
     pub capture_waits: AtomicU64,
     /// Frames that failed to parse.
@@ -302,6 +304,7 @@ impl FeedStats {
             rotations: AtomicU64::new(0),
             throttled: AtomicU64::new(0),
             book_resyncs: AtomicU64::new(0),
+            crossed_quotes: AtomicU64::new(0),
             capture_waits: AtomicU64::new(0),
             parse_errors: AtomicU64::new(0),
             unknown_frames: AtomicU64::new(0),
@@ -491,6 +494,8 @@ pub struct FeedSummary {
     pub pings_received: u64,
     /// Local books invalidated and resynced.
     pub book_resyncs: u64,
+    /// Crossed quotes dropped.
+    pub crossed_quotes: u64,
     /// The feed kept a hot standby.
     pub standby: bool,
     /// Parse errors.
@@ -531,6 +536,7 @@ impl FeedSummary {
             throttled: s.throttled.load(Relaxed),
             pings_received: s.pings_received.load(Relaxed),
             book_resyncs: s.book_resyncs.load(Relaxed),
+            crossed_quotes: s.crossed_quotes.load(Relaxed),
             standby: s.standby_url.is_some(),
             parse_errors: s.parse_errors.load(Relaxed),
             unknown_frames: s.unknown_frames.load(Relaxed),

@@ -412,3 +412,20 @@ fn a_bogus_id_far_ahead_does_not_silence_a_quote_stream() {
     let summary = engine.stop().0;
     assert_eq!(summary.feeds[0].disconnects, 0);
 }
+
+/// A top-of-book quote whose bid reaches its ask cannot be right: it is counted and not given,
+/// and the quotes after it are.
+#[test]
+fn a_crossed_quote_is_dropped_and_counted() {
+    let sim = venue_sim(SimVenue::Okx, Some(Duration::from_secs(30)));
+    let stream = "bbo-tbt:BTC-USDT-SWAP";
+    let (engine, probe) = start(vec![feed("top", "okx", &sim, &[stream])], fast_reconnect());
+    probe.wait("quotes", |s| quotes_of(s, stream) >= 10);
+    let conn = sim.snapshot().open_connections().next().unwrap().id;
+    sim.inject_book_on(conn, BookFault::CrossBook);
+    assert!(sim.wait_until(WAIT, |s| s.faults_injected >= 1));
+    let after = probe.seen().len();
+    probe.wait("quotes go on", |s| quotes_of(&s[after..], stream) >= 20);
+    let summary = engine.stop().0;
+    assert_eq!(summary.feeds[0].crossed_quotes, 1);
+}

@@ -1042,6 +1042,13 @@ impl Feed {
             if !go {
                 return;
             }
+            if let TickData::Quote { bid, ask, .. } = data {
+                if bid >= ask && bid > 0.0 && ask > 0.0 {
+                    // One venue's best bid cannot reach its best ask: the quote is wrong.
+                    self.crossed_quote(i, bid, ask);
+                    return;
+                }
+            }
             let mut top = None;
             if let (TickData::Depth(chunk), Some(_)) = (&data, &self.books[i]) {
                 match self.book_update(i, chunk) {
@@ -2202,6 +2209,20 @@ impl Feed {
             at_ns: clock::now_ns(),
             event,
         });
+    }
+
+    /// A quote whose bid reaches its ask: counted, logged at a limited rate, not given.
+    #[cold]
+    fn crossed_quote(&mut self, i: usize, bid: f64, ask: f64) {
+        FeedStats::bump(&self.stats.crossed_quotes);
+        if let Some(suppressed) = self.bad_frames.allow(Instant::now()) {
+            warn!(
+                "[{}] stream {}: crossed quote (bid {bid} >= ask {ask}) dropped{}",
+                self.p.name,
+                self.p.streams[i].name,
+                suppressed_note(suppressed)
+            );
+        }
     }
 
     #[cold]
