@@ -211,6 +211,12 @@ fn read_stream(
             continue;
         };
         s.messages += 1;
+        if s.rule == SeqRule::Chained && seq.prev.is_none() {
+            // A snapshot (Bybit, OKX): the book starts over here, whatever its id.
+            s.span = Some((s.span.map_or(seq.id, |(a, _)| a.min(seq.id)), seq.id));
+            last = Some(seq.id);
+            continue;
+        }
         match last {
             Some(l) if seq.id <= l => {
                 s.duplicates += 1;
