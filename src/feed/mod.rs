@@ -227,6 +227,10 @@ struct BookState {
     first_id: u64,
     /// Binance: the book starts from a REST snapshot.
     rest: Option<RestSync>,
+    /// Binance: the REST snapshot's `lastUpdateId`; diffs up to it are not applied.
+    covered_to: u64,
+    /// Binance: the next diff applied must straddle `covered_to`.
+    check_first: bool,
 }
 
 /// Binance's procedure: buffer the diffs, fetch a REST snapshot, drop the diffs it already
@@ -525,6 +529,8 @@ impl Feed {
                         ever_valid: false,
                         first_id: 0,
                         rest,
+                        covered_to: 0,
+                        check_first: false,
                     };
                     match s.kind {
                         StreamKind::OrderBook { levels } => {
@@ -1224,6 +1230,25 @@ impl Feed {
             }
         } else if !state.valid {
             return BookStep::Skip;
+        } else if state.rest.is_some() {
+            if chunk.final_update_id <= state.covered_to {
+                // Already in the REST snapshot the book was built from.
+                return BookStep::Skip;
+            }
+            if state.check_first && chunk.part == 0 {
+                let spot = self.p.venue == Venue::BinanceSpot;
+                let last = state.covered_to;
+                let straddles = if spot {
+                    chunk.first_update_id <= last + 1
+                } else {
+                    chunk.first_update_id <= last
+                };
+                if !straddles {
+                    self.invalidate_book(i, BookFault::Gap);
+                    return BookStep::Skip;
+                }
+                state.check_first = false;
+            }
         }
         state.book.apply(chunk);
         if !chunk.last {
@@ -1411,8 +1436,12 @@ impl Feed {
         let resynced = std::mem::replace(&mut state.ever_valid, true);
         let recv_ns = clock::now_ns();
         self.send_snapshot_ticks(i, &snap, recv_ns);
-        if buffered.is_empty() {
-            self.seqs[i].restart_overlapping(last);
+        // Diffs the snapshot already holds may still arrive (the WebSocket can lag the REST
+        // answer): they are captured, not applied. If none was buffered, the next one must
+        // straddle the snapshot.
+        if let Some(state) = self.books[i].as_mut() {
+            state.covered_to = last;
+            state.check_first = buffered.is_empty();
         }
         for b in buffered {
             if let Ok(Frame::Data { data, .. }) = self.p.venue.classify(b.text.as_str()) {

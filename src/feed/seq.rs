@@ -34,9 +34,6 @@ pub struct SeqTrack {
     rule: SeqRule,
     last: Option<u64>,
     resuming: bool,
-    /// The last id is a snapshot's: the next message may overlap it (Binance's first event
-    /// after a REST snapshot straddles its `lastUpdateId`).
-    overlap_ok: bool,
     /// The last [`RECENT`] ids delivered (a ring; 0 = empty).
     recent: [u64; RECENT],
     next: usize,
@@ -49,7 +46,6 @@ impl SeqTrack {
             rule,
             last: None,
             resuming: false,
-            overlap_ok: false,
             recent: [0; RECENT],
             next: 0,
         }
@@ -102,9 +98,7 @@ impl SeqTrack {
         }
         let missed = match (self.rule, seq.prev) {
             (SeqRule::Chained, Some(prev)) if prev > last => Some((last + 1, prev)),
-            (SeqRule::Chained, Some(prev)) if prev < last && !self.overlap_ok => {
-                return Verdict::Broken
-            }
+            (SeqRule::Chained, Some(prev)) if prev < last => return Verdict::Broken,
             (SeqRule::Ids, _) if self.resuming && seq.id > last + 1 => Some((last + 1, seq.id - 1)),
             _ => None,
         };
@@ -131,17 +125,9 @@ impl SeqTrack {
     pub fn restart(&mut self, seq: Seq) {
         self.last = Some(seq.id);
         self.resuming = false;
-        self.overlap_ok = false;
         self.recent = [0; RECENT];
         self.recent[0] = seq.id;
         self.next = 1;
-    }
-
-    /// Starts the numbering at a REST snapshot's id: the next message may begin before it (it
-    /// covers the snapshot's id).
-    pub fn restart_overlapping(&mut self, id: u64) {
-        self.restart(Seq { id, prev: None });
-        self.overlap_ok = true;
     }
 
     /// Makes a judged, fresh message the last one seen.
@@ -149,7 +135,6 @@ impl SeqTrack {
     pub fn commit(&mut self, seq: Seq) {
         self.last = Some(seq.id);
         self.resuming = false;
-        self.overlap_ok = false;
         self.recent[self.next] = seq.id;
         self.next = (self.next + 1) % RECENT;
     }
