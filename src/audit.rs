@@ -38,8 +38,11 @@ pub struct StreamAudit {
     pub rule: SeqRule,
     /// Captured messages.
     pub messages: u64,
-    /// Messages whose id was not above the previous one.
+    /// Messages whose id was captured before.
     pub duplicates: u64,
+    /// Messages below the previous id but never captured before: the venue's numbering went
+    /// back and the feed followed it (not an error).
+    pub regressions: u64,
     /// First and last captured id.
     pub span: Option<(u64, u64)>,
     /// Holes in the captured numbering.
@@ -110,6 +113,9 @@ impl fmt::Display for Audit {
                     &s.invented[..s.invented.len().min(5)]
                 );
             }
+            if s.regressions > 0 {
+                let _ = write!(line, " [numbering went back {} times]", s.regressions);
+            }
             if s.rule == SeqRule::Ids {
                 line.push_str(" [id stream: holes on one connection are normal]");
             }
@@ -176,6 +182,7 @@ pub fn audit(dir: &Path) -> Result<Audit, String> {
                 rule: def.kind.seq_rule(),
                 messages: 0,
                 duplicates: 0,
+                regressions: 0,
                 span: None,
                 holes: Vec::new(),
                 reported,
@@ -204,6 +211,7 @@ fn read_stream(
     };
     let mut bad = 0;
     let mut last: Option<u64> = None;
+    let mut seen = std::collections::HashSet::new();
     for line in BufReader::new(file).lines() {
         let line = line.map_err(|e| format!("{}: {e}", s.file.display()))?;
         let Some(seq) = message_seq(venue, kind, &line) else {
@@ -217,9 +225,16 @@ fn read_stream(
             last = Some(seq.id);
             continue;
         }
+        if !seen.insert(seq.id) {
+            s.duplicates += 1;
+            continue;
+        }
         match last {
             Some(l) if seq.id <= l => {
-                s.duplicates += 1;
+                // Never captured before, but below the last id: the venue's numbering went
+                // back (a reset, or an id far ahead before it), and the feed followed it.
+                s.regressions += 1;
+                last = Some(seq.id);
                 continue;
             }
             Some(l) => {

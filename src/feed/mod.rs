@@ -457,6 +457,8 @@ pub struct Feed {
     books: Vec<Option<BookState>>,
     /// Per stream: messages in a row that brought nothing new.
     stale_seq: Vec<u32>,
+    /// Per stream: ids up to this were captured before a book resync sent them again.
+    captured_to: Vec<u64>,
     /// Books waiting for a fresh connection's snapshot.
     resync_wanted: Vec<u16>,
     /// Answers of the snapshot thread.
@@ -544,6 +546,7 @@ impl Feed {
                 })
                 .collect(),
             stale_seq: vec![0; n],
+            captured_to: vec![0; n],
             resync_wanted: Vec::new(),
             snap_tx,
             snap_rx,
@@ -1005,7 +1008,13 @@ impl Feed {
         }
         self.delivered(i, now);
         if self.p.capture.is_some() {
-            self.capture(i as u16, live.conn_no, recv_ns, text.clone());
+            // An update sent again after a book resync is in the capture already (the
+            // snapshot itself is captured: it is a message of its own).
+            let again = decision
+                .is_some_and(|(_, seq)| seq.prev.is_some() && seq.id <= self.captured_to[i]);
+            if !again {
+                self.capture(i as u16, live.conn_no, recv_ns, text.clone());
+            }
         }
         if self.books[i]
             .as_ref()
@@ -1123,7 +1132,10 @@ impl Feed {
             return Fate::Drop;
         }
         if seq.prev.is_none() && self.books[i].as_ref().is_some_and(|b| !b.valid) {
-            // A snapshot for a book being resynced: whatever its id, it is the new start.
+            // A snapshot for a book being resynced: whatever its id, it is the new start. The
+            // updates up to the last one seen come again for the book, but were captured once
+            // already.
+            self.captured_to[i] = self.captured_to[i].max(self.seqs[i].last().unwrap_or(0));
             self.seqs[i].restart(seq);
             return Fate::Deliver;
         }
