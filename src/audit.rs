@@ -250,6 +250,14 @@ fn read_stream(
         s.span = Some((s.span.map_or(seq.id, |(a, _)| a), seq.id));
         last = Some(seq.id);
     }
+    // A hole found after the numbering started over (a snapshot, or a reset) may cover ids
+    // captured before it: those are not missing.
+    if !s.holes.is_empty() {
+        let mut ids: Vec<u64> = seen.into_iter().collect();
+        ids.sort_unstable();
+        let captured = merge(ids.into_iter().map(|id| (id, id)).collect());
+        s.holes = subtract(&merge(std::mem::take(&mut s.holes)), &captured);
+    }
     Ok(bad)
 }
 
