@@ -7,7 +7,9 @@
 //! "ts":…,"data":…}`. Keep-alive: the client sends `{"op":"ping"}` every 20 s; the venue
 //! answers with `"op":"ping"` and `"ret_msg":"pong"`.
 
-use super::{emit_depth, Frame, ParseError, Route, Seq, StreamDef, StreamKey, StreamKind, Venue};
+use super::{
+    emit_depth, first_level, Frame, ParseError, Route, Seq, StreamDef, StreamKey, StreamKind, Venue,
+};
 use crate::json::{Array, Object, Value};
 use crate::tick::{DepthChunk, TickData};
 
@@ -163,21 +165,8 @@ fn top_of_book(
     emit: &mut impl FnMut(Seq, u64, TickData),
 ) -> Result<(), ParseError> {
     let f = book_fields(data)?;
-    let best = |side: Option<Value<'_>>| -> Result<(f64, f64), ParseError> {
-        let Some(Value::Array(levels)) = side else {
-            return Ok((f64::NAN, 0.0));
-        };
-        let mut levels = Array::new(levels)?;
-        let Some(Value::Array(level)) = levels.next_value()? else {
-            return Ok((f64::NAN, 0.0));
-        };
-        let mut level = Array::new(level)?;
-        let price = level.next_value()?.and_then(Value::as_f64);
-        let qty = level.next_value()?.and_then(Value::as_f64);
-        Ok((price.unwrap_or(f64::NAN), qty.unwrap_or(0.0)))
-    };
-    let (bid, bid_qty) = best(f.bids)?;
-    let (ask, ask_qty) = best(f.asks)?;
+    let (bid, bid_qty) = first_level(f.bids)?;
+    let (ask, ask_qty) = first_level(f.asks)?;
     let seq = Seq {
         id: f.update_id,
         prev: None,

@@ -447,6 +447,21 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
+/// The first level of a side: (price, size), or (NaN, 0) when the side is empty.
+pub(crate) fn first_level(side: Option<Value<'_>>) -> Result<(f64, f64), ParseError> {
+    let Some(Value::Array(levels)) = side else {
+        return Ok((f64::NAN, 0.0));
+    };
+    let mut levels = Array::new(levels)?;
+    let Some(Value::Array(level)) = levels.next_value()? else {
+        return Ok((f64::NAN, 0.0));
+    };
+    let mut level = Array::new(level)?;
+    let price = level.next_value()?.and_then(Value::as_f64);
+    let size = level.next_value()?.and_then(Value::as_f64);
+    Ok((price.unwrap_or(f64::NAN), size.unwrap_or(0.0)))
+}
+
 /// Digits after the decimal point of a number as written.
 fn decimals(v: Option<Value<'_>>) -> u8 {
     match v {

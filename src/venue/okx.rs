@@ -9,7 +9,9 @@
 //!
 //! Streams are configured as `<channel>:<instId>`, e.g. `books:BTC-USDT-SWAP`.
 
-use super::{emit_depth, Frame, ParseError, Route, Seq, StreamDef, StreamKey, StreamKind};
+use super::{
+    emit_depth, first_level, Frame, ParseError, Route, Seq, StreamDef, StreamKey, StreamKind,
+};
 use crate::json::{Array, Object, Value};
 use crate::tick::{DepthChunk, TickData};
 
@@ -205,21 +207,6 @@ fn book(
         ..DepthChunk::EMPTY
     };
     emit_depth(head, seq, ts, [(bids, "bids"), (asks, "asks")], emit)
-}
-
-/// The first level of a side: (price, size), or (NaN, 0) when the side is empty.
-fn first_level(side: Option<Value<'_>>) -> Result<(f64, f64), ParseError> {
-    let Some(Value::Array(levels)) = side else {
-        return Ok((f64::NAN, 0.0));
-    };
-    let mut levels = Array::new(levels)?;
-    let Some(Value::Array(level)) = levels.next_value()? else {
-        return Ok((f64::NAN, 0.0));
-    };
-    let mut level = Array::new(level)?;
-    let price = level.next_value()?.and_then(Value::as_f64);
-    let size = level.next_value()?.and_then(Value::as_f64);
-    Ok((price.unwrap_or(f64::NAN), size.unwrap_or(0.0)))
 }
 
 /// `bbo-tbt`: `{"asks":[[px,sz,"0",n]],"bids":[…],"ts","seqId"}`.
