@@ -124,10 +124,20 @@ impl<'a> Cursor<'a> {
         }
     }
     /// Reads a string starting at the opening quote; returns its raw contents.
+    #[inline(always)]
     fn string(&mut self) -> Result<&'a str, JsonError> {
         self.expect(b'"', "'\"'")?;
         let start = self.pos;
         let bytes = self.bytes();
+        // Venue strings are short and escape-free: one search for the closing quote.
+        match quote_or_escape(bytes, start) {
+            Some(i) if bytes[i] == b'"' => {
+                self.pos = i + 1;
+                return Ok(&self.src[start..i]);
+            }
+            Some(i) => self.pos = i,
+            None => return Err(self.err("closing '\"'")),
+        }
         while let Some(&b) = bytes.get(self.pos) {
             match b {
                 b'"' => {
@@ -145,25 +155,32 @@ impl<'a> Cursor<'a> {
     fn nested(&mut self) -> Result<&'a str, JsonError> {
         let start = self.pos;
         let bytes = self.bytes();
+        let (open, close) = match bytes.get(start) {
+            Some(b'{') => (b'{', b'}'),
+            _ => (b'[', b']'),
+        };
+        // Only this bracket kind and strings matter for finding the matching close: what is
+        // inside is scanned, and checked, when it is read.
         let mut depth = 0usize;
-        while let Some(&b) = bytes.get(self.pos) {
-            match b {
-                b'{' | b'[' => depth += 1,
-                b'}' | b']' => {
+        while let Some(i) = memchr::memchr3(b'"', open, close, &bytes[self.pos..]) {
+            self.pos += i;
+            match bytes[self.pos] {
+                b'"' => {
+                    self.string()?;
+                    continue;
+                }
+                b if b == open => depth += 1,
+                _ => {
                     depth -= 1;
                     if depth == 0 {
                         self.pos += 1;
                         return Ok(&self.src[start..self.pos]);
                     }
                 }
-                b'"' => {
-                    self.string()?;
-                    continue;
-                }
-                _ => {}
             }
             self.pos += 1;
         }
+        self.pos = bytes.len();
         Err(self.err("closing bracket"))
     }
     fn literal(&mut self, word: &'static str, value: Value<'a>) -> Result<Value<'a>, JsonError> {
@@ -196,6 +213,99 @@ impl<'a> Cursor<'a> {
             _ => Err(self.err("a value")),
         }
     }
+    /// A decimal in one pass: digits accumulate, eight at a time where they can, while the end
+    /// is found. Exponents, more than 19 digits and mantissas beyond 2^53 go to
+    /// [`parse_decimal`]'s exact fallback.
+    #[inline(always)]
+    fn decimal(&mut self) -> Result<f64, JsonError> {
+        let bytes = self.bytes();
+        let quoted = self.peek() == Some(b'"');
+        let start = self.pos + usize::from(quoted);
+        let neg = bytes.get(start) == Some(&b'-');
+        let mut i = start + usize::from(neg);
+        let int_start = i;
+        let mut mantissa = digits(bytes, &mut i, 0);
+        let mut n_digits = i - int_start;
+        let mut frac = 0;
+        if bytes.get(i) == Some(&b'.') {
+            i += 1;
+            let frac_start = i;
+            mantissa = digits(bytes, &mut i, mantissa);
+            frac = i - frac_start;
+            n_digits += frac;
+        }
+        let simple = n_digits > 0
+            && n_digits <= 19
+            && mantissa < (1 << 53)
+            && frac < POW10.len()
+            && !matches!(bytes.get(i), Some(b'e' | b'E'));
+        let value = if simple {
+            // Both exact in f64, so one correctly rounded division (Clinger's fast path).
+            let v = mantissa as f64 / POW10[frac];
+            if neg {
+                -v
+            } else {
+                v
+            }
+        } else {
+            // The exact, slower path: find the token's end, then parse it whole.
+            while let Some(b) = bytes.get(i) {
+                if !matches!(b, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
+                    break;
+                }
+                i += 1;
+            }
+            match parse_decimal(&self.src[start..i]) {
+                Some(v) => v,
+                None => {
+                    self.pos = start;
+                    return Err(self.err("a decimal"));
+                }
+            }
+        };
+        if quoted {
+            if bytes.get(i) != Some(&b'"') {
+                self.pos = i;
+                return Err(self.err("a decimal"));
+            }
+            i += 1;
+        }
+        self.pos = i;
+        Ok(value)
+    }
+    /// An unsigned integer in one pass, bare or quoted.
+    #[inline(always)]
+    fn uint(&mut self) -> Result<u64, JsonError> {
+        let bytes = self.bytes();
+        let quoted = self.peek() == Some(b'"');
+        let start = self.pos + usize::from(quoted);
+        let mut i = start;
+        let mut n = digits(bytes, &mut i, 0);
+        if i - start >= 20 {
+            // Past 19 digits `digits` may have wrapped: redo it checked.
+            n = match parse_u64(&self.src[start..i]) {
+                Some(n) => n,
+                None => {
+                    self.pos = start;
+                    return Err(self.err("an integer below 2^64"));
+                }
+            };
+        }
+        let closed = !quoted || bytes.get(i) == Some(&b'"');
+        if i == start || !closed {
+            self.pos = i;
+            return Err(self.err("an unsigned integer"));
+        }
+        self.pos = i + usize::from(quoted);
+        Ok(n)
+    }
+    /// Nothing but whitespace may follow the outermost value.
+    fn end(&mut self) -> Result<(), JsonError> {
+        match self.peek() {
+            None => Ok(()),
+            Some(_) => Err(self.err("the end of the input")),
+        }
+    }
     /// After an element: `,` continues (true), `close` ends (false).
     fn next_or_close(&mut self, close: u8) -> Result<bool, JsonError> {
         match self.peek() {
@@ -212,10 +322,15 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Iterates the top-level `(key, value)` pairs of an object.
+/// Iterates the top-level fields of an object: `(key, value)` pairs with [`Object::next_field`],
+/// or, on the hot path, a key with [`Object::key`] followed by exactly one typed read of its
+/// value ([`Object::decimal`], [`Object::uint`], [`Object::value`] or [`Object::skip`]), which
+/// converts the value in the same pass that finds its end.
 pub struct Object<'a> {
     cur: Cursor<'a>,
     done: bool,
+    /// A value has been read: a `,` or the closing brace comes next.
+    in_field: bool,
 }
 
 impl fmt::Debug for Object<'_> {
@@ -227,29 +342,94 @@ impl fmt::Debug for Object<'_> {
 }
 
 impl<'a> Object<'a> {
-    /// Starts scanning `src`, which must hold one object.
+    /// Starts scanning `src`, which must hold one object and nothing else.
     pub fn new(src: &'a str) -> Result<Self, JsonError> {
         let mut cur = Cursor { src, pos: 0 };
         cur.expect(b'{', "'{'")?;
         let done = if cur.peek() == Some(b'}') {
             cur.pos += 1;
+            cur.end()?;
             true
         } else {
             false
         };
-        Ok(Object { cur, done })
+        Ok(Object {
+            cur,
+            done,
+            in_field: false,
+        })
     }
 
-    /// The next field, `Ok(None)` at the end of the object.
-    pub fn next_field(&mut self) -> Result<Option<(&'a str, Value<'a>)>, JsonError> {
+    /// The next field's key, `Ok(None)` at the end of the object. Read its value next.
+    #[inline(always)]
+    pub fn key(&mut self) -> Result<Option<&'a str>, JsonError> {
         if self.done {
+            return Ok(None);
+        }
+        let bytes = self.cur.bytes();
+        let at = self.cur.pos;
+        // The compact form venues send, `,"k":` with a one-letter key, read in one look.
+        if let Some(&[b',', b'"', k, b'"', b':']) = bytes.get(at..at + 5) {
+            if self.in_field && k.is_ascii() && k != b'\\' && k != b'"' {
+                self.cur.pos = at + 5;
+                return Ok(Some(&self.cur.src[at + 2..at + 3]));
+            }
+        }
+        if self.in_field && !self.cur.next_or_close(b'}')? {
+            self.done = true;
+            self.cur.end()?;
             return Ok(None);
         }
         let key = self.cur.string()?;
         self.cur.expect(b':', "':'")?;
-        let value = self.cur.value()?;
-        self.done = !self.cur.next_or_close(b'}')?;
-        Ok(Some((key, value)))
+        self.in_field = true;
+        Ok(Some(key))
+    }
+
+    /// The value of the field whose key was just read.
+    #[inline]
+    pub fn value(&mut self) -> Result<Value<'a>, JsonError> {
+        self.cur.value()
+    }
+
+    /// Skips the value of the field whose key was just read.
+    #[inline(always)]
+    pub fn skip(&mut self) -> Result<(), JsonError> {
+        match self.cur.peek() {
+            Some(b'"') => self.cur.string().map(|_| ()),
+            Some(b'0'..=b'9') => {
+                let mut i = self.cur.pos;
+                digits(self.cur.bytes(), &mut i, 0);
+                // A fraction or an exponent goes on: the general reader takes the number whole.
+                if matches!(self.cur.bytes().get(i), Some(b'.' | b'e' | b'E')) {
+                    self.cur.value()?;
+                } else {
+                    self.cur.pos = i;
+                }
+                Ok(())
+            }
+            _ => self.cur.value().map(|_| ()),
+        }
+    }
+
+    /// Reads a decimal value: a string holding one (how venues send prices) or a number.
+    #[inline(always)]
+    pub fn decimal(&mut self) -> Result<f64, JsonError> {
+        self.cur.decimal()
+    }
+
+    /// Reads an unsigned integer value: a number, or a string holding one.
+    #[inline(always)]
+    pub fn uint(&mut self) -> Result<u64, JsonError> {
+        self.cur.uint()
+    }
+
+    /// The next field, `Ok(None)` at the end of the object.
+    pub fn next_field(&mut self) -> Result<Option<(&'a str, Value<'a>)>, JsonError> {
+        match self.key()? {
+            Some(key) => Ok(Some((key, self.cur.value()?))),
+            None => Ok(None),
+        }
     }
 
     /// Scans the rest of the object, returning the first value under `key`.
@@ -282,6 +462,7 @@ impl<'a> Array<'a> {
         cur.expect(b'[', "'['")?;
         let done = if cur.peek() == Some(b']') {
             cur.pos += 1;
+            cur.end()?;
             true
         } else {
             false
@@ -296,8 +477,74 @@ impl<'a> Array<'a> {
         }
         let value = self.cur.value()?;
         self.done = !self.cur.next_or_close(b']')?;
+        if self.done {
+            self.cur.end()?;
+        }
         Ok(Some(value))
     }
+}
+
+/// Reads ASCII digits from `bytes[*i..]` onto `acc` (wrapping past 19 digits: callers count
+/// digits and fall back), eight at a time while eight are there, and moves `*i` past them.
+#[inline(always)]
+fn digits(bytes: &[u8], i: &mut usize, mut acc: u64) -> u64 {
+    while let Some(chunk) = bytes.get(*i..*i + 8) {
+        let v = u64::from_le_bytes([
+            chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7],
+        ]);
+        if !eight_digits(v) {
+            break;
+        }
+        acc = acc.wrapping_mul(100_000_000).wrapping_add(parse_eight(v));
+        *i += 8;
+    }
+    while let Some(&b) = bytes.get(*i) {
+        if !b.is_ascii_digit() {
+            break;
+        }
+        acc = acc.wrapping_mul(10).wrapping_add(u64::from(b - b'0'));
+        *i += 1;
+    }
+    acc
+}
+
+/// The index of the first `"` or `\\` at or after `from`, eight bytes at a time.
+#[inline(always)]
+fn quote_or_escape(bytes: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut i = from;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let v = u64::from_le_bytes([
+            chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7],
+        ]);
+        let (q, e) = (v ^ (ONES * u64::from(b'"')), v ^ (ONES * u64::from(b'\\')));
+        // A zero byte in `q` or `e` is a match; the lowest flagged byte is always a real one.
+        let hits = (q.wrapping_sub(ONES) & !q | e.wrapping_sub(ONES) & !e) & HIGHS;
+        if hits != 0 {
+            return Some(i + (hits.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    bytes[i..]
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\')
+        .map(|p| i + p)
+}
+
+/// True when all eight bytes of `v` (little-endian) are ASCII digits.
+#[inline]
+fn eight_digits(v: u64) -> bool {
+    const HIGH: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    (v & HIGH) | ((v.wrapping_add(0x0606_0606_0606_0606) & HIGH) >> 4) == 0x3333_3333_3333_3333
+}
+
+/// The value of eight ASCII digits loaded little-endian (first digit in the lowest byte).
+#[inline]
+fn parse_eight(v: u64) -> u64 {
+    let v = (v & 0x0F0F_0F0F_0F0F_0F0F).wrapping_mul(2561) >> 8;
+    let v = (v & 0x00FF_00FF_00FF_00FF).wrapping_mul(6_553_601) >> 16;
+    (v & 0x0000_FFFF_0000_FFFF).wrapping_mul(42_949_672_960_001) >> 32
 }
 
 /// Parses an unsigned decimal integer; `None` on anything else or on overflow.
@@ -451,5 +698,82 @@ mod tests {
         assert_eq!(parse_u64("400900217"), Some(400900217));
         assert_eq!(parse_u64("18446744073709551616"), None);
         assert_eq!(parse_u64("-1"), None);
+    }
+
+    /// The one-pass readers agree with the standard parsers, quoted or bare, on every width
+    /// around the eight-digit steps.
+    #[test]
+    fn typed_reads_match_the_standard_parsers() {
+        let mut texts: Vec<String> = [
+            "25.35190000",
+            "-0.00038167",
+            "0",
+            "1e-5",
+            "2.5E3",
+            "123456789012345678901234.5",
+            "9007199254740993",
+            "0.1234567890123456789",
+        ]
+        .map(String::from)
+        .to_vec();
+        for width in 1..=21 {
+            let digits: String = (0..width)
+                .map(|i| char::from(b'1' + (i % 9) as u8))
+                .collect();
+            texts.push(digits.clone());
+            for dot in 1..width {
+                texts.push(format!("{}.{}", &digits[..dot], &digits[dot..]));
+            }
+        }
+        for t in &texts {
+            for form in [format!(r#"{{"k":"{t}"}}"#), format!(r#"{{"k":{t}}}"#)] {
+                let mut o = Object::new(&form).unwrap();
+                assert_eq!(o.key().unwrap(), Some("k"));
+                assert_eq!(o.decimal().ok(), t.parse::<f64>().ok(), "{form}");
+                assert_eq!(o.key().unwrap(), None, "{form}");
+                let mut o = Object::new(&form).unwrap();
+                o.key().unwrap();
+                let want = t.parse::<u64>().ok();
+                let got = o.uint().ok().filter(|_| o.key().is_ok());
+                assert_eq!(got, want, "{form}");
+            }
+        }
+        for bad in [
+            r#"{"k":"1.5x"}"#,
+            r#"{"k":""}"#,
+            r#"{"k":"-"}"#,
+            r#"{"k":true}"#,
+        ] {
+            let mut o = Object::new(bad).unwrap();
+            o.key().unwrap();
+            assert!(o.decimal().is_err(), "{bad}");
+        }
+    }
+
+    /// The eight-at-a-time quote search finds what a byte loop finds, at every offset.
+    #[test]
+    fn quote_search_matches_a_byte_loop() {
+        let base = br#"abcdefgh"ijklmno\pqrstuvwxyz0123456789"ABCDEFGHIJ\"#;
+        for from in 0..base.len() {
+            for end in from..=base.len() {
+                let b = &base[..end];
+                let naive = (from..end).find(|&i| b[i] == b'"' || b[i] == b'\\');
+                assert_eq!(quote_or_escape(b, from), naive, "from {from} end {end}");
+            }
+        }
+        // Bytes with the high bit set never match.
+        let high = "ééééé\"".as_bytes();
+        assert_eq!(quote_or_escape(high, 0), Some(high.len() - 1));
+    }
+
+    #[test]
+    fn anything_after_the_outermost_value_is_an_error() {
+        assert!(Object::new(r#"{} x"#).is_err());
+        let mut o = Object::new(r#"{"a":1}{"b":2}"#).unwrap();
+        assert!(o.next_field().is_ok());
+        assert!(o.next_field().is_err());
+        let mut a = Array::new("[1],").unwrap();
+        assert!(a.next_value().is_err());
+        assert!(Object::new("{\"a\":1} \n").unwrap().next_field().is_ok());
     }
 }

@@ -116,6 +116,9 @@ pub fn subscribe_request<'a>(id: u64, streams: impl Iterator<Item = &'a str>) ->
 
 /// Splits a frame into data, an ack, an error, or something unknown.
 pub fn classify(text: &str) -> Result<Frame<'_>, ParseError> {
+    if let Some(frame) = combined_data(text) {
+        return Ok(frame);
+    }
     let mut obj = Object::new(text)?;
     let mut stream = None;
     let mut data = None;
@@ -175,6 +178,22 @@ pub fn classify(text: &str) -> Result<Frame<'_>, ParseError> {
     }
 }
 
+/// The fast path for what nearly every frame is, `{"stream":"<name>","data":{…}}` exactly as
+/// Binance writes it: the payload is the rest of the frame without its closing brace, found
+/// without scanning it. Its parser scans it, and rejects it unless it is one whole object.
+/// Anything else (other field order, whitespace, escapes) takes the general path.
+#[inline]
+fn combined_data(text: &str) -> Option<Frame<'_>> {
+    let rest = text.strip_prefix(r#"{"stream":""#)?;
+    let q = memchr::memchr2(b'"', b'\\', rest.as_bytes())?;
+    let (name, rest) = rest.split_at(q);
+    let data = rest.strip_prefix(r#"","data":"#)?.strip_suffix('}')?;
+    (data.starts_with('{') && data.ends_with('}')).then_some(Frame::Data {
+        stream: StreamKey::name(name),
+        data,
+    })
+}
+
 /// Parses one payload of a stream of `kind`.
 pub fn parse_data(
     kind: StreamKind,
@@ -199,15 +218,15 @@ fn req<T>(v: Option<T>, field: &'static str) -> Result<T, ParseError> {
 fn book_ticker(data: &str, emit: &mut impl FnMut(Seq, u64, TickData)) -> Result<(), ParseError> {
     let mut obj = Object::new(data)?;
     let (mut u, mut e_time, mut b, mut bq, mut a, mut aq) = (None, 0, None, None, None, None);
-    while let Some((key, v)) = obj.next_field()? {
+    while let Some(key) = obj.key()? {
         match key {
-            "u" => u = v.as_u64(),
-            "E" => e_time = v.as_u64().unwrap_or(0),
-            "b" => b = v.as_f64(),
-            "B" => bq = v.as_f64(),
-            "a" => a = v.as_f64(),
-            "A" => aq = v.as_f64(),
-            _ => {}
+            "u" => u = Some(obj.uint()?),
+            "E" => e_time = obj.uint()?,
+            "b" => b = Some(obj.decimal()?),
+            "B" => bq = Some(obj.decimal()?),
+            "a" => a = Some(obj.decimal()?),
+            "A" => aq = Some(obj.decimal()?),
+            _ => obj.skip()?,
         }
     }
     let tick = TickData::Quote {
@@ -228,14 +247,14 @@ fn book_ticker(data: &str, emit: &mut impl FnMut(Seq, u64, TickData)) -> Result<
 fn agg_trade(data: &str, emit: &mut impl FnMut(Seq, u64, TickData)) -> Result<(), ParseError> {
     let mut obj = Object::new(data)?;
     let (mut id, mut e_time, mut p, mut q, mut m) = (None, 0, None, None, None);
-    while let Some((key, v)) = obj.next_field()? {
+    while let Some(key) = obj.key()? {
         match key {
-            "a" => id = v.as_u64(),
-            "E" => e_time = v.as_u64().unwrap_or(0),
-            "p" => p = v.as_f64(),
-            "q" => q = v.as_f64(),
-            "m" => m = v.as_bool(),
-            _ => {}
+            "a" => id = Some(obj.uint()?),
+            "E" => e_time = obj.uint()?,
+            "p" => p = Some(obj.decimal()?),
+            "q" => q = Some(obj.decimal()?),
+            "m" => m = obj.value()?.as_bool(),
+            _ => obj.skip()?,
         }
     }
     let tick = TickData::Trade {
@@ -258,14 +277,15 @@ fn agg_trade(data: &str, emit: &mut impl FnMut(Seq, u64, TickData)) -> Result<()
 fn mark_price(data: &str, emit: &mut impl FnMut(Seq, u64, TickData)) -> Result<(), ParseError> {
     let mut obj = Object::new(data)?;
     let (mut e_time, mut p, mut i, mut r, mut t) = (None, None, None, None, None);
-    while let Some((key, v)) = obj.next_field()? {
+    while let Some(key) = obj.key()? {
         match key {
-            "E" => e_time = v.as_u64(),
-            "p" => p = v.as_f64(),
-            "i" => i = v.as_f64(),
-            "r" => r = v.as_f64(),
-            "T" => t = v.as_u64(),
-            _ => {}
+            "E" => e_time = Some(obj.uint()?),
+            "p" => p = Some(obj.decimal()?),
+            "i" => i = Some(obj.decimal()?),
+            // "" on contracts without funding.
+            "r" => r = obj.value()?.as_f64(),
+            "T" => t = Some(obj.uint()?),
+            _ => obj.skip()?,
         }
     }
     let e_time = req(e_time, "E")?;
@@ -290,15 +310,15 @@ fn depth(data: &str, emit: &mut impl FnMut(Seq, u64, TickData)) -> Result<(), Pa
     let mut obj = Object::new(data)?;
     let (mut first, mut last, mut prev, mut e_time) = (None, None, None, 0);
     let (mut bids, mut asks) = (None, None);
-    while let Some((key, v)) = obj.next_field()? {
+    while let Some(key) = obj.key()? {
         match key {
-            "U" => first = v.as_u64(),
-            "u" => last = v.as_u64(),
-            "pu" => prev = v.as_u64(),
-            "E" => e_time = v.as_u64().unwrap_or(0),
-            "b" => bids = Some(v),
-            "a" => asks = Some(v),
-            _ => {}
+            "U" => first = Some(obj.uint()?),
+            "u" => last = Some(obj.uint()?),
+            "pu" => prev = Some(obj.uint()?),
+            "E" => e_time = obj.uint()?,
+            "b" => bids = Some(obj.value()?),
+            "a" => asks = Some(obj.value()?),
+            _ => obj.skip()?,
         }
     }
     let first = req(first, "U")?;
