@@ -92,8 +92,11 @@ pub struct EngineConfig {
     pub on_full: FullPolicy,
     /// Core to pin the strategy thread to. Default: not pinned.
     pub strategy_core: Option<usize>,
-    /// How the strategy thread waits for ticks. Default `block`.
-    pub strategy_wait: WaitMode,
+    /// How the strategy thread waits for ticks: `spin` (lowest latency, a core to itself) or
+    /// `block` (for laptops and shared machines). Default: `spin` when `strategy_core` pins it,
+    /// `block` otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strategy_wait: Option<WaitMode>,
     /// Interval of the status line printed by `run` and `demo`, ms. Default 1000.
     pub status_interval_ms: u64,
     /// Connection attempts allowed per venue host in any `connect_window_ms`, shared by all
@@ -106,13 +109,24 @@ pub struct EngineConfig {
     pub connect_window_ms: Option<u64>,
 }
 
+impl EngineConfig {
+    /// How the strategy thread waits, the default resolved.
+    pub fn strategy_wait(&self) -> WaitMode {
+        match (self.strategy_wait, self.strategy_core) {
+            (Some(w), _) => w,
+            (None, Some(_)) => WaitMode::Spin,
+            (None, None) => WaitMode::Block,
+        }
+    }
+}
+
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             channel_capacity: 65536,
             on_full: FullPolicy::DropOldest,
             strategy_core: None,
-            strategy_wait: WaitMode::Block,
+            strategy_wait: None,
             status_interval_ms: 1000,
             connect_limit: None,
             connect_window_ms: None,
@@ -157,6 +171,10 @@ pub struct ReconnectConfig {
     /// Default: the venue's rule (Bybit and OKX every 20 s; Binance none: it pings us).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keepalive_ms: Option<u64>,
+    /// A connection that streamed at least this long and then dropped (a clean close, a reset,
+    /// the daily cut) is replaced at once, without backoff, ms. Shorter sessions back off, so a
+    /// venue that drops every connection early is not hammered. Default 1000.
+    pub at_once_after_ms: u64,
 }
 
 impl Default for ReconnectConfig {
@@ -175,6 +193,7 @@ impl Default for ReconnectConfig {
             ack_timeout_ms: 2000,
             max_connection_age_ms: 86_100_000,
             keepalive_ms: None,
+            at_once_after_ms: 1000,
         }
     }
 }
@@ -197,6 +216,7 @@ pub struct ReconnectOverride {
     pub ack_timeout_ms: Option<u64>,
     pub max_connection_age_ms: Option<u64>,
     pub keepalive_ms: Option<u64>,
+    pub at_once_after_ms: Option<u64>,
 }
 
 impl ReconnectOverride {
@@ -223,6 +243,7 @@ impl ReconnectOverride {
                 .max_connection_age_ms
                 .unwrap_or(base.max_connection_age_ms),
             keepalive_ms: self.keepalive_ms.or(base.keepalive_ms),
+            at_once_after_ms: self.at_once_after_ms.unwrap_or(base.at_once_after_ms),
         }
     }
 }
@@ -544,7 +565,13 @@ impl ReconnectConfig {
 
 impl FileConfig {
     /// Validates everything and resolves defaults.
-    pub fn validate(self) -> Result<Config, ConfigError> {
+    pub fn validate(mut self) -> Result<Config, ConfigError> {
+        let pinned = self.engine.strategy_core.is_some();
+        self.engine.strategy_wait.get_or_insert(if pinned {
+            WaitMode::Spin
+        } else {
+            WaitMode::Block
+        });
         let effective = serde_json::to_value(&self).unwrap_or(serde_json::Value::Null);
         let e = &self.engine;
         if e.connect_limit == Some(0) || e.connect_window_ms == Some(0) {

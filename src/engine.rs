@@ -171,6 +171,7 @@ impl<S: Strategy> Engine<S> {
                     core: spec.core,
                     recv_buffer: spec.recv_buffer_bytes,
                     ws_config: WebSocketConfig::default()
+                        .read_buffer_size(READ_CHUNK)
                         .max_message_size(Some(spec.max_message_bytes))
                         .max_frame_size(Some(spec.max_frame_bytes)),
                     tls: tls.clone(),
@@ -246,7 +247,7 @@ impl<S: Strategy> Engine<S> {
                 .map_err(|e| StartError(format!("cannot spawn a feed thread: {e}")))?;
             feeds.push(FeedThread { handle, waker });
         }
-        let (wait, core) = (config.engine.strategy_wait, config.engine.strategy_core);
+        let (wait, core) = (config.engine.strategy_wait(), config.engine.strategy_core);
         let (sd, lat, uni) = (shutdown.clone(), latency.clone(), universe.clone());
         let strategy = std::thread::Builder::new()
             .name("strategy".into())
@@ -436,15 +437,76 @@ impl Default for StatusMark {
     }
 }
 
+/// How much tungstenite reads per `read` call. It zero-fills that much of its buffer before
+/// every call (the default, 128 KiB, cost several µs per message here); a socket read of 8 KiB
+/// still carries ~40 bookTicker frames when the feed is behind.
+const READ_CHUNK: usize = 8 * 1024;
+
 /// Spinning threads beyond the number of cores send tails to the scheduler tick.
 fn warn_oversubscription(config: &Config, feeds: &[FeedParams]) {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let spinning = feeds.iter().filter(|f| f.wait == WaitMode::Spin).count()
-        + usize::from(config.engine.strategy_wait == WaitMode::Spin);
-    if spinning > cores {
-        warn!(
-            "{spinning} spinning threads on {cores} cores: they will preempt each other and latency tails \
-             will reach the scheduler tick; use wait = \"block\" for some feeds"
+    let mut spinners: Vec<(String, Option<usize>)> = feeds
+        .iter()
+        .filter(|f| f.wait == WaitMode::Spin)
+        .map(|f| (format!("feed '{}'", f.name), f.core))
+        .collect();
+    if config.engine.strategy_wait() == WaitMode::Spin {
+        spinners.push(("the strategy".into(), config.engine.strategy_core));
+    }
+    if let Some(warning) = oversubscription(&spinners, cores) {
+        warn!("{warning}");
+    }
+}
+
+/// What is wrong with these spinning threads (name, pinned core) on `cores` cores, if anything:
+/// more of them than cores, or two pinned to one core. Either way they take turns at the
+/// scheduler's pace, and latency tails reach its tick (milliseconds).
+fn oversubscription(spinners: &[(String, Option<usize>)], cores: usize) -> Option<String> {
+    if spinners.len() > cores {
+        let names: Vec<&str> = spinners.iter().map(|(n, _)| n.as_str()).collect();
+        return Some(format!(
+            "{} spinning threads ({}) on {cores} cores: more than there are cores to pin them to,              so they preempt each other and latency tails reach the scheduler tick; set wait =              \"block\" on some feeds or strategy_wait = \"block\"",
+            spinners.len(),
+            names.join(", ")
+        ));
+    }
+    for (i, (a, core)) in spinners.iter().enumerate() {
+        let Some(core) = core else { continue };
+        if let Some((b, _)) = spinners[i + 1..].iter().find(|(_, c)| *c == Some(*core)) {
+            return Some(format!(
+                "{a} and {b} both spin pinned to core {core}: they take turns at the scheduler's \
+                 pace; pin them to different cores or let one block"
+            ));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::oversubscription;
+
+    fn spinners(cores: &[Option<usize>]) -> Vec<(String, Option<usize>)> {
+        cores
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (format!("t{i}"), *c))
+            .collect()
+    }
+
+    #[test]
+    fn warns_about_more_spinners_than_cores_and_shared_pinned_cores() {
+        assert_eq!(oversubscription(&spinners(&[Some(1), None]), 2), None);
+        assert_eq!(oversubscription(&spinners(&[Some(0), Some(1)]), 2), None);
+        let too_many = oversubscription(&spinners(&[None, None, Some(1)]), 2).unwrap();
+        assert!(
+            too_many.contains("3 spinning threads (t0, t1, t2) on 2 cores"),
+            "{too_many}"
+        );
+        let shared = oversubscription(&spinners(&[Some(1), None, Some(1)]), 4).unwrap();
+        assert!(
+            shared.contains("t0 and t2 both spin pinned to core 1"),
+            "{shared}"
         );
     }
 }

@@ -48,9 +48,16 @@ impl Feed {
         if let Some(o) = &mut self.outage {
             o.attempts += 1;
         }
-        let addr = match net::resolve(&target.endpoint.host, target.endpoint.port) {
-            Ok(a) => a,
-            Err(reason) => return self.fail(k, reason, None, now),
+        let t = self.slots[k].target;
+        let addr = match self.addrs[t] {
+            Some(a) => a,
+            None => match net::resolve(&target.endpoint.host, target.endpoint.port) {
+                Ok(a) => {
+                    self.addrs[t] = Some(a);
+                    a
+                }
+                Err(reason) => return self.fail(k, reason, None, now),
+            },
         };
         let mut sock = match net::start_connect(addr, self.p.recv_buffer) {
             Ok(s) => s,

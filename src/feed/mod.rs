@@ -27,6 +27,7 @@ mod connect;
 pub mod limiter;
 pub mod liveness;
 pub mod seq;
+pub mod transport;
 pub mod watch;
 
 use std::collections::VecDeque;
@@ -439,6 +440,9 @@ pub struct Feed {
     slots: Vec<Slot>,
     next_token: usize,
     rng: XorShift,
+    /// Each target's address, resolved once and kept while connections to it work: a
+    /// reconnect does not wait for DNS. Forgotten when an attempt or a connection fails.
+    addrs: Vec<Option<std::net::SocketAddr>>,
     /// Streams still wanted (not rejected by the venue).
     active: Vec<bool>,
     /// Silence of each stream across all connections (drives `Stale` events).
@@ -509,6 +513,7 @@ impl Feed {
         debug_assert!(p.streams.iter().filter(|s| cadence_kinds(s)).count() <= n);
         let mut feed = Feed {
             rng: XorShift::from_entropy(u64::from(p.id) + 1),
+            addrs: vec![None; p.targets.len()],
             active: vec![true; n],
             watch: StreamWatch::new(p.silence.iter().copied()),
             seqs: p
@@ -611,10 +616,13 @@ impl Feed {
         while !self.shutdown.load(Ordering::Acquire) {
             let now = Instant::now();
             let more = self.turn(now);
+            // Measured from after the turn: what came due during it (an at-once reconnect)
+            // waits zero, not the 1 ms epoll rounds a tiny timeout up to.
             let timeout = if more || self.p.wait == WaitMode::Spin {
                 Some(Duration::ZERO)
             } else {
-                self.deadline().map(|d| d.saturating_duration_since(now))
+                self.deadline()
+                    .map(|d| d.saturating_duration_since(Instant::now()))
             };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
@@ -787,7 +795,7 @@ impl Feed {
                 more = true;
                 break;
             }
-            match live.ws.read() {
+            match transport::call(|| live.ws.read()) {
                 Ok(msg) => {
                     // One clock read per frame serves the tick's receive stamp and liveness.
                     let at = Instant::now();
@@ -860,7 +868,7 @@ impl Feed {
             requests.push((token, RotateWhy::Silent(i as u16)));
         });
         // 5. Anything tungstenite still holds (pongs, a ping) goes out.
-        if let Err(e) = live.ws.flush() {
+        if let Err(e) = transport::call(|| live.ws.flush()) {
             if !is_would_block(&e) {
                 let (reason, detail) = ws_error_reason(&e);
                 return (self.lose(k, live, reason, detail.as_deref(), now), false);
@@ -882,12 +890,13 @@ impl Feed {
     /// OKX `ping`), else a WebSocket ping. Also restarts the keep-alive period.
     fn send_ping(&mut self, live: &mut Live, now: Instant) -> Result<(), Lost> {
         live.pings += 1;
+        // Static payloads: a keep-alive allocates nothing.
         let msg = match self.p.venue.ping_text() {
-            Some(text) => Message::text(text),
-            None => Message::Ping(live.pings.to_be_bytes().to_vec().into()),
+            Some(text) => Message::Text(Utf8Bytes::from_static(text)),
+            None => Message::Ping(tungstenite::Bytes::from_static(b"wsfeed")),
         };
         live.keepalive_at = self.keepalive().map(|every| now + every);
-        match live.ws.send(msg) {
+        match transport::call(|| live.ws.send(msg)) {
             Err(e) if !is_would_block(&e) => Err(ws_error_reason(&e)),
             _ => Ok(()),
         }
@@ -908,7 +917,7 @@ impl Feed {
             Message::Ping(_) => {
                 FeedStats::bump(&self.stats.pings_received);
                 // tungstenite queued the pong; send it now, not with the next write.
-                match live.ws.flush() {
+                match transport::call(|| live.ws.flush()) {
                     Err(e) if !is_would_block(&e) => Err(ws_error_reason(&e)),
                     _ => Ok(()),
                 }
@@ -1904,9 +1913,27 @@ impl Feed {
                 }
             }
         }
+        // A session that streamed for a while and then ended is an event on a healthy venue
+        // (a clean close, a reset, the daily cut): the first retry goes out at once. Backoff is
+        // for attempts that keep failing; the venue's Retry-After and the host's connection
+        // budget still apply, and a session must last `at_once_after_ms` to earn this, so a
+        // venue that drops every connection early is not hammered.
+        let at_once_after = Duration::from_millis(self.p.reconnect.at_once_after_ms);
+        let at_once = live.productive
+            && now.saturating_duration_since(live.opened) >= at_once_after
+            && !reason.is_permanent()
+            && self.slots[k].retry_after.is_none();
         drop(live);
         if retire {
             return Conn::Retired;
+        }
+        if at_once {
+            self.slots[k].backoff.on_productive();
+            info!(
+                "[RECONNECT] Reconnecting to {url} at once after: {reason}",
+                url = self.p.targets[self.slots[k].target].url
+            );
+            return Conn::Backoff { until: now };
         }
         self.fail(k, reason, None, now)
     }
@@ -1921,6 +1948,7 @@ impl Feed {
         now: Instant,
     ) -> Conn {
         let url = self.p.targets[self.slots[k].target].url.clone();
+        self.addrs[self.slots[k].target] = None;
         if let Some(d) = detail {
             debug!("[{}] attempt to {url} failed: {reason}: {d}", self.p.name);
         }

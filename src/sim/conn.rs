@@ -38,6 +38,8 @@ use super::{
 
 /// Longest wait on the event channel before servicing the socket again.
 const IDLE_WAIT: Duration = Duration::from_millis(1);
+/// The longest one read waits during the handshakes.
+const HANDSHAKE_READ_WAIT: Duration = Duration::from_millis(5);
 /// Upgrade handshake (TLS included) must complete within this.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// A [`Fault::ServerPing`] not answered within this closes with 1008.
@@ -245,7 +247,12 @@ enum End {
 
 /// Entry point of a connection thread.
 pub(crate) fn run(inner: Arc<Inner>, tcp: TcpStream) {
-    if tcp.set_nonblocking(true).is_err() {
+    // Until the upgrade is done, reads block (briefly, so shutdown and the deadline are still
+    // seen): each step of the TLS and HTTP handshakes goes on the moment the client's bytes
+    // arrive. The connection is non-blocking from then on.
+    if tcp.set_nonblocking(false).is_err()
+        || tcp.set_read_timeout(Some(HANDSHAKE_READ_WAIT)).is_err()
+    {
         return;
     }
     let _ = tcp.set_nodelay(true);
@@ -270,7 +277,9 @@ pub(crate) fn run(inner: Arc<Inner>, tcp: TcpStream) {
     };
     match Head::parse(&head_bytes) {
         Some(head) if !head.is_upgrade() => {
-            rest::serve(&inner, stream, &head);
+            if stream.tcp().set_nonblocking(true).is_ok() {
+                rest::serve(&inner, stream, &head);
+            }
             return;
         }
         _ => stream.replay = head_bytes,
@@ -278,6 +287,9 @@ pub(crate) fn run(inner: Arc<Inner>, tcp: TcpStream) {
     let Some((ws, reg)) = handshake(&inner, stream) else {
         return;
     };
+    if ws.get_ref().tcp().set_nonblocking(true).is_err() {
+        return;
+    }
     let venue = inner.cfg.venue;
     let tag = venue::conn_tag(venue, inner.cfg.seed, reg.id.0);
     let now = Instant::now();

@@ -11,10 +11,11 @@
 //!
 //! # Architecture
 //!
-//! * **Acceptor thread** — polls a non-blocking listener bound to
-//!   `127.0.0.1:0` (by default) every ~2 ms and spawns one thread per accepted TCP
-//!   connection. [`Fault::Refuse`] really closes the listening socket and
-//!   re-binds the same port (with `SO_REUSEADDR`) when the period ends.
+//! * **Acceptor thread** — waits (mio) on a non-blocking listener bound to
+//!   `127.0.0.1:0` (by default), accepts as soon as a connection arrives and
+//!   spawns one thread per accepted TCP connection. [`Fault::Refuse`] really
+//!   closes the listening socket and re-binds the same port (with
+//!   `SO_REUSEADDR`) when the period ends.
 //! * **Generator thread** — one deterministic synthetic market (random walk
 //!   from [`SimConfig::seed`]) with a real order book per symbol (price →
 //!   quantity per side, 30 to 50 levels). Each book change is one update id;
@@ -135,6 +136,7 @@
 mod conn;
 mod market;
 mod render;
+pub mod replay;
 mod rest;
 mod shared;
 mod tls;
@@ -161,8 +163,9 @@ use socket2::{Domain, Protocol, Socket, Type};
 use self::market::{Event, Market};
 use self::render::SymInfo;
 
-/// How long the acceptor sleeps when there is nothing to accept.
-const ACCEPT_POLL: Duration = Duration::from_millis(2);
+/// The longest the acceptor waits for a connection before it looks at shutdown and at the end
+/// of a refusal period again. A connection wakes it at once.
+const ACCEPT_POLL: Duration = Duration::from_millis(20);
 /// Upper bound between two re-evaluations of a [`Sim::wait_until`] predicate.
 const WAIT_TICK: Duration = Duration::from_millis(50);
 
@@ -722,7 +725,12 @@ fn bind_listener(ip: IpAddr, port: u16) -> io::Result<TcpListener> {
 }
 
 fn run_acceptor(inner: Arc<Inner>) {
+    use std::os::fd::AsRawFd;
     let mut accepted = Vec::new();
+    // Readiness of the listening socket, so a connection is accepted as soon as it arrives.
+    let mut poll = mio::Poll::new().ok();
+    let mut events = mio::Events::with_capacity(4);
+    let mut watched = None;
     while !inner.is_shutdown() {
         {
             let mut guard = lock(&inner.listener);
@@ -738,6 +746,20 @@ fn run_acceptor(inner: Arc<Inner>) {
                 }
             }
             if let Some(listener) = guard.as_ref() {
+                let fd = listener.as_raw_fd();
+                if watched != Some(fd) {
+                    // A new listener (after a refusal); the closed one left epoll by itself.
+                    let registry = poll.as_ref().map(mio::Poll::registry);
+                    let source = &mut mio::unix::SourceFd(&fd);
+                    let ok = registry.is_some_and(|r| {
+                        r.register(source, mio::Token(0), mio::Interest::READABLE)
+                            .or_else(|_| {
+                                r.reregister(source, mio::Token(0), mio::Interest::READABLE)
+                            })
+                            .is_ok()
+                    });
+                    watched = ok.then_some(fd);
+                }
                 while accepted.len() < 64 {
                     match listener.accept() {
                         Ok((tcp, _)) => accepted.push((tcp, Instant::now())),
@@ -745,10 +767,17 @@ fn run_acceptor(inner: Arc<Inner>) {
                         Err(_) => break,
                     }
                 }
+            } else {
+                watched = None;
             }
         }
         if accepted.is_empty() {
-            thread::sleep(ACCEPT_POLL);
+            match (&mut poll, watched) {
+                (Some(p), Some(_)) => {
+                    let _ = p.poll(&mut events, Some(ACCEPT_POLL));
+                }
+                _ => thread::sleep(Duration::from_millis(2)),
+            }
             continue;
         }
         // Recorded before any connection thread runs, so an accept is always

@@ -256,10 +256,18 @@ pub(crate) fn read_head(
         match stream.read(&mut chunk) {
             Ok(0) => return (!buf.is_empty()).then_some(buf),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            // The socket waits for data itself (a read timeout), or is non-blocking when a
+            // caller set it so: then this polls.
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                thread::sleep(Duration::from_micros(500))
+                if stream.tcp().read_timeout().ok().flatten().is_none() {
+                    thread::sleep(Duration::from_micros(500))
+                }
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::Interrupted | io::ErrorKind::TimedOut
+                ) => {}
             Err(_) => return None,
         }
     }
