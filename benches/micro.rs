@@ -1,6 +1,8 @@
-//! Micro-benchmarks of the hot path's pieces. Mode: single thread, not pinned, no I/O.
+//! Micro-benchmarks of the hot path's pieces. Mode: single thread, not pinned, no I/O, except
+//! `hop/*`: two threads, not pinned, both spinning or both blocking (stated in the name).
 //!
-//! `cargo bench --bench micro` (about 20 s). Messages are the examples of Binance's API docs.
+//! `cargo bench --bench micro` (about 40 s). Messages are the examples of each venue's API
+//! docs (`tests/fixtures/`, compacted as the venues send them).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -24,6 +26,156 @@ fn parse(text: &str, kind: StreamKind) -> u64 {
         let _ = venue.parse_data(kind, data, &mut |seq, _, _| sum += seq.id);
     }
     sum
+}
+
+/// A documented example message from `tests/fixtures/`, compacted as the venue sends it: the
+/// whitespace between tokens removed, fields in their documented order.
+fn fixture(path: &str) -> String {
+    let text = std::fs::read_to_string(format!(
+        "{}/tests/fixtures/{path}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap_or_else(|e| panic!("tests/fixtures/{path}: {e}"));
+    let (mut out, mut in_string, mut escaped) = (String::with_capacity(text.len()), false, false);
+    for c in text.chars() {
+        if in_string {
+            in_string = escaped || c != '"';
+            escaped = !escaped && c == '\\';
+        } else if c == '"' {
+            in_string = true;
+        } else if c.is_whitespace() {
+            continue;
+        }
+        out.push(c);
+    }
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&out).is_ok(),
+        "{path}: {out}"
+    );
+    out
+}
+
+/// Frame → ticks through the venue's classifier and parser; returns ticks emitted.
+fn parse_frame(venue: Venue, text: &str, kind: StreamKind) -> u64 {
+    let mut n = 0u64;
+    if let Ok(Frame::Data { data, .. }) = venue.classify(text) {
+        let _ = venue.parse_data(kind, data, &mut |_, _, _| n += 1);
+    }
+    n
+}
+
+fn venue_parsers(c: &mut Criterion) {
+    let cases: [(Venue, &str, &str, String); 7] = [
+        (
+            Venue::BybitLinear,
+            "orderbook.50_delta",
+            "orderbook.50.BTCUSDT",
+            fixture("bybit/orderbook_50_delta.json"),
+        ),
+        (
+            Venue::BybitLinear,
+            "publicTrade",
+            "publicTrade.BTCUSDT",
+            fixture("bybit/public_trade.json"),
+        ),
+        (
+            Venue::BybitLinear,
+            "tickers",
+            "tickers.BTCUSDT",
+            fixture("bybit/tickers_linear.json"),
+        ),
+        (
+            Venue::Okx,
+            "bbo-tbt",
+            "bbo-tbt:BCH-USDT-SWAP",
+            fixture("okx/bbo_tbt.json"),
+        ),
+        (
+            Venue::Okx,
+            "books_update",
+            "books:BTC-USDT",
+            fixture("okx/books_update.json"),
+        ),
+        (
+            Venue::Okx,
+            "trades",
+            "trades:BTC-USDT",
+            fixture("okx/trades.json"),
+        ),
+        (
+            Venue::Okx,
+            "mark-price",
+            "mark-price:BTC-USDT-SWAP",
+            fixture("okx/mark_price.json"),
+        ),
+    ];
+    for (venue, name, stream, text) in &cases {
+        let kind = venue
+            .parse_stream(stream)
+            .unwrap_or_else(|e| panic!("{stream}: {e}"))
+            .kind;
+        assert!(parse_frame(*venue, text, kind) > 0, "{name} parses: {text}");
+        let mut g = c.benchmark_group(format!("parse/{}", venue.name()));
+        g.throughput(Throughput::Bytes(text.len() as u64));
+        g.bench_function(*name, |b| {
+            b.iter(|| parse_frame(*venue, black_box(text), kind))
+        });
+        g.finish();
+    }
+}
+
+/// One tick's hop between two threads over a bounded crossbeam channel, as feed → strategy:
+/// a round trip (there and back) per iteration, so the figure is two hops.
+fn channel_hop(c: &mut Criterion) {
+    use crossbeam_channel::{bounded, TryRecvError};
+    let mut g = c.benchmark_group("hop");
+    for spin in [false, true] {
+        let (to_tx, to_rx) = bounded::<u64>(1024);
+        let (back_tx, back_rx) = bounded::<u64>(1024);
+        let echo = std::thread::spawn(move || loop {
+            let v = if spin {
+                match to_rx.try_recv() {
+                    Ok(v) => v,
+                    Err(TryRecvError::Empty) => {
+                        std::hint::spin_loop();
+                        continue;
+                    }
+                    Err(TryRecvError::Disconnected) => return,
+                }
+            } else {
+                match to_rx.recv() {
+                    Ok(v) => v,
+                    Err(_) => return,
+                }
+            };
+            if back_tx.send(v).is_err() {
+                return;
+            }
+        });
+        let name = if spin {
+            "round_trip_spinning"
+        } else {
+            "round_trip_blocking"
+        };
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                to_tx.send(1).unwrap();
+                if spin {
+                    loop {
+                        match back_rx.try_recv() {
+                            Ok(v) => break v,
+                            Err(_) => std::hint::spin_loop(),
+                        }
+                    }
+                } else {
+                    back_rx.recv().unwrap()
+                }
+            })
+        });
+        drop(to_tx);
+        echo.join().unwrap();
+    }
+    g.finish();
 }
 
 fn parsers(c: &mut Criterion) {
@@ -85,6 +237,6 @@ criterion_group! {
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = parsers, decisions
+    targets = parsers, venue_parsers, decisions, channel_hop
 }
 criterion_main!(benches);

@@ -160,27 +160,25 @@ impl<'a> Cursor<'a> {
             _ => (b'[', b']'),
         };
         // Only this bracket kind and strings matter for finding the matching close: what is
-        // inside is scanned, and checked, when it is read.
+        // inside is scanned, and checked, when it is read. Strings are skipped eight bytes at a
+        // time; the structure between them is short.
         let mut depth = 0usize;
-        while let Some(i) = memchr::memchr3(b'"', open, close, &bytes[self.pos..]) {
-            self.pos += i;
-            match bytes[self.pos] {
-                b'"' => {
-                    self.string()?;
-                    continue;
-                }
-                b if b == open => depth += 1,
-                _ => {
-                    depth -= 1;
-                    if depth == 0 {
-                        self.pos += 1;
-                        return Ok(&self.src[start..self.pos]);
-                    }
+        while let Some(&b) = bytes.get(self.pos) {
+            if b == b'"' {
+                self.string()?;
+                continue;
+            }
+            if b == open {
+                depth += 1;
+            } else if b == close {
+                depth -= 1;
+                if depth == 0 {
+                    self.pos += 1;
+                    return Ok(&self.src[start..self.pos]);
                 }
             }
             self.pos += 1;
         }
-        self.pos = bytes.len();
         Err(self.err("closing bracket"))
     }
     fn literal(&mut self, word: &'static str, value: Value<'a>) -> Result<Value<'a>, JsonError> {

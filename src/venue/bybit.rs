@@ -68,15 +68,23 @@ pub fn classify(text: &str) -> Result<Frame<'_>, ParseError> {
     let mut obj = Object::new(text)?;
     let (mut topic, mut data) = (None, None);
     let (mut success, mut op, mut ret_msg, mut req_id) = (None, None, None, None);
-    while let Some((key, value)) = obj.next_field()? {
+    while let Some(key) = obj.key()? {
         match key {
-            "topic" => topic = value.as_str(),
-            "data" => data = Some(value),
-            "success" => success = value.as_bool(),
-            "op" => op = value.as_str(),
-            "ret_msg" => ret_msg = value.as_str(),
-            "req_id" => req_id = value.as_str(),
-            _ => {}
+            // Data follows `topic` in every push: the parser reads the frame, `data`
+            // included, so it is not scanned here too.
+            "data" if topic.is_some() => {
+                return Ok(Frame::Data {
+                    stream: StreamKey::name(topic.unwrap_or_default()),
+                    data: text,
+                });
+            }
+            "topic" => topic = obj.value()?.as_str(),
+            "data" => data = Some(obj.value()?),
+            "success" => success = obj.value()?.as_bool(),
+            "op" => op = obj.value()?.as_str(),
+            "ret_msg" => ret_msg = obj.value()?.as_str(),
+            "req_id" => req_id = obj.value()?.as_str(),
+            _ => obj.skip()?,
         }
     }
     if let (Some(topic), Some(_)) = (topic, data) {

@@ -98,19 +98,36 @@ pub fn classify(text: &str) -> Result<Frame<'_>, ParseError> {
     let mut obj = Object::new(text)?;
     let (mut arg, mut data, mut event) = (None, false, None);
     let (mut id, mut code, mut msg) = (None, None, None);
-    while let Some((key, v)) = obj.next_field()? {
+    while let Some(key) = obj.key()? {
         match key {
+            // Data follows `arg` in every push: the parser reads the frame, `data` included,
+            // so it is not scanned here too.
+            "data" if event.is_none() => match arg {
+                Some(arg) => {
+                    return Ok(Frame::Data {
+                        stream: arg_key(arg)?,
+                        data: text,
+                    })
+                }
+                None => {
+                    data = true;
+                    obj.skip()?;
+                }
+            },
             "arg" => {
-                if let Value::Object(a) = v {
+                if let Value::Object(a) = obj.value()? {
                     arg = Some(a);
                 }
             }
-            "data" => data = true,
-            "event" => event = v.as_str(),
-            "id" => id = v.as_u64(),
-            "code" => code = v.as_i64(),
-            "msg" => msg = v.as_str(),
-            _ => {}
+            "data" => {
+                data = true;
+                obj.skip()?;
+            }
+            "event" => event = obj.value()?.as_str(),
+            "id" => id = obj.value()?.as_u64(),
+            "code" => code = obj.value()?.as_i64(),
+            "msg" => msg = obj.value()?.as_str(),
+            _ => obj.skip()?,
         }
     }
     match (event, arg) {
