@@ -5,7 +5,7 @@
 //! error object. Data arrives wrapped: `{"stream":"<streamName>","data":<rawPayload>}`.
 
 use super::{emit_depth, Frame, ParseError, Route, Seq, StreamDef, StreamKey, StreamKind, Venue};
-use crate::json::{Object, Value};
+use crate::json::{Layout, Object, Value};
 use crate::tick::{DepthChunk, TickData};
 
 /// Validates `<symbol>@<kind>[@<speed>]` and finds its route.
@@ -216,6 +216,10 @@ fn req<T>(v: Option<T>, field: &'static str) -> Result<T, ParseError> {
 /// USD-M: `{"e":"bookTicker","u":…,"E":…,"T":…,"s":…,"b":…,"B":…,"a":…,"A":…}`;
 /// spot sends the same without `e`, `E` and `T`.
 fn book_ticker(data: &str, emit: &mut impl FnMut(Seq, u64, TickData)) -> Result<(), ParseError> {
+    if let Some((u, e_time, tick)) = book_ticker_as_sent(data) {
+        emit(Seq { id: u, prev: None }, e_time, tick);
+        return Ok(());
+    }
     let mut obj = Object::new(data)?;
     let (mut u, mut e_time, mut b, mut bq, mut a, mut aq) = (None, 0, None, None, None, None);
     while let Some(key) = obj.key()? {
@@ -241,6 +245,46 @@ fn book_ticker(data: &str, emit: &mut impl FnMut(Seq, u64, TickData)) -> Result<
     };
     emit(seq, e_time, tick);
     Ok(())
+}
+
+/// bookTicker exactly as Binance writes it (USD-M or spot field order, no whitespace), read
+/// literal by literal; `None` sends anything else to the general parser.
+#[inline]
+fn book_ticker_as_sent(data: &str) -> Option<(u64, u64, TickData)> {
+    let mut m = Layout::new(data);
+    let (u, e_time) = if m.lit(r#"{"e":"bookTicker","u":"#).is_some() {
+        let u = m.uint()?;
+        m.lit(r#","E":"#)?;
+        let e_time = m.uint()?;
+        m.lit(r#","T":"#)?;
+        m.uint()?;
+        (u, e_time)
+    } else {
+        m.lit(r#"{"u":"#)?;
+        (m.uint()?, 0)
+    };
+    m.lit(r#","s":"#)?;
+    m.str()?;
+    m.lit(r#","b":"#)?;
+    let bid = m.decimal()?;
+    m.lit(r#","B":"#)?;
+    let bid_qty = m.decimal()?;
+    m.lit(r#","a":"#)?;
+    let ask = m.decimal()?;
+    m.lit(r#","A":"#)?;
+    let ask_qty = m.decimal()?;
+    m.lit("}")?;
+    m.end()?;
+    Some((
+        u,
+        e_time,
+        TickData::Quote {
+            bid,
+            bid_qty,
+            ask,
+            ask_qty,
+        },
+    ))
 }
 
 /// `{"e":"aggTrade","E":…,"s":…,"a":…,"p":…,"q":…,"f":…,"l":…,"T":…,"m":…}`
@@ -376,6 +420,56 @@ mod tests {
         let ticks = parse(StreamKind::BookTicker, data);
         assert_eq!(ticks.len(), 1);
         assert_eq!((ticks[0].0, ticks[0].1), (400900217, 0));
+    }
+
+    /// The as-sent fast path and the general parser agree; any other layout (order,
+    /// whitespace, an extra field) takes the general path and parses the same; bad values are
+    /// errors either way.
+    #[test]
+    fn book_tickers_as_sent_and_otherwise_parse_the_same() {
+        let usdm = r#"{"e":"bookTicker","u":400900217,"E":1568014460893,"T":1568014460891,"s":"BNBUSDT","b":"25.35190000","B":"31.21000000","a":"25.36520000","A":"40.66000000"}"#;
+        let spot = r#"{"u":400900217,"s":"BNBUSDT","b":"25.35190000","B":"31.21000000","a":"25.36520000","A":"40.66000000"}"#;
+        assert!(book_ticker_as_sent(usdm).is_some());
+        assert!(book_ticker_as_sent(spot).is_some());
+        let quote = TickData::Quote {
+            bid: 25.3519,
+            bid_qty: 31.21,
+            ask: 25.3652,
+            ask_qty: 40.66,
+        };
+        for (data, e_time) in [
+            (usdm, 1568014460893),
+            (spot, 0),
+            (
+                r#"{"u":400900217,"E":1568014460893,"s":"BNBUSDT","b":"25.35190000","B":"31.21000000","a":"25.36520000","A":"40.66000000"}"#,
+                1568014460893,
+            ),
+            (
+                r#"{ "u": 400900217, "s": "BNBUSDT", "b": "25.35190000", "B": "31.21000000", "a": "25.36520000", "A": "40.66000000" }"#,
+                0,
+            ),
+            (
+                r#"{"u":400900217,"s":"BNBUSDT","b":"25.35190000","B":"31.21000000","a":"25.36520000","A":"40.66000000","x":[1]}"#,
+                0,
+            ),
+        ] {
+            assert_eq!(
+                parse(StreamKind::BookTicker, data),
+                vec![(400900217, e_time, quote)],
+                "{data}"
+            );
+        }
+        for bad in [
+            r#"{"u":400900217,"s":"BNBUSDT","b":"25.3x","B":"31.21000000","a":"25.36520000","A":"40.66000000"}"#,
+            r#"{"u":400900217,"s":"BNBUSDT","b":"25.35190000","B":"31.21000000","a":"25.36520000","A":"40.66000000"}}"#,
+            r#"{"u":-1,"s":"BNBUSDT","b":"25.35190000","B":"31.21000000","a":"25.36520000","A":"40.66000000"}"#,
+        ] {
+            assert!(book_ticker_as_sent(bad).is_none(), "{bad}");
+            assert!(
+                parse_data(StreamKind::BookTicker, bad, &mut |_, _, _| {}).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
