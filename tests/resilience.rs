@@ -1144,3 +1144,48 @@ fn a_replacement_refused_for_good_never_leaves_the_feed_silently_dead() {
         assert!(s.failure.is_none() && s.reconnects >= 1, "{summary}");
     }
 }
+
+// ----- 9. a streaming session that ends is replaced at once ---------------------------------
+
+/// A connection that streamed for `at_once_after_ms` and was then closed cleanly is replaced
+/// at once, not after the backoff; one that had streamed for less backs off as before. The
+/// backoff here is 2 s (equal jitter: at least 1 s), so "at once" and "backed off" are far
+/// apart whatever the machine's load.
+#[test]
+fn a_streaming_session_is_replaced_at_once_and_a_short_one_backs_off() {
+    let sim = sim(false, false);
+    let reconnect = ReconnectConfig {
+        initial_delay_ms: 2000,
+        max_delay_ms: 2000,
+        at_once_after_ms: 300,
+        ..fast_reconnect()
+    };
+    let (engine, probe) = start(vec![feed("a", SPOT, &sim, &[BOOK])], reconnect);
+    probe.wait("connected", connected(0, 1));
+    probe.wait_more_ticks(20);
+    // Streamed long enough: replaced at once.
+    std::thread::sleep(Duration::from_millis(300));
+    let closed = Instant::now();
+    sim.inject(Fault::Close { code: 1000 });
+    probe.wait("reconnected", connected(0, 2));
+    let snap = sim.snapshot();
+    let again = *snap.accepts.last().expect("accepts");
+    assert!(
+        again.saturating_duration_since(closed) < Duration::from_millis(900),
+        "reconnected {:?} after the close, not at once",
+        again.saturating_duration_since(closed)
+    );
+    // Closed again before it streamed for 300 ms: the backoff applies.
+    probe.wait_more_ticks(5);
+    let closed = Instant::now();
+    sim.inject(Fault::Close { code: 1000 });
+    probe.wait("reconnected after the backoff", connected(0, 3));
+    let snap = sim.snapshot();
+    let again = *snap.accepts.last().expect("accepts");
+    assert!(
+        again.saturating_duration_since(closed) >= Duration::from_millis(900),
+        "a short session was replaced after {:?}: it should have backed off",
+        again.saturating_duration_since(closed)
+    );
+    engine.stop();
+}
