@@ -65,7 +65,15 @@ fn parse_frame(venue: Venue, text: &str, kind: StreamKind) -> u64 {
 }
 
 fn venue_parsers(c: &mut Criterion) {
-    let cases: [(Venue, &str, &str, String); 7] = [
+    // Bybit's documented orderbook.1 push (no fixture file: the docs show it inline).
+    let bybit_top = r#"{"topic":"orderbook.1.BTCUSDT","type":"snapshot","ts":1672304484978,"data":{"s":"BTCUSDT","b":[["16493.50","0.006"]],"a":[["16611.00","0.029"]],"u":18521288,"seq":7961638724},"cts":1672304484976}"#;
+    let cases: [(Venue, &str, &str, String); 8] = [
+        (
+            Venue::BybitLinear,
+            "orderbook.1",
+            "orderbook.1.BTCUSDT",
+            bybit_top.to_string(),
+        ),
         (
             Venue::BybitLinear,
             "orderbook.50_delta",

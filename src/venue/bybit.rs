@@ -8,9 +8,10 @@
 //! answers with `"op":"ping"` and `"ret_msg":"pong"`.
 
 use super::{
-    emit_depth, first_level, Frame, ParseError, Route, Seq, StreamDef, StreamKey, StreamKind, Venue,
+    emit_depth, first_level, one_level, Frame, ParseError, Route, Seq, StreamDef, StreamKey,
+    StreamKind, Venue,
 };
-use crate::json::{Array, Object, Value};
+use crate::json::{Array, Layout, Object, Value};
 use crate::tick::{DepthChunk, TickData};
 
 /// Validates `orderbook.{1|50}.SYMBOL`, `publicTrade.SYMBOL` or `tickers.SYMBOL`.
@@ -118,6 +119,12 @@ pub fn parse_data(
     frame: &str,
     emit: &mut impl FnMut(Seq, u64, TickData),
 ) -> Result<(), ParseError> {
+    if kind == StreamKind::BookTicker {
+        if let Some((seq, ts, quote)) = top_of_book_as_sent(frame) {
+            emit(seq, ts, quote);
+            return Ok(());
+        }
+    }
     let mut obj = Object::new(frame)?;
     let (mut snapshot, mut ts, mut data) = (false, 0, None);
     while let Some((key, v)) = obj.next_field()? {
@@ -167,6 +174,48 @@ fn book_fields(data: &str) -> Result<BookFields<'_>, ParseError> {
 }
 
 /// `orderbook.1`: every message is a snapshot of the best level on each side.
+/// `orderbook.1` exactly as Bybit writes it (`type` and `ts` in either order: spot and linear
+/// differ; one level a side), read literal by literal; `None` sends anything else to the
+/// general parser.
+#[inline]
+fn top_of_book_as_sent(frame: &str) -> Option<(Seq, u64, TickData)> {
+    let mut m = Layout::new(frame);
+    m.lit(r#"{"topic":"#)?;
+    m.str()?;
+    let ts = if m.lit(r#","type":"#).is_some() {
+        m.str()?;
+        m.lit(r#","ts":"#)?;
+        m.uint()?
+    } else {
+        m.lit(r#","ts":"#)?;
+        let ts = m.uint()?;
+        m.lit(r#","type":"#)?;
+        m.str()?;
+        ts
+    };
+    m.lit(r#","data":{"s":"#)?;
+    m.str()?;
+    m.lit(r#","b":"#)?;
+    let (bid, bid_qty) = one_level(&mut m)?;
+    m.lit(r#","a":"#)?;
+    let (ask, ask_qty) = one_level(&mut m)?;
+    m.lit(r#","u":"#)?;
+    let id = m.uint()?;
+    m.lit(r#","seq":"#)?;
+    m.uint()?;
+    m.lit(r#"},"cts":"#)?;
+    m.uint()?;
+    m.lit("}")?;
+    m.end()?;
+    let quote = TickData::Quote {
+        bid,
+        bid_qty,
+        ask,
+        ask_qty,
+    };
+    Some((Seq { id, prev: None }, ts, quote))
+}
+
 fn top_of_book(
     data: &str,
     ts: u64,
@@ -289,6 +338,41 @@ fn ticker(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// orderbook.1 as Bybit sends it, linear (`type` before `ts`) and spot (after), takes the
+    /// as-sent path; with whitespace it takes the general one; both give the same tick.
+    #[test]
+    fn top_of_book_as_sent_and_otherwise_parse_the_same() {
+        let linear = r#"{"topic":"orderbook.1.BTCUSDT","type":"snapshot","ts":1672304484978,"data":{"s":"BTCUSDT","b":[["16493.50","0.006"]],"a":[["16611.00","0.029"]],"u":18521288,"seq":7961638724},"cts":1672304484976}"#;
+        let spot = linear.replace(
+            r#""type":"snapshot","ts":1672304484978"#,
+            r#""ts":1672304484978,"type":"snapshot""#,
+        );
+        let want = (
+            Seq {
+                id: 18521288,
+                prev: None,
+            },
+            1672304484978,
+            TickData::Quote {
+                bid: 16493.5,
+                bid_qty: 0.006,
+                ask: 16611.0,
+                ask_qty: 0.029,
+            },
+        );
+        for sent in [linear.to_string(), spot] {
+            assert_eq!(top_of_book_as_sent(&sent), Some(want), "{sent}");
+            let spaced = sent.replace(',', ", ");
+            assert!(top_of_book_as_sent(&spaced).is_none());
+            let mut general = vec![];
+            parse_data(StreamKind::BookTicker, &spaced, &mut |s, ts, t| {
+                general.push((s, ts, t))
+            })
+            .unwrap();
+            assert_eq!(general, vec![want], "{spaced}");
+        }
+    }
 
     fn fixture(name: &str) -> String {
         let path = format!("{}/tests/fixtures/bybit/{name}", env!("CARGO_MANIFEST_DIR"));

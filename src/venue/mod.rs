@@ -462,6 +462,40 @@ pub(crate) fn first_level(side: Option<Value<'_>>) -> Result<(f64, f64), ParseEr
     Ok((price.unwrap_or(f64::NAN), size.unwrap_or(0.0)))
 }
 
+/// A side holding exactly one level, `[["price","size",…]]`, read literal by literal (the
+/// as-sent fast paths of Bybit `orderbook.1` and OKX `bbo-tbt`; OKX's extra fields are
+/// skipped). `None` for anything else: the general parser takes it.
+#[inline(always)]
+pub(crate) fn one_level(m: &mut crate::json::Layout<'_>) -> Option<(f64, f64)> {
+    m.lit("[[")?;
+    let price = m.decimal()?;
+    m.lit(",")?;
+    let size = m.decimal()?;
+    while m.lit(",").is_some() {
+        m.str()?;
+    }
+    m.lit("]]")?;
+    Some((price, size))
+}
+
+/// `text` without the whitespace between tokens: a documented example as the venue sends it.
+#[cfg(test)]
+pub(crate) fn compact(text: &str) -> String {
+    let (mut out, mut in_string, mut escaped) = (String::new(), false, false);
+    for c in text.chars() {
+        if in_string {
+            in_string = escaped || c != '"';
+            escaped = !escaped && c == '\\';
+        } else if c == '"' {
+            in_string = true;
+        } else if c.is_whitespace() {
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Digits after the decimal point of a number as written.
 fn decimals(v: Option<Value<'_>>) -> u8 {
     match v {

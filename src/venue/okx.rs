@@ -10,9 +10,10 @@
 //! Streams are configured as `<channel>:<instId>`, e.g. `books:BTC-USDT-SWAP`.
 
 use super::{
-    emit_depth, first_level, Frame, ParseError, Route, Seq, StreamDef, StreamKey, StreamKind,
+    emit_depth, first_level, one_level, Frame, ParseError, Route, Seq, StreamDef, StreamKey,
+    StreamKind,
 };
-use crate::json::{Array, Object, Value};
+use crate::json::{Array, Layout, Object, Value};
 use crate::tick::{DepthChunk, TickData};
 
 /// Validates `<channel>:<instId>`.
@@ -158,6 +159,12 @@ pub fn parse_data(
     frame: &str,
     emit: &mut impl FnMut(Seq, u64, TickData),
 ) -> Result<(), ParseError> {
+    if kind == StreamKind::BookTicker {
+        if let Some((seq, ts, quote)) = bbo_as_sent(frame) {
+            emit(seq, ts, quote);
+            return Ok(());
+        }
+    }
     let mut obj = Object::new(frame)?;
     let (mut snapshot, mut data) = (false, None);
     while let Some((key, v)) = obj.next_field()? {
@@ -227,6 +234,32 @@ fn book(
 }
 
 /// `bbo-tbt`: `{"asks":[[px,sz,"0",n]],"bids":[…],"ts","seqId"}`.
+/// `bbo-tbt` exactly as OKX writes it (one level a side), read literal by literal; `None`
+/// sends anything else to the general parser.
+#[inline]
+fn bbo_as_sent(frame: &str) -> Option<(Seq, u64, TickData)> {
+    let mut m = Layout::new(frame);
+    m.lit(r#"{"arg":{"channel":"bbo-tbt","instId":"#)?;
+    m.str()?;
+    m.lit(r#"},"data":[{"asks":"#)?;
+    let (ask, ask_qty) = one_level(&mut m)?;
+    m.lit(r#","bids":"#)?;
+    let (bid, bid_qty) = one_level(&mut m)?;
+    m.lit(r#","ts":"#)?;
+    let ts = m.uint()?;
+    m.lit(r#","seqId":"#)?;
+    let id = m.uint()?;
+    m.lit("}]}")?;
+    m.end()?;
+    let quote = TickData::Quote {
+        bid,
+        bid_qty,
+        ask,
+        ask_qty,
+    };
+    Some((Seq { id, prev: None }, ts, quote))
+}
+
 fn bbo(item: &str, emit: &mut impl FnMut(Seq, u64, TickData)) -> Result<(), ParseError> {
     let mut obj = Object::new(item)?;
     let (mut asks, mut bids, mut ts, mut seq_id) = (None, None, 0, None);
@@ -334,6 +367,43 @@ fn mark(item: &str, emit: &mut impl FnMut(Seq, u64, TickData)) -> Result<(), Par
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The documented bbo-tbt as OKX sends it takes the as-sent path; pretty-printed it takes
+    /// the general one; both give the same tick. A second level or an empty side falls back.
+    #[test]
+    fn bbo_as_sent_and_otherwise_parse_the_same() {
+        let pretty = fixture("bbo_tbt.json");
+        let sent = super::super::compact(&pretty);
+        assert!(bbo_as_sent(&pretty).is_none());
+        let fast = bbo_as_sent(&sent).expect("as sent");
+        let mut general = vec![];
+        parse_data(StreamKind::BookTicker, &pretty, &mut |s, ts, t| {
+            general.push((s, ts, t))
+        })
+        .unwrap();
+        assert_eq!(general, vec![fast]);
+        assert_eq!(
+            fast.2,
+            TickData::Quote {
+                bid: 111.05,
+                bid_qty: 57745.0,
+                ask: 111.06,
+                ask_qty: 55154.0
+            }
+        );
+        for other in [
+            sent.replace(r#""asks":[["111.06","55154","0","2"]]"#, r#""asks":[]"#),
+            sent.replace(
+                r#"["111.06","55154","0","2"]"#,
+                r#"["111.06","55154","0","2"],["111.07","1","0","1"]"#,
+            ),
+        ] {
+            assert!(bbo_as_sent(&other).is_none(), "{other}");
+            let mut n = 0;
+            parse_data(StreamKind::BookTicker, &other, &mut |_, _, _| n += 1).unwrap();
+            assert_eq!(n, 1, "{other}");
+        }
+    }
 
     fn fixture(name: &str) -> String {
         let path = format!("{}/tests/fixtures/okx/{name}", env!("CARGO_MANIFEST_DIR"));
