@@ -392,17 +392,13 @@ fn main() {
         strategy_spin: args.get("strategy-wait", "spin".to_string()) == "spin",
         pin: !args.flag("no-pin"),
         feed_wait: args.get("feed-wait", "block".to_string()),
-        feed_core: match args.get("feed-core", usize::MAX) {
-            usize::MAX => None,
-            c => Some(c),
-        },
+        feed_core: args.opt("feed-core"),
     };
     let out = common::out_dir(&args);
     clock::init();
-    if let (Some(core), true) = (args.get("server-core", usize::MAX).into(), true) {
-        if core != usize::MAX {
-            core_affinity::set_for_current(core_affinity::CoreId { id: core });
-        }
+    // The replay server sends from this thread.
+    if let Some(id) = args.opt::<usize>("server-core") {
+        core_affinity::set_for_current(core_affinity::CoreId { id });
     }
     let cores = core_affinity::get_core_ids().map_or(0, |c| c.len());
     let pin = match (

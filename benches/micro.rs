@@ -36,18 +36,7 @@ fn fixture(path: &str) -> String {
         env!("CARGO_MANIFEST_DIR")
     ))
     .unwrap_or_else(|e| panic!("tests/fixtures/{path}: {e}"));
-    let (mut out, mut in_string, mut escaped) = (String::with_capacity(text.len()), false, false);
-    for c in text.chars() {
-        if in_string {
-            in_string = escaped || c != '"';
-            escaped = !escaped && c == '\\';
-        } else if c == '"' {
-            in_string = true;
-        } else if c.is_whitespace() {
-            continue;
-        }
-        out.push(c);
-    }
+    let out = wsfeed::json::compact(&text);
     assert!(
         serde_json::from_str::<serde_json::Value>(&out).is_ok(),
         "{path}: {out}"

@@ -488,18 +488,10 @@ impl<'a> Layout<'a> {
         self.cur.decimal().ok()
     }
 
-    /// A string value, which must be plain (no escapes).
+    /// A string value, raw (escapes not decoded), read as [`Object`] reads it.
     #[inline(always)]
     pub fn str(&mut self) -> Option<&'a str> {
-        let start = self.cur.pos + 1;
-        if self.cur.src.as_bytes().get(self.cur.pos) != Some(&b'"') {
-            return None;
-        }
-        let end = quote_or_escape(self.cur.src.as_bytes(), start)?;
-        (self.cur.src.as_bytes()[end] == b'"').then(|| {
-            self.cur.pos = end + 1;
-            &self.cur.src[start..end]
-        })
+        self.cur.string().ok()
     }
 
     /// Nothing but whitespace is left.
@@ -548,6 +540,24 @@ impl<'a> Array<'a> {
         }
         Ok(Some(value))
     }
+}
+
+/// `text` without the whitespace between tokens (strings kept as they are): a pretty-printed
+/// example, such as a venue's documentation shows, as the venue sends it.
+pub fn compact(text: &str) -> String {
+    let (mut out, mut in_string, mut escaped) = (String::with_capacity(text.len()), false, false);
+    for c in text.chars() {
+        if in_string {
+            in_string = escaped || c != '"';
+            escaped = !escaped && c == '\\';
+        } else if c == '"' {
+            in_string = true;
+        } else if c.is_whitespace() {
+            continue;
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Reads ASCII digits from `bytes[*i..]` onto `acc` (wrapping past 19 digits: callers count

@@ -57,6 +57,19 @@ pub struct DepthChunk {
     pub levels: [Level; DEPTH_CHUNK_LEVELS],
 }
 
+impl TickData {
+    /// A quote from the best bid and the best ask, each (price, quantity).
+    #[inline]
+    pub fn quote((bid, bid_qty): (f64, f64), (ask, ask_qty): (f64, f64)) -> TickData {
+        TickData::Quote {
+            bid,
+            bid_qty,
+            ask,
+            ask_qty,
+        }
+    }
+}
+
 impl DepthChunk {
     /// A chunk with no ids and no levels, to fill in.
     pub const EMPTY: DepthChunk = DepthChunk {

@@ -271,7 +271,7 @@ fn run(wait: WaitMode, tls: bool) {
     };
     // Steady state: every stream flows, every book is built and has moved on.
     if let Err(n) = wait_for(&ticks[..], Duration::from_secs(30), |n| {
-        every(n, &|_, k| if k == 3 { 3 } else { 50 })
+        every(n, &|_, k| if k == 3 { 5 } else { 150 })
     }) {
         let summary = engine.stop().0;
         panic!(
@@ -279,7 +279,6 @@ fn run(wait: WaitMode, tls: bool) {
             summary.feeds
         );
     }
-    std::thread::sleep(Duration::from_millis(300));
     let before: Vec<u64> = ticks.iter().map(|c| c.load(Ordering::Relaxed)).collect();
     let events_before = events.load(Ordering::Relaxed);
     let start = (

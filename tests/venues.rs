@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use util::*;
 use wsfeed::config::{FeedConfig, ReconnectConfig};
+use wsfeed::metrics::FeedSummary;
 use wsfeed::sim::{BookFault, Sim, SimConfig, SimVenue};
 use wsfeed::tick::{DisconnectReason, Health};
 
@@ -55,6 +56,19 @@ fn okx_feed(sim: &Sim) -> FeedConfig {
     )
 }
 
+/// Runs `feed` until it is connected and each of `streams` delivered three ticks; returns its
+/// summary.
+fn stream_each(feed: FeedConfig, streams: &[&str]) -> FeedSummary {
+    let (engine, probe) = start(vec![feed], fast_reconnect());
+    probe.wait("connected", |s| {
+        has_health(s, |h| matches!(h, Health::Connected { .. }))
+    });
+    probe.wait("every stream delivers", |s| {
+        streams.iter().all(|n| quotes_of(s, n) >= 3)
+    });
+    engine.stop().0.feeds.remove(0)
+}
+
 #[test]
 fn bybit_spot_and_linear_stream_every_topic_and_keep_the_book() {
     for (venue, name) in [
@@ -62,21 +76,14 @@ fn bybit_spot_and_linear_stream_every_topic_and_keep_the_book() {
         (SimVenue::BybitLinear, "bybit-linear"),
     ] {
         let sim = venue_sim(venue, Some(Duration::from_secs(30)));
-        let (engine, probe) = start(vec![bybit_feed(&sim, name)], fast_reconnect());
-        probe.wait("connected", |s| {
-            has_health(s, |h| matches!(h, Health::Connected { .. }))
-        });
-        probe.wait("every stream delivers", |s| {
-            [
+        let f = stream_each(
+            bybit_feed(&sim, name),
+            &[
                 "orderbook.50.BTCUSDT",
                 "orderbook.1.ETHUSDT",
                 "publicTrade.BTCUSDT",
-            ]
-            .iter()
-            .all(|n| quotes_of(s, n) >= 3)
-        });
-        let summary = engine.stop().0;
-        let f = &summary.feeds[0];
+            ],
+        );
         assert_eq!(f.parse_errors, 0, "{name}");
         assert_eq!(f.disconnects, 0, "{name}");
     }
@@ -85,22 +92,16 @@ fn bybit_spot_and_linear_stream_every_topic_and_keep_the_book() {
 #[test]
 fn okx_streams_every_channel_and_keeps_the_book() {
     let sim = venue_sim(SimVenue::Okx, Some(Duration::from_secs(30)));
-    let (engine, probe) = start(vec![okx_feed(&sim)], fast_reconnect());
-    probe.wait("connected", |s| {
-        has_health(s, |h| matches!(h, Health::Connected { .. }))
-    });
-    probe.wait("the book, quotes and trades deliver", |s| {
-        [
+    let f = stream_each(
+        okx_feed(&sim),
+        &[
             "books:BTC-USDT-SWAP",
             "bbo-tbt:ETH-USDT-SWAP",
             "trades:BTC-USDT-SWAP",
-        ]
-        .iter()
-        .all(|n| quotes_of(s, n) >= 3)
-    });
-    let summary = engine.stop().0;
-    assert_eq!(summary.feeds[0].parse_errors, 0);
-    assert_eq!(summary.feeds[0].unknown_frames, 0);
+        ],
+    );
+    assert_eq!(f.parse_errors, 0);
+    assert_eq!(f.unknown_frames, 0);
 }
 
 /// The simulator closes a connection whose client sends nothing for `idle_timeout`, as the

@@ -18,16 +18,20 @@ impl Args {
     /// The value of `--name`, parsed, or `default`; exits with a message naming the option
     /// when the value does not parse.
     pub fn get<T: std::str::FromStr>(&self, name: &str, default: T) -> T {
+        self.opt(name).unwrap_or(default)
+    }
+
+    /// The value of `--name`, parsed, if given; exits with a message naming the option when
+    /// the value does not parse.
+    pub fn opt<T: std::str::FromStr>(&self, name: &str) -> Option<T> {
         let flag = format!("--{name}");
-        match self.0.iter().position(|a| *a == flag) {
-            None => default,
-            Some(i) => match self.0.get(i + 1).map(|v| v.parse::<T>()) {
-                Some(Ok(v)) => v,
-                _ => {
-                    eprintln!("{flag} needs a value of the right type");
-                    std::process::exit(2)
-                }
-            },
+        let i = self.0.iter().position(|a| *a == flag)?;
+        match self.0.get(i + 1).map(|v| v.parse::<T>()) {
+            Some(Ok(v)) => Some(v),
+            _ => {
+                eprintln!("{flag} needs a value of the right type");
+                std::process::exit(2)
+            }
         }
     }
 

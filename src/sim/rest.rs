@@ -175,7 +175,7 @@ pub(crate) fn serve(inner: &Inner, mut stream: SimStream, head: &Head) {
         return;
     }
     stream.close_notify();
-    let _ = flush(&mut stream, deadline, inner);
+    let _ = until_done(deadline, inner, || stream.flush());
     let _ = stream.tcp().shutdown(Shutdown::Write);
     // Wait for the client to close (unread input at close would turn our FIN
     // into a reset).
@@ -200,38 +200,35 @@ fn write_all(
     inner: &Inner,
 ) -> io::Result<()> {
     while !bytes.is_empty() {
-        match stream.write(bytes) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => bytes = &bytes[n..],
-            Err(e)
-                if e.kind() == io::ErrorKind::WouldBlock
-                    || e.kind() == io::ErrorKind::Interrupted =>
-            {
-                if Instant::now() >= deadline || inner.is_shutdown() {
-                    return Err(e);
-                }
-                thread::sleep(Duration::from_micros(200));
-            }
-            Err(e) => return Err(e),
+        match until_done(deadline, inner, || stream.write(bytes))? {
+            0 => return Err(io::ErrorKind::WriteZero.into()),
+            n => bytes = &bytes[n..],
         }
     }
-    flush(stream, deadline, inner)
+    until_done(deadline, inner, || stream.flush())
 }
 
-fn flush(stream: &mut SimStream, deadline: Instant, inner: &Inner) -> io::Result<()> {
+/// Runs `op` on the non-blocking socket again until it no longer would block, up to
+/// `deadline` or the simulator's shutdown.
+fn until_done<T>(
+    deadline: Instant,
+    inner: &Inner,
+    mut op: impl FnMut() -> io::Result<T>,
+) -> io::Result<T> {
     loop {
-        match stream.flush() {
-            Ok(()) => return Ok(()),
+        match op() {
             Err(e)
-                if e.kind() == io::ErrorKind::WouldBlock
-                    || e.kind() == io::ErrorKind::Interrupted =>
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
             {
                 if Instant::now() >= deadline || inner.is_shutdown() {
                     return Err(e);
                 }
                 thread::sleep(Duration::from_micros(200));
             }
-            Err(e) => return Err(e),
+            done => return done,
         }
     }
 }

@@ -216,10 +216,6 @@ fn req<T>(v: Option<T>, field: &'static str) -> Result<T, ParseError> {
 /// USD-M: `{"e":"bookTicker","u":…,"E":…,"T":…,"s":…,"b":…,"B":…,"a":…,"A":…}`;
 /// spot sends the same without `e`, `E` and `T`.
 fn book_ticker(data: &str, emit: &mut impl FnMut(Seq, u64, TickData)) -> Result<(), ParseError> {
-    if let Some((u, e_time, tick)) = book_ticker_as_sent(data) {
-        emit(Seq { id: u, prev: None }, e_time, tick);
-        return Ok(());
-    }
     let mut obj = Object::new(data)?;
     let (mut u, mut e_time, mut b, mut bq, mut a, mut aq) = (None, 0, None, None, None, None);
     while let Some(key) = obj.key()? {
@@ -250,7 +246,7 @@ fn book_ticker(data: &str, emit: &mut impl FnMut(Seq, u64, TickData)) -> Result<
 /// bookTicker exactly as Binance writes it (USD-M or spot field order, no whitespace), read
 /// literal by literal; `None` sends anything else to the general parser.
 #[inline]
-fn book_ticker_as_sent(data: &str) -> Option<(u64, u64, TickData)> {
+pub(super) fn book_ticker_as_sent(data: &str) -> Option<(Seq, u64, TickData)> {
     let mut m = Layout::new(data);
     let (u, e_time) = if m.lit(r#"{"e":"bookTicker","u":"#).is_some() {
         let u = m.uint()?;
@@ -276,14 +272,9 @@ fn book_ticker_as_sent(data: &str) -> Option<(u64, u64, TickData)> {
     m.lit("}")?;
     m.end()?;
     Some((
-        u,
+        Seq { id: u, prev: None },
         e_time,
-        TickData::Quote {
-            bid,
-            bid_qty,
-            ask,
-            ask_qty,
-        },
+        TickData::quote((bid, bid_qty), (ask, ask_qty)),
     ))
 }
 
@@ -422,21 +413,25 @@ mod tests {
         assert_eq!((ticks[0].0, ticks[0].1), (400900217, 0));
     }
 
-    /// The as-sent fast path and the general parser agree; any other layout (order,
-    /// whitespace, an extra field) takes the general path and parses the same; bad values are
-    /// errors either way.
+    /// The as-sent fast path and the general parser agree on the documented messages, and the
+    /// general parser reads any other layout (order, whitespace, an extra field) the same; bad
+    /// values are errors either way.
     #[test]
     fn book_tickers_as_sent_and_otherwise_parse_the_same() {
         let usdm = r#"{"e":"bookTicker","u":400900217,"E":1568014460893,"T":1568014460891,"s":"BNBUSDT","b":"25.35190000","B":"31.21000000","a":"25.36520000","A":"40.66000000"}"#;
         let spot = r#"{"u":400900217,"s":"BNBUSDT","b":"25.35190000","B":"31.21000000","a":"25.36520000","A":"40.66000000"}"#;
-        assert!(book_ticker_as_sent(usdm).is_some());
-        assert!(book_ticker_as_sent(spot).is_some());
         let quote = TickData::Quote {
             bid: 25.3519,
             bid_qty: 31.21,
             ask: 25.3652,
             ask_qty: 40.66,
         };
+        let seq = Seq {
+            id: 400900217,
+            prev: None,
+        };
+        assert_eq!(book_ticker_as_sent(usdm), Some((seq, 1568014460893, quote)));
+        assert_eq!(book_ticker_as_sent(spot), Some((seq, 0, quote)));
         for (data, e_time) in [
             (usdm, 1568014460893),
             (spot, 0),

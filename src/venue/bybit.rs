@@ -119,12 +119,6 @@ pub fn parse_data(
     frame: &str,
     emit: &mut impl FnMut(Seq, u64, TickData),
 ) -> Result<(), ParseError> {
-    if kind == StreamKind::BookTicker {
-        if let Some((seq, ts, quote)) = top_of_book_as_sent(frame) {
-            emit(seq, ts, quote);
-            return Ok(());
-        }
-    }
     let mut obj = Object::new(frame)?;
     let (mut snapshot, mut ts, mut data) = (false, 0, None);
     while let Some((key, v)) = obj.next_field()? {
@@ -173,12 +167,11 @@ fn book_fields(data: &str) -> Result<BookFields<'_>, ParseError> {
     })
 }
 
-/// `orderbook.1`: every message is a snapshot of the best level on each side.
 /// `orderbook.1` exactly as Bybit writes it (`type` and `ts` in either order: spot and linear
 /// differ; one level a side), read literal by literal; `None` sends anything else to the
 /// general parser.
 #[inline]
-fn top_of_book_as_sent(frame: &str) -> Option<(Seq, u64, TickData)> {
+pub(super) fn top_of_book_as_sent(frame: &str) -> Option<(Seq, u64, TickData)> {
     let mut m = Layout::new(frame);
     m.lit(r#"{"topic":"#)?;
     m.str()?;
@@ -196,9 +189,9 @@ fn top_of_book_as_sent(frame: &str) -> Option<(Seq, u64, TickData)> {
     m.lit(r#","data":{"s":"#)?;
     m.str()?;
     m.lit(r#","b":"#)?;
-    let (bid, bid_qty) = one_level(&mut m)?;
+    let bid = one_level(&mut m)?;
     m.lit(r#","a":"#)?;
-    let (ask, ask_qty) = one_level(&mut m)?;
+    let ask = one_level(&mut m)?;
     m.lit(r#","u":"#)?;
     let id = m.uint()?;
     m.lit(r#","seq":"#)?;
@@ -207,36 +200,24 @@ fn top_of_book_as_sent(frame: &str) -> Option<(Seq, u64, TickData)> {
     m.uint()?;
     m.lit("}")?;
     m.end()?;
-    let quote = TickData::Quote {
-        bid,
-        bid_qty,
-        ask,
-        ask_qty,
-    };
-    Some((Seq { id, prev: None }, ts, quote))
+    Some((Seq { id, prev: None }, ts, TickData::quote(bid, ask)))
 }
 
+/// `orderbook.1`: every message is a snapshot of the best level on each side.
 fn top_of_book(
     data: &str,
     ts: u64,
     emit: &mut impl FnMut(Seq, u64, TickData),
 ) -> Result<(), ParseError> {
     let f = book_fields(data)?;
-    let (bid, bid_qty) = first_level(f.bids)?;
-    let (ask, ask_qty) = first_level(f.asks)?;
-    let seq = Seq {
-        id: f.update_id,
-        prev: None,
-    };
+    let quote = TickData::quote(first_level(f.bids)?, first_level(f.asks)?);
     emit(
-        seq,
-        ts,
-        TickData::Quote {
-            bid,
-            bid_qty,
-            ask,
-            ask_qty,
+        Seq {
+            id: f.update_id,
+            prev: None,
         },
+        ts,
+        quote,
     );
     Ok(())
 }

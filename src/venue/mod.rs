@@ -183,6 +183,19 @@ impl Venue {
         data: &str,
         emit: &mut impl FnMut(Seq, u64, TickData),
     ) -> Result<(), ParseError> {
+        // Top of book exactly as the venue writes it is read literal by literal; anything else
+        // (another layout, the other kinds) by the venue's general parser.
+        if kind == StreamKind::BookTicker {
+            let as_sent = match self {
+                Venue::BinanceSpot | Venue::BinanceUsdm => binance::book_ticker_as_sent(data),
+                Venue::BybitSpot | Venue::BybitLinear => bybit::top_of_book_as_sent(data),
+                Venue::Okx => okx::bbo_as_sent(data),
+            };
+            if let Some((seq, event_time_ms, quote)) = as_sent {
+                emit(seq, event_time_ms, quote);
+                return Ok(());
+            }
+        }
         match self {
             Venue::BinanceSpot | Venue::BinanceUsdm => binance::parse_data(kind, data, emit),
             Venue::BybitSpot | Venue::BybitLinear => bybit::parse_data(kind, data, emit),
@@ -476,24 +489,6 @@ pub(crate) fn one_level(m: &mut crate::json::Layout<'_>) -> Option<(f64, f64)> {
     }
     m.lit("]]")?;
     Some((price, size))
-}
-
-/// `text` without the whitespace between tokens: a documented example as the venue sends it.
-#[cfg(test)]
-pub(crate) fn compact(text: &str) -> String {
-    let (mut out, mut in_string, mut escaped) = (String::new(), false, false);
-    for c in text.chars() {
-        if in_string {
-            in_string = escaped || c != '"';
-            escaped = !escaped && c == '\\';
-        } else if c == '"' {
-            in_string = true;
-        } else if c.is_whitespace() {
-            continue;
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// Digits after the decimal point of a number as written.

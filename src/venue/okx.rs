@@ -159,12 +159,6 @@ pub fn parse_data(
     frame: &str,
     emit: &mut impl FnMut(Seq, u64, TickData),
 ) -> Result<(), ParseError> {
-    if kind == StreamKind::BookTicker {
-        if let Some((seq, ts, quote)) = bbo_as_sent(frame) {
-            emit(seq, ts, quote);
-            return Ok(());
-        }
-    }
     let mut obj = Object::new(frame)?;
     let (mut snapshot, mut data) = (false, None);
     while let Some((key, v)) = obj.next_field()? {
@@ -233,33 +227,27 @@ fn book(
     emit_depth(head, seq, ts, [(bids, "bids"), (asks, "asks")], emit)
 }
 
-/// `bbo-tbt`: `{"asks":[[px,sz,"0",n]],"bids":[…],"ts","seqId"}`.
 /// `bbo-tbt` exactly as OKX writes it (one level a side), read literal by literal; `None`
 /// sends anything else to the general parser.
 #[inline]
-fn bbo_as_sent(frame: &str) -> Option<(Seq, u64, TickData)> {
+pub(super) fn bbo_as_sent(frame: &str) -> Option<(Seq, u64, TickData)> {
     let mut m = Layout::new(frame);
     m.lit(r#"{"arg":{"channel":"bbo-tbt","instId":"#)?;
     m.str()?;
     m.lit(r#"},"data":[{"asks":"#)?;
-    let (ask, ask_qty) = one_level(&mut m)?;
+    let ask = one_level(&mut m)?;
     m.lit(r#","bids":"#)?;
-    let (bid, bid_qty) = one_level(&mut m)?;
+    let bid = one_level(&mut m)?;
     m.lit(r#","ts":"#)?;
     let ts = m.uint()?;
     m.lit(r#","seqId":"#)?;
     let id = m.uint()?;
     m.lit("}]}")?;
     m.end()?;
-    let quote = TickData::Quote {
-        bid,
-        bid_qty,
-        ask,
-        ask_qty,
-    };
-    Some((Seq { id, prev: None }, ts, quote))
+    Some((Seq { id, prev: None }, ts, TickData::quote(bid, ask)))
 }
 
+/// `bbo-tbt`: `{"asks":[[px,sz,"0",n]],"bids":[…],"ts","seqId"}`.
 fn bbo(item: &str, emit: &mut impl FnMut(Seq, u64, TickData)) -> Result<(), ParseError> {
     let mut obj = Object::new(item)?;
     let (mut asks, mut bids, mut ts, mut seq_id) = (None, None, 0, None);
@@ -272,22 +260,12 @@ fn bbo(item: &str, emit: &mut impl FnMut(Seq, u64, TickData)) -> Result<(), Pars
             _ => {}
         }
     }
-    let (bid, bid_qty) = first_level(bids)?;
-    let (ask, ask_qty) = first_level(asks)?;
+    let quote = TickData::quote(first_level(bids)?, first_level(asks)?);
     let seq = Seq {
         id: seq_id.unwrap_or(ts),
         prev: None,
     };
-    emit(
-        seq,
-        ts,
-        TickData::Quote {
-            bid,
-            bid_qty,
-            ask,
-            ask_qty,
-        },
-    );
+    emit(seq, ts, quote);
     Ok(())
 }
 
@@ -373,7 +351,7 @@ mod tests {
     #[test]
     fn bbo_as_sent_and_otherwise_parse_the_same() {
         let pretty = fixture("bbo_tbt.json");
-        let sent = super::super::compact(&pretty);
+        let sent = crate::json::compact(&pretty);
         assert!(bbo_as_sent(&pretty).is_none());
         let fast = bbo_as_sent(&sent).expect("as sent");
         let mut general = vec![];
