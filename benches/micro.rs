@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use wsfeed::config::ReconnectConfig;
-use wsfeed::feed::backoff::{Backoff, XorShift};
+use wsfeed::feed::backoff::Backoff;
 use wsfeed::feed::liveness::Liveness;
 use wsfeed::venue::{Frame, StreamKind, Venue};
 
@@ -205,7 +205,7 @@ fn decisions(c: &mut Criterion) {
     let mut g = c.benchmark_group("decide");
     let cfg = ReconnectConfig::default();
     g.bench_function("backoff_on_failure", |b| {
-        let mut rng = XorShift::new(1);
+        let mut rng = fastrand::Rng::with_seed(1);
         let mut backoff = Backoff::new(cfg);
         b.iter(|| {
             let d = backoff.on_failure(&mut rng);

@@ -21,8 +21,12 @@ use tungstenite::protocol::WebSocketConfig;
 
 use crate::capture::{Capture, CaptureFeed};
 use crate::config::{Config, Endpoint, WaitMode};
+use crate::feed::core::FeedCore;
+use crate::feed::driver::{Connector, Driver, Helpers};
 use crate::feed::limiter::ConnectGate;
-use crate::feed::{Feed, FeedParams, Outbox, Target};
+use crate::feed::params::{FeedParams, Target};
+use crate::feed::sink::{ChannelSink, Outbox};
+use crate::helper::Helper;
 use crate::metrics::{
     micros_histogram, nanos_histogram, percentiles, FeedStats, FeedSummary, Summary,
     RECONNECT_TARGET,
@@ -58,7 +62,7 @@ pub struct Engine<S: Strategy> {
     universe: Universe,
     started: Instant,
     capture: Option<Capture>,
-    snapshots: Option<crate::rest::SnapshotService>,
+    helpers: Vec<Helper>,
 }
 
 impl<S: Strategy> std::fmt::Debug for Engine<S> {
@@ -175,10 +179,8 @@ impl<S: Strategy> Engine<S> {
                         .max_message_size(Some(spec.max_message_bytes))
                         .max_frame_size(Some(spec.max_frame_bytes)),
                     tls: tls.clone(),
-                    on_full: config.engine.on_full,
                     capture: None,
                     rest_base: spec.rest_base.clone(),
-                    snapshots: None,
                 });
             }
         }
@@ -189,24 +191,37 @@ impl<S: Strategy> Engine<S> {
         let mut receivers = Vec::new();
         let mut feeds = Vec::new();
         let stats: Vec<Arc<FeedStats>> = params.iter().map(feed_stats).collect();
-        // Binance depth streams build their books from REST snapshots, fetched off the feed
-        // threads.
-        let wants_snapshots = params.iter().any(|p| {
-            p.rest_base.is_some()
-                && p.streams
-                    .iter()
-                    .any(|s| matches!(s.kind, crate::venue::StreamKind::Depth { .. }))
+        // Blocking work runs on helper threads, never on a feed thread: host names are resolved
+        // on one, and Binance depth streams build their books from REST snapshots fetched on
+        // another (a slow snapshot must not delay a reconnect's lookup).
+        let mut helpers = Vec::new();
+        let mut handles = Helpers::default();
+        let needs_dns = params.iter().any(|p| {
+            p.targets
+                .iter()
+                .any(|t| t.endpoint.host.parse::<std::net::IpAddr>().is_err())
         });
-        let snapshots = if wants_snapshots {
-            let service = crate::rest::SnapshotService::start()
-                .map_err(|e| StartError(format!("cannot start the snapshot thread: {e}")))?;
-            for p in &mut params {
-                p.snapshots = Some(service.sender());
+        if needs_dns {
+            let h = Helper::start("resolver")
+                .map_err(|e| StartError(format!("cannot start the resolver thread: {e}")))?;
+            handles.resolver = Some(h.handle());
+            helpers.push(h);
+        }
+        for p in &mut params {
+            let depth = p
+                .streams
+                .iter()
+                .any(|s| matches!(s.kind, crate::venue::StreamKind::Depth { .. }));
+            if !depth {
+                p.rest_base = None;
             }
-            Some(service)
-        } else {
-            None
-        };
+        }
+        if params.iter().any(|p| p.rest_base.is_some()) {
+            let h = Helper::start("snapshots")
+                .map_err(|e| StartError(format!("cannot start the snapshot thread: {e}")))?;
+            handles.snapshots = Some(h.handle());
+            helpers.push(h);
+        }
         let capture = match &config.capture {
             Some(c) => {
                 let feeds = params
@@ -231,22 +246,37 @@ impl<S: Strategy> Engine<S> {
             let (ticks, ticks_rx) = bounded(config.engine.channel_capacity);
             let (health, health_rx) = unbounded();
             receivers.push(Lane::new(ticks_rx.clone(), health_rx));
-            let outbox = Outbox {
+            let sink = ChannelSink::new(vec![Outbox::new(
                 ticks,
                 ticks_rx,
                 health,
-                next_seq: std::cell::Cell::new(0),
-            };
-            let st = st.clone();
+                config.engine.on_full,
+                st.clone(),
+            )]);
             let thread_name = format!("feed-{}", p.name);
-            let (feed, waker) = Feed::new(p, outbox, st.clone(), shutdown.clone())
-                .map_err(|e| StartError(format!("cannot create a poller: {e}")))?;
+            let (mut driver, waker) = Driver::new(
+                p.name.clone(),
+                sink,
+                handles.clone(),
+                p.wait,
+                p.core,
+                shutdown.clone(),
+            )
+            .map_err(|e| StartError(format!("cannot create a poller: {e}")))?;
+            let connector = Connector {
+                tls: p.tls.clone(),
+                ws_config: p.ws_config,
+                recv_buffer: p.recv_buffer,
+            };
+            let lane = driver.next_lane();
+            driver.add(FeedCore::new(p, st.clone(), lane), connector);
             let handle = std::thread::Builder::new()
                 .name(thread_name)
-                .spawn(move || feed.run())
+                .spawn(move || driver.run())
                 .map_err(|e| StartError(format!("cannot spawn a feed thread: {e}")))?;
             feeds.push(FeedThread { handle, waker });
         }
+        drop(handles);
         let (wait, core) = (config.engine.strategy_wait(), config.engine.strategy_core);
         let (sd, lat, uni) = (shutdown.clone(), latency.clone(), universe.clone());
         let strategy = std::thread::Builder::new()
@@ -269,7 +299,7 @@ impl<S: Strategy> Engine<S> {
             universe,
             started: Instant::now(),
             capture,
-            snapshots,
+            helpers,
         })
     }
 
@@ -392,8 +422,8 @@ impl<S: Strategy> Engine<S> {
         // Every feed (every capture sender) is gone: the capture drains, syncs and writes the
         // final manifest.
         let capture = self.capture.take().map(Capture::finish);
-        if let Some(s) = self.snapshots.take() {
-            s.finish();
+        for h in self.helpers.drain(..) {
+            h.finish();
         }
         let (detect_us, reconnect_us, gap_us, target_misses) = self.reconnect_histograms();
         let tick_latency_ns = self.latency_snapshot();

@@ -16,6 +16,7 @@ pub mod config;
 pub mod demo;
 pub mod engine;
 pub mod feed;
+pub mod helper;
 pub mod json;
 pub mod metrics;
 pub mod net;

@@ -2,19 +2,16 @@
 //!
 //! Binance's documented procedure builds a local book from a REST snapshot plus the diff
 //! events buffered while it was fetched. The fetch is a blocking HTTPS GET over rustls, run on
-//! the engine's `snapshots` thread so that no feed thread ever blocks: a feed sends a
-//! [`SnapshotRequest`], keeps buffering diffs, and gets the result on its own channel, with its
-//! poll woken.
+//! the engine's `snapshots` helper thread ([`crate::helper`]) so that no feed thread ever
+//! blocks: a feed asks for it, keeps buffering diffs, and gets the result on its driver's
+//! channel, with its poll woken.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{unbounded, Receiver, Sender};
 use log::debug;
-use mio::Waker;
 use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 
@@ -36,67 +33,21 @@ pub struct DepthSnapshot {
     pub asks: Vec<Level>,
 }
 
-/// What a feed gets back: its stream index and the snapshot or why there is none.
-pub type SnapshotReply = (u16, Result<DepthSnapshot, String>);
-
-/// A feed asks for a snapshot.
-#[derive(Debug)]
-pub struct SnapshotRequest {
-    /// Stream index within the feed.
-    pub stream: u16,
-    /// Full URL, e.g. `https://api.binance.com/api/v3/depth?symbol=BTCUSDT&limit=1000`.
-    pub url: String,
-    /// TLS settings for `https://`.
-    pub tls: Option<Arc<ClientConfig>>,
-    /// Where the answer goes.
-    pub reply: Sender<SnapshotReply>,
-    /// Wakes the feed's poll when the answer is there.
-    pub waker: Arc<Waker>,
-}
-
-/// The thread that fetches snapshots, one at a time.
-#[derive(Debug)]
-pub struct SnapshotService {
-    tx: Sender<SnapshotRequest>,
-    handle: JoinHandle<()>,
-}
-
-impl SnapshotService {
-    /// Starts the thread. It ends when every sender (the feeds' clones and this one, dropped by
-    /// [`SnapshotService::finish`]) is gone.
-    pub fn start() -> std::io::Result<SnapshotService> {
-        let (tx, rx): (Sender<SnapshotRequest>, Receiver<SnapshotRequest>) = unbounded();
-        let handle = std::thread::Builder::new()
-            .name("snapshots".into())
-            .spawn(move || {
-                for req in rx {
-                    let result = http_get(&req.url, req.tls.as_ref(), SNAPSHOT_TIMEOUT)
-                        .and_then(|body| parse_depth_snapshot(&body));
-                    debug!(
-                        "snapshot {}: {}",
-                        req.url,
-                        match &result {
-                            Ok(s) => format!("lastUpdateId {}", s.last_update_id),
-                            Err(e) => e.clone(),
-                        }
-                    );
-                    let _ = req.reply.send((req.stream, result));
-                    let _ = req.waker.wake();
-                }
-            })?;
-        Ok(SnapshotService { tx, handle })
-    }
-
-    /// A sender for a feed.
-    pub fn sender(&self) -> Sender<SnapshotRequest> {
-        self.tx.clone()
-    }
-
-    /// Drops this sender and waits for the thread (after the feeds have stopped).
-    pub fn finish(self) {
-        drop(self.tx);
-        let _ = self.handle.join();
-    }
+/// Fetches and parses a depth snapshot (blocking, bounded by [`SNAPSHOT_TIMEOUT`]): run on a
+/// helper thread, never on a feed thread.
+pub fn fetch_depth_snapshot(
+    url: &str,
+    tls: Option<&Arc<ClientConfig>>,
+) -> Result<DepthSnapshot, String> {
+    let result = http_get(url, tls, SNAPSHOT_TIMEOUT).and_then(|body| parse_depth_snapshot(&body));
+    debug!(
+        "snapshot {url}: {}",
+        match &result {
+            Ok(s) => format!("lastUpdateId {}", s.last_update_id),
+            Err(e) => e.clone(),
+        }
+    );
+    result
 }
 
 /// `{"lastUpdateId":…,"bids":[[p,q],…],"asks":[[p,q],…]}` (USD-M adds `E`, `T`).

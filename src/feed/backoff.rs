@@ -11,35 +11,11 @@ pub trait RandomSource {
     fn next_u64(&mut self) -> u64;
 }
 
-/// xorshift64*: tiny, fast, good enough to spread retries.
-#[derive(Clone, Debug)]
-pub struct XorShift(u64);
-
-impl XorShift {
-    /// Seeds the generator (a zero seed is replaced).
-    pub fn new(seed: u64) -> Self {
-        XorShift(if seed == 0 {
-            0x9E37_79B9_7F4A_7C15
-        } else {
-            seed
-        })
-    }
-
-    /// Seeds from the clock and a per-caller salt, so feeds do not share a sequence.
-    pub fn from_entropy(salt: u64) -> Self {
-        let t = crate::clock::unix_ns();
-        XorShift::new(t ^ salt.wrapping_mul(0x2545_F491_4F6C_DD1D))
-    }
-}
-
-impl RandomSource for XorShift {
+/// The one random-number generator of the project (`fastrand`'s wyrand): seeded from the clock
+/// per feed in production, from a fixed seed in tests and benches.
+impl RandomSource for fastrand::Rng {
     fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        self.u64(..)
     }
 }
 
@@ -162,7 +138,7 @@ mod tests {
     fn grows_exponentially_to_the_cap() {
         let mut b = Backoff::new(cfg(Jitter::None));
         assert_eq!(
-            delays(&mut b, &mut XorShift::new(1), 5),
+            delays(&mut b, &mut fastrand::Rng::with_seed(1), 5),
             vec![100, 200, 400, 800, 1000]
         );
     }
@@ -170,7 +146,7 @@ mod tests {
     #[test]
     fn jitter_stays_within_its_bounds() {
         for (jitter, lo_frac) in [(Jitter::Full, 0.0), (Jitter::Equal, 0.5)] {
-            let mut rng = XorShift::new(42);
+            let mut rng = fastrand::Rng::with_seed(42);
             for _ in 0..200 {
                 let mut b = Backoff::new(cfg(jitter));
                 for (i, d) in delays(&mut b, &mut rng, 5).into_iter().enumerate() {
@@ -199,7 +175,7 @@ mod tests {
     #[test]
     fn resets_only_after_a_productive_session() {
         let mut b = Backoff::new(cfg(Jitter::None));
-        let mut rng = XorShift::new(7);
+        let mut rng = fastrand::Rng::with_seed(7);
         assert_eq!(delays(&mut b, &mut rng, 3), vec![100, 200, 400]);
         // A connection that opened and died without data does not reset: the delay keeps growing.
         assert_eq!(delays(&mut b, &mut rng, 1), vec![800]);
@@ -210,7 +186,7 @@ mod tests {
     #[test]
     fn circuit_opens_after_max_failures_and_reopens_until_productive() {
         let mut b = Backoff::new(cfg(Jitter::None));
-        let mut rng = XorShift::new(7);
+        let mut rng = fastrand::Rng::with_seed(7);
         let decisions: Vec<Decision> = (0..7).map(|_| b.on_failure(&mut rng)).collect();
         assert!(decisions[..5]
             .iter()

@@ -82,6 +82,33 @@ impl Venue {
         }
     }
 
+    /// Whether a REST depth snapshot whose `lastUpdateId` is `snapshot_last` already holds the
+    /// diff whose last update id is `diff_last`, so the diff is not applied (Binance's "How to
+    /// manage a local order book correctly"). Spot: "Discard any buffered events where
+    /// `u <= lastUpdateId`"; USD-M: "Drop any event where `u` is < `lastUpdateId` in the
+    /// snapshot". Venues without REST snapshots: never.
+    pub fn snapshot_holds(self, diff_last: u64, snapshot_last: u64) -> bool {
+        match self {
+            Venue::BinanceSpot => diff_last <= snapshot_last,
+            Venue::BinanceUsdm => diff_last < snapshot_last,
+            _ => false,
+        }
+    }
+
+    /// Whether the first diff applied after a REST snapshot, starting at update id
+    /// `diff_first`, follows on from the snapshot's `snapshot_last` without a hole. Spot: "the
+    /// first buffered event should have `U <= lastUpdateId + 1`"; USD-M: "The first processed
+    /// event should have `U <= lastUpdateId` AND `u >= lastUpdateId`" (the second half is
+    /// [`Venue::snapshot_holds`]). Bybit and OKX chain their WebSocket snapshots
+    /// (`prevSeqId`, `u`) like any other update, checked by the sequence tracker.
+    pub fn straddles(self, diff_first: u64, snapshot_last: u64) -> bool {
+        match self {
+            Venue::BinanceSpot => diff_first <= snapshot_last + 1,
+            Venue::BinanceUsdm => diff_first <= snapshot_last,
+            _ => true,
+        }
+    }
+
     /// Validates a stream name as the venue spells it and describes it.
     pub fn parse_stream(self, name: &str) -> Result<StreamDef, String> {
         match self {

@@ -1,0 +1,639 @@
+//! The connection side of a feed: its sessions, where they connect, what a failure or a loss
+//! means for each (backoff, circuit breaker, permanent failure, an at-once reconnect), the
+//! venue's answers to subscriptions, and rotations. No I/O: it asks for it with [`Action`]s.
+//! What a loss means for the data (an outage, books to resync) is the data side's business;
+//! the feed core calls both in order.
+
+use std::mem;
+use std::time::{Duration, Instant};
+
+use log::{debug, error, info, warn};
+
+use super::action::{Action, Actions, SessionId};
+use super::backoff::Decision;
+use super::params::Target;
+use super::report::{suppressed_note, Out};
+use super::resolve::{Addrs, Lookup};
+use super::rotation::{self, Rotations, SilentCounts};
+use super::session::{Lost, Shared, State};
+use super::sink::Sink;
+use super::slots::Slots;
+use super::subscribe::Refusal;
+use crate::config::ReconnectConfig;
+use crate::metrics::{FeedStats, SlotRole};
+use crate::tick::{DisconnectReason, Health};
+use crate::venue::{Seq, StreamDef, StreamKey, Venue};
+
+/// How long to stay away after an HTTP 418 (IP banned) that names no `Retry-After`.
+const BAN_WAIT: Duration = Duration::from_secs(120);
+
+/// What a slot's timers came to.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Step {
+    /// Nothing the rest of the feed needs to know.
+    Quiet,
+    /// A connection attempt started.
+    Attempt,
+    /// The live connection ended.
+    Lost(Lost),
+}
+
+/// A live connection being given up, between the two halves of [`Connections::begin_loss`]
+/// and [`Connections::end_loss`].
+#[derive(Debug)]
+pub(crate) struct Loss {
+    /// Another connection carries the feed: nothing is lost.
+    pub carried: bool,
+    retire: bool,
+    at_once: bool,
+}
+
+/// A feed's connections.
+#[derive(Debug)]
+pub(crate) struct Connections {
+    /// What the sessions share (venue, config, streams wanted, request ids).
+    sh: Shared,
+    max_age: Option<Duration>,
+    targets: Vec<Target>,
+    /// The sessions.
+    pub slots: Slots,
+    rotations: Rotations,
+    addrs: Addrs,
+    rng: fastrand::Rng,
+    conn_count: u32,
+    /// Cadence streams found silent during this turn, by session.
+    silent: Vec<(SessionId, u16)>,
+}
+
+impl Connections {
+    /// The connections of a feed: a primary on the first target, a standby on the second.
+    pub(crate) fn new(
+        venue: Venue,
+        cfg: ReconnectConfig,
+        max_age: Option<Duration>,
+        targets: Vec<Target>,
+        streams: Vec<StreamDef>,
+        silence: Vec<Duration>,
+        seed: u64,
+    ) -> Connections {
+        let mut slots = Slots::new(cfg);
+        slots.add(SlotRole::Primary, 0);
+        if targets.len() > 1 {
+            slots.add(SlotRole::Standby, 1);
+        }
+        let addrs = Addrs::new(
+            targets
+                .iter()
+                .map(|t| (t.endpoint.host.as_str(), t.endpoint.port)),
+        );
+        Connections {
+            sh: Shared {
+                venue,
+                cfg,
+                active: vec![true; streams.len()],
+                streams,
+                silence,
+                next_request_id: 1,
+            },
+            max_age,
+            targets,
+            slots,
+            rotations: Rotations::default(),
+            addrs,
+            rng: fastrand::Rng::with_seed(seed),
+            conn_count: 0,
+            silent: Vec::new(),
+        }
+    }
+
+    /// Target `t`.
+    pub(crate) fn target(&self, t: usize) -> &Target {
+        &self.targets[t]
+    }
+
+    /// Whether a slot other than `k` carries the feed.
+    #[inline]
+    pub(crate) fn carried_besides(&self, k: usize) -> bool {
+        self.slots.carrier_besides(k).is_some()
+    }
+
+    // ----- time -------------------------------------------------------------------------
+
+    /// Slot `k`'s timers at `now`: an attempt that is due, a set-up limit, a live connection's
+    /// duties.
+    pub(crate) fn step<S: Sink + ?Sized>(
+        &mut self,
+        k: usize,
+        now: Instant,
+        actions: &mut Actions,
+        out: &mut Out<S>,
+    ) -> Step {
+        let session = self.slots.get(k);
+        if session.attempt_due(now) {
+            return self.begin_attempt(k, now, actions, out);
+        }
+        if let Some(reason) = session.setup_expired(now) {
+            actions.push(Action::Abort {
+                session: session.id,
+            });
+            self.fail(k, reason, None, now, out);
+            return Step::Quiet;
+        }
+        if session.live().is_none() {
+            return Step::Quiet;
+        }
+        let id = session.id;
+        let mut silent = Vec::new();
+        let result = self
+            .slots
+            .get_mut(k)
+            .poll_live(now, &mut self.sh, actions, &mut silent);
+        self.silent.extend(silent.into_iter().map(|i| (id, i)));
+        match result {
+            Ok(()) => {
+                self.announce_if_subscribed(k, out);
+                Step::Quiet
+            }
+            Err(lost) => Step::Lost(lost),
+        }
+    }
+
+    /// The next instant something of the connections is due.
+    pub(crate) fn deadline(&self, now: Instant) -> Option<Instant> {
+        let sessions = self.slots.iter().flat_map(|s| {
+            let age = s
+                .live()
+                .and_then(|l| self.rotations.age_due(l, self.max_age));
+            [s.deadline(&self.sh.cfg, now), age]
+        });
+        sessions
+            .chain([self.rotations.handover_deadline()])
+            .flatten()
+            .min()
+    }
+
+    // ----- attempts ---------------------------------------------------------------------
+
+    /// Starts an attempt on slot `k`, unless the host's attempt budget or a venue's
+    /// `Retry-After` says to wait.
+    #[cold]
+    fn begin_attempt<S: Sink + ?Sized>(
+        &mut self,
+        k: usize,
+        now: Instant,
+        actions: &mut Actions,
+        out: &mut Out<S>,
+    ) -> Step {
+        let t = self.slots.get(k).target;
+        let gate = &self.targets[t].gate;
+        if let Err(until) = gate.try_acquire(now) {
+            FeedStats::bump(&out.report.stats.throttled);
+            if let Some(suppressed) = out.report.throttle.allow(now) {
+                warn!(
+                    "[{}] holding connection attempts to {} for {} ms: per-host attempt budget or the venue's Retry-After{}",
+                    out.report.name,
+                    gate.host(),
+                    until.saturating_duration_since(now).as_millis(),
+                    suppressed_note(suppressed)
+                );
+            }
+            self.slots.get_mut(k).state = State::Backoff { until };
+            return Step::Quiet;
+        }
+        FeedStats::bump(&out.report.stats.attempts);
+        let session = self.slots.get_mut(k);
+        match self.addrs.lookup(t) {
+            Lookup::Ready(addr) => {
+                session.attempt_started(now, &self.sh.cfg, false);
+                actions.push(Action::Connect {
+                    session: session.id,
+                    target: t,
+                    addr,
+                });
+            }
+            Lookup::Wait { ask } => {
+                session.attempt_started(now, &self.sh.cfg, true);
+                if ask {
+                    actions.push(Action::Resolve { target: t });
+                }
+            }
+        }
+        Step::Attempt
+    }
+
+    /// The resolver answered for target `t`: the sessions waiting on it connect, or fail.
+    #[cold]
+    pub(crate) fn on_resolved<S: Sink + ?Sized>(
+        &mut self,
+        t: usize,
+        answer: Result<std::net::SocketAddr, DisconnectReason>,
+        now: Instant,
+        actions: &mut Actions,
+        out: &mut Out<S>,
+    ) {
+        let addr = self.addrs.resolved(t, answer);
+        for k in 0..self.slots.len() {
+            let session = self.slots.get_mut(k);
+            if session.target != t || !matches!(session.state, State::Resolving { .. }) {
+                continue;
+            }
+            match addr {
+                Ok(addr) => {
+                    session.resolved();
+                    actions.push(Action::Connect {
+                        session: session.id,
+                        target: t,
+                        addr,
+                    });
+                }
+                Err(reason) => self.fail(k, reason, None, now, out),
+            }
+        }
+    }
+
+    /// Session `id`'s TCP connection is up.
+    pub(crate) fn on_connected(&mut self, id: SessionId, now: Instant) {
+        if let Some(k) = self.slots.index_of(id) {
+            self.slots.get_mut(k).tcp_connected(now, &self.sh.cfg);
+        }
+    }
+
+    /// Session `id`'s WebSocket is open: subscribe to every wanted stream.
+    #[cold]
+    pub(crate) fn on_open<S: Sink + ?Sized>(
+        &mut self,
+        id: SessionId,
+        now: Instant,
+        actions: &mut Actions,
+        out: &mut Out<S>,
+    ) {
+        let Some(k) = self.slots.index_of(id) else {
+            return;
+        };
+        self.conn_count += 1;
+        let conn_no = self.conn_count;
+        let (role, t) = (self.slots.get(k).role, self.slots.get(k).target);
+        debug!(
+            "[{}] connection {conn_no} ({}) open to {}; subscribing {} streams",
+            out.report.name,
+            role.name(),
+            self.targets[t].url,
+            self.sh.active.iter().filter(|a| **a).count()
+        );
+        self.slots
+            .get_mut(k)
+            .open(conn_no, now, &mut self.sh, actions);
+        self.announce_if_subscribed(k, out);
+    }
+
+    /// An attempt of session `id` failed before its WebSocket opened. A 429 or 418 answer
+    /// speaks for the whole IP: every feed of this host waits.
+    #[cold]
+    pub(crate) fn attempt_failed<S: Sink + ?Sized>(
+        &mut self,
+        k: usize,
+        reason: DisconnectReason,
+        detail: Option<&str>,
+        now: Instant,
+        out: &mut Out<S>,
+    ) {
+        if let DisconnectReason::Http {
+            status,
+            retry_after_s,
+        } = reason
+        {
+            let wait = match (status, retry_after_s) {
+                (_, Some(s)) => Some(Duration::from_secs(u64::from(s))),
+                (418, None) => Some(BAN_WAIT),
+                _ => None,
+            };
+            if let Some(wait) = wait {
+                self.slots.get_mut(k).retry_after = Some(wait);
+                if matches!(status, 418 | 429) {
+                    let t = self.slots.get(k).target;
+                    self.targets[t].gate.close_until(now + wait);
+                }
+                debug!(
+                    "[{}] venue answered {status}: staying away {} ms",
+                    out.report.name,
+                    wait.as_millis()
+                );
+            }
+        }
+        self.fail(k, reason, detail, now, out);
+    }
+
+    /// An attempt or a connection of slot `k` failed: decide its next state.
+    #[cold]
+    fn fail<S: Sink + ?Sized>(
+        &mut self,
+        k: usize,
+        reason: DisconnectReason,
+        detail: Option<&str>,
+        now: Instant,
+        out: &mut Out<S>,
+    ) {
+        let name = out.report.name.clone();
+        let t = self.slots.get(k).target;
+        let url = self.targets[t].url.clone();
+        self.addrs.failed(t);
+        if let Some(d) = detail {
+            debug!("[{name}] attempt to {url} failed: {reason}: {d}");
+        }
+        if reason.is_permanent() {
+            let why = match detail {
+                Some(d) => format!("{reason}: {d}"),
+                None => reason.to_string(),
+            };
+            if reason != DisconnectReason::AllStreamsRejected && self.slots.others_alive(k) {
+                error!(
+                    "[{name}] {} connection to {url} FAILED permanently: {why}. Not retrying it; the feed goes on over its other connection.",
+                    self.slots.get(k).role.name()
+                );
+                self.slots.get_mut(k).state = State::Failed;
+                return;
+            }
+            error!(
+                "[{name}] FAILED permanently connecting to {url}: {why}. Not retrying; other feeds go on."
+            );
+            if let Ok(mut f) = out.report.stats.failure.lock() {
+                *f = Some(why);
+            }
+            for s in self.slots.iter_mut() {
+                s.state = State::Failed;
+            }
+            self.rotations.cancel();
+            out.health(Health::Failed { reason });
+            return;
+        }
+        let session = self.slots.get_mut(k);
+        let decision = session.backoff.on_failure(&mut self.rng);
+        let mut wait = decision.wait();
+        if let Some(asked) = session.retry_after.take() {
+            // The venue said when to come back; sooner risks a ban.
+            wait = wait.max(asked);
+        }
+        let until = now + wait;
+        match decision {
+            Decision::Retry { failures, .. } => {
+                info!(
+                    "[RECONNECT] Attempting reconnection to {url} (attempt {failures}, delay {} ms) after: {reason}",
+                    wait.as_millis()
+                );
+                session.state = State::Backoff { until };
+            }
+            Decision::CircuitOpen { failures, .. } => {
+                FeedStats::bump(&out.report.stats.circuit_trips);
+                error!(
+                    "[{name}] CIRCUIT OPEN: {failures} consecutive failures connecting to {url} (last: {reason}); cooling down {} ms before the next attempt",
+                    wait.as_millis()
+                );
+                session.state = State::CircuitOpen { until };
+                out.health(Health::CircuitOpen {
+                    failures,
+                    cooldown_ms: wait.as_millis() as u64,
+                });
+            }
+        }
+    }
+
+    // ----- losses -----------------------------------------------------------------------
+
+    /// Slot `k`'s live connection ended: abort it, count it, end a rotation it was part of, and
+    /// report it. The feed core tells the data side when no other connection carries the feed,
+    /// then calls [`Connections::end_loss`].
+    #[cold]
+    pub(crate) fn begin_loss<S: Sink + ?Sized>(
+        &mut self,
+        k: usize,
+        reason: DisconnectReason,
+        detail: Option<&str>,
+        now: Instant,
+        actions: &mut Actions,
+        out: &mut Out<S>,
+    ) -> Loss {
+        let session = self.slots.get_mut(k);
+        let id = session.id;
+        let State::Live(live) = mem::replace(&mut session.state, State::Idle) else {
+            return Loss {
+                carried: self.carried_besides(k),
+                retire: false,
+                at_once: false,
+            };
+        };
+        actions.push(Action::Abort { session: id });
+        FeedStats::bump(&out.report.stats.disconnects);
+        out.report
+            .stats
+            .record_detection(live.liveness.silent_for(now));
+        let conn = live.conn_no;
+        let retire = self.rotations.on_lost(&mut self.slots, id, now);
+        let carrier = self.slots.carrier_besides(k);
+        let url = &self.targets[self.slots.get(k).target].url;
+        let detail = detail.map(|d| format!(" ({d})")).unwrap_or_default();
+        let name = &out.report.name;
+        match carrier {
+            Some(other) => {
+                warn!(
+                    "[{name}] connection {conn} to {url} lost: {reason}{detail}; connection {other} carries the feed"
+                );
+                out.health(Health::ConnectionLost { conn, reason });
+            }
+            None => {
+                warn!("[{name}] connection {conn} to {url} lost: {reason}{detail}");
+                out.health(Health::Disconnected { conn, reason });
+            }
+        }
+        // A session that streamed for a while and then ended is an event on a healthy venue
+        // (a clean close, a reset, the daily cut): the first retry goes out at once. Backoff is
+        // for attempts that keep failing; the venue's Retry-After and the host's connection
+        // budget still apply, and a session must last `at_once_after_ms` to earn this, so a
+        // venue that drops every connection early is not hammered.
+        let at_once_after = Duration::from_millis(self.sh.cfg.at_once_after_ms);
+        let at_once = live.productive
+            && now.saturating_duration_since(live.opened) >= at_once_after
+            && !reason.is_permanent()
+            && self.slots.get(k).retry_after.is_none();
+        Loss {
+            carried: carrier.is_some(),
+            retire,
+            at_once,
+        }
+    }
+
+    /// Decides what slot `k` does after its connection was lost.
+    #[cold]
+    pub(crate) fn end_loss<S: Sink + ?Sized>(
+        &mut self,
+        k: usize,
+        loss: Loss,
+        reason: DisconnectReason,
+        now: Instant,
+        out: &mut Out<S>,
+    ) {
+        let session = self.slots.get_mut(k);
+        if loss.retire {
+            session.state = State::Retired;
+        } else if loss.at_once {
+            session.backoff.on_productive();
+            session.state = State::Backoff { until: now };
+            info!(
+                "[RECONNECT] Reconnecting to {} at once after: {reason}",
+                self.targets[session.target].url
+            );
+        } else {
+            self.fail(k, reason, None, now, out);
+        }
+    }
+
+    // ----- what the venue says ----------------------------------------------------------
+
+    /// A frame arrived on slot `k`'s connection: it is alive.
+    #[inline]
+    pub(crate) fn on_frame(&mut self, k: usize, now: Instant) {
+        if let Some(live) = self.slots.get_mut(k).live_mut() {
+            live.liveness.on_frame(now);
+        }
+    }
+
+    /// Slot `k`'s connection delivered data of stream `i`, numbered `seq` (`None`: a message
+    /// with no update). The session was productive: its next failure starts the backoff over.
+    #[inline]
+    pub(crate) fn on_data(&mut self, k: usize, i: usize, seq: Option<Seq>, now: Instant) {
+        let session = self.slots.get_mut(k);
+        let Some(live) = session.live_mut() else {
+            return;
+        };
+        live.cadence.on_data(i, now);
+        if !live.productive {
+            live.productive = true;
+            session.backoff.on_productive();
+        }
+        let Some(live) = session.live_mut() else {
+            return;
+        };
+        if let Some(seq) = seq {
+            if live.first_id[i] == 0 {
+                live.first_id[i] = seq.id;
+            }
+            live.last_id[i] = seq.id;
+        }
+    }
+
+    /// A request of slot `k` (or, on OKX, one stream of it) was acknowledged. Returns the
+    /// streams acknowledged.
+    pub(crate) fn on_ack<S: Sink + ?Sized>(
+        &mut self,
+        k: usize,
+        id: u64,
+        stream: Option<StreamKey<'_>>,
+        now: Instant,
+        out: &mut Out<S>,
+    ) -> Vec<u16> {
+        let Some(acked) = self.slots.get_mut(k).on_ack(id, stream, now, &self.sh) else {
+            debug!(
+                "[{}] ack for a request (or a stream of one) not asked for: id {id}",
+                out.report.name
+            );
+            return Vec::new();
+        };
+        self.announce_if_subscribed(k, out);
+        acked
+    }
+
+    /// The venue answered a request with an error. A rejected multi-stream request is split in
+    /// halves to find exactly which streams the venue refuses; a rejected single stream is
+    /// reported and dropped from the subscription set, so reconnects do not retry it forever.
+    #[cold]
+    pub(crate) fn on_venue_error<S: Sink + ?Sized>(
+        &mut self,
+        k: usize,
+        id: Option<u64>,
+        code: i64,
+        msg: &str,
+        out: &mut Out<S>,
+    ) -> Result<(), Lost> {
+        let Some(live) = self.slots.get_mut(k).live_mut() else {
+            return Ok(());
+        };
+        let streams = match live.subs.on_error(id) {
+            Refusal::NotOurs => {
+                warn!("[{}] venue error {code}: {msg}", out.report.name);
+                return Ok(());
+            }
+            Refusal::Split => return Ok(()),
+            Refusal::Streams(streams) => streams,
+        };
+        for i in streams {
+            if !mem::replace(&mut self.sh.active[usize::from(i)], false) {
+                continue; // another connection already reported it
+            }
+            FeedStats::bump(&out.report.stats.rejected_streams);
+            error!(
+                "[{}] venue rejected stream {} (code {code}: {msg}); it will not be retried",
+                out.report.name,
+                self.sh.streams[usize::from(i)].name
+            );
+            out.health(Health::SubscriptionRejected { stream: i, code });
+        }
+        if !self.sh.active.iter().any(|a| *a) {
+            return Err((DisconnectReason::AllStreamsRejected, Some(msg.to_string())));
+        }
+        // The rest may all be acknowledged already.
+        self.announce_if_subscribed(k, out);
+        Ok(())
+    }
+
+    /// Every request of slot `k` answered: the connection is up. Announced once per connection.
+    fn announce_if_subscribed<S: Sink + ?Sized>(&mut self, k: usize, out: &mut Out<S>) {
+        if let Some(conn) = self.slots.get_mut(k).announce() {
+            info!(
+                "[{}] connection {conn} subscribed to {} streams",
+                out.report.name,
+                self.sh.active.iter().filter(|a| **a).count(),
+            );
+            out.health(Health::Connected { conn });
+        }
+    }
+
+    // ----- rotations --------------------------------------------------------------------
+
+    /// Feed-wide connection duties after the slots stepped: rotations (see
+    /// [`Rotations::maintain`]), then the slots' states are published.
+    pub(crate) fn maintain<S: Sink + ?Sized>(
+        &mut self,
+        now: Instant,
+        resync: Option<u16>,
+        counts: &mut impl SilentCounts,
+        actions: &mut Actions,
+        out: &mut Out<S>,
+    ) {
+        let silent = mem::take(&mut self.silent);
+        let mut ctx = rotation::Ctx {
+            slots: &mut self.slots,
+            streams: &self.sh.streams,
+            active: &self.sh.active,
+            actions,
+            out,
+        };
+        let age = self.max_age;
+        self.rotations
+            .maintain(now, age, resync, &silent, counts, &mut ctx);
+        self.slots.remove_retired();
+        self.slots.publish(&out.report.stats);
+    }
+
+    /// Whether a book's resync can be started now (no rotation under way).
+    pub(crate) fn can_resync(&self) -> bool {
+        !self.rotations.busy() && self.slots.oldest_live(|_| true).is_some()
+    }
+
+    /// The engine stops: every live connection is closed politely.
+    pub(crate) fn shutdown(&mut self, actions: &mut Actions) {
+        for s in self.slots.iter_mut() {
+            if s.live().is_some() {
+                actions.push(Action::Close { session: s.id });
+            }
+        }
+    }
+}

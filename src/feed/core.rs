@@ -1,0 +1,363 @@
+//! A feed's logic, without I/O: its connections ([`Connections`]) and its data ([`Streams`]),
+//! called in the right order. Its driver tells it what happened — a frame read, a connection's
+//! progress or failure, a resolver or REST answer, time passing — and takes from it the
+//! [`Action`]s to carry out ([`FeedCore::poll_action`]) and when to call again
+//! ([`FeedCore::deadline`]). Ticks and health events go into the sink the driver passes in.
+//! Nothing here calls back into the driver.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tungstenite::Utf8Bytes;
+
+use super::action::{Action, Actions, SessionId};
+use super::conns::{Connections, Step};
+use super::params::{FeedParams, Target};
+use super::report::{Out, Reporter};
+use super::session::Lost;
+use super::sink::Sink;
+use super::streams::Streams;
+use crate::metrics::{FeedState, FeedStats};
+use crate::rest::DepthSnapshot;
+use crate::tick::DisconnectReason;
+use crate::venue::{Frame, Venue};
+
+/// A frame read from a connection, as the feed sees it.
+#[derive(Clone, Copy, Debug)]
+pub enum Input<'a> {
+    /// A text frame (kept whole: the capture takes it without a copy).
+    Text(&'a Utf8Bytes),
+    /// A binary frame of this many bytes (no venue sends market data that way).
+    Binary(usize),
+    /// A WebSocket ping (the transport answers it).
+    Ping,
+    /// A WebSocket pong.
+    Pong,
+    /// A close frame with its code (`None`: no code).
+    Close(Option<u16>),
+}
+
+/// One feed's logic.
+#[derive(Debug)]
+pub struct FeedCore {
+    venue: Venue,
+    report: Reporter,
+    conns: Connections,
+    data: Streams,
+    actions: Actions,
+}
+
+impl FeedCore {
+    /// The logic of the feed `p`, counting into `stats`, lane `lane` of its driver's sink.
+    pub fn new(p: FeedParams, stats: Arc<FeedStats>, lane: usize) -> FeedCore {
+        let data = Streams::new(
+            p.venue,
+            &p.streams,
+            &p.symbols,
+            &p.silence,
+            p.reorder_window,
+            p.rest_base,
+        );
+        let seed = crate::clock::unix_ns() ^ u64::from(p.id).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let conns = Connections::new(
+            p.venue,
+            p.reconnect,
+            p.max_connection_age,
+            p.targets,
+            p.streams,
+            p.silence,
+            seed,
+        );
+        FeedCore {
+            venue: p.venue,
+            report: Reporter::new(p.id, lane, p.name, stats, p.capture),
+            conns,
+            data,
+            actions: Actions::default(),
+        }
+    }
+
+    /// The feed's name.
+    pub fn name(&self) -> &str {
+        &self.report.name
+    }
+
+    /// Target `t` (where a session connects).
+    pub fn target(&self, t: usize) -> &Target {
+        self.conns.target(t)
+    }
+
+    /// The next thing to do, oldest first.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop()
+    }
+
+    /// When the feed next needs [`FeedCore::handle_timeout`] (`None`: never again; every
+    /// connection failed for good).
+    pub fn deadline(&self, now: Instant) -> Option<Instant> {
+        if !self.actions.is_empty() {
+            return Some(now);
+        }
+        [self.conns.deadline(now), self.data.deadline()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Everything due at `now`: attempts, set-up limits, each live connection's duties
+    /// (subscriptions, keep-alive, liveness, cadence), then the feed's (held messages,
+    /// rotations, stream silence, published state).
+    pub fn handle_timeout<S: Sink + ?Sized>(&mut self, now: Instant, sink: &mut S) {
+        for k in 0..self.conns.slots.len() {
+            let mut out = Out {
+                report: &mut self.report,
+                sink,
+            };
+            match self.conns.step(k, now, &mut self.actions, &mut out) {
+                Step::Quiet => {}
+                Step::Attempt => self.data.count_attempt(),
+                Step::Lost((reason, detail)) => self.lose(k, reason, detail, now, sink),
+            }
+        }
+        let now = Instant::now();
+        let mut out = Out {
+            report: &mut self.report,
+            sink,
+        };
+        self.data.release_expired(now, &mut out);
+        let resync = if self.data.resync_pending() && self.conns.can_resync() {
+            self.data.take_resync()
+        } else {
+            None
+        };
+        self.conns
+            .maintain(now, resync, &mut self.data, &mut self.actions, &mut out);
+        self.data.poll_silence(now, &mut out);
+    }
+
+    /// The resolver answered for target `target`.
+    pub fn on_resolved<S: Sink + ?Sized>(
+        &mut self,
+        target: usize,
+        answer: Result<SocketAddr, DisconnectReason>,
+        now: Instant,
+        sink: &mut S,
+    ) {
+        let mut out = Out {
+            report: &mut self.report,
+            sink,
+        };
+        self.conns
+            .on_resolved(target, answer, now, &mut self.actions, &mut out);
+    }
+
+    /// Session `id`'s TCP connection is up; TLS and the upgrade follow.
+    pub fn on_connected(&mut self, id: SessionId, now: Instant) {
+        self.conns.on_connected(id, now);
+    }
+
+    /// Session `id`'s WebSocket is open.
+    pub fn on_open<S: Sink + ?Sized>(&mut self, id: SessionId, now: Instant, sink: &mut S) {
+        let mut out = Out {
+            report: &mut self.report,
+            sink,
+        };
+        self.conns.on_open(id, now, &mut self.actions, &mut out);
+    }
+
+    /// Session `id`'s connection failed: an attempt that did not get to open, or an open
+    /// connection that broke (reading, writing).
+    pub fn on_failed<S: Sink + ?Sized>(
+        &mut self,
+        id: SessionId,
+        reason: DisconnectReason,
+        detail: Option<String>,
+        now: Instant,
+        sink: &mut S,
+    ) {
+        let Some(k) = self.conns.slots.index_of(id) else {
+            return;
+        };
+        if self.conns.slots.get(k).live().is_some() {
+            self.lose(k, reason, detail, now, sink);
+            return;
+        }
+        if !self.conns.slots.get(k).is_setting_up() {
+            return;
+        }
+        self.actions.push(Action::Abort { session: id });
+        let mut out = Out {
+            report: &mut self.report,
+            sink,
+        };
+        self.conns
+            .attempt_failed(k, reason, detail.as_deref(), now, &mut out);
+    }
+
+    /// A frame read on session `id`'s connection at `now` (`recv_ns` on the process clock).
+    /// Returns false when the connection ended: the driver stops reading it.
+    #[inline]
+    pub fn on_message<S: Sink + ?Sized>(
+        &mut self,
+        id: SessionId,
+        input: Input<'_>,
+        recv_ns: u64,
+        now: Instant,
+        sink: &mut S,
+    ) -> bool {
+        let Some(k) = self.conns.slots.index_of(id) else {
+            return false;
+        };
+        self.conns.on_frame(k, now);
+        let result = match input {
+            Input::Text(text) => self.on_text(k, text, recv_ns, now, sink),
+            Input::Ping => {
+                FeedStats::bump(&self.report.stats.pings_received);
+                Ok(())
+            }
+            Input::Pong => Ok(()),
+            Input::Close(code) => Err((
+                DisconnectReason::CloseFrame {
+                    code: code.unwrap_or(1005),
+                },
+                None,
+            )),
+            Input::Binary(len) => {
+                self.report.unknown_frame(now, "binary frame", len);
+                Ok(())
+            }
+        };
+        match result {
+            Ok(()) => true,
+            Err((reason, detail)) => {
+                self.lose(k, reason, detail, Instant::now(), sink);
+                false
+            }
+        }
+    }
+
+    /// A text frame on slot `k`'s connection: data, an ack, a venue error, a pong.
+    #[inline]
+    fn on_text<S: Sink + ?Sized>(
+        &mut self,
+        k: usize,
+        text: &Utf8Bytes,
+        recv_ns: u64,
+        now: Instant,
+        sink: &mut S,
+    ) -> Result<(), Lost> {
+        let mut out = Out {
+            report: &mut self.report,
+            sink,
+        };
+        let frame = match self.venue.classify(text.as_str()) {
+            Ok(f) => f,
+            Err(e) => {
+                out.report.bad_frame(now, &e.to_string(), text.as_str());
+                return Ok(());
+            }
+        };
+        match frame {
+            Frame::Data { stream, data } => {
+                let Some(i) = self.data.find(&stream) else {
+                    out.report
+                        .unknown_frame(now, "data for a stream not subscribed", text.len());
+                    return Ok(());
+                };
+                let conn = self.conns.slots.get(k).conn_no;
+                let conns = &self.conns;
+                let parsed = self.data.on_data(
+                    i,
+                    data,
+                    text,
+                    conn,
+                    recv_ns,
+                    now,
+                    || conns.carried_besides(k),
+                    &mut self.actions,
+                    &mut out,
+                );
+                match parsed {
+                    Ok(seq) => self.conns.on_data(k, i, seq, now),
+                    Err(e) => out.report.bad_frame(now, &e.to_string(), text.as_str()),
+                }
+            }
+            Frame::Ack { id, stream } => {
+                for i in self.conns.on_ack(k, id, stream, now, &mut out) {
+                    self.data.acknowledged(usize::from(i), now);
+                }
+            }
+            // Any frame already proved the connection alive.
+            Frame::Pong => {}
+            Frame::Error { id, code, msg } => {
+                return self.conns.on_venue_error(k, id, code, msg, &mut out)
+            }
+            Frame::Unknown => out.report.unknown_frame(now, "unknown message", text.len()),
+        }
+        Ok(())
+    }
+
+    /// Slot `k`'s live connection ended. When no other connection carries the feed, the data
+    /// side opens an outage between the loss being reported and the slot's next state.
+    #[cold]
+    fn lose<S: Sink + ?Sized>(
+        &mut self,
+        k: usize,
+        reason: DisconnectReason,
+        detail: Option<String>,
+        now: Instant,
+        sink: &mut S,
+    ) {
+        let mut out = Out {
+            report: &mut self.report,
+            sink,
+        };
+        let loss = self.conns.begin_loss(
+            k,
+            reason,
+            detail.as_deref(),
+            now,
+            &mut self.actions,
+            &mut out,
+        );
+        if !loss.carried {
+            self.data.carried_by_none(reason, now, &mut out);
+        }
+        self.conns.end_loss(k, loss, reason, now, &mut out);
+    }
+
+    /// A REST snapshot for stream `stream` arrived.
+    pub fn on_snapshot<S: Sink + ?Sized>(
+        &mut self,
+        stream: u16,
+        result: Result<DepthSnapshot, String>,
+        now: Instant,
+        sink: &mut S,
+    ) {
+        let mut out = Out {
+            report: &mut self.report,
+            sink,
+        };
+        self.data.on_snapshot(
+            usize::from(stream),
+            result,
+            now,
+            &mut self.actions,
+            &mut out,
+        );
+    }
+
+    /// The engine stops: live connections are closed politely, and the feed says it stopped.
+    pub fn shutdown(&mut self) {
+        self.conns.shutdown(&mut self.actions);
+        if self.report.stats.state() != FeedState::Failed {
+            self.report.stats.set_state(FeedState::Stopped);
+        }
+    }
+
+    /// Number of streams.
+    pub fn streams(&self) -> usize {
+        self.data.len()
+    }
+}

@@ -1,0 +1,201 @@
+//! A feed's outputs other than its driver's actions: counters, rate-limited log lines, the
+//! capture hand-off, and — through [`Out`] — ticks and health events into the driver's sink.
+
+use std::mem;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Sender, TrySendError};
+use log::warn;
+use tungstenite::Utf8Bytes;
+
+use super::sink::Sink;
+use crate::capture::CaptureMsg;
+use crate::clock;
+use crate::metrics::FeedStats;
+use crate::tick::{FeedId, Health, HealthMsg, Tick};
+
+/// At most one log line per this interval for repetitive problems (bad frames, drops).
+const LOG_EVERY: Duration = Duration::from_secs(5);
+
+/// Rate limiter for repetitive log lines.
+#[derive(Debug, Default)]
+pub(crate) struct LogGate {
+    next: Option<Instant>,
+    suppressed: u64,
+}
+
+impl LogGate {
+    /// `Some(n)` when a line may be written now, `n` = lines suppressed since the last one.
+    pub(crate) fn allow(&mut self, now: Instant) -> Option<u64> {
+        if self.next.is_some_and(|t| now < t) {
+            self.suppressed += 1;
+            return None;
+        }
+        self.next = Some(now + LOG_EVERY);
+        Some(mem::take(&mut self.suppressed))
+    }
+}
+
+/// Suffix for a rate-limited log line: how many were not logged since the last one.
+pub(crate) fn suppressed_note(suppressed: u64) -> String {
+    if suppressed > 0 {
+        format!(" [+{suppressed} more since last report]")
+    } else {
+        String::new()
+    }
+}
+
+/// Who a feed is, and where its counters, log lines and captured messages go.
+#[derive(Debug)]
+pub(crate) struct Reporter {
+    /// The feed's engine-wide id.
+    pub feed: FeedId,
+    /// The feed's index within its driver (see [`Sink`]).
+    pub lane: usize,
+    /// Its name, for log lines.
+    pub name: String,
+    /// Its counters.
+    pub stats: Arc<FeedStats>,
+    /// The capture thread's channel, when capture is on.
+    capture: Option<Sender<CaptureMsg>>,
+    bad_frames: LogGate,
+    /// Missed ids.
+    pub gaps: LogGate,
+    /// Attempts held by the host's budget.
+    pub throttle: LogGate,
+    drops: LogGate,
+    drops_reported: u64,
+}
+
+impl Reporter {
+    /// The reporter of feed `feed`, lane `lane`.
+    pub(crate) fn new(
+        feed: FeedId,
+        lane: usize,
+        name: String,
+        stats: Arc<FeedStats>,
+        capture: Option<Sender<CaptureMsg>>,
+    ) -> Reporter {
+        Reporter {
+            feed,
+            lane,
+            name,
+            stats,
+            capture,
+            bad_frames: LogGate::default(),
+            gaps: LogGate::default(),
+            throttle: LogGate::default(),
+            drops: LogGate::default(),
+            drops_reported: 0,
+        }
+    }
+
+    /// Whether messages are captured.
+    #[inline]
+    pub(crate) fn captures(&self) -> bool {
+        self.capture.is_some()
+    }
+
+    /// Hands a new message to the capture thread. A full capture channel makes the feed wait
+    /// for the disk: the capture promises every message, and the wait is counted.
+    #[inline]
+    pub(crate) fn capture(&self, stream: u16, conn: u32, recv_ns: u64, text: Utf8Bytes) {
+        let Some(tx) = &self.capture else {
+            return;
+        };
+        let msg = CaptureMsg {
+            feed: self.feed,
+            stream,
+            conn,
+            recv_unix_ns: clock::mono_to_unix_ns(recv_ns),
+            text,
+        };
+        if let Err(TrySendError::Full(msg)) = tx.try_send(msg) {
+            FeedStats::bump(&self.stats.capture_waits);
+            let _ = tx.send(msg);
+        }
+    }
+
+    /// A frame that could not be parsed: counted, logged at a limited rate, skipped.
+    #[cold]
+    pub(crate) fn bad_frame(&mut self, now: Instant, why: &str, text: &str) {
+        FeedStats::bump(&self.stats.parse_errors);
+        if let Some(suppressed) = self.bad_frames.allow(now) {
+            let shown: String = text.chars().take(160).collect();
+            warn!(
+                "[{}] skipped a bad frame ({why}): {shown:?}{}",
+                self.name,
+                suppressed_note(suppressed)
+            );
+        }
+    }
+
+    /// A well-formed frame the feed has no use for: counted, logged at a limited rate.
+    #[cold]
+    pub(crate) fn unknown_frame(&mut self, now: Instant, what: &str, len: usize) {
+        FeedStats::bump(&self.stats.unknown_frames);
+        if let Some(suppressed) = self.bad_frames.allow(now) {
+            warn!(
+                "[{}] ignored a frame: {what} ({len} bytes){}",
+                self.name,
+                suppressed_note(suppressed)
+            );
+        }
+    }
+
+    /// A quote whose bid reaches its ask: counted, logged at a limited rate, not given.
+    #[cold]
+    pub(crate) fn crossed_quote(&mut self, stream: &str, bid: f64, ask: f64) {
+        FeedStats::bump(&self.stats.crossed_quotes);
+        if let Some(suppressed) = self.bad_frames.allow(Instant::now()) {
+            warn!(
+                "[{}] stream {stream}: crossed quote (bid {bid} >= ask {ask}) dropped{}",
+                self.name,
+                suppressed_note(suppressed)
+            );
+        }
+    }
+
+    /// Logs (at most every few seconds) when ticks were dropped since the last report.
+    #[inline]
+    pub(crate) fn note_drops(&mut self, now: Instant) {
+        let dropped = self.stats.dropped.load(Ordering::Relaxed);
+        if dropped != self.drops_reported && self.drops.allow(now).is_some() {
+            warn!(
+                "[{}] strategy channel full: {dropped} ticks dropped so far",
+                self.name
+            );
+            self.drops_reported = dropped;
+        }
+    }
+}
+
+/// The reporter and the sink together: everything a feed's logic needs to say what happened,
+/// in the order it happened.
+pub(crate) struct Out<'a, S: ?Sized> {
+    /// Counters, logs, capture.
+    pub report: &'a mut Reporter,
+    /// Ticks and health events.
+    pub sink: &'a mut S,
+}
+
+impl<S: Sink + ?Sized> Out<'_, S> {
+    /// Hands a tick over.
+    #[inline]
+    pub(crate) fn tick(&mut self, tick: Tick) {
+        self.sink.tick(self.report.lane, tick);
+    }
+
+    /// Reports a health event, stamped now.
+    #[cold]
+    pub(crate) fn health(&mut self, event: Health) {
+        let msg = HealthMsg {
+            feed: self.report.feed,
+            at_ns: clock::now_ns(),
+            event,
+        };
+        self.sink.health(self.report.lane, msg);
+    }
+}

@@ -1,0 +1,426 @@
+//! One connection's state machine, without I/O. It is told what happened (an attempt started,
+//! TCP connected, the WebSocket opened, a frame or data arrived, time passed) and answers with
+//! [`Action`]s (messages to write) and its next deadline; its driver does the I/O, and its feed
+//! ([`super::conns`]) decides what a loss means across connections.
+//!
+//! ```text
+//!   Idle → Resolving → Connecting → Handshaking → Live (subscribing → streaming)
+//!     ▲                                              │ close / reset / EOF / no pong / ack timeout
+//!     └──────────── Backoff ◄────────────────────────┘
+//!                     │ max_consecutive_failures in a row
+//!                     ▼
+//!                CircuitOpen ──(cooldown)──► Idle
+//!   permanent error (bad certificate, HTTP 401/403/404, every stream rejected) → Failed
+//! ```
+//!
+//! Its tests drive it with a made-up clock and canned events, without sockets.
+
+use std::time::{Duration, Instant};
+
+use super::action::{Action, Actions, Outgoing, SessionId};
+use super::backoff::Backoff;
+use super::liveness::{self, Liveness};
+use super::subscribe::Subscriptions;
+use super::watch::StreamWatch;
+use crate::config::ReconnectConfig;
+use crate::metrics::{FeedState, SlotRole};
+use crate::tick::DisconnectReason;
+use crate::venue::{StreamDef, StreamKey, StreamKind, Venue};
+
+/// A connection could not go on: why, and detail for the log.
+pub(crate) type Lost = (DisconnectReason, Option<String>);
+
+/// What every session of a feed shares: the venue's rules, the config, the feed's streams and
+/// which of them are still wanted, and the feed's request numbering.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// The venue's codec (subscribe requests, pings).
+    pub venue: Venue,
+    /// Backoff, liveness and limits.
+    pub cfg: ReconnectConfig,
+    /// The feed's streams.
+    pub streams: Vec<StreamDef>,
+    /// Silence limit of each stream.
+    pub silence: Vec<Duration>,
+    /// Streams still wanted (not rejected by the venue).
+    pub active: Vec<bool>,
+    /// The feed's next request id.
+    pub next_request_id: u64,
+}
+
+impl Shared {
+    /// How often the keep-alive ping goes out: the config's `keepalive_ms`, else the venue's.
+    fn keepalive(&self) -> Option<Duration> {
+        match self.cfg.keepalive_ms {
+            None => self.venue.keepalive(),
+            Some(0) => None,
+            Some(ms) => Some(Duration::from_millis(ms)),
+        }
+    }
+}
+
+/// A WebSocket that is open: subscribing, then streaming.
+#[derive(Debug)]
+pub(crate) struct Live {
+    /// The feed's number of this connection.
+    pub conn_no: u32,
+    /// When it opened.
+    pub opened: Instant,
+    /// No frame for a while → ping → no answer → dead.
+    pub liveness: Liveness,
+    /// Silence of the streams with a guaranteed cadence, on this connection alone.
+    pub cadence: StreamWatch,
+    /// Its subscribe requests.
+    pub subs: Subscriptions,
+    /// `Connected` was announced: every wanted stream is acknowledged.
+    pub announced: bool,
+    /// A data message arrived on this connection.
+    pub productive: bool,
+    /// Pings sent.
+    pub pings: u64,
+    /// When the venue's keep-alive ping is next due, for venues that want one.
+    pub keepalive_at: Option<Instant>,
+    /// Per stream: the first and the last id this connection delivered (0: none yet).
+    pub first_id: Vec<u64>,
+    /// See `first_id`.
+    pub last_id: Vec<u64>,
+}
+
+/// A session's state; states carry their data.
+#[derive(Debug)]
+pub(crate) enum State {
+    /// About to start a connection attempt.
+    Idle,
+    /// The target's host name is being resolved (off the feed thread).
+    Resolving { deadline: Instant },
+    /// TCP connect in flight.
+    Connecting { deadline: Instant },
+    /// TLS and WebSocket upgrade in flight.
+    Handshaking { deadline: Instant },
+    /// Open.
+    Live(Box<Live>),
+    /// Waiting before the next attempt.
+    Backoff { until: Instant },
+    /// Breaker open.
+    CircuitOpen { until: Instant },
+    /// Stopped for good.
+    Failed,
+    /// Done: removed at the end of this turn (a rotation ended).
+    Retired,
+}
+
+/// One connection slot of a feed: its state machine, backoff, and what it is for.
+#[derive(Debug)]
+pub(crate) struct Session {
+    /// Its id within the feed.
+    pub id: SessionId,
+    /// Primary, standby or replacement.
+    pub role: SlotRole,
+    /// Index of its target (URL, gate).
+    pub target: usize,
+    /// The feed's number of its latest connection (0 before the first).
+    pub conn_no: u32,
+    /// Where it is.
+    pub state: State,
+    /// Backoff and breaker.
+    pub backoff: Backoff,
+    /// A Retry-After the venue asked for, applied to the next wait.
+    pub retry_after: Option<Duration>,
+}
+
+impl Session {
+    /// A session about to make its first attempt.
+    pub(crate) fn new(id: SessionId, role: SlotRole, target: usize, cfg: ReconnectConfig) -> Self {
+        Session {
+            id,
+            role,
+            target,
+            conn_no: 0,
+            state: State::Idle,
+            backoff: Backoff::new(cfg),
+            retry_after: None,
+        }
+    }
+
+    /// The state as published.
+    pub(crate) fn feed_state(&self) -> FeedState {
+        match &self.state {
+            State::Idle | State::Resolving { .. } | State::Connecting { .. } => {
+                FeedState::Connecting
+            }
+            State::Handshaking { .. } => FeedState::Handshaking,
+            State::Live(l) if !l.announced => FeedState::Subscribing,
+            State::Live(_) => FeedState::Streaming,
+            State::Backoff { .. } => FeedState::Backoff,
+            State::CircuitOpen { .. } => FeedState::CircuitOpen,
+            State::Failed => FeedState::Failed,
+            State::Retired => FeedState::Stopped,
+        }
+    }
+
+    /// Live with every wanted stream acknowledged: losing another connection loses nothing.
+    #[inline]
+    pub(crate) fn carries(&self) -> bool {
+        matches!(&self.state, State::Live(l) if l.announced)
+    }
+
+    /// The open connection, if it is open.
+    #[inline]
+    pub(crate) fn live(&self) -> Option<&Live> {
+        match &self.state {
+            State::Live(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// The open connection, to change, if it is open.
+    #[inline]
+    pub(crate) fn live_mut(&mut self) -> Option<&mut Live> {
+        match &mut self.state {
+            State::Live(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// Whether a connection is being set up (resolving, connecting, handshaking).
+    pub(crate) fn is_setting_up(&self) -> bool {
+        matches!(
+            self.state,
+            State::Resolving { .. } | State::Connecting { .. } | State::Handshaking { .. }
+        )
+    }
+
+    /// Whether it has stopped for good or ended.
+    pub(crate) fn is_done(&self) -> bool {
+        matches!(self.state, State::Failed | State::Retired)
+    }
+
+    /// Whether an attempt is due at `now` (idle, or its wait is over).
+    pub(crate) fn attempt_due(&self, now: Instant) -> bool {
+        match self.state {
+            State::Idle => true,
+            State::Backoff { until } | State::CircuitOpen { until } => now >= until,
+            _ => false,
+        }
+    }
+
+    /// An attempt started at `now`: the connect limit covers name resolution and TCP connect.
+    /// `resolving` when the host's address is being looked up first.
+    pub(crate) fn attempt_started(&mut self, now: Instant, cfg: &ReconnectConfig, resolving: bool) {
+        let deadline = now + Duration::from_millis(cfg.connect_timeout_ms);
+        self.state = if resolving {
+            State::Resolving { deadline }
+        } else {
+            State::Connecting { deadline }
+        };
+    }
+
+    /// The host's address is known: the TCP connect goes out, within the same limit.
+    pub(crate) fn resolved(&mut self) {
+        if let State::Resolving { deadline } = self.state {
+            self.state = State::Connecting { deadline };
+        }
+    }
+
+    /// TCP connected at `now`: TLS and the upgrade have `handshake_timeout_ms`.
+    pub(crate) fn tcp_connected(&mut self, now: Instant, cfg: &ReconnectConfig) {
+        if matches!(self.state, State::Connecting { .. }) {
+            let deadline = now + Duration::from_millis(cfg.handshake_timeout_ms);
+            self.state = State::Handshaking { deadline };
+        }
+    }
+
+    /// The set-up limit that has passed at `now`, if one has.
+    pub(crate) fn setup_expired(&self, now: Instant) -> Option<DisconnectReason> {
+        match self.state {
+            State::Resolving { deadline } | State::Connecting { deadline } if now >= deadline => {
+                Some(DisconnectReason::ConnectTimeout)
+            }
+            State::Handshaking { deadline } if now >= deadline => {
+                Some(DisconnectReason::HandshakeTimeout)
+            }
+            _ => None,
+        }
+    }
+
+    /// The WebSocket opened at `now` as the feed's connection `conn_no`: subscribe to every
+    /// wanted stream (the first request goes out now, the rest spaced).
+    pub(crate) fn open(
+        &mut self,
+        conn_no: u32,
+        now: Instant,
+        sh: &mut Shared,
+        actions: &mut Actions,
+    ) {
+        self.conn_no = conn_no;
+        let wanted: Vec<u16> = (0..sh.streams.len() as u16)
+            .filter(|&i| sh.active[usize::from(i)])
+            .collect();
+        let limits = sh.streams.iter().zip(&sh.silence).map(|(s, &l)| {
+            if has_cadence(s.kind) {
+                l
+            } else {
+                Duration::MAX
+            }
+        });
+        let n = sh.streams.len();
+        self.state = State::Live(Box::new(Live {
+            conn_no,
+            opened: now,
+            liveness: Liveness::new(
+                now,
+                Duration::from_millis(sh.cfg.stale_after_ms),
+                Duration::from_millis(sh.cfg.pong_timeout_ms),
+            ),
+            cadence: StreamWatch::new(limits),
+            subs: Subscriptions::new(&wanted, sh.venue.max_streams_per_request(), now),
+            announced: false,
+            productive: false,
+            pings: 0,
+            keepalive_at: sh.keepalive().map(|every| now + every),
+            first_id: vec![0; n],
+            last_id: vec![0; n],
+        }));
+        self.send_requests(now, sh, actions);
+    }
+
+    /// Sends the subscribe requests that are due.
+    pub(crate) fn send_requests(&mut self, now: Instant, sh: &mut Shared, actions: &mut Actions) {
+        let id = self.id;
+        let Some(live) = self.live_mut() else {
+            return;
+        };
+        while let Some(streams) = live.subs.next_request(now, &sh.active) {
+            let request_id = sh.next_request_id;
+            sh.next_request_id += 1;
+            let text = sh.venue.subscribe_request(
+                request_id,
+                streams
+                    .iter()
+                    .map(|&i| sh.streams[usize::from(i)].name.as_str()),
+            );
+            actions.push(Action::Send {
+                session: id,
+                msg: Outgoing::Text(text),
+            });
+            live.subs.sent(request_id, streams, now);
+        }
+    }
+
+    /// Time-driven duties of a live connection at `now`: follow-up subscribe requests, the ack
+    /// limit, the venue's keep-alive, liveness. Streams with a guaranteed cadence that went
+    /// silent on this connection are added to `silent`. An `Err` ends the connection.
+    pub(crate) fn poll_live(
+        &mut self,
+        now: Instant,
+        sh: &mut Shared,
+        actions: &mut Actions,
+        silent: &mut Vec<u16>,
+    ) -> Result<(), Lost> {
+        self.send_requests(now, sh, actions);
+        let id = self.id;
+        let Some(live) = self.live_mut() else {
+            return Ok(());
+        };
+        let ack_limit = Duration::from_millis(sh.cfg.ack_timeout_ms);
+        if live.subs.ack_deadline(ack_limit).is_some_and(|t| now >= t) {
+            return Err((DisconnectReason::AckTimeout, None));
+        }
+        // The venue's keep-alive, whatever the traffic.
+        if live.keepalive_at.is_some_and(|t| now >= t) {
+            ping(id, live, now, sh, actions);
+        }
+        match live.liveness.poll(now) {
+            liveness::Action::None => {}
+            liveness::Action::SendPing => {
+                live.pings += 1;
+                log::debug!(
+                    "connection {} silent for {} ms: ping",
+                    live.conn_no,
+                    live.liveness.silent_for(now).as_millis()
+                );
+                ping(id, live, now, sh, actions);
+            }
+            liveness::Action::Dead => return Err((DisconnectReason::PongTimeout, None)),
+        }
+        // A stream with a guaranteed cadence silent on this connection while it lives: the
+        // connection is replaced (make before break), which resubscribes the stream.
+        live.cadence.poll(now, |i, _| silent.push(i as u16));
+        Ok(())
+    }
+
+    /// The venue acknowledged request `id` (or, OKX, the one stream of it `stream` names):
+    /// returns the streams acknowledged, whose cadence is watched from now, or `None` when the
+    /// ack matches nothing this connection asked for.
+    pub(crate) fn on_ack(
+        &mut self,
+        id: u64,
+        stream: Option<StreamKey<'_>>,
+        now: Instant,
+        sh: &Shared,
+    ) -> Option<Vec<u16>> {
+        let live = self.live_mut()?;
+        let acked = live
+            .subs
+            .on_ack(id, stream, |i| sh.streams[usize::from(i)].name.as_str())?;
+        for &i in &acked {
+            live.cadence.arm(usize::from(i), now);
+        }
+        Some(acked)
+    }
+
+    /// Every request answered: the connection is up, announced once. Returns its number when it
+    /// is announced now.
+    pub(crate) fn announce(&mut self) -> Option<u32> {
+        let live = self.live_mut()?;
+        if live.announced || !live.subs.complete() {
+            return None;
+        }
+        live.announced = true;
+        Some(live.conn_no)
+    }
+
+    /// The next instant this session has something to do (not counting a rotation by age).
+    pub(crate) fn deadline(&self, cfg: &ReconnectConfig, now: Instant) -> Option<Instant> {
+        match &self.state {
+            State::Idle => Some(now),
+            State::Retired | State::Failed => None,
+            State::Resolving { deadline }
+            | State::Connecting { deadline }
+            | State::Handshaking { deadline } => Some(*deadline),
+            State::Backoff { until } | State::CircuitOpen { until } => Some(*until),
+            State::Live(live) => [
+                Some(live.liveness.deadline()),
+                live.cadence.deadline(),
+                live.subs
+                    .ack_deadline(Duration::from_millis(cfg.ack_timeout_ms)),
+                live.subs.send_deadline(),
+                live.keepalive_at,
+            ]
+            .into_iter()
+            .flatten()
+            .min(),
+        }
+    }
+}
+
+/// Pings the venue: its application-level ping where it has one (Bybit `{"op":"ping"}`, OKX
+/// `ping`), else a WebSocket ping. Also restarts the keep-alive period.
+fn ping(id: SessionId, live: &mut Live, now: Instant, sh: &mut Shared, actions: &mut Actions) {
+    live.pings += 1;
+    let msg = match sh.venue.ping_text() {
+        Some(text) => Outgoing::Static(text),
+        None => Outgoing::Ping,
+    };
+    live.keepalive_at = sh.keepalive().map(|every| now + every);
+    actions.push(Action::Send { session: id, msg });
+}
+
+/// Streams the venue sends on a fixed cadence, whatever the market does: silence on a live
+/// connection means the subscription is broken there.
+pub(crate) fn has_cadence(kind: StreamKind) -> bool {
+    matches!(
+        kind,
+        StreamKind::Depth { .. } | StreamKind::MarkPrice { .. }
+    )
+}
