@@ -26,16 +26,6 @@ fn connected(n: u32) -> impl Fn(&[Seen]) -> bool {
     move |s| has_health(s, |h| *h == Health::Connected { conn: n })
 }
 
-/// Polls `cond` until it holds; panics with `what` after [`WAIT`]. For engine counters and
-/// states, which have no change notification.
-fn eventually(what: &str, cond: impl Fn() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
 /// Stops the engine, asserting it took less than [`STOP_BOUND`] (a liveness bound with room for
 /// a noisy machine; the design target is under 1 s).
 fn stop_within_bound(engine: Engine<Recorder>, what: &str) -> Summary {
@@ -57,26 +47,6 @@ fn feed_at(name: &str, url: &str, streams: &[&str]) -> FeedConfig {
             .join(",")
     );
     toml::from_str(&toml).expect("feed table parses")
-}
-
-/// Index of `stream` in feed `feed` of the engine's universe.
-fn stream_index(universe: &wsfeed::strategy::Universe, feed: usize, stream: &str) -> u16 {
-    universe.feeds[feed]
-        .streams
-        .iter()
-        .position(|s| s.name == stream)
-        .unwrap_or_else(|| panic!("{stream} is not in feed {feed}")) as u16
-}
-
-fn ticks_of(seen: &[Seen], feed: u16, stream: &str) -> usize {
-    seen.iter()
-        .filter(|s| matches!(s, Seen::Tick { feed: f, stream: n, .. } if *f == feed && n == stream))
-        .count()
-}
-
-fn position_of(seen: &[Seen], pred: impl Fn(&Health) -> bool) -> Option<usize> {
-    seen.iter()
-        .position(|s| matches!(s, Seen::Health { event, .. } if pred(event)))
 }
 
 // ----- routing and per-stream silence ----------------------------------------------------------
@@ -134,11 +104,6 @@ fn usdm_feed_splits_into_public_and_market_connections() {
         summary.feeds.iter().all(|f| f.stale_events == 0),
         "{summary}"
     );
-}
-
-fn has_health_of(seen: &[Seen], feed: u16, pred: impl Fn(&Health) -> bool) -> bool {
-    seen.iter()
-        .any(|s| matches!(s, Seen::Health { feed: f, event } if *f == feed && pred(event)))
 }
 
 #[test]

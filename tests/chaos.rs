@@ -110,16 +110,6 @@ fn run(test: &str, feeds: Vec<FeedConfig>, reconnect: ReconnectConfig) -> Run {
     }
 }
 
-/// Polls `cond` until it holds; panics with `what` after [`WAIT`]. For engine counters and
-/// states, which have no change notification.
-fn eventually(what: &str, cond: impl Fn() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        thread::sleep(Duration::from_millis(2));
-    }
-}
-
 fn recoveries(s: &[Seen]) -> usize {
     count_health(s, |h| matches!(h, Health::Recovered { .. }))
 }

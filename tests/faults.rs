@@ -65,30 +65,8 @@ fn assert_outage_sequence(seen: &[Seen], reason: impl Fn(DisconnectReason) -> bo
     let rec = pos(&|e| matches!(e, Health::Recovered { .. }));
     assert!(c1 < d1 && d1 < c2 && d1 < rec, "out of order: {h:?}");
     // No tick between the disconnect and the next connection: nothing from a dead connection.
-    let idx_d1 = seen
-        .iter()
-        .position(|s| {
-            matches!(
-                s,
-                Seen::Health {
-                    event: Health::Disconnected { .. },
-                    ..
-                }
-            )
-        })
-        .unwrap();
-    let idx_c2 = seen
-        .iter()
-        .position(|s| {
-            matches!(
-                s,
-                Seen::Health {
-                    event: Health::Connected { conn: 2 },
-                    ..
-                }
-            )
-        })
-        .unwrap();
+    let idx_d1 = position_of(seen, |h| matches!(h, Health::Disconnected { .. })).unwrap();
+    let idx_c2 = position_of(seen, |h| *h == Health::Connected { conn: 2 }).unwrap();
     assert!(
         !seen[idx_d1..idx_c2]
             .iter()
@@ -99,11 +77,7 @@ fn assert_outage_sequence(seen: &[Seen], reason: impl Fn(DisconnectReason) -> bo
 
 fn resubscribed(snap: &SimSnapshot) {
     let last = snap.connections.last().expect("a connection");
-    let mut got = last.streams.clone();
-    got.sort();
-    let mut want: Vec<String> = STREAMS.iter().map(|s| s.to_string()).collect();
-    want.sort();
-    assert_eq!(got, want, "the new connection resubscribed everything");
+    assert_resubscribed(snap, last.id, STREAMS);
 }
 
 #[test]

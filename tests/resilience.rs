@@ -46,16 +46,6 @@ fn sim_with(tweak: impl FnOnce(&mut SimConfig)) -> Sim {
     Sim::start(cfg).expect("simulator starts")
 }
 
-/// Polls `cond` until it holds; panics with `what` after [`WAIT`]. For engine counters and
-/// states, which have no change notification.
-fn eventually(what: &str, cond: impl Fn() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
 /// Polls `cond` for at most `limit`; panics with `what()` when it never held.
 fn within(limit: Duration, what: impl Fn() -> String, cond: impl Fn() -> bool) {
     let deadline = Instant::now() + limit;
@@ -63,11 +53,6 @@ fn within(limit: Duration, what: impl Fn() -> String, cond: impl Fn() -> bool) {
         assert!(Instant::now() < deadline, "{}", what());
         std::thread::sleep(Duration::from_millis(2));
     }
-}
-
-fn has_health_of(seen: &[Seen], feed: u16, pred: impl Fn(&Health) -> bool) -> bool {
-    seen.iter()
-        .any(|s| matches!(s, Seen::Health { feed: f, event } if *f == feed && pred(event)))
 }
 
 fn connected(feed: u16, n: u32) -> impl Fn(&[Seen]) -> bool {
@@ -84,26 +69,6 @@ fn health_events(seen: &[Seen], feed: u16) -> Vec<Health> {
         .filter(|(f, _)| *f == feed)
         .map(|(_, h)| h)
         .collect()
-}
-
-fn position_of(seen: &[Seen], pred: impl Fn(&Health) -> bool) -> Option<usize> {
-    seen.iter()
-        .position(|s| matches!(s, Seen::Health { event, .. } if pred(event)))
-}
-
-fn ticks_of(seen: &[Seen], feed: u16, stream: &str) -> usize {
-    seen.iter()
-        .filter(|s| matches!(s, Seen::Tick { feed: f, stream: n, .. } if *f == feed && n == stream))
-        .count()
-}
-
-/// Index of `stream` in feed `feed` of the engine's universe.
-fn stream_index(universe: &wsfeed::strategy::Universe, feed: usize, stream: &str) -> u16 {
-    universe.feeds[feed]
-        .streams
-        .iter()
-        .position(|s| s.name == stream)
-        .unwrap_or_else(|| panic!("{stream} is not in feed {feed}")) as u16
 }
 
 fn received(seen: &[Seen]) -> HashSet<(&str, u64)> {
@@ -139,17 +104,6 @@ fn conn_with(snap: &SimSnapshot, streams: &[&str]) -> ConnId {
         .find(|c| c.streams == streams)
         .unwrap_or_else(|| panic!("no connection with {streams:?}: {snap:?}"))
         .id
-}
-
-fn assert_resubscribed(snap: &SimSnapshot, conn: ConnId, want: &[&str]) {
-    let info = snap
-        .conn(conn)
-        .unwrap_or_else(|| panic!("no {conn}: {snap:?}"));
-    let mut got = info.streams.clone();
-    got.sort();
-    let mut want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
-    want.sort();
-    assert_eq!(got, want, "{conn} subscribed everything");
 }
 
 // ----- 1. proactive rotation before the venue's age cut -------------------------------------

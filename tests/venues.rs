@@ -225,30 +225,8 @@ fn book_faults_invalidate_the_book_and_it_resyncs() {
                 && has_health(s, |h| matches!(h, Health::BookResynced { .. }))
         });
         let seen = probe.seen();
-        let invalid = seen
-            .iter()
-            .position(|s| {
-                matches!(
-                    s,
-                    Seen::Health {
-                        event: Health::BookInvalid { .. },
-                        ..
-                    }
-                )
-            })
-            .unwrap();
-        let resynced = seen
-            .iter()
-            .position(|s| {
-                matches!(
-                    s,
-                    Seen::Health {
-                        event: Health::BookResynced { .. },
-                        ..
-                    }
-                )
-            })
-            .unwrap();
+        let invalid = position_of(&seen, |h| matches!(h, Health::BookInvalid { .. })).unwrap();
+        let resynced = position_of(&seen, |h| matches!(h, Health::BookResynced { .. })).unwrap();
         assert!(invalid < resynced, "{name} {fault:?}");
         // Between the two, only the chunks of the snapshot that rebuilds the book (one
         // message: one sequence number); its last chunk and the new top follow the event.

@@ -18,14 +18,10 @@ use super::rotation::{self, Rotations, SilentCounts};
 use super::session::{Lost, Shared, State};
 use super::sink::Sink;
 use super::slots::Slots;
-use super::subscribe::Refusal;
 use crate::config::ReconnectConfig;
 use crate::metrics::{FeedStats, SlotRole};
 use crate::tick::{DisconnectReason, Health};
 use crate::venue::{Seq, StreamDef, StreamKey, Venue};
-
-/// How long to stay away after an HTTP 418 (IP banned) that names no `Retry-After`.
-const BAN_WAIT: Duration = Duration::from_secs(120);
 
 /// What a slot's timers came to.
 #[derive(Debug, PartialEq)]
@@ -142,16 +138,13 @@ impl Connections {
         if session.live().is_none() {
             return Step::Quiet;
         }
-        let id = session.id;
-        let mut silent = Vec::new();
         let result = self
             .slots
             .get_mut(k)
-            .poll_live(now, &mut self.sh, actions, &mut silent);
-        self.silent.extend(silent.into_iter().map(|i| (id, i)));
+            .poll_live(now, &mut self.sh, actions, &mut self.silent);
         match result {
             Ok(()) => {
-                self.announce_if_subscribed(k, out);
+                self.slots.get_mut(k).announce(&self.sh, out);
                 Step::Quiet
             }
             Err(lost) => Step::Lost(lost),
@@ -283,7 +276,7 @@ impl Connections {
         self.slots
             .get_mut(k)
             .open(conn_no, now, &mut self.sh, actions);
-        self.announce_if_subscribed(k, out);
+        self.slots.get_mut(k).announce(&self.sh, out);
     }
 
     /// An attempt of session `id` failed before its WebSocket opened. A 429 or 418 answer
@@ -297,28 +290,16 @@ impl Connections {
         now: Instant,
         out: &mut Out<S>,
     ) {
-        if let DisconnectReason::Http {
-            status,
-            retry_after_s,
-        } = reason
-        {
-            let wait = match (status, retry_after_s) {
-                (_, Some(s)) => Some(Duration::from_secs(u64::from(s))),
-                (418, None) => Some(BAN_WAIT),
-                _ => None,
-            };
-            if let Some(wait) = wait {
-                self.slots.get_mut(k).retry_after = Some(wait);
-                if matches!(status, 418 | 429) {
-                    let t = self.slots.get(k).target;
-                    self.targets[t].gate.close_until(now + wait);
-                }
-                debug!(
-                    "[{}] venue answered {status}: staying away {} ms",
-                    out.report.name,
-                    wait.as_millis()
-                );
+        if let Some((wait, whole_host)) = self.slots.get_mut(k).told_to_wait(reason) {
+            if whole_host {
+                let t = self.slots.get(k).target;
+                self.targets[t].gate.close_until(now + wait);
             }
+            debug!(
+                "[{}] venue answered {reason}: staying away {} ms",
+                out.report.name,
+                wait.as_millis()
+            );
         }
         self.fail(k, reason, detail, now, out);
     }
@@ -366,29 +347,18 @@ impl Connections {
             out.health(Health::Failed { reason });
             return;
         }
-        let session = self.slots.get_mut(k);
-        let decision = session.backoff.on_failure(&mut self.rng);
-        let mut wait = decision.wait();
-        if let Some(asked) = session.retry_after.take() {
-            // The venue said when to come back; sooner risks a ban.
-            wait = wait.max(asked);
-        }
-        let until = now + wait;
+        let (decision, wait) = self.slots.get_mut(k).back_off(now, &mut self.rng);
         match decision {
-            Decision::Retry { failures, .. } => {
-                info!(
-                    "[RECONNECT] Attempting reconnection to {url} (attempt {failures}, delay {} ms) after: {reason}",
-                    wait.as_millis()
-                );
-                session.state = State::Backoff { until };
-            }
+            Decision::Retry { failures, .. } => info!(
+                "[RECONNECT] Attempting reconnection to {url} (attempt {failures}, delay {} ms) after: {reason}",
+                wait.as_millis()
+            ),
             Decision::CircuitOpen { failures, .. } => {
                 FeedStats::bump(&out.report.stats.circuit_trips);
                 error!(
                     "[{name}] CIRCUIT OPEN: {failures} consecutive failures connecting to {url} (last: {reason}); cooling down {} ms before the next attempt",
                     wait.as_millis()
                 );
-                session.state = State::CircuitOpen { until };
                 out.health(Health::CircuitOpen {
                     failures,
                     cooldown_ms: wait.as_millis() as u64,
@@ -530,20 +500,10 @@ impl Connections {
         now: Instant,
         out: &mut Out<S>,
     ) -> Vec<u16> {
-        let Some(acked) = self.slots.get_mut(k).on_ack(id, stream, now, &self.sh) else {
-            debug!(
-                "[{}] ack for a request (or a stream of one) not asked for: id {id}",
-                out.report.name
-            );
-            return Vec::new();
-        };
-        self.announce_if_subscribed(k, out);
-        acked
+        self.slots.get_mut(k).on_ack(id, stream, now, &self.sh, out)
     }
 
-    /// The venue answered a request with an error. A rejected multi-stream request is split in
-    /// halves to find exactly which streams the venue refuses; a rejected single stream is
-    /// reported and dropped from the subscription set, so reconnects do not retry it forever.
+    /// The venue answered a request of slot `k` with an error.
     #[cold]
     pub(crate) fn on_venue_error<S: Sink + ?Sized>(
         &mut self,
@@ -553,47 +513,9 @@ impl Connections {
         msg: &str,
         out: &mut Out<S>,
     ) -> Result<(), Lost> {
-        let Some(live) = self.slots.get_mut(k).live_mut() else {
-            return Ok(());
-        };
-        let streams = match live.subs.on_error(id) {
-            Refusal::NotOurs => {
-                warn!("[{}] venue error {code}: {msg}", out.report.name);
-                return Ok(());
-            }
-            Refusal::Split => return Ok(()),
-            Refusal::Streams(streams) => streams,
-        };
-        for i in streams {
-            if !mem::replace(&mut self.sh.active[usize::from(i)], false) {
-                continue; // another connection already reported it
-            }
-            FeedStats::bump(&out.report.stats.rejected_streams);
-            error!(
-                "[{}] venue rejected stream {} (code {code}: {msg}); it will not be retried",
-                out.report.name,
-                self.sh.streams[usize::from(i)].name
-            );
-            out.health(Health::SubscriptionRejected { stream: i, code });
-        }
-        if !self.sh.active.iter().any(|a| *a) {
-            return Err((DisconnectReason::AllStreamsRejected, Some(msg.to_string())));
-        }
-        // The rest may all be acknowledged already.
-        self.announce_if_subscribed(k, out);
-        Ok(())
-    }
-
-    /// Every request of slot `k` answered: the connection is up. Announced once per connection.
-    fn announce_if_subscribed<S: Sink + ?Sized>(&mut self, k: usize, out: &mut Out<S>) {
-        if let Some(conn) = self.slots.get_mut(k).announce() {
-            info!(
-                "[{}] connection {conn} subscribed to {} streams",
-                out.report.name,
-                self.sh.active.iter().filter(|a| **a).count(),
-            );
-            out.health(Health::Connected { conn });
-        }
+        self.slots
+            .get_mut(k)
+            .on_venue_error(id, code, msg, &mut self.sh, out)
     }
 
     // ----- rotations --------------------------------------------------------------------

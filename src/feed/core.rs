@@ -120,7 +120,6 @@ impl FeedCore {
                 Step::Lost((reason, detail)) => self.lose(k, reason, detail, now, sink),
             }
         }
-        let now = Instant::now();
         let mut out = Out {
             report: &mut self.report,
             sink,
@@ -231,7 +230,7 @@ impl FeedCore {
         match result {
             Ok(()) => true,
             Err((reason, detail)) => {
-                self.lose(k, reason, detail, Instant::now(), sink);
+                self.lose(k, reason, detail, now, sink);
                 false
             }
         }

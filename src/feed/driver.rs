@@ -50,13 +50,37 @@ pub struct Connector {
     pub recv_buffer: Option<usize>,
 }
 
+/// Looks a host name up (blocking): run on the resolver thread.
+pub type ResolveFn = Arc<dyn Fn(&str, u16) -> Result<SocketAddr, DisconnectReason> + Send + Sync>;
+
 /// The helper threads a driver hands blocking work to.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone)]
 pub struct Helpers {
     /// Host-name resolution.
     pub resolver: Option<HelperHandle>,
+    /// How the resolver looks names up: the system's `getaddrinfo` unless a test says otherwise.
+    pub resolve: ResolveFn,
     /// REST depth snapshots.
     pub snapshots: Option<HelperHandle>,
+}
+
+impl Default for Helpers {
+    fn default() -> Self {
+        Helpers {
+            resolver: None,
+            resolve: Arc::new(crate::net::resolve),
+            snapshots: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Helpers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Helpers")
+            .field("resolver", &self.resolver.is_some())
+            .field("snapshots", &self.snapshots.is_some())
+            .finish()
+    }
 }
 
 /// An answer of a helper thread.
@@ -465,8 +489,9 @@ impl<S: Sink> Driver<S> {
         let endpoint = &self.feeds[lane].core.target(target).endpoint;
         let (host, port) = (endpoint.host.clone(), endpoint.port);
         let (tx, waker) = (self.reply_tx.clone(), self.waker.clone());
+        let resolve = self.helpers.resolve.clone();
         let job = move || {
-            let answer = crate::net::resolve(&host, port);
+            let answer = resolve(&host, port);
             let _ = tx.send(Reply::Resolved {
                 lane,
                 target,
@@ -478,7 +503,7 @@ impl<S: Sink> Driver<S> {
         if !sent {
             // No resolver thread: this thread has to look the name up itself.
             let endpoint = &self.feeds[lane].core.target(target).endpoint;
-            let answer = crate::net::resolve(&endpoint.host, endpoint.port);
+            let answer = (self.helpers.resolve)(&endpoint.host, endpoint.port);
             let _ = self.reply_tx.send(Reply::Resolved {
                 lane,
                 target,

@@ -59,3 +59,6 @@ mod streams;
 mod subscribe;
 pub mod transport;
 pub mod watch;
+
+#[cfg(test)]
+mod tests;

@@ -73,12 +73,16 @@ impl Outages {
         }
     }
 
-    /// First data after an outage (read at `recv_ns`): records the gap and says so.
+    /// First data after an outage (read at `now`, `recv_ns`): records the gap and says so.
     #[cold]
-    pub(crate) fn close(&mut self, recv_ns: u64, report: &Reporter) -> Option<Closed> {
+    pub(crate) fn close(
+        &mut self,
+        now: Instant,
+        recv_ns: u64,
+        report: &Reporter,
+    ) -> Option<Closed> {
         let outage = self.open.take()?;
         let stats = &report.stats;
-        let now = Instant::now();
         let reconnect = now.saturating_duration_since(outage.detected);
         let gap_start = outage.last_data.unwrap_or(outage.detected);
         let gap = now.saturating_duration_since(gap_start);

@@ -17,15 +17,22 @@
 
 use std::time::{Duration, Instant};
 
+use log::{debug, error, info, warn};
+
 use super::action::{Action, Actions, Outgoing, SessionId};
-use super::backoff::Backoff;
+use super::backoff::{Backoff, Decision, RandomSource};
 use super::liveness::{self, Liveness};
-use super::subscribe::Subscriptions;
+use super::report::Out;
+use super::sink::Sink;
+use super::subscribe::{Refusal, Subscriptions};
 use super::watch::StreamWatch;
 use crate::config::ReconnectConfig;
-use crate::metrics::{FeedState, SlotRole};
-use crate::tick::DisconnectReason;
+use crate::metrics::{FeedState, FeedStats, SlotRole};
+use crate::tick::{DisconnectReason, Health};
 use crate::venue::{StreamDef, StreamKey, StreamKind, Venue};
+
+/// How long to stay away after an HTTP 418 (IP banned) that names no `Retry-After`.
+const BAN_WAIT: Duration = Duration::from_secs(120);
 
 /// A connection could not go on: why, and detail for the log.
 pub(crate) type Lost = (DisconnectReason, Option<String>);
@@ -76,8 +83,6 @@ pub(crate) struct Live {
     pub announced: bool,
     /// A data message arrived on this connection.
     pub productive: bool,
-    /// Pings sent.
-    pub pings: u64,
     /// When the venue's keep-alive ping is next due, for venues that want one.
     pub keepalive_at: Option<Instant>,
     /// Per stream: the first and the last id this connection delivered (0: none yet).
@@ -276,7 +281,6 @@ impl Session {
             subs: Subscriptions::new(&wanted, sh.venue.max_streams_per_request(), now),
             announced: false,
             productive: false,
-            pings: 0,
             keepalive_at: sh.keepalive().map(|every| now + every),
             first_id: vec![0; n],
             last_id: vec![0; n],
@@ -315,7 +319,7 @@ impl Session {
         now: Instant,
         sh: &mut Shared,
         actions: &mut Actions,
-        silent: &mut Vec<u16>,
+        silent: &mut Vec<(SessionId, u16)>,
     ) -> Result<(), Lost> {
         self.send_requests(now, sh, actions);
         let id = self.id;
@@ -333,8 +337,7 @@ impl Session {
         match live.liveness.poll(now) {
             liveness::Action::None => {}
             liveness::Action::SendPing => {
-                live.pings += 1;
-                log::debug!(
+                debug!(
                     "connection {} silent for {} ms: ping",
                     live.conn_no,
                     live.liveness.silent_for(now).as_millis()
@@ -345,39 +348,140 @@ impl Session {
         }
         // A stream with a guaranteed cadence silent on this connection while it lives: the
         // connection is replaced (make before break), which resubscribes the stream.
-        live.cadence.poll(now, |i, _| silent.push(i as u16));
+        live.cadence.poll(now, |i, _| silent.push((id, i as u16)));
         Ok(())
     }
 
+    /// An attempt failed for `reason`. When the venue said how long to stay away (`Retry-After`,
+    /// or a 418 ban), the next wait is at least that long: returns it, and whether it speaks
+    /// for the whole host (429, 418: every feed of the IP waits).
+    pub(crate) fn told_to_wait(&mut self, reason: DisconnectReason) -> Option<(Duration, bool)> {
+        let DisconnectReason::Http {
+            status,
+            retry_after_s,
+        } = reason
+        else {
+            return None;
+        };
+        let wait = match (status, retry_after_s) {
+            (_, Some(s)) => Duration::from_secs(u64::from(s)),
+            (418, None) => BAN_WAIT,
+            _ => return None,
+        };
+        self.retry_after = Some(wait);
+        Some((wait, matches!(status, 418 | 429)))
+    }
+
+    /// An attempt or a connection failed for a reason retrying can help: wait before the next
+    /// attempt, longer after each failure in a row, and at least as long as the venue asked;
+    /// the breaker opens after too many. Returns the decision and the wait.
+    pub(crate) fn back_off(
+        &mut self,
+        now: Instant,
+        rng: &mut impl RandomSource,
+    ) -> (Decision, Duration) {
+        let decision = self.backoff.on_failure(rng);
+        let mut wait = decision.wait();
+        if let Some(asked) = self.retry_after.take() {
+            // The venue said when to come back; sooner risks a ban.
+            wait = wait.max(asked);
+        }
+        let until = now + wait;
+        self.state = match decision {
+            Decision::Retry { .. } => State::Backoff { until },
+            Decision::CircuitOpen { .. } => State::CircuitOpen { until },
+        };
+        (decision, wait)
+    }
+
     /// The venue acknowledged request `id` (or, OKX, the one stream of it `stream` names):
-    /// returns the streams acknowledged, whose cadence is watched from now, or `None` when the
-    /// ack matches nothing this connection asked for.
-    pub(crate) fn on_ack(
+    /// returns the streams acknowledged, whose cadence is watched from now on.
+    pub(crate) fn on_ack<S: Sink + ?Sized>(
         &mut self,
         id: u64,
         stream: Option<StreamKey<'_>>,
         now: Instant,
         sh: &Shared,
-    ) -> Option<Vec<u16>> {
-        let live = self.live_mut()?;
-        let acked = live
-            .subs
-            .on_ack(id, stream, |i| sh.streams[usize::from(i)].name.as_str())?;
+        out: &mut Out<S>,
+    ) -> Vec<u16> {
+        let Some(live) = self.live_mut() else {
+            return Vec::new();
+        };
+        let name_of = |i: u16| sh.streams[usize::from(i)].name.as_str();
+        let Some(acked) = live.subs.on_ack(id, stream, name_of) else {
+            debug!(
+                "[{}] ack for a request (or a stream of one) not asked for: id {id}",
+                out.report.name
+            );
+            return Vec::new();
+        };
         for &i in &acked {
             live.cadence.arm(usize::from(i), now);
         }
-        Some(acked)
+        self.announce(sh, out);
+        acked
     }
 
-    /// Every request answered: the connection is up, announced once. Returns its number when it
-    /// is announced now.
-    pub(crate) fn announce(&mut self) -> Option<u32> {
-        let live = self.live_mut()?;
+    /// The venue answered a request with an error. A rejected multi-stream request is split in
+    /// halves to find exactly which streams the venue refuses; a rejected single stream is
+    /// reported and dropped from the feed's subscriptions, so reconnects do not retry it
+    /// forever. When no stream is left, the connection ends.
+    #[cold]
+    pub(crate) fn on_venue_error<S: Sink + ?Sized>(
+        &mut self,
+        id: Option<u64>,
+        code: i64,
+        msg: &str,
+        sh: &mut Shared,
+        out: &mut Out<S>,
+    ) -> Result<(), Lost> {
+        let Some(live) = self.live_mut() else {
+            return Ok(());
+        };
+        let streams = match live.subs.on_error(id) {
+            Refusal::NotOurs => {
+                warn!("[{}] venue error {code}: {msg}", out.report.name);
+                return Ok(());
+            }
+            Refusal::Split => return Ok(()),
+            Refusal::Streams(streams) => streams,
+        };
+        for i in streams {
+            if !std::mem::replace(&mut sh.active[usize::from(i)], false) {
+                continue; // another connection already reported it
+            }
+            FeedStats::bump(&out.report.stats.rejected_streams);
+            error!(
+                "[{}] venue rejected stream {} (code {code}: {msg}); it will not be retried",
+                out.report.name,
+                sh.streams[usize::from(i)].name
+            );
+            out.health(Health::SubscriptionRejected { stream: i, code });
+        }
+        if !sh.active.iter().any(|a| *a) {
+            return Err((DisconnectReason::AllStreamsRejected, Some(msg.to_string())));
+        }
+        // The rest may all be acknowledged already.
+        self.announce(sh, out);
+        Ok(())
+    }
+
+    /// Every request answered: the connection is up, announced once per connection.
+    pub(crate) fn announce<S: Sink + ?Sized>(&mut self, sh: &Shared, out: &mut Out<S>) {
+        let Some(live) = self.live_mut() else {
+            return;
+        };
         if live.announced || !live.subs.complete() {
-            return None;
+            return;
         }
         live.announced = true;
-        Some(live.conn_no)
+        info!(
+            "[{}] connection {} subscribed to {} streams",
+            out.report.name,
+            live.conn_no,
+            sh.active.iter().filter(|a| **a).count(),
+        );
+        out.health(Health::Connected { conn: live.conn_no });
     }
 
     /// The next instant this session has something to do (not counting a rotation by age).
@@ -407,7 +511,6 @@ impl Session {
 /// Pings the venue: its application-level ping where it has one (Bybit `{"op":"ping"}`, OKX
 /// `ping`), else a WebSocket ping. Also restarts the keep-alive period.
 fn ping(id: SessionId, live: &mut Live, now: Instant, sh: &mut Shared, actions: &mut Actions) {
-    live.pings += 1;
     let msg = match sh.venue.ping_text() {
         Some(text) => Outgoing::Static(text),
         None => Outgoing::Ping,

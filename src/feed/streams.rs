@@ -128,7 +128,7 @@ impl Streams {
             return Ok(None);
         };
         if self.outages.is_open() {
-            self.end_outage(recv_ns, out);
+            self.end_outage(now, recv_ns, out);
         }
         let stream = &mut self.list[i];
         match stream.decide(seq, recv_ns, self.reorder_window, carried_elsewhere, out) {
@@ -170,8 +170,8 @@ impl Streams {
     /// First data after an outage: record the gap, tell which streams' first messages report
     /// their missed ids to it, and report the recovery.
     #[cold]
-    fn end_outage<S: Sink + ?Sized>(&mut self, recv_ns: u64, out: &mut Out<S>) {
-        let Some(closed) = self.outages.close(recv_ns, out.report) else {
+    fn end_outage<S: Sink + ?Sized>(&mut self, now: Instant, recv_ns: u64, out: &mut Out<S>) {
+        let Some(closed) = self.outages.close(now, recv_ns, out.report) else {
             return;
         };
         for s in &mut self.list {

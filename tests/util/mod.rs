@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use wsfeed::config::{FeedConfig, FileConfig, ReconnectConfig};
 use wsfeed::engine::Engine;
-use wsfeed::sim::{SentRecord, Sim, SimConfig};
+use wsfeed::sim::{ConnId, SentRecord, Sim, SimConfig, SimSnapshot};
 use wsfeed::strategy::{Strategy, Universe};
 use wsfeed::tick::{FeedId, Health, Tick};
 
@@ -295,4 +295,54 @@ pub fn assert_delivery(sent: &[SentRecord], seen: &[Seen], lossless: &[u64]) {
             );
         }
     }
+}
+
+/// Polls `cond` until it holds; panics with `what` after [`WAIT`]. For engine counters and
+/// states, which have no change notification.
+pub fn eventually(what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// True when some health event of feed `feed` matches.
+pub fn has_health_of(seen: &[Seen], feed: u16, pred: impl Fn(&Health) -> bool) -> bool {
+    seen.iter()
+        .any(|s| matches!(s, Seen::Health { feed: f, event } if *f == feed && pred(event)))
+}
+
+/// Where the first health event that matches is, among everything seen.
+pub fn position_of(seen: &[Seen], pred: impl Fn(&Health) -> bool) -> Option<usize> {
+    seen.iter()
+        .position(|s| matches!(s, Seen::Health { event, .. } if pred(event)))
+}
+
+/// Ticks of `stream` on feed `feed`.
+pub fn ticks_of(seen: &[Seen], feed: u16, stream: &str) -> usize {
+    seen.iter()
+        .filter(|s| matches!(s, Seen::Tick { feed: f, stream: n, .. } if *f == feed && n == stream))
+        .count()
+}
+
+/// Index of `stream` in feed `feed` of the engine's universe.
+pub fn stream_index(universe: &Universe, feed: usize, stream: &str) -> u16 {
+    universe.feeds[feed]
+        .streams
+        .iter()
+        .position(|s| s.name == stream)
+        .unwrap_or_else(|| panic!("{stream} is not in feed {feed}")) as u16
+}
+
+/// Asserts that connection `conn` of the simulator subscribed exactly `want`.
+pub fn assert_resubscribed(snap: &SimSnapshot, conn: ConnId, want: &[&str]) {
+    let info = snap
+        .conn(conn)
+        .unwrap_or_else(|| panic!("no {conn}: {snap:?}"));
+    let mut got = info.streams.clone();
+    got.sort();
+    let mut want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(got, want, "{conn} subscribed everything");
 }
