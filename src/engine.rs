@@ -27,11 +27,9 @@ use crate::feed::limiter::ConnectGate;
 use crate::feed::params::{FeedParams, Target};
 use crate::feed::sink::{ChannelSink, Outbox};
 use crate::helper::Helper;
-use crate::metrics::{
-    micros_histogram, nanos_histogram, percentiles, FeedStats, FeedSummary, Summary,
-    RECONNECT_TARGET,
-};
+use crate::metrics::{micros_histogram, nanos_histogram, percentiles, FeedStats, RECONNECT_TARGET};
 use crate::strategy::{self, FeedInfo, Lane, Strategy, Universe};
+use crate::summary::{FeedSummary, Summary};
 use crate::tick::SymbolId;
 use crate::venue::Route;
 

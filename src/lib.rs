@@ -23,6 +23,7 @@ pub mod net;
 pub mod rest;
 pub mod sim;
 pub mod strategy;
+pub mod summary;
 pub mod tick;
 pub mod venue;
 

@@ -12,7 +12,8 @@ use wsfeed::config::CaptureConfig;
 use wsfeed::config::Config;
 use wsfeed::demo::{self, DemoVenues, FaultLevel};
 use wsfeed::engine::{Engine, StatusMark};
-use wsfeed::metrics::{FeedState, Summary};
+use wsfeed::metrics::FeedState;
+use wsfeed::summary::Summary;
 
 const USAGE: &str = "\
 wsfeed — low-latency, self-healing crypto market-data feeds

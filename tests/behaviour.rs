@@ -18,8 +18,9 @@ use std::time::{Duration, Instant};
 use util::*;
 use wsfeed::config::{FeedConfig, FullPolicy, ReconnectConfig};
 use wsfeed::engine::Engine;
-use wsfeed::metrics::{FeedState, Summary};
+use wsfeed::metrics::FeedState;
 use wsfeed::sim::Fault;
+use wsfeed::summary::Summary;
 use wsfeed::tick::{DisconnectReason, Health};
 
 fn connected(n: u32) -> impl Fn(&[Seen]) -> bool {

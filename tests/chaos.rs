@@ -35,9 +35,10 @@ use serde_json::Value;
 use util::*;
 use wsfeed::config::{CaptureConfig, FeedConfig, ReconnectConfig};
 use wsfeed::engine::Engine;
-use wsfeed::metrics::{FeedState, GapCause, GapRecord, Summary, MAX_SLOTS};
+use wsfeed::metrics::{FeedState, GapCause, GapRecord, MAX_SLOTS};
 use wsfeed::sim::{ConnId, Fault, SentRecord, Sim, SimConfig, SimSnapshot};
 use wsfeed::strategy::Universe;
+use wsfeed::summary::Summary;
 use wsfeed::tick::{DisconnectReason, Health};
 
 /// Every stream kind with a sequence, two symbols.

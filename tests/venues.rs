@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use util::*;
 use wsfeed::config::{FeedConfig, ReconnectConfig};
-use wsfeed::metrics::FeedSummary;
 use wsfeed::sim::{BookFault, Sim, SimConfig, SimVenue};
+use wsfeed::summary::FeedSummary;
 use wsfeed::tick::{DisconnectReason, Health};
 
 fn venue_sim(venue: SimVenue, idle: Option<Duration>) -> Sim {
