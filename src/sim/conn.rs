@@ -28,12 +28,14 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tungstenite::{Bytes, Error as WsError, HandshakeError, Message, WebSocket};
 
-use super::market::{now_ms, Event, Kind, Snap};
+use super::base::{lock, now_ms, Kind};
+use super::format::{json_str, json_val};
+use super::market::{Event, Snap};
 use super::rest::{self, Head};
 use super::venue::{self, Topic};
 use super::{
-    lock, BookFault, ConnEntry, ConnId, ConnInfo, Fault, Injected, Inner, SentKind, SentRecord,
-    SimVenue, Subscriber,
+    BookFault, ConnEntry, ConnId, ConnInfo, Fault, Injected, Inner, SentKind, SentRecord, SimVenue,
+    Subscriber,
 };
 
 /// Longest wait on the event channel before servicing the socket again.
@@ -1409,7 +1411,7 @@ impl Conn {
                         .map_or("btcusdt".into(), |s| s.to_ascii_lowercase());
                     format!("{sym}@bookTicker")
                 });
-            let stream = serde_json::to_string(&stream).unwrap_or_else(|_| "\"\"".into());
+            let stream = json_str(&stream);
             format!(r#"{{"stream":{stream},"data":{{"e":"padding","pad":""#)
         } else {
             r#"{"e":"padding","pad":""#.to_string()
@@ -1601,21 +1603,16 @@ fn string_params(req: &Value) -> Result<Vec<String>, String> {
         .collect()
 }
 
-fn id_json(id: &Value) -> String {
-    serde_json::to_string(id).unwrap_or_else(|_| "null".into())
-}
-
 fn result_reply(result_json: &str, id: &Value) -> String {
-    format!(r#"{{"result":{},"id":{}}}"#, result_json, id_json(id))
+    format!(r#"{{"result":{},"id":{}}}"#, result_json, json_val(id))
 }
 
 fn error_reply(code: i32, msg: &str, id: &Value) -> String {
-    let msg = serde_json::to_string(msg).unwrap_or_else(|_| "\"\"".into());
     format!(
         r#"{{"error":{{"code":{},"msg":{}}},"id":{}}}"#,
         code,
-        msg,
-        id_json(id)
+        json_str(msg),
+        json_val(id)
     )
 }
 

@@ -34,13 +34,16 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, TrySendError};
 
-use super::render::{self, BookMsg, Levels, MarkMsg, SymInfo, TradeMsg};
+use super::base::{lock, now_ms, Kind};
+use super::render::{self, BookMsg, Levels, MarkMsg, TradeMsg};
+use super::rng::{mix, seeded, Draw};
 use super::shared::VenueView;
-use super::{lock, Inner, SimVenue};
+use super::symbol::{price_format, SymInfo};
+use super::{Inner, SimVenue};
 
 /// Smallest interval the generator accepts; smaller configured values are
 /// clamped so that a zero interval cannot spin the generator forever.
@@ -55,33 +58,6 @@ pub(crate) const MAX_LEVELS: usize = 50;
 const MIN_LEVELS: usize = 30;
 /// Levels per side at start.
 const INIT_LEVELS: usize = 40;
-
-/// The kind of a market event (one per supported stream family).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Kind {
-    /// Top of book: Binance `<s>@bookTicker`, Bybit `orderbook.1.<S>`, OKX `bbo-tbt`.
-    BookTicker,
-    /// Trades: Binance `<s>@aggTrade`, Bybit `publicTrade.<S>`, OKX `trades`.
-    AggTrade,
-    /// Depth: Binance `<s>@depth@100ms`, Bybit `orderbook.50.<S>`, OKX `books`.
-    Depth,
-    /// Mark price: Binance `<s>@markPrice`, Bybit `tickers.<S>`, OKX `mark-price`.
-    MarkPrice,
-    /// OKX `funding-rate` (swaps).
-    Funding,
-}
-
-impl Kind {
-    /// Whether the stream belongs to the USD-M "public" route (else "market").
-    pub(crate) fn is_public(self) -> bool {
-        matches!(self, Kind::BookTicker | Kind::Depth)
-    }
-
-    /// Order book channels (the ones book faults act on).
-    pub(crate) fn is_book(self) -> bool {
-        matches!(self, Kind::BookTicker | Kind::Depth)
-    }
-}
 
 /// One generated market event, serialised once for all connections.
 #[derive(Debug)]
@@ -106,60 +82,6 @@ pub(crate) struct Event {
     pub spot_payload: Option<String>,
     /// Book channels: the message before rendering, for faulty variants.
     pub book: Option<Box<BookMsg>>,
-}
-
-/// splitmix64 finaliser.
-pub(crate) fn mix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// splitmix64: tiny, fast, deterministic; good enough for a synthetic market.
-#[derive(Debug, Clone)]
-pub(crate) struct Rng(pub(crate) u64);
-
-impl Rng {
-    pub(crate) fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, 1)`.
-    pub(crate) fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform integer in `[lo, hi]`.
-    pub(crate) fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        if hi <= lo {
-            return lo;
-        }
-        lo + self.next_u64() % (hi - lo + 1)
-    }
-
-    pub(crate) fn chance(&mut self, p: f64) -> bool {
-        self.unit() < p
-    }
-
-    /// About standard normal (mean 0, variance 1), bounded to ±3.47: the sum
-    /// of four uniforms (Irwin–Hall), rescaled.
-    pub(crate) fn normal(&mut self) -> f64 {
-        let sum: f64 = (0..4).map(|_| self.unit()).sum();
-        (sum - 2.0) * 3f64.sqrt()
-    }
-}
-
-/// Real Unix time in milliseconds.
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// Both sides of a book: price (in price units) → quantity (0.001 units).
@@ -255,7 +177,7 @@ pub(crate) struct Market {
     okx_checksum: bool,
     info: Arc<Vec<SymInfo>>,
     syms: Vec<SymState>,
-    rng: Rng,
+    rng: fastrand::Rng,
     gen: u64,
     /// The shared market this one quotes, if any.
     view: Option<VenueView>,
@@ -274,20 +196,6 @@ pub(crate) struct Snap {
     pub event_time_ms: u64,
     /// A full book snapshot (as opposed to a quote or ticker).
     pub full_book: bool,
-}
-
-/// Price decimals and tick (in price units) of a symbol.
-pub(crate) fn price_format(symbol: &str) -> (f64, u32, i64) {
-    let upper = symbol.to_ascii_uppercase();
-    if upper.starts_with("BTC") {
-        (60_000.0, 2, 10)
-    } else if upper.starts_with("ETH") {
-        (3_000.0, 2, 1)
-    } else if upper.starts_with("SOL") {
-        (150.0, 3, 10)
-    } else {
-        (100.0, 4, 10)
-    }
 }
 
 impl Market {
@@ -325,7 +233,7 @@ impl Market {
             None => seed,
             Some(v) => seed ^ mix(v.seed() ^ mix(u64::from(v.slot()) + 1)),
         };
-        let mut rng = Rng(seed ^ 0x005E_ED0F_F33D);
+        let mut rng = seeded(seed ^ 0x005E_ED0F_F33D);
         let syms = info
             .iter()
             .enumerate()
@@ -818,7 +726,7 @@ struct Timer {
     every: Duration,
     /// Shared markets' book changes: each interval is `every` times a
     /// factor uniform in `[1 − j, 1 + j]`.
-    jitter: Option<(f64, Rng)>,
+    jitter: Option<(f64, fastrand::Rng)>,
 }
 
 impl Timer {
@@ -835,7 +743,7 @@ impl Timer {
 
     /// Jittered intervals (`j` in `[0, 1)`), deterministic from `seed`.
     fn jittered(mut self, j: f64, seed: u64) -> Timer {
-        self.jitter = Some((j, Rng(seed)));
+        self.jitter = Some((j, seeded(seed)));
         self
     }
 
@@ -954,22 +862,10 @@ fn broadcast(inner: &Inner, batch: &[Arc<Event>]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use render::fixed;
 
     fn market(syms: &[&str], seed: u64, venue: SimVenue) -> Market {
-        let info = syms
-            .iter()
-            .map(|s| SymInfo::new(s, price_format(s).1))
-            .collect();
+        let info = syms.iter().map(|s| SymInfo::of(s)).collect();
         Market::new(Arc::new(info), seed, venue, true)
-    }
-
-    #[test]
-    fn fixed_formats() {
-        assert_eq!(fixed(6_000_010, 2), "60000.10");
-        assert_eq!(fixed(5, 3), "0.005");
-        assert_eq!(fixed(-1234, 2), "-12.34");
-        assert_eq!(fixed(7, 0), "7");
     }
 
     #[test]

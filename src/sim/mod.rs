@@ -133,12 +133,16 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+mod base;
 mod conn;
+mod format;
 mod market;
 mod render;
 pub mod replay;
 mod rest;
+mod rng;
 mod shared;
+mod symbol;
 mod tls;
 mod venue;
 
@@ -153,15 +157,16 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use socket2::{Domain, Protocol, Socket, Type};
 
+use self::base::lock;
 use self::market::{Event, Market};
-use self::render::SymInfo;
+use self::symbol::SymInfo;
 
 /// The longest the acceptor waits for a connection before it looks at shutdown and at the end
 /// of a refusal period again. A connection wakes it at once.
@@ -629,12 +634,6 @@ pub(crate) enum Injected {
 // ---------------------------------------------------------------------------
 // Shared state
 
-/// Locks a mutex, ignoring poisoning (a panicking thread must not take the
-/// whole simulator down with it).
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// A scripted HTTP rejection of upcoming upgrades.
 #[derive(Debug, Clone)]
 pub(crate) struct Reject {
@@ -874,12 +873,8 @@ impl Sim {
         }
         cfg.symbols.retain(|s| !s.is_empty());
         cfg.symbols.dedup();
-        let info: Arc<Vec<SymInfo>> = Arc::new(
-            cfg.symbols
-                .iter()
-                .map(|s| SymInfo::new(s, market::price_format(s).1))
-                .collect(),
-        );
+        let info: Arc<Vec<SymInfo>> =
+            Arc::new(cfg.symbols.iter().map(|s| SymInfo::of(s)).collect());
         let tls = if cfg.tls {
             Some(tls::generate(cfg.bind)?)
         } else {

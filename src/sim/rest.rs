@@ -26,9 +26,10 @@ use std::net::Shutdown;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::base::{lock, now_ms};
 use super::conn::SimStream;
-use super::market::now_ms;
-use super::{lock, Inner, SimVenue};
+use super::format::json_str;
+use super::{Inner, SimVenue};
 
 /// Longest request head accepted.
 pub(crate) const MAX_HEAD: usize = 16 * 1024;
@@ -90,8 +91,10 @@ fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
 }
 
 fn error(status: u16, code: i32, msg: &str) -> (u16, String) {
-    let msg = serde_json::to_string(msg).unwrap_or_else(|_| "\"\"".into());
-    (status, format!(r#"{{"code":{code},"msg":{msg}}}"#))
+    (
+        status,
+        format!(r#"{{"code":{code},"msg":{}}}"#, json_str(msg)),
+    )
 }
 
 /// Status and JSON body for a plain request.

@@ -8,8 +8,9 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::lock;
-use super::market::{mix, price_format, Rng};
+use super::base::lock;
+use super::rng::{mix, seeded, Draw};
+use super::symbol::price_format;
 
 /// Length of one tick of the shared price path.
 const TICK: Duration = Duration::from_millis(1);
@@ -236,7 +237,7 @@ impl SharedMarket {
                 names.push(s);
             }
         }
-        let mut rng = Rng(mix(seed ^ 0x5AA2_ED00_0000_0001));
+        let mut rng = seeded(mix(seed ^ 0x5AA2_ED00_0000_0001));
         let syms = names
             .iter()
             .map(|s| {
@@ -393,7 +394,7 @@ struct PathState {
     epoch: Option<Instant>,
     /// Latest tick computed.
     tick: u64,
-    rng: Rng,
+    rng: fastrand::Rng,
     syms: Vec<SymPath>,
     /// Simulators joined so far.
     slots: u32,
@@ -438,7 +439,7 @@ impl PathState {
                         start: t,
                         end: t + rng.range(dlo, dhi).max(1),
                         bps: sign * size,
-                        pick: rng.next_u64() as u32,
+                        pick: rng.u32(..),
                     };
                     if s.spikes.len() == SPIKES_KEPT {
                         s.spikes.pop_front();
@@ -489,7 +490,7 @@ pub(crate) struct VenueView {
     /// Shared symbol index of each of the simulator's symbols.
     map: Vec<usize>,
     syms: Vec<ViewSym>,
-    rng: Rng,
+    rng: fastrand::Rng,
     /// Offset decay per tick and the matching noise.
     decay: f64,
     noise: f64,
@@ -504,7 +505,7 @@ pub(crate) struct VenueView {
 impl VenueView {
     fn new(shared: SharedMarket, slot: u32, map: Vec<usize>) -> VenueView {
         let p = shared.params().clone();
-        let mut rng = Rng(mix(shared.seed() ^ mix(0x0FF5_E700 + u64::from(slot))));
+        let mut rng = seeded(mix(shared.seed() ^ mix(0x0FF5_E700 + u64::from(slot))));
         let decay = (-TICK.as_secs_f64() / p.offset_reversion.as_secs_f64()).exp();
         let noise = p.offset_std_bps * (1.0 - decay * decay).sqrt();
         let syms = map

@@ -3,8 +3,10 @@
 
 use serde_json::Value;
 
-use super::market::{mix, Kind};
-use super::render::SymInfo;
+use super::base::Kind;
+use super::format::{json_str, json_val};
+use super::rng::mix;
+use super::symbol::SymInfo;
 use super::SimVenue;
 
 /// A parsed Bybit topic or OKX channel argument.
@@ -112,14 +114,6 @@ pub(crate) fn conn_tag(venue: SimVenue, seed: u64, id: u64) -> String {
             )
         }
     }
-}
-
-fn json_str(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
-}
-
-fn json_val(v: &Value) -> String {
-    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }
 
 /// A Bybit operation reply, fields in the venue's order:
