@@ -29,14 +29,14 @@ use tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tungstenite::{Bytes, Error as WsError, HandshakeError, Message, WebSocket};
 
 use super::base::{lock, now_ms, Kind};
+use super::config::SimVenue;
+use super::fault::{BookFault, Fault, Injected};
 use super::format::{json_str, json_val};
 use super::market::{Event, Snap};
+use super::observe::{ConnId, ConnInfo, SentKind, SentRecord};
 use super::rest::{self, Head};
+use super::state::{ConnEntry, Inner, Subscriber};
 use super::venue::{self, Topic};
-use super::{
-    BookFault, ConnEntry, ConnId, ConnInfo, Fault, Injected, Inner, SentKind, SentRecord, SimVenue,
-    Subscriber,
-};
 
 /// Longest wait on the event channel before servicing the socket again.
 const IDLE_WAIT: Duration = Duration::from_millis(1);
@@ -632,10 +632,10 @@ struct Conn {
     subs: Vec<Sub>,
     events: Receiver<Arc<Event>>,
     faults: Receiver<Injected>,
-    /// When the upgrade completed (for [`super::SimConfig::max_conn_age`]).
+    /// When the upgrade completed (for [`SimConfig::max_conn_age`](super::config::SimConfig::max_conn_age)).
     opened: Instant,
     /// When the client last sent a text frame (for
-    /// [`super::SimConfig::idle_timeout`]).
+    /// [`SimConfig::idle_timeout`](super::config::SimConfig::idle_timeout)).
     last_text: Instant,
     /// Data messages written to the WebSocket since the last complete flush.
     unflushed: usize,
@@ -735,7 +735,7 @@ impl Conn {
     /// written message is recorded as ground truth *before* it is handed to
     /// the WebSocket: tungstenite's `write` flushes everything buffered when a
     /// pong or close reply is queued, so recording after the write could let a
-    /// client read a message that [`super::Sim::sent`] does not list yet.
+    /// client read a message that `Sim::sent` does not list yet.
     fn deliver(&mut self, events: &[Arc<Event>]) -> Result<(), End> {
         let Conn {
             inner,

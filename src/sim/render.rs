@@ -7,10 +7,10 @@
 use std::fmt::Write as _;
 
 use super::base::Kind;
+use super::config::SimVenue;
 use super::format::{fixed, qty};
 use super::rng::mix;
 use super::symbol::SymInfo;
-use super::SimVenue;
 
 /// Price levels `(price units, quantity units)`, best first.
 pub(crate) type Levels = Vec<(i64, u64)>;
@@ -57,7 +57,7 @@ pub(crate) struct BookMsg {
     pub asks: Levels,
     /// OKX `checksum`.
     pub checksum: i32,
-    /// The true best ask after this message (for [`super::BookFault::CrossBook`]).
+    /// The true best ask after this message (for `BookFault::CrossBook`).
     pub best_ask: Option<i64>,
 }
 

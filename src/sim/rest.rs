@@ -16,9 +16,9 @@
 //! Missing `symbol` → 400 code -1102, unknown symbol → 400 code -1121, other
 //! paths → 404, other methods → 405 (all JSON `{"code":…,"msg":…}`). Other
 //! venues answer every plain request with 404. Scripted upgrade rejections
-//! ([`super::Fault::Reject`] and its shorthands) do not apply to plain
-//! requests; [`super::BookFault::SnapshotStale`] does. Each request is counted
-//! in [`super::SimSnapshot::rest_requests`] (and its TCP accept in
+//! ([`Fault::Reject`](super::fault::Fault::Reject) and its shorthands) do not apply to plain
+//! requests; [`BookFault::SnapshotStale`](super::fault::BookFault::SnapshotStale) does. Each request is counted
+//! in [`SimSnapshot::rest_requests`](super::observe::SimSnapshot::rest_requests) (and its TCP accept in
 //! `accepts`), and never appears in `connections`.
 
 use std::io::{self, Read, Write};
@@ -27,9 +27,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::base::{lock, now_ms};
+use super::config::SimVenue;
 use super::conn::SimStream;
 use super::format::json_str;
-use super::{Inner, SimVenue};
+use super::state::Inner;
 
 /// Longest request head accepted.
 pub(crate) const MAX_HEAD: usize = 16 * 1024;

@@ -118,9 +118,9 @@ fn ticks(d: Duration) -> u64 {
     (d.as_nanos() / TICK.as_nanos()) as u64
 }
 
-/// One underlying market that several [`Sim`](super::Sim)s quote, each in
-/// its own venue's protocol (set [`SimConfig::shared`](super::SimConfig::shared),
-/// or start them with [`start_group`](super::start_group)).
+/// One underlying market that several `Sim`s quote, each in
+/// its own venue's protocol (set `SimConfig::shared`,
+/// or start them with `start_group`).
 ///
 /// Only the price path is shared: every simulator keeps its own book, update
 /// ids, sequence numbers, trades and ground truth. Each venue's mid follows
@@ -215,7 +215,7 @@ impl Eq for SharedMarket {}
 
 impl SharedMarket {
     /// A shared market of these symbols (normalised like
-    /// [`SimConfig::symbols`](super::SimConfig::symbols): trimmed,
+    /// `SimConfig::symbols`: trimmed,
     /// uppercase, duplicates dropped), deterministic from `seed`, with the
     /// default [`SharedMarketParams`]. Each symbol starts within ±0.5 % of
     /// the price an unshared simulator starts around (BTC 60 000, ETH 3 000,

@@ -4,10 +4,10 @@
 use serde_json::Value;
 
 use super::base::Kind;
+use super::config::SimVenue;
 use super::format::{json_str, json_val};
 use super::rng::mix;
 use super::symbol::SymInfo;
-use super::SimVenue;
 
 /// A parsed Bybit topic or OKX channel argument.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,7 +84,7 @@ pub(crate) fn okx_name(channel: &str, inst_id: &str) -> String {
     format!("{channel}:{inst_id}")
 }
 
-/// Normalises a stream name given to [`super::Fault::Mute`] for a non-Binance
+/// Normalises a stream name given to `Fault::Mute` for a non-Binance
 /// venue (an OKX `channel:instId` keeps its form; a Bybit topic too).
 pub(crate) fn normalise(info: &[SymInfo], venue: SimVenue, name: &str) -> String {
     match venue {
