@@ -3,10 +3,15 @@
 
 use std::time::Duration;
 
-#[cfg(doc)]
-use super::config::SimConfig;
+use super::base::Kind;
+use super::config::{SimConfig, SimVenue};
+use super::format::json_str;
 #[cfg(doc)]
 use super::observe::{ConnInfo, SentRecord, SimSnapshot};
+use super::protocol::Session;
+use super::render::BookMsg;
+use super::symbol::SymInfo;
+use super::{binance, bybit, okx};
 
 /// A scripted fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,4 +187,194 @@ impl BookFault {
 pub(crate) enum Injected {
     Std(Fault),
     Book(BookFault),
+}
+
+// ---------------------------------------------------------------------------
+// What a fault does to a connection (carried out by the serve loop)
+
+/// Payload of the malformed frame sent by [`Fault::Malformed`].
+const MALFORMED: &str = r#"{"stream":"btcusdt@bookTicker","data":{"u":12"#;
+/// Payload of the frame sent by [`Fault::UnknownMessage`].
+const UNKNOWN_MESSAGE: &str = r#"{"event":"mystery","x":1}"#;
+/// Payload of the frame sent by [`Fault::Binary`].
+const BINARY: [u8; 4] = [0xDE, 0xAD, 0xBE, 0xEF];
+/// Largest frame [`Fault::Oversized`] builds.
+const MAX_OVERSIZED: usize = 64 << 20;
+/// Most pings one [`Fault::PingFlood`] sends.
+const MAX_PING_FLOOD: u32 = 10_000;
+/// [`BookFault::BreakChain`] on Bybit: how far `u` jumps.
+const BYBIT_U_JUMP: u64 = 1000;
+
+/// How a connection fault ends its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cut {
+    /// Close frame with that code and reason, then close TCP.
+    Close(u16, &'static str),
+    /// Abrupt reset.
+    Reset,
+    /// Half-open stall for that long, then a silent drop.
+    Stall(Duration),
+}
+
+/// What a connection fault does to its connection, decided without I/O.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// End the connection.
+    End(Cut),
+    /// Send one text frame that is not data (never recorded).
+    Text(String),
+    /// Send one binary frame.
+    Binary(&'static [u8]),
+    /// Send that many server pings, each awaiting its pong.
+    Pings(u32),
+    /// Withhold the next data messages ([`Fault::DropNext`]).
+    Withhold(u64),
+    /// Mute that stream (its normalised name) from now on ([`Fault::Mute`]).
+    Mute(String),
+    /// A listener fault: it never reaches a connection.
+    None,
+}
+
+/// What `fault` does on a connection with session `session` (the venue's
+/// stream names normalised with `cfg` and `info`).
+pub(crate) fn action(fault: Fault, session: &Session, cfg: &SimConfig, info: &[SymInfo]) -> Action {
+    match fault {
+        Fault::Close { code } => Action::End(Cut::Close(code, "sim close")),
+        Fault::Reset => Action::End(Cut::Reset),
+        Fault::Stall { duration } => Action::End(Cut::Stall(duration)),
+        Fault::Malformed => Action::Text(MALFORMED.to_string()),
+        Fault::ServerPing => Action::Pings(1),
+        Fault::PingFlood { count } => Action::Pings(count.min(MAX_PING_FLOOD)),
+        Fault::Oversized { bytes } => Action::Text(padding_frame(bytes, session, &cfg.symbols)),
+        Fault::Binary => Action::Binary(&BINARY),
+        Fault::UnknownMessage => Action::Text(UNKNOWN_MESSAGE.to_string()),
+        Fault::DropNext { count } => Action::Withhold(u64::from(count)),
+        Fault::Mute { stream } => Action::Mute(match session.venue {
+            SimVenue::Binance => binance::normalise(&cfg.symbols, &stream),
+            SimVenue::BybitSpot | SimVenue::BybitLinear => bybit::normalise(info, &stream),
+            SimVenue::Okx => okx::normalise(info, &stream),
+        }),
+        // Listener faults never reach a connection.
+        Fault::Refuse { .. }
+        | Fault::Http429 { .. }
+        | Fault::Http503 { .. }
+        | Fault::Reject { .. }
+        | Fault::IgnoreSubscribe { .. } => Action::None,
+    }
+}
+
+/// The [`Fault::Oversized`] frame: valid JSON of exactly
+/// `max(bytes, envelope size)` bytes (`bytes` capped at
+/// [`MAX_OVERSIZED`]), in the envelope of the first subscribed stream
+/// (preferring one that delivers) on combined-stream paths.
+fn padding_frame(bytes: usize, session: &Session, symbols: &[String]) -> String {
+    let head = if session.wrapped {
+        let stream = session
+            .subs
+            .iter()
+            .find(|s| s.delivers && !s.muted)
+            .or_else(|| session.subs.first())
+            .map(|s| s.name.clone())
+            .unwrap_or_else(|| {
+                let sym = symbols
+                    .first()
+                    .map_or("btcusdt".into(), |s| s.to_ascii_lowercase());
+                format!("{sym}@bookTicker")
+            });
+        let stream = json_str(&stream);
+        format!(r#"{{"stream":{stream},"data":{{"e":"padding","pad":""#)
+    } else {
+        r#"{"e":"padding","pad":""#.to_string()
+    };
+    let tail = if session.wrapped { r#""}}"# } else { r#""}"# };
+    let pad = bytes
+        .min(MAX_OVERSIZED)
+        .saturating_sub(head.len() + tail.len());
+    let mut text = String::with_capacity(head.len() + pad + tail.len());
+    text.push_str(&head);
+    text.extend(std::iter::repeat_n('x', pad));
+    text.push_str(tail);
+    text
+}
+
+/// Book faults armed on a connection, waiting for their message
+/// ([`BookFault`]).
+#[derive(Debug, Default)]
+pub(crate) struct BookFaults {
+    skip: u64,
+    break_chain: u64,
+    cross: u64,
+    bad_checksum: u64,
+}
+
+impl BookFaults {
+    /// Arms `fault`; false for a listener-level one (never sent to a
+    /// connection, not counted).
+    pub(crate) fn arm(&mut self, fault: BookFault) -> bool {
+        match fault {
+            BookFault::SkipSeq => self.skip += 1,
+            BookFault::BreakChain => self.break_chain += 1,
+            BookFault::CrossBook => self.cross += 1,
+            BookFault::BadChecksum => self.bad_checksum += 1,
+            BookFault::SnapshotStale => return false,
+        }
+        true
+    }
+
+    /// Whether a book message about to be delivered is withheld
+    /// ([`BookFault::SkipSeq`], consumed).
+    pub(crate) fn skip(&mut self) -> bool {
+        let skip = self.skip > 0;
+        if skip {
+            self.skip -= 1;
+        }
+        skip
+    }
+
+    /// The faulty variant of a book message, if an armed fault applies to it
+    /// (consuming that fault).
+    pub(crate) fn faulty(&mut self, venue: SimVenue, msg: &BookMsg) -> Option<BookMsg> {
+        let chained = msg.kind == Kind::Depth || (msg.kind == Kind::BookTicker && venue.is_bybit());
+        let brk = self.break_chain > 0 && chained;
+        let cross = self.cross > 0;
+        let bad_cs = self.bad_checksum > 0 && venue == SimVenue::Okx && msg.kind == Kind::Depth;
+        if !(brk || cross || bad_cs) {
+            return None;
+        }
+        let mut m = msg.clone();
+        if brk {
+            self.break_chain -= 1;
+            match venue {
+                SimVenue::Binance => {
+                    m.first_id += 1;
+                    m.prev_id = m.prev_id.map(|p| p + 1);
+                }
+                SimVenue::BybitSpot | SimVenue::BybitLinear => m.last_id += BYBIT_U_JUMP,
+                SimVenue::Okx => m.prev_id = m.prev_id.map(|p| p.saturating_sub(1)),
+            }
+        }
+        if cross {
+            self.cross -= 1;
+            match m.kind {
+                Kind::Depth => {
+                    if let Some(ask) = m.best_ask {
+                        m.bids.retain(|&(p, _)| p != ask);
+                        m.bids.insert(0, (ask, 1000));
+                    }
+                }
+                _ => {
+                    if let Some(&(ask, _)) = m.asks.first() {
+                        let q = m.bids.first().map_or(1000, |b| b.1);
+                        m.bids = vec![(ask, q)];
+                    }
+                }
+            }
+        }
+        if bad_cs {
+            self.bad_checksum -= 1;
+            let wrong = m.checksum ^ 0x0101_0101;
+            m.checksum = if wrong == 0 { 1 } else { wrong };
+        }
+        Some(m)
+    }
 }

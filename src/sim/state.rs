@@ -8,7 +8,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender};
 
 use super::base::lock;
 use super::config::SimConfig;
@@ -18,6 +18,10 @@ use super::fault::{BookFault, Fault};
 use super::market::{Event, Market};
 use super::observe::{ConnId, ConnInfo, SentRecord, SimSnapshot};
 use super::symbol::SymInfo;
+
+/// Capacity of a connection's event channel; the generator drops events for
+/// a connection whose channel is full.
+const EVENT_QUEUE: usize = 16 * 1024;
 
 /// A scripted HTTP rejection of upcoming upgrades.
 #[derive(Debug, Clone)]
@@ -95,5 +99,61 @@ impl Inner {
     /// observed through the periodic re-evaluation).
     pub(crate) fn update_quiet<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
         f(&mut lock(&self.state))
+    }
+
+    /// Registers a new connection upgraded on `path` with the streams
+    /// subscribed in its URL: its id (the next one), the event channel the
+    /// generator feeds and the channel its faults arrive on.
+    pub(crate) fn register(
+        &self,
+        path: String,
+        streams: Vec<String>,
+    ) -> (ConnId, Receiver<Arc<Event>>, Receiver<Injected>) {
+        let (ev_tx, ev_rx) = crossbeam_channel::bounded(EVENT_QUEUE);
+        let (fault_tx, fault_rx) = crossbeam_channel::unbounded();
+        let id = self.update(|st| {
+            let id = ConnId(st.next_conn_id);
+            st.next_conn_id += 1;
+            st.conns.insert(
+                id,
+                ConnEntry {
+                    info: ConnInfo {
+                        id,
+                        path,
+                        streams,
+                        open: true,
+                        messages_sent: 0,
+                        stalled: false,
+                        withheld: 0,
+                        muted: Vec::new(),
+                    },
+                    faults: fault_tx,
+                },
+            );
+            id
+        });
+        lock(&self.subscribers).push(Subscriber { id, tx: ev_tx });
+        (id, ev_rx, fault_rx)
+    }
+
+    /// Marks a connection closed and stops feeding it events.
+    pub(crate) fn unregister(&self, id: ConnId) {
+        lock(&self.subscribers).retain(|s| s.id != id);
+        self.update(|st| {
+            if let Some(e) = st.conns.get_mut(&id) {
+                e.info.open = false;
+                e.info.stalled = false;
+            }
+        });
+    }
+
+    /// Changes the registry entry of connection `id`, if it is there, and
+    /// wakes every `wait_until`.
+    pub(crate) fn update_conn(&self, id: ConnId, f: impl FnOnce(&mut SimSnapshot, &mut ConnInfo)) {
+        self.update(|st| {
+            if let Some(e) = st.conns.get_mut(&id) {
+                f(&mut st.counters, &mut e.info);
+            }
+        });
     }
 }
