@@ -30,13 +30,13 @@
 //! this market's own, from its own seed mixed with the view's slot. Without a
 //! view nothing differs from an unshared simulator.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::base::Kind;
+use super::book::{Book, Levels};
 use super::config::SimVenue;
-use super::render::{self, BookMsg, Levels, MarkMsg, TradeMsg};
+use super::render::{self, BookMsg, MarkMsg, TradeMsg};
 use super::rng::{mix, seeded, Draw};
 use super::shared::VenueView;
 use super::symbol::{price_format, SymInfo};
@@ -71,53 +71,6 @@ pub(crate) struct Event {
     pub spot_payload: Option<String>,
     /// Book channels: the message before rendering, for faulty variants.
     pub book: Option<Box<BookMsg>>,
-}
-
-/// Both sides of a book: price (in price units) → quantity (0.001 units).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Book {
-    pub bids: BTreeMap<i64, u64>,
-    pub asks: BTreeMap<i64, u64>,
-}
-
-impl Book {
-    pub(crate) fn best_bid(&self) -> Option<(i64, u64)> {
-        self.bids.iter().next_back().map(|(&p, &q)| (p, q))
-    }
-
-    pub(crate) fn best_ask(&self) -> Option<(i64, u64)> {
-        self.asks.iter().next().map(|(&p, &q)| (p, q))
-    }
-
-    /// The best `n` levels of each side, best first.
-    pub(crate) fn top(&self, n: usize) -> (Levels, Levels) {
-        (
-            self.bids
-                .iter()
-                .rev()
-                .take(n)
-                .map(|(&p, &q)| (p, q))
-                .collect(),
-            self.asks.iter().take(n).map(|(&p, &q)| (p, q)).collect(),
-        )
-    }
-
-    /// Applies a diff (absolute quantities, 0 removes the level).
-    pub(crate) fn apply(&mut self, diff: &Book) {
-        for (side, changes) in [(&mut self.bids, &diff.bids), (&mut self.asks, &diff.asks)] {
-            for (&p, &q) in changes {
-                if q == 0 {
-                    side.remove(&p);
-                } else {
-                    side.insert(p, q);
-                }
-            }
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.bids.is_empty() && self.asks.is_empty()
-    }
 }
 
 /// Per-symbol book and id state.

@@ -14,9 +14,6 @@ use super::market::Snap;
 use super::rng::mix;
 use super::symbol::SymInfo;
 
-#[cfg(test)]
-use super::market::Market;
-
 /// USD-M route of an upgrade path (Binance's "Base URL split").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Route {
@@ -226,6 +223,7 @@ pub(crate) mod test_env {
     use std::sync::{Arc, Mutex};
 
     use super::*;
+    use crate::sim::market::Market;
 
     #[derive(Debug)]
     pub(crate) struct TestEnv {

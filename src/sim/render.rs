@@ -7,13 +7,11 @@
 use std::fmt::Write as _;
 
 use super::base::Kind;
+use super::book::Levels;
 use super::config::SimVenue;
 use super::format::{fixed, qty};
 use super::rng::mix;
 use super::symbol::SymInfo;
-
-/// Price levels `(price units, quantity units)`, best first.
-pub(crate) type Levels = Vec<(i64, u64)>;
 
 /// Number of orders shown at a level (OKX's fourth field): deterministic in
 /// the quantity, 0 for a removed level.

@@ -13,20 +13,16 @@
 //! is queued), so the record is always a superset of what reached the client.
 
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
-use std::net::Shutdown;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
-use socket2::SockRef;
-use tungstenite::protocol::frame::coding::CloseCode;
-use tungstenite::protocol::CloseFrame;
-use tungstenite::{Bytes, Error as WsError, Message, WebSocket};
+use tungstenite::{Bytes, Message, WebSocket};
 
 use super::base::{lock, now_ms, Kind};
 use super::config::{SimConfig, SimVenue};
+use super::end::{End, Ending};
 use super::fault::{self, Action, BookFault, BookFaults, Cut, Fault, Injected};
 use super::market::{Event, Snap};
 use super::observe::{ConnId, SentKind, SentRecord};
@@ -34,21 +30,17 @@ use super::protocol::{Env, Out, Session, Topic};
 use super::render;
 use super::state::Inner;
 use super::symbol::SymInfo;
-use super::transport::SimStream;
+use super::transport::{is_would_block, SimStream};
 use super::{binance, bybit, okx};
 
 /// Longest wait on the event channel before servicing the socket again.
-pub(crate) const IDLE_WAIT: Duration = Duration::from_millis(1);
+const IDLE_WAIT: Duration = Duration::from_millis(1);
 /// A [`Fault::ServerPing`] not answered within this closes with 1008.
 #[cfg(not(test))]
 const PONG_TIMEOUT: Duration = Duration::from_secs(5);
 /// Shortened so unit tests of the timeout stay fast.
 #[cfg(test)]
 const PONG_TIMEOUT: Duration = Duration::from_millis(400);
-/// How long a server-initiated close waits for the client's Close reply.
-const CLOSE_LINGER: Duration = Duration::from_millis(1000);
-/// How long a final flush may keep retrying on a full socket buffer.
-const FLUSH_GRACE: Duration = Duration::from_millis(200);
 /// Written-but-unflushed data messages above which no more events are pulled.
 const MAX_PENDING: usize = 8 * 1024;
 /// Events handled per loop iteration before the socket is serviced again.
@@ -61,37 +53,6 @@ fn sent_kind(kind: Kind) -> SentKind {
         Kind::AggTrade => SentKind::Trade,
         Kind::MarkPrice => SentKind::Mark,
         Kind::Funding => SentKind::Funding,
-    }
-}
-
-fn is_would_block(e: &WsError) -> bool {
-    matches!(e, WsError::Io(io) if io.kind() == io::ErrorKind::WouldBlock)
-}
-
-/// Why the serving loop ended, i.e. what is left to do with the socket.
-#[derive(Debug)]
-pub(crate) enum End {
-    /// Simulator shutting down.
-    Shutdown,
-    /// The peer went away or broke the protocol; just drop.
-    Gone,
-    /// The client sent a Close frame.
-    ClientClose,
-    /// Server-initiated close with that code and reason.
-    Close(u16, &'static str),
-    /// Abrupt reset.
-    Reset,
-    /// Half-open stall for that long, then a silent drop.
-    Stall(Duration),
-}
-
-impl From<Cut> for End {
-    fn from(cut: Cut) -> End {
-        match cut {
-            Cut::Close(code, reason) => End::Close(code, reason),
-            Cut::Reset => End::Reset,
-            Cut::Stall(d) => End::Stall(d),
-        }
     }
 }
 
@@ -189,10 +150,19 @@ impl Conn {
         }
     }
 
-    /// Serves until the connection ends, then ends it.
+    /// Serves until the connection ends, then ends it (see `end.rs`) and
+    /// unregisters it. Dropping the connection closes the socket.
     pub(crate) fn run(mut self) {
         let end = self.serve();
-        self.finish(end);
+        let ending = Ending {
+            inner: &self.inner,
+            id: self.id,
+            ws: &mut self.ws,
+            events: &self.events,
+            faults: &self.faults,
+        };
+        ending.finish(end);
+        self.inner.unregister(self.id);
     }
 
     fn serve(&mut self) -> End {
@@ -432,39 +402,6 @@ impl Conn {
         }
     }
 
-    /// Pushes everything buffered (after queueing `close`, if given) into the
-    /// kernel, retrying on a full socket for a short grace period. True if
-    /// everything was handed over.
-    fn drain_out(&mut self, mut close: Option<CloseFrame>) -> bool {
-        let deadline = Instant::now() + FLUSH_GRACE;
-        loop {
-            let queued = match close.take() {
-                Some(frame) => self.ws.close(Some(frame)),
-                None => self.ws.flush(),
-            };
-            // `ConnectionClosed` from a server-side flush after the client's
-            // Close means "everything written, now terminated".
-            let flushed = match queued {
-                Ok(()) | Err(WsError::ConnectionClosed) => {
-                    self.ws.get_mut().flush().map_err(WsError::Io)
-                }
-                Err(e) => Err(e),
-            };
-            match flushed {
-                Ok(()) => {
-                    self.unflushed = 0;
-                    return true;
-                }
-                Err(e) if is_would_block(&e) => {}
-                Err(_) => return false,
-            }
-            if Instant::now() >= deadline || self.inner.is_shutdown() {
-                return false;
-            }
-            thread::sleep(Duration::from_micros(200));
-        }
-    }
-
     /// Writes one non-data message (reply or fault frame; never recorded)
     /// and flushes.
     fn send_message(&mut self, msg: Message) -> Result<(), End> {
@@ -617,94 +554,5 @@ impl Conn {
         });
         result?;
         self.flush()
-    }
-
-    // -----------------------------------------------------------------------
-    // Endings
-
-    fn finish(mut self, end: End) {
-        match end {
-            End::Shutdown => {
-                // Best effort: tell the client we are going away, don't wait.
-                self.drain_out(Some(CloseFrame {
-                    code: CloseCode::Away,
-                    reason: "sim shutdown".into(),
-                }));
-            }
-            End::Gone => {}
-            End::ClientClose => {
-                // Queues nothing new: the reply to the client's Close is
-                // already queued behind the data written before it.
-                self.drain_out(None);
-            }
-            End::Close(code, reason) => self.finish_server_close(code, reason),
-            End::Reset => {
-                let _ = SockRef::from(self.ws.get_ref().tcp()).set_linger(Some(Duration::ZERO));
-            }
-            End::Stall(duration) => self.stall(duration),
-        }
-        self.inner.unregister(self.id);
-        // Dropping `self` closes the socket.
-    }
-
-    /// Server-initiated close: Close frame, wait for the client's reply (or
-    /// a timeout), then close TCP.
-    fn finish_server_close(&mut self, code: u16, reason: &'static str) {
-        let frame = CloseFrame {
-            code: CloseCode::from(code),
-            reason: reason.into(),
-        };
-        if !self.drain_out(Some(frame)) {
-            return;
-        }
-        self.mark_closed();
-        let deadline = Instant::now() + CLOSE_LINGER;
-        while Instant::now() < deadline && !self.inner.is_shutdown() {
-            match self.ws.read() {
-                Ok(_) => {}
-                Err(e) if is_would_block(&e) => thread::sleep(IDLE_WAIT),
-                Err(_) => break,
-            }
-        }
-    }
-
-    /// Half-open stall: neither read nor write for `duration`, discarding
-    /// events, then a silent drop (FIN, no close frame).
-    fn stall(&mut self, duration: Duration) {
-        let deadline = Instant::now() + duration;
-        while !self.inner.is_shutdown() {
-            let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
-            while self.events.try_recv().is_ok() {}
-            match self
-                .faults
-                .recv_timeout((deadline - now).min(Duration::from_millis(5)))
-            {
-                Ok(Injected::Std(Fault::Reset)) => {
-                    self.count_fault();
-                    let _ = SockRef::from(self.ws.get_ref().tcp()).set_linger(Some(Duration::ZERO));
-                    return;
-                }
-                // Other faults are swallowed by the stall.
-                Ok(_) | Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => thread::sleep(IDLE_WAIT),
-            }
-        }
-        // Discard what the client sent meanwhile (unread data at close time
-        // would turn the FIN into an RST), then send FIN.
-        let tcp = self.ws.get_ref().tcp();
-        let mut buf = [0u8; 4096];
-        let mut reader = tcp;
-        while matches!(reader.read(&mut buf), Ok(n) if n > 0) {}
-        let _ = tcp.shutdown(Shutdown::Write);
-    }
-
-    fn mark_closed(&self) {
-        self.inner.update_conn(self.id, |_, info| {
-            info.open = false;
-            info.stalled = false;
-        });
     }
 }

@@ -11,6 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
+use tungstenite::Error as WsError;
 
 use super::state::Inner;
 
@@ -194,6 +195,11 @@ pub(crate) fn read_head(
             Err(_) => return None,
         }
     }
+}
+
+/// A WebSocket error that only says the non-blocking socket would block.
+pub(crate) fn is_would_block(e: &WsError) -> bool {
+    matches!(e, WsError::Io(io) if io.kind() == io::ErrorKind::WouldBlock)
 }
 
 #[cfg(test)]
