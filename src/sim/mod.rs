@@ -132,6 +132,46 @@
 //! sim.inject(Fault::Close { code: 1001 });
 //! # Ok::<(), std::io::Error>(())
 //! ```
+//!
+//! # Module map
+//!
+//! Each file owns one job, and the files form layers: a file names items of
+//! the files listed above it only (no child names anything in this file,
+//! which only declares and re-exports). The simulator uses nothing of the
+//! engine but `crate::json` and `crate::clock` (in `replay.rs`), so it keeps
+//! checking the engine's parsers from outside.
+//!
+//! | file | owns |
+//! | --- | --- |
+//! | `base.rs` | `Kind` of a market event, `now_ms`, `lock` |
+//! | `rng.rs` | the seeded `fastrand::Rng` and its draws, `mix` (a hash for seeds and tags) |
+//! | `symbol.rs` | a symbol's names on every venue (`SymInfo`), `price_format` |
+//! | `format.rs` | fixed-point numbers, JSON strings and values as text |
+//! | `book.rs` | one order book (`Book`, `Levels`) |
+//! | `observe.rs` | what a test observes: [`ConnId`], [`SentRecord`], [`ConnInfo`], [`SimSnapshot`] |
+//! | `tls.rs` | the CA and server certificate generated at start |
+//! | `shared.rs` | [`SharedMarket`]: one price path quoted by several simulators |
+//! | `config.rs` | [`SimConfig`], [`SimVenue`] |
+//! | `render.rs` | every data message's wire format, the OKX checksum (`crc32fast`) |
+//! | `market.rs` | the synthetic market: books, ids, trades, marks, snapshots |
+//! | `protocol.rs` | what the venue protocols share: `Session`, `Sub`, `Route`, `Out`, `Env` |
+//! | `binance.rs`, `bybit.rs`, `okx.rs` | each venue's requests: text in, replies out, no I/O |
+//! | `fault.rs` | [`Fault`], [`BookFault`], and what each does to a connection, without I/O |
+//! | `state.rs` | the state all threads share (`Inner`), the connection registry |
+//! | `transport.rs` | `SimStream` (plain or TLS) and the request head read off it |
+//! | `rest.rs` | the REST responder (Binance depth snapshots) |
+//! | `end.rs` | how a connection ends: close and linger, reset, stall |
+//! | `serve.rs` | the serve loop: delivery, ground truth, requests and faults carried out |
+//! | `upgrade.rs` | the upgrade decision (rejections, paths, routes, pre-subscriptions), the handshake |
+//! | `conn.rs` | a connection thread from accept to the serve loop |
+//! | `acceptor.rs` | the listener and the acceptor thread |
+//! | `generator.rs` | the generator thread: the market on schedule, broadcast |
+//! | `api.rs` | [`Sim`] and [`start_group`]: start, inject, observe, shut down |
+//! | `replay.rs` | [`replay`]: the measuring mode for the benches (on its own) |
+//!
+//! Their tests: pure parts next to the code (a venue's handler is called
+//! with a request string), end to end in `tests/` by venue, by fault and by
+//! feature.
 
 mod acceptor;
 mod api;
