@@ -2,7 +2,7 @@
 //! ground-truth recording, the client's requests (answered by the venue's
 //! protocol module, the replies carried out here), connection and book
 //! faults (decided in `fault.rs`, carried out here), the maximum connection
-//! age, the idle timeout and the ways a connection ends.
+//! age and the idle timeout. What follows the loop is `end.rs`.
 //!
 //! The socket is non-blocking. The thread waits up to [`IDLE_WAIT`] on its
 //! event channel, writes what the client is subscribed to, flushes, then
