@@ -147,8 +147,10 @@ impl Inner {
         });
     }
 
-    /// Changes the registry entry of connection `id`, if it is there, and
-    /// wakes every `wait_until`.
+    /// Changes the counters and the registry entry of connection `id`
+    /// together, and wakes every `wait_until`. (Registered connections stay
+    /// listed once closed, so the entry of a connection being served is
+    /// always there; for an unknown id nothing changes.)
     pub(crate) fn update_conn(&self, id: ConnId, f: impl FnOnce(&mut SimSnapshot, &mut ConnInfo)) {
         self.update(|st| {
             if let Some(e) = st.conns.get_mut(&id) {

@@ -91,6 +91,10 @@ fn register(inner: &Inner, up: Upgrade) -> Registered {
     }
 }
 
+/// Runs the WebSocket handshake on `stream` (its head replayed): the
+/// upgraded WebSocket and its registration, or `None` when the request was
+/// rejected, the client broke the handshake, or it did not complete within
+/// [`HANDSHAKE_TIMEOUT`] (a connection registered by then is unregistered).
 // The callback's error type is dictated by tungstenite's `Callback` trait.
 #[allow(clippy::result_large_err)]
 pub(crate) fn handshake(
