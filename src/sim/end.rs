@@ -98,7 +98,8 @@ impl Ending<'_> {
         if !self.drain_out(Some(frame)) {
             return;
         }
-        self.mark_closed();
+        // Closed for observers as soon as the Close frame is out.
+        self.inner.mark_closed(self.id);
         let deadline = Instant::now() + CLOSE_LINGER;
         while Instant::now() < deadline && !self.inner.is_shutdown() {
             match self.ws.read() {
@@ -140,14 +141,6 @@ impl Ending<'_> {
         let mut reader = tcp;
         while matches!(reader.read(&mut buf), Ok(n) if n > 0) {}
         let _ = tcp.shutdown(Shutdown::Write);
-    }
-
-    /// Shows the connection closed (before the linger on the client's Close).
-    fn mark_closed(&self) {
-        self.inner.update_conn(self.id, |_, info| {
-            info.open = false;
-            info.stalled = false;
-        });
     }
 
     /// Pushes everything buffered (after queueing `close`, if given) into the

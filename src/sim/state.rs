@@ -139,11 +139,14 @@ impl Inner {
     /// Marks a connection closed and stops feeding it events.
     pub(crate) fn unregister(&self, id: ConnId) {
         lock(&self.subscribers).retain(|s| s.id != id);
-        self.update(|st| {
-            if let Some(e) = st.conns.get_mut(&id) {
-                e.info.open = false;
-                e.info.stalled = false;
-            }
+        self.mark_closed(id);
+    }
+
+    /// Shows a connection closed (`open` and `stalled` false).
+    pub(crate) fn mark_closed(&self, id: ConnId) {
+        self.update_conn(id, |_, info| {
+            info.open = false;
+            info.stalled = false;
         });
     }
 
