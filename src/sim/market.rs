@@ -1,13 +1,11 @@
 //! Synthetic market: a deterministic random walk per symbol driving a real
-//! order book (price → quantity per side), and the central generator thread
-//! that turns its changes into the venue's messages.
+//! order book (price → quantity per side), each change rendered once into
+//! the venue's message (an [`Event`]).
 //!
 //! There is exactly one [`Market`] per simulator, shared behind
-//! `Inner::market`: the generator changes it, connections read it for
-//! subscription snapshots and the REST depth endpoint. Every event is
-//! serialised once and broadcast (as an `Arc<Event>`) to every live
-//! connection, so all connections see the same per-symbol sequence numbers at
-//! about the same time.
+//! `Inner::market`: the generator thread (`generator.rs`) changes it on
+//! schedule and broadcasts its events, connections read it for subscription
+//! snapshots and the REST depth endpoint.
 //!
 //! # The book
 //!
@@ -24,7 +22,7 @@
 //!
 //! # Shared markets
 //!
-//! With [`super::SimConfig::shared`] the market holds a [`VenueView`] of the
+//! With [`SimConfig::shared`](super::config::SimConfig::shared) the market holds a [`VenueView`] of the
 //! shared market: the generator synchronises it to the current time before
 //! each round, each book change puts the mid at the view's price (instead of
 //! a random-walk step), the mark price's index is the shared price, and book
@@ -32,56 +30,23 @@
 //! this market's own, from its own seed mixed with the view's slot. Without a
 //! view nothing differs from an unshared simulator.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, TrySendError};
-
-use super::render::{self, BookMsg, Levels, MarkMsg, SymInfo, TradeMsg};
+use super::base::Kind;
+use super::book::{Book, Levels};
+use super::config::SimVenue;
+use super::render::{self, BookMsg, MarkMsg, TradeMsg};
+use super::rng::{mix, seeded, Draw};
 use super::shared::VenueView;
-use super::{lock, Inner, SimVenue};
+use super::symbol::{price_format, SymInfo};
 
-/// Smallest interval the generator accepts; smaller configured values are
-/// clamped so that a zero interval cannot spin the generator forever.
-const MIN_INTERVAL: Duration = Duration::from_micros(100);
-/// Upper bound on events of one kind/symbol generated in one catch-up round.
-const MAX_CATCH_UP: u32 = 64;
-/// Longest the generator sleeps before re-checking for shutdown.
-const MAX_IDLE: Duration = Duration::from_millis(50);
 /// Most levels per side of a book.
 pub(crate) const MAX_LEVELS: usize = 50;
 /// Fewest levels per side (refilled at the far end).
 const MIN_LEVELS: usize = 30;
 /// Levels per side at start.
 const INIT_LEVELS: usize = 40;
-
-/// The kind of a market event (one per supported stream family).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Kind {
-    /// Top of book: Binance `<s>@bookTicker`, Bybit `orderbook.1.<S>`, OKX `bbo-tbt`.
-    BookTicker,
-    /// Trades: Binance `<s>@aggTrade`, Bybit `publicTrade.<S>`, OKX `trades`.
-    AggTrade,
-    /// Depth: Binance `<s>@depth@100ms`, Bybit `orderbook.50.<S>`, OKX `books`.
-    Depth,
-    /// Mark price: Binance `<s>@markPrice`, Bybit `tickers.<S>`, OKX `mark-price`.
-    MarkPrice,
-    /// OKX `funding-rate` (swaps).
-    Funding,
-}
-
-impl Kind {
-    /// Whether the stream belongs to the USD-M "public" route (else "market").
-    pub(crate) fn is_public(self) -> bool {
-        matches!(self, Kind::BookTicker | Kind::Depth)
-    }
-
-    /// Order book channels (the ones book faults act on).
-    pub(crate) fn is_book(self) -> bool {
-        matches!(self, Kind::BookTicker | Kind::Depth)
-    }
-}
 
 /// One generated market event, serialised once for all connections.
 #[derive(Debug)]
@@ -92,7 +57,7 @@ pub(crate) struct Event {
     pub sym: usize,
     /// Stream family.
     pub kind: Kind,
-    /// Ground-truth sequence number (see [`super::SentRecord::seq`]).
+    /// Ground-truth sequence number (see [`SentRecord::seq`](super::observe::SentRecord::seq)).
     pub seq: u64,
     /// The link to the previous message the payload carries, if any
     /// (Binance `pu`, OKX `prevSeqId`).
@@ -106,107 +71,6 @@ pub(crate) struct Event {
     pub spot_payload: Option<String>,
     /// Book channels: the message before rendering, for faulty variants.
     pub book: Option<Box<BookMsg>>,
-}
-
-/// splitmix64 finaliser.
-pub(crate) fn mix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// splitmix64: tiny, fast, deterministic; good enough for a synthetic market.
-#[derive(Debug, Clone)]
-pub(crate) struct Rng(pub(crate) u64);
-
-impl Rng {
-    pub(crate) fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, 1)`.
-    pub(crate) fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform integer in `[lo, hi]`.
-    pub(crate) fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        if hi <= lo {
-            return lo;
-        }
-        lo + self.next_u64() % (hi - lo + 1)
-    }
-
-    pub(crate) fn chance(&mut self, p: f64) -> bool {
-        self.unit() < p
-    }
-
-    /// About standard normal (mean 0, variance 1), bounded to ±3.47: the sum
-    /// of four uniforms (Irwin–Hall), rescaled.
-    pub(crate) fn normal(&mut self) -> f64 {
-        let sum: f64 = (0..4).map(|_| self.unit()).sum();
-        (sum - 2.0) * 3f64.sqrt()
-    }
-}
-
-/// Real Unix time in milliseconds.
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// Both sides of a book: price (in price units) → quantity (0.001 units).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Book {
-    pub bids: BTreeMap<i64, u64>,
-    pub asks: BTreeMap<i64, u64>,
-}
-
-impl Book {
-    pub(crate) fn best_bid(&self) -> Option<(i64, u64)> {
-        self.bids.iter().next_back().map(|(&p, &q)| (p, q))
-    }
-
-    pub(crate) fn best_ask(&self) -> Option<(i64, u64)> {
-        self.asks.iter().next().map(|(&p, &q)| (p, q))
-    }
-
-    /// The best `n` levels of each side, best first.
-    pub(crate) fn top(&self, n: usize) -> (Levels, Levels) {
-        (
-            self.bids
-                .iter()
-                .rev()
-                .take(n)
-                .map(|(&p, &q)| (p, q))
-                .collect(),
-            self.asks.iter().take(n).map(|(&p, &q)| (p, q)).collect(),
-        )
-    }
-
-    /// Applies a diff (absolute quantities, 0 removes the level).
-    pub(crate) fn apply(&mut self, diff: &Book) {
-        for (side, changes) in [(&mut self.bids, &diff.bids), (&mut self.asks, &diff.asks)] {
-            for (&p, &q) in changes {
-                if q == 0 {
-                    side.remove(&p);
-                } else {
-                    side.insert(p, q);
-                }
-            }
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.bids.is_empty() && self.asks.is_empty()
-    }
 }
 
 /// Per-symbol book and id state.
@@ -223,7 +87,7 @@ struct SymState {
     /// The book as of the last depth event.
     emitted: Book,
     /// The book before the first change, and its update id
-    /// ([`super::BookFault::SnapshotStale`]).
+    /// (`BookFault::SnapshotStale`).
     initial: Book,
     initial_id: u64,
     /// Book changes so far (Binance `u`, OKX `seqId`, Bybit `seq`).
@@ -255,7 +119,7 @@ pub(crate) struct Market {
     okx_checksum: bool,
     info: Arc<Vec<SymInfo>>,
     syms: Vec<SymState>,
-    rng: Rng,
+    rng: fastrand::Rng,
     gen: u64,
     /// The shared market this one quotes, if any.
     view: Option<VenueView>,
@@ -274,20 +138,6 @@ pub(crate) struct Snap {
     pub event_time_ms: u64,
     /// A full book snapshot (as opposed to a quote or ticker).
     pub full_book: bool,
-}
-
-/// Price decimals and tick (in price units) of a symbol.
-pub(crate) fn price_format(symbol: &str) -> (f64, u32, i64) {
-    let upper = symbol.to_ascii_uppercase();
-    if upper.starts_with("BTC") {
-        (60_000.0, 2, 10)
-    } else if upper.starts_with("ETH") {
-        (3_000.0, 2, 1)
-    } else if upper.starts_with("SOL") {
-        (150.0, 3, 10)
-    } else {
-        (100.0, 4, 10)
-    }
 }
 
 impl Market {
@@ -325,7 +175,7 @@ impl Market {
             None => seed,
             Some(v) => seed ^ mix(v.seed() ^ mix(u64::from(v.slot()) + 1)),
         };
-        let mut rng = Rng(seed ^ 0x005E_ED0F_F33D);
+        let mut rng = seeded(seed ^ 0x005E_ED0F_F33D);
         let syms = info
             .iter()
             .enumerate()
@@ -396,7 +246,7 @@ impl Market {
     }
 
     /// Shared market only: the book-change timing jitter and a seed for it.
-    fn jitter(&self) -> Option<(f64, u64)> {
+    pub(crate) fn jitter(&self) -> Option<(f64, u64)> {
         self.view.as_ref().map(|v| {
             (
                 v.timing_jitter(),
@@ -811,165 +661,13 @@ impl Market {
     }
 }
 
-/// Schedule of one event kind for one symbol.
-#[derive(Debug)]
-struct Timer {
-    next: Instant,
-    every: Duration,
-    /// Shared markets' book changes: each interval is `every` times a
-    /// factor uniform in `[1 − j, 1 + j]`.
-    jitter: Option<(f64, Rng)>,
-}
-
-impl Timer {
-    fn new(start: Instant, every: Duration, sym: usize, n_syms: usize) -> Timer {
-        let every = every.max(MIN_INTERVAL);
-        // Stagger symbols so they do not all fire in the same instant.
-        let offset = every.mul_f64(sym as f64 / n_syms.max(1) as f64);
-        Timer {
-            next: start + every + offset,
-            every,
-            jitter: None,
-        }
-    }
-
-    /// Jittered intervals (`j` in `[0, 1)`), deterministic from `seed`.
-    fn jittered(mut self, j: f64, seed: u64) -> Timer {
-        self.jitter = Some((j, Rng(seed)));
-        self
-    }
-
-    /// The interval to the next firing.
-    fn interval(&mut self) -> Duration {
-        match &mut self.jitter {
-            None => self.every,
-            Some((j, rng)) => self
-                .every
-                .mul_f64(1.0 - *j + 2.0 * *j * rng.unit())
-                .max(MIN_INTERVAL),
-        }
-    }
-
-    /// How many firings are due at `now` (bounded), advancing the schedule.
-    fn due(&mut self, now: Instant) -> u32 {
-        let mut n = 0;
-        while self.next <= now && n < MAX_CATCH_UP {
-            let every = self.interval();
-            self.next += every;
-            n += 1;
-        }
-        if self.next <= now {
-            // Too far behind (e.g. the machine was suspended): resynchronise.
-            self.next = now + self.interval();
-        }
-        n
-    }
-}
-
-/// The generator thread: advances the market on schedule and broadcasts each
-/// event to every registered connection. Exits when `stop` is disconnected
-/// (or receives anything).
-pub(crate) fn run_generator(inner: Arc<Inner>, stop: Receiver<()>) {
-    let cfg = &inner.cfg;
-    let (n, jitter) = {
-        let market = lock(&inner.market);
-        (market.len(), market.jitter())
-    };
-    let start = Instant::now();
-    let mk = |every: Duration| -> Vec<Timer> {
-        (0..n).map(|i| Timer::new(start, every, i, n)).collect()
-    };
-    let mut book = mk(cfg.book_interval);
-    if let Some((j, seed)) = jitter {
-        book = book
-            .into_iter()
-            .enumerate()
-            .map(|(i, t)| t.jittered(j, mix(seed ^ i as u64)))
-            .collect();
-    }
-    let mut trade = mk(cfg.trade_interval);
-    let mut depth = mk(cfg.depth_interval);
-    let mut mark = mk(cfg.mark_price_interval);
-    let mut batch: Vec<Arc<Event>> = Vec::new();
-
-    loop {
-        let now = Instant::now();
-        let e_ms = now_ms();
-        {
-            let mut market = lock(&inner.market);
-            market.sync_shared(now);
-            for i in 0..n {
-                for _ in 0..book[i].due(now) {
-                    batch.push(Arc::new(market.book_change(i, e_ms)));
-                }
-                if depth[i].due(now) > 0 {
-                    if let Some(ev) = market.depth(i, e_ms) {
-                        batch.push(Arc::new(ev));
-                    }
-                }
-                for _ in 0..trade[i].due(now) {
-                    batch.push(Arc::new(market.trade(i, e_ms)));
-                }
-                if mark[i].due(now) > 0 {
-                    batch.extend(market.mark(i, e_ms).into_iter().map(Arc::new));
-                }
-            }
-        }
-        if !batch.is_empty() {
-            broadcast(&inner, &batch);
-            batch.clear();
-        }
-        let next = book
-            .iter()
-            .chain(&trade)
-            .chain(&depth)
-            .chain(&mark)
-            .map(|t| t.next)
-            .min()
-            .unwrap_or(now + MAX_IDLE);
-        let wait = next.saturating_duration_since(Instant::now()).min(MAX_IDLE);
-        match stop.recv_timeout(wait) {
-            Err(RecvTimeoutError::Timeout) => {}
-            _ => return,
-        }
-    }
-}
-
-/// Sends every event of `batch` to every registered connection. A full
-/// channel (a connection not keeping up) drops the event for that connection
-/// only; a disconnected one is unregistered.
-fn broadcast(inner: &Inner, batch: &[Arc<Event>]) {
-    let mut subs = lock(&inner.subscribers);
-    subs.retain(|sub| {
-        for ev in batch {
-            match sub.tx.try_send(Arc::clone(ev)) {
-                Ok(()) | Err(TrySendError::Full(_)) => {}
-                Err(TrySendError::Disconnected(_)) => return false,
-            }
-        }
-        true
-    });
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use render::fixed;
 
     fn market(syms: &[&str], seed: u64, venue: SimVenue) -> Market {
-        let info = syms
-            .iter()
-            .map(|s| SymInfo::new(s, price_format(s).1))
-            .collect();
+        let info = syms.iter().map(|s| SymInfo::of(s)).collect();
         Market::new(Arc::new(info), seed, venue, true)
-    }
-
-    #[test]
-    fn fixed_formats() {
-        assert_eq!(fixed(6_000_010, 2), "60000.10");
-        assert_eq!(fixed(5, 3), "0.005");
-        assert_eq!(fixed(-1234, 2), "-12.34");
-        assert_eq!(fixed(7, 0), "7");
     }
 
     #[test]

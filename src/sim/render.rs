@@ -6,87 +6,12 @@
 
 use std::fmt::Write as _;
 
-use super::market::Kind;
-use super::SimVenue;
-
-/// Price levels `(price units, quantity units)`, best first.
-pub(crate) type Levels = Vec<(i64, u64)>;
-
-/// Names of one configured symbol on every venue.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SymInfo {
-    /// Binance / Bybit symbol, uppercase (`BTCUSDT`).
-    pub name: String,
-    /// Binance stream prefix (`btcusdt`).
-    pub lower: String,
-    /// OKX perpetual swap instrument (`BTC-USDT-SWAP`).
-    pub okx_swap: String,
-    /// OKX spot instrument (`BTC-USDT`).
-    pub okx_spot: String,
-    /// Price decimals (prices are integers in units of `10^-decimals`).
-    pub decimals: u32,
-}
-
-/// Quote currencies recognised when splitting a symbol for OKX, longest first.
-const QUOTES: [&str; 10] = [
-    "FDUSD", "USDT", "USDC", "BUSD", "TUSD", "USD", "BTC", "ETH", "EUR", "BNB",
-];
-
-impl SymInfo {
-    /// Derives every venue name of `symbol` (uppercase, e.g. `BTCUSDT`):
-    /// OKX instruments are `BASE-QUOTE-SWAP` and `BASE-QUOTE`, the quote being
-    /// the longest known quote currency the symbol ends with (`USDT`, `USDC`,
-    /// `USD`, `BTC`, …); a symbol without one keeps its name
-    /// (`XYZ` → `XYZ-SWAP` / `XYZ`).
-    pub(crate) fn new(symbol: &str, decimals: u32) -> SymInfo {
-        let name = symbol.to_ascii_uppercase();
-        let split = QUOTES.iter().find_map(|q| {
-            let base = name.strip_suffix(q)?;
-            (!base.is_empty()).then(|| (base.to_string(), q.to_string()))
-        });
-        let (okx_swap, okx_spot) = match split {
-            Some((base, quote)) => (format!("{base}-{quote}-SWAP"), format!("{base}-{quote}")),
-            None => (format!("{name}-SWAP"), name.clone()),
-        };
-        SymInfo {
-            lower: name.to_ascii_lowercase(),
-            name,
-            okx_swap,
-            okx_spot,
-            decimals,
-        }
-    }
-
-    /// The OKX instrument id (`spot` selects the spot instrument).
-    pub(crate) fn okx_inst(&self, spot: bool) -> &str {
-        if spot {
-            &self.okx_spot
-        } else {
-            &self.okx_swap
-        }
-    }
-}
-
-/// Formats an integer amount of `10^-decimals` units as a fixed-point string.
-pub(crate) fn fixed(units: i64, decimals: u32) -> String {
-    let scale = 10u64.pow(decimals);
-    let sign = if units < 0 { "-" } else { "" };
-    let abs = units.unsigned_abs();
-    if decimals == 0 {
-        return format!("{sign}{abs}");
-    }
-    format!(
-        "{sign}{}.{:0width$}",
-        abs / scale,
-        abs % scale,
-        width = decimals as usize
-    )
-}
-
-/// Quantities are integers in units of 0.001.
-pub(crate) fn qty(units: u64) -> String {
-    fixed(units as i64, 3)
-}
+use super::base::Kind;
+use super::book::Levels;
+use super::config::SimVenue;
+use super::format::{fixed, qty};
+use super::rng::mix;
+use super::symbol::SymInfo;
 
 /// Number of orders shown at a level (OKX's fourth field): deterministic in
 /// the quantity, 0 for a removed level.
@@ -130,7 +55,7 @@ pub(crate) struct BookMsg {
     pub asks: Levels,
     /// OKX `checksum`.
     pub checksum: i32,
-    /// The true best ask after this message (for [`super::BookFault::CrossBook`]).
+    /// The true best ask after this message (for `BookFault::CrossBook`).
     pub best_ask: Option<i64>,
 }
 
@@ -284,7 +209,7 @@ pub(crate) struct TradeMsg {
 /// Bybit linear trade ids are UUIDs; the simulator derives one from the
 /// numeric id (spot ids stay numeric strings, as on the venue).
 pub(crate) fn uuid_of(n: u64) -> String {
-    let h = super::market::mix(n ^ 0x7A3D_5EED);
+    let h = mix(n ^ 0x7A3D_5EED);
     format!(
         "{:08x}-{:04x}-5{:03x}-9{:03x}-{:012x}",
         (h >> 32) as u32,
@@ -531,35 +456,11 @@ pub(crate) fn rest_depth(
 // ---------------------------------------------------------------------------
 // OKX checksum
 
-const fn crc_table() -> [u32; 256] {
-    let mut table = [0u32; 256];
-    let mut n = 0;
-    while n < 256 {
-        let mut c = n as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-            k += 1;
-        }
-        table[n] = c;
-        n += 1;
-    }
-    table
-}
-
-static CRC_TABLE: [u32; 256] = crc_table();
-
-/// CRC-32 (IEEE, as zlib), returned as OKX's signed 32-bit integer.
+/// CRC-32 (IEEE, as zlib) of `bytes` as OKX's signed 32-bit integer: OKX
+/// documents the checksum as "the CRC32 value (32-bit signed integer)" of the
+/// check string.
 pub(crate) fn crc32_signed(bytes: &[u8]) -> i32 {
-    let mut c = 0xFFFF_FFFFu32;
-    for &b in bytes {
-        c = CRC_TABLE[((c ^ u32::from(b)) & 0xFF) as usize] ^ (c >> 8);
-    }
-    (c ^ 0xFFFF_FFFF) as i32
+    crc32fast::hash(bytes) as i32
 }
 
 /// OKX's check string: the first 25 bids and asks interleaved
@@ -621,22 +522,7 @@ mod tests {
     }
 
     #[test]
-    fn symbol_mapping() {
-        let b = SymInfo::new("btcusdt", 2);
-        assert_eq!(
-            (
-                b.name.as_str(),
-                b.lower.as_str(),
-                b.okx_swap.as_str(),
-                b.okx_spot.as_str()
-            ),
-            ("BTCUSDT", "btcusdt", "BTC-USDT-SWAP", "BTC-USDT")
-        );
-        assert_eq!(SymInfo::new("ETHUSDC", 2).okx_swap, "ETH-USDC-SWAP");
-        assert_eq!(SymInfo::new("ETHBTC", 2).okx_spot, "ETH-BTC");
-        assert_eq!(SymInfo::new("BTCUSD", 2).okx_swap, "BTC-USD-SWAP");
-        assert_eq!(SymInfo::new("XYZ", 2).okx_swap, "XYZ-SWAP");
-        assert_eq!(SymInfo::new("USDT", 2).okx_spot, "USDT");
+    fn bybit_linear_trade_ids_are_uuids() {
         assert!(uuid_of(7).len() == 36);
     }
 }

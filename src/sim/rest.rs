@@ -16,70 +16,24 @@
 //! Missing `symbol` → 400 code -1102, unknown symbol → 400 code -1121, other
 //! paths → 404, other methods → 405 (all JSON `{"code":…,"msg":…}`). Other
 //! venues answer every plain request with 404. Scripted upgrade rejections
-//! ([`super::Fault::Reject`] and its shorthands) do not apply to plain
-//! requests; [`super::BookFault::SnapshotStale`] does. Each request is counted
-//! in [`super::SimSnapshot::rest_requests`] (and its TCP accept in
+//! ([`Fault::Reject`](super::fault::Fault::Reject) and its shorthands) do not apply to plain
+//! requests; [`BookFault::SnapshotStale`](super::fault::BookFault::SnapshotStale) does. Each request is counted
+//! in [`SimSnapshot::rest_requests`](super::observe::SimSnapshot::rest_requests) (and its TCP accept in
 //! `accepts`), and never appears in `connections`.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::Shutdown;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::conn::SimStream;
-use super::market::now_ms;
-use super::{lock, Inner, SimVenue};
+use super::base::{lock, now_ms};
+use super::config::SimVenue;
+use super::format::json_str;
+use super::state::Inner;
+use super::transport::{Head, SimStream};
 
-/// Longest request head accepted.
-pub(crate) const MAX_HEAD: usize = 16 * 1024;
 /// How long writing the response and waiting for the client's FIN may take.
 const LINGER: Duration = Duration::from_millis(500);
-
-/// A parsed HTTP request head.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Head {
-    pub method: String,
-    pub target: String,
-    pub headers: Vec<(String, String)>,
-}
-
-impl Head {
-    /// Parses the head (up to the blank line); `None` if it is not HTTP/1.x.
-    pub(crate) fn parse(bytes: &[u8]) -> Option<Head> {
-        let end = find_blank_line(bytes)?;
-        let text = std::str::from_utf8(&bytes[..end]).ok()?;
-        let mut lines = text.split("\r\n");
-        let mut parts = lines.next()?.split(' ');
-        let (method, target, version) = (parts.next()?, parts.next()?, parts.next()?);
-        if !version.starts_with("HTTP/1.") || method.is_empty() || !target.starts_with('/') {
-            return None;
-        }
-        let headers = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-            .collect();
-        Some(Head {
-            method: method.to_string(),
-            target: target.to_string(),
-            headers,
-        })
-    }
-
-    /// A WebSocket upgrade request (`Upgrade: websocket`).
-    pub(crate) fn is_upgrade(&self) -> bool {
-        self.headers
-            .iter()
-            .any(|(k, v)| k == "upgrade" && v.eq_ignore_ascii_case("websocket"))
-    }
-}
-
-/// Index just past `\r\n\r\n`, if present.
-pub(crate) fn find_blank_line(bytes: &[u8]) -> Option<usize> {
-    bytes
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|p| p + 4)
-}
 
 fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
     query
@@ -90,8 +44,10 @@ fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
 }
 
 fn error(status: u16, code: i32, msg: &str) -> (u16, String) {
-    let msg = serde_json::to_string(msg).unwrap_or_else(|_| "\"\"".into());
-    (status, format!(r#"{{"code":{code},"msg":{msg}}}"#))
+    (
+        status,
+        format!(r#"{{"code":{code},"msg":{}}}"#, json_str(msg)),
+    )
 }
 
 /// Status and JSON body for a plain request.
@@ -233,62 +189,12 @@ fn until_done<T>(
     }
 }
 
-/// Reads until the end of the request head (or `MAX_HEAD` bytes, EOF, an
-/// error or the deadline). Returns everything read; `None` when the peer
-/// went away or the simulator shuts down before anything useful arrived.
-pub(crate) fn read_head(
-    inner: &Inner,
-    stream: &mut SimStream,
-    deadline: Instant,
-) -> Option<Vec<u8>> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 2048];
-    loop {
-        if find_blank_line(&buf).is_some() || buf.len() >= MAX_HEAD {
-            return Some(buf);
-        }
-        if inner.is_shutdown() || Instant::now() >= deadline {
-            return None;
-        }
-        match stream.read(&mut chunk) {
-            Ok(0) => return (!buf.is_empty()).then_some(buf),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            // The socket waits for data itself (a read timeout), or is non-blocking when a
-            // caller set it so: then this polls.
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if stream.tcp().read_timeout().ok().flatten().is_none() {
-                    thread::sleep(Duration::from_micros(500))
-                }
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::Interrupted | io::ErrorKind::TimedOut
-                ) => {}
-            Err(_) => return None,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn heads() {
-        let h = Head::parse(
-            b"GET /api/v3/depth?symbol=BTCUSDT HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-        )
-        .expect("head");
-        assert_eq!(h.method, "GET");
-        assert_eq!(h.target, "/api/v3/depth?symbol=BTCUSDT");
-        assert!(!h.is_upgrade());
-        let u =
-            Head::parse(b"GET /ws HTTP/1.1\r\nUpgrade: WebSocket\r\nConnection: Upgrade\r\n\r\n")
-                .expect("head");
-        assert!(u.is_upgrade());
-        assert!(Head::parse(b"\x16\x03\x01garbage\r\n\r\n").is_none());
-        assert!(Head::parse(b"GET / HTTP/1.1\r\n").is_none());
+    fn query_params() {
         assert_eq!(query_param("symbol=A&limit=5", "limit"), Some("5"));
         assert_eq!(query_param("symbol=A", "limit"), None);
     }

@@ -8,8 +8,9 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::lock;
-use super::market::{mix, price_format, Rng};
+use super::base::lock;
+use super::rng::{mix, seeded, Draw};
+use super::symbol::price_format;
 
 /// Length of one tick of the shared price path.
 const TICK: Duration = Duration::from_millis(1);
@@ -117,9 +118,9 @@ fn ticks(d: Duration) -> u64 {
     (d.as_nanos() / TICK.as_nanos()) as u64
 }
 
-/// One underlying market that several [`Sim`](super::Sim)s quote, each in
-/// its own venue's protocol (set [`SimConfig::shared`](super::SimConfig::shared),
-/// or start them with [`start_group`](super::start_group)).
+/// One underlying market that several `Sim`s quote, each in
+/// its own venue's protocol (set `SimConfig::shared`,
+/// or start them with `start_group`).
 ///
 /// Only the price path is shared: every simulator keeps its own book, update
 /// ids, sequence numbers, trades and ground truth. Each venue's mid follows
@@ -214,7 +215,7 @@ impl Eq for SharedMarket {}
 
 impl SharedMarket {
     /// A shared market of these symbols (normalised like
-    /// [`SimConfig::symbols`](super::SimConfig::symbols): trimmed,
+    /// `SimConfig::symbols`: trimmed,
     /// uppercase, duplicates dropped), deterministic from `seed`, with the
     /// default [`SharedMarketParams`]. Each symbol starts within ±0.5 % of
     /// the price an unshared simulator starts around (BTC 60 000, ETH 3 000,
@@ -236,7 +237,7 @@ impl SharedMarket {
                 names.push(s);
             }
         }
-        let mut rng = Rng(mix(seed ^ 0x5AA2_ED00_0000_0001));
+        let mut rng = seeded(mix(seed ^ 0x5AA2_ED00_0000_0001));
         let syms = names
             .iter()
             .map(|s| {
@@ -393,7 +394,7 @@ struct PathState {
     epoch: Option<Instant>,
     /// Latest tick computed.
     tick: u64,
-    rng: Rng,
+    rng: fastrand::Rng,
     syms: Vec<SymPath>,
     /// Simulators joined so far.
     slots: u32,
@@ -438,7 +439,7 @@ impl PathState {
                         start: t,
                         end: t + rng.range(dlo, dhi).max(1),
                         bps: sign * size,
-                        pick: rng.next_u64() as u32,
+                        pick: rng.u32(..),
                     };
                     if s.spikes.len() == SPIKES_KEPT {
                         s.spikes.pop_front();
@@ -489,7 +490,7 @@ pub(crate) struct VenueView {
     /// Shared symbol index of each of the simulator's symbols.
     map: Vec<usize>,
     syms: Vec<ViewSym>,
-    rng: Rng,
+    rng: fastrand::Rng,
     /// Offset decay per tick and the matching noise.
     decay: f64,
     noise: f64,
@@ -504,7 +505,7 @@ pub(crate) struct VenueView {
 impl VenueView {
     fn new(shared: SharedMarket, slot: u32, map: Vec<usize>) -> VenueView {
         let p = shared.params().clone();
-        let mut rng = Rng(mix(shared.seed() ^ mix(0x0FF5_E700 + u64::from(slot))));
+        let mut rng = seeded(mix(shared.seed() ^ mix(0x0FF5_E700 + u64::from(slot))));
         let decay = (-TICK.as_secs_f64() / p.offset_reversion.as_secs_f64()).exp();
         let noise = p.offset_std_bps * (1.0 - decay * decay).sqrt();
         let syms = map
