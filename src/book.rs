@@ -151,21 +151,8 @@ impl Book {
                 }
             }
         }
-        crc32(s.as_bytes()) as i32
+        crc32fast::hash(s.as_bytes()) as i32
     }
-}
-
-/// CRC-32 (IEEE 802.3, as zlib), bitwise: it runs only on the rare non-zero OKX checksum.
-pub fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            let mask = (crc & 1).wrapping_neg();
-            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
-        }
-    }
-    !crc
 }
 
 #[cfg(test)]
@@ -237,11 +224,11 @@ mod tests {
         // The strings of OKX's two documented examples (tests/fixtures/okx/checksum_example_*)
         // and their CRC32 as zlib computes it (tests/fixtures/README.md).
         assert_eq!(
-            crc32(b"3366.1:7:3366.8:9:3366:6:3368:8") as i32,
+            crc32fast::hash(b"3366.1:7:3366.8:9:3366:6:3368:8") as i32,
             -1_881_014_294
         );
         assert_eq!(
-            crc32(b"3366.1:7:3366.8:9:3368:8:3372:8") as i32,
+            crc32fast::hash(b"3366.1:7:3366.8:9:3368:8:3372:8") as i32,
             831_078_360
         );
         let mut b = Book::new(400);
@@ -258,7 +245,8 @@ mod tests {
         assert_eq!(b.okx_checksum(None), 831_078_360);
         assert!(b.okx_checksum_matches(831_078_360));
         // The same book written with fixed decimals, as a venue may send it.
-        let fixed = crc32(b"3366.10:7.000:3366.80:9.000:3368.00:8.000:3372.00:8.000") as i32;
+        let fixed =
+            crc32fast::hash(b"3366.10:7.000:3366.80:9.000:3368.00:8.000:3372.00:8.000") as i32;
         b.dp = (2, 3);
         assert!(b.okx_checksum_matches(fixed));
         assert!(!b.okx_checksum_matches(fixed ^ 1));
