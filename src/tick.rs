@@ -2,7 +2,7 @@
 //!
 //! Everything here is `Copy` and allocation-free, so a feed thread can build and send it on the
 //! hot path. Symbols are interned into [`SymbolId`]s at start-up; streams are indices into their
-//! feed's stream list (see [`crate::engine::Universe`] for the names).
+//! feed's stream list (see [`crate::strategy::Universe`] for the names).
 
 use std::fmt;
 

@@ -1,4 +1,4 @@
-//! A feed's logic, without I/O: its connections ([`Connections`]) and its data ([`Streams`]),
+//! A feed's logic, without I/O: its connections (`conns.rs`) and its data (`streams.rs`),
 //! called in the right order. Its driver tells it what happened — a frame read, a connection's
 //! progress or failure, a resolver or REST answer, time passing — and takes from it the
 //! [`Action`]s to carry out ([`FeedCore::poll_action`]) and when to call again

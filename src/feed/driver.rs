@@ -267,6 +267,9 @@ impl<S: Sink> Driver<S> {
                 feed.touched = false;
                 feed.core.handle_timeout(now, &mut self.sink);
                 self.take_actions(lane);
+                // The timer table: whatever changed this feed this turn went through here.
+                let feed = &mut self.feeds[lane];
+                feed.due = feed.core.deadline(Instant::now());
             }
         }
     }
@@ -428,9 +431,6 @@ impl<S: Sink> Driver<S> {
                 Action::Snapshot { stream, url } => self.snapshot(lane, stream, url),
             }
         }
-        let now = Instant::now();
-        let feed = &mut self.feeds[lane];
-        feed.due = feed.core.deadline(now);
     }
 
     /// Opens a connection for `session` (dropping one it may still have).

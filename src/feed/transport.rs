@@ -3,7 +3,7 @@
 //! [`DisconnectReason`]s here, in one place. What the steps mean (deadlines, backoff) is the
 //! session's business; the driver calls these and reports the outcome to the feed.
 //!
-//! Calls into tungstenite and rustls are marked ([`call`]) so that what the transport does can
+//! Calls into tungstenite and rustls are marked (`call`) so that what the transport does can
 //! be told apart from what the engine's own code does: `tests/alloc.rs`'s counting allocator
 //! asks [`inside`] to leave the transport's buffer allocations out of "the hot path allocates
 //! nothing" and count them on their own. Cost: two thread-local writes per call.
