@@ -1,0 +1,332 @@
+//! The configuration file as written: every table and field, with its documented default.
+//! Parsing fills in the defaults; [`super::validate`] checks the values.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// How a thread waits for work.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitMode {
+    /// Sleep in the kernel until readiness or the next deadline (poll with a timeout).
+    #[default]
+    Block,
+    /// Busy-poll: lowest latency, burns a core.
+    Spin,
+}
+
+/// What a feed does when the strategy's channel is full. Every drop is counted either way; the
+/// feed thread never blocks on the strategy. Health events are never dropped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FullPolicy {
+    /// Drop the oldest queued tick to make room: the strategy keeps the freshest data.
+    #[default]
+    DropOldest,
+    /// Drop the new tick.
+    DropNewest,
+}
+
+/// Randomisation of backoff delays, so many clients do not retry in lock-step.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Jitter {
+    /// The computed delay exactly.
+    None,
+    /// Uniform in `[0, delay]`.
+    Full,
+    /// Uniform in `[delay/2, delay]`.
+    #[default]
+    Equal,
+}
+
+/// `[engine]`: process-wide settings.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// Capacity of each feed's channel to the strategy, in messages. Default 65536.
+    pub channel_capacity: usize,
+    /// Full-channel policy. Default `drop_oldest`.
+    pub on_full: FullPolicy,
+    /// Core to pin the strategy thread to. Default: not pinned.
+    pub strategy_core: Option<usize>,
+    /// How the strategy thread waits for ticks: `spin` (lowest latency, a core to itself) or
+    /// `block` (for laptops and shared machines). Default: `spin` when `strategy_core` pins it,
+    /// `block` otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strategy_wait: Option<WaitMode>,
+    /// Interval of the status line printed by `run` and `demo`, ms. Default 1000.
+    pub status_interval_ms: u64,
+    /// Connection attempts allowed per venue host in any `connect_window_ms`, shared by all
+    /// feeds of that host. Default: the venue's (Binance 300 per 5 minutes, Bybit 500 per 5
+    /// minutes, OKX 3 per second).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_limit: Option<u32>,
+    /// The window of `connect_limit`, ms. Default: the venue's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_window_ms: Option<u64>,
+}
+
+impl EngineConfig {
+    /// How the strategy thread waits, the default resolved.
+    pub fn strategy_wait(&self) -> WaitMode {
+        match (self.strategy_wait, self.strategy_core) {
+            (Some(w), _) => w,
+            (None, Some(_)) => WaitMode::Spin,
+            (None, None) => WaitMode::Block,
+        }
+    }
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            channel_capacity: 65536,
+            on_full: FullPolicy::DropOldest,
+            strategy_core: None,
+            strategy_wait: None,
+            status_interval_ms: 1000,
+            connect_limit: None,
+            connect_window_ms: None,
+        }
+    }
+}
+
+/// `[reconnect]`: backoff, circuit breaker, liveness and handshake limits.
+///
+/// The defaults serve the 5 s reconnect target: the first retry goes out within 100 ms, no
+/// single wait (backoff or circuit cooldown) exceeds 5 s, and a silent connection is declared
+/// dead 3.5 s after its last frame.
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReconnectConfig {
+    /// Delay before the first retry, ms. Default 100.
+    pub initial_delay_ms: u64,
+    /// Cap on the backoff delay, ms. Default 3000.
+    pub max_delay_ms: u64,
+    /// Growth of the delay per consecutive failure (>= 1). Default 2.0.
+    pub backoff_multiplier: f64,
+    /// Jitter: `none`, `full` or `equal`. Default `equal`.
+    pub jitter: Jitter,
+    /// Consecutive failures that open the circuit breaker. Default 10.
+    pub max_consecutive_failures: u32,
+    /// Wait once the breaker is open, ms. Default 5000.
+    pub circuit_breaker_cooldown_ms: u64,
+    /// No frame for this long → send a ping, ms. Default 2000.
+    pub stale_after_ms: u64,
+    /// No frame this long after the ping → the connection is dead, ms. Default 1500.
+    pub pong_timeout_ms: u64,
+    /// TCP connect limit, ms. Default 3000.
+    pub connect_timeout_ms: u64,
+    /// TLS + WebSocket upgrade limit, ms. Default 5000.
+    pub handshake_timeout_ms: u64,
+    /// Subscription acknowledgement limit, ms. Default 2000.
+    pub ack_timeout_ms: u64,
+    /// Replace a connection (open the new one, switch when it streams, close the old) once it
+    /// is this old, ms; 0 never. Default 86100000: five minutes before Binance's 24-hour cut.
+    pub max_connection_age_ms: u64,
+    /// Send the venue's keep-alive ping at least this often whatever the traffic, ms; 0 never.
+    /// Default: the venue's rule (Bybit and OKX every 20 s; Binance none: it pings us).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keepalive_ms: Option<u64>,
+    /// A connection that streamed at least this long and then dropped (a clean close, a reset,
+    /// the daily cut) is replaced at once, without backoff, ms. Shorter sessions back off, so a
+    /// venue that drops every connection early is not hammered. Default 1000.
+    pub at_once_after_ms: u64,
+}
+
+impl Default for ReconnectConfig {
+    fn default() -> Self {
+        ReconnectConfig {
+            initial_delay_ms: 100,
+            max_delay_ms: 3000,
+            backoff_multiplier: 2.0,
+            jitter: Jitter::Equal,
+            max_consecutive_failures: 10,
+            circuit_breaker_cooldown_ms: 5000,
+            stale_after_ms: 2000,
+            pong_timeout_ms: 1500,
+            connect_timeout_ms: 3000,
+            handshake_timeout_ms: 5000,
+            ack_timeout_ms: 2000,
+            max_connection_age_ms: 86_100_000,
+            keepalive_ms: None,
+            at_once_after_ms: 1000,
+        }
+    }
+}
+
+/// Per-feed overrides of `[reconnect]`; unset fields keep the global value.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)] // Each field overrides the `ReconnectConfig` field of the same name.
+pub struct ReconnectOverride {
+    pub initial_delay_ms: Option<u64>,
+    pub max_delay_ms: Option<u64>,
+    pub backoff_multiplier: Option<f64>,
+    pub jitter: Option<Jitter>,
+    pub max_consecutive_failures: Option<u32>,
+    pub circuit_breaker_cooldown_ms: Option<u64>,
+    pub stale_after_ms: Option<u64>,
+    pub pong_timeout_ms: Option<u64>,
+    pub connect_timeout_ms: Option<u64>,
+    pub handshake_timeout_ms: Option<u64>,
+    pub ack_timeout_ms: Option<u64>,
+    pub max_connection_age_ms: Option<u64>,
+    pub keepalive_ms: Option<u64>,
+    pub at_once_after_ms: Option<u64>,
+}
+
+impl ReconnectOverride {
+    pub(crate) fn apply(&self, base: ReconnectConfig) -> ReconnectConfig {
+        ReconnectConfig {
+            initial_delay_ms: self.initial_delay_ms.unwrap_or(base.initial_delay_ms),
+            max_delay_ms: self.max_delay_ms.unwrap_or(base.max_delay_ms),
+            backoff_multiplier: self.backoff_multiplier.unwrap_or(base.backoff_multiplier),
+            jitter: self.jitter.unwrap_or(base.jitter),
+            max_consecutive_failures: self
+                .max_consecutive_failures
+                .unwrap_or(base.max_consecutive_failures),
+            circuit_breaker_cooldown_ms: self
+                .circuit_breaker_cooldown_ms
+                .unwrap_or(base.circuit_breaker_cooldown_ms),
+            stale_after_ms: self.stale_after_ms.unwrap_or(base.stale_after_ms),
+            pong_timeout_ms: self.pong_timeout_ms.unwrap_or(base.pong_timeout_ms),
+            connect_timeout_ms: self.connect_timeout_ms.unwrap_or(base.connect_timeout_ms),
+            handshake_timeout_ms: self
+                .handshake_timeout_ms
+                .unwrap_or(base.handshake_timeout_ms),
+            ack_timeout_ms: self.ack_timeout_ms.unwrap_or(base.ack_timeout_ms),
+            max_connection_age_ms: self
+                .max_connection_age_ms
+                .unwrap_or(base.max_connection_age_ms),
+            keepalive_ms: self.keepalive_ms.or(base.keepalive_ms),
+            at_once_after_ms: self.at_once_after_ms.unwrap_or(base.at_once_after_ms),
+        }
+    }
+}
+
+/// One `[[feeds]]` table as written.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedConfig {
+    /// Unique name, used for the thread name (`feed-<name>`), logs and reports.
+    pub name: String,
+    /// `binance-spot` or `binance-usdm`.
+    pub venue: String,
+    /// Base URL override, e.g. `wss://127.0.0.1:9443` or `ws://127.0.0.1:9001`. Default: the
+    /// venue's production URL.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// PEM file with extra CA certificates to trust besides the webpki roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// CA certificates (PEM) to trust, given in-process rather than by file (the embedded
+    /// simulator uses this). Not read from TOML.
+    #[serde(skip)]
+    pub ca_pem: Option<String>,
+    /// The venue's own stream names, e.g. `["btcusdt@bookTicker", "ethusdt@aggTrade"]`.
+    pub streams: Vec<String>,
+    /// Keep a hot standby: a second live connection with the same subscriptions, deduplicated
+    /// by the venue's sequence numbers. Default false.
+    #[serde(default)]
+    pub standby: bool,
+    /// Base URL of the standby connection. Default: the feed's `url`.
+    #[serde(default)]
+    pub standby_url: Option<String>,
+    /// Binance: base URL of the REST depth snapshots that local books start from, e.g.
+    /// `https://api.binance.com`. Default: the venue's, or, when `url` is set, the same host
+    /// over http(s).
+    #[serde(default)]
+    pub rest_url: Option<String>,
+    /// While two connections carry the feed (standby, rotation), how long a depth or trade
+    /// update that skips ids waits for the other connection's copy of the skipped ones, ms.
+    /// 0 reports the skip at once. Default 20.
+    #[serde(default = "default_reorder_window")]
+    pub reorder_window_ms: u64,
+    /// Core to pin the feed thread(s) to. Default: not pinned.
+    #[serde(default)]
+    pub core: Option<usize>,
+    /// `block` (default) or `spin`.
+    #[serde(default)]
+    pub wait: WaitMode,
+    /// Socket receive buffer, bytes. Default: the kernel's.
+    #[serde(default)]
+    pub recv_buffer_bytes: Option<usize>,
+    /// Largest WebSocket message accepted, bytes. Default 4 MiB.
+    #[serde(default = "default_max_message")]
+    pub max_message_bytes: usize,
+    /// Largest WebSocket frame accepted, bytes. Default 1 MiB.
+    #[serde(default = "default_max_frame")]
+    pub max_frame_bytes: usize,
+    /// Per-stream silence limit overrides, ms: `{ "btcusdt@markPrice" = 10000 }`.
+    #[serde(default)]
+    pub stream_silence_ms: BTreeMap<String, u64>,
+    /// Overrides of `[reconnect]` for this feed.
+    #[serde(default)]
+    pub reconnect: Option<ReconnectOverride>,
+}
+
+fn default_reorder_window() -> u64 {
+    20
+}
+fn default_max_message() -> usize {
+    4 << 20
+}
+fn default_max_frame() -> usize {
+    1 << 20
+}
+
+/// `[arbitrage]`: the arbitrage strategy of `demo` and `run`.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ArbitrageConfig {
+    /// Taker fee per venue, basis points, e.g. `{ okx = 5.0, "bybit-linear" = 5.5 }`. Venues
+    /// not named keep their published base-tier fee.
+    pub taker_fee_bps: BTreeMap<String, f64>,
+    /// Smallest edge net of fees that counts as an opportunity, bps. Default 0.
+    pub min_edge_bps: f64,
+    /// Quotes older than this are not compared, ms. Default 1000.
+    pub max_quote_age_ms: u64,
+}
+
+impl Default for ArbitrageConfig {
+    fn default() -> Self {
+        ArbitrageConfig {
+            taker_fee_bps: BTreeMap::new(),
+            min_edge_bps: 0.0,
+            max_quote_age_ms: 1000,
+        }
+    }
+}
+
+/// `[capture]`: JSONL capture and the session manifest.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureConfig {
+    /// Folder under which each run writes its session folder.
+    pub dir: PathBuf,
+}
+
+/// The whole file as written.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `[engine]`.
+    #[serde(default)]
+    pub engine: EngineConfig,
+    /// `[capture]`; no capture when absent.
+    #[serde(default)]
+    pub capture: Option<CaptureConfig>,
+    /// `[arbitrage]`.
+    #[serde(default)]
+    pub arbitrage: ArbitrageConfig,
+    /// `[reconnect]`.
+    #[serde(default)]
+    pub reconnect: ReconnectConfig,
+    /// `[[feeds]]`.
+    #[serde(default)]
+    pub feeds: Vec<FeedConfig>,
+}

@@ -1,0 +1,41 @@
+//! Configuration: TOML → typed structs → a validated [`Config`].
+//!
+//! Every field has a documented default. Unknown fields, wrong types and impossible values are
+//! errors that name the file and the field; nothing starts on a bad config.
+//!
+//! ```toml
+//! [engine]                      # optional
+//! channel_capacity = 65536
+//! on_full = "drop_oldest"       # or "drop_newest"
+//!
+//! [reconnect]                   # defaults for every feed
+//! initial_delay_ms = 100
+//!
+//! [[feeds]]
+//! name = "usdm"
+//! venue = "binance-usdm"
+//! streams = ["btcusdt@bookTicker", "btcusdt@markPrice"]
+//! reconnect = { max_delay_ms = 2000 }   # per-feed overrides
+//! ```
+//!
+//! | file | owns |
+//! | --- | --- |
+//! | `file.rs` | the file as written: every table and field, with its default |
+//! | `endpoint.rs` | a parsed `ws://`/`wss://` base URL |
+//! | `spec.rs` | the validated result: [`Config`], [`FeedSpec`], [`ConfigError`] |
+//! | `validate.rs` | from the first to the second, every error naming the field |
+
+mod endpoint;
+mod file;
+mod spec;
+mod validate;
+
+pub use self::endpoint::Endpoint;
+pub use self::file::{
+    ArbitrageConfig, CaptureConfig, EngineConfig, FeedConfig, FileConfig, FullPolicy, Jitter,
+    ReconnectConfig, ReconnectOverride, WaitMode,
+};
+pub use self::spec::{Config, ConfigError, FeedSpec};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,79 @@
+//! A validated configuration: what [`crate::engine::Engine::start`] takes, and the error a
+//! bad file gets.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use super::endpoint::Endpoint;
+use super::file::{ArbitrageConfig, CaptureConfig, EngineConfig, ReconnectConfig, WaitMode};
+use crate::venue::{StreamDef, Venue};
+
+/// A config that failed to load or validate.
+#[derive(Debug)]
+pub struct ConfigError {
+    /// The file, when the config came from one.
+    pub file: Option<PathBuf>,
+    /// What is wrong, naming the field.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.file {
+            Some(file) => write!(f, "config error in {}: {}", file.display(), self.message),
+            None => write!(f, "config error: {}", self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A validated feed.
+#[derive(Clone, Debug)]
+pub struct FeedSpec {
+    /// Unique name.
+    pub name: String,
+    /// Venue.
+    pub venue: Venue,
+    /// Where to connect.
+    pub endpoint: Endpoint,
+    /// Extra trusted CA certificates, PEM, from `ca_file` or given in-process.
+    pub extra_ca_pem: Option<String>,
+    /// Streams, validated and routed.
+    pub streams: Vec<StreamDef>,
+    /// Silence limit per stream, ms (same order as `streams`).
+    pub silence_ms: Vec<u64>,
+    /// Core to pin to.
+    pub core: Option<usize>,
+    /// Wait mode.
+    pub wait: WaitMode,
+    /// Socket receive buffer.
+    pub recv_buffer_bytes: Option<usize>,
+    /// WebSocket message limit.
+    pub max_message_bytes: usize,
+    /// WebSocket frame limit.
+    pub max_frame_bytes: usize,
+    /// Effective reconnect settings.
+    pub reconnect: ReconnectConfig,
+    /// Where the hot standby connects, when the feed keeps one.
+    pub standby: Option<Endpoint>,
+    /// See [`FeedConfig::reorder_window_ms`].
+    pub reorder_window_ms: u64,
+    /// Base URL of REST depth snapshots (Binance).
+    pub rest_base: Option<String>,
+}
+
+/// A validated configuration, ready for [`crate::engine::Engine::start`].
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `[engine]`.
+    pub engine: EngineConfig,
+    /// The feeds.
+    pub feeds: Vec<FeedSpec>,
+    /// `[capture]`.
+    pub capture: Option<CaptureConfig>,
+    /// `[arbitrage]`.
+    pub arbitrage: ArbitrageConfig,
+    /// The whole configuration with every default filled in, for the session manifest.
+    pub effective: serde_json::Value,
+}

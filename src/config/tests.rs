@@ -1,0 +1,173 @@
+//! Config parsing and validation.
+
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+const MINIMAL: &str = r#"
+[[feeds]]
+name = "usdm"
+venue = "binance-usdm"
+streams = ["btcusdt@bookTicker", "btcusdt@markPrice"]
+"#;
+
+fn error_of(text: &str) -> String {
+    Config::from_toml(text).unwrap_err().to_string()
+}
+
+#[test]
+fn defaults_fill_a_minimal_config() {
+    let c = Config::from_toml(MINIMAL).unwrap();
+    let f = &c.feeds[0];
+    assert_eq!(
+        f.endpoint,
+        Endpoint::parse("wss://fstream.binance.com").unwrap()
+    );
+    assert_eq!(f.reconnect, ReconnectConfig::default());
+    assert_eq!(c.engine.on_full, FullPolicy::DropOldest);
+    assert_eq!(f.silence_ms, vec![10_000, 30_000]);
+}
+
+#[test]
+fn default_waits_meet_the_five_second_target() {
+    let r = ReconnectConfig::default();
+    assert!(r.initial_delay_ms <= 100);
+    assert!(r.max_delay_ms <= 5000 && r.circuit_breaker_cooldown_ms <= 5000);
+    assert!(r.stale_after_ms + r.pong_timeout_ms < 5000);
+}
+
+#[test]
+fn per_feed_overrides_apply() {
+    let c = Config::from_toml(&format!(
+        "[reconnect]\ninitial_delay_ms = 50\n{MINIMAL}reconnect = {{ max_delay_ms = 700 }}\n"
+    ))
+    .unwrap();
+    let r = c.feeds[0].reconnect;
+    assert_eq!((r.initial_delay_ms, r.max_delay_ms), (50, 700));
+}
+
+#[test]
+fn every_shipped_config_is_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            n += 1;
+        }
+    }
+    assert!(n >= 7, "{n} configs");
+}
+
+#[test]
+fn standby_capture_and_attempt_budget() {
+    let c = Config::from_toml(&format!(
+        "[capture]\ndir = \"/tmp/x\"\n{MINIMAL}standby = true\nstandby_url = \"wss://fstream2.example:443\"\n"
+    ))
+    .unwrap();
+    assert_eq!(c.capture.unwrap().dir, PathBuf::from("/tmp/x"));
+    let standby = c.feeds[0].standby.as_ref().unwrap();
+    assert_eq!(standby.host, "fstream2.example");
+    assert_eq!(c.feeds[0].reconnect.max_connection_age_ms, 86_100_000);
+    assert_eq!(c.effective["feeds"][0]["standby"], true);
+    let plain = Config::from_toml(&format!("{MINIMAL}standby = true\n")).unwrap();
+    assert_eq!(
+        plain.feeds[0].standby.as_ref(),
+        Some(&plain.feeds[0].endpoint)
+    );
+    for (text, needle) in [
+        (
+            format!("{MINIMAL}standby_url = \"wss://a.example\"\n"),
+            "standby_url is set but standby is false",
+        ),
+        (
+            format!("{MINIMAL}standby = true\nstandby_url = \"http://a\"\n"),
+            "standby_url",
+        ),
+        (
+            format!("[capture]\ndir = \"\"\n{MINIMAL}"),
+            "capture.dir is empty",
+        ),
+        (
+            format!("[engine]\nconnect_limit = 0\n{MINIMAL}"),
+            "engine.connect_limit",
+        ),
+        (
+            format!("[arbitrage]\ntaker_fee_bps = {{ kraken = 5.0 }}\n{MINIMAL}"),
+            "'kraken', which is not a venue",
+        ),
+    ] {
+        let e = error_of(&text);
+        assert!(e.contains(needle), "{text:?} → {e}");
+    }
+}
+
+#[test]
+fn typos_and_bad_values_name_the_field() {
+    let e = error_of(&format!("[reconnect]\nintial_delay_ms = 5\n{MINIMAL}"));
+    assert!(e.contains("intial_delay_ms"), "{e}");
+    let e = error_of(&format!("{MINIMAL}strems = []\n"));
+    assert!(e.contains("strems"), "{e}");
+    let e = error_of(&format!(
+        "[reconnect]\ninitial_delay_ms = \"fast\"\n{MINIMAL}"
+    ));
+    assert!(e.contains("initial_delay_ms"), "{e}");
+    let e = error_of(&format!("[reconnect]\nmax_delay_ms = 10\n{MINIMAL}"));
+    assert!(e.contains("reconnect.max_delay_ms (10)"), "{e}");
+    let e = error_of(&format!("[reconnect]\nbackoff_multiplier = 0.5\n{MINIMAL}"));
+    assert!(e.contains("backoff_multiplier"), "{e}");
+    let e = error_of(&MINIMAL.replace("binance-usdm", "binance-moon"));
+    assert!(e.contains("venue 'binance-moon'"), "{e}");
+    let e = error_of(&MINIMAL.replace(r#"["btcusdt@bookTicker", "btcusdt@markPrice"]"#, "[]"));
+    assert!(e.contains("streams is empty"), "{e}");
+    let e = error_of(&format!("{MINIMAL}core = 4096\n"));
+    assert!(e.contains("core = 4096"), "{e}");
+    let e = error_of(&format!("{MINIMAL}url = \"http://x\"\n"));
+    assert!(e.contains(".url"), "{e}");
+    let e = error_of(&format!(
+        "{MINIMAL}stream_silence_ms = {{ \"ethusdt@aggTrade\" = 5 }}\n"
+    ));
+    assert!(e.contains("ethusdt@aggTrade"), "{e}");
+    let e = error_of(&format!("{MINIMAL}[[feeds]]\nname = \"usdm\"\nvenue = \"binance-spot\"\nstreams = [\"btcusdt@aggTrade\"]\n"));
+    assert!(e.contains("used by another feed"), "{e}");
+    assert!(error_of("").contains("no [[feeds]]"));
+}
+
+#[test]
+fn load_names_the_file() {
+    let dir = std::env::temp_dir().join(format!("wsfeed-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("typo.toml");
+    std::fs::write(&path, format!("{MINIMAL}pong_timout_ms = 5\n")).unwrap();
+    let e = Config::load(&path).unwrap_err().to_string();
+    assert!(
+        e.contains("typo.toml") && e.contains("pong_timout_ms"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn endpoints_parse() {
+    let e = Endpoint::parse("wss://127.0.0.1:9443").unwrap();
+    assert_eq!(
+        (e.tls, e.host.as_str(), e.port, e.base_path.as_str()),
+        (true, "127.0.0.1", 9443, "")
+    );
+    let e = Endpoint::parse("ws://[::1]/prefix/").unwrap();
+    assert_eq!(
+        (e.host.as_str(), e.port, e.base_path.as_str()),
+        ("::1", 80, "/prefix")
+    );
+    assert_eq!(e.url("/stream"), "ws://[::1]:80/prefix/stream");
+    for bad in [
+        "http://x",
+        "wss://",
+        "wss://h:0",
+        "wss://h:99999",
+        "ws://h/p?q=1",
+    ] {
+        assert!(Endpoint::parse(bad).is_err(), "{bad}");
+    }
+}
