@@ -14,6 +14,7 @@ use hdrhistogram::Histogram;
 
 use crate::clock;
 use crate::config::WaitMode;
+use crate::feed::sink::Sink;
 use crate::metrics::nanos_histogram;
 use crate::tick::{FeedId, Health, HealthMsg, Sequenced, SymbolId, Tick};
 use crate::venue::{StreamDef, Venue};
@@ -67,6 +68,91 @@ pub trait Strategy: Send + 'static {
 
 /// How often the thread-local latency histogram is merged into the shared one.
 const MERGE_EVERY: Duration = Duration::from_millis(250);
+
+/// Frame read → `on_tick` latency, recorded without a lock into a histogram of the strategy's
+/// thread and merged into the engine's shared one every [`MERGE_EVERY`].
+#[derive(Debug)]
+struct Latency {
+    local: Histogram<u64>,
+    shared: Arc<Mutex<Histogram<u64>>>,
+    last_merge: Instant,
+}
+
+impl Latency {
+    fn new(shared: Arc<Mutex<Histogram<u64>>>) -> Latency {
+        Latency {
+            local: nanos_histogram(),
+            shared,
+            last_merge: Instant::now(),
+        }
+    }
+
+    /// Records a tick read at `recv_ns`, now.
+    #[inline]
+    fn record(&mut self, recv_ns: u64) {
+        self.local
+            .saturating_record(clock::now_ns().saturating_sub(recv_ns).max(1));
+    }
+
+    /// Merges when the last merge is [`MERGE_EVERY`] old.
+    fn merge_if_due(&mut self, now: Instant) {
+        if now.saturating_duration_since(self.last_merge) >= MERGE_EVERY {
+            self.merge(now);
+        }
+    }
+
+    fn merge(&mut self, now: Instant) {
+        self.last_merge = now;
+        if self.local.is_empty() {
+            return;
+        }
+        if let Ok(mut h) = self.shared.lock() {
+            let _ = h.add(&self.local);
+        }
+        self.local.reset();
+    }
+}
+
+/// The strategy called in place, on the thread that reads the sockets (`[engine] strategy =
+/// "inline"`): the driver's sink. Ticks and health events arrive in the order the feeds produced
+/// them, with nothing in between; latency is recorded as on the strategy thread.
+#[derive(Debug)]
+pub struct Inline<S: Strategy> {
+    strategy: S,
+    latency: Latency,
+}
+
+impl<S: Strategy> Inline<S> {
+    /// `strategy` (already started with [`Strategy::on_start`]), recording into `latency`.
+    pub fn new(strategy: S, latency: Arc<Mutex<Histogram<u64>>>) -> Inline<S> {
+        Inline {
+            strategy,
+            latency: Latency::new(latency),
+        }
+    }
+
+    /// The strategy back, its last latency figures merged.
+    pub fn finish(mut self) -> S {
+        self.latency.merge(Instant::now());
+        self.strategy
+    }
+}
+
+impl<S: Strategy> Sink for Inline<S> {
+    #[inline]
+    fn tick(&mut self, _lane: usize, tick: Tick) {
+        self.latency.record(tick.recv_ns);
+        self.strategy.on_tick(&tick);
+    }
+
+    fn health(&mut self, _lane: usize, msg: HealthMsg) {
+        self.strategy.on_health(msg.feed, msg.at_ns, &msg.event);
+    }
+
+    fn turn_end(&mut self, now: Instant) {
+        self.latency.merge_if_due(now);
+    }
+}
 
 /// One feed's two channels, merged back into the order the feed produced its messages.
 ///
@@ -159,8 +245,7 @@ pub fn run<S: Strategy>(
     latency: Arc<Mutex<Histogram<u64>>>,
 ) -> S {
     strategy.on_start(universe);
-    let mut local = nanos_histogram();
-    let mut last_merge = Instant::now();
+    let mut latency = Latency::new(latency);
     let mut handled: u64 = 0;
     let mut idle_spins: u32 = 0;
     // Blocking waits on every channel through one `Select`, built here once: building it per
@@ -181,7 +266,7 @@ pub fn run<S: Strategy>(
             for _ in 0..256 {
                 match lane.pop() {
                     Some(Next::Tick(t)) => {
-                        local.saturating_record(clock::now_ns().saturating_sub(t.recv_ns).max(1));
+                        latency.record(t.recv_ns);
                         strategy.on_tick(&t);
                     }
                     Some(Next::Health(h)) => strategy.on_health(h.feed, h.at_ns, &h.event),
@@ -193,19 +278,15 @@ pub fn run<S: Strategy>(
         }
         if got {
             idle_spins = 0;
-            if handled % 4096 == 0 && last_merge.elapsed() >= MERGE_EVERY {
-                merge(&latency, &mut local);
-                last_merge = Instant::now();
+            if handled % 4096 == 0 {
+                latency.merge_if_due(Instant::now());
             }
             continue;
         }
         // Idle. A spinning thread reads the clock only every 1024 empty rounds.
         idle_spins = idle_spins.wrapping_add(1);
-        if (wait == WaitMode::Block || idle_spins % 1024 == 0)
-            && last_merge.elapsed() >= MERGE_EVERY
-        {
-            merge(&latency, &mut local);
-            last_merge = Instant::now();
+        if wait == WaitMode::Block || idle_spins % 1024 == 0 {
+            latency.merge_if_due(Instant::now());
         }
         match wait {
             WaitMode::Spin => {
@@ -232,18 +313,8 @@ pub fn run<S: Strategy>(
             }
         }
     }
-    merge(&latency, &mut local);
+    latency.merge(Instant::now());
     strategy
-}
-
-fn merge(shared: &Mutex<Histogram<u64>>, local: &mut Histogram<u64>) {
-    if local.is_empty() {
-        return;
-    }
-    if let Ok(mut h) = shared.lock() {
-        let _ = h.add(&*local);
-    }
-    local.reset();
 }
 
 #[cfg(test)]

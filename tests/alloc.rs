@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use util::{fast_reconnect, feed};
-use wsfeed::config::{FileConfig, WaitMode};
+use wsfeed::config::{FileConfig, StrategyPlace, WaitMode};
 use wsfeed::engine::Engine;
 use wsfeed::sim::{Sim, SimConfig, SimVenue};
 use wsfeed::strategy::Strategy;
@@ -191,7 +191,9 @@ fn wait_for(
     }
 }
 
-fn run(wait: WaitMode, tls: bool) {
+/// One counted run: the strategy on its own thread waiting as `wait`, or (`None`) inline on
+/// the one thread that runs every feed.
+fn run(wait: Option<WaitMode>, tls: bool) {
     let sims = [
         (
             sim(SimVenue::Binance, true, tls),
@@ -245,7 +247,10 @@ fn run(wait: WaitMode, tls: bool) {
     file.reconnect.stale_after_ms = 5_000;
     file.reconnect.pong_timeout_ms = 5_000;
     file.feeds = feeds;
-    file.engine.strategy_wait = Some(wait);
+    match wait {
+        Some(w) => file.engine.strategy_wait = Some(w),
+        None => file.engine.strategy = StrategyPlace::Inline,
+    }
     let config = file.validate().expect("valid config");
     let ticks: Arc<[AtomicU64; FEEDS * 4]> = Arc::new(std::array::from_fn(|_| AtomicU64::new(0)));
     let events = Arc::new(AtomicU64::new(0));
@@ -320,9 +325,10 @@ fn run(wait: WaitMode, tls: bool) {
         .collect();
     let total: u64 = after.iter().sum::<u64>() - before.iter().sum::<u64>();
     println!(
-        "strategy {wait:?}, {}: {total} ticks counted ({}); engine allocations: feed threads \
+        "strategy {}, {}: {total} ticks counted ({}); engine allocations: feed threads \
          {feed_allocs}, strategy {strategy_allocs}; transport (measured separately): \
          {transport_allocs} allocations, {:.3} per tick",
+        wait.map_or("inline".to_string(), |w| format!("{w:?}")),
         if tls { "TLS" } else { "plain ws" },
         counted.join("; "),
         transport_allocs as f64 / total.max(1) as f64,
@@ -347,6 +353,7 @@ fn run(wait: WaitMode, tls: bool) {
 
 #[test]
 fn the_hot_path_allocates_nothing() {
-    run(WaitMode::Spin, false);
-    run(WaitMode::Block, true);
+    run(Some(WaitMode::Spin), false);
+    run(Some(WaitMode::Block), true);
+    run(None, false);
 }

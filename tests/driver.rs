@@ -1,6 +1,8 @@
-//! The feed driver on its own, against the simulator: a resolver that hangs costs only the
+//! The feed driver against the simulator: on its own, a resolver that hangs costs only the
 //! connection that waits for it (its attempts time out while the standby on the same thread
-//! streams), and one driver hosts several feeds, each in its own lane of one sink.
+//! streams), and one driver hosts several feeds, each in its own lane of one sink; through the
+//! engine, feeds that share a `[[drivers]]` entry run on one thread, and an inline strategy is
+//! called on the thread that reads every feed, health events in order with the ticks.
 //!
 //! Every wait has a deadline; no sleep stands in for an event.
 
@@ -94,8 +96,6 @@ fn params(
         reconnect,
         max_connection_age: None,
         reorder_window: Duration::from_millis(20),
-        wait: WaitMode::Block,
-        core: None,
         recv_buffer: None,
         ws_config: Default::default(),
         tls: None,
@@ -147,7 +147,9 @@ fn run(feeds: Vec<FeedParams>, helpers: Helpers, sink: Shared) -> (Running, Vec<
     }
     let thread = std::thread::Builder::new()
         .name("feed-test".into())
-        .spawn(move || driver.run())
+        .spawn(move || {
+            driver.run();
+        })
         .unwrap();
     let running = Running {
         stop,
@@ -278,4 +280,151 @@ fn one_driver_hosts_several_feeds_each_in_its_own_lane() {
     drop(running);
     a.shutdown();
     b.shutdown();
+}
+
+/// A strategy that notes which threads called it, around the tests' recorder.
+struct OnThreads {
+    inner: util::Recorder,
+    threads: ThreadNames,
+}
+
+impl wsfeed::strategy::Strategy for OnThreads {
+    fn on_start(&mut self, universe: &wsfeed::strategy::Universe) {
+        self.inner.on_start(universe);
+    }
+    fn on_tick(&mut self, tick: &Tick) {
+        let name = std::thread::current().name().unwrap_or("?").to_string();
+        self.threads.lock().unwrap().insert(name);
+        self.inner.on_tick(tick);
+    }
+    fn on_health(&mut self, feed: u16, at_ns: u64, event: &Health) {
+        self.inner.on_health(feed, at_ns, event);
+    }
+}
+
+/// Names of the threads a strategy was called on.
+type ThreadNames = Arc<Mutex<std::collections::BTreeSet<String>>>;
+
+/// An engine over two simulators (Binance spot, OKX) with `tweak` applied to its config.
+fn engine_of_two(
+    tweak: impl FnOnce(&mut wsfeed::config::FileConfig),
+) -> (
+    wsfeed::engine::Engine<OnThreads>,
+    util::Probe,
+    ThreadNames,
+    [Sim; 2],
+) {
+    let spot = plain_sim();
+    let okx = Sim::start(wsfeed::sim::SimConfig {
+        tls: false,
+        venue: wsfeed::sim::SimVenue::Okx,
+        symbols: vec!["BTCUSDT".into()],
+        book_interval: Duration::from_millis(5),
+        ..wsfeed::sim::SimConfig::default()
+    })
+    .unwrap();
+    let mut file: wsfeed::config::FileConfig = toml::from_str("").unwrap();
+    file.reconnect = fast_reconnect();
+    file.feeds = vec![
+        util::feed("spot", "binance-spot", &spot, &["btcusdt@bookTicker"]),
+        util::feed("okx", "okx", &okx, &["bbo-tbt:BTC-USDT-SWAP"]),
+    ];
+    tweak(&mut file);
+    let config = file.validate().expect("valid config");
+    let (inner, probe) = util::recorder();
+    let threads = Arc::new(Mutex::new(std::collections::BTreeSet::new()));
+    let strategy = OnThreads {
+        inner,
+        threads: threads.clone(),
+    };
+    let engine = wsfeed::engine::Engine::start(config, strategy).expect("engine starts");
+    (engine, probe, threads, [spot, okx])
+}
+
+/// Threads of this process whose name starts with `prefix` (Linux: /proc/self/task).
+fn threads_named(prefix: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+        .map(|n| n.trim().to_string())
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn the_inline_strategy_runs_on_the_thread_that_reads_every_feed() {
+    let (engine, probe, threads, [spot, okx]) =
+        engine_of_two(|f| f.engine.strategy = wsfeed::config::StrategyPlace::Inline);
+    probe.wait("both feeds tick", |s| {
+        util::ticks_of(s, 0, "btcusdt@bookTicker") >= 20
+            && util::ticks_of(s, 1, "bbo-tbt:BTC-USDT-SWAP") >= 20
+    });
+    assert_eq!(
+        threads.lock().unwrap().iter().collect::<Vec<_>>(),
+        ["feed-inline"],
+        "every tick on the one reading thread"
+    );
+    // Health events reach it in order with the ticks: a venue's close, then its recovery.
+    spot.inject(wsfeed::sim::Fault::Close { code: 1001 });
+    probe.wait("the spot feed recovers", |s| {
+        util::has_health_of(s, 0, |h| matches!(h, Health::Recovered { .. }))
+    });
+    let seen = probe.seen();
+    let lost = util::position_of(&seen, |h| matches!(h, Health::Disconnected { .. })).unwrap();
+    let back = util::position_of(&seen, |h| matches!(h, Health::Recovered { .. })).unwrap();
+    assert!(lost < back);
+    let spot_between = seen[lost..back]
+        .iter()
+        .filter(|s| matches!(s, util::Seen::Tick { feed: 0, .. }))
+        .count();
+    assert_eq!(spot_between, 0, "no spot tick while it was disconnected");
+    let (summary, strategy) = engine.stop();
+    assert!(
+        !summary.tick_latency_ns.is_empty(),
+        "latency recorded inline"
+    );
+    assert!(
+        !strategy.threads.lock().unwrap().is_empty(),
+        "the strategy came back"
+    );
+    spot.shutdown();
+    okx.shutdown();
+}
+
+#[test]
+fn feeds_on_a_shared_driver_run_on_one_thread() {
+    let (engine, probe, threads, [spot, okx]) = engine_of_two(|f| {
+        f.drivers = vec![toml::from_str("name = \"both\"").unwrap()];
+        for feed in &mut f.feeds {
+            feed.driver = Some("both".into());
+        }
+    });
+    probe.wait("both feeds tick", |s| {
+        util::ticks_of(s, 0, "btcusdt@bookTicker") >= 20
+            && util::ticks_of(s, 1, "bbo-tbt:BTC-USDT-SWAP") >= 20
+    });
+    let feed_threads = threads_named("feed-");
+    assert!(
+        feed_threads.contains(&"feed-both".to_string()),
+        "{feed_threads:?}"
+    );
+    assert!(
+        !feed_threads
+            .iter()
+            .any(|t| t == "feed-spot" || t == "feed-okx"),
+        "no thread of their own: {feed_threads:?}"
+    );
+    assert_eq!(
+        threads.lock().unwrap().iter().collect::<Vec<_>>(),
+        ["strategy"],
+        "the strategy on its own thread"
+    );
+    let stats = engine.stats();
+    assert!(stats.iter().all(|s| s.state() == FeedState::Streaming));
+    engine.stop();
+    spot.shutdown();
+    okx.shutdown();
 }

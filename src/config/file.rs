@@ -42,11 +42,45 @@ pub enum Jitter {
     Equal,
 }
 
+/// Where the strategy runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StrategyPlace {
+    /// On a thread of its own, fed by every feed's channels.
+    #[default]
+    Thread,
+    /// On the thread that reads the sockets: every feed on one driver, the strategy called in
+    /// place with each tick and health event.
+    Inline,
+}
+
+/// `[[drivers]]`: a thread that runs the connections of several feeds on one poll. Feeds name
+/// it with `driver = "<name>"`; a feed that names none runs on a thread of its own (one per
+/// connection route).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriverConfig {
+    /// Unique name (thread `feed-<name>`).
+    pub name: String,
+    /// Core to pin the thread to. Default: not pinned.
+    #[serde(default)]
+    pub core: Option<usize>,
+    /// `block` (default) or `spin` (the thread busy-polls its sockets).
+    #[serde(default)]
+    pub wait: WaitMode,
+}
+
 /// `[engine]`: process-wide settings.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineConfig {
-    /// Capacity of each feed's channel to the strategy, in messages. Default 65536.
+    /// Where the strategy runs: `thread` (its own thread, fed by every feed's channels) or
+    /// `inline` (called on the thread that reads the sockets: no channel and no hop; every feed
+    /// must then be on one driver). Default `thread`.
+    pub strategy: StrategyPlace,
+    /// Capacity of each feed's channel to the strategy, in messages (`strategy = "thread"`).
+    /// Default 4096: about 40 ms of a busy symbol's updates while the strategy is busy, and
+    /// under 1 MiB per feed (a tick takes ~216 bytes, allocated up front).
     pub channel_capacity: usize,
     /// Full-channel policy. Default `drop_oldest`.
     pub on_full: FullPolicy,
@@ -83,7 +117,8 @@ impl EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
-            channel_capacity: 65536,
+            strategy: StrategyPlace::Thread,
+            channel_capacity: 4096,
             on_full: FullPolicy::DropOldest,
             strategy_core: None,
             strategy_wait: None,
@@ -246,7 +281,12 @@ pub struct FeedConfig {
     /// 0 reports the skip at once. Default 20.
     #[serde(default = "default_reorder_window")]
     pub reorder_window_ms: u64,
-    /// Core to pin the feed thread(s) to. Default: not pinned.
+    /// The `[[drivers]]` entry whose thread runs this feed's connections. Default: a thread of
+    /// its own.
+    #[serde(default)]
+    pub driver: Option<String>,
+    /// Core to pin the feed thread(s) to. Default: not pinned. (On a shared driver, the
+    /// driver's.)
     #[serde(default)]
     pub core: Option<usize>,
     /// `block` (default) or `spin`.
@@ -326,6 +366,9 @@ pub struct FileConfig {
     /// `[reconnect]`.
     #[serde(default)]
     pub reconnect: ReconnectConfig,
+    /// `[[drivers]]`.
+    #[serde(default)]
+    pub drivers: Vec<DriverConfig>,
     /// `[[feeds]]`.
     #[serde(default)]
     pub feeds: Vec<FeedConfig>,

@@ -5,7 +5,8 @@
 //!
 //! ```toml
 //! [engine]                      # optional
-//! channel_capacity = 65536
+//! strategy = "thread"          # or "inline"
+//! channel_capacity = 4096
 //! on_full = "drop_oldest"       # or "drop_newest"
 //!
 //! [reconnect]                   # defaults for every feed
@@ -32,10 +33,10 @@ mod validate;
 
 pub use self::endpoint::Endpoint;
 pub use self::file::{
-    ArbitrageConfig, CaptureConfig, EngineConfig, FeedConfig, FileConfig, FullPolicy, Jitter,
-    ReconnectConfig, ReconnectOverride, WaitMode,
+    ArbitrageConfig, CaptureConfig, DriverConfig, EngineConfig, FeedConfig, FileConfig, FullPolicy,
+    Jitter, ReconnectConfig, ReconnectOverride, StrategyPlace, WaitMode,
 };
-pub use self::spec::{Config, ConfigError, FeedSpec};
+pub use self::spec::{Config, ConfigError, DriverSpec, FeedSpec};
 
 #[cfg(test)]
 mod tests;

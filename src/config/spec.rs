@@ -61,6 +61,19 @@ pub struct FeedSpec {
     pub reorder_window_ms: u64,
     /// Base URL of REST depth snapshots (Binance).
     pub rest_base: Option<String>,
+    /// The driver whose thread runs it; `None`: a thread of its own per connection route.
+    pub driver: Option<String>,
+}
+
+/// A validated driver: a thread that runs the connections of the feeds that name it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DriverSpec {
+    /// Unique name.
+    pub name: String,
+    /// Core to pin the thread to.
+    pub core: Option<usize>,
+    /// Block or spin.
+    pub wait: WaitMode,
 }
 
 /// A validated configuration, ready for [`crate::engine::Engine::start`].
@@ -70,6 +83,8 @@ pub struct Config {
     pub engine: EngineConfig,
     /// The feeds.
     pub feeds: Vec<FeedSpec>,
+    /// The shared drivers (and, with `strategy = "inline"`, the one every feed is on).
+    pub drivers: Vec<DriverSpec>,
     /// `[capture]`.
     pub capture: Option<CaptureConfig>,
     /// `[arbitrage]`.

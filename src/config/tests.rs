@@ -171,3 +171,114 @@ fn endpoints_parse() {
         assert!(Endpoint::parse(bad).is_err(), "{bad}");
     }
 }
+
+const TWO_FEEDS: &str = r#"
+[[feeds]]
+name = "spot"
+venue = "binance-spot"
+streams = ["btcusdt@bookTicker"]
+
+[[feeds]]
+name = "okx"
+venue = "okx"
+streams = ["bbo-tbt:BTC-USDT-SWAP"]
+"#;
+
+#[test]
+fn feeds_share_a_driver_by_name_and_the_inline_strategy_puts_every_feed_on_one() {
+    let shared = format!(
+        "[[drivers]]\nname = \"arb\"\nwait = \"spin\"\n{}",
+        TWO_FEEDS.replace("streams = [", "driver = \"arb\"\nstreams = [")
+    );
+    let c = Config::from_toml(&shared).unwrap();
+    assert_eq!(
+        c.drivers,
+        [DriverSpec {
+            name: "arb".into(),
+            core: None,
+            wait: WaitMode::Spin
+        }]
+    );
+    assert!(c.feeds.iter().all(|f| f.driver.as_deref() == Some("arb")));
+    // Inline without drivers: one thread for every feed, waiting as the feeds say.
+    let inline = format!("[engine]\nstrategy = \"inline\"\n{TWO_FEEDS}");
+    let c = Config::from_toml(&inline).unwrap();
+    assert_eq!(c.engine.strategy, StrategyPlace::Inline);
+    assert_eq!(c.drivers.len(), 1);
+    assert_eq!(c.drivers[0].wait, WaitMode::Block);
+    assert!(c
+        .feeds
+        .iter()
+        .all(|f| f.driver == Some(c.drivers[0].name.clone())));
+    let spin = inline.replace("streams = [", "wait = \"spin\"\nstreams = [");
+    assert_eq!(
+        Config::from_toml(&spin).unwrap().drivers[0].wait,
+        WaitMode::Spin
+    );
+    // Without either, a thread per feed, as before.
+    let c = Config::from_toml(TWO_FEEDS).unwrap();
+    assert!(c.drivers.is_empty() && c.feeds.iter().all(|f| f.driver.is_none()));
+    assert_eq!(c.engine.channel_capacity, 4096);
+}
+
+#[test]
+fn driver_mistakes_name_the_feed_or_driver() {
+    let on = |driver: &str| {
+        TWO_FEEDS.replacen(
+            "streams = [",
+            &format!("driver = \"{driver}\"\nstreams = ["),
+            1,
+        )
+    };
+    let e = error_of(&on("nope"));
+    assert!(
+        e.contains("feed 'spot'.driver 'nope' is not a [[drivers]] entry"),
+        "{e}"
+    );
+    let e = error_of(&format!("[[drivers]]\nname = \"idle\"\n{TWO_FEEDS}"));
+    assert!(e.contains("drivers[0] ('idle') runs no feed"), "{e}");
+    let pinned = format!(
+        "[[drivers]]\nname = \"d\"\n{}",
+        on("d").replacen("streams = [", "core = 0\nstreams = [", 1)
+    );
+    let e = error_of(&pinned);
+    assert!(
+        e.contains("feed 'spot' is on driver 'd': its core and wait are the driver's"),
+        "{e}"
+    );
+    let e = error_of(&format!(
+        "[[drivers]]\nname = \"a\"\n[[drivers]]\nname = \"a\"\n{}",
+        on("a")
+    ));
+    assert!(
+        e.contains("drivers[1].name 'a' is used by another driver"),
+        "{e}"
+    );
+    // Inline: one driver for every feed, and no strategy thread to configure.
+    let split = format!(
+        "[engine]\nstrategy = \"inline\"\n[[drivers]]\nname = \"d\"\n{}",
+        on("d")
+    );
+    let e = error_of(&split);
+    assert!(
+        e.contains("every feed must be on it: feed 'okx' is on a thread of its own"),
+        "{e}"
+    );
+    let e = error_of(&format!(
+        "[engine]\nstrategy = \"inline\"\nstrategy_core = 0\n{TWO_FEEDS}"
+    ));
+    assert!(
+        e.contains("strategy_core and engine.strategy_wait describe the strategy's own thread"),
+        "{e}"
+    );
+    let mixed = format!("[engine]\nstrategy = \"inline\"\n{TWO_FEEDS}").replacen(
+        "streams = [",
+        "wait = \"spin\"\nstreams = [",
+        1,
+    );
+    let e = error_of(&mixed);
+    assert!(
+        e.contains("feeds 'spot' and 'okx' ask for different cores or wait modes"),
+        "{e}"
+    );
+}

@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use super::endpoint::Endpoint;
-use super::file::{FileConfig, ReconnectConfig, WaitMode};
-use super::spec::{Config, ConfigError, FeedSpec};
+use super::file::{DriverConfig, FileConfig, ReconnectConfig, StrategyPlace, WaitMode};
+use super::spec::{Config, ConfigError, DriverSpec, FeedSpec};
 use crate::venue::{StreamDef, Venue};
 
 impl Config {
@@ -80,12 +80,23 @@ impl ReconnectConfig {
 impl FileConfig {
     /// Validates everything and resolves defaults.
     pub fn validate(mut self) -> Result<Config, ConfigError> {
-        let pinned = self.engine.strategy_core.is_some();
-        self.engine.strategy_wait.get_or_insert(if pinned {
-            WaitMode::Spin
-        } else {
-            WaitMode::Block
-        });
+        let inline = self.engine.strategy == StrategyPlace::Inline;
+        if inline && (self.engine.strategy_core.is_some() || self.engine.strategy_wait.is_some()) {
+            return Err(err(
+                "engine.strategy_core and engine.strategy_wait describe the strategy's own thread, \
+                 which strategy = \"inline\" does not have: the strategy runs on the driver \
+                 thread, so set core and wait on the [[drivers]] entry (or on the feeds)"
+                    .into(),
+            ));
+        }
+        if !inline {
+            let pinned = self.engine.strategy_core.is_some();
+            self.engine.strategy_wait.get_or_insert(if pinned {
+                WaitMode::Spin
+            } else {
+                WaitMode::Block
+            });
+        }
         let effective = serde_json::to_value(&self).unwrap_or(serde_json::Value::Null);
         let e = &self.engine;
         if e.connect_limit == Some(0) || e.connect_window_ms == Some(0) {
@@ -137,17 +148,7 @@ impl FileConfig {
         let mut feeds = Vec::with_capacity(self.feeds.len());
         for (i, f) in self.feeds.into_iter().enumerate() {
             let at = format!("feeds[{i}]");
-            if f.name.is_empty()
-                || !f
-                    .name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            {
-                return Err(err(format!(
-                    "{at}.name '{}' must be non-empty letters, digits, '-' or '_'",
-                    f.name
-                )));
-            }
+            check_name(&at, &f.name)?;
             let at = format!("{at} ('{}')", f.name);
             if feeds.iter().any(|s: &FeedSpec| s.name == f.name) {
                 return Err(err(format!("{at}.name is used by another feed")));
@@ -278,14 +279,139 @@ impl FileConfig {
                 standby,
                 reorder_window_ms: f.reorder_window_ms,
                 rest_base,
+                driver: f.driver,
             });
         }
+        let drivers = place_feeds(inline, self.drivers, &mut feeds, &check_core)?;
         Ok(Config {
             engine: self.engine,
             feeds,
+            drivers,
             capture: self.capture,
             arbitrage: self.arbitrage,
             effective,
         })
+    }
+}
+
+/// Checks the `[[drivers]]` and which feeds name them. With the strategy inline, every feed must
+/// be on one driver: when none names one, they all go on one named `inline`, whose core and wait
+/// are the feeds' (which must then agree).
+fn place_feeds(
+    inline: bool,
+    drivers: Vec<DriverConfig>,
+    feeds: &mut [FeedSpec],
+    check_core: &dyn Fn(String, Option<usize>) -> Result<(), ConfigError>,
+) -> Result<Vec<DriverSpec>, ConfigError> {
+    let mut specs: Vec<DriverSpec> = Vec::with_capacity(drivers.len());
+    for (i, d) in drivers.into_iter().enumerate() {
+        let at = format!("drivers[{i}]");
+        check_name(&at, &d.name)?;
+        if specs.iter().any(|s| s.name == d.name) {
+            return Err(err(format!(
+                "{at}.name '{}' is used by another driver",
+                d.name
+            )));
+        }
+        check_core(format!("{at} ('{}').core", d.name), d.core)?;
+        if !feeds
+            .iter()
+            .any(|f| f.driver.as_deref() == Some(d.name.as_str()))
+        {
+            return Err(err(format!(
+                "{at} ('{}') runs no feed: name it in a feed's driver, or remove it",
+                d.name
+            )));
+        }
+        specs.push(DriverSpec {
+            name: d.name,
+            core: d.core,
+            wait: d.wait,
+        });
+    }
+    for f in feeds.iter() {
+        let Some(name) = &f.driver else { continue };
+        let at = format!("feed '{}'", f.name);
+        if !specs.iter().any(|d| &d.name == name) {
+            return Err(err(format!(
+                "{at}.driver '{name}' is not a [[drivers]] entry (known: {})",
+                list(specs.iter().map(|d| d.name.as_str()))
+            )));
+        }
+        if f.core.is_some() || f.wait == WaitMode::Spin {
+            return Err(err(format!(
+                "{at} is on driver '{name}': its core and wait are the driver's; set them in \
+                 [[drivers]]"
+            )));
+        }
+    }
+    if !inline {
+        return Ok(specs);
+    }
+    let named: Vec<&str> = feeds.iter().filter_map(|f| f.driver.as_deref()).collect();
+    if named.is_empty() {
+        let (core, wait) = (feeds[0].core, feeds[0].wait);
+        if let Some(f) = feeds.iter().find(|f| (f.core, f.wait) != (core, wait)) {
+            return Err(err(format!(
+                "strategy = \"inline\" runs every feed on one thread, but feeds '{}' and '{}' \
+                 ask for different cores or wait modes: give them the same, or define the \
+                 thread in [[drivers]]",
+                feeds[0].name, f.name
+            )));
+        }
+        for f in feeds.iter_mut() {
+            f.driver = Some(INLINE_DRIVER.to_string());
+        }
+        specs.push(DriverSpec {
+            name: INLINE_DRIVER.to_string(),
+            core,
+            wait,
+        });
+        return Ok(specs);
+    }
+    let first = named[0];
+    if let Some(f) = feeds.iter().find(|f| f.driver.as_deref() != Some(first)) {
+        return Err(err(format!(
+            "strategy = \"inline\" runs the strategy on one driver's thread, so every feed must \
+             be on it: feed '{}' is on {}, feed '{}' on driver '{first}'",
+            f.name,
+            f.driver
+                .as_deref()
+                .map_or("a thread of its own".to_string(), |d| format!(
+                    "driver '{d}'"
+                )),
+            feeds
+                .iter()
+                .find(|g| g.driver.as_deref() == Some(first))
+                .map_or("", |g| g.name.as_str()),
+        )));
+    }
+    Ok(specs)
+}
+
+/// The driver every feed is on when the strategy runs inline and no `[[drivers]]` is given.
+pub(crate) const INLINE_DRIVER: &str = "inline";
+
+/// Feed and driver names: non-empty letters, digits, `-` or `_` (they name threads and files).
+fn check_name(at: &str, name: &str) -> Result<(), ConfigError> {
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(err(format!(
+            "{at}.name '{name}' must be non-empty letters, digits, '-' or '_'"
+        )));
+    }
+    Ok(())
+}
+
+/// `a, b, c`, or `none`.
+fn list<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let v: Vec<&str> = names.collect();
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
     }
 }

@@ -204,8 +204,9 @@ impl<S: Sink> Driver<S> {
         self.feeds.len()
     }
 
-    /// Runs until shutdown. Pins the thread first when a core is configured.
-    pub fn run(mut self) {
+    /// Runs until shutdown, then hands the sink back. Pins the thread first when a core is
+    /// configured.
+    pub fn run(mut self) -> S {
         if let Some(core) = self.core {
             if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
                 warn!(
@@ -248,6 +249,7 @@ impl<S: Sink> Driver<S> {
             self.take_actions(lane);
         }
         debug!("[{}] stopped", self.name);
+        self.sink
     }
 
     /// One turn (see the module docs).
@@ -272,6 +274,7 @@ impl<S: Sink> Driver<S> {
                 feed.due = feed.core.deadline(Instant::now());
             }
         }
+        self.sink.turn_end(now);
     }
 
     /// Uses the readiness of connection `token`: reads a batch from an open connection, moves a

@@ -9,7 +9,7 @@ use tungstenite::protocol::WebSocketConfig;
 
 use super::limiter::ConnectGate;
 use crate::capture::CaptureMsg;
-use crate::config::{Endpoint, ReconnectConfig, WaitMode};
+use crate::config::{Endpoint, ReconnectConfig};
 use crate::tick::{FeedId, SymbolId};
 use crate::venue::{StreamDef, Venue};
 
@@ -48,10 +48,6 @@ pub struct FeedParams {
     /// How long a chained message that skips ids waits for another connection to bring the
     /// skipped ones (only while another connection carries the feed).
     pub reorder_window: Duration,
-    /// Block or spin.
-    pub wait: WaitMode,
-    /// Core to pin to.
-    pub core: Option<usize>,
     /// Socket receive buffer.
     pub recv_buffer: Option<usize>,
     /// WebSocket limits.

@@ -8,6 +8,7 @@
 //! the reading thread is another kind of sink; the feed logic does not know which it feeds.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
@@ -22,6 +23,8 @@ pub trait Sink {
     fn tick(&mut self, lane: usize, tick: Tick);
     /// A health event (rare).
     fn health(&mut self, lane: usize, msg: HealthMsg);
+    /// The driver finished a turn at `now` (a moment for housekeeping; called often).
+    fn turn_end(&mut self, _now: Instant) {}
 }
 
 /// The channel ends one feed writes to.

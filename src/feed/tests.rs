@@ -12,7 +12,7 @@ use super::core::{FeedCore, Input};
 use super::limiter::ConnectGate;
 use super::params::{FeedParams, Target};
 use super::sink::Sink;
-use crate::config::{Endpoint, Jitter, ReconnectConfig, WaitMode};
+use crate::config::{Endpoint, Jitter, ReconnectConfig};
 use crate::metrics::{FeedState, FeedStats};
 use crate::tick::{DisconnectReason, Health, HealthMsg, SymbolId, Tick, TickData};
 use crate::venue::Venue;
@@ -84,8 +84,6 @@ fn feed(hosts: &[&str], streams: &[&str]) -> (FeedCore, Arc<FeedStats>) {
         reconnect: cfg(),
         max_connection_age: None,
         reorder_window: Duration::from_millis(20),
-        wait: WaitMode::Block,
-        core: None,
         recv_buffer: None,
         ws_config: Default::default(),
         tls: None,

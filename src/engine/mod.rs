@@ -1,0 +1,405 @@
+//! Builds the threads from a validated config, wires the channels, and shuts down in order.
+//!
+//! What runs is worked out first ([`plan`]): one feed per connection route of each configured
+//! feed (Binance USD-M `/public` and `/market` are two), and which thread (driver) runs which
+//! feeds — a thread per feed unless feeds share a `[[drivers]]` entry. With `strategy =
+//! "thread"` every driver sends to one strategy thread over per-feed channels; with `strategy =
+//! "inline"` the one driver calls the strategy in place. Shutdown sets a flag and wakes every
+//! driver's poll; drivers close their sockets and drop their senders (or hand the inline
+//! strategy back); the strategy thread drains what was sent and returns the strategy.
+
+mod plan;
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam_channel::{bounded, unbounded};
+use hdrhistogram::Histogram;
+use log::warn;
+use mio::Waker;
+
+use self::plan::DriverPlan;
+pub use self::plan::StartError;
+use crate::capture::{Capture, CaptureFeed};
+use crate::config::{Config, StrategyPlace};
+use crate::feed::core::FeedCore;
+use crate::feed::driver::{Connector, Driver, Helpers};
+use crate::feed::params::FeedParams;
+use crate::feed::sink::{ChannelSink, Outbox, Sink};
+use crate::helper::Helper;
+use crate::metrics::{micros_histogram, nanos_histogram, percentiles, FeedStats, RECONNECT_TARGET};
+use crate::strategy::{self, Inline, Lane, Strategy, Universe};
+use crate::summary::{FeedSummary, Summary};
+
+/// A driver's thread: it hands the strategy back when the strategy ran on it.
+struct DriverThread<S> {
+    handle: JoinHandle<Option<S>>,
+    waker: Arc<Waker>,
+}
+
+/// Starts a driver thread named `feed-<plan.name>` hosting `hosted` (feed ids' counters in
+/// `stats`), with `sink`; `finish` turns the sink back into the strategy, when it holds one.
+fn spawn_driver<S: Strategy, K: Sink + Send + 'static>(
+    plan: DriverPlan,
+    sink: K,
+    hosted: Vec<FeedParams>,
+    stats: &[Arc<FeedStats>],
+    helpers: &Helpers,
+    shutdown: &Arc<AtomicBool>,
+    finish: impl FnOnce(K) -> Option<S> + Send + 'static,
+) -> Result<DriverThread<S>, StartError> {
+    let (mut driver, waker) = Driver::new(
+        plan.name.clone(),
+        sink,
+        helpers.clone(),
+        plan.wait,
+        plan.core,
+        shutdown.clone(),
+    )
+    .map_err(|e| StartError(format!("cannot create a poller: {e}")))?;
+    for p in hosted {
+        let connector = Connector {
+            tls: p.tls.clone(),
+            ws_config: p.ws_config,
+            recv_buffer: p.recv_buffer,
+        };
+        let st = stats[usize::from(p.id)].clone();
+        let lane = driver.next_lane();
+        driver.add(FeedCore::new(p, st, lane), connector);
+    }
+    let handle = std::thread::Builder::new()
+        .name(format!("feed-{}", plan.name))
+        .spawn(move || finish(driver.run()))
+        .map_err(|e| StartError(format!("cannot spawn a feed thread: {e}")))?;
+    Ok(DriverThread { handle, waker })
+}
+
+/// A running engine.
+pub struct Engine<S: Strategy> {
+    threads: Vec<DriverThread<S>>,
+    stats: Vec<Arc<FeedStats>>,
+    strategy: Option<JoinHandle<S>>,
+    shutdown: Arc<AtomicBool>,
+    latency: Arc<Mutex<Histogram<u64>>>,
+    universe: Universe,
+    started: Instant,
+    capture: Option<Capture>,
+    helpers: Vec<Helper>,
+}
+
+impl<S: Strategy> std::fmt::Debug for Engine<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("feeds", &self.universe.feeds.len())
+            .finish()
+    }
+}
+
+impl<S: Strategy> Engine<S> {
+    /// Starts every feed thread and the strategy thread.
+    pub fn start(config: Config, strategy: S) -> Result<Engine<S>, StartError> {
+        crate::clock::init();
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let plan::Plan {
+            mut params,
+            universe,
+            drivers,
+        } = plan::plan(&config)?;
+
+        let latency = Arc::new(Mutex::new(nanos_histogram()));
+        let stats: Vec<Arc<FeedStats>> = params.iter().map(feed_stats).collect();
+        // Blocking work runs on helper threads, never on a feed thread: host names are resolved
+        // on one, and Binance depth streams build their books from REST snapshots fetched on
+        // another (a slow snapshot must not delay a reconnect's lookup).
+        let mut helpers = Vec::new();
+        let mut handles = Helpers::default();
+        let needs_dns = params.iter().any(|p| {
+            p.targets
+                .iter()
+                .any(|t| t.endpoint.host.parse::<std::net::IpAddr>().is_err())
+        });
+        if needs_dns {
+            let h = Helper::start("resolver")
+                .map_err(|e| StartError(format!("cannot start the resolver thread: {e}")))?;
+            handles.resolver = Some(h.handle());
+            helpers.push(h);
+        }
+        for p in &mut params {
+            let depth = p
+                .streams
+                .iter()
+                .any(|s| matches!(s.kind, crate::venue::StreamKind::Depth { .. }));
+            if !depth {
+                p.rest_base = None;
+            }
+        }
+        if params.iter().any(|p| p.rest_base.is_some()) {
+            let h = Helper::start("snapshots")
+                .map_err(|e| StartError(format!("cannot start the snapshot thread: {e}")))?;
+            handles.snapshots = Some(h.handle());
+            helpers.push(h);
+        }
+        let capture = match &config.capture {
+            Some(c) => {
+                let feeds = params
+                    .iter()
+                    .zip(&stats)
+                    .map(|(p, st)| CaptureFeed {
+                        venue: p.venue.name().to_string(),
+                        streams: p.streams.clone(),
+                        stats: st.clone(),
+                    })
+                    .collect();
+                let (capture, tx) = Capture::start(&c.dir, feeds, config.effective.clone())
+                    .map_err(|e| StartError(format!("capture: {e}")))?;
+                for p in &mut params {
+                    p.capture = Some(tx.clone());
+                }
+                Some(capture)
+            }
+            None => None,
+        };
+        // Each driver's thread, with its sink: the channels to the strategy thread, or the
+        // strategy itself.
+        let mut params: Vec<Option<FeedParams>> = params.into_iter().map(Some).collect();
+        let mut lanes: Vec<Option<Lane>> = (0..params.len()).map(|_| None).collect();
+        let mut strategy = Some(strategy);
+        let inline = config.engine.strategy == StrategyPlace::Inline;
+        if inline {
+            if let Some(s) = strategy.as_mut() {
+                s.on_start(&universe);
+            }
+        }
+        let mut threads = Vec::with_capacity(drivers.len());
+        for plan in drivers {
+            let hosted: Vec<FeedParams> = plan
+                .feeds
+                .iter()
+                .filter_map(|&id| params[id].take())
+                .collect();
+            let thread = if inline {
+                let Some(s) = strategy.take() else {
+                    return Err(StartError("the inline strategy runs on one driver".into()));
+                };
+                let sink = Inline::new(s, latency.clone());
+                spawn_driver(plan, sink, hosted, &stats, &handles, &shutdown, |sink| {
+                    Some(sink.finish())
+                })?
+            } else {
+                let outboxes = hosted
+                    .iter()
+                    .map(|p| {
+                        let (ticks, ticks_rx) = bounded(config.engine.channel_capacity);
+                        let (health, health_rx) = unbounded();
+                        lanes[usize::from(p.id)] = Some(Lane::new(ticks_rx.clone(), health_rx));
+                        let st = stats[usize::from(p.id)].clone();
+                        Outbox::new(ticks, ticks_rx, health, config.engine.on_full, st)
+                    })
+                    .collect();
+                let sink = ChannelSink::new(outboxes);
+                spawn_driver(plan, sink, hosted, &stats, &handles, &shutdown, |_| None)?
+            };
+            threads.push(thread);
+        }
+        drop(handles);
+        let strategy = match strategy {
+            None => None,
+            Some(strategy) => {
+                let receivers: Vec<Lane> = lanes.into_iter().flatten().collect();
+                let (wait, core) = (config.engine.strategy_wait(), config.engine.strategy_core);
+                let (sd, lat, uni) = (shutdown.clone(), latency.clone(), universe.clone());
+                let handle = std::thread::Builder::new()
+                    .name("strategy".into())
+                    .spawn(move || {
+                        if let Some(id) = core {
+                            if !core_affinity::set_for_current(core_affinity::CoreId { id }) {
+                                warn!("strategy thread: could not pin to core {id}");
+                            }
+                        }
+                        strategy::run(strategy, &uni, receivers, wait, sd, lat)
+                    })
+                    .map_err(|e| StartError(format!("cannot spawn the strategy thread: {e}")))?;
+                Some(handle)
+            }
+        };
+        Ok(Engine {
+            threads,
+            stats,
+            strategy,
+            shutdown,
+            latency,
+            universe,
+            started: Instant::now(),
+            capture,
+            helpers,
+        })
+    }
+
+    /// The capture's session folder, when capture is on.
+    pub fn session_dir(&self) -> Option<&std::path::Path> {
+        self.capture.as_ref().map(|c| c.dir.as_path())
+    }
+
+    /// Names behind the ids.
+    pub fn universe(&self) -> &Universe {
+        &self.universe
+    }
+
+    /// Live counters of every feed, indexed by feed id.
+    pub fn stats(&self) -> &[Arc<FeedStats>] {
+        &self.stats
+    }
+
+    /// One status line: message rate since `prev`, each feed's state and reconnects.
+    pub fn status_line(&self, prev: &mut StatusMark) -> String {
+        let now = Instant::now();
+        let msgs: u64 = self
+            .stats
+            .iter()
+            .map(|s| s.messages.load(Ordering::Relaxed))
+            .sum();
+        let dt = now.duration_since(prev.at).as_secs_f64().max(1e-3);
+        let rate = (msgs - prev.messages) as f64 / dt;
+        *prev = StatusMark {
+            at: now,
+            messages: msgs,
+        };
+        let mut line = format!(
+            "[{:>5.1}s] {:>7.0} msg/s |",
+            now.duration_since(self.started).as_secs_f64(),
+            rate
+        );
+        for s in &self.stats {
+            let _ = write!(line, " {} {}", s.name, s.state().name());
+            if s.slot_count() > 1 || s.standby_url.is_some() {
+                let slots: Vec<String> = s.slots[..s.slot_count()]
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{}#{}:{}",
+                            c.role().name(),
+                            c.conn.load(Ordering::Relaxed),
+                            c.state().name()
+                        )
+                    })
+                    .collect();
+                let _ = write!(line, " [{}]", slots.join(" "));
+            }
+            let _ = write!(line, " r{}", s.reconnects.load(Ordering::Relaxed));
+            let dropped = s.dropped.load(Ordering::Relaxed);
+            if dropped > 0 {
+                let _ = write!(line, " drops {dropped}");
+            }
+            line.push_str(" |");
+        }
+        line.pop();
+        line
+    }
+
+    /// Reconnect-time, gap and tick-latency percentiles so far, on one line.
+    pub fn percentile_line(&self) -> String {
+        let (_, reconnect_us, gap_us, misses) = self.reconnect_histograms();
+        let latency = self.latency_snapshot();
+        format!(
+            "reconnect {} (over {}s target: {misses}) | gap {} | tick latency {}",
+            percentiles(&reconnect_us, 1000),
+            RECONNECT_TARGET.as_secs(),
+            percentiles(&gap_us, 1000),
+            percentiles(&latency, 1)
+        )
+    }
+
+    /// The strategy thread's tick latency so far (merged every 250 ms), ns.
+    fn latency_snapshot(&self) -> Histogram<u64> {
+        self.latency
+            .lock()
+            .map(|h| h.clone())
+            .unwrap_or_else(|_| nanos_histogram())
+    }
+
+    /// All feeds' detection, reconnect and gap histograms merged, and the count of target
+    /// misses.
+    fn reconnect_histograms(&self) -> (Histogram<u64>, Histogram<u64>, Histogram<u64>, u64) {
+        let mut detect_us = micros_histogram();
+        let mut reconnect_us = micros_histogram();
+        let mut gap_us = micros_histogram();
+        let mut misses = 0;
+        for s in &self.stats {
+            if let Ok(h) = s.histograms.lock() {
+                let _ = detect_us.add(&h.detect_us);
+                let _ = reconnect_us.add(&h.reconnect_us);
+                let _ = gap_us.add(&h.gap_us);
+                misses += h.target_misses;
+            }
+        }
+        (detect_us, reconnect_us, gap_us, misses)
+    }
+
+    /// Stops every thread (each within a second, in any state), then reports.
+    pub fn stop(mut self) -> (Summary, S) {
+        self.shutdown.store(true, Ordering::Release);
+        for t in &self.threads {
+            let _ = t.waker.wake();
+        }
+        let mut inline = None;
+        for t in self.threads.drain(..) {
+            match t.handle.join() {
+                Ok(Some(strategy)) => inline = Some(strategy),
+                Ok(None) => {}
+                Err(_) => warn!("a feed thread panicked"),
+            }
+        }
+        let strategy = match self.strategy.take() {
+            Some(h) => h.join().expect("strategy thread panicked"),
+            None => inline.expect("the inline strategy's driver thread panicked"),
+        };
+        // Every feed (every capture sender) is gone: the capture drains, syncs and writes the
+        // final manifest.
+        let capture = self.capture.take().map(Capture::finish);
+        for h in self.helpers.drain(..) {
+            h.finish();
+        }
+        let (detect_us, reconnect_us, gap_us, target_misses) = self.reconnect_histograms();
+        let tick_latency_ns = self.latency_snapshot();
+        let summary = Summary {
+            ran_for: self.started.elapsed(),
+            capture,
+            detect_us,
+            feeds: self.stats.iter().map(|s| FeedSummary::of(s)).collect(),
+            reconnect_us,
+            gap_us,
+            target_misses,
+            tick_latency_ns,
+            strategy_report: strategy.report(),
+        };
+        (summary, strategy)
+    }
+}
+
+/// The counters of a feed about to start.
+fn feed_stats(p: &FeedParams) -> Arc<FeedStats> {
+    let mut st = FeedStats::new(p.name.clone(), p.targets[0].url.clone());
+    st.venue = p.venue.name().to_string();
+    st.streams = p.streams.iter().map(|s| s.name.clone()).collect();
+    st.standby_url = p.targets.get(1).map(|t| t.url.clone());
+    Arc::new(st)
+}
+
+/// Where the previous status line left off.
+#[derive(Clone, Copy, Debug)]
+pub struct StatusMark {
+    at: Instant,
+    messages: u64,
+}
+
+impl Default for StatusMark {
+    fn default() -> Self {
+        StatusMark {
+            at: Instant::now(),
+            messages: 0,
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! What the engine will run, worked out from a validated config before any thread starts:
+//! one feed per connection route of each configured feed (Binance USD-M's `/public` and
+//! `/market` are two), symbols interned across venues, one attempt budget per venue host, one
+//! TLS config per configured feed, and which thread (driver) runs which feeds.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use log::warn;
+use tungstenite::protocol::WebSocketConfig;
+
+use crate::config::{Config, Endpoint, StrategyPlace, WaitMode};
+use crate::feed::limiter::ConnectGate;
+use crate::feed::params::{FeedParams, Target};
+use crate::strategy::{FeedInfo, Universe};
+use crate::tick::SymbolId;
+use crate::venue::Route;
+
+/// The engine could not start.
+#[derive(Debug)]
+pub struct StartError(pub String);
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// One thread that runs feeds: its name, pinning, wait mode and the feeds (by id).
+#[derive(Debug)]
+pub(crate) struct DriverPlan {
+    pub name: String,
+    pub core: Option<usize>,
+    pub wait: WaitMode,
+    pub feeds: Vec<usize>,
+}
+
+/// Everything the engine starts.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    /// Every feed, by id.
+    pub params: Vec<FeedParams>,
+    /// The names behind the ids, for the strategy.
+    pub universe: Universe,
+    /// The threads that run the feeds.
+    pub drivers: Vec<DriverPlan>,
+}
+
+/// Works out the feeds and their threads.
+pub(crate) fn plan(config: &Config) -> Result<Plan, StartError> {
+    let mut symbols: Vec<String> = Vec::new();
+    let mut intern = HashMap::new();
+    let mut universe = Universe::default();
+    let mut params = Vec::new();
+    // One attempt budget per venue host, shared by every feed that connects there.
+    let mut gates: HashMap<String, Arc<ConnectGate>> = HashMap::new();
+    let mut gate = |e: &Endpoint, venue: crate::venue::Venue| {
+        let host = format!("{}:{}", e.host, e.port);
+        let (limit, window) = venue.connect_limit();
+        gates
+            .entry(host.clone())
+            .or_insert_with(|| {
+                Arc::new(ConnectGate::new(
+                    host,
+                    config.engine.connect_limit.unwrap_or(limit),
+                    config
+                        .engine
+                        .connect_window_ms
+                        .map_or(window, Duration::from_millis),
+                ))
+            })
+            .clone()
+    };
+    // The configured feed each feed (one per connection route) comes from.
+    let mut owners = Vec::new();
+    for (spec_index, spec) in config.feeds.iter().enumerate() {
+        let wants_tls = spec.endpoint.tls || spec.standby.as_ref().is_some_and(|e| e.tls);
+        let tls = if wants_tls {
+            Some(
+                crate::net::tls_config(spec.extra_ca_pem.as_deref())
+                    .map_err(|e| StartError(format!("feed '{}': {e}", spec.name)))?,
+            )
+        } else {
+            None
+        };
+        let mut routes: Vec<Route> = spec.streams.iter().map(|s| s.route).collect();
+        routes.sort();
+        routes.dedup();
+        for &route in &routes {
+            let idx: Vec<usize> = (0..spec.streams.len())
+                .filter(|&i| spec.streams[i].route == route)
+                .collect();
+            let name = if routes.len() == 1 {
+                spec.name.clone()
+            } else {
+                format!("{}-{}", spec.name, route.name())
+            };
+            let streams: Vec<_> = idx.iter().map(|&i| spec.streams[i].clone()).collect();
+            let syms = streams
+                .iter()
+                .map(|s| {
+                    // One id per instrument across venues: OKX BTC-USDT-SWAP is BTCUSDT.
+                    let name = crate::venue::canonical_symbol(&s.symbol);
+                    *intern.entry(name.clone()).or_insert_with(|| {
+                        symbols.push(name);
+                        SymbolId(symbols.len() as u16 - 1)
+                    })
+                })
+                .collect();
+            let path = spec.venue.endpoint_path(route);
+            let mut targets = vec![Target {
+                endpoint: spec.endpoint.clone(),
+                url: spec.endpoint.url(path),
+                gate: gate(&spec.endpoint, spec.venue),
+            }];
+            if let Some(standby) = &spec.standby {
+                targets.push(Target {
+                    endpoint: standby.clone(),
+                    url: standby.url(path),
+                    gate: gate(standby, spec.venue),
+                });
+            }
+            universe.feeds.push(FeedInfo {
+                name: name.clone(),
+                venue: spec.venue,
+                url: spec.endpoint.url(path),
+                streams: streams.clone(),
+            });
+            owners.push(spec_index);
+            params.push(FeedParams {
+                id: params.len() as u16,
+                name,
+                venue: spec.venue,
+                targets,
+                streams,
+                symbols: syms,
+                silence: idx
+                    .iter()
+                    .map(|&i| Duration::from_millis(spec.silence_ms[i]))
+                    .collect(),
+                reconnect: spec.reconnect,
+                max_connection_age: match spec.reconnect.max_connection_age_ms {
+                    0 => None,
+                    ms => Some(Duration::from_millis(ms)),
+                },
+                reorder_window: Duration::from_millis(spec.reorder_window_ms),
+                recv_buffer: spec.recv_buffer_bytes,
+                ws_config: WebSocketConfig::default()
+                    .read_buffer_size(READ_CHUNK)
+                    .max_message_size(Some(spec.max_message_bytes))
+                    .max_frame_size(Some(spec.max_frame_bytes)),
+                tls: tls.clone(),
+                capture: None,
+                rest_base: spec.rest_base.clone(),
+            });
+        }
+    }
+    universe.symbols = symbols;
+    let drivers = group(config, &params, &owners);
+    warn_oversubscription(config, &drivers);
+    Ok(Plan {
+        params,
+        universe,
+        drivers,
+    })
+}
+
+/// How much tungstenite reads per `read` call. It zero-fills that much of its buffer before
+/// every call (the default, 128 KiB, cost several µs per message here); a socket read of 8 KiB
+/// still carries ~40 bookTicker frames when the feed is behind.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// Which feeds each thread runs: a feed on a named driver shares its thread; any other feed
+/// (each route of a configured feed) has a thread of its own, as its own config says.
+fn group(config: &Config, params: &[FeedParams], owners: &[usize]) -> Vec<DriverPlan> {
+    let mut drivers: Vec<DriverPlan> = config
+        .drivers
+        .iter()
+        .map(|d| DriverPlan {
+            name: d.name.clone(),
+            core: d.core,
+            wait: d.wait,
+            feeds: Vec::new(),
+        })
+        .collect();
+    for (id, p) in params.iter().enumerate() {
+        let spec = &config.feeds[owners[id]];
+        match &spec.driver {
+            Some(name) => {
+                if let Some(d) = drivers.iter_mut().find(|d| &d.name == name) {
+                    d.feeds.push(id);
+                }
+            }
+            None => drivers.push(DriverPlan {
+                name: p.name.clone(),
+                core: spec.core,
+                wait: spec.wait,
+                feeds: vec![id],
+            }),
+        }
+    }
+    drivers
+}
+
+/// Spinning threads beyond the number of cores send tails to the scheduler tick.
+fn warn_oversubscription(config: &Config, drivers: &[DriverPlan]) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut spinners: Vec<(String, Option<usize>)> = drivers
+        .iter()
+        .filter(|d| d.wait == WaitMode::Spin)
+        .map(|d| (format!("feed thread '{}'", d.name), d.core))
+        .collect();
+    let thread = config.engine.strategy == StrategyPlace::Thread;
+    if thread && config.engine.strategy_wait() == WaitMode::Spin {
+        spinners.push(("the strategy".into(), config.engine.strategy_core));
+    }
+    if let Some(warning) = oversubscription(&spinners, cores) {
+        warn!("{warning}");
+    }
+}
+
+/// What is wrong with these spinning threads (name, pinned core) on `cores` cores, if anything:
+/// more of them than cores, or two pinned to one core. Either way they take turns at the
+/// scheduler's pace, and latency tails reach its tick (milliseconds).
+fn oversubscription(spinners: &[(String, Option<usize>)], cores: usize) -> Option<String> {
+    if spinners.len() > cores {
+        let names: Vec<&str> = spinners.iter().map(|(n, _)| n.as_str()).collect();
+        return Some(format!(
+            "{} spinning threads ({}) on {cores} cores: more than there are cores to pin them \
+             to, so they preempt each other and latency tails reach the scheduler tick; set \
+             wait = \"block\" on some feeds or strategy_wait = \"block\"",
+            spinners.len(),
+            names.join(", ")
+        ));
+    }
+    for (i, (a, core)) in spinners.iter().enumerate() {
+        let Some(core) = core else { continue };
+        if let Some((b, _)) = spinners[i + 1..].iter().find(|(_, c)| *c == Some(*core)) {
+            return Some(format!(
+                "{a} and {b} both spin pinned to core {core}: they take turns at the scheduler's \
+                 pace; pin them to different cores or let one block"
+            ));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::oversubscription;
+
+    fn spinners(cores: &[Option<usize>]) -> Vec<(String, Option<usize>)> {
+        cores
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (format!("t{i}"), *c))
+            .collect()
+    }
+
+    #[test]
+    fn warns_about_more_spinners_than_cores_and_shared_pinned_cores() {
+        assert_eq!(oversubscription(&spinners(&[Some(1), None]), 2), None);
+        assert_eq!(oversubscription(&spinners(&[Some(0), Some(1)]), 2), None);
+        let too_many = oversubscription(&spinners(&[None, None, Some(1)]), 2).unwrap();
+        assert!(
+            too_many.contains("3 spinning threads (t0, t1, t2) on 2 cores"),
+            "{too_many}"
+        );
+        let shared = oversubscription(&spinners(&[Some(1), None, Some(1)]), 4).unwrap();
+        assert!(
+            shared.contains("t0 and t2 both spin pinned to core 1"),
+            "{shared}"
+        );
+    }
+}
