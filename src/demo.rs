@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::config::{Config, ConfigError, FileConfig};
+use crate::config::{Config, ConfigError, FileConfig, StrategyPlace};
 use crate::sim::{start_group, BookFault, ConnId, Fault, SharedMarket, Sim, SimConfig, SimVenue};
 
 /// The demo's config, as shipped in `configs/demo.toml`.
@@ -101,12 +101,18 @@ impl DemoVenues {
         }
     }
 
-    /// The demo config pointed at these venues and trusting their CA in-process.
-    pub fn config(&self) -> Result<Config, ConfigError> {
+    /// The demo config pointed at these venues and trusting their CA in-process, with the
+    /// strategy where `strategy` says (inline: every feed on one thread that also runs it).
+    pub fn config(&self, strategy: StrategyPlace) -> Result<Config, ConfigError> {
         let mut file: FileConfig = toml::from_str(DEMO_TOML).map_err(|e| ConfigError {
             file: Some("configs/demo.toml".into()),
             message: e.to_string(),
         })?;
+        if strategy == StrategyPlace::Inline {
+            file.engine.strategy = StrategyPlace::Inline;
+            file.engine.strategy_wait = None;
+            file.engine.strategy_core = None;
+        }
         for feed in &mut file.feeds {
             let sim = match feed.venue.as_str() {
                 "binance-spot" => &self.spot,

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wsfeed::arb::{ArbConfig, ArbMonitor};
-use wsfeed::config::CaptureConfig;
 use wsfeed::config::Config;
+use wsfeed::config::{CaptureConfig, StrategyPlace};
 use wsfeed::demo::{self, DemoVenues, FaultLevel};
 use wsfeed::engine::{Engine, StatusMark};
 use wsfeed::metrics::FeedState;
@@ -19,9 +19,10 @@ const USAGE: &str = "\
 wsfeed — low-latency, self-healing crypto market-data feeds
 
 usage:
-  wsfeed demo [--seconds N] [--faults normal|heavy|none] [--capture DIR]
+  wsfeed demo [--seconds N] [--faults normal|heavy|none] [--capture DIR] [--inline]
         simulated venues + fault schedule + demo strategy (default 20 s, normal faults);
-        heavy injects a fault every 1.5 s on average (a 600 s soak: about 400)
+        heavy injects a fault every 1.5 s on average (a 600 s soak: about 400);
+        --inline runs the strategy on the one thread that reads every feed
   wsfeed run --config FILE [--seconds N] [--capture DIR]
         run the feeds of a config file until Ctrl-C or N s
   wsfeed audit SESSION_DIR
@@ -48,6 +49,7 @@ enum Command {
         seconds: u64,
         faults: FaultLevel,
         capture: Option<PathBuf>,
+        strategy: StrategyPlace,
     },
     Run {
         config: PathBuf,
@@ -76,6 +78,7 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
     let mut config = None;
     let mut faults = FaultLevel::Normal;
     let mut capture = None;
+    let mut strategy = StrategyPlace::Thread;
     let mut it = rest.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -93,6 +96,7 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
                 config = Some(PathBuf::from(it.next().ok_or("--config needs a file")?));
             }
             "--no-faults" if cmd == "demo" => faults = FaultLevel::None,
+            "--inline" if cmd == "demo" => strategy = StrategyPlace::Inline,
             "--faults" if cmd == "demo" => {
                 let v = it
                     .next()
@@ -124,6 +128,7 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
             seconds: seconds.unwrap_or(20),
             faults,
             capture,
+            strategy,
         }),
         "run" => Ok(Command::Run {
             config: config.ok_or("run needs --config FILE")?,
@@ -205,7 +210,14 @@ fn main() -> ExitCode {
             seconds,
             faults,
             capture,
-        } => run_demo(Duration::from_secs(seconds), faults, capture, &stop),
+            strategy,
+        } => run_demo(
+            Duration::from_secs(seconds),
+            faults,
+            capture,
+            strategy,
+            &stop,
+        ),
     }
 }
 
@@ -248,6 +260,7 @@ fn run_demo(
     seconds: Duration,
     level: FaultLevel,
     capture: Option<PathBuf>,
+    strategy: StrategyPlace,
     stop: &AtomicBool,
 ) -> ExitCode {
     let venues = match DemoVenues::start() {
@@ -257,7 +270,7 @@ fn run_demo(
             return ExitCode::FAILURE;
         }
     };
-    let mut config = match venues.config() {
+    let mut config = match venues.config(strategy) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -396,7 +409,8 @@ mod tests {
             Ok(Command::Demo {
                 seconds: 20,
                 faults: FaultLevel::Normal,
-                capture: None
+                capture: None,
+                strategy: StrategyPlace::Thread,
             })
         ));
         assert!(matches!(
@@ -404,7 +418,8 @@ mod tests {
             Ok(Command::Demo {
                 seconds: 5,
                 faults: FaultLevel::None,
-                capture: None
+                capture: None,
+                ..
             })
         ));
         assert!(matches!(
@@ -412,7 +427,15 @@ mod tests {
             Ok(Command::Demo {
                 seconds: 600,
                 faults: FaultLevel::Heavy,
-                capture: Some(_)
+                capture: Some(_),
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse_args(&args("demo --inline")),
+            Ok(Command::Demo {
+                strategy: StrategyPlace::Inline,
+                ..
             })
         ));
         assert!(matches!(
