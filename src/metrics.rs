@@ -201,17 +201,50 @@ impl SlotStats {
 /// connection and its replacement) and one that failed for good.
 pub const MAX_SLOTS: usize = 3;
 
-/// Reconnect-time and gap histograms of one feed.
-#[derive(Debug)]
+/// Reconnect-time and gap histograms of one feed. They are made at the first loss: a feed
+/// that never loses a connection holds none (each takes ~200 KB at three significant digits up
+/// to an hour).
+#[derive(Debug, Default)]
 pub struct ReconnectHistograms {
-    /// Silence before a loss was detected (last frame on the connection → detection), µs.
-    pub detect_us: Histogram<u64>,
-    /// Detection → first data on the new connection, µs.
-    pub reconnect_us: Histogram<u64>,
-    /// Last data before → first data after, µs.
-    pub gap_us: Histogram<u64>,
+    kept: Option<Box<Kept>>,
     /// Reconnects slower than [`RECONNECT_TARGET`].
     pub target_misses: u64,
+}
+
+#[derive(Debug)]
+struct Kept {
+    /// Silence before a loss was detected (last frame on the connection → detection), µs.
+    detect_us: Histogram<u64>,
+    /// Detection → first data on the new connection, µs.
+    reconnect_us: Histogram<u64>,
+    /// Last data before → first data after, µs.
+    gap_us: Histogram<u64>,
+}
+
+impl ReconnectHistograms {
+    fn kept(&mut self) -> &mut Kept {
+        self.kept.get_or_insert_with(|| {
+            Box::new(Kept {
+                detect_us: micros_histogram(),
+                reconnect_us: micros_histogram(),
+                gap_us: micros_histogram(),
+            })
+        })
+    }
+
+    /// Adds this feed's detection, reconnect and gap times (µs) to `detect`, `reconnect`, `gap`.
+    pub fn add_to(
+        &self,
+        detect: &mut Histogram<u64>,
+        reconnect: &mut Histogram<u64>,
+        gap: &mut Histogram<u64>,
+    ) {
+        if let Some(k) = &self.kept {
+            let _ = detect.add(&k.detect_us);
+            let _ = reconnect.add(&k.reconnect_us);
+            let _ = gap.add(&k.gap_us);
+        }
+    }
 }
 
 /// Live counters of one feed.
@@ -315,12 +348,7 @@ impl FeedStats {
             circuit_trips: AtomicU64::new(0),
             stale_events: AtomicU64::new(0),
             rejected_streams: AtomicU64::new(0),
-            histograms: Mutex::new(ReconnectHistograms {
-                detect_us: micros_histogram(),
-                reconnect_us: micros_histogram(),
-                gap_us: micros_histogram(),
-                target_misses: 0,
-            }),
+            histograms: Mutex::new(ReconnectHistograms::default()),
             gaps: Mutex::new(Vec::new()),
             failure: Mutex::new(None),
         }
@@ -364,7 +392,8 @@ impl FeedStats {
     /// Records how long a lost connection had been silent when the loss was detected.
     pub fn record_detection(&self, silent: Duration) {
         if let Ok(mut h) = self.histograms.lock() {
-            h.detect_us
+            h.kept()
+                .detect_us
                 .saturating_record(silent.as_micros().max(1) as u64);
         }
     }
@@ -373,9 +402,10 @@ impl FeedStats {
     pub fn record_gap(&self, gap: GapRecord) -> usize {
         if let GapCause::Outage(_) = gap.cause {
             if let Ok(mut h) = self.histograms.lock() {
-                h.reconnect_us
+                let k = h.kept();
+                k.reconnect_us
                     .saturating_record(gap.reconnect_ms.max(1) * 1000);
-                h.gap_us.saturating_record(gap.duration_ms.max(1) * 1000);
+                k.gap_us.saturating_record(gap.duration_ms.max(1) * 1000);
                 if Duration::from_millis(gap.reconnect_ms) > RECONNECT_TARGET {
                     h.target_misses += 1;
                 }

@@ -33,6 +33,8 @@ usage:
                       (/v5/public/linear), okx (/ws/v5/public; symbols map to BTC-USDT-SWAP
                       and BTC-USDT)
   --okx-checksum      okx: compute the books checksum (default 0, as OKX production)
+  --book-ms N         a book change per symbol every N ms (default 5)
+  --trade-ms N        a trade per symbol every N ms (default 20)
 
 Prints `listening <url>` on stdout when ready. Stops on SIGTERM/SIGINT, or when stdin reaches
 end of file (only when stdin is not a terminal: give it a pipe, not /dev/null).
@@ -50,6 +52,9 @@ struct Args {
     usdm_routing: bool,
     venue: SimVenue,
     okx_checksum: bool,
+    /// Book change and trade cadence per symbol, when given.
+    book_ms: Option<u64>,
+    trade_ms: Option<u64>,
 }
 
 enum Parsed {
@@ -65,6 +70,7 @@ fn parse_args(args: &[String]) -> Result<Parsed, String> {
     let mut usdm_routing = false;
     let mut venue = SimVenue::Binance;
     let mut okx_checksum = false;
+    let (mut book_ms, mut trade_ms) = (None, None);
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -108,6 +114,23 @@ fn parse_args(args: &[String]) -> Result<Parsed, String> {
                 })?;
             }
             "--okx-checksum" => okx_checksum = true,
+            "--book-ms" | "--trade-ms" => {
+                let v = it
+                    .next()
+                    .ok_or(format!("{arg} needs a number of milliseconds"))?;
+                let ms = v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|ms| (1..=3_600_000).contains(ms))
+                    .ok_or(format!(
+                        "{arg} '{v}': not a number of milliseconds in 1..3600000"
+                    ))?;
+                if arg == "--book-ms" {
+                    book_ms = Some(ms);
+                } else {
+                    trade_ms = Some(ms);
+                }
+            }
             "-h" | "--help" => return Ok(Parsed::Help),
             other => return Err(format!("unknown argument '{other}'")),
         }
@@ -127,6 +150,8 @@ fn parse_args(args: &[String]) -> Result<Parsed, String> {
         usdm_routing,
         venue,
         okx_checksum,
+        book_ms,
+        trade_ms,
     }))
 }
 
@@ -168,6 +193,12 @@ fn main() -> ExitCode {
     };
     if let Some(symbols) = args.symbols {
         cfg.symbols = symbols;
+    }
+    if let Some(ms) = args.book_ms {
+        cfg.book_interval = Duration::from_millis(ms);
+    }
+    if let Some(ms) = args.trade_ms {
+        cfg.trade_interval = Duration::from_millis(ms);
     }
     let sim = match Sim::start(cfg) {
         Ok(s) => s,
@@ -253,6 +284,13 @@ mod tests {
             panic!("okx arguments rejected");
         };
         assert_eq!((o.venue, o.okx_checksum), (SimVenue::Okx, true));
+        let Ok(Parsed::Run(c)) =
+            parse_args(&args("--listen 127.0.0.1:0 --book-ms 30000 --trade-ms 250"))
+        else {
+            panic!("cadences rejected");
+        };
+        assert_eq!((c.book_ms, c.trade_ms), (Some(30_000), Some(250)));
+        assert_eq!((a.book_ms, a.trade_ms), (None, None));
         assert_eq!(a.ca_out, Some(PathBuf::from("/tmp/ca.pem")));
         assert_eq!(a.symbols, Some(vec!["btcusdt".into(), "ETHUSDT".into()]));
         assert!(matches!(
@@ -275,6 +313,8 @@ mod tests {
             ("--listen 127.0.0.1:0 --symbols BTC-USDT", "'BTC-USDT'"),
             ("--listen 127.0.0.1:0 --fast", "unknown argument '--fast'"),
             ("--listen 127.0.0.1:0 --venue", "--venue needs"),
+            ("--listen 127.0.0.1:0 --book-ms", "--book-ms needs"),
+            ("--listen 127.0.0.1:0 --trade-ms 0", "--trade-ms '0'"),
             ("--listen 127.0.0.1:0 --venue kraken", "--venue 'kraken'"),
             (
                 "--listen 127.0.0.1:0 --okx-checksum",

@@ -6,7 +6,7 @@
 //! ```toml
 //! [engine]                      # optional
 //! strategy = "thread"          # or "inline"
-//! channel_capacity = 4096
+//! channel_capacity = 2048
 //! on_full = "drop_oldest"       # or "drop_newest"
 //!
 //! [reconnect]                   # defaults for every feed

@@ -218,7 +218,7 @@ fn feeds_share_a_driver_by_name_and_the_inline_strategy_puts_every_feed_on_one()
     // Without either, a thread per feed, as before.
     let c = Config::from_toml(TWO_FEEDS).unwrap();
     assert!(c.drivers.is_empty() && c.feeds.iter().all(|f| f.driver.is_none()));
-    assert_eq!(c.engine.channel_capacity, 4096);
+    assert_eq!(c.engine.channel_capacity, 2048);
 }
 
 #[test]

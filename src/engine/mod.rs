@@ -329,9 +329,7 @@ impl<S: Strategy> Engine<S> {
         let mut misses = 0;
         for s in &self.stats {
             if let Ok(h) = s.histograms.lock() {
-                let _ = detect_us.add(&h.detect_us);
-                let _ = reconnect_us.add(&h.reconnect_us);
-                let _ = gap_us.add(&h.gap_us);
+                h.add_to(&mut detect_us, &mut reconnect_us, &mut gap_us);
                 misses += h.target_misses;
             }
         }
