@@ -1143,3 +1143,33 @@ fn a_streaming_session_is_replaced_at_once_and_a_short_one_backs_off() {
     );
     engine.stop();
 }
+
+// ----- subscribing in the URL on a reconnect ------------------------------------------------
+
+#[test]
+fn a_reconnect_subscribes_in_its_url_so_data_needs_no_round_trip() {
+    let sim = sim(false, false);
+    let (engine, probe) = start(vec![feed("spot", SPOT, &sim, STREAMS)], fast_reconnect());
+    probe.wait("connected", connected(0, 1));
+    probe.wait_more_ticks(20);
+    let before = sim.snapshot();
+    assert_eq!(
+        before.url_subscriptions, 0,
+        "the first connection subscribes by request"
+    );
+    sim.inject(Fault::Close { code: 1000 });
+    probe.wait("second connection", connected(0, 2));
+    probe.wait("recovered", recovered(0));
+    probe.wait_more_ticks(20);
+    let snap = sim.snapshot();
+    engine.stop();
+    sim.shutdown();
+
+    assert_eq!(snap.url_subscriptions, 1, "{snap:?}");
+    assert_eq!(
+        snap.subscribe_requests,
+        before.subscribe_requests + 1,
+        "no SUBSCRIBE besides the URL: {snap:?}"
+    );
+    assert_resubscribed(&snap, ConnId(2), STREAMS);
+}

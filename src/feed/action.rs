@@ -40,6 +40,9 @@ pub enum Action {
         target: usize,
         /// Where to connect.
         addr: SocketAddr,
+        /// The URL to upgrade to when it is not the target's: one that names the streams to
+        /// subscribe (Binance `/stream?streams=…`).
+        url: Option<String>,
     },
     /// Write a message on `session`'s WebSocket and flush it.
     Send {

@@ -87,6 +87,8 @@ impl Connections {
                 venue,
                 cfg,
                 active: vec![true; streams.len()],
+                confirmed: vec![false; streams.len()],
+                url_subscribe: true,
                 streams,
                 silence,
                 next_request_id: 1,
@@ -194,7 +196,9 @@ impl Connections {
             return Step::Quiet;
         }
         FeedStats::bump(&out.report.stats.attempts);
+        let url = self.sh.url_subscription(&self.targets[t].url);
         let session = self.slots.get_mut(k);
+        session.in_url = url.is_some();
         match self.addrs.lookup(t) {
             Lookup::Ready(addr) => {
                 session.attempt_started(now, &self.sh.cfg, false);
@@ -202,6 +206,7 @@ impl Connections {
                     session: session.id,
                     target: t,
                     addr,
+                    url,
                 });
             }
             Lookup::Wait { ask } => {
@@ -233,10 +238,16 @@ impl Connections {
             match addr {
                 Ok(addr) => {
                     session.resolved();
+                    let url = session
+                        .in_url
+                        .then(|| self.sh.url_subscription(&self.targets[t].url))
+                        .flatten();
+                    session.in_url = url.is_some();
                     actions.push(Action::Connect {
                         session: session.id,
                         target: t,
                         addr,
+                        url,
                     });
                 }
                 Err(reason) => self.fail(k, reason, None, now, out),
@@ -251,7 +262,8 @@ impl Connections {
         }
     }
 
-    /// Session `id`'s WebSocket is open: subscribe to every wanted stream.
+    /// Session `id`'s WebSocket is open: subscribe to every wanted stream. Returns the streams
+    /// its URL subscribed.
     #[cold]
     pub(crate) fn on_open<S: Sink + ?Sized>(
         &mut self,
@@ -259,24 +271,31 @@ impl Connections {
         now: Instant,
         actions: &mut Actions,
         out: &mut Out<S>,
-    ) {
+    ) -> Vec<u16> {
         let Some(k) = self.slots.index_of(id) else {
-            return;
+            return Vec::new();
         };
         self.conn_count += 1;
         let conn_no = self.conn_count;
         let (role, t) = (self.slots.get(k).role, self.slots.get(k).target);
         debug!(
-            "[{}] connection {conn_no} ({}) open to {}; subscribing {} streams",
+            "[{}] connection {conn_no} ({}) open to {}; subscribing {} streams{}",
             out.report.name,
             role.name(),
             self.targets[t].url,
-            self.sh.active.iter().filter(|a| **a).count()
+            self.sh.active.iter().filter(|a| **a).count(),
+            if self.slots.get(k).in_url {
+                " in its URL"
+            } else {
+                ""
+            }
         );
-        self.slots
+        let in_url = self
+            .slots
             .get_mut(k)
             .open(conn_no, now, &mut self.sh, actions);
         self.slots.get_mut(k).announce(&self.sh, out);
+        in_url
     }
 
     /// An attempt of session `id` failed before its WebSocket opened. A 429 or 418 answer
@@ -290,6 +309,19 @@ impl Connections {
         now: Instant,
         out: &mut Out<S>,
     ) {
+        let session = self.slots.get_mut(k);
+        if session.in_url && matches!(reason, DisconnectReason::Http { status: 400, .. }) {
+            // The venue refuses the streams in the URL (which it acknowledged before): subscribe
+            // by request from now on, where each refusal names its stream.
+            self.sh.url_subscribe = false;
+            session.in_url = false;
+            session.state = State::Backoff { until: now };
+            warn!(
+                "[{}] the venue refused a URL that subscribes the streams ({reason}); subscribing by request from now on",
+                out.report.name
+            );
+            return;
+        }
         if let Some((wait, whole_host)) = self.slots.get_mut(k).told_to_wait(reason) {
             if whole_host {
                 let t = self.slots.get(k).target;
@@ -500,7 +532,11 @@ impl Connections {
         now: Instant,
         out: &mut Out<S>,
     ) -> Vec<u16> {
-        self.slots.get_mut(k).on_ack(id, stream, now, &self.sh, out)
+        let acked = self.slots.get_mut(k).on_ack(id, stream, now, &self.sh, out);
+        for &i in &acked {
+            self.sh.confirmed[usize::from(i)] = true;
+        }
+        acked
     }
 
     /// The venue answered a request of slot `k` with an error.

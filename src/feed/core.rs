@@ -162,7 +162,9 @@ impl FeedCore {
             report: &mut self.report,
             sink,
         };
-        self.conns.on_open(id, now, &mut self.actions, &mut out);
+        for i in self.conns.on_open(id, now, &mut self.actions, &mut out) {
+            self.data.acknowledged(usize::from(i), now);
+        }
     }
 
     /// Session `id`'s connection failed: an attempt that did not get to open, or an open

@@ -127,6 +127,8 @@ struct Conn {
     session: SessionId,
     /// Index of the session's target.
     target: usize,
+    /// The URL to upgrade to, when not the target's.
+    url: Option<String>,
     transport: Option<Transport>,
     /// Readiness was reported (or a read batch was cut short) and not yet used up.
     ready: bool,
@@ -312,7 +314,7 @@ impl<S: Sink> Driver<S> {
                 let feed = &mut self.feeds[lane];
                 let target = feed.core.target(conn.target);
                 let recipe = Recipe {
-                    url: &target.url,
+                    url: conn.url.as_deref().unwrap_or(&target.url),
                     host: &target.endpoint.host,
                     tls: feed.connector.tls.as_ref(),
                     secure: target.endpoint.tls,
@@ -403,7 +405,8 @@ impl<S: Sink> Driver<S> {
                     session,
                     target,
                     addr,
-                } => self.connect(lane, session, target, addr),
+                    url,
+                } => self.connect(lane, session, target, addr, url),
                 Action::Send { session, msg } => {
                     let Some(ws) = self.open_ws(lane, session) else {
                         continue;
@@ -436,8 +439,16 @@ impl<S: Sink> Driver<S> {
         }
     }
 
-    /// Opens a connection for `session` (dropping one it may still have).
-    fn connect(&mut self, lane: usize, session: SessionId, target: usize, addr: SocketAddr) {
+    /// Opens a connection for `session` (dropping one it may still have), to upgrade to `url`
+    /// or else the target's URL.
+    fn connect(
+        &mut self,
+        lane: usize,
+        session: SessionId,
+        target: usize,
+        addr: SocketAddr,
+        url: Option<String>,
+    ) {
         if let Some(token) = self.token_of(lane, session) {
             self.conns[token] = None;
         }
@@ -482,6 +493,7 @@ impl<S: Sink> Driver<S> {
             lane,
             session,
             target,
+            url,
             transport: Some(t),
             ready: true,
         });

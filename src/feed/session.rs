@@ -51,11 +51,44 @@ pub(crate) struct Shared {
     pub silence: Vec<Duration>,
     /// Streams still wanted (not rejected by the venue).
     pub active: Vec<bool>,
+    /// Streams the venue acknowledged on some connection: a later connection may subscribe
+    /// them in its URL.
+    pub confirmed: Vec<bool>,
+    /// Subscribing in the URL is allowed (the venue can, and refused no such URL).
+    pub url_subscribe: bool,
     /// The feed's next request id.
     pub next_request_id: u64,
 }
 
 impl Shared {
+    /// The URL that subscribes every wanted stream for a connection to `target_url`, when the
+    /// venue takes subscriptions in the URL, every wanted stream was acknowledged before (the
+    /// venue answers an unknown stream in the URL with HTTP 400 for the whole connection), and
+    /// the URL stays short.
+    pub(crate) fn url_subscription(&self, target_url: &str) -> Option<String> {
+        /// Longest URL sent (servers commonly refuse request lines over 4 to 8 KiB).
+        const MAX_URL: usize = 4096;
+        if !self.url_subscribe
+            || !self.active.iter().any(|a| *a)
+            || self
+                .active
+                .iter()
+                .zip(&self.confirmed)
+                .any(|(a, c)| *a && !*c)
+        {
+            return None;
+        }
+        let names = self
+            .streams
+            .iter()
+            .zip(&self.active)
+            .filter(|(_, a)| **a)
+            .map(|(s, _)| s.name.as_str());
+        self.venue
+            .url_with_streams(target_url, names)
+            .filter(|url| url.len() <= MAX_URL)
+    }
+
     /// How often the keep-alive ping goes out: the config's `keepalive_ms`, else the venue's.
     fn keepalive(&self) -> Option<Duration> {
         match self.cfg.keepalive_ms {
@@ -131,6 +164,8 @@ pub(crate) struct Session {
     pub backoff: Backoff,
     /// A Retry-After the venue asked for, applied to the next wait.
     pub retry_after: Option<Duration>,
+    /// This attempt (or open connection) subscribes in its URL.
+    pub in_url: bool,
 }
 
 impl Session {
@@ -144,6 +179,7 @@ impl Session {
             state: State::Idle,
             backoff: Backoff::new(cfg),
             retry_after: None,
+            in_url: false,
         }
     }
 
@@ -249,14 +285,15 @@ impl Session {
     }
 
     /// The WebSocket opened at `now` as the feed's connection `conn_no`: subscribe to every
-    /// wanted stream (the first request goes out now, the rest spaced).
+    /// wanted stream (the first request goes out now, the rest spaced) — or, when the URL named
+    /// them, only check that the venue took them. Returns the streams subscribed by the URL.
     pub(crate) fn open(
         &mut self,
         conn_no: u32,
         now: Instant,
         sh: &mut Shared,
         actions: &mut Actions,
-    ) {
+    ) -> Vec<u16> {
         self.conn_no = conn_no;
         let wanted: Vec<u16> = (0..sh.streams.len() as u16)
             .filter(|&i| sh.active[usize::from(i)])
@@ -269,7 +306,16 @@ impl Session {
             }
         });
         let n = sh.streams.len();
-        self.state = State::Live(Box::new(Live {
+        let check = self.in_url.then(|| {
+            let id = sh.next_request_id;
+            sh.next_request_id += 1;
+            id
+        });
+        let subs = match check {
+            Some(id) => Subscriptions::in_url(id, now),
+            None => Subscriptions::new(&wanted, sh.venue.max_streams_per_request(), now),
+        };
+        let mut live = Box::new(Live {
             conn_no,
             opened: now,
             liveness: Liveness::new(
@@ -278,14 +324,29 @@ impl Session {
                 Duration::from_millis(sh.cfg.pong_timeout_ms),
             ),
             cadence: StreamWatch::new(limits),
-            subs: Subscriptions::new(&wanted, sh.venue.max_streams_per_request(), now),
+            subs,
             announced: false,
             productive: false,
             keepalive_at: sh.keepalive().map(|every| now + every),
             first_id: vec![0; n],
             last_id: vec![0; n],
-        }));
-        self.send_requests(now, sh, actions);
+        });
+        let Some(id) = check else {
+            self.state = State::Live(live);
+            self.send_requests(now, sh, actions);
+            return Vec::new();
+        };
+        for &i in &wanted {
+            live.cadence.arm(usize::from(i), now);
+        }
+        self.state = State::Live(live);
+        if let Some(text) = sh.venue.list_request(id) {
+            actions.push(Action::Send {
+                session: self.id,
+                msg: Outgoing::Text(text),
+            });
+        }
+        wanted
     }
 
     /// Sends the subscribe requests that are due.

@@ -17,6 +17,9 @@ struct Pending {
     id: u64,
     streams: Vec<u16>,
     sent_at: Instant,
+    /// A check of a subscription made in the URL: the connection counts as subscribed while it
+    /// is out (its answer is still due within the ack limit).
+    check: bool,
 }
 
 /// What a venue error answering one of this connection's requests means.
@@ -55,6 +58,21 @@ impl Subscriptions {
         }
     }
 
+    /// Streams subscribed in the connection's URL: nothing to send but the check that they
+    /// were taken, request `id`, sent at `now`.
+    pub(crate) fn in_url(id: u64, now: Instant) -> Subscriptions {
+        Subscriptions {
+            pending: vec![Pending {
+                id,
+                streams: Vec::new(),
+                sent_at: now,
+                check: true,
+            }],
+            queued: VecDeque::new(),
+            next_send: now,
+        }
+    }
+
     /// The streams of the next request due at `now`, leaving out those no longer wanted
     /// (`active`), or `None` when none is due.
     pub(crate) fn next_request(&mut self, now: Instant, active: &[bool]) -> Option<Vec<u16>> {
@@ -78,13 +96,14 @@ impl Subscriptions {
             id,
             streams,
             sent_at: now,
+            check: false,
         });
         self.next_send = now + REQUEST_SPACING;
     }
 
-    /// Every request sent and answered.
+    /// Every subscribe request sent and answered (a check may still be out).
     pub(crate) fn complete(&self) -> bool {
-        self.pending.is_empty() && self.queued.is_empty()
+        self.queued.is_empty() && self.pending.iter().all(|p| p.check)
     }
 
     /// The venue acknowledged request `id`, or (OKX) the one stream of it `stream` names, which
@@ -175,6 +194,22 @@ mod tests {
         s.sent(4, rest, at);
         assert_eq!(s.on_error(Some(4)), Refusal::Streams(vec![3]));
         assert!(!s.complete(), "[0] and [1] still queued");
+    }
+
+    #[test]
+    fn a_subscription_in_the_url_is_complete_while_its_check_is_out() {
+        let t0 = Instant::now();
+        let mut s = Subscriptions::in_url(9, t0);
+        assert!(s.complete());
+        assert_eq!(s.next_request(t0, &[true]), None, "nothing to send");
+        let limit = Duration::from_secs(2);
+        assert_eq!(
+            s.ack_deadline(limit),
+            Some(t0 + limit),
+            "the check has the ack limit"
+        );
+        assert_eq!(s.on_ack(9, None, |_| ""), Some(vec![]));
+        assert_eq!(s.ack_deadline(limit), None);
     }
 
     #[test]

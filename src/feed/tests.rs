@@ -146,9 +146,10 @@ fn a_session_connects_subscribes_streams_and_recovers_from_a_silent_connection()
         session: s,
         target: 0,
         addr,
+        url: None,
     }] = first.as_slice()
     else {
-        panic!("a connect expected: {first:?}");
+        panic!("a connect to the target's own URL expected: {first:?}");
     };
     let s = *s;
     assert_eq!(
@@ -188,14 +189,28 @@ fn a_session_connects_subscribes_streams_and_recovers_from_a_silent_connection()
             reason: DisconnectReason::PongTimeout
         }
     );
-    // It streamed for over a second: the replacement goes out at once.
+    // It streamed for over a second: the replacement goes out at once, subscribing in its URL
+    // the stream the venue acknowledged before, so data needs no subscribe round trip.
     core.handle_timeout(t0 + 3502 * MS, &mut sink);
     let again = actions(&mut core);
+    let url = "ws://127.0.0.1:9443/stream?streams=btcusdt@bookTicker";
     assert!(
-        matches!(again.as_slice(), [Action::Connect { session, .. }] if *session == s),
+        matches!(again.as_slice(), [Action::Connect { session, url: Some(u), .. }] if *session == s && u == url),
         "{again:?}"
     );
-    bring_up(&mut core, &mut sink, s, t0 + 3600 * MS);
+    let t = t0 + 3600 * MS;
+    core.on_connected(s, t);
+    core.on_open(s, t, &mut sink);
+    let check = actions(&mut core);
+    let [Action::Send {
+        msg: Outgoing::Text(list),
+        ..
+    }] = check.as_slice()
+    else {
+        panic!("the check of the URL's subscription expected: {check:?}");
+    };
+    let list: serde_json::Value = serde_json::from_str(list).unwrap();
+    assert_eq!(list["method"], "LIST_SUBSCRIPTIONS");
     let frame = book_ticker(12, "100.4", "100.7");
     assert!(core.on_message(s, Input::Text(&frame), 9, t0 + 3610 * MS, &mut sink));
     assert_eq!(sink.health[2], Health::Connected { conn: 2 });
@@ -206,6 +221,30 @@ fn a_session_connects_subscribes_streams_and_recovers_from_a_silent_connection()
             reconnect_ms: 108,
             attempts: 1
         }
+    );
+    assert_eq!(
+        sink.health[4],
+        Health::Gap {
+            stream: 0,
+            from_seq: 11,
+            to_seq: 11
+        }
+    );
+    let answer = text(&format!(
+        r#"{{"result":["btcusdt@bookTicker"],"id":{}}}"#,
+        list["id"]
+    ));
+    assert!(core.on_message(s, Input::Text(&answer), 0, t0 + 3611 * MS, &mut sink));
+    assert_eq!(
+        sink.health.len(),
+        5,
+        "the check's answer says nothing: {:?}",
+        sink.health
+    );
+    assert_eq!(
+        core.deadline(t0 + 3611 * MS),
+        Some(t0 + 5611 * MS),
+        "only liveness is due"
     );
     let gaps = stats.gaps.lock().unwrap();
     assert_eq!(gaps.len(), 1);
@@ -284,7 +323,8 @@ fn a_resolver_that_hangs_is_a_connect_timeout_and_the_known_address_survives_its
         [Action::Connect {
             session: SessionId(1),
             target: 0,
-            addr
+            addr,
+            url: None
         }]
     );
     // That attempt fails: the next one asks the resolver again, and when the resolver fails,
@@ -310,7 +350,8 @@ fn a_resolver_that_hangs_is_a_connect_timeout_and_the_known_address_survives_its
         [Action::Connect {
             session: SessionId(1),
             target: 0,
-            addr
+            addr,
+            url: None
         }]
     );
 }
@@ -470,4 +511,58 @@ fn a_refused_request_is_split_until_the_refused_stream_is_found() {
         .health
         .iter()
         .any(|h| matches!(h, Health::SubscriptionRejected { stream: 0 | 1, .. })));
+}
+
+#[test]
+fn a_subscription_in_the_url_is_checked_and_a_refused_url_falls_back_to_requests() {
+    let t0 = Instant::now();
+    let (mut core, _) = feed(&["127.0.0.1"], &["btcusdt@bookTicker", "btcusdt@aggTrade"]);
+    let mut sink = Recorded::default();
+    core.handle_timeout(t0, &mut sink);
+    let _ = actions(&mut core);
+    let s = SessionId(1);
+    bring_up(&mut core, &mut sink, s, t0);
+    assert!(!core.on_message(s, Input::Close(Some(1000)), 0, t0 + 2 * MS, &mut sink));
+    let _ = actions(&mut core);
+    core.handle_timeout(t0 + 102 * MS, &mut sink);
+    let url = "ws://127.0.0.1:9443/stream?streams=btcusdt@bookTicker/btcusdt@aggTrade";
+    assert!(
+        matches!(actions(&mut core).as_slice(), [Action::Connect { url: Some(u), .. }] if u == url)
+    );
+    // Connected at once (the URL subscribed), the check's answer due within the ack limit.
+    core.on_connected(s, t0 + 103 * MS);
+    core.on_open(s, t0 + 103 * MS, &mut sink);
+    assert_eq!(sink.health.last(), Some(&Health::Connected { conn: 2 }));
+    let _ = actions(&mut core);
+    core.handle_timeout(t0 + 2103 * MS, &mut sink);
+    assert_eq!(actions(&mut core), [Action::Abort { session: s }]);
+    assert_eq!(
+        sink.health.last(),
+        Some(&Health::Disconnected {
+            conn: 2,
+            reason: DisconnectReason::AckTimeout
+        }),
+        "an unanswered check is an unanswered subscription"
+    );
+    // The venue now refuses such URLs: the feed subscribes by request again, at once.
+    core.handle_timeout(t0 + 2303 * MS, &mut sink);
+    assert!(matches!(
+        actions(&mut core).as_slice(),
+        [Action::Connect { url: Some(_), .. }]
+    ));
+    let refused = DisconnectReason::Http {
+        status: 400,
+        retry_after_s: None,
+    };
+    core.on_failed(s, refused, None, t0 + 2304 * MS, &mut sink);
+    assert_eq!(actions(&mut core), [Action::Abort { session: s }]);
+    assert!(!sink
+        .health
+        .iter()
+        .any(|h| matches!(h, Health::Failed { .. })));
+    core.handle_timeout(t0 + 2304 * MS, &mut sink);
+    assert!(matches!(
+        actions(&mut core).as_slice(),
+        [Action::Connect { url: None, .. }]
+    ));
 }

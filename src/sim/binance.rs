@@ -55,6 +55,10 @@ pub(crate) fn normalise(symbols: &[String], name: &str) -> String {
 /// Handles one request: `SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`,
 /// `SET_PROPERTY`, `GET_PROPERTY`.
 pub(crate) fn handle(text: &str, session: &mut Session, env: &dyn Env) -> Vec<Out> {
+    if std::mem::take(&mut session.deaf) {
+        // The URL's subscription was ignored: so is this request.
+        return Vec::new();
+    }
     let req: Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(e) => {

@@ -50,7 +50,7 @@ pub(crate) fn run(inner: Arc<Inner>, tcp: TcpStream) {
     if ws.get_ref().tcp().set_nonblocking(true).is_err() {
         return;
     }
-    let session = Session::new(
+    let mut session = Session::new(
         inner.cfg.venue,
         inner.cfg.seed,
         reg.id.0,
@@ -58,5 +58,6 @@ pub(crate) fn run(inner: Arc<Inner>, tcp: TcpStream) {
         reg.wrapped,
         reg.subs,
     );
+    session.deaf = reg.deaf;
     Conn::new(inner, reg.id, ws, session, reg.events, reg.faults).run();
 }

@@ -101,11 +101,14 @@ pub enum Fault {
         /// Number of data messages to withhold.
         count: u32,
     },
-    /// Listener-level (acts on whichever connections receive the next
-    /// `SUBSCRIBE` requests): the next `count` `SUBSCRIBE` requests, valid or
-    /// not, are silently ignored: no ack, no error, nothing subscribed.
-    /// Counted in [`SimSnapshot::subscribes_ignored`]; pre-subscriptions in
-    /// the upgrade URL are unaffected. Injected again, the counts add up.
+    /// Listener-level (acts on whichever connections subscribe next): the
+    /// next `count` subscriptions — `SUBSCRIBE` requests, valid or not, and
+    /// Binance pre-subscriptions in the upgrade URL — are silently ignored:
+    /// no ack, no error, nothing subscribed. A connection whose URL
+    /// subscription was ignored also leaves its first request unanswered (the
+    /// client's check of what it is subscribed to), as a venue whose
+    /// subscriptions are stuck would. Counted in
+    /// [`SimSnapshot::subscribes_ignored`]. Injected again, the counts add up.
     IgnoreSubscribe {
         /// Number of `SUBSCRIBE` requests to ignore.
         count: u32,

@@ -104,11 +104,13 @@ pub struct SimSnapshot {
     pub pings_sent: u64,
     /// Data messages handed to the WebSocket, all connections together.
     pub messages_sent: u64,
-    /// Subscribe requests received (Binance `SUBSCRIBE`, Bybit and OKX
-    /// `"op":"subscribe"`; valid or not, ignored ones included).
+    /// Subscriptions asked for (Binance `SUBSCRIBE` and streams named in the
+    /// upgrade URL, Bybit and OKX `"op":"subscribe"`; valid or not, ignored
+    /// ones included).
     pub subscribe_requests: u64,
-    /// `SUBSCRIBE` requests silently ignored because of
-    /// `Fault::IgnoreSubscribe`.
+    /// Of those, Binance upgrade URLs that named streams.
+    pub url_subscriptions: u64,
+    /// Subscriptions silently ignored because of `Fault::IgnoreSubscribe`.
     pub subscribes_ignored: u64,
     /// Data messages withheld by `Fault::DropNext` and
     /// `BookFault::SkipSeq`, all connections together (never recorded in

@@ -99,6 +99,9 @@ pub(crate) struct Session {
     /// Streams muted by `Fault::Mute` (normalised names), in mute order; a
     /// muted stream stays muted when subscribed again.
     pub muted: Vec<String>,
+    /// The subscription in the upgrade URL was ignored (`Fault::IgnoreSubscribe`):
+    /// the next request gets no answer either.
+    pub deaf: bool,
 }
 
 impl Session {
@@ -119,6 +122,7 @@ impl Session {
             wrapped,
             subs,
             muted: Vec::new(),
+            deaf: false,
         }
     }
 

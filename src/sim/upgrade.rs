@@ -26,7 +26,7 @@ use super::config::SimVenue;
 use super::fault::Injected;
 use super::market::Event;
 use super::observe::ConnId;
-use super::protocol::{Route, Sub};
+use super::protocol::{Env, Route, Sub};
 use super::state::Inner;
 use super::transport::SimStream;
 
@@ -58,6 +58,8 @@ struct Upgrade {
     route: Route,
     wrapped: bool,
     streams: Vec<String>,
+    /// The URL's subscription was ignored (`Fault::IgnoreSubscribe`).
+    deaf: bool,
 }
 
 /// A connection registered when its upgrade request was accepted.
@@ -67,6 +69,8 @@ pub(crate) struct Registered {
     pub route: Route,
     pub wrapped: bool,
     pub subs: Vec<Sub>,
+    /// The URL's subscription was ignored.
+    pub deaf: bool,
     pub events: Receiver<Arc<Event>>,
     pub faults: Receiver<Injected>,
 }
@@ -86,6 +90,7 @@ fn register(inner: &Inner, up: Upgrade) -> Registered {
         route: up.route,
         wrapped: up.wrapped,
         subs,
+        deaf: up.deaf,
         events,
         faults,
     }
@@ -186,6 +191,7 @@ fn decide(inner: &Inner, req: &Request) -> Result<Upgrade, Box<ErrorResponse>> {
             route: Route::Unrouted,
             wrapped: false,
             streams: Vec::new(),
+            deaf: false,
         });
     }
     let mut streams: Vec<String> = Vec::new();
@@ -240,11 +246,21 @@ fn decide(inner: &Inner, req: &Request) -> Result<Upgrade, Box<ErrorResponse>> {
             }
         }
     }
+    // A subscription in the URL is a subscription like a SUBSCRIBE request: counted, and
+    // ignored under `Fault::IgnoreSubscribe`.
+    if !normalized.is_empty() {
+        inner.update_quiet(|st| st.counters.url_subscriptions += 1);
+    }
+    let deaf = !normalized.is_empty() && inner.subscribe_ignored();
+    if deaf {
+        normalized.clear();
+    }
     Ok(Upgrade {
         path: base.to_string(),
         route,
         wrapped,
         streams: normalized,
+        deaf,
     })
 }
 

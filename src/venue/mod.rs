@@ -139,6 +139,41 @@ impl Venue {
         }
     }
 
+    /// The URL of a connection that subscribes to `streams` in the URL itself, so data flows
+    /// as soon as the upgrade completes, without a subscribe round trip; `None` for venues that
+    /// cannot. Binance: "Combined streams are accessed at
+    /// `/stream?streams=<streamName1>/<streamName2>/<streamName3>`" (and on USD-M's routed
+    /// `/public/stream`, `/market/stream`).
+    pub fn url_with_streams<'a>(
+        self,
+        url: &str,
+        mut streams: impl Iterator<Item = &'a str>,
+    ) -> Option<String> {
+        match self {
+            Venue::BinanceSpot | Venue::BinanceUsdm => {
+                let mut out = format!("{url}?streams={}", streams.next()?);
+                for s in streams {
+                    out.push('/');
+                    out.push_str(s);
+                }
+                Some(out)
+            }
+            _ => None,
+        }
+    }
+
+    /// The request that asks what a connection is subscribed to, sent to confirm a
+    /// subscription made in the URL: Binance `{"method":"LIST_SUBSCRIPTIONS","id":N}`, answered
+    /// `{"result":[…],"id":N}`.
+    pub fn list_request(self, id: u64) -> Option<String> {
+        match self {
+            Venue::BinanceSpot | Venue::BinanceUsdm => {
+                Some(format!(r#"{{"method":"LIST_SUBSCRIPTIONS","id":{id}}}"#))
+            }
+            _ => None,
+        }
+    }
+
     /// Connection attempts the venue allows one IP: (attempts, window). Binance: 300 per 5
     /// minutes; Bybit: 500 per 5 minutes; OKX: 3 per second.
     pub fn connect_limit(self) -> (u32, Duration) {

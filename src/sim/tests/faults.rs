@@ -340,6 +340,38 @@ fn drop_next_withholds_exactly_count_messages() {
 }
 
 #[test]
+fn an_ignored_url_subscription_delivers_nothing_and_leaves_the_first_request_unanswered() {
+    let sim = Sim::start(fast_cfg()).expect("start");
+    sim.inject(Fault::IgnoreSubscribe { count: 1 });
+    let mut ws = connect(&sim, "/public/stream?streams=btcusdt@bookTicker");
+    assert!(sim.wait_until(T, |s| s.subscribes_ignored == 1));
+    send(&mut ws, r#"{"method":"LIST_SUBSCRIPTIONS","id":1}"#);
+    let quiet_until = Instant::now() + Duration::from_millis(300);
+    if let Some(msg) = next_msg(&mut ws, quiet_until) {
+        panic!("a connection whose URL subscription was ignored produced {msg:?}");
+    }
+    send(&mut ws, r#"{"method":"LIST_SUBSCRIPTIONS","id":2}"#);
+    let list = read_until(&mut ws, "list", |_| true);
+    assert_eq!(list, serde_json::json!({"result": [], "id": 2}));
+    // The fault is spent: the next URL subscription streams at once.
+    let mut ws = connect(&sim, "/public/stream?streams=btcusdt@bookTicker");
+    assert_eq!(next_data(&mut ws).0, "btcusdt@bookTicker");
+    let snap = sim.snapshot();
+    assert_eq!(
+        (
+            snap.subscribe_requests,
+            snap.url_subscriptions,
+            snap.subscribes_ignored
+        ),
+        (2, 2, 1)
+    );
+    assert_eq!(
+        snap.conn(ConnId(2)).map(|c| c.streams.clone()),
+        Some(vec!["btcusdt@bookTicker".to_string()])
+    );
+}
+
+#[test]
 fn ignore_subscribe_gets_no_ack_and_the_next_one_works() {
     let sim = Sim::start(fast_cfg()).expect("start");
     sim.inject(Fault::IgnoreSubscribe { count: 1 });
