@@ -282,6 +282,10 @@ pub struct FeedConfig {
     /// 0 reports the skip at once. Default 20.
     #[serde(default = "default_reorder_window")]
     pub reorder_window_ms: u64,
+    /// The process is healthy only while this feed streams, and `run` exits with an error when
+    /// every required feed has failed for good. Default true.
+    #[serde(default = "yes")]
+    pub required: bool,
     /// The `[[drivers]]` entry whose thread runs this feed's connections. Default: a thread of
     /// its own.
     #[serde(default)]
@@ -310,6 +314,9 @@ pub struct FeedConfig {
     pub reconnect: Option<ReconnectOverride>,
 }
 
+fn yes() -> bool {
+    true
+}
 fn default_reorder_window() -> u64 {
     20
 }
@@ -351,6 +358,14 @@ pub struct CaptureConfig {
     pub dir: PathBuf,
 }
 
+/// `[metrics]`: the Prometheus and health endpoints.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address to serve `/metrics`, `/healthz` and `/status` on, e.g. `127.0.0.1:9464`.
+    pub listen: std::net::SocketAddr,
+}
+
 /// The whole file as written.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -361,6 +376,9 @@ pub struct FileConfig {
     /// `[capture]`; no capture when absent.
     #[serde(default)]
     pub capture: Option<CaptureConfig>,
+    /// `[metrics]`; no endpoint when absent.
+    #[serde(default)]
+    pub metrics: Option<MetricsConfig>,
     /// `[arbitrage]`.
     #[serde(default)]
     pub arbitrage: ArbitrageConfig,

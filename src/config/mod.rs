@@ -34,7 +34,7 @@ mod validate;
 pub use self::endpoint::Endpoint;
 pub use self::file::{
     ArbitrageConfig, CaptureConfig, DriverConfig, EngineConfig, FeedConfig, FileConfig, FullPolicy,
-    Jitter, ReconnectConfig, ReconnectOverride, StrategyPlace, WaitMode,
+    Jitter, MetricsConfig, ReconnectConfig, ReconnectOverride, StrategyPlace, WaitMode,
 };
 pub use self::spec::{Config, ConfigError, DriverSpec, FeedSpec};
 

@@ -5,7 +5,9 @@ use std::fmt;
 use std::path::PathBuf;
 
 use super::endpoint::Endpoint;
-use super::file::{ArbitrageConfig, CaptureConfig, EngineConfig, ReconnectConfig, WaitMode};
+use super::file::{
+    ArbitrageConfig, CaptureConfig, EngineConfig, MetricsConfig, ReconnectConfig, WaitMode,
+};
 use crate::venue::{StreamDef, Venue};
 
 /// A config that failed to load or validate.
@@ -63,6 +65,8 @@ pub struct FeedSpec {
     pub rest_base: Option<String>,
     /// The driver whose thread runs it; `None`: a thread of its own per connection route.
     pub driver: Option<String>,
+    /// Health and the exit status depend on it.
+    pub required: bool,
 }
 
 /// A validated driver: a thread that runs the connections of the feeds that name it.
@@ -87,6 +91,8 @@ pub struct Config {
     pub drivers: Vec<DriverSpec>,
     /// `[capture]`.
     pub capture: Option<CaptureConfig>,
+    /// `[metrics]`.
+    pub metrics: Option<MetricsConfig>,
     /// `[arbitrage]`.
     pub arbitrage: ArbitrageConfig,
     /// The whole configuration with every default filled in, for the session manifest.

@@ -280,6 +280,7 @@ impl FileConfig {
                 reorder_window_ms: f.reorder_window_ms,
                 rest_base,
                 driver: f.driver,
+                required: f.required,
             });
         }
         let drivers = place_feeds(inline, self.drivers, &mut feeds, &check_core)?;
@@ -288,6 +289,7 @@ impl FileConfig {
             feeds,
             drivers,
             capture: self.capture,
+            metrics: self.metrics,
             arbitrage: self.arbitrage,
             effective,
         })
