@@ -398,19 +398,24 @@ impl FeedStats {
         }
     }
 
-    /// Records a gap; returns its index (to add missed ranges later).
-    pub fn record_gap(&self, gap: GapRecord) -> usize {
-        if let GapCause::Outage(_) = gap.cause {
-            if let Ok(mut h) = self.histograms.lock() {
-                let k = h.kept();
-                k.reconnect_us
-                    .saturating_record(gap.reconnect_ms.max(1) * 1000);
-                k.gap_us.saturating_record(gap.duration_ms.max(1) * 1000);
-                if Duration::from_millis(gap.reconnect_ms) > RECONNECT_TARGET {
-                    h.target_misses += 1;
-                }
+    /// Records an outage that ended: its reconnect time (detection → first data) and its span
+    /// (last data before → first data after) go into the histograms at full precision, its
+    /// record (whole milliseconds) into the list. Returns the record's index.
+    pub fn record_outage(&self, gap: GapRecord, reconnect: Duration, span: Duration) -> usize {
+        if let Ok(mut h) = self.histograms.lock() {
+            let k = h.kept();
+            k.reconnect_us
+                .saturating_record(reconnect.as_micros().max(1) as u64);
+            k.gap_us.saturating_record(span.as_micros().max(1) as u64);
+            if reconnect > RECONNECT_TARGET {
+                h.target_misses += 1;
             }
         }
+        self.record_gap(gap)
+    }
+
+    /// Records a gap; returns its index (to add missed ranges later).
+    pub fn record_gap(&self, gap: GapRecord) -> usize {
         for m in &gap.missed {
             self.count_missed(m);
         }

@@ -89,15 +89,19 @@ impl Outages {
         FeedStats::bump(&stats.reconnects);
         let total = stats.reconnects.load(Ordering::Relaxed);
         let end_unix = clock::mono_to_unix_ns(recv_ns);
-        let record = stats.record_gap(GapRecord {
-            start_unix_ns: end_unix.saturating_sub(gap.as_nanos() as u64),
-            end_unix_ns: end_unix,
-            duration_ms: gap.as_millis() as u64,
-            reconnect_ms: reconnect.as_millis() as u64,
-            cause: GapCause::Outage(outage.reason),
-            attempts: outage.attempts,
-            missed: Vec::new(),
-        });
+        let record = stats.record_outage(
+            GapRecord {
+                start_unix_ns: end_unix.saturating_sub(gap.as_nanos() as u64),
+                end_unix_ns: end_unix,
+                duration_ms: gap.as_millis() as u64,
+                reconnect_ms: reconnect.as_millis() as u64,
+                cause: GapCause::Outage(outage.reason),
+                attempts: outage.attempts,
+                missed: Vec::new(),
+            },
+            reconnect,
+            gap,
+        );
         info!(
             "[{}] Reconnected successfully (gap_ms={}, attempts={}, total_reconnects={total})",
             report.name,
