@@ -353,12 +353,7 @@ impl DemoVenues {
     }
 }
 
-/// Resident memory of this process, bytes (Linux `/proc/self/statm`).
-pub fn resident_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4096)
-}
+pub use crate::metrics::resident_bytes;
 
 /// Name of a fault's kind, for counts.
 pub fn kind_name(f: &DemoFault) -> &'static str {

@@ -20,6 +20,7 @@ pub mod helper;
 pub mod json;
 pub mod metrics;
 pub mod net;
+pub mod ops;
 pub mod rest;
 pub mod sim;
 pub mod strategy;

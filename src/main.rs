@@ -202,7 +202,11 @@ fn main() -> ExitCode {
                 },
                 |summary| {
                     println!("{summary}");
-                    ExitCode::SUCCESS
+                    if summary.failed {
+                        ExitCode::FAILURE
+                    } else {
+                        ExitCode::SUCCESS
+                    }
                 },
             )
         }
@@ -239,6 +243,10 @@ fn run(
     while !stop.load(Ordering::Relaxed) {
         let elapsed = started.elapsed();
         if limit.is_some_and(|l| elapsed >= l) {
+            break;
+        }
+        if engine.failed() {
+            eprintln!("error: every required feed has stopped for good; stopping");
             break;
         }
         tick(elapsed);
@@ -391,7 +399,11 @@ fn run_demo(
         mib(rss_max),
         rss_series.join(", ")
     );
-    ExitCode::SUCCESS
+    if summary.failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 #[cfg(test)]

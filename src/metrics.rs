@@ -232,6 +232,16 @@ impl ReconnectHistograms {
         })
     }
 
+    /// Detection → first data of each recovered outage, µs (none before the first loss).
+    pub fn reconnect_us(&self) -> Option<&Histogram<u64>> {
+        self.kept.as_ref().map(|k| &k.reconnect_us)
+    }
+
+    /// Last data before → first data after each recovered outage, µs.
+    pub fn gap_us(&self) -> Option<&Histogram<u64>> {
+        self.kept.as_ref().map(|k| &k.gap_us)
+    }
+
     /// Adds this feed's detection, reconnect and gap times (µs) to `detect`, `reconnect`, `gap`.
     pub fn add_to(
         &self,
@@ -260,6 +270,9 @@ pub struct FeedStats {
     pub streams: Vec<String>,
     /// Standby URL, when the feed keeps a hot standby.
     pub standby_url: Option<String>,
+    /// The process fails when every required feed has failed for good (and health needs it
+    /// streaming).
+    pub required: bool,
     state: AtomicU8,
     slot_count: AtomicU8,
     /// Connection slots.
@@ -301,6 +314,13 @@ pub struct FeedStats {
     pub disconnects: AtomicU64,
     /// Outages recovered (first data after a loss).
     pub reconnects: AtomicU64,
+    /// Outages recovered, by the kind of reason that began them
+    /// (indexed by [`DisconnectReason::kind`]).
+    pub reconnects_by_reason: [AtomicU64; DisconnectReason::KINDS.len()],
+    /// Connections that came up (every wanted stream acknowledged).
+    pub connected: AtomicU64,
+    /// Streams silent past their limit on a live connection right now.
+    pub stale_now: AtomicU64,
     /// Circuit-breaker openings.
     pub circuit_trips: AtomicU64,
     /// Per-stream stale events.
@@ -324,6 +344,7 @@ impl FeedStats {
             venue: String::new(),
             streams: Vec::new(),
             standby_url: None,
+            required: true,
             state: AtomicU8::new(FeedState::Connecting as u8),
             slot_count: AtomicU8::new(1),
             slots: [SlotStats::new(), SlotStats::new(), SlotStats::new()],
@@ -345,6 +366,9 @@ impl FeedStats {
             attempts: AtomicU64::new(0),
             disconnects: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
+            reconnects_by_reason: std::array::from_fn(|_| AtomicU64::new(0)),
+            connected: AtomicU64::new(0),
+            stale_now: AtomicU64::new(0),
             circuit_trips: AtomicU64::new(0),
             stale_events: AtomicU64::new(0),
             rejected_streams: AtomicU64::new(0),
@@ -474,4 +498,11 @@ pub fn fmt_ns(ns: u64) -> String {
     } else {
         format!("{:.2}s", ns as f64 / 1e9)
     }
+}
+
+/// Resident memory of this process, bytes (Linux `/proc/self/statm`; `None` elsewhere).
+pub fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
 }

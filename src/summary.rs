@@ -33,6 +33,8 @@ pub struct Summary {
     pub tick_latency_ns: Histogram<u64>,
     /// The strategy's own report.
     pub strategy_report: String,
+    /// Every required feed (every feed, when none was marked) had stopped for good.
+    pub failed: bool,
 }
 
 /// End-of-run figures of one feed.
@@ -44,6 +46,8 @@ pub struct FeedSummary {
     pub url: String,
     /// Final state.
     pub state: FeedState,
+    /// No connection of the feed ever came up (every stream acknowledged).
+    pub never_connected: bool,
     /// Data messages.
     pub messages: u64,
     /// Ticks delivered.
@@ -97,6 +101,7 @@ impl FeedSummary {
             name: s.name.clone(),
             url: s.url.clone(),
             state: s.state(),
+            never_connected: s.connected.load(Relaxed) == 0,
             messages: s.messages.load(Relaxed),
             ticks: s.ticks.load(Relaxed),
             dropped: s.dropped.load(Relaxed),
@@ -209,6 +214,9 @@ impl fmt::Display for Summary {
                 s.rejected_streams,
                 s.url
             )?;
+            if s.never_connected {
+                writeln!(f, "    never connected")?;
+            }
             if let Some(why) = &s.failure {
                 writeln!(f, "    failed: {why}")?;
             }
@@ -253,6 +261,12 @@ impl fmt::Display for Summary {
                 let _ = writeln!(report, "  {line}");
             }
             write!(f, "strategy:\n{report}")?;
+        }
+        if self.failed {
+            writeln!(
+                f,
+                "FAILED: every required feed stopped for good (see each feed's 'failed:' line)"
+            )?;
         }
         write!(
             f,

@@ -207,6 +207,51 @@ pub enum DisconnectReason {
 }
 
 impl DisconnectReason {
+    /// Short names of the kinds of reason, indexed by [`DisconnectReason::kind`]: the label
+    /// values of per-reason counters.
+    pub const KINDS: [&'static str; 17] = [
+        "resolve",
+        "connect_timeout",
+        "connect_refused",
+        "handshake_timeout",
+        "bad_certificate",
+        "tls",
+        "http",
+        "close_frame",
+        "eof",
+        "reset",
+        "io",
+        "pong_timeout",
+        "ack_timeout",
+        "too_large",
+        "protocol",
+        "all_streams_rejected",
+        "shutdown",
+    ];
+
+    /// This reason's index in [`DisconnectReason::KINDS`] (statuses and codes aside).
+    pub fn kind(self) -> usize {
+        match self {
+            Self::Resolve => 0,
+            Self::ConnectTimeout => 1,
+            Self::ConnectRefused => 2,
+            Self::HandshakeTimeout => 3,
+            Self::BadCertificate => 4,
+            Self::Tls => 5,
+            Self::Http { .. } => 6,
+            Self::CloseFrame { .. } => 7,
+            Self::Eof => 8,
+            Self::Reset => 9,
+            Self::Io(_) => 10,
+            Self::PongTimeout => 11,
+            Self::AckTimeout => 12,
+            Self::TooLarge => 13,
+            Self::Protocol => 14,
+            Self::AllStreamsRejected => 15,
+            Self::Shutdown => 16,
+        }
+    }
+
     /// Retrying cannot help: the feed stops with a clear error instead of retrying forever.
     pub fn is_permanent(self) -> bool {
         match self {

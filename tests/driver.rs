@@ -87,6 +87,7 @@ fn params(
     let n = streams.len();
     FeedParams {
         id,
+        required: true,
         name: format!("feed{id}"),
         venue,
         targets,

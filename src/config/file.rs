@@ -171,6 +171,11 @@ pub struct ReconnectConfig {
     /// the daily cut) is replaced at once, without backoff, ms. Shorter sessions back off, so a
     /// venue that drops every connection early is not hammered. Default 1000.
     pub at_once_after_ms: u64,
+    /// A feed with no live connection for this long (since its last one was lost, or since
+    /// start when it never connected) stops for good, so a supervisor sees the process fail
+    /// (`run` exits non-zero once every required feed has), ms; 0 never. Default 0: retry
+    /// for as long as the process runs.
+    pub give_up_after_ms: u64,
 }
 
 impl Default for ReconnectConfig {
@@ -190,6 +195,7 @@ impl Default for ReconnectConfig {
             max_connection_age_ms: 86_100_000,
             keepalive_ms: None,
             at_once_after_ms: 1000,
+            give_up_after_ms: 0,
         }
     }
 }
@@ -213,6 +219,7 @@ pub struct ReconnectOverride {
     pub max_connection_age_ms: Option<u64>,
     pub keepalive_ms: Option<u64>,
     pub at_once_after_ms: Option<u64>,
+    pub give_up_after_ms: Option<u64>,
 }
 
 impl ReconnectOverride {
@@ -240,6 +247,7 @@ impl ReconnectOverride {
                 .unwrap_or(base.max_connection_age_ms),
             keepalive_ms: self.keepalive_ms.or(base.keepalive_ms),
             at_once_after_ms: self.at_once_after_ms.unwrap_or(base.at_once_after_ms),
+            give_up_after_ms: self.give_up_after_ms.unwrap_or(base.give_up_after_ms),
         }
     }
 }

@@ -31,6 +31,7 @@ use crate::feed::params::FeedParams;
 use crate::feed::sink::{ChannelSink, Outbox, Sink};
 use crate::helper::Helper;
 use crate::metrics::{micros_histogram, nanos_histogram, percentiles, FeedStats, RECONNECT_TARGET};
+use crate::ops::{health, Endpoint, Observed};
 use crate::strategy::{self, Inline, Lane, Strategy, Universe};
 use crate::summary::{FeedSummary, Summary};
 
@@ -88,6 +89,7 @@ pub struct Engine<S: Strategy> {
     started: Instant,
     capture: Option<Capture>,
     helpers: Vec<Helper>,
+    endpoint: Option<Endpoint>,
 }
 
 impl<S: Strategy> std::fmt::Debug for Engine<S> {
@@ -225,6 +227,21 @@ impl<S: Strategy> Engine<S> {
                 Some(handle)
             }
         };
+        let started = Instant::now();
+        let endpoint =
+            match &config.metrics {
+                Some(m) => {
+                    let observed = Observed {
+                        stats: stats.clone(),
+                        latency: latency.clone(),
+                        started,
+                    };
+                    Some(Endpoint::start(m.listen, observed).map_err(|e| {
+                        StartError(format!("metrics endpoint on {}: {e}", m.listen))
+                    })?)
+                }
+                None => None,
+            };
         Ok(Engine {
             threads,
             stats,
@@ -232,9 +249,10 @@ impl<S: Strategy> Engine<S> {
             shutdown,
             latency,
             universe,
-            started: Instant::now(),
+            started,
             capture,
             helpers,
+            endpoint,
         })
     }
 
@@ -246,6 +264,17 @@ impl<S: Strategy> Engine<S> {
     /// Names behind the ids.
     pub fn universe(&self) -> &Universe {
         &self.universe
+    }
+
+    /// Where `/metrics`, `/healthz` and `/status` are served, when `[metrics]` is set.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.endpoint.as_ref().map(Endpoint::addr)
+    }
+
+    /// Whether every required feed (every feed, when none is marked) has stopped for good: the
+    /// process has nothing left to run for, and `run` exits with an error.
+    pub fn failed(&self) -> bool {
+        health::all_failed(&self.stats)
     }
 
     /// Live counters of every feed, indexed by feed id.
@@ -338,6 +367,9 @@ impl<S: Strategy> Engine<S> {
 
     /// Stops every thread (each within a second, in any state), then reports.
     pub fn stop(mut self) -> (Summary, S) {
+        if let Some(e) = self.endpoint.take() {
+            e.stop();
+        }
         self.shutdown.store(true, Ordering::Release);
         for t in &self.threads {
             let _ = t.waker.wake();
@@ -363,6 +395,7 @@ impl<S: Strategy> Engine<S> {
         let (detect_us, reconnect_us, gap_us, target_misses) = self.reconnect_histograms();
         let tick_latency_ns = self.latency_snapshot();
         let summary = Summary {
+            failed: self.failed(),
             ran_for: self.started.elapsed(),
             capture,
             detect_us,
@@ -383,6 +416,7 @@ fn feed_stats(p: &FeedParams) -> Arc<FeedStats> {
     st.venue = p.venue.name().to_string();
     st.streams = p.streams.iter().map(|s| s.name.clone()).collect();
     st.standby_url = p.targets.get(1).map(|t| t.url.clone());
+    st.required = p.required;
     Arc::new(st)
 }
 

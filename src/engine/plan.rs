@@ -132,6 +132,7 @@ pub(crate) fn plan(config: &Config) -> Result<Plan, StartError> {
             owners.push(spec_index);
             params.push(FeedParams {
                 id: params.len() as u16,
+                required: spec.required,
                 name,
                 venue: spec.venue,
                 targets,

@@ -7,15 +7,16 @@
 use std::mem;
 use std::time::{Duration, Instant};
 
-use log::{debug, error, info, warn};
+use log::{debug, info, warn};
+
+mod failure;
 
 use super::action::{Action, Actions, SessionId};
-use super::backoff::Decision;
 use super::params::Target;
 use super::report::{suppressed_note, Out};
 use super::resolve::{Addrs, Lookup};
 use super::rotation::{self, Rotations, SilentCounts};
-use super::session::{Lost, Shared, State};
+use super::session::{Lost, Session, Shared, State};
 use super::sink::Sink;
 use super::slots::Slots;
 use crate::config::ReconnectConfig;
@@ -59,6 +60,9 @@ pub(crate) struct Connections {
     conn_count: u32,
     /// Cadence streams found silent during this turn, by session.
     silent: Vec<(SessionId, u16)>,
+    /// Since when no connection has carried the feed (from its first failed attempt when it
+    /// never connected); `None` while one does. Measured against `give_up_after_ms`.
+    down_since: Option<Instant>,
 }
 
 impl Connections {
@@ -101,6 +105,7 @@ impl Connections {
             rng: fastrand::Rng::with_seed(seed),
             conn_count: 0,
             silent: Vec::new(),
+            down_since: None,
         }
     }
 
@@ -298,107 +303,6 @@ impl Connections {
         in_url
     }
 
-    /// An attempt of session `id` failed before its WebSocket opened. A 429 or 418 answer
-    /// speaks for the whole IP: every feed of this host waits.
-    #[cold]
-    pub(crate) fn attempt_failed<S: Sink + ?Sized>(
-        &mut self,
-        k: usize,
-        reason: DisconnectReason,
-        detail: Option<&str>,
-        now: Instant,
-        out: &mut Out<S>,
-    ) {
-        let session = self.slots.get_mut(k);
-        if session.in_url && matches!(reason, DisconnectReason::Http { status: 400, .. }) {
-            // The venue refuses the streams in the URL (which it acknowledged before): subscribe
-            // by request from now on, where each refusal names its stream.
-            self.sh.url_subscribe = false;
-            session.in_url = false;
-            session.state = State::Backoff { until: now };
-            warn!(
-                "[{}] the venue refused a URL that subscribes the streams ({reason}); subscribing by request from now on",
-                out.report.name
-            );
-            return;
-        }
-        if let Some((wait, whole_host)) = self.slots.get_mut(k).told_to_wait(reason) {
-            if whole_host {
-                let t = self.slots.get(k).target;
-                self.targets[t].gate.close_until(now + wait);
-            }
-            debug!(
-                "[{}] venue answered {reason}: staying away {} ms",
-                out.report.name,
-                wait.as_millis()
-            );
-        }
-        self.fail(k, reason, detail, now, out);
-    }
-
-    /// An attempt or a connection of slot `k` failed: decide its next state.
-    #[cold]
-    fn fail<S: Sink + ?Sized>(
-        &mut self,
-        k: usize,
-        reason: DisconnectReason,
-        detail: Option<&str>,
-        now: Instant,
-        out: &mut Out<S>,
-    ) {
-        let name = out.report.name.clone();
-        let t = self.slots.get(k).target;
-        let url = self.targets[t].url.clone();
-        self.addrs.failed(t);
-        if let Some(d) = detail {
-            debug!("[{name}] attempt to {url} failed: {reason}: {d}");
-        }
-        if reason.is_permanent() {
-            let why = match detail {
-                Some(d) => format!("{reason}: {d}"),
-                None => reason.to_string(),
-            };
-            if reason != DisconnectReason::AllStreamsRejected && self.slots.others_alive(k) {
-                error!(
-                    "[{name}] {} connection to {url} FAILED permanently: {why}. Not retrying it; the feed goes on over its other connection.",
-                    self.slots.get(k).role.name()
-                );
-                self.slots.get_mut(k).state = State::Failed;
-                return;
-            }
-            error!(
-                "[{name}] FAILED permanently connecting to {url}: {why}. Not retrying; other feeds go on."
-            );
-            if let Ok(mut f) = out.report.stats.failure.lock() {
-                *f = Some(why);
-            }
-            for s in self.slots.iter_mut() {
-                s.state = State::Failed;
-            }
-            self.rotations.cancel();
-            out.health(Health::Failed { reason });
-            return;
-        }
-        let (decision, wait) = self.slots.get_mut(k).back_off(now, &mut self.rng);
-        match decision {
-            Decision::Retry { failures, .. } => info!(
-                "[RECONNECT] Attempting reconnection to {url} (attempt {failures}, delay {} ms) after: {reason}",
-                wait.as_millis()
-            ),
-            Decision::CircuitOpen { failures, .. } => {
-                FeedStats::bump(&out.report.stats.circuit_trips);
-                error!(
-                    "[{name}] CIRCUIT OPEN: {failures} consecutive failures connecting to {url} (last: {reason}); cooling down {} ms before the next attempt",
-                    wait.as_millis()
-                );
-                out.health(Health::CircuitOpen {
-                    failures,
-                    cooldown_ms: wait.as_millis() as u64,
-                });
-            }
-        }
-    }
-
     // ----- losses -----------------------------------------------------------------------
 
     /// Slot `k`'s live connection ended: abort it, count it, end a rotation it was part of, and
@@ -443,6 +347,7 @@ impl Connections {
             }
             None => {
                 warn!("[{name}] connection {conn} to {url} lost: {reason}{detail}");
+                self.down_since = Some(now);
                 out.health(Health::Disconnected { conn, reason });
             }
         }
@@ -578,6 +483,9 @@ impl Connections {
         self.rotations
             .maintain(now, age, resync, &silent, counts, &mut ctx);
         self.slots.remove_retired();
+        if self.down_since.is_some() && self.slots.iter().any(Session::carries) {
+            self.down_since = None;
+        }
         self.slots.publish(&out.report.stats);
     }
 

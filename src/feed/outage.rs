@@ -87,6 +87,7 @@ impl Outages {
         let gap_start = outage.last_data.unwrap_or(outage.detected);
         let gap = now.saturating_duration_since(gap_start);
         FeedStats::bump(&stats.reconnects);
+        FeedStats::bump(&stats.reconnects_by_reason[outage.reason.kind()]);
         let total = stats.reconnects.load(Ordering::Relaxed);
         let end_unix = clock::mono_to_unix_ns(recv_ns);
         let record = stats.record_outage(

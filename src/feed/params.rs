@@ -29,6 +29,8 @@ pub struct Target {
 pub struct FeedParams {
     /// Index of this feed.
     pub id: FeedId,
+    /// Whether the process needs this feed (see [`crate::config::FeedSpec`]'s `required`).
+    pub required: bool,
     /// Name (thread `feed-<name>`).
     pub name: String,
     /// Venue codec.

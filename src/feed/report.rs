@@ -191,6 +191,21 @@ impl<S: Sink + ?Sized> Out<'_, S> {
     /// Reports a health event, stamped now.
     #[cold]
     pub(crate) fn health(&mut self, event: Health) {
+        let stats = &self.report.stats;
+        match event {
+            Health::Connected { .. } => FeedStats::bump(&stats.connected),
+            Health::Stale { .. } => FeedStats::bump(&stats.stale_now),
+            Health::StreamResumed { .. } => {
+                let _ = stats
+                    .stale_now
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+            }
+            // Every stream's silence is disarmed until data flows again.
+            Health::Disconnected { .. } | Health::Failed { .. } => {
+                stats.stale_now.store(0, Ordering::Relaxed);
+            }
+            _ => {}
+        }
         let msg = HealthMsg {
             feed: self.report.feed,
             at_ns: clock::now_ns(),

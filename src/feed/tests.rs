@@ -75,6 +75,7 @@ fn feed(hosts: &[&str], streams: &[&str]) -> (FeedCore, Arc<FeedStats>) {
     let stats = Arc::new(FeedStats::new("t".into(), "ws://x".into()));
     let params = FeedParams {
         id: 0,
+        required: true,
         name: "t".into(),
         venue,
         targets,
