@@ -338,15 +338,16 @@ impl Connections {
         let url = &self.targets[self.slots.get(k).target].url;
         let detail = detail.map(|d| format!(" ({d})")).unwrap_or_default();
         let name = &out.report.name;
+        let role = self.slots.get(k).role.name();
         match carrier {
             Some(other) => {
                 warn!(
-                    "[{name}] connection {conn} to {url} lost: {reason}{detail}; connection {other} carries the feed"
+                    "[{name}] {role} connection {conn} to {url} lost: {reason}{detail}; connection {other} carries the feed"
                 );
                 out.health(Health::ConnectionLost { conn, reason });
             }
             None => {
-                warn!("[{name}] connection {conn} to {url} lost: {reason}{detail}");
+                warn!("[{name}] {role} connection {conn} to {url} lost: {reason}{detail}");
                 self.down_since = Some(now);
                 out.health(Health::Disconnected { conn, reason });
             }
@@ -385,7 +386,9 @@ impl Connections {
             session.backoff.on_productive();
             session.state = State::Backoff { until: now };
             info!(
-                "[RECONNECT] Reconnecting to {} at once after: {reason}",
+                "[RECONNECT] [{}] {}: reconnecting to {} at once after: {reason}",
+                out.report.name,
+                session.who(),
                 self.targets[session.target].url
             );
         } else {

@@ -168,7 +168,24 @@ pub(crate) struct Session {
     pub in_url: bool,
 }
 
+/// How log lines name a session: its role and its latest connection's number.
+pub(crate) struct Who(SlotRole, u32);
+
+impl std::fmt::Display for Who {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.1 {
+            0 => write!(f, "{} (no connection yet)", self.0.name()),
+            n => write!(f, "{} connection {n}", self.0.name()),
+        }
+    }
+}
+
 impl Session {
+    /// Its name in log lines: role and connection number.
+    pub(crate) fn who(&self) -> Who {
+        Who(self.role, self.conn_no)
+    }
+
     /// A session about to make its first attempt.
     pub(crate) fn new(id: SessionId, role: SlotRole, target: usize, cfg: ReconnectConfig) -> Self {
         Session {
@@ -529,6 +546,7 @@ impl Session {
 
     /// Every request answered: the connection is up, announced once per connection.
     pub(crate) fn announce<S: Sink + ?Sized>(&mut self, sh: &Shared, out: &mut Out<S>) {
+        let role = self.role.name();
         let Some(live) = self.live_mut() else {
             return;
         };
@@ -537,8 +555,9 @@ impl Session {
         }
         live.announced = true;
         info!(
-            "[{}] connection {} subscribed to {} streams",
+            "[{}] {} connection {} subscribed to {} streams",
             out.report.name,
+            role,
             live.conn_no,
             sh.active.iter().filter(|a| **a).count(),
         );

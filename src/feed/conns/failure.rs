@@ -68,7 +68,10 @@ impl Connections {
         let url = self.targets[t].url.clone();
         self.addrs.failed(t);
         if let Some(d) = detail {
-            debug!("[{name}] attempt to {url} failed: {reason}: {d}");
+            debug!(
+                "[{name}] {}: attempt to {url} failed: {reason}: {d}",
+                self.slots.get(k).who()
+            );
         }
         if reason.is_permanent() {
             let why = match detail {
@@ -84,7 +87,8 @@ impl Connections {
                 return;
             }
             error!(
-                "[{name}] FAILED permanently connecting to {url}: {why}. Not retrying; other feeds go on."
+                "[{name}] {}: FAILED permanently connecting to {url}: {why}. Not retrying; other feeds go on.",
+                self.slots.get(k).who()
             );
             self.fail_for_good(reason, why, out);
             return;
@@ -104,15 +108,22 @@ impl Connections {
             }
         }
         let (decision, wait) = self.slots.get_mut(k).back_off(now, &mut self.rng);
+        let who = self.slots.get(k).who();
+        // A slot that never had a connection is still connecting, not reconnecting.
+        let (tag, what) = match self.slots.get(k).conn_no {
+            0 => ("[CONNECT]", "connection"),
+            _ => ("[RECONNECT]", "reconnection"),
+        };
         match decision {
             Decision::Retry { failures, .. } => info!(
-                "[RECONNECT] Attempting reconnection to {url} (attempt {failures}, delay {} ms) after: {reason}",
+                "{tag} [{name}] {who}: attempting {what} to {url} (attempt {}, in {} ms) after: {reason}",
+                failures + 1,
                 wait.as_millis()
             ),
             Decision::CircuitOpen { failures, .. } => {
                 FeedStats::bump(&out.report.stats.circuit_trips);
                 error!(
-                    "[{name}] CIRCUIT OPEN: {failures} consecutive failures connecting to {url} (last: {reason}); cooling down {} ms before the next attempt",
+                    "[{name}] {who}: CIRCUIT OPEN: {failures} consecutive failures connecting to {url} (last: {reason}); cooling down {} ms before the next attempt",
                     wait.as_millis()
                 );
                 out.health(Health::CircuitOpen {
