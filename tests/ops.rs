@@ -359,3 +359,75 @@ fn run_exits_zero_when_only_an_optional_feed_failed() {
     assert!(out.contains("never connected"), "{out}");
     assert!(!out.contains("FAILED: every required feed"), "{out}");
 }
+
+/// Four feeds of one host whose every upgrade is refused (HTTP 503), each retrying after
+/// 10–50 ms, far more often than the host's budget of 8 attempts a second allows: the venue
+/// never sees more than 8 connections in any second, the budget is paced (one attempt per
+/// T = 1 s / 7 + 1 ms after a burst of 1) instead of spent in a burst and then held, and every
+/// feed gets its turn (attempts are booked in the order asked, so none waits more than 4·T:
+/// the bound itself is checked on a made-up clock in `feed::limiter`).
+#[test]
+fn a_reconnect_storm_is_paced_within_the_hosts_budget_and_every_feed_gets_turns() {
+    let sim = sim(false, false);
+    sim.inject(Fault::Reject {
+        status: 503,
+        count: 100_000,
+        retry_after_s: None,
+    });
+    let feeds = ["a", "b", "c", "d"]
+        .iter()
+        .zip(["btcusdt@bookTicker", "ethusdt@bookTicker", BOOK, TRADES])
+        .map(|(name, stream)| feed(name, "binance-spot", &sim, &[stream]))
+        .collect();
+    let reconnect = wsfeed::config::ReconnectConfig {
+        initial_delay_ms: 10,
+        max_delay_ms: 50,
+        max_consecutive_failures: 100_000,
+        ..fast_reconnect()
+    };
+    let (engine, _probe) = start_with(feeds, reconnect, |f| {
+        f.engine.connect_limit = Some(8);
+        f.engine.connect_window_ms = Some(1000);
+    });
+    let enough = 36;
+    assert!(
+        sim.wait_until(WAIT, |s| s.accepts.len() >= enough),
+        "the storm never reached {enough} attempts"
+    );
+    let attempts: Vec<u64> = engine
+        .stats()
+        .iter()
+        .map(|s| s.attempts.load(Ordering::Relaxed))
+        .collect();
+    let held: u64 = engine
+        .stats()
+        .iter()
+        .map(|s| s.throttled.load(Ordering::Relaxed))
+        .sum();
+    engine.stop();
+    let times = sim.snapshot().accepts;
+    for (i, &a) in times.iter().enumerate() {
+        let within = times[i..]
+            .iter()
+            .take_while(|&&b| b.duration_since(a) < Duration::from_secs(1))
+            .count();
+        assert!(within <= 8, "{within} connections within one second");
+    }
+    // Paced, not spent in a burst: three attempts take at least 2·T = 288 ms (less the
+    // simulator's stamping delay); an unpaced budget lets 8 go within a few milliseconds.
+    for w in times.windows(3) {
+        let span = w[2].duration_since(w[0]);
+        assert!(
+            span >= Duration::from_millis(100),
+            "3 connections within {span:?}"
+        );
+    }
+    assert!(held > 0, "the budget held attempts back");
+    let total: u64 = attempts.iter().sum();
+    for (name, n) in ["a", "b", "c", "d"].iter().zip(&attempts) {
+        assert!(
+            *n * 4 + 8 >= total,
+            "feed {name} got {n} of {total} attempts: turns are not shared ({attempts:?})"
+        );
+    }
+}

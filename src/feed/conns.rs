@@ -12,6 +12,7 @@ use log::{debug, info, warn};
 mod failure;
 
 use super::action::{Action, Actions, SessionId};
+use super::limiter::{Admit, Priority};
 use super::params::Target;
 use super::report::{suppressed_note, Out};
 use super::resolve::{Addrs, Lookup};
@@ -186,7 +187,27 @@ impl Connections {
     ) -> Step {
         let t = self.slots.get(k).target;
         let gate = &self.targets[t].gate;
-        if let Err(until) = gate.try_acquire(now) {
+        // A feed that is down asks before standbys and replacements (see `limiter`).
+        let priority = match self.carried_besides(k) {
+            false => Priority::Restore,
+            true => Priority::Spare,
+        };
+        let booked = self.slots.get_mut(k).booked.take();
+        let answer = match (booked, gate.closed_until(now)) {
+            (Some(at), _) if now < at => Admit::Booked(at),
+            (Some(_), None) => Admit::Now,
+            (Some(_), Some(until)) => Admit::Later(until),
+            (None, _) => gate.admit(now, priority),
+        };
+        let until = match answer {
+            Admit::Now => None,
+            Admit::Booked(at) => {
+                self.slots.get_mut(k).booked = Some(at);
+                Some(at)
+            }
+            Admit::Later(at) => Some(at),
+        };
+        if let Some(until) = until {
             FeedStats::bump(&out.report.stats.throttled);
             if let Some(suppressed) = out.report.throttle.allow(now) {
                 warn!(

@@ -166,6 +166,9 @@ pub(crate) struct Session {
     pub retry_after: Option<Duration>,
     /// This attempt (or open connection) subscribes in its URL.
     pub in_url: bool,
+    /// The host's attempt budget booked this session's next attempt at this instant: it goes
+    /// then without asking again.
+    pub booked: Option<Instant>,
 }
 
 /// How log lines name a session: its role and its latest connection's number.
@@ -197,6 +200,7 @@ impl Session {
             backoff: Backoff::new(cfg),
             retry_after: None,
             in_url: false,
+            booked: None,
         }
     }
 
