@@ -1,26 +1,35 @@
 //! REST depth snapshots for Binance local books.
 //!
 //! Binance's documented procedure builds a local book from a REST snapshot plus the diff
-//! events buffered while it was fetched. The fetch is a blocking HTTPS GET over rustls, run on
-//! the engine's `snapshots` helper thread ([`crate::helper`]) so that no feed thread ever
-//! blocks: a feed asks for it, keeps buffering diffs, and gets the result on its driver's
-//! channel, with its poll woken.
+//! events buffered while it was fetched. The fetch is a blocking HTTPS GET (`ureq` over
+//! rustls), run on the engine's `snapshots` helper thread ([`crate::helper`]) so that no feed
+//! thread ever blocks: a feed asks for it, keeps buffering diffs, and gets the result on its
+//! driver's channel, with its poll woken.
+//!
+//! [`RestClient`] keeps one agent per host (its connections kept alive between requests) and
+//! the host's request-weight budget: Binance counts every request's weight per IP and minute
+//! (a 1000-level depth snapshot weighs 50 of spot's 6000, 20 of USD-M's 2400) and answers 429,
+//! then 418 (a ban), to clients that go over. A request the budget cannot afford is not sent;
+//! the answer says when to try again, as a venue's `Retry-After` does.
 
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use log::debug;
-use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 
 use crate::tick::Level;
 
 /// Longest a snapshot request may take (connect, TLS, request, response).
 pub const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Largest response accepted.
-const MAX_BODY: usize = 16 << 20;
+/// The window of a REST weight budget.
+const WEIGHT_WINDOW: Duration = Duration::from_secs(60);
+/// Share of the venue's weight limit this process allows itself (others may share the IP).
+const WEIGHT_SHARE: f64 = 0.8;
+/// How long a 418 (an IP ban) without `Retry-After` keeps requests away.
+const BAN_WAIT: Duration = Duration::from_secs(120);
 
 /// A depth snapshot: `lastUpdateId` and both sides, best first.
 #[derive(Clone, Debug, PartialEq)]
@@ -33,21 +42,199 @@ pub struct DepthSnapshot {
     pub asks: Vec<Level>,
 }
 
-/// Fetches and parses a depth snapshot (blocking, bounded by [`SNAPSHOT_TIMEOUT`]): run on a
-/// helper thread, never on a feed thread.
-pub fn fetch_depth_snapshot(
-    url: &str,
-    tls: Option<&Arc<ClientConfig>>,
-) -> Result<DepthSnapshot, String> {
-    let result = http_get(url, tls, SNAPSHOT_TIMEOUT).and_then(|body| parse_depth_snapshot(&body));
-    debug!(
-        "snapshot {url}: {}",
-        match &result {
-            Ok(s) => format!("lastUpdateId {}", s.last_update_id),
-            Err(e) => e.clone(),
+/// A request that failed, and how long the venue (or the weight budget) asks the next one to
+/// wait.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RestError {
+    /// What went wrong.
+    pub message: String,
+    /// At least this long before the next request: a `Retry-After`, a ban, an empty budget.
+    pub retry_after: Option<Duration>,
+}
+
+impl RestError {
+    fn new(message: impl Into<String>) -> Self {
+        RestError {
+            message: message.into(),
+            retry_after: None,
         }
-    );
-    result
+    }
+}
+
+impl fmt::Display for RestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(w) = self.retry_after {
+            write!(f, " (wait {} ms)", w.as_millis())?;
+        }
+        Ok(())
+    }
+}
+
+/// Request weight and the venue's limit per minute, for a REST path.
+fn weight_of(path: &str) -> Option<(u32, u32)> {
+    if path.starts_with("/api/v3/depth") {
+        Some((50, 6000))
+    } else if path.starts_with("/fapi/v1/depth") {
+        Some((20, 2400))
+    } else {
+        None
+    }
+}
+
+/// The weight one host's requests spent in the last minute.
+#[derive(Debug, Default)]
+struct WeightBudget {
+    spent: VecDeque<(Instant, u32)>,
+    /// What the venue last said this IP had used (`X-MBX-USED-WEIGHT-1M`), and when.
+    reported: Option<(Instant, u32)>,
+}
+
+impl WeightBudget {
+    /// Spends `weight` at `now` if the last minute leaves room under `limit`, else says how long
+    /// until it does.
+    fn spend(&mut self, weight: u32, limit: u32, now: Instant) -> Result<(), Duration> {
+        while self
+            .spent
+            .front()
+            .is_some_and(|&(t, _)| now.duration_since(t) >= WEIGHT_WINDOW)
+        {
+            self.spent.pop_front();
+        }
+        let ours: u32 = self.spent.iter().map(|&(_, w)| w).sum();
+        let reported = match self.reported {
+            Some((t, used)) if now.duration_since(t) < WEIGHT_WINDOW => used,
+            _ => 0,
+        };
+        let allowed = (f64::from(limit) * WEIGHT_SHARE) as u32;
+        if ours.max(reported) + weight <= allowed {
+            self.spent.push_back((now, weight));
+            return Ok(());
+        }
+        let oldest = [
+            self.spent.front().map(|&(t, _)| t),
+            self.reported.map(|(t, _)| t),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(now);
+        Err((oldest + WEIGHT_WINDOW).saturating_duration_since(now))
+    }
+}
+
+/// Agents (kept-alive connections) and weight budgets by host; shared by every feed, used on
+/// the snapshot helper thread.
+#[derive(Default)]
+pub struct RestClient {
+    hosts: Mutex<HashMap<String, (ureq::Agent, WeightBudget)>>,
+}
+
+impl fmt::Debug for RestClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RestClient").finish_non_exhaustive()
+    }
+}
+
+impl RestClient {
+    /// Fetches and parses a depth snapshot (blocking, bounded by [`SNAPSHOT_TIMEOUT`]): run on
+    /// a helper thread, never on a feed thread. `tls` verifies `https://` hosts.
+    pub fn fetch_depth_snapshot(
+        &self,
+        url: &str,
+        tls: Option<&Arc<ClientConfig>>,
+    ) -> Result<DepthSnapshot, RestError> {
+        let result = self
+            .get(url, tls)
+            .and_then(|body| parse_depth_snapshot(&body).map_err(RestError::new));
+        debug!(
+            "snapshot {url}: {}",
+            match &result {
+                Ok(s) => format!("lastUpdateId {}", s.last_update_id),
+                Err(e) => e.to_string(),
+            }
+        );
+        result
+    }
+
+    /// A `GET` of `url` on its host's agent, within the host's weight budget; the body of a 200.
+    fn get(&self, url: &str, tls: Option<&Arc<ClientConfig>>) -> Result<String, RestError> {
+        let rest = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"))
+            .ok_or_else(|| RestError::new(format!("'{url}' is not an http(s) URL")))?;
+        let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let now = Instant::now();
+        let agent = {
+            let mut hosts = self.hosts.lock().unwrap_or_else(PoisonError::into_inner);
+            let (agent, budget) = hosts
+                .entry(host.to_string())
+                .or_insert_with(|| (agent(tls), WeightBudget::default()));
+            if let Some((weight, limit)) = weight_of(path) {
+                if let Err(wait) = budget.spend(weight, limit, now) {
+                    return Err(RestError {
+                        message: format!("{host}: REST weight budget spent for this minute"),
+                        retry_after: Some(wait),
+                    });
+                }
+            }
+            agent.clone()
+        };
+        let answer = agent.get(url).set("Accept", "application/json").call();
+        let response = match answer {
+            Ok(r) => r,
+            Err(ureq::Error::Status(code, r)) => {
+                self.note_used_weight(host, &r, now);
+                let retry_after = r
+                    .header("Retry-After")
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs)
+                    .or((code == 418).then_some(BAN_WAIT));
+                let body: String = r
+                    .into_string()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(200)
+                    .collect();
+                return Err(RestError {
+                    message: format!("{url}: HTTP {code}: {body}"),
+                    retry_after,
+                });
+            }
+            Err(e) => return Err(RestError::new(format!("{url}: {e}"))),
+        };
+        self.note_used_weight(host, &response, now);
+        response
+            .into_string()
+            .map_err(|e| RestError::new(format!("{url}: {e}")))
+    }
+
+    /// Takes the venue's count of the weight this IP used (Binance `X-MBX-USED-WEIGHT-1M`).
+    fn note_used_weight(&self, host: &str, r: &ureq::Response, now: Instant) {
+        let Some(used) = r
+            .header("X-MBX-USED-WEIGHT-1M")
+            .and_then(|v| v.trim().parse().ok())
+        else {
+            return;
+        };
+        let mut hosts = self.hosts.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, budget)) = hosts.get_mut(host) {
+            budget.reported = Some((now, used));
+        }
+    }
+}
+
+/// An agent for one host: connections kept alive, every step bounded.
+fn agent(tls: Option<&Arc<ClientConfig>>) -> ureq::Agent {
+    let mut b = ureq::AgentBuilder::new()
+        .timeout_connect(SNAPSHOT_TIMEOUT / 2)
+        .timeout(SNAPSHOT_TIMEOUT)
+        .max_idle_connections_per_host(2)
+        .user_agent(concat!("wsfeed/", env!("CARGO_PKG_VERSION")));
+    if let Some(cfg) = tls {
+        b = b.tls_config(cfg.clone());
+    }
+    b.build()
 }
 
 /// `{"lastUpdateId":…,"bids":[[p,q],…],"asks":[[p,q],…]}` (USD-M adds `E`, `T`).
@@ -87,140 +274,6 @@ pub fn parse_depth_snapshot(body: &str) -> Result<DepthSnapshot, String> {
     })
 }
 
-/// A blocking `GET` of `http://` or `https://` `url`, `Connection: close`; the body of a 200.
-pub fn http_get(
-    url: &str,
-    tls: Option<&Arc<ClientConfig>>,
-    timeout: Duration,
-) -> Result<String, String> {
-    let (https, rest) = if let Some(r) = url.strip_prefix("https://") {
-        (true, r)
-    } else if let Some(r) = url.strip_prefix("http://") {
-        (false, r)
-    } else {
-        return Err(format!("'{url}' is not an http(s) URL"));
-    };
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let path = if path.is_empty() { "/" } else { path };
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) => (
-            h,
-            p.parse::<u16>()
-                .map_err(|_| format!("bad port in '{url}'"))?,
-        ),
-        None => (authority, if https { 443 } else { 80 }),
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let addr = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| format!("{host}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{host}: no address"))?;
-    let tcp = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{url}: {e}"))?;
-    tcp.set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    tcp.set_write_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: wsfeed\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
-    );
-    let mut raw = Vec::new();
-    if https {
-        let cfg = tls.ok_or("https needs a TLS configuration")?;
-        let name = ServerName::try_from(host.to_string()).map_err(|e| format!("{host}: {e}"))?;
-        let conn = rustls::ClientConnection::new(cfg.clone(), name).map_err(|e| e.to_string())?;
-        let mut stream = rustls::StreamOwned::new(conn, tcp);
-        stream
-            .write_all(request.as_bytes())
-            .map_err(|e| format!("{url}: {e}"))?;
-        read_all(&mut stream, &mut raw).map_err(|e| format!("{url}: {e}"))?;
-    } else {
-        let mut stream = tcp;
-        stream
-            .write_all(request.as_bytes())
-            .map_err(|e| format!("{url}: {e}"))?;
-        read_all(&mut stream, &mut raw).map_err(|e| format!("{url}: {e}"))?;
-    }
-    parse_response(&raw).map_err(|e| format!("{url}: {e}"))
-}
-
-/// Reads until EOF (the server closes: `Connection: close`), bounded. A TLS peer that closes
-/// without close_notify after a complete response is accepted.
-fn read_all(stream: &mut impl Read, out: &mut Vec<u8>) -> std::io::Result<()> {
-    let mut buf = [0u8; 16 << 10];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => {
-                out.extend_from_slice(&buf[..n]);
-                if out.len() > MAX_BODY {
-                    return Err(std::io::Error::other("response too large"));
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !out.is_empty() => {
-                return Ok(())
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// Status line, headers, body (plain or chunked).
-fn parse_response(raw: &[u8]) -> Result<String, String> {
-    let head_end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("no end of headers")?;
-    let head = std::str::from_utf8(&raw[..head_end]).map_err(|_| "headers are not text")?;
-    let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap_or_default();
-    let code: u16 = status
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("bad status line '{status}'"))?;
-    let chunked = lines.any(|l| {
-        l.to_ascii_lowercase()
-            .replace(' ', "")
-            .starts_with("transfer-encoding:chunked")
-    });
-    let body = &raw[head_end + 4..];
-    let body = if chunked {
-        dechunk(body)?
-    } else {
-        body.to_vec()
-    };
-    let body = String::from_utf8(body).map_err(|_| "body is not UTF-8")?;
-    if code != 200 {
-        let shown: String = body.chars().take(200).collect();
-        return Err(format!("HTTP {code}: {shown}"));
-    }
-    Ok(body)
-}
-
-fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = body
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or("bad chunk")?;
-        let size_text = std::str::from_utf8(&body[..line_end]).map_err(|_| "bad chunk")?;
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .map_err(|_| format!("bad chunk size '{size_text}'"))?;
-        body = &body[line_end + 2..];
-        if size == 0 {
-            return Ok(out);
-        }
-        if body.len() < size + 2 {
-            return Err("truncated chunk".into());
-        }
-        out.extend_from_slice(&body[..size]);
-        body = &body[size + 2..];
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,13 +296,24 @@ mod tests {
     }
 
     #[test]
-    fn responses_plain_and_chunked() {
-        let plain = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
-        assert_eq!(parse_response(plain).unwrap(), "{}");
-        let chunked =
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{\"a\r\n4\r\n\":1}\r\n0\r\n\r\n";
-        assert_eq!(parse_response(chunked).unwrap(), "{\"a\":1}");
-        let err = b"HTTP/1.1 400 Bad Request\r\n\r\n{\"code\":-1102}";
-        assert!(parse_response(err).unwrap_err().contains("HTTP 400"));
+    fn the_weight_budget_spends_up_to_its_share_and_says_when_it_refills() {
+        let t0 = Instant::now();
+        let mut b = WeightBudget::default();
+        // USD-M: 2400 a minute, 80% of it ours: 96 snapshots of weight 20.
+        for _ in 0..96 {
+            assert_eq!(b.spend(20, 2400, t0), Ok(()));
+        }
+        assert_eq!(
+            b.spend(20, 2400, t0 + Duration::from_secs(1)),
+            Err(Duration::from_secs(59))
+        );
+        assert_eq!(b.spend(20, 2400, t0 + WEIGHT_WINDOW), Ok(()));
+        // The venue's own count of this IP's weight is respected too.
+        let mut b = WeightBudget {
+            reported: Some((t0, 1900)),
+            ..WeightBudget::default()
+        };
+        assert_eq!(b.spend(20, 2400, t0), Err(WEIGHT_WINDOW));
+        assert_eq!(b.spend(20, 2400, t0 + WEIGHT_WINDOW), Ok(()));
     }
 }

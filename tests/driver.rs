@@ -183,7 +183,7 @@ fn a_resolver_that_hangs_costs_only_the_connection_waiting_for_it() {
                 }
             },
         ),
-        snapshots: None,
+        ..Helpers::default()
     };
     let reconnect = ReconnectConfig {
         connect_timeout_ms: 300,

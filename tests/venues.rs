@@ -408,3 +408,42 @@ fn a_crossed_quote_is_dropped_and_counted() {
     let summary = engine.stop().0;
     assert_eq!(summary.feeds[0].crossed_quotes, 1);
 }
+
+/// REST snapshots that the venue refuses are retried with growing waits (exponential, with
+/// jitter: at least 125, 250, 500 ms after the 2nd, 3rd, 4th failure in a row; the formula is
+/// checked exactly in `feed::book`) and never before a `Retry-After` the venue sent (2 s here,
+/// twice the old fixed retry); the book is built once a snapshot comes.
+#[test]
+fn refused_rest_snapshots_back_off_and_honour_retry_after() {
+    let sim = Sim::start(SimConfig {
+        tls: true,
+        usdm_routing: false,
+        symbols: vec!["BTCUSDT".into()],
+        ..SimConfig::default()
+    })
+    .unwrap();
+    sim.reject_rest(429, 1, Some(2));
+    sim.reject_rest(503, 3, None);
+    let stream = "btcusdt@depth@100ms";
+    let (engine, probe) = start(
+        vec![feed("depth", "binance-spot", &sim, &[stream])],
+        fast_reconnect(),
+    );
+    probe.wait("book built", |s| quotes_of(s, stream) >= 1);
+    let times = sim.snapshot().rest_request_times;
+    engine.stop();
+    assert!(
+        times.len() >= 5,
+        "four refusals, then the snapshot: {}",
+        times.len()
+    );
+    let gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    let least = [2000, 125, 250, 500].map(Duration::from_millis);
+    for (i, (gap, least)) in gaps.iter().zip(least).enumerate() {
+        assert!(
+            *gap >= least,
+            "request {} came {gap:?} after a refusal; at least {least:?} expected ({gaps:?})",
+            i + 2
+        );
+    }
+}

@@ -12,14 +12,27 @@ use std::mem;
 use std::time::{Duration, Instant};
 
 use crate::book::{Book, Side};
-use crate::rest::DepthSnapshot;
+use crate::rest::{DepthSnapshot, RestError};
 use crate::tick::{BookFault, DepthChunk, TickData};
 use crate::venue::Venue;
 
 /// Most diffs buffered while a snapshot is fetched.
 const MAX_BUFFERED: usize = 20_000;
-/// Wait after a failed snapshot request.
-pub(crate) const SNAPSHOT_RETRY: Duration = Duration::from_millis(1000);
+/// Wait after a first failed snapshot request; it doubles with each failure in a row (with
+/// jitter), up to [`SNAPSHOT_RETRY_MAX`], and is never shorter than what the venue asked for.
+pub(crate) const SNAPSHOT_RETRY: Duration = Duration::from_millis(250);
+/// Longest wait between snapshot requests that keep failing (unless the venue asks for more).
+pub(crate) const SNAPSHOT_RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// The wait after the `failures`-th failed snapshot request in a row: exponential with equal
+/// jitter (`unit` in 0..1 picks within the upper half), never under the venue's `retry_after`.
+pub(crate) fn snapshot_retry(failures: u32, retry_after: Option<Duration>, unit: f64) -> Duration {
+    let exp = SNAPSHOT_RETRY
+        .saturating_mul(1 << failures.saturating_sub(1).min(16))
+        .min(SNAPSHOT_RETRY_MAX);
+    let jittered = exp.mul_f64(0.5 + 0.5 * unit.clamp(0.0, 1.0));
+    jittered.max(retry_after.unwrap_or_default())
+}
 
 /// A diff kept, parsed, for after the snapshot.
 #[derive(Debug)]
@@ -40,6 +53,8 @@ struct RestSync {
     requested: bool,
     /// No request before this (after a failed one).
     retry_at: Option<Instant>,
+    /// Requests that failed in a row.
+    failures: u32,
     /// Diffs received while the book is not valid, oldest first.
     buffer: VecDeque<Buffered>,
 }
@@ -75,7 +90,7 @@ pub(crate) enum SnapshotOutcome {
     /// The request failed; the next diff asks again after `retry_in`.
     Failed {
         /// Why.
-        error: String,
+        error: RestError,
         /// Wait before asking again.
         retry_in: Duration,
     },
@@ -259,7 +274,7 @@ impl BookState {
     #[cold]
     pub(crate) fn on_snapshot(
         &mut self,
-        result: Result<DepthSnapshot, String>,
+        result: Result<DepthSnapshot, RestError>,
         venue: Venue,
         now: Instant,
     ) -> SnapshotOutcome {
@@ -270,13 +285,13 @@ impl BookState {
         let snapshot = match result {
             Ok(s) => s,
             Err(error) => {
-                rest.retry_at = Some(now + SNAPSHOT_RETRY);
-                return SnapshotOutcome::Failed {
-                    error,
-                    retry_in: SNAPSHOT_RETRY,
-                };
+                rest.failures = rest.failures.saturating_add(1);
+                let retry_in = snapshot_retry(rest.failures, error.retry_after, fastrand::f64());
+                rest.retry_at = Some(now + retry_in);
+                return SnapshotOutcome::Failed { error, retry_in };
             }
         };
+        rest.failures = 0;
         if self.valid {
             return SnapshotOutcome::Ignored;
         }
@@ -317,5 +332,28 @@ impl BookState {
             buffered,
             resynced,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_retries_double_with_jitter_up_to_a_cap_and_honour_the_venue() {
+        let ms = Duration::from_millis;
+        // Failures in a row → the upper half of 250 ms · 2^(n−1).
+        assert_eq!(snapshot_retry(1, None, 0.0), ms(125));
+        assert_eq!(snapshot_retry(1, None, 1.0), ms(250));
+        assert_eq!(snapshot_retry(2, None, 1.0), ms(500));
+        assert_eq!(snapshot_retry(4, None, 0.0), ms(1000));
+        assert_eq!(snapshot_retry(40, None, 1.0), SNAPSHOT_RETRY_MAX);
+        assert_eq!(snapshot_retry(40, None, 0.0), SNAPSHOT_RETRY_MAX / 2);
+        // A Retry-After (or a ban, or an empty weight budget) is never cut short.
+        assert_eq!(snapshot_retry(1, Some(ms(2000)), 1.0), ms(2000));
+        assert_eq!(
+            snapshot_retry(40, Some(Duration::from_secs(120)), 1.0),
+            Duration::from_secs(120)
+        );
     }
 }

@@ -19,7 +19,7 @@ use super::session::Lost;
 use super::sink::Sink;
 use super::streams::Streams;
 use crate::metrics::{FeedState, FeedStats};
-use crate::rest::DepthSnapshot;
+use crate::rest::{DepthSnapshot, RestError};
 use crate::tick::DisconnectReason;
 use crate::venue::{Frame, Venue};
 
@@ -332,7 +332,7 @@ impl FeedCore {
     pub fn on_snapshot<S: Sink + ?Sized>(
         &mut self,
         stream: u16,
-        result: Result<DepthSnapshot, String>,
+        result: Result<DepthSnapshot, RestError>,
         now: Instant,
         sink: &mut S,
     ) {

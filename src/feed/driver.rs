@@ -31,7 +31,7 @@ use super::transport::{self, Recipe, Transport};
 use crate::clock;
 use crate::config::WaitMode;
 use crate::helper::HelperHandle;
-use crate::rest::{self, DepthSnapshot};
+use crate::rest::{DepthSnapshot, RestClient, RestError};
 use crate::tick::DisconnectReason;
 
 const WAKE: Token = Token(0);
@@ -62,6 +62,8 @@ pub struct Helpers {
     pub resolve: ResolveFn,
     /// REST depth snapshots.
     pub snapshots: Option<HelperHandle>,
+    /// The REST agents and weight budgets the snapshot jobs use.
+    pub rest: Arc<RestClient>,
 }
 
 impl Default for Helpers {
@@ -70,6 +72,7 @@ impl Default for Helpers {
             resolver: None,
             resolve: Arc::new(crate::net::resolve),
             snapshots: None,
+            rest: Arc::default(),
         }
     }
 }
@@ -94,7 +97,7 @@ enum Reply {
     Snapshot {
         lane: usize,
         stream: u16,
-        result: Result<DepthSnapshot, String>,
+        result: Result<DepthSnapshot, RestError>,
     },
 }
 
@@ -531,8 +534,9 @@ impl<S: Sink> Driver<S> {
     fn snapshot(&mut self, lane: usize, stream: u16, url: String) {
         let tls = self.feeds[lane].connector.tls.clone();
         let (tx, waker) = (self.reply_tx.clone(), self.waker.clone());
+        let client = self.helpers.rest.clone();
         let job = move || {
-            let result = rest::fetch_depth_snapshot(&url, tls.as_ref());
+            let result = client.fetch_depth_snapshot(&url, tls.as_ref());
             let _ = tx.send(Reply::Snapshot {
                 lane,
                 stream,
@@ -544,7 +548,10 @@ impl<S: Sink> Driver<S> {
             let _ = self.reply_tx.send(Reply::Snapshot {
                 lane,
                 stream,
-                result: Err("no snapshot thread".to_string()),
+                result: Err(RestError {
+                    message: "no snapshot thread".to_string(),
+                    retry_after: None,
+                }),
             });
         }
     }

@@ -17,7 +17,7 @@ use super::sink::Sink;
 use super::stream::{Fate, StreamState, Ticks};
 use crate::clock;
 use crate::metrics::FeedStats;
-use crate::rest::DepthSnapshot;
+use crate::rest::{DepthSnapshot, RestError};
 use crate::tick::{BookFault, DisconnectReason, Health, SymbolId};
 use crate::venue::{ParseError, Seq, StreamDef, StreamKey, StreamKind, Venue};
 
@@ -205,7 +205,7 @@ impl Streams {
     pub(crate) fn on_snapshot<S: Sink + ?Sized>(
         &mut self,
         i: usize,
-        result: Result<DepthSnapshot, String>,
+        result: Result<DepthSnapshot, RestError>,
         now: Instant,
         actions: &mut Actions,
         out: &mut Out<S>,

@@ -266,6 +266,16 @@ impl Sim {
         }
     }
 
+    /// Answers the next `count` plain (REST) requests with HTTP `status` (a Binance error body)
+    /// and, when given, `Retry-After: retry_after_s`. Scripted answers queue up in call order.
+    pub fn reject_rest(&self, status: u16, count: u32, retry_after_s: Option<u32>) {
+        self.inner.update(|st| {
+            for _ in 0..count {
+                st.rest_rejects.push_back((status, retry_after_s));
+            }
+        });
+    }
+
     fn inject_book_listener(&self) {
         self.inner.update(|st| {
             st.stale_snapshots += 1;

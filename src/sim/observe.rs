@@ -125,6 +125,8 @@ pub struct SimSnapshot {
     pub venue_pings: u64,
     /// Plain HTTP requests answered (REST depth snapshots and errors).
     pub rest_requests: u64,
+    /// When each plain HTTP request arrived, in order.
+    pub rest_request_times: Vec<Instant>,
     /// REST depth snapshots served stale by `BookFault::SnapshotStale`.
     pub stale_snapshots_served: u64,
     /// When each TCP connection was accepted, in accept order (upgraded or

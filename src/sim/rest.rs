@@ -113,16 +113,35 @@ fn reason(status: u16) -> &'static str {
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        418 => "I'm a teapot",
+        429 => "Too Many Requests",
+        503 => "Service Unavailable",
         _ => "Error",
     }
 }
 
 /// Answers one plain request and closes the connection.
 pub(crate) fn serve(inner: &Inner, mut stream: SimStream, head: &Head) {
-    let (status, body) = route(inner, head);
-    inner.update(|st| st.counters.rest_requests += 1);
+    let scripted = inner.update(|st| {
+        st.counters.rest_requests += 1;
+        st.counters.rest_request_times.push(Instant::now());
+        st.rest_rejects.pop_front()
+    });
+    let (status, body, retry_after) = match scripted {
+        Some((status, retry_after)) => {
+            let (status, body) = error(status, -1003, "Too many requests; rejected by script.");
+            (status, body, retry_after)
+        }
+        None => {
+            let (status, body) = route(inner, head);
+            (status, body, None)
+        }
+    };
+    let retry_after = retry_after
+        .map(|s| format!("Retry-After: {s}\r\n"))
+        .unwrap_or_default();
     let response = format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: application/json;charset=UTF-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status} {}\r\nContent-Type: application/json;charset=UTF-8\r\nContent-Length: {}\r\n{retry_after}Connection: close\r\n\r\n{body}",
         reason(status),
         body.len()
     );

@@ -52,6 +52,9 @@ pub(crate) struct State {
     pub ignore_subscribes: u64,
     /// REST snapshots still to serve stale ([`BookFault::SnapshotStale`]).
     pub stale_snapshots: u64,
+    /// Scripted answers to the next plain requests: status and `Retry-After` seconds
+    /// ([`Sim::reject_rest`](super::api::Sim::reject_rest)).
+    pub rest_rejects: VecDeque<(u16, Option<u32>)>,
 }
 
 /// A connection's event channel, fed by the generator.
