@@ -5,11 +5,16 @@
 
 use std::fmt;
 use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
 use log::warn;
+
+use crate::rest::RestClient;
+use crate::tick::DisconnectReason;
 
 /// A job: runs once on the helper thread.
 pub type Job = Box<dyn FnOnce() + Send>;
@@ -88,6 +93,42 @@ impl Helper {
                 self.name
             ),
         }
+    }
+}
+
+/// Looks a host name up (blocking): run on the resolver thread.
+pub type ResolveFn = Arc<dyn Fn(&str, u16) -> Result<SocketAddr, DisconnectReason> + Send + Sync>;
+
+/// The helper threads a driver hands blocking work to.
+#[derive(Clone)]
+pub struct Helpers {
+    /// Host-name resolution.
+    pub resolver: Option<HelperHandle>,
+    /// How the resolver looks names up: the system's `getaddrinfo` unless a test says otherwise.
+    pub resolve: ResolveFn,
+    /// REST depth snapshots.
+    pub snapshots: Option<HelperHandle>,
+    /// The REST agents and weight budgets the snapshot jobs use.
+    pub rest: Arc<RestClient>,
+}
+
+impl Default for Helpers {
+    fn default() -> Self {
+        Helpers {
+            resolver: None,
+            resolve: Arc::new(crate::net::resolve),
+            snapshots: None,
+            rest: Arc::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Helpers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Helpers")
+            .field("resolver", &self.resolver.is_some())
+            .field("snapshots", &self.snapshots.is_some())
+            .finish()
     }
 }
 

@@ -53,7 +53,8 @@ pub struct RestError {
 }
 
 impl RestError {
-    fn new(message: impl Into<String>) -> Self {
+    /// An error with no wait asked for.
+    pub fn new(message: impl Into<String>) -> Self {
         RestError {
             message: message.into(),
             retry_after: None,
@@ -310,7 +311,7 @@ mod tests {
         assert_eq!(b.spend(20, 2400, t0 + WEIGHT_WINDOW), Ok(()));
         // The venue's own count of this IP's weight is respected too.
         let mut b = WeightBudget {
-            reported: Some((t0, 1900)),
+            reported: Some((t0, 1910)),
             ..WeightBudget::default()
         };
         assert_eq!(b.spend(20, 2400, t0), Err(WEIGHT_WINDOW));

@@ -30,8 +30,8 @@ use super::sink::Sink;
 use super::transport::{self, Recipe, Transport};
 use crate::clock;
 use crate::config::WaitMode;
-use crate::helper::HelperHandle;
-use crate::rest::{DepthSnapshot, RestClient, RestError};
+pub use crate::helper::{Helpers, ResolveFn};
+use crate::rest::{DepthSnapshot, RestError};
 use crate::tick::DisconnectReason;
 
 const WAKE: Token = Token(0);
@@ -48,42 +48,6 @@ pub struct Connector {
     pub ws_config: WebSocketConfig,
     /// Socket receive buffer.
     pub recv_buffer: Option<usize>,
-}
-
-/// Looks a host name up (blocking): run on the resolver thread.
-pub type ResolveFn = Arc<dyn Fn(&str, u16) -> Result<SocketAddr, DisconnectReason> + Send + Sync>;
-
-/// The helper threads a driver hands blocking work to.
-#[derive(Clone)]
-pub struct Helpers {
-    /// Host-name resolution.
-    pub resolver: Option<HelperHandle>,
-    /// How the resolver looks names up: the system's `getaddrinfo` unless a test says otherwise.
-    pub resolve: ResolveFn,
-    /// REST depth snapshots.
-    pub snapshots: Option<HelperHandle>,
-    /// The REST agents and weight budgets the snapshot jobs use.
-    pub rest: Arc<RestClient>,
-}
-
-impl Default for Helpers {
-    fn default() -> Self {
-        Helpers {
-            resolver: None,
-            resolve: Arc::new(crate::net::resolve),
-            snapshots: None,
-            rest: Arc::default(),
-        }
-    }
-}
-
-impl std::fmt::Debug for Helpers {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Helpers")
-            .field("resolver", &self.resolver.is_some())
-            .field("snapshots", &self.snapshots.is_some())
-            .finish()
-    }
 }
 
 /// An answer of a helper thread.
@@ -548,10 +512,7 @@ impl<S: Sink> Driver<S> {
             let _ = self.reply_tx.send(Reply::Snapshot {
                 lane,
                 stream,
-                result: Err(RestError {
-                    message: "no snapshot thread".to_string(),
-                    retry_after: None,
-                }),
+                result: Err(RestError::new("no snapshot thread")),
             });
         }
     }

@@ -143,3 +143,22 @@ fn rank(s: FeedState) -> u8 {
         FeedState::Failed => 0,
     }
 }
+
+/// How log lines name a session: its role and its latest connection's number.
+pub(crate) struct Who(SlotRole, u32);
+
+impl std::fmt::Display for Who {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.1 {
+            0 => write!(f, "{} (no connection yet)", self.0.name()),
+            n => write!(f, "{} connection {n}", self.0.name()),
+        }
+    }
+}
+
+impl Session {
+    /// Its name in log lines: role and connection number.
+    pub(crate) fn who(&self) -> Who {
+        Who(self.role, self.conn_no)
+    }
+}

@@ -302,6 +302,9 @@ impl StreamState {
                 }
             }
             let mut top = None;
+            // A fault the update's last chunk revealed: reported after the chunk, so that no
+            // book tick follows `BookInvalid` until `BookResynced`.
+            let mut found = None;
             if let (TickData::Depth(chunk), Some(book)) = (&data, self.book.as_mut()) {
                 match book.apply(chunk, venue) {
                     Applied::Skip => continue,
@@ -315,9 +318,7 @@ impl StreamState {
                         fault,
                         resynced,
                     } => {
-                        if let Some(fault) = fault {
-                            self.invalidate_book(fault, out);
-                        }
+                        found = fault;
                         if resynced {
                             info!(
                                 "[{}] book {} resynced from a snapshot",
@@ -325,7 +326,7 @@ impl StreamState {
                             );
                             out.health(Health::BookResynced { stream: self.index });
                         }
-                        top = new_top;
+                        top = new_top.filter(|_| found.is_none());
                     }
                 }
             }
@@ -340,6 +341,9 @@ impl StreamState {
             };
             out.tick(tick);
             sent += 1;
+            if let Some(fault) = found {
+                self.invalidate_book(fault, out);
+            }
             if let Some(quote) = top {
                 // The book's new top, so a strategy need not keep its own book for prices.
                 tick.data = quote;
