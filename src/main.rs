@@ -1,39 +1,114 @@
 //! The `wsfeed` command line: `demo` (the main job) and `run --config FILE`.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use clap::builder::TypedValueParser as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use wsfeed::arb::{ArbConfig, ArbMonitor};
 use wsfeed::config::Config;
-use wsfeed::config::{CaptureConfig, StrategyPlace};
+use wsfeed::config::{CaptureConfig, MetricsConfig, StrategyPlace};
 use wsfeed::demo::{self, DemoVenues, FaultLevel};
 use wsfeed::engine::{Engine, StatusMark};
 use wsfeed::metrics::FeedState;
 use wsfeed::summary::Summary;
 
-const USAGE: &str = "\
-wsfeed — low-latency, self-healing crypto market-data feeds
+/// wsfeed — low-latency, self-healing crypto market-data feeds.
+#[derive(Debug, Parser)]
+#[command(
+    name = "wsfeed",
+    version,
+    arg_required_else_help = true,
+    after_help = "Bad arguments or a bad config exit with code 2; nothing is started.\n\
+                  Logging: RUST_LOG (default: info for the engine, warn for the simulator)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-usage:
-  wsfeed demo [--seconds N] [--faults normal|heavy|none] [--capture DIR] [--inline]
-        simulated venues + fault schedule + demo strategy (default 20 s, normal faults);
-        heavy injects a fault every 1.5 s on average (a 600 s soak: about 400);
-        --inline runs the strategy on the one thread that reads every feed
-  wsfeed run --config FILE [--seconds N] [--capture DIR]
-        run the feeds of a config file until Ctrl-C or N s
-  wsfeed audit SESSION_DIR
-        check a capture session: every update missing from the capture is reported missed
-        in its manifest, nothing is reported that was captured, no update is captured twice
-  wsfeed help
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Simulated venues, a fault schedule and the arbitrage strategy: live status, then a
+    /// summary
+    ///
+    /// Starts four simulated venues (Binance spot, Binance USD-M, Bybit linear, OKX; TLS with a
+    /// CA generated at start) quoting one market, runs the engine over eight feeds, injects
+    /// faults on a schedule and prints a status line every second and a summary at the end.
+    /// Ctrl-C stops it early and still prints the summary.
+    Demo(DemoArgs),
+    /// Run the feeds of a config file until Ctrl-C (or --seconds), then print a summary
+    Run(RunArgs),
+    /// Check a capture session against its manifest
+    ///
+    /// Every update missing from the capture must be reported missed in the manifest, nothing
+    /// reported missed may be captured, and no update may be captured twice. Exits 1 when a
+    /// check fails.
+    Audit {
+        /// The session folder, DIR/<session_id>
+        session_dir: PathBuf,
+    },
+}
 
---capture DIR writes every message as JSONL and a session manifest under DIR (overrides the
-config's [capture] dir).
+/// What `demo` and `run` share.
+#[derive(Debug, Args)]
+struct Common {
+    /// Write every message as JSONL and a session manifest under DIR (overrides [capture] dir)
+    #[arg(long, value_name = "DIR", value_parser = clap::builder::NonEmptyStringValueParser::new().map(PathBuf::from))]
+    capture: Option<PathBuf>,
+    /// Serve /metrics, /healthz and /status on ADDR, e.g. 127.0.0.1:9464 (overrides [metrics] listen)
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
+}
 
-Logging: RUST_LOG (default: info for the engine, warn for the simulator).";
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Run for N seconds
+    #[arg(long, value_name = "N", default_value_t = 20, value_parser = seconds())]
+    seconds: u64,
+    /// How many faults: normal (every kind, spread over the run), heavy (one every 1.5 s on
+    /// average: a 600 s soak injects about 400) or none
+    #[arg(long, value_enum, value_name = "LEVEL", default_value_t = Faults::Normal)]
+    faults: Faults,
+    /// The same as --faults none
+    #[arg(long, conflicts_with = "faults")]
+    no_faults: bool,
+    /// Run the strategy on the one thread that reads every feed
+    #[arg(long)]
+    inline: bool,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The config file (TOML; see configs/)
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// Stop after N seconds (default: run until Ctrl-C)
+    #[arg(long, value_name = "N", value_parser = seconds())]
+    seconds: Option<u64>,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// The demo's fault levels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Faults {
+    Normal,
+    Heavy,
+    None,
+}
+
+/// `--seconds`: 1 s to a week.
+fn seconds() -> clap::builder::RangedU64ValueParser<u64> {
+    clap::value_parser!(u64).range(1..=7 * 24 * 3600)
+}
 
 /// Interval of the demo's resident-memory samples.
 const RSS_EVERY: Duration = Duration::from_secs(60);
@@ -44,116 +119,31 @@ const PERCENTILES_EVERY: u32 = 5;
 /// Exit code for bad arguments or a bad config: nothing was started.
 const EXIT_USAGE: u8 = 2;
 
-enum Command {
-    Demo {
-        seconds: u64,
-        faults: FaultLevel,
-        capture: Option<PathBuf>,
-        strategy: StrategyPlace,
-    },
-    Run {
-        config: PathBuf,
-        seconds: Option<u64>,
-        capture: Option<PathBuf>,
-    },
-    Audit {
-        dir: PathBuf,
-    },
-    Help,
-}
-
-fn parse_args(args: &[String]) -> Result<Command, String> {
-    let Some((cmd, rest)) = args.split_first() else {
-        return Err("no command given".into());
-    };
-    if cmd == "audit" {
-        return match rest {
-            [dir] if !dir.starts_with('-') => Ok(Command::Audit {
-                dir: PathBuf::from(dir),
-            }),
-            _ => Err("audit needs exactly one session directory".into()),
-        };
-    }
-    let mut seconds = None;
-    let mut config = None;
-    let mut faults = FaultLevel::Normal;
-    let mut capture = None;
-    let mut strategy = StrategyPlace::Thread;
-    let mut it = rest.iter();
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--seconds" => {
-                let v = it.next().ok_or("--seconds needs a value")?;
-                let n: u64 = v
-                    .parse()
-                    .map_err(|_| format!("--seconds '{v}' is not a whole number of seconds"))?;
-                if n == 0 || n > 7 * 24 * 3600 {
-                    return Err(format!("--seconds {n} is out of range (1 to 604800)"));
-                }
-                seconds = Some(n);
-            }
-            "--config" if cmd == "run" => {
-                config = Some(PathBuf::from(it.next().ok_or("--config needs a file")?));
-            }
-            "--no-faults" if cmd == "demo" => faults = FaultLevel::None,
-            "--inline" if cmd == "demo" => strategy = StrategyPlace::Inline,
-            "--faults" if cmd == "demo" => {
-                let v = it
-                    .next()
-                    .ok_or("--faults needs a level: normal, heavy or none")?;
-                faults = match v.as_str() {
-                    "normal" => FaultLevel::Normal,
-                    "heavy" => FaultLevel::Heavy,
-                    "none" => FaultLevel::None,
-                    other => {
-                        return Err(format!(
-                            "--faults '{other}' is not a level (normal, heavy or none)"
-                        ))
-                    }
-                };
-            }
-            "--capture" if cmd == "demo" || cmd == "run" => {
-                let dir = it.next().ok_or("--capture needs a directory")?;
-                if dir.is_empty() {
-                    return Err("--capture needs a directory".into());
-                }
-                capture = Some(PathBuf::from(dir));
-            }
-            "-h" | "--help" => return Ok(Command::Help),
-            other => return Err(format!("unknown argument '{other}' for '{cmd}'")),
+impl Common {
+    /// Applies the overrides to a config; a capture folder that cannot be made is a config
+    /// error.
+    fn apply(self, config: &mut Config) -> Result<(), wsfeed::config::ConfigError> {
+        if let Some(dir) = self.capture {
+            config.capture = Some(CaptureConfig { dir });
         }
-    }
-    match cmd.as_str() {
-        "demo" => Ok(Command::Demo {
-            seconds: seconds.unwrap_or(20),
-            faults,
-            capture,
-            strategy,
-        }),
-        "run" => Ok(Command::Run {
-            config: config.ok_or("run needs --config FILE")?,
-            seconds,
-            capture,
-        }),
-        "help" | "-h" | "--help" => Ok(Command::Help),
-        other => Err(format!("unknown command '{other}'")),
+        if let Some(listen) = self.metrics {
+            config.metrics = Some(MetricsConfig { listen });
+        }
+        match &config.capture {
+            Some(c) => c.create_dir(),
+            None => Ok(()),
+        }
     }
 }
 
 fn main() -> ExitCode {
+    // Help and --version exit 0, bad arguments exit 2 (clap's own codes).
+    let cli = Cli::parse();
     env_logger::Builder::from_env(
         env_logger::Env::default().default_filter_or("info,wsfeed::sim=warn"),
     )
     .format_timestamp_millis()
     .init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let command = match parse_args(&args) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}\n\n{USAGE}");
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
@@ -161,12 +151,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    match command {
-        Command::Help => {
-            println!("{USAGE}");
-            ExitCode::SUCCESS
-        }
-        Command::Audit { dir } => match wsfeed::audit::audit(&dir) {
+    match cli.command {
+        Command::Audit { session_dir } => match wsfeed::audit::audit(&session_dir) {
             Ok(report) => {
                 println!("{report}");
                 if report.ok() {
@@ -180,22 +166,21 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_USAGE)
             }
         },
-        Command::Run {
-            config,
-            seconds,
-            capture,
-        } => {
-            let mut config = match Config::load(&config) {
+        Command::Run(args) => {
+            let mut config = match Config::load(&args.config) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("error: {e}");
                     return ExitCode::from(EXIT_USAGE);
                 }
             };
-            if let Some(dir) = capture {
-                config.capture = Some(CaptureConfig { dir });
+            if let Err(mut e) = args.common.apply(&mut config) {
+                e.file = Some(args.config);
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_USAGE);
             }
-            run(config, seconds.map(Duration::from_secs), &stop, |_| {}).map_or_else(
+            let limit = args.seconds.map(Duration::from_secs);
+            run(config, limit, &stop, |_| {}).map_or_else(
                 |e| {
                     eprintln!("error: {e}");
                     ExitCode::FAILURE
@@ -206,18 +191,7 @@ fn main() -> ExitCode {
                 },
             )
         }
-        Command::Demo {
-            seconds,
-            faults,
-            capture,
-            strategy,
-        } => run_demo(
-            Duration::from_secs(seconds),
-            faults,
-            capture,
-            strategy,
-            &stop,
-        ),
+        Command::Demo(args) => run_demo(args, &stop),
     }
 }
 
@@ -229,7 +203,9 @@ fn run(
     stop: &AtomicBool,
     mut tick: impl FnMut(Duration),
 ) -> Result<Summary, String> {
+    // `status_interval_ms = 0`: no status lines.
     let status_every = Duration::from_millis(config.engine.status_interval_ms);
+    let status_on = !status_every.is_zero();
     let strategy = ArbMonitor::new(ArbConfig::from_config(&config.arbitrage));
     let engine = Engine::start(config, strategy).map_err(|e| e.to_string())?;
     let started = Instant::now();
@@ -242,7 +218,7 @@ fn run(
             break;
         }
         tick(elapsed);
-        if Instant::now() >= next_status {
+        if status_on && Instant::now() >= next_status {
             println!("{}", engine.status_line(&mut mark));
             next_status += status_every;
             lines += 1;
@@ -256,13 +232,18 @@ fn run(
     Ok(summary)
 }
 
-fn run_demo(
-    seconds: Duration,
-    level: FaultLevel,
-    capture: Option<PathBuf>,
-    strategy: StrategyPlace,
-    stop: &AtomicBool,
-) -> ExitCode {
+fn run_demo(args: DemoArgs, stop: &AtomicBool) -> ExitCode {
+    let seconds = Duration::from_secs(args.seconds);
+    let level = match (args.no_faults, args.faults) {
+        (true, _) | (_, Faults::None) => FaultLevel::None,
+        (false, Faults::Normal) => FaultLevel::Normal,
+        (false, Faults::Heavy) => FaultLevel::Heavy,
+    };
+    let strategy = if args.inline {
+        StrategyPlace::Inline
+    } else {
+        StrategyPlace::Thread
+    };
     let venues = match DemoVenues::start() {
         Ok(v) => v,
         Err(e) => {
@@ -277,8 +258,9 @@ fn run_demo(
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    if let Some(dir) = capture {
-        config.capture = Some(CaptureConfig { dir });
+    if let Err(e) = args.common.apply(&mut config) {
+        eprintln!("error: {e}");
+        return ExitCode::from(EXIT_USAGE);
     }
     let schedule = demo::schedule(seconds, level);
     println!(
@@ -321,7 +303,11 @@ fn run_demo(
             match venues.inject(s, dice >> 33) {
                 demo::Injected::Nothing => missed_target += 1,
                 hit => {
-                    log::info!("demo: injected {:?} on {:?} {hit:?}", s.fault, s.target);
+                    log::info!(
+                        "demo: injected on {}: {} ({hit:?})",
+                        s.target.name(),
+                        demo::words(&s.fault)
+                    );
                     *injected.entry(demo::kind_name(&s.fault)).or_default() += 1;
                 }
             }
@@ -398,67 +384,68 @@ fn run_demo(
 mod tests {
     use super::*;
 
-    fn args(s: &str) -> Vec<String> {
-        s.split_whitespace().map(String::from).collect()
+    fn parse(s: &str) -> Result<Command, String> {
+        Cli::try_parse_from(std::iter::once("wsfeed").chain(s.split_whitespace()))
+            .map(|c| c.command)
+            .map_err(|e| e.to_string())
     }
 
     #[test]
     fn parses_commands_and_rejects_bad_arguments() {
-        assert!(matches!(
-            parse_args(&args("demo")),
-            Ok(Command::Demo {
-                seconds: 20,
-                faults: FaultLevel::Normal,
-                capture: None,
-                strategy: StrategyPlace::Thread,
-            })
-        ));
-        assert!(matches!(
-            parse_args(&args("demo --seconds 5 --no-faults")),
-            Ok(Command::Demo {
-                seconds: 5,
-                faults: FaultLevel::None,
-                capture: None,
-                ..
-            })
-        ));
-        assert!(matches!(
-            parse_args(&args("demo --seconds 600 --faults heavy --capture /tmp/c")),
-            Ok(Command::Demo {
-                seconds: 600,
-                faults: FaultLevel::Heavy,
-                capture: Some(_),
-                ..
-            })
-        ));
-        assert!(matches!(
-            parse_args(&args("demo --inline")),
-            Ok(Command::Demo {
-                strategy: StrategyPlace::Inline,
-                ..
-            })
-        ));
-        assert!(matches!(
-            parse_args(&args("run --config x.toml")),
-            Ok(Command::Run { .. })
-        ));
+        let Ok(Command::Demo(d)) = parse("demo") else {
+            panic!("demo")
+        };
+        assert_eq!(
+            (d.seconds, d.faults, d.inline, d.no_faults),
+            (20, Faults::Normal, false, false)
+        );
+        let Ok(Command::Demo(d)) = parse("demo --seconds=5 --no-faults --inline") else {
+            panic!("demo --seconds=5")
+        };
+        assert_eq!((d.seconds, d.no_faults, d.inline), (5, true, true));
+        let Ok(Command::Demo(d)) =
+            parse("demo --seconds 600 --faults heavy --capture /tmp/c --metrics 127.0.0.1:9464")
+        else {
+            panic!("demo heavy")
+        };
+        assert_eq!((d.seconds, d.faults), (600, Faults::Heavy));
+        assert_eq!(d.common.capture, Some(PathBuf::from("/tmp/c")));
+        assert_eq!(d.common.metrics, Some("127.0.0.1:9464".parse().unwrap()));
+        let Ok(Command::Run(r)) = parse("run --config=x.toml --seconds 3 --metrics 127.0.0.1:0")
+        else {
+            panic!("run")
+        };
+        assert_eq!((r.config, r.seconds), (PathBuf::from("x.toml"), Some(3)));
+        assert!(matches!(parse("audit some/dir"), Ok(Command::Audit { .. })));
         for (bad, needle) in [
-            ("", "no command"),
-            ("demo --seconds", "needs a value"),
+            ("", "Usage"),
+            ("demo --seconds", "a value is required"),
             ("demo --seconds ten", "'ten'"),
-            ("demo --seconds 0", "out of range"),
-            ("run", "--config"),
-            ("run --config", "needs a file"),
-            ("demo --config x", "unknown argument '--config'"),
-            ("demo --faults", "needs a level"),
-            ("audit", "exactly one session directory"),
-            ("audit a b", "exactly one session directory"),
-            ("demo --faults wild", "'wild' is not a level"),
-            ("run --config x --capture", "needs a directory"),
-            ("fly", "unknown command 'fly'"),
+            ("demo --seconds 0", "0 is not in 1..=604800"),
+            ("run", "--config <FILE>"),
+            ("run --config", "a value is required"),
+            ("demo --config x", "unexpected argument '--config'"),
+            ("demo --faults", "a value is required"),
+            ("audit", "<SESSION_DIR>"),
+            ("audit a b", "unexpected argument 'b'"),
+            ("demo --faults wild", "invalid value 'wild'"),
+            ("demo --faults heavy --no-faults", "cannot be used with"),
+            ("run --config x --capture", "a value is required"),
+            ("run --config x --capture=", "a value is required"),
+            (
+                "run --config x --metrics localhost",
+                "invalid value 'localhost'",
+            ),
+            ("fly", "unrecognized subcommand 'fly'"),
         ] {
-            let e = parse_args(&args(bad)).err().unwrap_or_default();
+            let e = parse(bad).err().unwrap_or_default();
             assert!(e.contains(needle), "{bad:?} → {e:?}");
         }
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
     }
 }

@@ -9,8 +9,8 @@
 //! strategy back); the strategy thread drains what was sent and returns the strategy.
 
 mod plan;
+mod status;
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -23,6 +23,8 @@ use mio::Waker;
 
 use self::plan::DriverPlan;
 pub use self::plan::StartError;
+pub use self::status::STATUS_WIDTH;
+use self::status::{ConnView, FeedView};
 use crate::capture::{Capture, CaptureFeed};
 use crate::config::{Config, StrategyPlace};
 use crate::feed::core::FeedCore;
@@ -253,7 +255,10 @@ impl<S: Strategy> Engine<S> {
         &self.stats
     }
 
-    /// One status line: message rate since `prev`, each feed's state and reconnects.
+    /// The status text: message rate since `prev`, how many feeds (and connections of feeds
+    /// with a standby) are streaming, reconnects and drops, in at most
+    /// [`STATUS_WIDTH`] columns; and, only while a feed or connection is not streaming, a second
+    /// line naming each with its state.
     pub fn status_line(&self, prev: &mut StatusMark) -> String {
         let now = Instant::now();
         let msgs: u64 = self
@@ -267,36 +272,29 @@ impl<S: Strategy> Engine<S> {
             at: now,
             messages: msgs,
         };
-        let mut line = format!(
-            "[{:>5.1}s] {:>7.0} msg/s |",
-            now.duration_since(self.started).as_secs_f64(),
-            rate
-        );
-        for s in &self.stats {
-            let _ = write!(line, " {} {}", s.name, s.state().name());
-            if s.slot_count() > 1 || s.standby_url.is_some() {
-                let slots: Vec<String> = s.slots[..s.slot_count()]
-                    .iter()
-                    .map(|c| {
-                        format!(
-                            "{}#{}:{}",
-                            c.role().name(),
-                            c.conn.load(Ordering::Relaxed),
-                            c.state().name()
-                        )
-                    })
-                    .collect();
-                let _ = write!(line, " [{}]", slots.join(" "));
-            }
-            let _ = write!(line, " r{}", s.reconnects.load(Ordering::Relaxed));
-            let dropped = s.dropped.load(Ordering::Relaxed);
-            if dropped > 0 {
-                let _ = write!(line, " drops {dropped}");
-            }
-            line.push_str(" |");
-        }
-        line.pop();
-        line
+        let feeds: Vec<FeedView<'_>> = self
+            .stats
+            .iter()
+            .map(|s| FeedView {
+                name: &s.name,
+                state: s.state(),
+                reconnects: s.reconnects.load(Ordering::Relaxed),
+                dropped: s.dropped.load(Ordering::Relaxed),
+                conns: if s.slot_count() > 1 || s.standby_url.is_some() {
+                    s.slots[..s.slot_count()]
+                        .iter()
+                        .map(|c| ConnView {
+                            role: c.role(),
+                            number: c.conn.load(Ordering::Relaxed),
+                            state: c.state(),
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                },
+            })
+            .collect();
+        status::format(now.duration_since(self.started), rate, &feeds)
     }
 
     /// Reconnect-time, gap and tick-latency percentiles so far, on one line.
