@@ -113,6 +113,14 @@ impl DemoVenues {
             file.engine.strategy_wait = None;
             file.engine.strategy_core = None;
         }
+        self.point_at(&mut file);
+        file.validate()
+    }
+
+    /// Points every feed of a config at the simulated venue of its venue (Bybit spot feeds at
+    /// the Bybit linear one), trusting its CA in-process: a config written for the real venues
+    /// (an example's, say) runs against these.
+    pub fn point_at(&self, file: &mut FileConfig) {
         for feed in &mut file.feeds {
             let sim = match feed.venue.as_str() {
                 "binance-spot" => &self.spot,
@@ -126,7 +134,6 @@ impl DemoVenues {
             }
             feed.ca_pem = sim.ca_pem();
         }
-        file.validate()
     }
 }
 

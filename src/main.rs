@@ -1,6 +1,5 @@
 //! The `wsfeed` command line: `demo` (the main job) and `run --config FILE`.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,10 +11,8 @@ use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use wsfeed::arb::{ArbConfig, ArbMonitor};
 use wsfeed::config::Config;
-use wsfeed::config::{CaptureConfig, MetricsConfig, StrategyPlace};
-use wsfeed::demo::{self, DemoVenues, FaultLevel};
+use wsfeed::config::{CaptureConfig, MetricsConfig};
 use wsfeed::engine::{Engine, StatusMark};
-use wsfeed::metrics::FeedState;
 use wsfeed::summary::Summary;
 
 /// wsfeed — low-latency, self-healing crypto market-data feeds.
@@ -67,6 +64,7 @@ struct Common {
 }
 
 #[derive(Debug, Args)]
+#[cfg_attr(not(feature = "sim"), allow(dead_code))]
 struct DemoArgs {
     /// Run for N seconds
     #[arg(long, value_name = "N", default_value_t = 20, value_parser = seconds())]
@@ -99,6 +97,7 @@ struct RunArgs {
 
 /// The demo's fault levels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[cfg_attr(not(feature = "sim"), allow(dead_code))]
 enum Faults {
     Normal,
     Heavy,
@@ -109,9 +108,6 @@ enum Faults {
 fn seconds() -> clap::builder::RangedU64ValueParser<u64> {
     clap::value_parser!(u64).range(1..=7 * 24 * 3600)
 }
-
-/// Interval of the demo's resident-memory samples.
-const RSS_EVERY: Duration = Duration::from_secs(60);
 
 /// Status lines between two percentile lines.
 const PERCENTILES_EVERY: u32 = 5;
@@ -191,7 +187,7 @@ fn main() -> ExitCode {
                 },
             )
         }
-        Command::Demo(args) => run_demo(args, &stop),
+        Command::Demo(args) => demo_cmd::run_demo(args, &stop),
     }
 }
 
@@ -232,152 +228,181 @@ fn run(
     Ok(summary)
 }
 
-fn run_demo(args: DemoArgs, stop: &AtomicBool) -> ExitCode {
-    let seconds = Duration::from_secs(args.seconds);
-    let level = match (args.no_faults, args.faults) {
-        (true, _) | (_, Faults::None) => FaultLevel::None,
-        (false, Faults::Normal) => FaultLevel::Normal,
-        (false, Faults::Heavy) => FaultLevel::Heavy,
-    };
-    let strategy = if args.inline {
-        StrategyPlace::Inline
-    } else {
-        StrategyPlace::Thread
-    };
-    let venues = match DemoVenues::start() {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("error: cannot start the simulated venues: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let mut config = match venues.config(strategy) {
-        Ok(c) => c,
-        Err(e) => {
+/// `wsfeed demo`, built with the simulator (feature `sim`).
+#[cfg(feature = "sim")]
+mod demo_cmd {
+    use std::collections::BTreeMap;
+
+    use wsfeed::config::StrategyPlace;
+    use wsfeed::demo::{self, DemoVenues, FaultLevel};
+    use wsfeed::metrics::FeedState;
+
+    use super::*;
+
+    /// Interval of the demo's resident-memory samples.
+    const RSS_EVERY: Duration = Duration::from_secs(60);
+
+    pub fn run_demo(args: DemoArgs, stop: &AtomicBool) -> ExitCode {
+        let seconds = Duration::from_secs(args.seconds);
+        let level = match (args.no_faults, args.faults) {
+            (true, _) | (_, Faults::None) => FaultLevel::None,
+            (false, Faults::Normal) => FaultLevel::Normal,
+            (false, Faults::Heavy) => FaultLevel::Heavy,
+        };
+        let strategy = if args.inline {
+            StrategyPlace::Inline
+        } else {
+            StrategyPlace::Thread
+        };
+        let venues = match DemoVenues::start() {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("error: cannot start the simulated venues: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let mut config = match venues.config(strategy) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        };
+        if let Err(e) = args.common.apply(&mut config) {
             eprintln!("error: {e}");
             return ExitCode::from(EXIT_USAGE);
         }
-    };
-    if let Err(e) = args.common.apply(&mut config) {
-        eprintln!("error: {e}");
-        return ExitCode::from(EXIT_USAGE);
-    }
-    let schedule = demo::schedule(seconds, level);
-    println!(
-        "wsfeed demo: {}s against four simulated venues quoting one market, TLS with a generated CA: \
-         Binance spot {}, Binance USD-M {}, Bybit linear {}, OKX {}",
-        seconds.as_secs(),
-        venues.spot.base_url(),
-        venues.usdm.base_url(),
-        venues.bybit.base_url(),
-        venues.okx.base_url()
-    );
-    if schedule.len() <= 40 {
+        let schedule = demo::schedule(seconds, level);
         println!(
-            "fault schedule ({} faults):\n{}",
-            schedule.len(),
-            demo::describe(&schedule)
+            "wsfeed demo: {}s against four simulated venues quoting one market, TLS with a generated CA: \
+             Binance spot {}, Binance USD-M {}, Bybit linear {}, OKX {}",
+            seconds.as_secs(),
+            venues.spot.base_url(),
+            venues.usdm.base_url(),
+            venues.bybit.base_url(),
+            venues.okx.base_url()
         );
-    } else {
-        println!(
-            "fault schedule: {} faults, one every {:.1} s on average, every kind",
-            schedule.len(),
-            demo::HEAVY_EVERY.as_secs_f64()
-        );
-    }
-    let mut next = 0;
-    let mut injected: BTreeMap<&'static str, u64> = BTreeMap::new();
-    let mut missed_target = 0u64;
-    let mut dice = 0x9E37_79B9_7F4A_7C15u64;
-    let mib = |b: u64| b as f64 / (1 << 20) as f64;
-    let mut rss_start = None;
-    let mut rss_series = Vec::new();
-    let mut next_rss_line = RSS_EVERY.min(seconds / 2);
-    let mut rss_end = 0u64;
-    let mut rss_max = 0u64;
-    let result = run(config, Some(seconds), stop, |elapsed| {
-        while let Some(s) = schedule.get(next).filter(|s| s.at <= elapsed) {
-            dice = dice
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            match venues.inject(s, dice >> 33) {
-                demo::Injected::Nothing => missed_target += 1,
-                hit => {
-                    log::info!(
-                        "demo: injected on {}: {} ({hit:?})",
-                        s.target.name(),
-                        demo::words(&s.fault)
-                    );
-                    *injected.entry(demo::kind_name(&s.fault)).or_default() += 1;
-                }
-            }
-            next += 1;
-        }
-        let rss = demo::resident_bytes().unwrap_or(0);
-        rss_max = rss_max.max(rss);
-        rss_end = rss;
-        if elapsed >= next_rss_line {
-            rss_series.push(format!("{}s {:.1}", elapsed.as_secs(), mib(rss)));
-            next_rss_line += RSS_EVERY;
-        }
-        // Memory after start-up and the first connections, for the flat-memory check.
-        if rss_start.is_none() && elapsed >= Duration::from_secs(5).min(seconds / 4) {
-            rss_start = Some(rss);
-        }
-    });
-    let summary = match result {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    println!("{summary}");
-    let lost: u64 = summary.feeds.iter().map(|f| f.disconnects).sum();
-    let recovered: u64 = summary.feeds.iter().map(|f| f.reconnects).sum();
-    let streaming = summary
-        .feeds
-        .iter()
-        .filter(|f| f.state != FeedState::Failed)
-        .count();
-    let sims = [&venues.spot, &venues.usdm, &venues.bybit, &venues.okx].map(|s| s.snapshot());
-    let sum = |f: fn(&wsfeed::sim::SimSnapshot) -> u64| sims.iter().map(f).sum::<u64>();
-    let kinds: Vec<String> = injected.iter().map(|(k, n)| format!("{k} {n}")).collect();
-    println!(
-        "faults injected: {} ({}){}",
-        injected.values().sum::<u64>(),
-        kinds.join(", "),
-        if missed_target > 0 {
-            format!(" | {missed_target} found no open connection")
+        if schedule.len() <= 40 {
+            println!(
+                "fault schedule ({} faults):\n{}",
+                schedule.len(),
+                demo::describe(&schedule)
+            );
         } else {
-            String::new()
+            println!(
+                "fault schedule: {} faults, one every {:.1} s on average, every kind",
+                schedule.len(),
+                demo::HEAVY_EVERY.as_secs_f64()
+            );
         }
-    );
-    println!(
-        "venue side: upgrades rejected {} | server pings answered {}/{} | messages withheld (drop-next) {} | \
-         connections lost: {lost}, outages recovered: {recovered} | feeds not failed: {streaming}/{}",
-        sum(|s| s.upgrades_rejected),
-        sum(|s| s.pongs_received),
-        sum(|s| s.pings_sent),
-        sum(|s| s.withheld),
-        summary.feeds.len()
-    );
-    println!(
-        "books: {} invalidated and resynced | crossed quotes dropped {} | venue pings answered {} | REST snapshots served {} ({} stale on purpose)",
-        summary.feeds.iter().map(|f| f.book_resyncs).sum::<u64>(),
-        summary.feeds.iter().map(|f| f.crossed_quotes).sum::<u64>(),
-        sum(|s| s.venue_pings),
-        sum(|s| s.rest_requests),
-        sum(|s| s.stale_snapshots_served)
-    );
-    println!(
-        "resident memory: {:.1} MiB after start-up, {:.1} MiB at the end of the run (max {:.1} MiB); MiB over time: {}",
-        mib(rss_start.unwrap_or(rss_end)),
-        mib(rss_end),
-        mib(rss_max),
-        rss_series.join(", ")
-    );
-    ExitCode::SUCCESS
+        let mut next = 0;
+        let mut injected: BTreeMap<&'static str, u64> = BTreeMap::new();
+        let mut missed_target = 0u64;
+        let mut dice = 0x9E37_79B9_7F4A_7C15u64;
+        let mib = |b: u64| b as f64 / (1 << 20) as f64;
+        let mut rss_start = None;
+        let mut rss_series = Vec::new();
+        let mut next_rss_line = RSS_EVERY.min(seconds / 2);
+        let mut rss_end = 0u64;
+        let mut rss_max = 0u64;
+        let result = run(config, Some(seconds), stop, |elapsed| {
+            while let Some(s) = schedule.get(next).filter(|s| s.at <= elapsed) {
+                dice = dice
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                match venues.inject(s, dice >> 33) {
+                    demo::Injected::Nothing => missed_target += 1,
+                    hit => {
+                        log::info!(
+                            "demo: injected on {}: {} ({hit:?})",
+                            s.target.name(),
+                            demo::words(&s.fault)
+                        );
+                        *injected.entry(demo::kind_name(&s.fault)).or_default() += 1;
+                    }
+                }
+                next += 1;
+            }
+            let rss = demo::resident_bytes().unwrap_or(0);
+            rss_max = rss_max.max(rss);
+            rss_end = rss;
+            if elapsed >= next_rss_line {
+                rss_series.push(format!("{}s {:.1}", elapsed.as_secs(), mib(rss)));
+                next_rss_line += RSS_EVERY;
+            }
+            // Memory after start-up and the first connections, for the flat-memory check.
+            if rss_start.is_none() && elapsed >= Duration::from_secs(5).min(seconds / 4) {
+                rss_start = Some(rss);
+            }
+        });
+        let summary = match result {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        println!("{summary}");
+        let lost: u64 = summary.feeds.iter().map(|f| f.disconnects).sum();
+        let recovered: u64 = summary.feeds.iter().map(|f| f.reconnects).sum();
+        let streaming = summary
+            .feeds
+            .iter()
+            .filter(|f| f.state != FeedState::Failed)
+            .count();
+        let sims = [&venues.spot, &venues.usdm, &venues.bybit, &venues.okx].map(|s| s.snapshot());
+        let sum = |f: fn(&wsfeed::sim::SimSnapshot) -> u64| sims.iter().map(f).sum::<u64>();
+        let kinds: Vec<String> = injected.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        println!(
+            "faults injected: {} ({}){}",
+            injected.values().sum::<u64>(),
+            kinds.join(", "),
+            if missed_target > 0 {
+                format!(" | {missed_target} found no open connection")
+            } else {
+                String::new()
+            }
+        );
+        println!(
+            "venue side: upgrades rejected {} | server pings answered {}/{} | messages withheld (drop-next) {} | \
+             connections lost: {lost}, outages recovered: {recovered} | feeds not failed: {streaming}/{}",
+            sum(|s| s.upgrades_rejected),
+            sum(|s| s.pongs_received),
+            sum(|s| s.pings_sent),
+            sum(|s| s.withheld),
+            summary.feeds.len()
+        );
+        println!(
+            "books: {} invalidated and resynced | crossed quotes dropped {} | venue pings answered {} | REST snapshots served {} ({} stale on purpose)",
+            summary.feeds.iter().map(|f| f.book_resyncs).sum::<u64>(),
+            summary.feeds.iter().map(|f| f.crossed_quotes).sum::<u64>(),
+            sum(|s| s.venue_pings),
+            sum(|s| s.rest_requests),
+            sum(|s| s.stale_snapshots_served)
+        );
+        println!(
+            "resident memory: {:.1} MiB after start-up, {:.1} MiB at the end of the run (max {:.1} MiB); MiB over time: {}",
+            mib(rss_start.unwrap_or(rss_end)),
+            mib(rss_end),
+            mib(rss_max),
+            rss_series.join(", ")
+        );
+        ExitCode::SUCCESS
+    }
+}
+
+/// `wsfeed demo` without the simulator: a usage error.
+#[cfg(not(feature = "sim"))]
+mod demo_cmd {
+    use super::*;
+
+    pub fn run_demo(_: DemoArgs, _: &AtomicBool) -> ExitCode {
+        eprintln!(
+            "error: this wsfeed was built without the simulator (cargo feature `sim`), so it has \
+             no demo; build it with default features"
+        );
+        ExitCode::from(EXIT_USAGE)
+    }
 }
 
 #[cfg(test)]
