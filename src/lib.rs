@@ -69,6 +69,7 @@ pub mod demo;
 pub mod engine;
 pub mod feed;
 pub mod helper;
+pub mod host;
 pub mod json;
 pub mod metrics;
 pub mod net;

@@ -50,6 +50,19 @@ enum Command {
         /// The session folder, DIR/<session_id>
         session_dir: PathBuf,
     },
+    /// Whether this host fits a config's pinning and spinning (exit 1 when it does not)
+    ///
+    /// Reports the host's cores, isolation (isolcpus, nohz_full, rcu_nocbs), frequency
+    /// governors and clock source, and each thread the config starts that pins or spins.
+    /// Problems (a pinned core missing, more spinning threads than cores, two spinning threads
+    /// on one core) exit 1; advice (a spinning core not isolated, a governor other than
+    /// performance, a clock source other than tsc) does not. What cannot be read is unknown.
+    /// See docs/DEPLOY.md.
+    CheckHost {
+        /// The config file
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
 }
 
 /// What `demo` and `run` share.
@@ -188,6 +201,28 @@ fn main() -> ExitCode {
             )
         }
         Command::Demo(args) => demo_cmd::run_demo(args, &stop),
+        Command::CheckHost { config } => {
+            let checked = Config::load(&config)
+                .map_err(|e| e.to_string())
+                .and_then(|c| {
+                    wsfeed::host::check_config(&c, &wsfeed::host::Host::read())
+                        .map_err(|e| format!("{}: {e}", config.display()))
+                });
+            match checked {
+                Ok(check) => {
+                    println!("{check}");
+                    if check.fits() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(EXIT_USAGE)
+                }
+            }
+        }
     }
 }
 
@@ -442,6 +477,10 @@ mod tests {
         };
         assert_eq!((r.config, r.seconds), (PathBuf::from("x.toml"), Some(3)));
         assert!(matches!(parse("audit some/dir"), Ok(Command::Audit { .. })));
+        assert!(matches!(
+            parse("check-host --config x.toml"),
+            Ok(Command::CheckHost { .. })
+        ));
         for (bad, needle) in [
             ("", "Usage"),
             ("demo --seconds", "a value is required"),

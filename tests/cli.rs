@@ -232,3 +232,41 @@ fn the_demo_prints_its_fault_schedule_in_words() {
         assert!(l.chars().count() <= 120, "{l}");
     }
 }
+
+#[test]
+fn check_host_exits_1_when_the_config_does_not_fit() {
+    let feed = |name: &str, extra: &str| {
+        format!(
+            "[[feeds]]\nname = \"{name}\"\nvenue = \"binance-spot\"\nurl = \"ws://127.0.0.1:1\"\n\
+             streams = [\"btcusdt@bookTicker\"]\n{extra}\n"
+        )
+    };
+    let fits = TempConfig::new("fits", &feed("a", "core = 0"));
+    let out = wsfeed(&["check-host", "--config", fits.path()]);
+    assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
+    for want in [
+        "cores online: ",
+        "clock source: ",
+        "feed-a",
+        "core 0",
+        "fits: yes",
+    ] {
+        assert!(out.stdout.contains(want), "no {want:?} in {}", out.stdout);
+    }
+    let both = format!(
+        "{}{}",
+        feed("a", "core = 0\nwait = \"spin\""),
+        feed("b", "core = 0\nwait = \"spin\"")
+    );
+    let clash = TempConfig::new("clash", &both);
+    let out = wsfeed(&["check-host", "--config", clash.path()]);
+    assert_eq!(out.code, Some(1), "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("both spin pinned to core 0"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.ends_with("fits: no\n"), "{}", out.stdout);
+    let out = wsfeed(&["check-host", "--config", "/nonexistent/x.toml"]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+}

@@ -23,6 +23,7 @@ use mio::Waker;
 
 use self::plan::DriverPlan;
 pub use self::plan::StartError;
+pub(crate) use self::plan::{oversubscription, spinners, threads, ThreadNeed};
 pub use self::status::STATUS_WIDTH;
 use self::status::{ConnView, FeedView};
 use crate::capture::{Capture, CaptureFeed};
@@ -73,7 +74,7 @@ fn spawn_driver<S: Strategy, K: Sink + Send + 'static>(
         driver.add(FeedCore::new(p, st, lane), connector);
     }
     let handle = std::thread::Builder::new()
-        .name(format!("feed-{}", plan.name))
+        .name(plan.thread_name())
         .spawn(move || finish(driver.run()))
         .map_err(|e| StartError(format!("cannot spawn a feed thread: {e}")))?;
     Ok(DriverThread { handle, waker })
