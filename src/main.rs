@@ -161,20 +161,9 @@ fn main() -> ExitCode {
         }
     }
     match cli.command {
-        Command::Audit { session_dir } => match wsfeed::audit::audit(&session_dir) {
-            Ok(report) => {
-                println!("{report}");
-                if report.ok() {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::FAILURE
-                }
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(EXIT_USAGE)
-            }
-        },
+        Command::Audit { session_dir } => {
+            verdict(wsfeed::audit::audit(&session_dir).map(|r| (r.ok(), r.to_string())))
+        }
         Command::Run(args) => {
             let mut config = match Config::load(&args.config) {
                 Ok(c) => c,
@@ -208,20 +197,26 @@ fn main() -> ExitCode {
                     wsfeed::host::check_config(&c, &wsfeed::host::Host::read())
                         .map_err(|e| format!("{}: {e}", config.display()))
                 });
-            match checked {
-                Ok(check) => {
-                    println!("{check}");
-                    if check.fits() {
-                        ExitCode::SUCCESS
-                    } else {
-                        ExitCode::FAILURE
-                    }
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(EXIT_USAGE)
-                }
+            verdict(checked.map(|c| (c.fits(), c.to_string())))
+        }
+    }
+}
+
+/// A check's report printed, exit 0 when it passed and 1 when not; an error that kept it from
+/// running exits 2.
+fn verdict<E: std::fmt::Display>(result: Result<(bool, String), E>) -> ExitCode {
+    match result {
+        Ok((passed, report)) => {
+            println!("{report}");
+            if passed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
             }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_USAGE)
         }
     }
 }
