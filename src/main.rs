@@ -249,7 +249,7 @@ fn run(
             next_status += status_every;
             lines += 1;
             if lines % PERCENTILES_EVERY == 0 {
-                println!("         {}", engine.percentile_line());
+                println!("{}", engine.percentile_line());
             }
         }
         std::thread::sleep(Duration::from_millis(50));

@@ -33,7 +33,7 @@ use crate::feed::driver::{Connector, Driver, Helpers};
 use crate::feed::params::FeedParams;
 use crate::feed::sink::{ChannelSink, Outbox, Sink};
 use crate::helper::Helper;
-use crate::metrics::{micros_histogram, nanos_histogram, percentiles, FeedStats, RECONNECT_TARGET};
+use crate::metrics::{micros_histogram, nanos_histogram, FeedStats};
 use crate::strategy::{self, Inline, Lane, Strategy, Universe};
 use crate::summary::{FeedSummary, Summary};
 
@@ -298,17 +298,11 @@ impl<S: Strategy> Engine<S> {
         status::format(now.duration_since(self.started), rate, &feeds)
     }
 
-    /// Reconnect-time, gap and tick-latency percentiles so far, on one line.
+    /// Reconnect-time, gap and tick-latency percentiles so far, on one line of at most
+    /// [`STATUS_WIDTH`] columns (count, p50 and p99; the summary has the rest).
     pub fn percentile_line(&self) -> String {
         let (_, reconnect_us, gap_us, misses) = self.reconnect_histograms();
-        let latency = self.latency_snapshot();
-        format!(
-            "reconnect {} (over {}s target: {misses}) | gap {} | tick latency {}",
-            percentiles(&reconnect_us, 1000),
-            RECONNECT_TARGET.as_secs(),
-            percentiles(&gap_us, 1000),
-            percentiles(&latency, 1)
-        )
+        status::percentile_line(&reconnect_us, &gap_us, misses, &self.latency_snapshot())
     }
 
     /// The strategy thread's tick latency so far (merged every 250 ms), ns.

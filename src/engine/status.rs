@@ -1,11 +1,13 @@
 //! The status line of `run` and `demo`: one line that fits [`STATUS_WIDTH`] columns with the
 //! totals, and a second line naming each feed and connection that is not streaming, only while
-//! one is not.
+//! one is not; and the percentiles line printed under it now and then, as wide at most.
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::metrics::{FeedState, SlotRole};
+use hdrhistogram::Histogram;
+
+use crate::metrics::{fmt_ns, FeedState, SlotRole, RECONNECT_TARGET};
 
 /// The widest a status line gets, in columns (characters).
 pub const STATUS_WIDTH: usize = 120;
@@ -84,6 +86,36 @@ pub(crate) fn format(elapsed: Duration, rate: f64, feeds: &[FeedView<'_>]) -> St
     out
 }
 
+/// The percentiles line printed now and then under the status line, within
+/// [`STATUS_WIDTH`]: reconnect time and gap (µs histograms) with the misses of the 5 s target,
+/// and tick latency (ns), each as count, p50 and p99 (the summary has the rest).
+pub(crate) fn percentile_line(
+    reconnect_us: &Histogram<u64>,
+    gap_us: &Histogram<u64>,
+    misses: u64,
+    latency_ns: &Histogram<u64>,
+) -> String {
+    let short = |h: &Histogram<u64>, unit_ns: u64| {
+        if h.is_empty() {
+            return "n=0".to_string();
+        }
+        let f = |v: u64| fmt_ns(v.saturating_mul(unit_ns));
+        format!(
+            "n={} p50 {} p99 {}",
+            h.len(),
+            f(h.value_at_quantile(0.5)),
+            f(h.value_at_quantile(0.99))
+        )
+    };
+    fit(format!(
+        "  reconnect {} ({misses} over {} s) | gap {} | tick {}",
+        short(reconnect_us, 1000),
+        RECONNECT_TARGET.as_secs(),
+        short(gap_us, 1000),
+        short(latency_ns, 1)
+    ))
+}
+
 /// `line`, cut to [`STATUS_WIDTH`] characters with `…` when longer.
 fn fit(line: String) -> String {
     if line.chars().count() <= STATUS_WIDTH {
@@ -136,6 +168,29 @@ mod tests {
             v.push(feed(name, a, &[]));
         }
         v
+    }
+
+    #[test]
+    fn the_percentiles_line_fits_the_width() {
+        let mut us = crate::metrics::micros_histogram();
+        let mut ns = crate::metrics::nanos_histogram();
+        for v in [31_600, 47_200, 760_800, 4_900_000, 59_000_000] {
+            us.saturating_record(v);
+        }
+        for v in [12_000, 85_000, 9_500_000] {
+            ns.saturating_record(v);
+        }
+        let line = percentile_line(&us, &us, 12, &ns);
+        assert!(line.chars().count() <= STATUS_WIDTH, "{line}");
+        assert!(!line.ends_with('…'), "{line}");
+        assert!(line.starts_with("  reconnect n=5 p50 "), "{line}");
+        assert!(line.contains("(12 over 5 s) | gap n=5 "), "{line}");
+        assert!(line.contains("| tick n=3 p50 "), "{line}");
+        let empty = crate::metrics::micros_histogram();
+        assert_eq!(
+            percentile_line(&empty, &empty, 0, &empty),
+            "  reconnect n=0 (0 over 5 s) | gap n=0 | tick n=0"
+        );
     }
 
     #[test]
