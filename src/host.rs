@@ -3,9 +3,9 @@
 //! pinned core's frequency governor, the clock source.
 //!
 //! [`Host`] is what the kernel says ([`Host::read`] reads `/proc/cmdline` and `/sys`; a file
-//! that cannot be read leaves its fact unknown, never an error); [`check`] compares it with
-//! the threads the engine would start (the engine's own plan: `feed-<driver>` threads and the
-//! strategy thread) and is pure, so it is tested on made-up hosts.
+//! that cannot be read leaves its fact unknown, never an error); [`check_config`] compares it
+//! with the threads the engine would start (the engine's own plan: `feed-<driver>` threads and
+//! the strategy thread). The comparison does no I/O, so it is tested on made-up hosts.
 //!
 //! Problems (the config does not fit: `check-host` exits 1): a pinned core this host does not
 //! have online, more spinning threads than cores, two spinning threads pinned to one core.
