@@ -113,6 +113,14 @@ impl DemoVenues {
             file.engine.strategy_wait = None;
             file.engine.strategy_core = None;
         }
+        self.point_at(&mut file);
+        file.validate()
+    }
+
+    /// Points every feed of a config at the simulated venue of its venue (Bybit spot feeds at
+    /// the Bybit linear one), trusting its CA in-process: a config written for the real venues
+    /// (an example's, say) runs against these.
+    pub fn point_at(&self, file: &mut FileConfig) {
         for feed in &mut file.feeds {
             let sim = match feed.venue.as_str() {
                 "binance-spot" => &self.spot,
@@ -126,7 +134,6 @@ impl DemoVenues {
             }
             feed.ca_pem = sim.ca_pem();
         }
-        file.validate()
     }
 }
 
@@ -385,24 +392,116 @@ pub fn kind_name(f: &DemoFault) -> &'static str {
     }
 }
 
-/// One line per scheduled fault, for the demo's banner.
+/// One line per scheduled fault, for the demo's banner:
+/// `at  1.6 s  Binance USD-M  close a connection cleanly (close code 1001)`.
 pub fn describe(schedule: &[Scheduled]) -> String {
     let mut out = String::new();
     for s in schedule {
         let _ = writeln!(
             out,
-            "  t={:>5.1}s {:?}: {:?}",
+            "  at {:>5.1} s  {:<13}  {}",
             s.at.as_secs_f64(),
-            s.target,
-            s.fault
+            s.target.name(),
+            words(&s.fault)
         );
     }
     out
 }
 
+impl Target {
+    /// The venue as a person names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Spot => "Binance spot",
+            Target::Usdm => "Binance USD-M",
+            Target::Bybit => "Bybit linear",
+            Target::Okx => "OKX",
+        }
+    }
+}
+
+/// What a fault does, in words.
+pub fn words(f: &DemoFault) -> String {
+    let secs = |d: &Duration| format!("{:.1} s", d.as_secs_f64());
+    let n = |count: &u32, what: &str| match count {
+        1 => format!("the next {what}"),
+        n => format!("the next {n} {what}s"),
+    };
+    let f = match f {
+        DemoFault::Std(f) => f,
+        DemoFault::Book(b) => {
+            return match b {
+                BookFault::SkipSeq => "withhold the next book update (a hole in the numbering)",
+                BookFault::BreakChain => "break the next book update's sequence chain",
+                BookFault::CrossBook => "cross the book in the next book update",
+                BookFault::BadChecksum => "send a wrong checksum with the next book update",
+                BookFault::SnapshotStale => "serve a stale REST depth snapshot next",
+            }
+            .to_string()
+        }
+    };
+    match f {
+        Fault::Close { code } => format!("close a connection cleanly (close code {code})"),
+        Fault::Reset => "reset a connection (TCP RST, no close frame)".into(),
+        Fault::Stall { duration } => {
+            format!(
+                "stall a connection silently for {}, then drop it",
+                secs(duration)
+            )
+        }
+        Fault::Refuse { duration } => format!("refuse new connections for {}", secs(duration)),
+        Fault::Http429 {
+            count,
+            retry_after_s,
+        } => format!(
+            "answer {} HTTP 429, Retry-After {retry_after_s} s",
+            n(count, "upgrade")
+        ),
+        Fault::Http503 { count } => format!("answer {} HTTP 503", n(count, "upgrade")),
+        Fault::Reject {
+            status,
+            count,
+            retry_after_s,
+        } => {
+            let after = retry_after_s.map_or(String::new(), |s| format!(", Retry-After {s} s"));
+            format!("answer {} HTTP {status}{after}", n(count, "upgrade"))
+        }
+        Fault::Malformed => "send a frame that is not JSON".into(),
+        Fault::ServerPing => "send a server ping".into(),
+        Fault::Oversized { bytes } => format!("send an oversized frame ({} KiB)", bytes / 1024),
+        Fault::Binary => "send a binary frame".into(),
+        Fault::UnknownMessage => "send a message of an unknown kind".into(),
+        Fault::PingFlood { count } => format!("flood a connection with {count} pings"),
+        Fault::DropNext { count } => format!("withhold {}", n(count, "data message")),
+        Fault::IgnoreSubscribe { count } => {
+            format!("ignore {}", n(count, "subscription"))
+        }
+        Fault::Mute { stream } => format!("stop delivering {stream} on a connection"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_schedule_is_described_in_words() {
+        let s = [Scheduled {
+            at: Duration::from_millis(1600),
+            target: Target::Usdm,
+            fault: DemoFault::Std(Fault::Close { code: 1001 }),
+        }];
+        assert_eq!(
+            describe(&s),
+            "  at   1.6 s  Binance USD-M  close a connection cleanly (close code 1001)\n"
+        );
+        for level in [FaultLevel::Normal, FaultLevel::Heavy] {
+            let text = describe(&schedule(Duration::from_secs(60), level));
+            for debug in ["{", "}", "Std(", "Book(", "Duration", "Some("] {
+                assert!(!text.contains(debug), "{debug:?} in {text}");
+            }
+        }
+    }
 
     #[test]
     fn schedules_are_in_time_order_and_cover_every_kind() {

@@ -1,42 +1,126 @@
 //! The `wsfeed` command line: `demo` (the main job) and `run --config FILE`.
 
-use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use clap::builder::TypedValueParser as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use wsfeed::arb::{ArbConfig, ArbMonitor};
 use wsfeed::config::Config;
-use wsfeed::config::{CaptureConfig, StrategyPlace};
-use wsfeed::demo::{self, DemoVenues, FaultLevel};
+use wsfeed::config::{CaptureConfig, MetricsConfig};
 use wsfeed::engine::{Engine, StatusMark};
-use wsfeed::metrics::FeedState;
 use wsfeed::summary::Summary;
 
-const USAGE: &str = "\
-wsfeed — low-latency, self-healing crypto market-data feeds
+/// wsfeed — low-latency, self-healing crypto market-data feeds.
+#[derive(Debug, Parser)]
+#[command(
+    name = "wsfeed",
+    version,
+    arg_required_else_help = true,
+    after_help = "Bad arguments or a bad config exit with code 2; nothing is started.\n\
+                  Logging: RUST_LOG (default: info for the engine, warn for the simulator)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-usage:
-  wsfeed demo [--seconds N] [--faults normal|heavy|none] [--capture DIR] [--inline]
-        simulated venues + fault schedule + demo strategy (default 20 s, normal faults);
-        heavy injects a fault every 1.5 s on average (a 600 s soak: about 400);
-        --inline runs the strategy on the one thread that reads every feed
-  wsfeed run --config FILE [--seconds N] [--capture DIR]
-        run the feeds of a config file until Ctrl-C or N s
-  wsfeed audit SESSION_DIR
-        check a capture session: every update missing from the capture is reported missed
-        in its manifest, nothing is reported that was captured, no update is captured twice
-  wsfeed help
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Simulated venues, a fault schedule and the arbitrage strategy: live status, then a
+    /// summary
+    ///
+    /// Starts four simulated venues (Binance spot, Binance USD-M, Bybit linear, OKX; TLS with a
+    /// CA generated at start) quoting one market, runs the engine over eight feeds, injects
+    /// faults on a schedule and prints a status line every second and a summary at the end.
+    /// Ctrl-C stops it early and still prints the summary.
+    Demo(DemoArgs),
+    /// Run the feeds of a config file until Ctrl-C (or --seconds), then print a summary
+    Run(RunArgs),
+    /// Check a capture session against its manifest
+    ///
+    /// Every update missing from the capture must be reported missed in the manifest, nothing
+    /// reported missed may be captured, and no update may be captured twice. Exits 1 when a
+    /// check fails.
+    Audit {
+        /// The session folder, DIR/<session_id>
+        session_dir: PathBuf,
+    },
+    /// Whether this host fits a config's pinning and spinning (exit 1 when it does not)
+    ///
+    /// Reports the host's cores, isolation (isolcpus, nohz_full, rcu_nocbs), frequency
+    /// governors and clock source, and each thread the config starts that pins or spins.
+    /// Problems (a pinned core missing, more spinning threads than cores, two spinning threads
+    /// on one core) exit 1; advice (a spinning core not isolated, a governor other than
+    /// performance, a clock source other than tsc) does not. What cannot be read is unknown.
+    /// See docs/DEPLOY.md.
+    CheckHost {
+        /// The config file
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+}
 
---capture DIR writes every message as JSONL and a session manifest under DIR (overrides the
-config's [capture] dir).
+/// What `demo` and `run` share.
+#[derive(Debug, Args)]
+struct Common {
+    /// Write every message as JSONL and a session manifest under DIR (overrides [capture] dir)
+    #[arg(long, value_name = "DIR", value_parser = clap::builder::NonEmptyStringValueParser::new().map(PathBuf::from))]
+    capture: Option<PathBuf>,
+    /// Serve /metrics, /healthz and /status on ADDR, e.g. 127.0.0.1:9464 (overrides [metrics] listen)
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
+}
 
-Logging: RUST_LOG (default: info for the engine, warn for the simulator).";
+#[derive(Debug, Args)]
+#[cfg_attr(not(feature = "sim"), allow(dead_code))]
+struct DemoArgs {
+    /// Run for N seconds
+    #[arg(long, value_name = "N", default_value_t = 20, value_parser = seconds())]
+    seconds: u64,
+    /// How many faults: normal (every kind, spread over the run), heavy (one every 1.5 s on
+    /// average: a 600 s soak injects about 400) or none
+    #[arg(long, value_enum, value_name = "LEVEL", default_value_t = Faults::Normal)]
+    faults: Faults,
+    /// The same as --faults none
+    #[arg(long, conflicts_with = "faults")]
+    no_faults: bool,
+    /// Run the strategy on the one thread that reads every feed
+    #[arg(long)]
+    inline: bool,
+    #[command(flatten)]
+    common: Common,
+}
 
-/// Interval of the demo's resident-memory samples.
-const RSS_EVERY: Duration = Duration::from_secs(60);
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The config file (TOML; see configs/)
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// Stop after N seconds (default: run until Ctrl-C)
+    #[arg(long, value_name = "N", value_parser = seconds())]
+    seconds: Option<u64>,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// The demo's fault levels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[cfg_attr(not(feature = "sim"), allow(dead_code))]
+enum Faults {
+    Normal,
+    Heavy,
+    None,
+}
+
+/// `--seconds`: 1 s to a week.
+fn seconds() -> clap::builder::RangedU64ValueParser<u64> {
+    clap::value_parser!(u64).range(1..=7 * 24 * 3600)
+}
 
 /// Status lines between two percentile lines.
 const PERCENTILES_EVERY: u32 = 5;
@@ -44,116 +128,31 @@ const PERCENTILES_EVERY: u32 = 5;
 /// Exit code for bad arguments or a bad config: nothing was started.
 const EXIT_USAGE: u8 = 2;
 
-enum Command {
-    Demo {
-        seconds: u64,
-        faults: FaultLevel,
-        capture: Option<PathBuf>,
-        strategy: StrategyPlace,
-    },
-    Run {
-        config: PathBuf,
-        seconds: Option<u64>,
-        capture: Option<PathBuf>,
-    },
-    Audit {
-        dir: PathBuf,
-    },
-    Help,
-}
-
-fn parse_args(args: &[String]) -> Result<Command, String> {
-    let Some((cmd, rest)) = args.split_first() else {
-        return Err("no command given".into());
-    };
-    if cmd == "audit" {
-        return match rest {
-            [dir] if !dir.starts_with('-') => Ok(Command::Audit {
-                dir: PathBuf::from(dir),
-            }),
-            _ => Err("audit needs exactly one session directory".into()),
-        };
-    }
-    let mut seconds = None;
-    let mut config = None;
-    let mut faults = FaultLevel::Normal;
-    let mut capture = None;
-    let mut strategy = StrategyPlace::Thread;
-    let mut it = rest.iter();
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--seconds" => {
-                let v = it.next().ok_or("--seconds needs a value")?;
-                let n: u64 = v
-                    .parse()
-                    .map_err(|_| format!("--seconds '{v}' is not a whole number of seconds"))?;
-                if n == 0 || n > 7 * 24 * 3600 {
-                    return Err(format!("--seconds {n} is out of range (1 to 604800)"));
-                }
-                seconds = Some(n);
-            }
-            "--config" if cmd == "run" => {
-                config = Some(PathBuf::from(it.next().ok_or("--config needs a file")?));
-            }
-            "--no-faults" if cmd == "demo" => faults = FaultLevel::None,
-            "--inline" if cmd == "demo" => strategy = StrategyPlace::Inline,
-            "--faults" if cmd == "demo" => {
-                let v = it
-                    .next()
-                    .ok_or("--faults needs a level: normal, heavy or none")?;
-                faults = match v.as_str() {
-                    "normal" => FaultLevel::Normal,
-                    "heavy" => FaultLevel::Heavy,
-                    "none" => FaultLevel::None,
-                    other => {
-                        return Err(format!(
-                            "--faults '{other}' is not a level (normal, heavy or none)"
-                        ))
-                    }
-                };
-            }
-            "--capture" if cmd == "demo" || cmd == "run" => {
-                let dir = it.next().ok_or("--capture needs a directory")?;
-                if dir.is_empty() {
-                    return Err("--capture needs a directory".into());
-                }
-                capture = Some(PathBuf::from(dir));
-            }
-            "-h" | "--help" => return Ok(Command::Help),
-            other => return Err(format!("unknown argument '{other}' for '{cmd}'")),
+impl Common {
+    /// Applies the overrides to a config; a capture folder that cannot be made is a config
+    /// error.
+    fn apply(self, config: &mut Config) -> Result<(), wsfeed::config::ConfigError> {
+        if let Some(dir) = self.capture {
+            config.capture = Some(CaptureConfig { dir });
         }
-    }
-    match cmd.as_str() {
-        "demo" => Ok(Command::Demo {
-            seconds: seconds.unwrap_or(20),
-            faults,
-            capture,
-            strategy,
-        }),
-        "run" => Ok(Command::Run {
-            config: config.ok_or("run needs --config FILE")?,
-            seconds,
-            capture,
-        }),
-        "help" | "-h" | "--help" => Ok(Command::Help),
-        other => Err(format!("unknown command '{other}'")),
+        if let Some(listen) = self.metrics {
+            config.metrics = Some(MetricsConfig { listen });
+        }
+        match &config.capture {
+            Some(c) => c.create_dir(),
+            None => Ok(()),
+        }
     }
 }
 
 fn main() -> ExitCode {
+    // Help and --version exit 0, bad arguments exit 2 (clap's own codes).
+    let cli = Cli::parse();
     env_logger::Builder::from_env(
         env_logger::Env::default().default_filter_or("info,wsfeed::sim=warn"),
     )
     .format_timestamp_millis()
     .init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let command = match parse_args(&args) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}\n\n{USAGE}");
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
@@ -161,41 +160,25 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    match command {
-        Command::Help => {
-            println!("{USAGE}");
-            ExitCode::SUCCESS
+    match cli.command {
+        Command::Audit { session_dir } => {
+            verdict(wsfeed::audit::audit(&session_dir).map(|r| (r.ok(), r.to_string())))
         }
-        Command::Audit { dir } => match wsfeed::audit::audit(&dir) {
-            Ok(report) => {
-                println!("{report}");
-                if report.ok() {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::FAILURE
-                }
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(EXIT_USAGE)
-            }
-        },
-        Command::Run {
-            config,
-            seconds,
-            capture,
-        } => {
-            let mut config = match Config::load(&config) {
+        Command::Run(args) => {
+            let mut config = match Config::load(&args.config) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("error: {e}");
                     return ExitCode::from(EXIT_USAGE);
                 }
             };
-            if let Some(dir) = capture {
-                config.capture = Some(CaptureConfig { dir });
+            if let Err(mut e) = args.common.apply(&mut config) {
+                e.file = Some(args.config);
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_USAGE);
             }
-            run(config, seconds.map(Duration::from_secs), &stop, |_| {}).map_or_else(
+            let limit = args.seconds.map(Duration::from_secs);
+            run(config, limit, &stop, |_| {}).map_or_else(
                 |e| {
                     eprintln!("error: {e}");
                     ExitCode::FAILURE
@@ -210,18 +193,35 @@ fn main() -> ExitCode {
                 },
             )
         }
-        Command::Demo {
-            seconds,
-            faults,
-            capture,
-            strategy,
-        } => run_demo(
-            Duration::from_secs(seconds),
-            faults,
-            capture,
-            strategy,
-            &stop,
-        ),
+        Command::Demo(args) => demo_cmd::run_demo(args, &stop),
+        Command::CheckHost { config } => {
+            let checked = Config::load(&config)
+                .map_err(|e| e.to_string())
+                .and_then(|c| {
+                    wsfeed::host::check_config(&c, &wsfeed::host::Host::read())
+                        .map_err(|e| format!("{}: {e}", config.display()))
+                });
+            verdict(checked.map(|c| (c.fits(), c.to_string())))
+        }
+    }
+}
+
+/// A check's report printed, exit 0 when it passed and 1 when not; an error that kept it from
+/// running exits 2.
+fn verdict<E: std::fmt::Display>(result: Result<(bool, String), E>) -> ExitCode {
+    match result {
+        Ok((passed, report)) => {
+            println!("{report}");
+            if passed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_USAGE)
+        }
     }
 }
 
@@ -233,7 +233,9 @@ fn run(
     stop: &AtomicBool,
     mut tick: impl FnMut(Duration),
 ) -> Result<Summary, String> {
+    // `status_interval_ms = 0`: no status lines.
     let status_every = Duration::from_millis(config.engine.status_interval_ms);
+    let status_on = !status_every.is_zero();
     let strategy = ArbMonitor::new(ArbConfig::from_config(&config.arbitrage));
     let engine = Engine::start(config, strategy).map_err(|e| e.to_string())?;
     let started = Instant::now();
@@ -250,12 +252,12 @@ fn run(
             break;
         }
         tick(elapsed);
-        if Instant::now() >= next_status {
+        if status_on && Instant::now() >= next_status {
             println!("{}", engine.status_line(&mut mark));
             next_status += status_every;
             lines += 1;
             if lines % PERCENTILES_EVERY == 0 {
-                println!("         {}", engine.percentile_line());
+                println!("{}", engine.percentile_line());
             }
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -264,145 +266,184 @@ fn run(
     Ok(summary)
 }
 
-fn run_demo(
-    seconds: Duration,
-    level: FaultLevel,
-    capture: Option<PathBuf>,
-    strategy: StrategyPlace,
-    stop: &AtomicBool,
-) -> ExitCode {
-    let venues = match DemoVenues::start() {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("error: cannot start the simulated venues: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let mut config = match venues.config(strategy) {
-        Ok(c) => c,
-        Err(e) => {
+/// `wsfeed demo`, built with the simulator (feature `sim`).
+#[cfg(feature = "sim")]
+mod demo_cmd {
+    use std::collections::BTreeMap;
+
+    use wsfeed::config::StrategyPlace;
+    use wsfeed::demo::{self, DemoVenues, FaultLevel};
+    use wsfeed::metrics::FeedState;
+
+    use super::*;
+
+    /// Interval of the demo's resident-memory samples.
+    const RSS_EVERY: Duration = Duration::from_secs(60);
+
+    pub fn run_demo(args: DemoArgs, stop: &AtomicBool) -> ExitCode {
+        let seconds = Duration::from_secs(args.seconds);
+        let level = match (args.no_faults, args.faults) {
+            (true, _) | (_, Faults::None) => FaultLevel::None,
+            (false, Faults::Normal) => FaultLevel::Normal,
+            (false, Faults::Heavy) => FaultLevel::Heavy,
+        };
+        let strategy = if args.inline {
+            StrategyPlace::Inline
+        } else {
+            StrategyPlace::Thread
+        };
+        let venues = match DemoVenues::start() {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("error: cannot start the simulated venues: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let mut config = match venues.config(strategy) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        };
+        if let Err(e) = args.common.apply(&mut config) {
             eprintln!("error: {e}");
             return ExitCode::from(EXIT_USAGE);
         }
-    };
-    if let Some(dir) = capture {
-        config.capture = Some(CaptureConfig { dir });
-    }
-    let schedule = demo::schedule(seconds, level);
-    println!(
-        "wsfeed demo: {}s against four simulated venues quoting one market, TLS with a generated CA: \
-         Binance spot {}, Binance USD-M {}, Bybit linear {}, OKX {}",
-        seconds.as_secs(),
-        venues.spot.base_url(),
-        venues.usdm.base_url(),
-        venues.bybit.base_url(),
-        venues.okx.base_url()
-    );
-    if schedule.len() <= 40 {
+        let schedule = demo::schedule(seconds, level);
         println!(
-            "fault schedule ({} faults):\n{}",
-            schedule.len(),
-            demo::describe(&schedule)
+            "wsfeed demo: {}s against four simulated venues quoting one market, TLS with a generated CA: \
+             Binance spot {}, Binance USD-M {}, Bybit linear {}, OKX {}",
+            seconds.as_secs(),
+            venues.spot.base_url(),
+            venues.usdm.base_url(),
+            venues.bybit.base_url(),
+            venues.okx.base_url()
         );
-    } else {
-        println!(
-            "fault schedule: {} faults, one every {:.1} s on average, every kind",
-            schedule.len(),
-            demo::HEAVY_EVERY.as_secs_f64()
-        );
-    }
-    let mut next = 0;
-    let mut injected: BTreeMap<&'static str, u64> = BTreeMap::new();
-    let mut missed_target = 0u64;
-    let mut dice = 0x9E37_79B9_7F4A_7C15u64;
-    let mib = |b: u64| b as f64 / (1 << 20) as f64;
-    let mut rss_start = None;
-    let mut rss_series = Vec::new();
-    let mut next_rss_line = RSS_EVERY.min(seconds / 2);
-    let mut rss_end = 0u64;
-    let mut rss_max = 0u64;
-    let result = run(config, Some(seconds), stop, |elapsed| {
-        while let Some(s) = schedule.get(next).filter(|s| s.at <= elapsed) {
-            dice = dice
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            match venues.inject(s, dice >> 33) {
-                demo::Injected::Nothing => missed_target += 1,
-                hit => {
-                    log::info!("demo: injected {:?} on {:?} {hit:?}", s.fault, s.target);
-                    *injected.entry(demo::kind_name(&s.fault)).or_default() += 1;
-                }
-            }
-            next += 1;
-        }
-        let rss = demo::resident_bytes().unwrap_or(0);
-        rss_max = rss_max.max(rss);
-        rss_end = rss;
-        if elapsed >= next_rss_line {
-            rss_series.push(format!("{}s {:.1}", elapsed.as_secs(), mib(rss)));
-            next_rss_line += RSS_EVERY;
-        }
-        // Memory after start-up and the first connections, for the flat-memory check.
-        if rss_start.is_none() && elapsed >= Duration::from_secs(5).min(seconds / 4) {
-            rss_start = Some(rss);
-        }
-    });
-    let summary = match result {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    println!("{summary}");
-    let lost: u64 = summary.feeds.iter().map(|f| f.disconnects).sum();
-    let recovered: u64 = summary.feeds.iter().map(|f| f.reconnects).sum();
-    let streaming = summary
-        .feeds
-        .iter()
-        .filter(|f| f.state != FeedState::Failed)
-        .count();
-    let sims = [&venues.spot, &venues.usdm, &venues.bybit, &venues.okx].map(|s| s.snapshot());
-    let sum = |f: fn(&wsfeed::sim::SimSnapshot) -> u64| sims.iter().map(f).sum::<u64>();
-    let kinds: Vec<String> = injected.iter().map(|(k, n)| format!("{k} {n}")).collect();
-    println!(
-        "faults injected: {} ({}){}",
-        injected.values().sum::<u64>(),
-        kinds.join(", "),
-        if missed_target > 0 {
-            format!(" | {missed_target} found no open connection")
+        if schedule.len() <= 40 {
+            println!(
+                "fault schedule ({} faults):\n{}",
+                schedule.len(),
+                demo::describe(&schedule)
+            );
         } else {
-            String::new()
+            println!(
+                "fault schedule: {} faults, one every {:.1} s on average, every kind",
+                schedule.len(),
+                demo::HEAVY_EVERY.as_secs_f64()
+            );
         }
-    );
-    println!(
-        "venue side: upgrades rejected {} | server pings answered {}/{} | messages withheld (drop-next) {} | \
-         connections lost: {lost}, outages recovered: {recovered} | feeds not failed: {streaming}/{}",
-        sum(|s| s.upgrades_rejected),
-        sum(|s| s.pongs_received),
-        sum(|s| s.pings_sent),
-        sum(|s| s.withheld),
-        summary.feeds.len()
-    );
-    println!(
-        "books: {} invalidated and resynced | crossed quotes dropped {} | venue pings answered {} | REST snapshots served {} ({} stale on purpose)",
-        summary.feeds.iter().map(|f| f.book_resyncs).sum::<u64>(),
-        summary.feeds.iter().map(|f| f.crossed_quotes).sum::<u64>(),
-        sum(|s| s.venue_pings),
-        sum(|s| s.rest_requests),
-        sum(|s| s.stale_snapshots_served)
-    );
-    println!(
-        "resident memory: {:.1} MiB after start-up, {:.1} MiB at the end of the run (max {:.1} MiB); MiB over time: {}",
-        mib(rss_start.unwrap_or(rss_end)),
-        mib(rss_end),
-        mib(rss_max),
-        rss_series.join(", ")
-    );
-    if summary.failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
+        let mut next = 0;
+        let mut injected: BTreeMap<&'static str, u64> = BTreeMap::new();
+        let mut missed_target = 0u64;
+        let mut dice = 0x9E37_79B9_7F4A_7C15u64;
+        let mib = |b: u64| b as f64 / (1 << 20) as f64;
+        let mut rss_start = None;
+        let mut rss_series = Vec::new();
+        let mut next_rss_line = RSS_EVERY.min(seconds / 2);
+        let mut rss_end = 0u64;
+        let mut rss_max = 0u64;
+        let result = run(config, Some(seconds), stop, |elapsed| {
+            while let Some(s) = schedule.get(next).filter(|s| s.at <= elapsed) {
+                dice = dice
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                match venues.inject(s, dice >> 33) {
+                    demo::Injected::Nothing => missed_target += 1,
+                    hit => {
+                        log::info!(
+                            "demo: injected on {}: {} ({hit:?})",
+                            s.target.name(),
+                            demo::words(&s.fault)
+                        );
+                        *injected.entry(demo::kind_name(&s.fault)).or_default() += 1;
+                    }
+                }
+                next += 1;
+            }
+            let rss = demo::resident_bytes().unwrap_or(0);
+            rss_max = rss_max.max(rss);
+            rss_end = rss;
+            if elapsed >= next_rss_line {
+                rss_series.push(format!("{}s {:.1}", elapsed.as_secs(), mib(rss)));
+                next_rss_line += RSS_EVERY;
+            }
+            // Memory after start-up and the first connections, for the flat-memory check.
+            if rss_start.is_none() && elapsed >= Duration::from_secs(5).min(seconds / 4) {
+                rss_start = Some(rss);
+            }
+        });
+        let summary = match result {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        println!("{summary}");
+        let lost: u64 = summary.feeds.iter().map(|f| f.disconnects).sum();
+        let recovered: u64 = summary.feeds.iter().map(|f| f.reconnects).sum();
+        let streaming = summary
+            .feeds
+            .iter()
+            .filter(|f| f.state != FeedState::Failed)
+            .count();
+        let sims = [&venues.spot, &venues.usdm, &venues.bybit, &venues.okx].map(|s| s.snapshot());
+        let sum = |f: fn(&wsfeed::sim::SimSnapshot) -> u64| sims.iter().map(f).sum::<u64>();
+        let kinds: Vec<String> = injected.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        println!(
+            "faults injected: {} ({}){}",
+            injected.values().sum::<u64>(),
+            kinds.join(", "),
+            if missed_target > 0 {
+                format!(" | {missed_target} found no open connection")
+            } else {
+                String::new()
+            }
+        );
+        println!(
+            "venue side: upgrades rejected {} | server pings answered {}/{} | messages withheld (drop-next) {} | \
+             connections lost: {lost}, outages recovered: {recovered} | feeds not failed: {streaming}/{}",
+            sum(|s| s.upgrades_rejected),
+            sum(|s| s.pongs_received),
+            sum(|s| s.pings_sent),
+            sum(|s| s.withheld),
+            summary.feeds.len()
+        );
+        println!(
+            "books: {} invalidated and resynced | crossed quotes dropped {} | venue pings answered {} | REST snapshots served {} ({} stale on purpose)",
+            summary.feeds.iter().map(|f| f.book_resyncs).sum::<u64>(),
+            summary.feeds.iter().map(|f| f.crossed_quotes).sum::<u64>(),
+            sum(|s| s.venue_pings),
+            sum(|s| s.rest_requests),
+            sum(|s| s.stale_snapshots_served)
+        );
+        println!(
+            "resident memory: {:.1} MiB after start-up, {:.1} MiB at the end of the run (max {:.1} MiB); MiB over time: {}",
+            mib(rss_start.unwrap_or(rss_end)),
+            mib(rss_end),
+            mib(rss_max),
+            rss_series.join(", ")
+        );
+        if summary.failed {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// `wsfeed demo` without the simulator: a usage error.
+#[cfg(not(feature = "sim"))]
+mod demo_cmd {
+    use super::*;
+
+    pub fn run_demo(_: DemoArgs, _: &AtomicBool) -> ExitCode {
+        eprintln!(
+            "error: this wsfeed was built without the simulator (cargo feature `sim`), so it has \
+             no demo; build it with default features"
+        );
+        ExitCode::from(EXIT_USAGE)
     }
 }
 
@@ -410,67 +451,72 @@ fn run_demo(
 mod tests {
     use super::*;
 
-    fn args(s: &str) -> Vec<String> {
-        s.split_whitespace().map(String::from).collect()
+    fn parse(s: &str) -> Result<Command, String> {
+        Cli::try_parse_from(std::iter::once("wsfeed").chain(s.split_whitespace()))
+            .map(|c| c.command)
+            .map_err(|e| e.to_string())
     }
 
     #[test]
     fn parses_commands_and_rejects_bad_arguments() {
+        let Ok(Command::Demo(d)) = parse("demo") else {
+            panic!("demo")
+        };
+        assert_eq!(
+            (d.seconds, d.faults, d.inline, d.no_faults),
+            (20, Faults::Normal, false, false)
+        );
+        let Ok(Command::Demo(d)) = parse("demo --seconds=5 --no-faults --inline") else {
+            panic!("demo --seconds=5")
+        };
+        assert_eq!((d.seconds, d.no_faults, d.inline), (5, true, true));
+        let Ok(Command::Demo(d)) =
+            parse("demo --seconds 600 --faults heavy --capture /tmp/c --metrics 127.0.0.1:9464")
+        else {
+            panic!("demo heavy")
+        };
+        assert_eq!((d.seconds, d.faults), (600, Faults::Heavy));
+        assert_eq!(d.common.capture, Some(PathBuf::from("/tmp/c")));
+        assert_eq!(d.common.metrics, Some("127.0.0.1:9464".parse().unwrap()));
+        let Ok(Command::Run(r)) = parse("run --config=x.toml --seconds 3 --metrics 127.0.0.1:0")
+        else {
+            panic!("run")
+        };
+        assert_eq!((r.config, r.seconds), (PathBuf::from("x.toml"), Some(3)));
+        assert!(matches!(parse("audit some/dir"), Ok(Command::Audit { .. })));
         assert!(matches!(
-            parse_args(&args("demo")),
-            Ok(Command::Demo {
-                seconds: 20,
-                faults: FaultLevel::Normal,
-                capture: None,
-                strategy: StrategyPlace::Thread,
-            })
-        ));
-        assert!(matches!(
-            parse_args(&args("demo --seconds 5 --no-faults")),
-            Ok(Command::Demo {
-                seconds: 5,
-                faults: FaultLevel::None,
-                capture: None,
-                ..
-            })
-        ));
-        assert!(matches!(
-            parse_args(&args("demo --seconds 600 --faults heavy --capture /tmp/c")),
-            Ok(Command::Demo {
-                seconds: 600,
-                faults: FaultLevel::Heavy,
-                capture: Some(_),
-                ..
-            })
-        ));
-        assert!(matches!(
-            parse_args(&args("demo --inline")),
-            Ok(Command::Demo {
-                strategy: StrategyPlace::Inline,
-                ..
-            })
-        ));
-        assert!(matches!(
-            parse_args(&args("run --config x.toml")),
-            Ok(Command::Run { .. })
+            parse("check-host --config x.toml"),
+            Ok(Command::CheckHost { .. })
         ));
         for (bad, needle) in [
-            ("", "no command"),
-            ("demo --seconds", "needs a value"),
+            ("", "Usage"),
+            ("demo --seconds", "a value is required"),
             ("demo --seconds ten", "'ten'"),
-            ("demo --seconds 0", "out of range"),
-            ("run", "--config"),
-            ("run --config", "needs a file"),
-            ("demo --config x", "unknown argument '--config'"),
-            ("demo --faults", "needs a level"),
-            ("audit", "exactly one session directory"),
-            ("audit a b", "exactly one session directory"),
-            ("demo --faults wild", "'wild' is not a level"),
-            ("run --config x --capture", "needs a directory"),
-            ("fly", "unknown command 'fly'"),
+            ("demo --seconds 0", "0 is not in 1..=604800"),
+            ("run", "--config <FILE>"),
+            ("run --config", "a value is required"),
+            ("demo --config x", "unexpected argument '--config'"),
+            ("demo --faults", "a value is required"),
+            ("audit", "<SESSION_DIR>"),
+            ("audit a b", "unexpected argument 'b'"),
+            ("demo --faults wild", "invalid value 'wild'"),
+            ("demo --faults heavy --no-faults", "cannot be used with"),
+            ("run --config x --capture", "a value is required"),
+            ("run --config x --capture=", "a value is required"),
+            (
+                "run --config x --metrics localhost",
+                "invalid value 'localhost'",
+            ),
+            ("fly", "unrecognized subcommand 'fly'"),
         ] {
-            let e = parse_args(&args(bad)).err().unwrap_or_default();
+            let e = parse(bad).err().unwrap_or_default();
             assert!(e.contains(needle), "{bad:?} → {e:?}");
         }
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
     }
 }

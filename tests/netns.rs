@@ -4,9 +4,11 @@
 //! (ping unanswered) within its liveness budget, then recovers and streams again once the
 //! traffic flows.
 //!
-//! Needs root, iproute2 (`ip`) and iptables (`iptables`, or `iptables-legacy`); CI runs as root
-//! and `.ci/run` installs the tools. Without them the test FAILS and says why — it never passes
-//! or skips quietly. Only the test's own namespace gets firewall rules; the host's are never
+//! Needs root, iproute2 (`ip`) and iptables (`iptables`, or `iptables-legacy`), so it is
+//! `#[ignore]`d and a plain `cargo test` (as any user) runs everything else; run it with
+//! `sudo -E env "PATH=$PATH" cargo test --test netns -- --ignored`. CI runs as root, and
+//! `.ci/run` installs the tools and runs it that way, explicitly. Without root or the tools the
+//! test FAILS and says why — it never passes or skips quietly. Only the test's own namespace gets firewall rules; the host's are never
 //! touched. Everything it creates (namespace, veth, simulator process, temp dir) is removed by a
 //! drop guard, also when the test fails.
 
@@ -347,6 +349,7 @@ fn first_disconnect(health: &[(FeedId, Health)], from: usize) -> Option<(u32, Di
 }
 
 #[test]
+#[ignore = "needs root, ip and iptables: sudo -E env \"PATH=$PATH\" cargo test --test netns -- --ignored"]
 fn blackholed_network_is_detected_by_liveness_and_recovered() {
     let mut lab = Lab::create();
     let (url, ca) = lab.start_sim();

@@ -81,7 +81,8 @@ pub struct EngineConfig {
     /// Capacity of each feed's channel to the strategy, in messages (`strategy = "thread"`).
     /// Default 2048: 20 ms of a feed delivering 100 000 ticks a second while the strategy is
     /// busy (with `drop_oldest` it then keeps the freshest), and about 0.5 MiB per feed (a slot
-    /// takes ~230 bytes, allocated up front). Raise it for a strategy that pauses longer.
+    /// takes ~232 bytes, allocated up front). Raise it for a strategy that pauses longer. At
+    /// most [`crate::config::MAX_CHANNEL_CAPACITY`] (1 048 576 slots, ~232 MiB per feed).
     pub channel_capacity: usize,
     /// Full-channel policy. Default `drop_oldest`.
     pub on_full: FullPolicy,
@@ -92,7 +93,8 @@ pub struct EngineConfig {
     /// `block` otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub strategy_wait: Option<WaitMode>,
-    /// Interval of the status line printed by `run` and `demo`, ms. Default 1000.
+    /// Interval of the status line printed by `run` and `demo`, ms; 0 turns it off. Default
+    /// 1000.
     pub status_interval_ms: u64,
     /// Connection attempts allowed per venue host in any `connect_window_ms`, shared by all
     /// feeds of that host. Default: the venue's (Binance 300 per 5 minutes, Bybit 500 per 5
@@ -261,7 +263,9 @@ pub struct FeedConfig {
     /// `binance-spot` or `binance-usdm`.
     pub venue: String,
     /// Base URL override, e.g. `wss://127.0.0.1:9443` or `ws://127.0.0.1:9001`. Default: the
-    /// venue's production URL.
+    /// venue's production URL. The venue's documented path (`/v5/public/linear`,
+    /// `/ws/v5/public`, Binance `/ws` or `/stream`) is taken off; another market's path or a
+    /// stream name is a config error.
     #[serde(default)]
     pub url: Option<String>,
     /// PEM file with extra CA certificates to trust besides the webpki roots.
@@ -277,12 +281,12 @@ pub struct FeedConfig {
     /// by the venue's sequence numbers. Default false.
     #[serde(default)]
     pub standby: bool,
-    /// Base URL of the standby connection. Default: the feed's `url`.
+    /// Base URL of the standby connection, checked like `url`. Default: the feed's `url`.
     #[serde(default)]
     pub standby_url: Option<String>,
     /// Binance: base URL of the REST depth snapshots that local books start from, e.g.
     /// `https://api.binance.com`. Default: the venue's, or, when `url` is set, the same host
-    /// over http(s).
+    /// over http(s). Bybit and OKX take none (a config error).
     #[serde(default)]
     pub rest_url: Option<String>,
     /// While two connections carry the feed (standby, rotation), how long a depth or trade
@@ -362,7 +366,8 @@ impl Default for ArbitrageConfig {
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CaptureConfig {
-    /// Folder under which each run writes its session folder.
+    /// Folder under which each run writes its session folder; made at start when missing
+    /// ([`CaptureConfig::create_dir`]), and one that cannot be made is a config error.
     pub dir: PathBuf,
 }
 

@@ -25,11 +25,13 @@
 //! | `endpoint.rs` | a parsed `ws://`/`wss://` base URL |
 //! | `spec.rs` | the validated result: [`Config`], [`FeedSpec`], [`ConfigError`] |
 //! | `validate.rs` | from the first to the second, every error naming the field |
+//! | `venue_url.rs` | a feed URL and OKX instrument ids checked against the venue's documented forms |
 
 mod endpoint;
 mod file;
 mod spec;
 mod validate;
+mod venue_url;
 
 pub use self::endpoint::Endpoint;
 pub use self::file::{
@@ -37,6 +39,7 @@ pub use self::file::{
     Jitter, MetricsConfig, ReconnectConfig, ReconnectOverride, StrategyPlace, WaitMode,
 };
 pub use self::spec::{Config, ConfigError, DriverSpec, FeedSpec};
+pub use self::validate::{CHANNEL_SLOT_BYTES, MAX_CHANNEL_CAPACITY};
 
 #[cfg(test)]
 mod tests;

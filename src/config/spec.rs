@@ -59,7 +59,7 @@ pub struct FeedSpec {
     pub reconnect: ReconnectConfig,
     /// Where the hot standby connects, when the feed keeps one.
     pub standby: Option<Endpoint>,
-    /// See [`FeedConfig::reorder_window_ms`].
+    /// See [`crate::config::FeedConfig::reorder_window_ms`].
     pub reorder_window_ms: u64,
     /// Base URL of REST depth snapshots (Binance).
     pub rest_base: Option<String>,

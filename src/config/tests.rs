@@ -282,3 +282,279 @@ fn driver_mistakes_name_the_feed_or_driver() {
         "{e}"
     );
 }
+
+/// One feed of `venue` with `streams` and the extra `lines`.
+fn feed(venue: &str, streams: &str, lines: &str) -> String {
+    format!("[[feeds]]\nname = \"f\"\nvenue = \"{venue}\"\nstreams = [{streams}]\n{lines}\n")
+}
+
+const BYBIT: &str = r#""orderbook.50.BTCUSDT""#;
+const OKX: &str = r#""books:BTC-USDT-SWAP""#;
+const SPOT: &str = r#""btcusdt@bookTicker""#;
+
+#[test]
+fn a_url_with_the_venues_documented_path_works_without_it() {
+    for (venue, streams, url, host, base) in [
+        (
+            "bybit-linear",
+            BYBIT,
+            "wss://stream.bybit.com/v5/public/linear",
+            "stream.bybit.com",
+            "",
+        ),
+        (
+            "bybit-spot",
+            BYBIT,
+            "wss://stream.bybit.com/v5/public/spot/",
+            "stream.bybit.com",
+            "",
+        ),
+        (
+            "okx",
+            OKX,
+            "wss://ws.okx.com:8443/ws/v5/public",
+            "ws.okx.com",
+            "",
+        ),
+        (
+            "binance-spot",
+            SPOT,
+            "wss://stream.binance.com:9443/ws",
+            "stream.binance.com",
+            "",
+        ),
+        (
+            "binance-spot",
+            SPOT,
+            "wss://stream.binance.com:9443/stream",
+            "stream.binance.com",
+            "",
+        ),
+        (
+            "binance-usdm",
+            SPOT,
+            "wss://fstream.binance.com/public/stream",
+            "fstream.binance.com",
+            "",
+        ),
+        (
+            "binance-usdm",
+            SPOT,
+            "wss://fstream.binance.com/ws",
+            "fstream.binance.com",
+            "",
+        ),
+        // A proxy's own prefix stays.
+        (
+            "okx",
+            OKX,
+            "wss://proxy.example/okx/ws/v5/public",
+            "proxy.example",
+            "/okx",
+        ),
+        (
+            "okx",
+            OKX,
+            "wss://proxy.example/okx",
+            "proxy.example",
+            "/okx",
+        ),
+    ] {
+        let text = feed(
+            venue,
+            streams,
+            &format!("url = \"{url}\"\nstandby = true\nstandby_url = \"{url}\""),
+        );
+        let c = Config::from_toml(&text).unwrap_or_else(|e| panic!("{url}: {e}"));
+        for e in [&c.feeds[0].endpoint, c.feeds[0].standby.as_ref().unwrap()] {
+            assert_eq!(
+                (e.host.as_str(), e.base_path.as_str()),
+                (host, base),
+                "{url}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_url_for_another_market_or_with_a_stream_is_refused_with_the_expected_form() {
+    for (venue, streams, url, needle, form) in [
+        (
+            "bybit-linear",
+            BYBIT,
+            "wss://stream.bybit.com/v5/public/spot",
+            "Bybit's spot path",
+            "wss://stream.bybit.com/v5/public/linear",
+        ),
+        (
+            "bybit-spot",
+            BYBIT,
+            "wss://stream.bybit.com/v5/private",
+            "Bybit's private path",
+            "wss://stream.bybit.com/v5/public/spot",
+        ),
+        (
+            "bybit-linear",
+            BYBIT,
+            "wss://stream.bybit.com/v5/public",
+            "serves no '/v5/public'",
+            "wss://stream.bybit.com/v5/public/linear",
+        ),
+        (
+            "okx",
+            OKX,
+            "wss://ws.okx.com:8443/ws/v5/business",
+            "OKX's business path",
+            "wss://ws.okx.com:8443/ws/v5/public",
+        ),
+        (
+            "binance-spot",
+            SPOT,
+            "wss://stream.binance.com:9443/ws/btcusdt@bookTicker",
+            "names a stream",
+            "wss://stream.binance.com:9443/ws",
+        ),
+        (
+            "binance-usdm",
+            SPOT,
+            "wss://fstream.binance.com/stream/btcusdt",
+            "names a stream",
+            "wss://fstream.binance.com/market/stream",
+        ),
+        (
+            "binance-spot",
+            SPOT,
+            "wss://stream.binance.com:9443/public/stream",
+            "serves no '/public/stream'",
+            "wss://stream.binance.com:9443/stream",
+        ),
+        (
+            "binance-usdm",
+            SPOT,
+            "wss://fstream.binance.com/ws/v5/public",
+            "OKX's public path",
+            "wss://fstream.binance.com/ws",
+        ),
+    ] {
+        for lines in [
+            format!("url = \"{url}\""),
+            format!("standby = true\nstandby_url = \"{url}\""),
+        ] {
+            let e = error_of(&feed(venue, streams, &lines));
+            let field = if lines.starts_with("url") {
+                ".url:"
+            } else {
+                ".standby_url:"
+            };
+            for want in [needle, form, field] {
+                assert!(e.contains(want), "{url}: no {want:?} in {e}");
+            }
+        }
+    }
+}
+
+#[test]
+fn channel_capacity_has_an_upper_bound_that_states_the_memory() {
+    let at = |n: usize| format!("[engine]\nchannel_capacity = {n}\n{MINIMAL}");
+    assert_eq!(
+        Config::from_toml(&at(MAX_CHANNEL_CAPACITY))
+            .unwrap()
+            .engine
+            .channel_capacity,
+        MAX_CHANNEL_CAPACITY
+    );
+    // 10^10 slots aborted the process with an allocation failure; now it is a config error.
+    let e = error_of(&at(10_000_000_000));
+    for want in [
+        "channel_capacity = 10000000000",
+        "limit of 1048576",
+        "~232 bytes",
+        "2160.7 GiB per feed",
+        "the limit: 232 MiB per feed",
+    ] {
+        assert!(e.contains(want), "no {want:?} in {e}");
+    }
+    let e = error_of(&at(MAX_CHANNEL_CAPACITY + 1));
+    assert!(e.contains("limit of 1048576"), "{e}");
+    // The documented slot size covers a real slot: the sequenced tick and crossbeam's stamp.
+    let slot = std::mem::size_of::<crate::tick::Sequenced<crate::tick::Tick>>()
+        + std::mem::size_of::<usize>();
+    assert!(
+        slot <= CHANNEL_SLOT_BYTES && CHANNEL_SLOT_BYTES - slot < 64,
+        "a slot takes {slot} bytes, documented {CHANNEL_SLOT_BYTES}"
+    );
+}
+
+#[test]
+fn status_interval_zero_turns_the_status_line_off() {
+    let c = Config::from_toml(&format!("[engine]\nstatus_interval_ms = 0\n{MINIMAL}")).unwrap();
+    assert_eq!(c.engine.status_interval_ms, 0);
+}
+
+#[test]
+fn a_capture_folder_that_cannot_be_created_is_a_config_error() {
+    let dir = std::env::temp_dir().join(format!("wsfeed-cap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("a-file");
+    std::fs::write(&file, "").unwrap();
+    // Under a regular file no folder can be made, not even by root.
+    let under_file = CaptureConfig {
+        dir: file.join("sub"),
+    };
+    let e = under_file.create_dir().unwrap_err().to_string();
+    assert!(
+        e.contains("capture.dir") && e.contains("cannot be created"),
+        "{e}"
+    );
+    let e = CaptureConfig { dir: file.clone() }
+        .create_dir()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("capture.dir"), "{e}");
+    let fresh = CaptureConfig {
+        dir: dir.join("new/nested"),
+    };
+    fresh.create_dir().unwrap();
+    assert!(fresh.dir.is_dir());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn okx_streams_with_a_binance_style_symbol_are_refused_with_the_okx_id() {
+    let e = error_of(&feed("okx", r#""bbo-tbt:BTCUSDT""#, ""));
+    for want in [
+        "'BTCUSDT' is a Binance-style symbol",
+        "'bbo-tbt:BTC-USDT-SWAP'",
+        "'bbo-tbt:BTC-USDT'",
+    ] {
+        assert!(e.contains(want), "no {want:?} in {e}");
+    }
+    let e = error_of(&feed("okx", r#""books:SOLXYZ""#, ""));
+    assert!(e.contains("e.g. 'BTC-USDT-SWAP'"), "{e}");
+    for ok in [
+        "bbo-tbt:BTC-USDT",
+        "books:BTC-USDT-SWAP",
+        "trades:BTC-USD-250627",
+    ] {
+        Config::from_toml(&feed("okx", &format!("\"{ok}\""), ""))
+            .unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+}
+
+#[test]
+fn rest_url_on_a_venue_without_rest_snapshots_is_refused() {
+    for (venue, streams) in [("bybit-linear", BYBIT), ("bybit-spot", BYBIT), ("okx", OKX)] {
+        let e = error_of(&feed(venue, streams, "rest_url = \"https://api.example\""));
+        assert!(
+            e.contains(".rest_url is set") && e.contains("takes no REST snapshots"),
+            "{venue}: {e}"
+        );
+    }
+    let c = Config::from_toml(&feed(
+        "binance-spot",
+        SPOT,
+        "rest_url = \"https://api.example/\"",
+    ))
+    .unwrap();
+    assert_eq!(c.feeds[0].rest_base.as_deref(), Some("https://api.example"));
+}

@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
-use super::endpoint::Endpoint;
 use super::file::{DriverConfig, FileConfig, ReconnectConfig, StrategyPlace, WaitMode};
 use super::spec::{Config, ConfigError, DriverSpec, FeedSpec};
+use super::venue_url;
 use crate::venue::{StreamDef, Venue};
 
 impl Config {
@@ -125,8 +125,15 @@ impl FileConfig {
         if e.channel_capacity == 0 {
             return Err(err("engine.channel_capacity must be at least 1".into()));
         }
-        if e.status_interval_ms == 0 {
-            return Err(err("engine.status_interval_ms must be at least 1".into()));
+        if e.channel_capacity > MAX_CHANNEL_CAPACITY {
+            return Err(err(format!(
+                "engine.channel_capacity = {} is above the limit of {MAX_CHANNEL_CAPACITY}: each \
+                 slot takes ~{CHANNEL_SLOT_BYTES} bytes, allocated up front for every feed, so \
+                 this would take {} per feed (the limit: {} per feed)",
+                e.channel_capacity,
+                bytes(e.channel_capacity),
+                bytes(MAX_CHANNEL_CAPACITY)
+            )));
         }
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         let check_core = |at: String, core: Option<usize>| match core {
@@ -161,7 +168,8 @@ impl FileConfig {
                 ))
             })?;
             let url = f.url.as_deref().unwrap_or(venue.default_base_url());
-            let endpoint = Endpoint::parse(url).map_err(|m| err(format!("{at}.url: {m}")))?;
+            let endpoint =
+                venue_url::parse(venue, url).map_err(|m| err(format!("{at}.url: {m}")))?;
             if f.streams.is_empty() {
                 return Err(err(format!(
                     "{at}.streams is empty: list at least one stream"
@@ -172,6 +180,9 @@ impl FileConfig {
                 let def = venue
                     .parse_stream(s)
                     .map_err(|m| err(format!("{at}.streams: {m}")))?;
+                if venue == Venue::Okx {
+                    venue_url::check_okx_inst(s).map_err(|m| err(format!("{at}.streams: {m}")))?;
+                }
                 if streams.iter().any(|d| d.name == def.name) {
                     return Err(err(format!("{at}.streams lists '{s}' twice")));
                 }
@@ -238,11 +249,18 @@ impl FileConfig {
                 }
                 (false, None) => None,
                 (true, None) => Some(endpoint.clone()),
-                (true, Some(u)) => {
-                    Some(Endpoint::parse(u).map_err(|m| err(format!("{at}.standby_url: {m}")))?)
-                }
+                (true, Some(u)) => Some(
+                    venue_url::parse(venue, u)
+                        .map_err(|m| err(format!("{at}.standby_url: {m}")))?,
+                ),
             };
             let rest_base = match (&f.rest_url, &f.url) {
+                (Some(r), _) if venue.default_rest_url().is_none() => {
+                    return Err(err(format!(
+                        "{at}.rest_url is set, but {venue} takes no REST snapshots (its books \
+                         start from snapshots on the WebSocket); remove it"
+                    )))
+                }
                 (Some(r), _) => {
                     if !(r.starts_with("https://") || r.starts_with("http://")) {
                         return Err(err(format!(
@@ -389,6 +407,43 @@ fn place_feeds(
         )));
     }
     Ok(specs)
+}
+
+/// The largest `engine.channel_capacity`: 2^20 slots, ~230 MiB per feed.
+pub const MAX_CHANNEL_CAPACITY: usize = 1 << 20;
+
+/// What one slot of a feed's tick channel takes, allocated up front: the tick, its sequence
+/// number and the channel's stamp, rounded up (checked against the real size in the tests).
+pub const CHANNEL_SLOT_BYTES: usize = 232;
+
+/// The memory `capacity` slots of a tick channel take, in MiB or GiB.
+fn bytes(capacity: usize) -> String {
+    let b = capacity as f64 * CHANNEL_SLOT_BYTES as f64;
+    if b >= (1u64 << 30) as f64 {
+        format!("{:.1} GiB", b / (1u64 << 30) as f64)
+    } else {
+        format!("{:.0} MiB", b / (1u64 << 20) as f64)
+    }
+}
+
+impl super::file::CaptureConfig {
+    /// Creates the capture folder (and its parents) when missing, so a folder that cannot be
+    /// made is a config error before anything starts.
+    pub fn create_dir(&self) -> Result<(), ConfigError> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| {
+            err(format!(
+                "capture.dir '{}' cannot be created: {e}",
+                self.dir.display()
+            ))
+        })?;
+        if !self.dir.is_dir() {
+            return Err(err(format!(
+                "capture.dir '{}' is not a folder",
+                self.dir.display()
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// The driver every feed is on when the strategy runs inline and no `[[drivers]]` is given.

@@ -9,8 +9,8 @@
 //! strategy back); the strategy thread drains what was sent and returns the strategy.
 
 mod plan;
+mod status;
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -23,6 +23,9 @@ use mio::Waker;
 
 use self::plan::DriverPlan;
 pub use self::plan::StartError;
+pub(crate) use self::plan::{oversubscription, spinners, threads, ThreadNeed};
+pub use self::status::STATUS_WIDTH;
+use self::status::{ConnView, FeedView};
 use crate::capture::{Capture, CaptureFeed};
 use crate::config::{Config, StrategyPlace};
 use crate::feed::core::FeedCore;
@@ -30,7 +33,7 @@ use crate::feed::driver::{Connector, Driver, Helpers};
 use crate::feed::params::FeedParams;
 use crate::feed::sink::{ChannelSink, Outbox, Sink};
 use crate::helper::Helper;
-use crate::metrics::{micros_histogram, nanos_histogram, percentiles, FeedStats, RECONNECT_TARGET};
+use crate::metrics::{micros_histogram, nanos_histogram, FeedStats};
 use crate::ops::{health, Endpoint, Observed};
 use crate::strategy::{self, Inline, Lane, Strategy, Universe};
 use crate::summary::{FeedSummary, Summary};
@@ -72,7 +75,7 @@ fn spawn_driver<S: Strategy, K: Sink + Send + 'static>(
         driver.add(FeedCore::new(p, st, lane), connector);
     }
     let handle = std::thread::Builder::new()
-        .name(format!("feed-{}", plan.name))
+        .name(plan.thread_name())
         .spawn(move || finish(driver.run()))
         .map_err(|e| StartError(format!("cannot spawn a feed thread: {e}")))?;
     Ok(DriverThread { handle, waker })
@@ -282,7 +285,10 @@ impl<S: Strategy> Engine<S> {
         &self.stats
     }
 
-    /// One status line: message rate since `prev`, each feed's state and reconnects.
+    /// The status text: message rate since `prev`, how many feeds (and connections of feeds
+    /// with a standby) are streaming, reconnects and drops, in at most
+    /// [`STATUS_WIDTH`] columns; and, only while a feed or connection is not streaming, a second
+    /// line naming each with its state.
     pub fn status_line(&self, prev: &mut StatusMark) -> String {
         let now = Instant::now();
         let msgs: u64 = self
@@ -296,49 +302,36 @@ impl<S: Strategy> Engine<S> {
             at: now,
             messages: msgs,
         };
-        let mut line = format!(
-            "[{:>5.1}s] {:>7.0} msg/s |",
-            now.duration_since(self.started).as_secs_f64(),
-            rate
-        );
-        for s in &self.stats {
-            let _ = write!(line, " {} {}", s.name, s.state().name());
-            if s.slot_count() > 1 || s.standby_url.is_some() {
-                let slots: Vec<String> = s.slots[..s.slot_count()]
-                    .iter()
-                    .map(|c| {
-                        format!(
-                            "{}#{}:{}",
-                            c.role().name(),
-                            c.conn.load(Ordering::Relaxed),
-                            c.state().name()
-                        )
-                    })
-                    .collect();
-                let _ = write!(line, " [{}]", slots.join(" "));
-            }
-            let _ = write!(line, " r{}", s.reconnects.load(Ordering::Relaxed));
-            let dropped = s.dropped.load(Ordering::Relaxed);
-            if dropped > 0 {
-                let _ = write!(line, " drops {dropped}");
-            }
-            line.push_str(" |");
-        }
-        line.pop();
-        line
+        let feeds: Vec<FeedView<'_>> = self
+            .stats
+            .iter()
+            .map(|s| FeedView {
+                name: &s.name,
+                state: s.state(),
+                reconnects: s.reconnects.load(Ordering::Relaxed),
+                dropped: s.dropped.load(Ordering::Relaxed),
+                conns: if s.slot_count() > 1 || s.standby_url.is_some() {
+                    s.slots[..s.slot_count()]
+                        .iter()
+                        .map(|c| ConnView {
+                            role: c.role(),
+                            number: c.conn.load(Ordering::Relaxed),
+                            state: c.state(),
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                },
+            })
+            .collect();
+        status::format(now.duration_since(self.started), rate, &feeds)
     }
 
-    /// Reconnect-time, gap and tick-latency percentiles so far, on one line.
+    /// Reconnect-time, gap and tick-latency percentiles so far, on one line of at most
+    /// [`STATUS_WIDTH`] columns (count, p50 and p99; the summary has the rest).
     pub fn percentile_line(&self) -> String {
         let (_, reconnect_us, gap_us, misses) = self.reconnect_histograms();
-        let latency = self.latency_snapshot();
-        format!(
-            "reconnect {} (over {}s target: {misses}) | gap {} | tick latency {}",
-            percentiles(&reconnect_us, 1000),
-            RECONNECT_TARGET.as_secs(),
-            percentiles(&gap_us, 1000),
-            percentiles(&latency, 1)
-        )
+        status::percentile_line(&reconnect_us, &gap_us, misses, &self.latency_snapshot())
     }
 
     /// The strategy thread's tick latency so far (merged every 250 ms), ns.

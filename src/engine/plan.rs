@@ -38,6 +38,49 @@ pub(crate) struct DriverPlan {
     pub feeds: Vec<usize>,
 }
 
+impl DriverPlan {
+    /// The name of the driver's thread.
+    pub fn thread_name(&self) -> String {
+        format!("feed-{}", self.name)
+    }
+}
+
+/// A thread the engine starts that can be pinned or spin: a driver (`feed-<name>`) or the
+/// strategy thread. Helper threads (resolver, snapshots, capture) neither spin nor pin.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ThreadNeed {
+    /// The thread's name.
+    pub name: String,
+    /// The core it is pinned to.
+    pub core: Option<usize>,
+    /// Whether it busy-polls.
+    pub spin: bool,
+}
+
+/// The threads `config` starts that can pin or spin, as the engine would start them.
+pub(crate) fn threads(config: &Config) -> Result<Vec<ThreadNeed>, StartError> {
+    Ok(thread_needs(config, &plan(config)?.drivers))
+}
+
+fn thread_needs(config: &Config, drivers: &[DriverPlan]) -> Vec<ThreadNeed> {
+    let mut out: Vec<ThreadNeed> = drivers
+        .iter()
+        .map(|d| ThreadNeed {
+            name: d.thread_name(),
+            core: d.core,
+            spin: d.wait == WaitMode::Spin,
+        })
+        .collect();
+    if config.engine.strategy == StrategyPlace::Thread {
+        out.push(ThreadNeed {
+            name: "strategy".into(),
+            core: config.engine.strategy_core,
+            spin: config.engine.strategy_wait() == WaitMode::Spin,
+        });
+    }
+    out
+}
+
 /// Everything the engine starts.
 #[derive(Debug)]
 pub(crate) struct Plan {
@@ -209,24 +252,27 @@ fn group(config: &Config, params: &[FeedParams], owners: &[usize]) -> Vec<Driver
 /// Spinning threads beyond the number of cores send tails to the scheduler tick.
 fn warn_oversubscription(config: &Config, drivers: &[DriverPlan]) {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut spinners: Vec<(String, Option<usize>)> = drivers
-        .iter()
-        .filter(|d| d.wait == WaitMode::Spin)
-        .map(|d| (format!("feed thread '{}'", d.name), d.core))
-        .collect();
-    let thread = config.engine.strategy == StrategyPlace::Thread;
-    if thread && config.engine.strategy_wait() == WaitMode::Spin {
-        spinners.push(("the strategy".into(), config.engine.strategy_core));
-    }
-    if let Some(warning) = oversubscription(&spinners, cores) {
+    if let Some(warning) = oversubscription(&spinners(&thread_needs(config, drivers)), cores) {
         warn!("{warning}");
     }
+}
+
+/// The spinning threads among `threads`: name and pinned core.
+pub(crate) fn spinners(threads: &[ThreadNeed]) -> Vec<(String, Option<usize>)> {
+    threads
+        .iter()
+        .filter(|t| t.spin)
+        .map(|t| (format!("thread '{}'", t.name), t.core))
+        .collect()
 }
 
 /// What is wrong with these spinning threads (name, pinned core) on `cores` cores, if anything:
 /// more of them than cores, or two pinned to one core. Either way they take turns at the
 /// scheduler's pace, and latency tails reach its tick (milliseconds).
-fn oversubscription(spinners: &[(String, Option<usize>)], cores: usize) -> Option<String> {
+pub(crate) fn oversubscription(
+    spinners: &[(String, Option<usize>)],
+    cores: usize,
+) -> Option<String> {
     if spinners.len() > cores {
         let names: Vec<&str> = spinners.iter().map(|(n, _)| n.as_str()).collect();
         return Some(format!(
