@@ -60,6 +60,7 @@
 
 pub mod arb;
 pub mod audit;
+pub mod auth;
 pub mod book;
 pub mod capture;
 pub mod clock;
