@@ -209,7 +209,9 @@ mod tests {
             passphrase: None,
             ..creds
         };
-        assert!(okx_login_request(&no_pass, 1).unwrap_err().contains("passphrase"));
+        assert!(okx_login_request(&no_pass, 1)
+            .unwrap_err()
+            .contains("passphrase"));
     }
 
     #[test]

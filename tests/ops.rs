@@ -361,9 +361,9 @@ fn run_exits_zero_when_only_an_optional_feed_failed() {
 }
 
 /// Four feeds of one host whose every upgrade is refused (HTTP 503), each retrying after
-/// 10–50 ms, far more often than the host's budget of 8 attempts a second allows: the venue
-/// never sees more than 8 connections in any second, the budget is paced (one attempt per
-/// T = 1 s / 7 + 1 ms after a burst of 1) instead of spent in a burst and then held, and every
+/// 10–50 ms, far more often than the host's budget of 6 attempts a second allows: the venue
+/// never sees more than 6 connections in any second, the budget is paced (one attempt per
+/// T = 1 s / 5 + 1 ms after a burst of 1) instead of spent in a burst and then held, and every
 /// feed gets its turn (attempts are booked in the order asked, so none waits more than 4·T:
 /// the bound itself is checked on a made-up clock in `feed::limiter`).
 #[test]
@@ -386,10 +386,10 @@ fn a_reconnect_storm_is_paced_within_the_hosts_budget_and_every_feed_gets_turns(
         ..fast_reconnect()
     };
     let (engine, _probe) = start_with(feeds, reconnect, |f| {
-        f.engine.connect_limit = Some(8);
+        f.engine.connect_limit = Some(6);
         f.engine.connect_window_ms = Some(1000);
     });
-    let enough = 36;
+    let enough = 24;
     assert!(
         sim.wait_until(WAIT, |s| s.accepts.len() >= enough),
         "the storm never reached {enough} attempts"
@@ -411,10 +411,10 @@ fn a_reconnect_storm_is_paced_within_the_hosts_budget_and_every_feed_gets_turns(
             .iter()
             .take_while(|&&b| b.duration_since(a) < Duration::from_secs(1))
             .count();
-        assert!(within <= 8, "{within} connections within one second");
+        assert!(within <= 6, "{within} connections within one second");
     }
-    // Paced, not spent in a burst: three attempts take at least 2·T = 288 ms (less the
-    // simulator's stamping delay); an unpaced budget lets 8 go within a few milliseconds.
+    // Paced, not spent in a burst: three attempts take at least 2·T = 402 ms (less the
+    // simulator's stamping delay); an unpaced budget lets 6 go within a few milliseconds.
     for w in times.windows(3) {
         let span = w[2].duration_since(w[0]);
         assert!(
@@ -430,4 +430,28 @@ fn a_reconnect_storm_is_paced_within_the_hosts_budget_and_every_feed_gets_turns(
             "feed {name} got {n} of {total} attempts: turns are not shared ({attempts:?})"
         );
     }
+}
+
+/// An address the endpoint cannot listen on fails the start, naming the address, before any
+/// feed runs.
+#[test]
+fn a_metrics_address_in_use_fails_the_start_clearly() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let sim = sim(false, false);
+    let mut file: wsfeed::config::FileConfig = toml::from_str("").unwrap();
+    file.feeds = vec![feed("spot", "binance-spot", &sim, &[BOOK])];
+    file.metrics = Some(MetricsConfig { listen: addr });
+    let config = file.validate().expect("valid config");
+    let (rec, _probe) = recorder();
+    let err = wsfeed::engine::Engine::start(config, rec).expect_err("the address is taken");
+    let text = err.to_string();
+    assert!(
+        text.contains("metrics endpoint") && text.contains(&addr.to_string()),
+        "{text}"
+    );
+    assert!(
+        sim.snapshot().accepts.is_empty(),
+        "no feed connected before the endpoint failed"
+    );
 }

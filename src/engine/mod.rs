@@ -116,6 +116,23 @@ impl<S: Strategy> Engine<S> {
 
         let latency = Arc::new(Mutex::new(nanos_histogram()));
         let stats: Vec<Arc<FeedStats>> = params.iter().map(feed_stats).collect();
+        // The endpoint first: an address that cannot be bound fails the start before any thread
+        // runs.
+        let started = Instant::now();
+        let endpoint = match &config.metrics {
+            Some(m) => {
+                let observed = Observed {
+                    stats: stats.clone(),
+                    latency: latency.clone(),
+                    started,
+                };
+                Some(
+                    Endpoint::start(m.listen, observed)
+                        .map_err(|e| StartError(format!("metrics endpoint: {e}")))?,
+                )
+            }
+            None => None,
+        };
         // Blocking work runs on helper threads, never on a feed thread: host names are resolved
         // on one, and Binance depth streams build their books from REST snapshots fetched on
         // another (a slow snapshot must not delay a reconnect's lookup).
@@ -230,21 +247,6 @@ impl<S: Strategy> Engine<S> {
                 Some(handle)
             }
         };
-        let started = Instant::now();
-        let endpoint =
-            match &config.metrics {
-                Some(m) => {
-                    let observed = Observed {
-                        stats: stats.clone(),
-                        latency: latency.clone(),
-                        started,
-                    };
-                    Some(Endpoint::start(m.listen, observed).map_err(|e| {
-                        StartError(format!("metrics endpoint on {}: {e}", m.listen))
-                    })?)
-                }
-                None => None,
-            };
         Ok(Engine {
             threads,
             stats,

@@ -8,7 +8,8 @@
 //! one attempt per emission interval, chosen so that the burst plus the sustained rate never
 //! exceed the venue's limit in any window:
 //!
-//! - `burst` B = a tenth of the limit, at least 1 and at most 30;
+//! - `burst` B = a quarter of the limit, at least 1 and at most 100 (a start-up of many
+//!   connections goes at once: Binance 75, Bybit 125);
 //! - emission interval T = window / (limit − B) (plus 1 ms, so a window's two ends never both
 //!   count), so any window holds at most (limit − B) + B = limit attempts.
 //!
@@ -65,7 +66,7 @@ impl ConnectGate {
     /// At most `limit` attempts in any `window` to `host` (`limit` 0 is treated as 1).
     pub fn new(host: String, limit: u32, window: Duration) -> Self {
         let limit = limit.max(1);
-        let burst = (limit / 10).clamp(1, 30);
+        let burst = (limit / 4).clamp(1, 100);
         let sustained = (limit - burst).max(1);
         let interval = window / sustained + Duration::from_millis(1);
         ConnectGate {
@@ -143,11 +144,11 @@ mod tests {
     #[test]
     fn a_burst_at_once_then_one_per_interval() {
         let t0 = Instant::now();
-        // Binance: 300 per 5 minutes → a burst of 30, then one per 300 s / 270 (+1 ms).
+        // Binance: 300 per 5 minutes → a burst of 75, then one per 300 s / 225 (+1 ms).
         let gate = ConnectGate::new("h".into(), 300, 300 * S);
         let t = gate.interval();
-        assert_eq!(t, 300 * S / 270 + MS);
-        for _ in 0..30 {
+        assert_eq!(t, 300 * S / 225 + MS);
+        for _ in 0..75 {
             assert_eq!(gate.admit(t0, Priority::Restore), Admit::Now);
         }
         assert_eq!(gate.admit(t0, Priority::Restore), Admit::Booked(t0 + t));
@@ -157,7 +158,7 @@ mod tests {
     #[test]
     fn spares_leave_half_the_burst_and_never_book() {
         let t0 = Instant::now();
-        let gate = ConnectGate::new("h".into(), 100, 100 * S); // burst 10
+        let gate = ConnectGate::new("h".into(), 40, 100 * S); // burst 10
         for _ in 0..5 {
             assert_eq!(gate.admit(t0, Priority::Spare), Admit::Now);
         }

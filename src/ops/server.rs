@@ -53,8 +53,12 @@ impl Endpoint {
         self.addr
     }
 
-    /// Stops serving and joins the thread.
-    pub fn stop(mut self) {
+    /// Stops serving and joins the thread (dropping it does the same).
+    pub fn stop(self) {}
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
         self.server.unblock();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
