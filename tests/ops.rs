@@ -160,6 +160,18 @@ fn metrics_scraped_during_faults_agree_with_the_manifest() {
         ),
         1.0
     );
+    assert_eq!(
+        counter(
+            &scrape,
+            "wsfeed_connection_state",
+            &[
+                ("feed", "spot"),
+                ("role", "primary"),
+                ("state", "streaming")
+            ]
+        ),
+        1.0
+    );
     let session = engine.session_dir().expect("capture is on").to_path_buf();
     let stats = engine.stats()[0].clone();
     let (summary, _) = engine.stop();

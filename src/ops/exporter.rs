@@ -222,6 +222,32 @@ impl Collector for Feeds {
                 }
             }
         }
+        {
+            let mut m = enc.encode_descriptor(
+                "wsfeed_connection_state",
+                "Each connection slot's state (1 for the current one), with its role.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for s in stats {
+                for (i, c) in s.slots[..s.slot_count()].iter().enumerate() {
+                    let now = c.state();
+                    let slot = i.to_string();
+                    for state in STATES {
+                        let labels = (
+                            feed(s),
+                            [
+                                ("slot", slot.as_str()),
+                                ("role", c.role().name()),
+                                ("state", state.name()),
+                            ],
+                        );
+                        m.encode_family(&labels)?
+                            .encode_gauge(&u64::from(state == now))?;
+                    }
+                }
+            }
+        }
         gauge(
             &mut enc,
             "wsfeed_stale_streams",
