@@ -304,7 +304,15 @@ pub fn distributions(s: &Session) -> Result<String, String> {
                 .map_err(err)?;
             chart
                 .configure_mesh()
-                .x_desc("ms (log scale)")
+                .x_label_formatter(&|ms| axis_ns(*ms * 1e6))
+                .y_label_formatter(&|n| {
+                    if n.fract() == 0.0 {
+                        format!("{n}")
+                    } else {
+                        String::new()
+                    }
+                })
+                .x_desc("log scale")
                 .y_desc("outages")
                 .label_style(font(11))
                 .draw()
@@ -388,8 +396,9 @@ pub fn latency(s: &Session) -> Result<String, String> {
                     String::new()
                 }
             })
+            .y_label_formatter(&|us| axis_ns(*us * 1e3))
             .x_desc("percentile")
-            .y_desc("µs (log scale)")
+            .y_desc("latency (log scale)")
             .label_style(font(12))
             .draw()
             .map_err(err)?;
@@ -409,7 +418,6 @@ pub fn rates(s: &Session) -> Result<String, String> {
     let span = s.end_ns.saturating_sub(s.start_ns);
     let width = bin_width(span, RATE_BINS);
     let bins = span.div_ceil(width).max(1) as usize;
-    let per_sec = 1e9 / width as f64;
     let series: Vec<(String, Vec<(f64, f64)>)> = s
         .feeds
         .iter()
@@ -420,7 +428,12 @@ pub fn rates(s: &Session) -> Result<String, String> {
             let pts = counts
                 .iter()
                 .enumerate()
-                .map(|(i, &c)| ((i as f64 + 0.5) * width as f64 / 1e9, c as f64 * per_sec))
+                .map(|(i, &c)| {
+                    // The last bin may be cut short by the session's end.
+                    let from = i as u64 * width;
+                    let w = (span - from.min(span)).min(width).max(width / 10);
+                    ((from + w / 2) as f64 / 1e9, c as f64 * 1e9 / w as f64)
+                })
                 .collect();
             (format!("{} · {}", f.name, r.stream), pts)
         })
@@ -440,7 +453,7 @@ pub fn rates(s: &Session) -> Result<String, String> {
         .collect();
     let legend_h = legend_height(&entries, WIDTH);
     let height = 380 + legend_h;
-    let x_max = (bins as u64 * width) as f64 / 1e9;
+    let x_max = span.max(1) as f64 / 1e9;
     svg((WIDTH, height), |root| {
         let (top_area, bottom) = root.split_vertically(height - legend_h);
         let mut chart = ChartBuilder::on(&top_area)
@@ -469,8 +482,39 @@ pub fn rates(s: &Session) -> Result<String, String> {
     })
 }
 
+/// An axis label for `ns` nanoseconds: `5 ms`, `1 s`, `2.5 µs`.
+fn axis_ns(ns: f64) -> String {
+    let (v, unit) = if ns >= 1e9 {
+        (ns / 1e9, "s")
+    } else if ns >= 1e6 {
+        (ns / 1e6, "ms")
+    } else if ns >= 1e3 {
+        (ns / 1e3, "µs")
+    } else {
+        (ns, "ns")
+    };
+    let text = format!("{v:.1}");
+    format!(
+        "{} {unit}",
+        text.trim_end_matches('0').trim_end_matches('.')
+    )
+}
+
 /// A distinct colour for series `i`.
 fn colour_of(i: usize) -> RGBColor {
     let c = Palette99::pick(i).to_rgba();
     RGBColor(c.0, c.1, c.2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn axis_labels_take_the_largest_unit() {
+        assert_eq!(axis_ns(1e6), "1 ms");
+        assert_eq!(axis_ns(5e9), "5 s");
+        assert_eq!(axis_ns(2500.0), "2.5 µs");
+        assert_eq!(axis_ns(10.0), "10 ns");
+    }
 }
