@@ -188,24 +188,22 @@ fn bad_input_exits_2_naming_the_file_and_the_problem() {
     assert_eq!(code, 2);
     assert!(err.contains("missing: not a folder"), "{err}");
     let manifest = root.join("session_manifest.json");
-    std::fs::write(&manifest, "{\"feeds\": [").unwrap();
-    let (code, _, err) = report(&[&root]);
-    assert_eq!(code, 2);
-    assert!(err.contains("session_manifest.json: not JSON"), "{err}");
-    std::fs::write(&manifest, "{\"session_id\": \"x\"}").unwrap();
-    let (code, _, err) = report(&[&root]);
-    assert_eq!(code, 2);
-    assert!(
-        err.contains("session_manifest.json: no feeds list"),
-        "{err}"
-    );
-    std::fs::write(&manifest, "{\"feeds\": [{\"venue\": \"okx\"}]}").unwrap();
-    let (code, _, err) = report(&[&root]);
-    assert_eq!(code, 2);
-    assert!(
-        err.contains("session_manifest.json: feed 1 has no name"),
-        "{err}"
-    );
+    for (text, problem) in [
+        ("{\"feeds\": [", "session_manifest.json: not JSON"),
+        (
+            "{\"session_id\": \"x\"}",
+            "session_manifest.json: no feeds list",
+        ),
+        (
+            "{\"feeds\": [{\"venue\": \"okx\"}]}",
+            "session_manifest.json: feed 1 has no name",
+        ),
+    ] {
+        std::fs::write(&manifest, text).unwrap();
+        let (code, _, err) = report(&[&root]);
+        assert_eq!(code, 2, "{text}: {err}");
+        assert!(err.contains(problem), "{text}: {err}");
+    }
     let _ = std::fs::remove_dir_all(&root);
 }
 
