@@ -1,4 +1,5 @@
-//! The `wsfeed` command line: `demo` (the main job) and `run --config FILE`.
+//! The `wsfeed` command line: `demo` (the main job), `run --config FILE`, `audit` and `report`
+//! of a capture session, and `check-host`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -3,7 +3,8 @@
 //! self-contained page and four SVG figures that name every feed and every gap the manifest
 //! records. Bad input (a folder that is not a session, a damaged manifest) exits 2 naming the
 //! file; a manifest from before the timeline and latency were recorded still gets a report
-//! whose figures say so. Every wait has a deadline.
+//! whose figures say so. Every wait has a deadline. `WSFEED_KEEP_REPORT=1` keeps the first
+//! test's session and report (its path printed) to look at.
 
 mod util;
 
@@ -172,7 +173,12 @@ fn a_session_with_faults_gets_a_page_and_figures_naming_every_feed_and_gap() {
     for name in FIGURES.iter().chain(&["report.html"]) {
         assert!(session.join(name).exists(), "{name} in the session folder");
     }
-    let _ = std::fs::remove_dir_all(&root);
+    // WSFEED_KEEP_REPORT=1 keeps the session and its report to look at.
+    if std::env::var_os("WSFEED_KEEP_REPORT").is_some() {
+        eprintln!("kept: {}", session.join("report.html").display());
+    } else {
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }
 
 #[test]

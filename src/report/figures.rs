@@ -193,11 +193,13 @@ pub fn timeline(s: &Session) -> Result<String, String> {
                 bars: Vec::new(),
             }),
         }
-        // A gap is at least 0.3 % of the span wide, so a sequence jump (an instant) shows.
-        let min_w = span * 0.003;
-        let bars = f
-            .gaps
-            .iter()
+        // A gap is at least 0.4 % of the span wide, so a sequence jump (an instant) shows; jumps
+        // are drawn after the outages, on top of one they fall in.
+        let min_w = span * 0.004;
+        let mut gaps: Vec<_> = f.gaps.iter().collect();
+        gaps.sort_by_key(|g| !g.is_outage());
+        let bars = gaps
+            .into_iter()
             .map(|g| {
                 let colour = categories
                     .iter()
