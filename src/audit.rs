@@ -139,14 +139,8 @@ impl fmt::Display for Audit {
 
 /// Audits the session folder `dir` (the one holding `session_manifest.json`).
 pub fn audit(dir: &Path) -> Result<Audit, String> {
-    let path = dir.join("session_manifest.json");
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let manifest: Value =
-        serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", path.display()))?;
-    let feeds = manifest["feeds"]
-        .as_array()
-        .ok_or_else(|| format!("{}: no feeds list", path.display()))?;
+    let manifest = crate::capture::read_manifest(dir)?;
+    let feeds = manifest["feeds"].as_array().into_iter().flatten();
     let mut out = Audit::default();
     for feed in feeds {
         let name = feed["name"].as_str().unwrap_or_default();
@@ -158,13 +152,7 @@ pub fn audit(dir: &Path) -> Result<Audit, String> {
             let def = venue
                 .parse_stream(stream)
                 .map_err(|e| format!("feed '{name}': {e}"))?;
-            let folder = dir.join(venue_name).join(&def.symbol);
-            let shared = folder.join(format!("{}.{name}.jsonl", def.channel_name()));
-            let file = if shared.exists() {
-                shared
-            } else {
-                folder.join(format!("{}.jsonl", def.channel_name()))
-            };
+            let file = crate::capture::stream_file(dir, venue_name, name, &def);
             let reported = merge(
                 feed["connection_gaps"]
                     .as_array()

@@ -13,23 +13,27 @@
 //! capture holds exactly what the strategy was given. Files are flushed at least every
 //! [`FLUSH_EVERY`], synced on close; the manifest is rewritten every [`MANIFEST_EVERY`] and at
 //! the end, marked `"complete": true` only then.
+//!
+//! Reading a session back ([`read_manifest`], [`stream_file`]) is here too, beside the writing:
+//! `wsfeed audit` and `wsfeed report` both read sessions this way.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
+use hdrhistogram::Histogram;
 use log::{error, info, warn};
 use serde_json::{json, Value};
 use tungstenite::Utf8Bytes;
 
 use crate::clock;
-use crate::metrics::{FeedStats, GapCause, GapRecord};
+use crate::metrics::{spectrum, FeedStats, GapCause, GapRecord, StateChange};
 use crate::tick::FeedId;
 use crate::venue::StreamDef;
 
@@ -37,6 +41,8 @@ use crate::venue::StreamDef;
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// The manifest is rewritten this often while the session runs.
 pub const MANIFEST_EVERY: Duration = Duration::from_secs(2);
+/// The manifest's file name in a session folder.
+pub const MANIFEST: &str = "session_manifest.json";
 /// Messages the capture channel holds before a feed waits for the disk.
 pub const CHANNEL_CAPACITY: usize = 65_536;
 
@@ -94,11 +100,13 @@ pub struct Capture {
 impl Capture {
     /// Creates the session folder under `root` and starts the thread. Feeds get clones of the
     /// returned sender; the capture ends (flushes, syncs, writes the final manifest) when the
-    /// last clone is dropped and [`Capture::finish`] is called.
+    /// last clone is dropped and [`Capture::finish`] is called. `latency` is the strategy's
+    /// tick latency (ns), whose percentile spectrum goes into the manifest.
     pub fn start(
         root: &Path,
         feeds: Vec<CaptureFeed>,
         config: Value,
+        latency: Arc<Mutex<Histogram<u64>>>,
     ) -> io::Result<(Capture, Sender<CaptureMsg>)> {
         let started = clock::unix_ns();
         let (dir, session_id) = create_session_dir(root, started)?;
@@ -110,6 +118,7 @@ impl Capture {
             started,
             config,
             feeds,
+            latency,
             paths,
             files: HashMap::new(),
             totals: CaptureTotals {
@@ -218,6 +227,7 @@ struct Writer {
     started: u64,
     config: Value,
     feeds: Vec<CaptureFeed>,
+    latency: Arc<Mutex<Histogram<u64>>>,
     paths: Vec<Vec<PathBuf>>,
     files: HashMap<(FeedId, u16), BufWriter<File>>,
     totals: CaptureTotals,
@@ -337,8 +347,8 @@ impl Writer {
     /// Writes the manifest to a temporary file and renames it over the old one.
     fn write_manifest(&mut self, ended: Option<u64>) {
         let manifest = self.manifest(ended);
-        let path = self.dir.join("session_manifest.json");
-        let tmp = self.dir.join("session_manifest.json.tmp");
+        let path = self.dir.join(MANIFEST);
+        let tmp = self.dir.join(format!("{MANIFEST}.tmp"));
         let result = serde_json::to_vec_pretty(&manifest)
             .map_err(io::Error::other)
             .and_then(|bytes| {
@@ -355,6 +365,11 @@ impl Writer {
     }
 
     fn manifest(&self, ended: Option<u64>) -> Value {
+        let latency = self
+            .latency
+            .lock()
+            .map(|h| (h.len(), spectrum(&h)))
+            .unwrap_or_default();
         json!({
             "session_id": self.session_id,
             "wsfeed_version": env!("CARGO_PKG_VERSION"),
@@ -369,6 +384,10 @@ impl Writer {
                 "bytes": self.totals.bytes,
                 "files": self.files.len(),
                 "errors": self.totals.errors,
+            },
+            "tick_latency_ns": {
+                "count": latency.0,
+                "percentiles": latency.1.iter().map(|(q, v)| json!({"q": q, "ns": v})).collect::<Vec<_>>(),
             },
             "feeds": self.feeds.iter().map(feed_manifest).collect::<Vec<_>>(),
         })
@@ -400,6 +419,11 @@ fn feed_manifest(f: &CaptureFeed) -> Value {
             })
         })
         .collect();
+    let states: Vec<Value> = s
+        .state_changes
+        .lock()
+        .map(|c| c.iter().map(state_manifest).collect())
+        .unwrap_or_default();
     json!({
         "name": s.name,
         "venue": f.venue,
@@ -428,8 +452,58 @@ fn feed_manifest(f: &CaptureFeed) -> Value {
         "crossed_quotes": n(&s.crossed_quotes),
         "capture_waits": n(&s.capture_waits),
         "connections": connections,
+        "connection_states": states,
+        "connection_states_dropped": n(&s.state_changes_dropped),
         "connection_gaps": gaps,
     })
+}
+
+fn state_manifest(c: &StateChange) -> Value {
+    json!({
+        "at_ns": c.at_unix_ns,
+        "role": c.role.name(),
+        "state": c.state.map_or("closed", |s| s.name()),
+        "conn": c.conn,
+    })
+}
+
+/// Reads a session folder's manifest: an error names the file and what is wrong with it (a
+/// folder with no manifest is not a session folder; a manifest must be a JSON object with a
+/// `feeds` list).
+pub fn read_manifest(dir: &Path) -> Result<Value, String> {
+    if !dir.is_dir() {
+        return Err(format!("{}: not a folder", dir.display()));
+    }
+    let path = dir.join(MANIFEST);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(format!(
+                "{}: not a session folder (no {MANIFEST}; a session is DIR/<session_id>)",
+                dir.display()
+            ))
+        }
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let manifest: Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", path.display()))?;
+    if !manifest["feeds"].is_array() {
+        return Err(format!("{}: no feeds list", path.display()));
+    }
+    Ok(manifest)
+}
+
+/// The JSONL file of `def` of feed `feed` on venue `venue` in session `dir`: the one named
+/// after the feed when two feeds carried the stream, else the plain one (which may not exist:
+/// a stream that never delivered has no file).
+pub fn stream_file(dir: &Path, venue: &str, feed: &str, def: &StreamDef) -> PathBuf {
+    let folder = dir.join(venue).join(&def.symbol);
+    let shared = folder.join(format!("{}.{feed}.jsonl", def.channel_name()));
+    if shared.exists() {
+        shared
+    } else {
+        folder.join(format!("{}.jsonl", def.channel_name()))
+    }
 }
 
 fn gap_manifest(g: &GapRecord, streams: &[String]) -> Value {

@@ -1,4 +1,5 @@
-//! The `wsfeed` command line: `demo` (the main job) and `run --config FILE`.
+//! The `wsfeed` command line: `demo` (the main job), `run --config FILE`, `audit` and `report`
+//! of a capture session, and `check-host`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -49,6 +50,22 @@ enum Command {
     Audit {
         /// The session folder, DIR/<session_id>
         session_dir: PathBuf,
+    },
+    /// Write a capture session's report: one HTML page with its figures inline, and the figures
+    /// as SVG files
+    ///
+    /// Figures: each feed's connections with their states and every gap coloured by cause
+    /// (timeline.svg), reconnect-time and gap-duration distributions against the 5 s target
+    /// (reconnects.svg), the tick-latency percentile spectrum (latency.svg), message rates per
+    /// stream (rates.svg). Writes report.html and the figures into the session folder (or
+    /// --out DIR) and prints a text summary. A folder that is not a session, or a damaged
+    /// manifest, exits 2.
+    Report {
+        /// The session folder, DIR/<session_id>
+        session_dir: PathBuf,
+        /// Write the page and the figures here instead (created when missing)
+        #[arg(long, value_name = "DIR", value_parser = clap::builder::NonEmptyStringValueParser::new().map(PathBuf::from))]
+        out: Option<PathBuf>,
     },
     /// Whether this host fits a config's pinning and spinning (exit 1 when it does not)
     ///
@@ -164,6 +181,9 @@ fn main() -> ExitCode {
         Command::Audit { session_dir } => {
             verdict(wsfeed::audit::audit(&session_dir).map(|r| (r.ok(), r.to_string())))
         }
+        Command::Report { session_dir, out } => verdict(
+            wsfeed::report::write(&session_dir, out.as_deref()).map(|r| (true, r.to_string())),
+        ),
         Command::Run(args) => {
             let mut config = match Config::load(&args.config) {
                 Ok(c) => c,
@@ -425,6 +445,12 @@ mod demo_cmd {
             mib(rss_max),
             rss_series.join(", ")
         );
+        if let Some(capture) = &summary.capture {
+            match wsfeed::report::write(&capture.dir, None) {
+                Ok(r) => println!("report: {}", r.page.display()),
+                Err(e) => eprintln!("error: cannot write the session's report: {e}"),
+            }
+        }
         if summary.failed {
             ExitCode::FAILURE
         } else {
@@ -484,6 +510,17 @@ mod tests {
         };
         assert_eq!((r.config, r.seconds), (PathBuf::from("x.toml"), Some(3)));
         assert!(matches!(parse("audit some/dir"), Ok(Command::Audit { .. })));
+        let Ok(Command::Report { session_dir, out }) = parse("report s/d --out o") else {
+            panic!("report")
+        };
+        assert_eq!(
+            (session_dir, out),
+            (PathBuf::from("s/d"), Some(PathBuf::from("o")))
+        );
+        assert!(matches!(
+            parse("report s/d"),
+            Ok(Command::Report { out: None, .. })
+        ));
         assert!(matches!(
             parse("check-host --config x.toml"),
             Ok(Command::CheckHost { .. })
@@ -499,6 +536,8 @@ mod tests {
             ("demo --faults", "a value is required"),
             ("audit", "<SESSION_DIR>"),
             ("audit a b", "unexpected argument 'b'"),
+            ("report", "<SESSION_DIR>"),
+            ("report a --out", "a value is required"),
             ("demo --faults wild", "invalid value 'wild'"),
             ("demo --faults heavy --no-faults", "cannot be used with"),
             ("run --config x --capture", "a value is required"),

@@ -150,6 +150,9 @@ pub enum SlotRole {
 }
 
 impl SlotRole {
+    /// Every role, in the order of their numbers.
+    pub const ALL: [SlotRole; 3] = [SlotRole::Primary, SlotRole::Standby, SlotRole::Replacement];
+
     fn from_u8(v: u8) -> SlotRole {
         match v {
             1 => SlotRole::Standby,
@@ -167,6 +170,26 @@ impl SlotRole {
         }
     }
 }
+
+/// A change of what a feed's connections of one role are doing: the session manifest's
+/// `connection_states`, from which `wsfeed report` draws each connection's timeline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateChange {
+    /// Unix ns of the change.
+    pub at_unix_ns: u64,
+    /// The role whose state changed.
+    pub role: SlotRole,
+    /// The new state; `None` when no slot has this role any more (a rotation ended, a standby
+    /// was given up).
+    pub state: Option<FeedState>,
+    /// The connection number the slot had then (the previous one while it reconnects; 0 before
+    /// the first connection opened).
+    pub conn: u32,
+}
+
+/// Most state changes a feed keeps for the manifest (16 bytes each); later ones are counted in
+/// [`FeedStats::state_changes_dropped`], not kept.
+pub const MAX_STATE_CHANGES: usize = 20_000;
 
 /// Live view of one connection slot (a feed has one, or two with a standby or mid-rotation).
 #[derive(Debug)]
@@ -333,6 +356,10 @@ pub struct FeedStats {
     pub gaps: Mutex<Vec<GapRecord>>,
     /// The error that failed the feed, if it failed.
     pub failure: Mutex<Option<String>>,
+    /// Each role's state changes, in order (at most [`MAX_STATE_CHANGES`]).
+    pub state_changes: Mutex<Vec<StateChange>>,
+    /// State changes past [`MAX_STATE_CHANGES`], not kept.
+    pub state_changes_dropped: AtomicU64,
 }
 
 impl FeedStats {
@@ -375,6 +402,8 @@ impl FeedStats {
             histograms: Mutex::new(ReconnectHistograms::default()),
             gaps: Mutex::new(Vec::new()),
             failure: Mutex::new(None),
+            state_changes: Mutex::new(Vec::new()),
+            state_changes_dropped: AtomicU64::new(0),
         }
     }
 
@@ -411,6 +440,19 @@ impl FeedStats {
     /// Slots in use.
     pub fn slot_count(&self) -> usize {
         usize::from(self.slot_count.load(Relaxed))
+    }
+
+    /// Records a change of a role's state (cold: on a change only).
+    pub fn record_state_change(&self, change: StateChange) {
+        let mut list = self
+            .state_changes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if list.len() < MAX_STATE_CHANGES {
+            list.push(change);
+        } else {
+            FeedStats::bump(&self.state_changes_dropped);
+        }
     }
 
     /// Records how long a lost connection had been silent when the loss was detected.
@@ -487,6 +529,33 @@ pub fn percentiles(h: &Histogram<u64>, unit_ns: u64) -> String {
     )
 }
 
+/// The quantiles of a percentile spectrum: 0, then towards 1 in steps of "nines" (p50, p75,
+/// p90, p95, p99, …, p99.999), then 1 (the maximum).
+pub const SPECTRUM_QUANTILES: [f64; 14] = [
+    0.0, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9995, 0.9999, 0.99995, 0.99999, 1.0,
+];
+
+/// A histogram's percentile spectrum: `(quantile, value)` at each of [`SPECTRUM_QUANTILES`]
+/// (the value in the histogram's unit; the last is its maximum). Empty for an empty histogram.
+pub fn spectrum(h: &Histogram<u64>) -> Vec<(f64, u64)> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    SPECTRUM_QUANTILES
+        .iter()
+        .map(|&q| {
+            let v = if q >= 1.0 {
+                h.max()
+            } else if q <= 0.0 {
+                h.min()
+            } else {
+                h.value_at_quantile(q)
+            };
+            (q, v)
+        })
+        .collect()
+}
+
 /// Human-readable duration of `ns` nanoseconds.
 pub fn fmt_ns(ns: u64) -> String {
     if ns < 10_000 {
@@ -505,4 +574,44 @@ pub fn resident_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     Some(pages * 4096)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spectrum_runs_from_the_minimum_through_the_nines_to_the_maximum() {
+        assert!(spectrum(&nanos_histogram()).is_empty());
+        let mut h = nanos_histogram();
+        for v in 1..=10_000u64 {
+            h.record(v * 100).unwrap();
+        }
+        let s = spectrum(&h);
+        assert_eq!(s.len(), SPECTRUM_QUANTILES.len());
+        assert_eq!(s[0], (0.0, 100));
+        assert_eq!(s.last().copied(), Some((1.0, h.max())));
+        let p50 = s.iter().find(|(q, _)| *q == 0.5).unwrap().1;
+        assert!((499_000..=501_000).contains(&p50), "{p50}");
+        assert!(
+            s.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1),
+            "{s:?}"
+        );
+    }
+
+    #[test]
+    fn state_changes_are_kept_up_to_their_bound_and_counted_past_it() {
+        let stats = FeedStats::new("f".into(), "wss://x".into());
+        let change = StateChange {
+            at_unix_ns: 1,
+            role: SlotRole::Primary,
+            state: Some(FeedState::Streaming),
+            conn: 1,
+        };
+        for _ in 0..MAX_STATE_CHANGES + 3 {
+            stats.record_state_change(change);
+        }
+        assert_eq!(stats.state_changes.lock().unwrap().len(), MAX_STATE_CHANGES);
+        assert_eq!(stats.state_changes_dropped.load(Relaxed), 3);
+    }
 }

@@ -1,7 +1,7 @@
 //! The `wsfeed` binary as a person runs it: `--version`, help per subcommand, `--seconds=N`
 //! forms, exit code 2 for bad arguments and configs (a capture folder that cannot be made
-//! included), the demo's fault schedule in words, status lines within 120 columns, and
-//! `status_interval_ms = 0` turning them off. Every run has a deadline and is killed past it.
+//! included), the demo's fault schedule in words and its report's path, status lines within
+//! 120 columns, and `status_interval_ms = 0` turning them off. Every run has a deadline and is killed past it.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -105,6 +105,15 @@ fn version_and_help_per_subcommand() {
         assert!(out.stdout.contains("--metrics <ADDR>"), "{}", out.stdout);
         assert!(!out.stdout.contains("--faults"), "run's help only");
     }
+    let out = wsfeed(&["help", "report"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains("Usage: wsfeed report [OPTIONS] <SESSION_DIR>"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("--out <DIR>"), "{}", out.stdout);
     let out = wsfeed(&["help", "demo"]);
     for flag in [
         "--seconds",
@@ -119,7 +128,7 @@ fn version_and_help_per_subcommand() {
     // No command: the overview, and the exit code of a usage error.
     let out = wsfeed(&[]);
     assert_eq!(out.code, Some(2));
-    for cmd in ["demo", "run", "audit", "help"] {
+    for cmd in ["demo", "run", "audit", "report", "help"] {
         assert!(out.stderr.contains(cmd), "{cmd}: {}", out.stderr);
     }
 }
@@ -207,9 +216,28 @@ fn status_lines_fit_120_columns_and_interval_zero_turns_them_off() {
 }
 
 #[test]
-fn the_demo_prints_its_fault_schedule_in_words() {
-    let out = wsfeed(&["demo", "--seconds=3"]);
+fn the_demo_prints_its_fault_schedule_in_words_and_its_reports_path() {
+    let capture = std::env::temp_dir().join(format!("wsfeed-cli-demo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&capture);
+    let out = wsfeed(&[
+        "demo",
+        "--seconds=3",
+        "--capture",
+        capture.to_str().unwrap(),
+    ]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
+    // With capture on, the last line names the session's report, which exists.
+    let last = out.stdout.lines().last().unwrap_or_default();
+    let page = PathBuf::from(
+        last.strip_prefix("report: ")
+            .unwrap_or_else(|| panic!("{last}")),
+    );
+    assert!(
+        page.starts_with(&capture) && page.ends_with("report.html"),
+        "{last}"
+    );
+    assert!(std::fs::read_to_string(&page).unwrap().contains("<svg"));
+    let _ = std::fs::remove_dir_all(&capture);
     let schedule: Vec<&str> = out
         .stdout
         .lines()

@@ -175,8 +175,9 @@ impl<S: Strategy> Engine<S> {
                         stats: st.clone(),
                     })
                     .collect();
-                let (capture, tx) = Capture::start(&c.dir, feeds, config.effective.clone())
-                    .map_err(|e| StartError(format!("capture: {e}")))?;
+                let (capture, tx) =
+                    Capture::start(&c.dir, feeds, config.effective.clone(), latency.clone())
+                        .map_err(|e| StartError(format!("capture: {e}")))?;
                 for p in &mut params {
                     p.capture = Some(tx.clone());
                 }

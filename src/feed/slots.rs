@@ -7,7 +7,7 @@ use std::time::Instant;
 use super::action::SessionId;
 use super::session::{Session, State};
 use crate::config::ReconnectConfig;
-use crate::metrics::{FeedState, FeedStats, SlotRole, MAX_SLOTS};
+use crate::metrics::{FeedState, FeedStats, SlotRole, StateChange, MAX_SLOTS};
 
 /// Connections of a feed that may be live at once (a third slot may hold one that failed).
 const LIVE_SLOTS: usize = 2;
@@ -18,6 +18,9 @@ pub(crate) struct Slots {
     list: Vec<Session>,
     next_id: u32,
     cfg: ReconnectConfig,
+    /// What was last published per role (indexed by `SlotRole as usize`): state and connection
+    /// number, `None` while no slot has that role. A change is recorded for the manifest.
+    published: [Option<(FeedState, u32)>; MAX_SLOTS],
 }
 
 impl Slots {
@@ -27,6 +30,7 @@ impl Slots {
             list: Vec::with_capacity(MAX_SLOTS),
             next_id: 0,
             cfg,
+            published: [None; MAX_SLOTS],
         }
     }
 
@@ -115,18 +119,49 @@ impl Slots {
         self.list.retain(|s| !matches!(s.state, State::Retired));
     }
 
-    /// Publishes each slot's role and state, and the feed's: the best of its slots.
-    pub(crate) fn publish(&self, stats: &FeedStats) {
+    /// Publishes each slot's role and state, and the feed's: the best of its slots. A role
+    /// whose state or connection changed since the last call gets a [`StateChange`] recorded
+    /// (cold: only on a change).
+    pub(crate) fn publish(&mut self, stats: &FeedStats) {
         let mut best: Option<FeedState> = None;
+        let mut now: [Option<(FeedState, u32)>; MAX_SLOTS] = [None; MAX_SLOTS];
         for (i, s) in self.list.iter().enumerate() {
             let state = s.feed_state();
             stats.set_slot(i, s.role, state, s.conn_no);
             if best.is_none_or(|b| rank(state) > rank(b)) {
                 best = Some(state);
             }
+            // Two slots of one role (one failed for good beside a live one): the better one.
+            let lane = &mut now[s.role as usize];
+            if lane.is_none_or(|(b, _)| rank(state) > rank(b)) {
+                *lane = Some((state, s.conn_no));
+            }
         }
         stats.set_slot_count(self.list.len());
         stats.set_state(best.unwrap_or(FeedState::Failed));
+        if now != self.published {
+            record_changes(stats, &self.published, &now);
+            self.published = now;
+        }
+    }
+}
+
+#[cold]
+fn record_changes(
+    stats: &FeedStats,
+    before: &[Option<(FeedState, u32)>; MAX_SLOTS],
+    after: &[Option<(FeedState, u32)>; MAX_SLOTS],
+) {
+    let at_unix_ns = crate::clock::unix_ns();
+    for (role, (b, a)) in SlotRole::ALL.into_iter().zip(before.iter().zip(after)) {
+        if b != a {
+            stats.record_state_change(StateChange {
+                at_unix_ns,
+                role,
+                state: a.map(|(s, _)| s),
+                conn: a.or(*b).map_or(0, |(_, c)| c),
+            });
+        }
     }
 }
 
