@@ -4,6 +4,7 @@
 
 pub mod binance;
 pub mod bybit;
+mod depth;
 pub mod okx;
 
 use std::fmt;
@@ -617,3 +618,6 @@ pub(crate) fn emit_depth(
     emit(seq, e_time, TickData::Depth(chunk));
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

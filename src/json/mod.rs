@@ -12,6 +12,10 @@
 
 use std::fmt;
 
+mod reader;
+
+pub use reader::{Reader, Scope};
+
 /// Where and why a message failed to scan.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct JsonError {
@@ -88,6 +92,7 @@ impl<'a> Value<'a> {
     }
 }
 
+#[derive(Clone, Copy)]
 struct Cursor<'a> {
     src: &'a str,
     pos: usize,
