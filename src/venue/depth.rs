@@ -47,6 +47,13 @@ impl<'a> Side<'a> {
         }
     }
 
+    /// Back to absent.
+    #[inline(always)]
+    pub(crate) fn clear(&mut self) {
+        self.n = 0;
+        self.state = State::Absent;
+    }
+
     /// Reads the side's value in place (replacing what an earlier field of the same name
     /// held). A value that is not an array of levels is skipped as the old readers skipped it
     /// and refuses the event later; malformed JSON is an error now.
@@ -106,6 +113,52 @@ fn read_levels(r: &mut Reader<'_>, f: &mut impl FnMut(Level, [u8; 2])) -> Result
         f(Level { price, qty }, [p_dp, q_dp]);
     }
     Ok(())
+}
+
+/// The first level of a side, read in place: (price, size), or (NaN, 0) when the side is
+/// empty or not an array of levels, as the slice-then-scan `first_level` gave it. A side that
+/// it refused is skipped as the old readers skipped it, and is the inner error.
+pub(crate) fn first_level(r: &mut Reader<'_>) -> Result<Result<(f64, f64), ParseError>, JsonError> {
+    let start = *r;
+    match first_level_in_place(r) {
+        Ok(level) => Ok(Ok(level)),
+        Err(e) => {
+            *r = start;
+            r.skip()?;
+            Ok(Err(e))
+        }
+    }
+}
+
+fn first_level_in_place(r: &mut Reader<'_>) -> Result<(f64, f64), ParseError> {
+    const NONE: (f64, f64) = (f64::NAN, 0.0);
+    if r.peek() != Some(b'[') {
+        r.skip()?;
+        return Ok(NONE);
+    }
+    let mut levels = r.array()?;
+    if !r.element(&mut levels)? {
+        return Ok(NONE);
+    }
+    let (mut price, mut size) = (None, None);
+    if r.peek() == Some(b'[') {
+        let mut level = r.array()?;
+        if r.element(&mut level)? {
+            price = r.decimal()?;
+            if r.element(&mut level)? {
+                size = r.decimal()?;
+                if r.element(&mut level)? {
+                    r.skip_rest(level)?;
+                }
+            }
+        }
+    } else {
+        r.skip()?;
+    }
+    if r.element(&mut levels)? {
+        r.skip_rest(levels)?;
+    }
+    Ok((price.unwrap_or(f64::NAN), size.unwrap_or(0.0)))
 }
 
 /// Fills chunks level by level and emits each full one, as `emit_depth` did.
