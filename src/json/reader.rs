@@ -231,6 +231,29 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Skips the value that comes next as [`super::Object::skip`] does: a run of digits ends
+    /// the number unless `.`, `e` or `E` follows (what replaces an `Object::key` loop keeps
+    /// its acceptance).
+    #[inline]
+    pub fn skip_strict(&mut self) -> Result<(), JsonError> {
+        if let Some(b'0'..=b'9') = self.cur.peek() {
+            let mut i = self.cur.pos;
+            digits(self.cur.bytes(), &mut i, 0);
+            if !matches!(self.cur.bytes().get(i), Some(b'.' | b'e' | b'E')) {
+                self.cur.pos = i;
+                return Ok(());
+            }
+        }
+        self.skip()
+    }
+
+    /// An unsigned integer, bare or quoted, or an error for anything else, as
+    /// [`super::Object::uint`] reads it.
+    #[inline(always)]
+    pub fn uint_strict(&mut self) -> Result<u64, JsonError> {
+        self.cur.uint()
+    }
+
     /// Reads the next value whole, as the old readers did (a nested value only skipped).
     fn value(&mut self) -> Result<Option<Value<'a>>, JsonError> {
         if matches!(self.cur.peek(), Some(b'{' | b'[')) {
