@@ -42,8 +42,12 @@ fn new(pair: Pair, kind: StreamKind, text: &str) -> Option<String> {
     })
 }
 
-/// Both agree on `text`; returns whether they accepted it.
+/// Both agree on `text`; returns whether they accepted it. OKX's as-sent classifier, where
+/// it takes a frame, agrees with the general one.
 fn check(pair: Pair, kind: StreamKind, text: &str) -> bool {
+    if let (Pair::Okx, Some(fast)) = (pair, okx::data_as_sent(text)) {
+        assert_eq!(Ok(fast), okx::classify_general(text), "{text}");
+    }
     let (a, b) = (old(pair, kind, text), new(pair, kind, text));
     assert_eq!(a, b, "{pair:?} {kind:?} differ on:\n{text}");
     a.is_some()
@@ -301,6 +305,9 @@ fn documented_and_longer_messages_parse_the_same() {
         assert!(check(pair, kind, &text), "{pair:?} refused:\n{text}");
         let compact = crate::json::compact(&text);
         assert!(check(pair, kind, &compact), "{pair:?} refused:\n{compact}");
+        if let Pair::Okx = pair {
+            assert!(okx::data_as_sent(&compact).is_some(), "{compact}");
+        }
     }
 }
 
