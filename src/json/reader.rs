@@ -159,6 +159,28 @@ impl<'a> Reader<'a> {
     /// `s`'s kind of bracket only (what was left unread was never looked at by the old
     /// readers either).
     pub fn skip_rest(&mut self, s: Scope) -> Result<(), JsonError> {
+        if s.kind == 1 {
+            // The common rest, plain strings (OKX's two unused level values), in one search
+            // each; anything else goes on by counting brackets from where this stops.
+            let bytes = self.cur.bytes();
+            let mut i = self.cur.pos;
+            while bytes.get(i) == Some(&b'"') {
+                match super::quote_or_escape(bytes, i + 1) {
+                    Some(q) if bytes[q] == b'"' => i = q + 1,
+                    _ => break,
+                }
+                match bytes.get(i) {
+                    Some(b',') => i += 1,
+                    Some(b']') => {
+                        self.cur.pos = i + 1;
+                        self.leave(&s);
+                        return Ok(());
+                    }
+                    _ => break,
+                }
+            }
+            self.cur.pos = i;
+        }
         let (open, close) = if s.kind == 0 {
             (b'{', b'}')
         } else {

@@ -220,7 +220,9 @@ impl<'a> Payload<'a> {
     fn read(&mut self, r: &mut Reader<'a>) -> Result<(), ParseError> {
         match self {
             Payload::Book(book) => {
-                *book = BookData::new();
+                book.bids.clear();
+                book.asks.clear();
+                book.update_id = None;
                 if r.peek() != Some(b'{') {
                     return Err(ParseError::Field("data"));
                 }

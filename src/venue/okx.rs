@@ -265,11 +265,11 @@ impl<'a> Payload<'a> {
         snapshot: bool,
         emit: &mut impl FnMut(Seq, u64, TickData),
     ) -> Result<(), ParseError> {
-        match (self.items, &self.book, self.tick, self.start) {
+        match (self.items, &self.book, &self.tick, self.start) {
             (0, ..) => Ok(()),
             (1, Some(book), ..) => book.emit(snapshot, emit),
             (1, None, Some((seq, ts, tick)), _) => {
-                emit(seq, ts, tick);
+                emit(*seq, *ts, *tick);
                 Ok(())
             }
             (_, _, _, Some(mut r)) => read_items(&mut r, &mut |r| match self.book {
