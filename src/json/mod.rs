@@ -108,6 +108,7 @@ impl<'a> Cursor<'a> {
             expected,
         }
     }
+    #[inline(always)]
     fn skip_ws(&mut self) {
         while let Some(b) = self.bytes().get(self.pos) {
             if !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
@@ -116,10 +117,12 @@ impl<'a> Cursor<'a> {
             self.pos += 1;
         }
     }
+    #[inline(always)]
     fn peek(&mut self) -> Option<u8> {
         self.skip_ws();
         self.bytes().get(self.pos).copied()
     }
+    #[inline(always)]
     fn expect(&mut self, b: u8, what: &'static str) -> Result<(), JsonError> {
         if self.peek() == Some(b) {
             self.pos += 1;
@@ -310,6 +313,7 @@ impl<'a> Cursor<'a> {
         }
     }
     /// After an element: `,` continues (true), `close` ends (false).
+    #[inline(always)]
     fn next_or_close(&mut self, close: u8) -> Result<bool, JsonError> {
         match self.peek() {
             Some(b',') => {

@@ -62,6 +62,7 @@ impl<'a> Reader<'a> {
         self.cur.peek()
     }
 
+    #[inline(always)]
     fn enter(&mut self, open: u8, kind: u8, what: &'static str) -> Result<Scope, JsonError> {
         self.cur.expect(open, what)?;
         let inner = self.depth > 0;
@@ -76,6 +77,7 @@ impl<'a> Reader<'a> {
         })
     }
 
+    #[inline(always)]
     fn leave(&mut self, s: &Scope) {
         self.depth -= 1;
         if s.inner {

@@ -9,7 +9,8 @@
 
 use super::depth::{emit_sides, Side};
 use super::{
-    first_level, one_level, Frame, ParseError, Route, Seq, StreamDef, StreamKey, StreamKind, Venue,
+    first_level, one_level, until_quote, Frame, ParseError, Route, Seq, StreamDef, StreamKey,
+    StreamKind, Venue,
 };
 use crate::json::{Layout, Object, Reader, Value};
 use crate::tick::{DepthChunk, TickData};
@@ -66,6 +67,43 @@ pub fn subscribe_request<'a>(id: u64, streams: impl Iterator<Item = &'a str>) ->
 
 /// Splits a frame into data, an ack, an error, a pong or something unknown.
 pub fn classify(text: &str) -> Result<Frame<'_>, ParseError> {
+    if let Some(frame) = data_as_sent(text) {
+        return Ok(frame);
+    }
+    classify_general(text)
+}
+
+/// A data frame exactly as Bybit writes it, `{"topic":"…"`, then fields whose values are
+/// plain strings or integers (`type`, `ts`, `cs`), then `"data":`, is data of that topic: the
+/// general path below says the same once it reaches `data`. Anything else (other order,
+/// whitespace, escapes, other values) takes the general path.
+#[inline]
+pub(super) fn data_as_sent(text: &str) -> Option<Frame<'_>> {
+    let (topic, mut rest) = until_quote(text.strip_prefix(r#"{"topic":""#)?)?;
+    loop {
+        if rest.starts_with(r#","data":"#) {
+            return Some(Frame::Data {
+                stream: StreamKey::name(topic),
+                data: text,
+            });
+        }
+        let (key, after) = until_quote(rest.strip_prefix(",\"")?)?;
+        if key == "topic" || key == "data" {
+            return None;
+        }
+        let after = after.strip_prefix(':')?;
+        rest = match after.strip_prefix('"') {
+            Some(s) => until_quote(s)?.1,
+            None => {
+                let n = after.bytes().take_while(u8::is_ascii_digit).count();
+                (n > 0).then(|| &after[n..])?
+            }
+        };
+    }
+}
+
+/// [`classify`] of a frame not as Bybit writes its data.
+pub(super) fn classify_general(text: &str) -> Result<Frame<'_>, ParseError> {
     let mut obj = Object::new(text)?;
     let (mut topic, mut data) = (None, None);
     let (mut success, mut op, mut ret_msg, mut req_id) = (None, None, None, None);

@@ -10,7 +10,9 @@
 //! Streams are configured as `<channel>:<instId>`, e.g. `books:BTC-USDT-SWAP`.
 
 use super::depth::{emit_sides, first_level, Side};
-use super::{one_level, Frame, ParseError, Route, Seq, StreamDef, StreamKey, StreamKind};
+use super::{
+    one_level, until_quote, Frame, ParseError, Route, Seq, StreamDef, StreamKey, StreamKind,
+};
 use crate::json::{Layout, Object, Reader, Value};
 use crate::tick::{DepthChunk, TickData};
 
@@ -165,11 +167,6 @@ pub(super) fn classify_general(text: &str) -> Result<Frame<'_>, ParseError> {
 /// whitespace, escapes) takes the general path.
 #[inline]
 pub(super) fn data_as_sent(text: &str) -> Option<Frame<'_>> {
-    /// The text up to the next quote, which must not be escaped, and what follows the quote.
-    fn until_quote(s: &str) -> Option<(&str, &str)> {
-        let q = memchr::memchr2(b'"', b'\\', s.as_bytes())?;
-        (s.as_bytes()[q] == b'"').then(|| (&s[..q], &s[q + 1..]))
-    }
     let rest = text.strip_prefix(r#"{"arg":{"channel":""#)?;
     let (topic, rest) = until_quote(rest)?;
     let (inst, rest) = until_quote(rest.strip_prefix(r#","instId":""#)?)?;

@@ -48,6 +48,9 @@ fn check(pair: Pair, kind: StreamKind, text: &str) -> bool {
     if let (Pair::Okx, Some(fast)) = (pair, okx::data_as_sent(text)) {
         assert_eq!(Ok(fast), okx::classify_general(text), "{text}");
     }
+    if let (Pair::Bybit, Some(fast)) = (pair, bybit::data_as_sent(text)) {
+        assert_eq!(Ok(fast), bybit::classify_general(text), "{text}");
+    }
     let (a, b) = (old(pair, kind, text), new(pair, kind, text));
     assert_eq!(a, b, "{pair:?} {kind:?} differ on:\n{text}");
     a.is_some()
@@ -305,8 +308,10 @@ fn documented_and_longer_messages_parse_the_same() {
         assert!(check(pair, kind, &text), "{pair:?} refused:\n{text}");
         let compact = crate::json::compact(&text);
         assert!(check(pair, kind, &compact), "{pair:?} refused:\n{compact}");
-        if let Pair::Okx = pair {
-            assert!(okx::data_as_sent(&compact).is_some(), "{compact}");
+        match pair {
+            Pair::Okx => assert!(okx::data_as_sent(&compact).is_some(), "{compact}"),
+            Pair::Bybit => assert!(bybit::data_as_sent(&compact).is_some(), "{compact}"),
+            Pair::BinanceDepth => {}
         }
     }
 }
