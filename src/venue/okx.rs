@@ -232,7 +232,7 @@ pub fn parse_data(
 struct Payload<'a> {
     kind: StreamKind,
     book: Option<BookItem<'a>>,
-    tick: Option<(Seq, u64, TickData)>,
+    tick: Option<(Seq, u64, Small)>,
     items: usize,
     start: Option<Reader<'a>>,
 }
@@ -266,7 +266,7 @@ impl<'a> Payload<'a> {
             (0, ..) => Ok(()),
             (1, Some(book), ..) => book.emit(snapshot, emit),
             (1, None, Some((seq, ts, tick)), _) => {
-                emit(*seq, *ts, *tick);
+                emit(*seq, *ts, tick.tick());
                 Ok(())
             }
             (_, _, _, Some(mut r)) => read_items(&mut r, &mut |r| match self.book {
@@ -277,7 +277,7 @@ impl<'a> Payload<'a> {
                 }
                 None => {
                     let (seq, ts, tick) = tick_item(self.kind, r)?;
-                    emit(seq, ts, tick);
+                    emit(seq, ts, tick.tick());
                     Ok(())
                 }
             }),
@@ -371,8 +371,55 @@ impl<'a> BookItem<'a> {
     }
 }
 
+/// An item's tick, kept small until emitted (a [`TickData`] is the size of a depth chunk, and
+/// moves as one).
+#[derive(Clone, Copy)]
+enum Small {
+    Quote((f64, f64), (f64, f64)),
+    Trade {
+        price: f64,
+        qty: f64,
+        buyer_is_maker: bool,
+    },
+    Mark {
+        mark: f64,
+        index: f64,
+        funding_rate: f64,
+        next_funding_ms: u64,
+    },
+}
+
+impl Small {
+    #[inline(always)]
+    fn tick(self) -> TickData {
+        match self {
+            Small::Quote(bid, ask) => TickData::quote(bid, ask),
+            Small::Trade {
+                price,
+                qty,
+                buyer_is_maker,
+            } => TickData::Trade {
+                price,
+                qty,
+                buyer_is_maker,
+            },
+            Small::Mark {
+                mark,
+                index,
+                funding_rate,
+                next_funding_ms,
+            } => TickData::Mark {
+                mark,
+                index,
+                funding_rate,
+                next_funding_ms,
+            },
+        }
+    }
+}
+
 /// One item of the kinds with a tick an item.
-fn tick_item(kind: StreamKind, r: &mut Reader<'_>) -> Result<(Seq, u64, TickData), ParseError> {
+fn tick_item(kind: StreamKind, r: &mut Reader<'_>) -> Result<(Seq, u64, Small), ParseError> {
     match kind {
         StreamKind::BookTicker => bbo(r),
         StreamKind::AggTrade => trade(r),
@@ -403,7 +450,7 @@ pub(super) fn bbo_as_sent(frame: &str) -> Option<(Seq, u64, TickData)> {
 }
 
 /// `bbo-tbt`: `{"asks":[[px,sz,"0",n]],"bids":[…],"ts","seqId"}`.
-fn bbo(r: &mut Reader<'_>) -> Result<(Seq, u64, TickData), ParseError> {
+fn bbo(r: &mut Reader<'_>) -> Result<(Seq, u64, Small), ParseError> {
     let mut obj = r.object()?;
     let (mut asks, mut bids, mut ts, mut seq_id) = (None, None, 0, None);
     while let Some(key) = r.key(&mut obj)? {
@@ -416,7 +463,7 @@ fn bbo(r: &mut Reader<'_>) -> Result<(Seq, u64, TickData), ParseError> {
         }
     }
     let none = Ok((f64::NAN, 0.0));
-    let quote = TickData::quote(bids.unwrap_or(none)?, asks.unwrap_or(none)?);
+    let quote = Small::Quote(bids.unwrap_or(none)?, asks.unwrap_or(none)?);
     let seq = Seq {
         id: seq_id.unwrap_or(ts),
         prev: None,
@@ -425,7 +472,7 @@ fn bbo(r: &mut Reader<'_>) -> Result<(Seq, u64, TickData), ParseError> {
 }
 
 /// `trades`: `{"instId","tradeId","px","sz","side","ts","count"}`.
-fn trade(r: &mut Reader<'_>) -> Result<(Seq, u64, TickData), ParseError> {
+fn trade(r: &mut Reader<'_>) -> Result<(Seq, u64, Small), ParseError> {
     let mut obj = r.object()?;
     let (mut id, mut px, mut sz, mut side, mut ts) = (None, None, None, None, 0);
     while let Some(key) = r.key(&mut obj)? {
@@ -443,7 +490,7 @@ fn trade(r: &mut Reader<'_>) -> Result<(Seq, u64, TickData), ParseError> {
         id: id.ok_or(ParseError::Field("tradeId"))?,
         prev: None,
     };
-    let tick = TickData::Trade {
+    let tick = Small::Trade {
         price: px.ok_or(ParseError::Field("px"))?,
         qty: sz.ok_or(ParseError::Field("sz"))?,
         // `side` is the taker's: a taker sell hits a resting buyer.
@@ -453,7 +500,7 @@ fn trade(r: &mut Reader<'_>) -> Result<(Seq, u64, TickData), ParseError> {
 }
 
 /// `funding-rate`: `{"fundingRate","fundingTime","nextFundingTime","ts",…}`.
-fn funding(r: &mut Reader<'_>) -> Result<(Seq, u64, TickData), ParseError> {
+fn funding(r: &mut Reader<'_>) -> Result<(Seq, u64, Small), ParseError> {
     let mut obj = r.object()?;
     let (mut rate, mut time, mut ts) = (None, None, 0);
     while let Some(key) = r.key(&mut obj)? {
@@ -464,7 +511,7 @@ fn funding(r: &mut Reader<'_>) -> Result<(Seq, u64, TickData), ParseError> {
             _ => r.skip()?,
         }
     }
-    let tick = TickData::Mark {
+    let tick = Small::Mark {
         mark: f64::NAN,
         index: f64::NAN,
         funding_rate: rate.ok_or(ParseError::Field("fundingRate"))?,
@@ -474,7 +521,7 @@ fn funding(r: &mut Reader<'_>) -> Result<(Seq, u64, TickData), ParseError> {
 }
 
 /// `mark-price`: `{"instType","instId","markPx","ts"}`.
-fn mark(r: &mut Reader<'_>) -> Result<(Seq, u64, TickData), ParseError> {
+fn mark(r: &mut Reader<'_>) -> Result<(Seq, u64, Small), ParseError> {
     let mut obj = r.object()?;
     let (mut px, mut ts) = (None, None);
     while let Some(key) = r.key(&mut obj)? {
@@ -485,7 +532,7 @@ fn mark(r: &mut Reader<'_>) -> Result<(Seq, u64, TickData), ParseError> {
         }
     }
     let ts = ts.ok_or(ParseError::Field("ts"))?;
-    let tick = TickData::Mark {
+    let tick = Small::Mark {
         mark: px.ok_or(ParseError::Field("markPx"))?,
         index: f64::NAN,
         funding_rate: f64::NAN,
