@@ -298,41 +298,10 @@ impl<'a> Reader<'a> {
     /// checksums need it; `Ok(None)` for a value of another kind, which is skipped.
     #[inline(always)]
     pub fn decimal_dp(&mut self) -> Result<Option<(f64, u8)>, JsonError> {
-        let bytes = self.cur.bytes();
         let quoted = self.cur.peek() == Some(b'"');
-        let start = self.cur.pos + usize::from(quoted);
-        let neg = bytes.get(start) == Some(&b'-');
-        let mut i = start + usize::from(neg);
-        let int_start = i;
-        let mut mantissa = digits(bytes, &mut i, 0);
-        let mut n_digits = i - int_start;
-        let mut frac = 0;
-        if bytes.get(i) == Some(&b'.') {
-            i += 1;
-            let frac_start = i;
-            mantissa = digits(bytes, &mut i, mantissa);
-            frac = i - frac_start;
-            n_digits += frac;
-        }
-        let ends = if quoted {
-            bytes.get(i) == Some(&b'"')
-        } else {
-            !is_number_byte(bytes.get(i))
-        };
-        // A bare number starts as the old readers required: `-` or a digit.
-        let starts = quoted || matches!(bytes.get(start), Some(b'-' | b'0'..=b'9'));
-        if ends
-            && starts
-            && n_digits > 0
-            && n_digits <= 19
-            && mantissa < (1 << 53)
-            && frac < POW10.len()
-        {
-            // Both exact in f64, so one correctly rounded division (Clinger's fast path),
-            // exactly what `parse_decimal` gives for the same text.
-            let v = mantissa as f64 / POW10[frac];
-            self.cur.pos = i + usize::from(quoted);
-            return Ok(Some((if neg { -v } else { v }, frac.min(18) as u8)));
+        if let Some((v, dp, end)) = simple_decimal(self.cur.bytes(), self.cur.pos, quoted) {
+            self.cur.pos = end;
+            return Ok(Some((v, dp)));
         }
         Ok(match self.value()? {
             Some(Value::Str(s) | Value::Num(s)) => parse_decimal(s).map(|v| {
@@ -341,6 +310,38 @@ impl<'a> Reader<'a> {
             }),
             _ => None,
         })
+    }
+
+    /// A level exactly as venues write it, `["price","size"]` or with more plain strings after
+    /// the size (OKX), price and size simple decimals: both with their digits after the point,
+    /// read in one go. `None` leaves the reader where it was, for the general steps (which read
+    /// the same from such text).
+    #[inline(always)]
+    pub fn level_as_sent(&mut self) -> Option<((f64, u8), (f64, u8))> {
+        let bytes = self.cur.bytes();
+        let at = self.cur.pos;
+        if bytes.get(at) != Some(&b'[') {
+            return None;
+        }
+        let (price, p_dp, i) = simple_decimal(bytes, at + 1, true)?;
+        if bytes.get(i) != Some(&b',') {
+            return None;
+        }
+        let (qty, q_dp, mut i) = simple_decimal(bytes, i + 1, true)?;
+        loop {
+            match bytes.get(i) {
+                Some(b']') => break,
+                Some(b',') if bytes.get(i + 1) == Some(&b'"') => {
+                    match super::quote_or_escape(bytes, i + 2) {
+                        Some(q) if bytes[q] == b'"' => i = q + 1,
+                        _ => return None,
+                    }
+                }
+                _ => return None,
+            }
+        }
+        self.cur.pos = i + 1;
+        Some(((price, p_dp), (qty, q_dp)))
     }
 
     /// An unsigned integer: a number or a string holding one; `Ok(None)` for anything else,
@@ -404,6 +405,55 @@ impl<'a> Reader<'a> {
         }
         self.skip().map(|_| None)
     }
+}
+
+/// A decimal at `at` (quoted: `at` holds the opening quote) that the fast path reads exactly:
+/// `-`, digits, a point and digits, at most 19 digits below 2^53 in all: its value, digits
+/// after the point (at most 18) and where it ends (past the closing quote). `None` for
+/// anything else, which [`parse_decimal`] decides.
+#[inline(always)]
+fn simple_decimal(bytes: &[u8], at: usize, quoted: bool) -> Option<(f64, u8, usize)> {
+    if quoted && bytes.get(at) != Some(&b'"') {
+        return None;
+    }
+    let start = at + usize::from(quoted);
+    let neg = bytes.get(start) == Some(&b'-');
+    let mut i = start + usize::from(neg);
+    let int_start = i;
+    let mut mantissa = digits(bytes, &mut i, 0);
+    let mut n_digits = i - int_start;
+    let mut frac = 0;
+    if bytes.get(i) == Some(&b'.') {
+        i += 1;
+        let frac_start = i;
+        mantissa = digits(bytes, &mut i, mantissa);
+        frac = i - frac_start;
+        n_digits += frac;
+    }
+    let ends = if quoted {
+        bytes.get(i) == Some(&b'"')
+    } else {
+        !is_number_byte(bytes.get(i))
+    };
+    // A bare number starts as the old readers required: `-` or a digit.
+    let starts = quoted || matches!(bytes.get(start), Some(b'-' | b'0'..=b'9'));
+    if !(ends
+        && starts
+        && n_digits > 0
+        && n_digits <= 19
+        && mantissa < (1 << 53)
+        && frac < POW10.len())
+    {
+        return None;
+    }
+    // Both exact in f64, so one correctly rounded division (Clinger's fast path), exactly what
+    // `parse_decimal` gives for the same text.
+    let v = mantissa as f64 / POW10[frac];
+    Some((
+        if neg { -v } else { v },
+        frac.min(18) as u8,
+        i + usize::from(quoted),
+    ))
 }
 
 /// A byte the old readers took as part of a number (`-+.eE` and digits).

@@ -92,6 +92,10 @@ fn read_levels(r: &mut Reader<'_>, f: &mut impl FnMut(Level, [u8; 2])) -> Result
     }
     let mut side = r.array()?;
     while r.element(&mut side)? {
+        if let Some(((price, p_dp), (qty, q_dp))) = r.level_as_sent() {
+            f(Level { price, qty }, [p_dp, q_dp]);
+            continue;
+        }
         if r.peek() != Some(b'[') {
             return Err(NOT_LEVELS);
         }
