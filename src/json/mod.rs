@@ -617,6 +617,38 @@ fn quote_or_escape(bytes: &[u8], from: usize) -> Option<usize> {
         .map(|p| i + p)
 }
 
+/// The index of the first `"`, `[`, `]`, `{` or `}` at or after `from`, eight bytes at a time.
+#[inline(always)]
+fn structural(bytes: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut i = from;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let v = u64::from_le_bytes([
+            chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7],
+        ]);
+        // Clearing bit 5 maps `{` onto `[` and `}` onto `]`, and nothing else onto either.
+        let folded = v & (ONES * 0xDF);
+        let (q, o, c) = (
+            v ^ (ONES * u64::from(b'"')),
+            folded ^ (ONES * u64::from(b'[')),
+            folded ^ (ONES * u64::from(b']')),
+        );
+        // A zero byte in `q`, `o` or `c` is a match; the lowest flagged byte is a real one.
+        let hits =
+            (q.wrapping_sub(ONES) & !q | o.wrapping_sub(ONES) & !o | c.wrapping_sub(ONES) & !c)
+                & HIGHS;
+        if hits != 0 {
+            return Some(i + (hits.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    bytes[i..]
+        .iter()
+        .position(|b| matches!(b, b'"' | b'[' | b']' | b'{' | b'}'))
+        .map(|p| i + p)
+}
+
 /// True when all eight bytes of `v` (little-endian) are ASCII digits.
 #[inline]
 fn eight_digits(v: u64) -> bool {
@@ -832,6 +864,25 @@ mod tests {
             let mut o = Object::new(bad).unwrap();
             o.key().unwrap();
             assert!(o.decimal().is_err(), "{bad}");
+        }
+    }
+
+    /// The eight-at-a-time structural search finds what a byte loop finds, at every offset.
+    #[test]
+    fn structural_search_matches_a_byte_loop() {
+        let base: &[u8] =
+            b"abc:def,gh\"ij{klm}no[pq]rstuvwxyz0123456789_YyABC{DEFGH]IJ\\\xfb\xdb\xfd";
+        for from in 0..base.len() {
+            for end in from..=base.len() {
+                let b = &base[..end];
+                let naive = (from..end).find(|&i| matches!(b[i], b'"' | b'[' | b']' | b'{' | b'}'));
+                assert_eq!(structural(b, from), naive, "from {from} end {end}");
+            }
+        }
+        for byte in 0..=255u8 {
+            let b = [byte; 9];
+            let want = matches!(byte, b'"' | b'[' | b']' | b'{' | b'}').then_some(0);
+            assert_eq!(structural(&b, 0), want, "{byte}");
         }
     }
 

@@ -205,7 +205,9 @@ impl<'a> Reader<'a> {
         // The other kind's count, and whether it ever went below zero: either would have cut
         // an enclosing container of that kind elsewhere.
         let (mut other, mut under) = (0isize, false);
-        while let Some(&b) = bytes.get(self.cur.pos) {
+        while let Some(at) = super::structural(bytes, self.cur.pos) {
+            let b = bytes[at];
+            self.cur.pos = at;
             if b == b'"' {
                 self.cur.string()?;
                 continue;
@@ -231,6 +233,7 @@ impl<'a> Reader<'a> {
                 under |= other < 0;
             }
         }
+        self.cur.pos = bytes.len();
         Err(self.cur.err("closing bracket"))
     }
 

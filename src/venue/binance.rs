@@ -346,7 +346,8 @@ fn depth(data: &str, emit: &mut impl FnMut(Seq, u64, TickData)) -> Result<(), Pa
     let mut r = Reader::new(data);
     let mut obj = r.object()?;
     let (mut first, mut last, mut prev, mut e_time) = (None, None, None, 0);
-    let (mut bids, mut asks) = (Side::new("b"), Side::new("a"));
+    let mut bids = Side::new("b");
+    let mut asks = Side::new("a");
     while let Some(key) = r.key(&mut obj)? {
         match key {
             "U" => first = Some(r.uint_strict()?),

@@ -159,11 +159,20 @@ pub fn parse_data(
     frame: &str,
     emit: &mut impl FnMut(Seq, u64, TickData),
 ) -> Result<(), ParseError> {
+    // The buffers live here, each built only for its kind: a payload holding them by value
+    // would be moved whole (kilobytes for a book) whatever it holds.
+    let (mut book_buf, mut trades_buf);
     let mut payload = match kind {
         // The general path of `orderbook.1` (whose as-sent form has a fast path of its own).
         StreamKind::BookTicker => return parse_sliced(kind, frame, emit),
-        StreamKind::OrderBook { .. } => Payload::Book(BookData::new()),
-        StreamKind::AggTrade => Payload::Trades(Trades::default()),
+        StreamKind::OrderBook { .. } => {
+            book_buf = BookData::new();
+            Payload::Book(&mut book_buf)
+        }
+        StreamKind::AggTrade => {
+            trades_buf = Trades::default();
+            Payload::Trades(&mut trades_buf)
+        }
         StreamKind::Ticker => Payload::Ticker([None; 3], None),
         _ => Payload::Other,
     };
@@ -195,11 +204,11 @@ pub fn parse_data(
     payload.emit(snapshot, ts, emit)
 }
 /// `data` of a frame, as far as read; what a kind read in place keeps until the frame ends.
-enum Payload<'a> {
+enum Payload<'a, 'b> {
     /// `orderbook.50`.
-    Book(BookData<'a>),
+    Book(&'b mut BookData<'a>),
     /// `publicTrade`.
-    Trades(Trades<'a>),
+    Trades(&'b mut Trades<'a>),
     /// `tickers`: mark, index and funding rate; next funding time.
     Ticker([Option<f64>; 3], Option<u64>),
     /// A kind Bybit does not send.
@@ -253,7 +262,7 @@ struct Trade {
     buyer_is_maker: bool,
 }
 
-impl<'a> Payload<'a> {
+impl<'a> Payload<'a, '_> {
     /// Reads `data` in place, replacing what an earlier `data` held.
     fn read(&mut self, r: &mut Reader<'a>) -> Result<(), ParseError> {
         match self {

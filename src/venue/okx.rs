@@ -190,10 +190,16 @@ pub fn parse_data(
     frame: &str,
     emit: &mut impl FnMut(Seq, u64, TickData),
 ) -> Result<(), ParseError> {
+    // The book buffer lives here, built only for books: a payload holding it by value would
+    // be moved whole (kilobytes) even when it holds none.
+    let mut book_buf;
     let mut payload = Payload {
         kind,
         book: match kind {
-            StreamKind::OrderBook { .. } => Some(BookItem::new()),
+            StreamKind::OrderBook { .. } => {
+                book_buf = BookItem::new();
+                Some(&mut book_buf)
+            }
             _ => None,
         },
         tick: None,
@@ -229,15 +235,15 @@ pub fn parse_data(
 
 /// `data` as far as read: its first item's book or tick, how many items it held, and where it
 /// starts (to read it again when it held several).
-struct Payload<'a> {
+struct Payload<'a, 'b> {
     kind: StreamKind,
-    book: Option<BookItem<'a>>,
+    book: Option<&'b mut BookItem<'a>>,
     tick: Option<(Seq, u64, Small)>,
     items: usize,
     start: Option<Reader<'a>>,
 }
 
-impl<'a> Payload<'a> {
+impl<'a> Payload<'a, '_> {
     /// Reads `data` in place, replacing what an earlier `data` held.
     fn read(&mut self, r: &mut Reader<'a>) -> Result<(), ParseError> {
         self.start = Some(*r);
