@@ -135,6 +135,11 @@ impl<'a> Cursor<'a> {
     #[inline(always)]
     fn string(&mut self) -> Result<&'a str, JsonError> {
         self.expect(b'"', "'\"'")?;
+        self.string_body()
+    }
+    /// Reads the rest of a string whose opening quote is just behind; returns its raw contents.
+    #[inline(always)]
+    fn string_body(&mut self) -> Result<&'a str, JsonError> {
         let start = self.pos;
         let bytes = self.bytes();
         // Venue strings are short and escape-free: one search for the closing quote.

@@ -207,12 +207,11 @@ impl<'a> Reader<'a> {
         let (mut other, mut under) = (0isize, false);
         while let Some(at) = super::structural(bytes, self.cur.pos) {
             let b = bytes[at];
-            self.cur.pos = at;
+            self.cur.pos = at + 1;
             if b == b'"' {
-                self.cur.string()?;
+                self.cur.string_body()?;
                 continue;
             }
-            self.cur.pos += 1;
             if b == open {
                 depth += 1;
             } else if b == close {
@@ -241,7 +240,10 @@ impl<'a> Reader<'a> {
     #[inline]
     pub fn skip(&mut self) -> Result<(), JsonError> {
         match self.cur.peek() {
-            Some(b'"') => self.cur.string().map(|_| ()),
+            Some(b'"') => {
+                self.cur.pos += 1;
+                self.cur.string_body().map(|_| ())
+            }
             Some(b'0'..=b'9') => {
                 let mut i = self.cur.pos;
                 digits(self.cur.bytes(), &mut i, 0);
@@ -404,7 +406,8 @@ impl<'a> Reader<'a> {
     #[inline(always)]
     pub fn str(&mut self) -> Result<Option<&'a str>, JsonError> {
         if self.cur.peek() == Some(b'"') {
-            return self.cur.string().map(Some);
+            self.cur.pos += 1;
+            return self.cur.string_body().map(Some);
         }
         self.skip().map(|_| None)
     }
