@@ -56,6 +56,24 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A reader inside the outermost object of `src` at `pos`, and that object's scope: the
+    /// text before `pos` must be the object's opening and whole fields, as [`Reader::object`]
+    /// and [`Reader::key`] with the value reads would have taken them (the caller has checked
+    /// that it is, e.g. a head exactly as a venue writes it).
+    pub fn within_object(src: &'a str, pos: usize) -> (Self, Scope) {
+        let r = Reader {
+            cur: Cursor { src, pos },
+            inner: [0; 2],
+            depth: 1,
+        };
+        let scope = Scope {
+            first: false,
+            kind: 0,
+            inner: false,
+        };
+        (r, scope)
+    }
+
     /// The next byte that is not whitespace, not consumed.
     #[inline(always)]
     pub fn peek(&mut self) -> Option<u8> {

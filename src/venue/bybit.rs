@@ -102,6 +102,46 @@ pub(super) fn data_as_sent(text: &str) -> Option<Frame<'_>> {
     }
 }
 
+/// The head of a data frame as Bybit writes it (as [`data_as_sent`] takes it, `type` a string
+/// and `ts` at most 19 digits): whether `type` is `snapshot`, `ts`, and where the `,` before
+/// `"data"` is.
+#[inline(always)]
+fn head_as_sent(frame: &str) -> Option<(bool, u64, usize)> {
+    let (_, mut rest) = until_quote(frame.strip_prefix(r#"{"topic":""#)?)?;
+    let (mut snapshot, mut ts) = (false, 0);
+    loop {
+        if rest.starts_with(r#","data":"#) {
+            return Some((snapshot, ts, frame.len() - rest.len()));
+        }
+        let (key, after) = until_quote(rest.strip_prefix(",\"")?)?;
+        let after = after.strip_prefix(':')?;
+        if matches!(key, "topic" | "data") {
+            return None;
+        }
+        rest = match after.strip_prefix('"') {
+            Some(s) => {
+                let (value, tail) = until_quote(s)?;
+                match key {
+                    "type" => snapshot = value == "snapshot",
+                    "ts" => return None,
+                    _ => {}
+                }
+                tail
+            }
+            None => {
+                let n = after.bytes().take_while(u8::is_ascii_digit).count();
+                match key {
+                    _ if n == 0 || n > 19 => return None,
+                    "type" => return None,
+                    "ts" => ts = after[..n].parse().ok()?,
+                    _ => {}
+                }
+                &after[n..]
+            }
+        };
+    }
+}
+
 /// [`classify`] of a frame not as Bybit writes its data.
 pub(super) fn classify_general(text: &str) -> Result<Frame<'_>, ParseError> {
     let mut obj = Object::new(text)?;
@@ -176,9 +216,19 @@ pub fn parse_data(
         StreamKind::Ticker => Payload::Ticker([None; 3], None),
         _ => Payload::Other,
     };
-    let mut r = Reader::new(frame);
-    let mut top = r.object()?;
-    let (mut snapshot, mut ts, mut data) = (false, 0, None);
+    // A head as Bybit writes it is read in one go; the fields go on from `data`.
+    let (mut r, mut top, mut snapshot, mut ts) = match head_as_sent(frame) {
+        Some((snapshot, ts, at)) => {
+            let (r, top) = Reader::within_object(frame, at);
+            (r, top, snapshot, ts)
+        }
+        None => {
+            let mut r = Reader::new(frame);
+            let top = r.object()?;
+            (r, top, false, 0)
+        }
+    };
+    let mut data = None;
     while let Some(key) = r.key(&mut top)? {
         match key {
             "type" => snapshot = r.str()? == Some("snapshot"),

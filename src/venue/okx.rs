@@ -167,18 +167,32 @@ pub(super) fn classify_general(text: &str) -> Result<Frame<'_>, ParseError> {
 /// whitespace, escapes) takes the general path.
 #[inline]
 pub(super) fn data_as_sent(text: &str) -> Option<Frame<'_>> {
-    let rest = text.strip_prefix(r#"{"arg":{"channel":""#)?;
-    let (topic, rest) = until_quote(rest)?;
-    let (inst, rest) = until_quote(rest.strip_prefix(r#","instId":""#)?)?;
-    let rest = rest.strip_prefix("},")?;
-    let rest = match rest.strip_prefix(r#""action":""#) {
-        Some(action) => until_quote(action)?.1.strip_prefix(',')?,
-        None => rest,
-    };
-    rest.starts_with(r#""data":"#).then_some(Frame::Data {
+    let (topic, inst, _, _) = head_as_sent(text)?;
+    Some(Frame::Data {
         stream: StreamKey { topic, inst },
         data: text,
     })
+}
+
+/// The head of a data frame as OKX writes it, `{"arg":{"channel":"…","instId":"…"}`, maybe
+/// `,"action":"…"`, then `,"data":`: the channel, the instrument, whether the action is
+/// `snapshot`, and where the `,` before `"data"` is.
+#[inline(always)]
+fn head_as_sent(text: &str) -> Option<(&str, &str, bool, usize)> {
+    let rest = text.strip_prefix(r#"{"arg":{"channel":""#)?;
+    let (topic, rest) = until_quote(rest)?;
+    let (inst, rest) = until_quote(rest.strip_prefix(r#","instId":""#)?)?;
+    let rest = rest.strip_prefix('}')?;
+    let (snapshot, rest) = match rest.strip_prefix(r#","action":""#) {
+        Some(action) => {
+            let (action, rest) = until_quote(action)?;
+            (action == "snapshot", rest)
+        }
+        None => (false, rest),
+    };
+    let at = text.len() - rest.len();
+    rest.starts_with(r#","data":"#)
+        .then_some((topic, inst, snapshot, at))
 }
 
 /// Parses one data frame of a stream of `kind`: `{"arg":…,"action":…,"data":[…]}`. The frame
@@ -206,9 +220,19 @@ pub fn parse_data(
         items: 0,
         start: None,
     };
-    let mut r = Reader::new(frame);
-    let mut top = r.object()?;
-    let (mut snapshot, mut data) = (false, None);
+    // A head as OKX writes it is read in one go; the fields go on from `data`.
+    let (mut r, mut top, mut snapshot) = match head_as_sent(frame) {
+        Some((_, _, snapshot, at)) => {
+            let (r, top) = Reader::within_object(frame, at);
+            (r, top, snapshot)
+        }
+        None => {
+            let mut r = Reader::new(frame);
+            let top = r.object()?;
+            (r, top, false)
+        }
+    };
+    let mut data = None;
     while let Some(key) = r.key(&mut top)? {
         match key {
             "action" => snapshot = r.str()? == Some("snapshot"),
