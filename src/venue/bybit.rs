@@ -9,10 +9,9 @@
 
 use super::depth::{emit_sides, Side};
 use super::{
-    first_level, one_level, until_quote, Frame, ParseError, Route, Seq, StreamDef, StreamKey,
-    StreamKind, Venue,
+    first_level, one_level, Frame, ParseError, Route, Seq, StreamDef, StreamKey, StreamKind, Venue,
 };
-use crate::json::{Layout, Object, Reader, Value};
+use crate::json::{until_quote, Layout, Object, Reader, Value};
 use crate::tick::{DepthChunk, TickData};
 
 /// Validates `orderbook.{1|50}.SYMBOL`, `publicTrade.SYMBOL` or `tickers.SYMBOL`.

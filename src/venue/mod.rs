@@ -538,14 +538,6 @@ pub(crate) fn first_level(side: Option<Value<'_>>) -> Result<(f64, f64), ParseEr
     Ok((price.unwrap_or(f64::NAN), size.unwrap_or(0.0)))
 }
 
-/// The text up to the next quote, which must not be escaped, and what follows the quote (the
-/// as-sent classifiers).
-#[inline(always)]
-pub(crate) fn until_quote(s: &str) -> Option<(&str, &str)> {
-    let q = memchr::memchr2(b'"', b'\\', s.as_bytes())?;
-    (s.as_bytes()[q] == b'"').then(|| (&s[..q], &s[q + 1..]))
-}
-
 /// A side holding exactly one level, `[["price","size",…]]`, read literal by literal (the
 /// as-sent fast paths of Bybit `orderbook.1` and OKX `bbo-tbt`; OKX's extra fields are
 /// skipped). `None` for anything else: the general parser takes it.

@@ -10,10 +10,8 @@
 //! Streams are configured as `<channel>:<instId>`, e.g. `books:BTC-USDT-SWAP`.
 
 use super::depth::{emit_sides, first_level, Side};
-use super::{
-    one_level, until_quote, Frame, ParseError, Route, Seq, StreamDef, StreamKey, StreamKind,
-};
-use crate::json::{Layout, Object, Reader, Value};
+use super::{one_level, Frame, ParseError, Route, Seq, StreamDef, StreamKey, StreamKind};
+use crate::json::{until_quote, Layout, Object, Reader, Value};
 use crate::tick::{DepthChunk, TickData};
 
 /// Validates `<channel>:<instId>`.
