@@ -2,8 +2,6 @@
 //! verbatim as the reference: the parsers must give the same ticks on every message the old
 //! ones took, and refuse every message they refused (see `equivalence.rs`).
 
-#![allow(clippy::all)]
-
 mod equivalence;
 
 use super::{first_level, ParseError, Seq, StreamKind};
