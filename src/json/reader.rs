@@ -278,6 +278,26 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Reads the value that comes next with `f`. When `f` refuses it, goes back and skips the
+    /// value as the slice-then-scan readers did, handing `f`'s error back inside: the caller
+    /// decides whether it refuses the message (a later field of the same name may replace the
+    /// value). Malformed JSON that the skip finds is the outer error.
+    #[inline(always)]
+    pub fn attempt<T, E>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T, E>,
+    ) -> Result<Result<T, E>, JsonError> {
+        let start = *self;
+        match f(self) {
+            Ok(v) => Ok(Ok(v)),
+            Err(e) => {
+                *self = start;
+                self.skip()?;
+                Ok(Err(e))
+            }
+        }
+    }
+
     /// Skips the value that comes next as [`super::Object::skip`] does: a run of digits ends
     /// the number unless `.`, `e` or `E` follows (what replaces an `Object::key` loop keeps
     /// its acceptance).

@@ -62,22 +62,20 @@ impl<'a> Side<'a> {
         let start = *r;
         let (levels, dp) = (&mut self.levels, &mut self.dp);
         let mut n = 0;
-        let read = read_levels(r, &mut |level, d| {
-            if n < SIDE_LEVELS {
-                levels[n] = level;
-                dp[n] = d;
-            }
-            n += 1;
-        });
+        let read = r.attempt(|r| {
+            read_levels(r, &mut |level, d| {
+                if n < SIDE_LEVELS {
+                    levels[n] = level;
+                    dp[n] = d;
+                }
+                n += 1;
+            })
+        })?;
         self.n = n;
-        match read {
-            Ok(()) => self.state = State::Read(start),
-            Err(_) => {
-                *r = start;
-                r.skip()?;
-                self.state = State::Bad(self.field);
-            }
-        }
+        self.state = match read {
+            Ok(()) => State::Read(start),
+            Err(_) => State::Bad(self.field),
+        };
         Ok(())
     }
 }
@@ -123,15 +121,7 @@ fn read_levels(r: &mut Reader<'_>, f: &mut impl FnMut(Level, [u8; 2])) -> Result
 /// empty or not an array of levels, as the slice-then-scan `first_level` gave it. A side that
 /// it refused is skipped as the old readers skipped it, and is the inner error.
 pub(crate) fn first_level(r: &mut Reader<'_>) -> Result<Result<(f64, f64), ParseError>, JsonError> {
-    let start = *r;
-    match first_level_in_place(r) {
-        Ok(level) => Ok(Ok(level)),
-        Err(e) => {
-            *r = start;
-            r.skip()?;
-            Ok(Err(e))
-        }
-    }
+    r.attempt(first_level_in_place)
 }
 
 fn first_level_in_place(r: &mut Reader<'_>) -> Result<(f64, f64), ParseError> {

@@ -234,19 +234,9 @@ pub fn parse_data(
     while let Some(key) = r.key(&mut top)? {
         match key {
             "action" => snapshot = r.str()? == Some("snapshot"),
-            "data" => {
-                // Read in place; anything it does not accept is skipped as before, and
-                // refuses the frame unless another `data` follows.
-                let start = r;
-                data = Some(match payload.read(&mut r) {
-                    Ok(()) => Ok(()),
-                    Err(e) => {
-                        r = start;
-                        r.skip()?;
-                        Err(e)
-                    }
-                });
-            }
+            // Read in place; what it does not accept refuses the frame unless another `data`
+            // follows.
+            "data" => data = Some(r.attempt(|r| payload.read(r))?),
             _ => r.skip()?,
         }
     }
