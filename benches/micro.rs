@@ -1,7 +1,7 @@
 //! Micro-benchmarks of the hot path's pieces. Mode: single thread, not pinned, no I/O, except
 //! `hop/*`: two threads, not pinned, both spinning or both blocking (stated in the name).
 //!
-//! `cargo bench --bench micro` (about 45 s). Messages are the examples of each venue's API
+//! `cargo bench --bench micro` (about 40 s). Messages are the examples of each venue's API
 //! docs (`tests/fixtures/`, compacted as the venues send them), each with a
 //! `serde_json::Value` parse of the same frame beside it in its group and per-byte throughput;
 //! after the run a table checks every message against the targets of issue 12 (ns per byte at
@@ -333,8 +333,8 @@ fn decisions(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default()
-        .warm_up_time(Duration::from_millis(200))
-        .measurement_time(Duration::from_millis(600));
+        .warm_up_time(Duration::from_millis(150))
+        .measurement_time(Duration::from_millis(450));
     targets = venue_parsers, decisions, channel_hop
 }
 
