@@ -4,8 +4,9 @@
 //! `{"method":"SUBSCRIBE","params":[…],"id":N}`; the venue answers `{"result":null,"id":N}` or an
 //! error object. Data arrives wrapped: `{"stream":"<streamName>","data":<rawPayload>}`.
 
-use super::{emit_depth, Frame, ParseError, Route, Seq, StreamDef, StreamKey, StreamKind, Venue};
-use crate::json::{Layout, Object, Value};
+use super::depth::{emit_sides, Side};
+use super::{Frame, ParseError, Route, Seq, StreamDef, StreamKey, StreamKind, Venue};
+use crate::json::{Layout, Object, Reader, Value};
 use crate::tick::{DepthChunk, TickData};
 
 /// Validates `<symbol>@<kind>[@<speed>]` and finds its route.
@@ -342,20 +343,23 @@ fn mark_price(data: &str, emit: &mut impl FnMut(Seq, u64, TickData)) -> Result<(
 /// `{"e":"depthUpdate","E":…,"T":…,"s":…,"U":…,"u":…,"pu":…,"b":[[p,q],…],"a":[[p,q],…]}`.
 /// Levels are cut into chunks of [`DEPTH_CHUNK_LEVELS`]; all chunks carry the same ids.
 fn depth(data: &str, emit: &mut impl FnMut(Seq, u64, TickData)) -> Result<(), ParseError> {
-    let mut obj = Object::new(data)?;
+    let mut r = Reader::new(data);
+    let mut obj = r.object()?;
     let (mut first, mut last, mut prev, mut e_time) = (None, None, None, 0);
-    let (mut bids, mut asks) = (None, None);
-    while let Some(key) = obj.key()? {
+    let mut bids = Side::new("b");
+    let mut asks = Side::new("a");
+    while let Some(key) = r.key(&mut obj)? {
         match key {
-            "U" => first = Some(obj.uint()?),
-            "u" => last = Some(obj.uint()?),
-            "pu" => prev = Some(obj.uint()?),
-            "E" => e_time = obj.uint()?,
-            "b" => bids = Some(obj.value()?),
-            "a" => asks = Some(obj.value()?),
-            _ => obj.skip()?,
+            "U" => first = Some(r.uint_strict()?),
+            "u" => last = Some(r.uint_strict()?),
+            "pu" => prev = Some(r.uint_strict()?),
+            "E" => e_time = r.uint_strict()?,
+            "b" => bids.read(&mut r)?,
+            "a" => asks.read(&mut r)?,
+            _ => r.skip_strict()?,
         }
     }
+    r.end()?;
     let first = req(first, "U")?;
     let last = req(last, "u")?;
     // USD-M chains events by `pu`; spot's events are contiguous, so the predecessor is `U - 1`.
@@ -369,7 +373,7 @@ fn depth(data: &str, emit: &mut impl FnMut(Seq, u64, TickData)) -> Result<(), Pa
         prev_final_update_id: prev.unwrap_or(0),
         ..DepthChunk::EMPTY
     };
-    emit_depth(head, seq, e_time, [(bids, "b"), (asks, "a")], emit)
+    emit_sides(head, seq, e_time, [&bids, &asks], emit)
 }
 
 #[cfg(test)]

@@ -7,11 +7,11 @@
 //! "ts":…,"data":…}`. Keep-alive: the client sends `{"op":"ping"}` every 20 s; the venue
 //! answers with `"op":"ping"` and `"ret_msg":"pong"`.
 
+use super::depth::{emit_sides, Side};
 use super::{
-    emit_depth, first_level, one_level, Frame, ParseError, Route, Seq, StreamDef, StreamKey,
-    StreamKind, Venue,
+    first_level, one_level, Frame, ParseError, Route, Seq, StreamDef, StreamKey, StreamKind, Venue,
 };
-use crate::json::{Array, Layout, Object, Value};
+use crate::json::{until_quote, Layout, Object, Reader, Value};
 use crate::tick::{DepthChunk, TickData};
 
 /// Validates `orderbook.{1|50}.SYMBOL`, `publicTrade.SYMBOL` or `tickers.SYMBOL`.
@@ -66,6 +66,83 @@ pub fn subscribe_request<'a>(id: u64, streams: impl Iterator<Item = &'a str>) ->
 
 /// Splits a frame into data, an ack, an error, a pong or something unknown.
 pub fn classify(text: &str) -> Result<Frame<'_>, ParseError> {
+    if let Some(frame) = data_as_sent(text) {
+        return Ok(frame);
+    }
+    classify_general(text)
+}
+
+/// A data frame exactly as Bybit writes it, `{"topic":"…"`, then fields whose values are
+/// plain strings or integers (`type`, `ts`, `cs`), then `"data":`, is data of that topic: the
+/// general path below says the same once it reaches `data`. Anything else (other order,
+/// whitespace, escapes, other values) takes the general path.
+#[inline]
+pub(super) fn data_as_sent(text: &str) -> Option<Frame<'_>> {
+    let (topic, mut rest) = until_quote(text.strip_prefix(r#"{"topic":""#)?)?;
+    loop {
+        if rest.starts_with(r#","data":"#) {
+            return Some(Frame::Data {
+                stream: StreamKey::name(topic),
+                data: text,
+            });
+        }
+        let (key, after) = until_quote(rest.strip_prefix(",\"")?)?;
+        if key == "topic" || key == "data" {
+            return None;
+        }
+        let after = after.strip_prefix(':')?;
+        rest = match after.strip_prefix('"') {
+            Some(s) => until_quote(s)?.1,
+            None => {
+                let n = after.bytes().take_while(u8::is_ascii_digit).count();
+                (n > 0).then(|| &after[n..])?
+            }
+        };
+    }
+}
+
+/// The head of a data frame as Bybit writes it (as [`data_as_sent`] takes it, `type` a string
+/// and `ts` at most 19 digits): whether `type` is `snapshot`, `ts`, and where the `,` before
+/// `"data"` is.
+#[inline(always)]
+fn head_as_sent(frame: &str) -> Option<(bool, u64, usize)> {
+    let (_, mut rest) = until_quote(frame.strip_prefix(r#"{"topic":""#)?)?;
+    let (mut snapshot, mut ts) = (false, 0);
+    loop {
+        if rest.starts_with(r#","data":"#) {
+            return Some((snapshot, ts, frame.len() - rest.len()));
+        }
+        let (key, after) = until_quote(rest.strip_prefix(",\"")?)?;
+        let after = after.strip_prefix(':')?;
+        if matches!(key, "topic" | "data") {
+            return None;
+        }
+        rest = match after.strip_prefix('"') {
+            Some(s) => {
+                let (value, tail) = until_quote(s)?;
+                match key {
+                    "type" => snapshot = value == "snapshot",
+                    "ts" => return None,
+                    _ => {}
+                }
+                tail
+            }
+            None => {
+                let n = after.bytes().take_while(u8::is_ascii_digit).count();
+                match key {
+                    _ if n == 0 || n > 19 => return None,
+                    "type" => return None,
+                    "ts" => ts = after[..n].parse().ok()?,
+                    _ => {}
+                }
+                &after[n..]
+            }
+        };
+    }
+}
+
+/// [`classify`] of a frame not as Bybit writes its data.
+pub(super) fn classify_general(text: &str) -> Result<Frame<'_>, ParseError> {
     let mut obj = Object::new(text)?;
     let (mut topic, mut data) = (None, None);
     let (mut success, mut op, mut ret_msg, mut req_id) = (None, None, None, None);
@@ -113,17 +190,290 @@ pub fn classify(text: &str) -> Result<Frame<'_>, ParseError> {
 }
 
 /// Parses one data frame (the whole frame: `type` and `ts` sit beside `data`) of a stream of
-/// `kind`.
+/// `kind`. The frame is read once, in place: `data`'s contents go to a fixed buffer as they are
+/// read and are emitted once the whole frame is read (`type` and `ts` may follow `data`, and a
+/// field sent twice counts as sent last).
 pub fn parse_data(
     kind: StreamKind,
     frame: &str,
     emit: &mut impl FnMut(Seq, u64, TickData),
 ) -> Result<(), ParseError> {
+    // The buffers live here, each built only for its kind: a payload holding them by value
+    // would be moved whole (kilobytes for a book) whatever it holds.
+    let (mut book_buf, mut trades_buf);
+    let mut payload = match kind {
+        // The general path of `orderbook.1` (whose as-sent form has a fast path of its own).
+        StreamKind::BookTicker => return parse_sliced(kind, frame, emit),
+        StreamKind::OrderBook { .. } => {
+            book_buf = BookData::new();
+            Payload::Book(&mut book_buf)
+        }
+        StreamKind::AggTrade => {
+            trades_buf = Trades::default();
+            Payload::Trades(&mut trades_buf)
+        }
+        StreamKind::Ticker => Payload::Ticker([None; 3], None),
+        _ => Payload::Other,
+    };
+    // A head as Bybit writes it is read in one go; the fields go on from `data`.
+    let (mut r, mut top, mut snapshot, mut ts) = match head_as_sent(frame) {
+        Some((snapshot, ts, at)) => {
+            let (r, top) = Reader::within_object(frame, at);
+            (r, top, snapshot, ts)
+        }
+        None => {
+            let mut r = Reader::new(frame);
+            let top = r.object()?;
+            (r, top, false, 0)
+        }
+    };
+    let mut data = None;
+    while let Some(key) = r.key(&mut top)? {
+        match key {
+            "type" => snapshot = r.str()? == Some("snapshot"),
+            "ts" => ts = r.uint()?.unwrap_or(0),
+            // Read in place; what it does not accept refuses the frame unless another `data`
+            // follows.
+            "data" => data = Some(r.attempt(|r| payload.read(r))?),
+            _ => r.skip()?,
+        }
+    }
+    r.end()?;
+    data.ok_or(ParseError::Field("data"))??;
+    payload.emit(snapshot, ts, emit)
+}
+/// `data` of a frame, as far as read; what a kind read in place keeps until the frame ends.
+enum Payload<'a, 'b> {
+    /// `orderbook.50`.
+    Book(&'b mut BookData<'a>),
+    /// `publicTrade`.
+    Trades(&'b mut Trades<'a>),
+    /// `tickers`: mark, index and funding rate; next funding time.
+    Ticker([Option<f64>; 3], Option<u64>),
+    /// A kind Bybit does not send.
+    Other,
+}
+
+/// `orderbook` data: `{"s","b":[[p,q]],"a":[[p,q]],"u","seq"}`.
+struct BookData<'a> {
+    bids: Side<'a>,
+    asks: Side<'a>,
+    update_id: Option<u64>,
+}
+
+impl BookData<'_> {
+    fn new() -> Self {
+        BookData {
+            bids: Side::new("b"),
+            asks: Side::new("a"),
+            update_id: None,
+        }
+    }
+}
+
+/// Trades kept while the frame is read; a longer list is read again.
+const TRADES_KEPT: usize = 8;
+
+/// `publicTrade` data: the first trades, their count, and where the list starts.
+struct Trades<'a> {
+    kept: [Trade; TRADES_KEPT],
+    n: usize,
+    start: Option<Reader<'a>>,
+}
+
+impl Default for Trades<'_> {
+    fn default() -> Self {
+        Trades {
+            kept: [Trade::default(); TRADES_KEPT],
+            n: 0,
+            start: None,
+        }
+    }
+}
+
+/// One trade of a `publicTrade` list.
+#[derive(Clone, Copy, Default)]
+struct Trade {
+    id: u64,
+    time: u64,
+    price: f64,
+    qty: f64,
+    buyer_is_maker: bool,
+}
+
+impl<'a> Payload<'a, '_> {
+    /// Reads `data` in place, replacing what an earlier `data` held.
+    fn read(&mut self, r: &mut Reader<'a>) -> Result<(), ParseError> {
+        match self {
+            Payload::Book(book) => {
+                book.bids.clear();
+                book.asks.clear();
+                book.update_id = None;
+                if r.peek() != Some(b'{') {
+                    return Err(ParseError::Field("data"));
+                }
+                let mut obj = r.object()?;
+                while let Some(key) = r.key(&mut obj)? {
+                    match key {
+                        "b" => book.bids.read(r)?,
+                        "a" => book.asks.read(r)?,
+                        "u" => book.update_id = r.uint()?,
+                        _ => r.skip()?,
+                    }
+                }
+            }
+            Payload::Trades(trades) => {
+                trades.start = Some(*r);
+                trades.n = 0;
+                let (kept, n) = (&mut trades.kept, &mut trades.n);
+                read_trades(r, &mut |t| {
+                    if *n < TRADES_KEPT {
+                        kept[*n] = t;
+                    }
+                    *n += 1;
+                })?;
+            }
+            Payload::Ticker(prices, next) => {
+                (*prices, *next) = ([None; 3], None);
+                if r.peek() != Some(b'{') {
+                    return Err(ParseError::Field("data"));
+                }
+                let mut obj = r.object()?;
+                while let Some(key) = r.key(&mut obj)? {
+                    match key {
+                        "markPrice" => prices[0] = r.decimal()?,
+                        "indexPrice" => prices[1] = r.decimal()?,
+                        "fundingRate" => prices[2] = r.decimal()?,
+                        "nextFundingTime" => *next = r.uint()?,
+                        _ => r.skip()?,
+                    }
+                }
+            }
+            Payload::Other => {
+                r.skip()?;
+                return Err(ParseError::Field("kind"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Emits the ticks of the `data` read, now that `type` and `ts` are known.
+    fn emit(
+        &self,
+        snapshot: bool,
+        ts: u64,
+        emit: &mut impl FnMut(Seq, u64, TickData),
+    ) -> Result<(), ParseError> {
+        match self {
+            // `orderbook.50`: a snapshot, then deltas whose `u` goes up by one each. A snapshot
+            // names no predecessor (it replaces the book; `u` = 1 is one sent after a restart
+            // of the venue's service).
+            Payload::Book(book) => {
+                let id = book.update_id.ok_or(ParseError::Field("u"))?;
+                let snapshot = snapshot || id == 1;
+                let seq = Seq {
+                    id,
+                    prev: if snapshot { None } else { id.checked_sub(1) },
+                };
+                let head = DepthChunk {
+                    first_update_id: id,
+                    final_update_id: id,
+                    prev_final_update_id: id.saturating_sub(1),
+                    snapshot,
+                    ..DepthChunk::EMPTY
+                };
+                emit_sides(head, seq, ts, [&book.bids, &book.asks], emit)
+            }
+            Payload::Trades(trades) => {
+                let mut emit_one = |t: Trade| {
+                    let tick = TickData::Trade {
+                        price: t.price,
+                        qty: t.qty,
+                        buyer_is_maker: t.buyer_is_maker,
+                    };
+                    emit(
+                        Seq {
+                            id: t.id,
+                            prev: None,
+                        },
+                        t.time,
+                        tick,
+                    );
+                };
+                match trades.start {
+                    Some(mut r) if trades.n > TRADES_KEPT => read_trades(&mut r, &mut emit_one),
+                    _ => {
+                        trades.kept[..trades.n].iter().for_each(|&t| emit_one(t));
+                        Ok(())
+                    }
+                }
+            }
+            // `tickers` (linear): a delta carries only the fields that changed: the others are
+            // NaN (0 for the time). Numbered by the frame's time: both connections see the same
+            // update with the same `ts`.
+            Payload::Ticker([mark, index, funding], next) => {
+                let tick = TickData::Mark {
+                    mark: mark.unwrap_or(f64::NAN),
+                    index: index.unwrap_or(f64::NAN),
+                    funding_rate: funding.unwrap_or(f64::NAN),
+                    next_funding_ms: next.unwrap_or(0),
+                };
+                emit(Seq { id: ts, prev: None }, ts, tick);
+                Ok(())
+            }
+            Payload::Other => Err(ParseError::Field("kind")),
+        }
+    }
+}
+
+/// `publicTrade`: `[{"T","s","S":"Buy"|"Sell","v","p","i","BT","seq"}]`, oldest first, each
+/// trade handed to `f`. The message is numbered by its first trade's `seq` (the cross
+/// sequence), or its time.
+fn read_trades(r: &mut Reader<'_>, f: &mut impl FnMut(Trade)) -> Result<(), ParseError> {
+    if r.peek() != Some(b'[') {
+        return Err(ParseError::Field("data"));
+    }
+    let mut list = r.array()?;
+    while r.element(&mut list)? {
+        if r.peek() != Some(b'{') {
+            return Err(ParseError::Field("data"));
+        }
+        let mut obj = r.object()?;
+        let (mut time, mut side, mut qty, mut price, mut seq) = (None, None, None, None, None);
+        while let Some(key) = r.key(&mut obj)? {
+            match key {
+                "T" => time = r.uint()?,
+                "S" => side = r.str()?,
+                "v" => qty = r.decimal()?,
+                "p" => price = r.decimal()?,
+                "seq" => seq = r.uint()?,
+                _ => r.skip()?,
+            }
+        }
+        let time = time.ok_or(ParseError::Field("T"))?;
+        f(Trade {
+            id: seq.unwrap_or(time),
+            time,
+            price: price.ok_or(ParseError::Field("p"))?,
+            qty: qty.ok_or(ParseError::Field("v"))?,
+            // The taker sold into a bid: the buyer was the maker.
+            buyer_is_maker: side.ok_or(ParseError::Field("S"))? == "Sell",
+        });
+    }
+    Ok(())
+}
+
+/// Parses a frame by cutting `data` out and scanning it again: the general path of
+/// `orderbook.1`.
+fn parse_sliced(
+    kind: StreamKind,
+    frame: &str,
+    emit: &mut impl FnMut(Seq, u64, TickData),
+) -> Result<(), ParseError> {
     let mut obj = Object::new(frame)?;
-    let (mut snapshot, mut ts, mut data) = (false, 0, None);
+    let (mut ts, mut data) = (0, None);
     while let Some((key, v)) = obj.next_field()? {
         match key {
-            "type" => snapshot = v.as_str() == Some("snapshot"),
             "ts" => ts = v.as_u64().unwrap_or(0),
             "data" => data = Some(v),
             _ => {}
@@ -135,9 +485,6 @@ pub fn parse_data(
     };
     match kind {
         StreamKind::BookTicker => top_of_book(data, ts, emit),
-        StreamKind::OrderBook { .. } => order_book(data, snapshot, ts, emit),
-        StreamKind::AggTrade => trades(data, emit),
-        StreamKind::Ticker => ticker(data, ts, emit),
         _ => Err(ParseError::Field("kind")),
     }
 }
@@ -219,100 +566,6 @@ fn top_of_book(
         ts,
         quote,
     );
-    Ok(())
-}
-
-/// `orderbook.50`: a snapshot, then deltas whose `u` goes up by one each. A snapshot names no
-/// predecessor (it replaces the book; `u` = 1 is one sent after a restart of the venue's
-/// service).
-fn order_book(
-    data: &str,
-    snapshot: bool,
-    ts: u64,
-    emit: &mut impl FnMut(Seq, u64, TickData),
-) -> Result<(), ParseError> {
-    let f = book_fields(data)?;
-    let snapshot = snapshot || f.update_id == 1;
-    let seq = Seq {
-        id: f.update_id,
-        prev: if snapshot {
-            None
-        } else {
-            f.update_id.checked_sub(1)
-        },
-    };
-    let head = DepthChunk {
-        first_update_id: f.update_id,
-        final_update_id: f.update_id,
-        prev_final_update_id: f.update_id.saturating_sub(1),
-        snapshot,
-        ..DepthChunk::EMPTY
-    };
-    emit_depth(head, seq, ts, [(f.bids, "b"), (f.asks, "a")], emit)
-}
-
-/// `publicTrade`: `[{"T","s","S":"Buy"|"Sell","v","p","i","BT","seq"}]`, oldest first. The
-/// message is numbered by its first trade's `seq` (the cross sequence), or its time.
-fn trades(data: &str, emit: &mut impl FnMut(Seq, u64, TickData)) -> Result<(), ParseError> {
-    let mut list = Array::new(data)?;
-    while let Some(item) = list.next_value()? {
-        let Value::Object(t) = item else {
-            return Err(ParseError::Field("data"));
-        };
-        let mut obj = Object::new(t)?;
-        let (mut time, mut side, mut qty, mut price, mut seq) = (None, None, None, None, None);
-        while let Some((key, v)) = obj.next_field()? {
-            match key {
-                "T" => time = v.as_u64(),
-                "S" => side = v.as_str(),
-                "v" => qty = v.as_f64(),
-                "p" => price = v.as_f64(),
-                "seq" => seq = v.as_u64(),
-                _ => {}
-            }
-        }
-        let time = time.ok_or(ParseError::Field("T"))?;
-        let seq = Seq {
-            id: seq.unwrap_or(time),
-            prev: None,
-        };
-        let tick = TickData::Trade {
-            price: price.ok_or(ParseError::Field("p"))?,
-            qty: qty.ok_or(ParseError::Field("v"))?,
-            // The taker sold into a bid: the buyer was the maker.
-            buyer_is_maker: side.ok_or(ParseError::Field("S"))? == "Sell",
-        };
-        emit(seq, time, tick);
-    }
-    Ok(())
-}
-
-/// `tickers` (linear): mark and index price, funding rate, next funding time. A delta carries
-/// only the fields that changed: the others are NaN (0 for the time).
-fn ticker(
-    data: &str,
-    ts: u64,
-    emit: &mut impl FnMut(Seq, u64, TickData),
-) -> Result<(), ParseError> {
-    let mut obj = Object::new(data)?;
-    let (mut mark, mut index, mut funding, mut next) = (None, None, None, None);
-    while let Some((key, v)) = obj.next_field()? {
-        match key {
-            "markPrice" => mark = v.as_f64(),
-            "indexPrice" => index = v.as_f64(),
-            "fundingRate" => funding = v.as_f64(),
-            "nextFundingTime" => next = v.as_u64(),
-            _ => {}
-        }
-    }
-    let tick = TickData::Mark {
-        mark: mark.unwrap_or(f64::NAN),
-        index: index.unwrap_or(f64::NAN),
-        funding_rate: funding.unwrap_or(f64::NAN),
-        next_funding_ms: next.unwrap_or(0),
-    };
-    // Numbered by the frame's time: both connections see the same update with the same `ts`.
-    emit(Seq { id: ts, prev: None }, ts, tick);
     Ok(())
 }
 

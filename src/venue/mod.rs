@@ -4,13 +4,14 @@
 
 pub mod binance;
 pub mod bybit;
+mod depth;
 pub mod okx;
 
 use std::fmt;
 use std::time::Duration;
 
 use crate::json::{Array, JsonError, Value};
-use crate::tick::{DepthChunk, Level, TickData, DEPTH_CHUNK_LEVELS};
+use crate::tick::TickData;
 
 /// A venue the engine can connect to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -553,67 +554,5 @@ pub(crate) fn one_level(m: &mut crate::json::Layout<'_>) -> Option<(f64, f64)> {
     Some((price, size))
 }
 
-/// Digits after the decimal point of a number as written.
-fn decimals(v: Option<Value<'_>>) -> u8 {
-    match v {
-        Some(Value::Str(s) | Value::Num(s)) => s
-            .split_once('.')
-            .map_or(0, |(_, frac)| frac.len().min(18) as u8),
-        _ => 0,
-    }
-}
-
-/// Cuts an event's bid and ask levels into [`DepthChunk`]s, emitting each as it fills and the
-/// last one marked `last`. Each level is an array whose first two values are price and size
-/// (OKX's extra values are ignored). `head` carries the event's ids, flags and checksum.
-pub(crate) fn emit_depth(
-    head: DepthChunk,
-    seq: Seq,
-    e_time: u64,
-    sides: [(Option<Value<'_>>, &'static str); 2],
-    emit: &mut impl FnMut(Seq, u64, TickData),
-) -> Result<(), ParseError> {
-    let mut chunk = head;
-    for (side, (value, field)) in sides.into_iter().enumerate() {
-        let levels = match value {
-            Some(Value::Array(levels)) => levels,
-            // A side the event does not touch.
-            None => continue,
-            Some(_) => return Err(ParseError::Field(field)),
-        };
-        let mut levels = Array::new(levels)?;
-        while let Some(level) = levels.next_value()? {
-            let Value::Array(pair) = level else {
-                return Err(ParseError::Field(field));
-            };
-            let mut pair = Array::new(pair)?;
-            let (price, qty) = (pair.next_value()?, pair.next_value()?);
-            if chunk.checksum != 0 {
-                chunk.price_dp = chunk.price_dp.max(decimals(price));
-                chunk.qty_dp = chunk.qty_dp.max(decimals(qty));
-            }
-            let price = price.and_then(Value::as_f64);
-            let qty = qty.and_then(Value::as_f64);
-            let (Some(price), Some(qty)) = (price, qty) else {
-                return Err(ParseError::Field(field));
-            };
-            let used = (chunk.n_bids + chunk.n_asks) as usize;
-            if used == DEPTH_CHUNK_LEVELS {
-                emit(seq, e_time, TickData::Depth(chunk));
-                chunk.part += 1;
-                chunk.n_bids = 0;
-                chunk.n_asks = 0;
-            }
-            let used = (chunk.n_bids + chunk.n_asks) as usize;
-            chunk.levels[used] = Level { price, qty };
-            if side == 0 {
-                chunk.n_bids += 1;
-            } else {
-                chunk.n_asks += 1;
-            }
-        }
-    }
-    chunk.last = true;
-    emit(seq, e_time, TickData::Depth(chunk));
-    Ok(())
-}
+#[cfg(test)]
+mod tests;

@@ -9,11 +9,9 @@
 //!
 //! Streams are configured as `<channel>:<instId>`, e.g. `books:BTC-USDT-SWAP`.
 
-use super::{
-    emit_depth, first_level, one_level, Frame, ParseError, Route, Seq, StreamDef, StreamKey,
-    StreamKind,
-};
-use crate::json::{Array, Layout, Object, Value};
+use super::depth::{emit_sides, first_level, Side};
+use super::{one_level, Frame, ParseError, Route, Seq, StreamDef, StreamKey, StreamKind};
+use crate::json::{until_quote, Layout, Object, Reader, Value};
 use crate::tick::{DepthChunk, TickData};
 
 /// Validates `<channel>:<instId>`.
@@ -96,6 +94,14 @@ pub fn classify(text: &str) -> Result<Frame<'_>, ParseError> {
     if text == "pong" {
         return Ok(Frame::Pong);
     }
+    if let Some(frame) = data_as_sent(text) {
+        return Ok(frame);
+    }
+    classify_general(text)
+}
+
+/// [`classify`] of a frame not as OKX writes its data.
+pub(super) fn classify_general(text: &str) -> Result<Frame<'_>, ParseError> {
     let mut obj = Object::new(text)?;
     let (mut arg, mut data, mut event) = (None, false, None);
     let (mut id, mut code, mut msg) = (None, None, None);
@@ -153,78 +159,292 @@ pub fn classify(text: &str) -> Result<Frame<'_>, ParseError> {
     }
 }
 
-/// Parses one data frame of a stream of `kind`: `{"arg":…,"action":…,"data":[…]}`.
+/// A data frame exactly as OKX writes it, `{"arg":{"channel":"…","instId":"…"},"data":…` or
+/// with `"action":"…",` before `data`, is data of that stream: the general path below says the
+/// same once it reaches `data`, without scanning `arg` twice. Anything else (other order,
+/// whitespace, escapes) takes the general path.
+#[inline]
+pub(super) fn data_as_sent(text: &str) -> Option<Frame<'_>> {
+    let (topic, inst, _, _) = head_as_sent(text)?;
+    Some(Frame::Data {
+        stream: StreamKey { topic, inst },
+        data: text,
+    })
+}
+
+/// The head of a data frame as OKX writes it, `{"arg":{"channel":"…","instId":"…"}`, maybe
+/// `,"action":"…"`, then `,"data":`: the channel, the instrument, whether the action is
+/// `snapshot`, and where the `,` before `"data"` is.
+#[inline(always)]
+fn head_as_sent(text: &str) -> Option<(&str, &str, bool, usize)> {
+    let rest = text.strip_prefix(r#"{"arg":{"channel":""#)?;
+    let (topic, rest) = until_quote(rest)?;
+    let (inst, rest) = until_quote(rest.strip_prefix(r#","instId":""#)?)?;
+    let rest = rest.strip_prefix('}')?;
+    let (snapshot, rest) = match rest.strip_prefix(r#","action":""#) {
+        Some(action) => {
+            let (action, rest) = until_quote(action)?;
+            (action == "snapshot", rest)
+        }
+        None => (false, rest),
+    };
+    let at = text.len() - rest.len();
+    rest.starts_with(r#","data":"#)
+        .then_some((topic, inst, snapshot, at))
+}
+
+/// Parses one data frame of a stream of `kind`: `{"arg":…,"action":…,"data":[…]}`. The frame
+/// is read once, in place: the first item of `data` goes to a fixed buffer as it is read and
+/// is emitted once the whole frame is read (`action` may follow `data`, and a field sent twice
+/// counts as sent last); a `data` of several items is read again then.
 pub fn parse_data(
     kind: StreamKind,
     frame: &str,
     emit: &mut impl FnMut(Seq, u64, TickData),
 ) -> Result<(), ParseError> {
-    let mut obj = Object::new(frame)?;
-    let (mut snapshot, mut data) = (false, None);
-    while let Some((key, v)) = obj.next_field()? {
+    // The book buffer lives here, built only for books: a payload holding it by value would
+    // be moved whole (kilobytes) even when it holds none.
+    let mut book_buf;
+    let mut payload = Payload {
+        kind,
+        book: match kind {
+            StreamKind::OrderBook { .. } => {
+                book_buf = BookItem::new();
+                Some(&mut book_buf)
+            }
+            _ => None,
+        },
+        tick: None,
+        items: 0,
+        start: None,
+    };
+    // A head as OKX writes it is read in one go; the fields go on from `data`.
+    let (mut r, mut top, mut snapshot) = match head_as_sent(frame) {
+        Some((_, _, snapshot, at)) => {
+            let (r, top) = Reader::within_object(frame, at);
+            (r, top, snapshot)
+        }
+        None => {
+            let mut r = Reader::new(frame);
+            let top = r.object()?;
+            (r, top, false)
+        }
+    };
+    let mut data = None;
+    while let Some(key) = r.key(&mut top)? {
         match key {
-            "action" => snapshot = v.as_str() == Some("snapshot"),
-            "data" => data = Some(v),
-            _ => {}
+            "action" => snapshot = r.str()? == Some("snapshot"),
+            // Read in place; what it does not accept refuses the frame unless another `data`
+            // follows.
+            "data" => data = Some(r.attempt(|r| payload.read(r))?),
+            _ => r.skip()?,
         }
     }
-    let Some(Value::Array(data)) = data else {
-        return Err(ParseError::Field("data"));
-    };
-    let mut items = Array::new(data)?;
-    while let Some(item) = items.next_value()? {
-        let Value::Object(item) = item else {
-            return Err(ParseError::Field("data"));
-        };
-        match kind {
-            StreamKind::OrderBook { .. } => book(item, snapshot, emit)?,
-            StreamKind::BookTicker => bbo(item, emit)?,
-            StreamKind::AggTrade => trade(item, emit)?,
-            StreamKind::Funding => funding(item, emit)?,
-            StreamKind::MarkPrice { .. } => mark(item, emit)?,
-            _ => return Err(ParseError::Field("kind")),
+    r.end()?;
+    data.ok_or(ParseError::Field("data"))??;
+    payload.emit(snapshot, emit)
+}
+
+/// `data` as far as read: its first item's book or tick, how many items it held, and where it
+/// starts (to read it again when it held several).
+struct Payload<'a, 'b> {
+    kind: StreamKind,
+    book: Option<&'b mut BookItem<'a>>,
+    tick: Option<(Seq, u64, Small)>,
+    items: usize,
+    start: Option<Reader<'a>>,
+}
+
+impl<'a> Payload<'a, '_> {
+    /// Reads `data` in place, replacing what an earlier `data` held.
+    fn read(&mut self, r: &mut Reader<'a>) -> Result<(), ParseError> {
+        self.start = Some(*r);
+        self.items = 0;
+        let (kind, book, tick, items) =
+            (self.kind, &mut self.book, &mut self.tick, &mut self.items);
+        read_items(r, &mut |r| {
+            *items += 1;
+            match book {
+                Some(book) => book.read(r),
+                None => {
+                    *tick = Some(tick_item(kind, r)?);
+                    Ok(())
+                }
+            }
+        })
+    }
+
+    /// Emits the ticks of the `data` read, now that `action` is known.
+    fn emit(
+        &self,
+        snapshot: bool,
+        emit: &mut impl FnMut(Seq, u64, TickData),
+    ) -> Result<(), ParseError> {
+        match (self.items, &self.book, &self.tick, self.start) {
+            (0, ..) => Ok(()),
+            (1, Some(book), ..) => book.emit(snapshot, emit),
+            (1, None, Some((seq, ts, tick)), _) => {
+                emit(*seq, *ts, tick.tick());
+                Ok(())
+            }
+            (_, _, _, Some(mut r)) => read_items(&mut r, &mut |r| match self.book {
+                Some(_) => {
+                    let mut book = BookItem::new();
+                    book.read(r)?;
+                    book.emit(snapshot, emit)
+                }
+                None => {
+                    let (seq, ts, tick) = tick_item(self.kind, r)?;
+                    emit(seq, ts, tick.tick());
+                    Ok(())
+                }
+            }),
+            _ => Err(ParseError::Field("data")),
         }
+    }
+}
+
+/// Reads `[{…},…]` in place, handing `f` the reader at each item.
+#[inline(always)]
+fn read_items<'a>(
+    r: &mut Reader<'a>,
+    f: &mut impl FnMut(&mut Reader<'a>) -> Result<(), ParseError>,
+) -> Result<(), ParseError> {
+    if r.peek() != Some(b'[') {
+        return Err(ParseError::Field("data"));
+    }
+    let mut items = r.array()?;
+    while r.element(&mut items)? {
+        if r.peek() != Some(b'{') {
+            return Err(ParseError::Field("data"));
+        }
+        f(r)?;
     }
     Ok(())
 }
 
 /// `books`: `{"asks":[[px,sz,"0",n]],"bids":[…],"ts","checksum","prevSeqId","seqId"}`. An
 /// update names its predecessor `prevSeqId`; a snapshot (`prevSeqId` -1) replaces the book.
-fn book(
-    item: &str,
-    snapshot: bool,
-    emit: &mut impl FnMut(Seq, u64, TickData),
-) -> Result<(), ParseError> {
-    let mut obj = Object::new(item)?;
-    let (mut asks, mut bids, mut ts, mut checksum) = (None, None, 0, 0);
-    let (mut seq_id, mut prev) = (None, None);
-    while let Some((key, v)) = obj.next_field()? {
-        match key {
-            "asks" => asks = Some(v),
-            "bids" => bids = Some(v),
-            "ts" => ts = v.as_u64().unwrap_or(0),
-            "checksum" => checksum = v.as_i64().unwrap_or(0),
-            "seqId" => seq_id = v.as_u64(),
-            "prevSeqId" => prev = v.as_i64(),
-            _ => {}
+struct BookItem<'a> {
+    asks: Side<'a>,
+    bids: Side<'a>,
+    ts: u64,
+    checksum: i64,
+    seq_id: Option<u64>,
+    prev: Option<i64>,
+}
+
+impl<'a> BookItem<'a> {
+    fn new() -> Self {
+        BookItem {
+            asks: Side::new("asks"),
+            bids: Side::new("bids"),
+            ts: 0,
+            checksum: 0,
+            seq_id: None,
+            prev: None,
         }
     }
-    let id = seq_id.ok_or(ParseError::Field("seqId"))?;
-    let prev = prev.and_then(|p| u64::try_from(p).ok());
-    let snapshot = snapshot || prev.is_none();
-    let seq = Seq {
-        id,
-        prev: if snapshot { None } else { prev },
-    };
-    let head = DepthChunk {
-        first_update_id: prev.map_or(id, |p| p + 1),
-        final_update_id: id,
-        prev_final_update_id: prev.unwrap_or(0),
-        snapshot,
-        checksum: checksum as i32,
-        ..DepthChunk::EMPTY
-    };
-    emit_depth(head, seq, ts, [(bids, "bids"), (asks, "asks")], emit)
+
+    fn read(&mut self, r: &mut Reader<'a>) -> Result<(), ParseError> {
+        self.asks.clear();
+        self.bids.clear();
+        (self.ts, self.checksum, self.seq_id, self.prev) = (0, 0, None, None);
+        let mut obj = r.object()?;
+        while let Some(key) = r.key(&mut obj)? {
+            match key {
+                "asks" => self.asks.read(r)?,
+                "bids" => self.bids.read(r)?,
+                "ts" => self.ts = r.uint()?.unwrap_or(0),
+                "checksum" => self.checksum = r.int()?.unwrap_or(0),
+                "seqId" => self.seq_id = r.uint()?,
+                "prevSeqId" => self.prev = r.int()?,
+                _ => r.skip()?,
+            }
+        }
+        Ok(())
+    }
+
+    fn emit(
+        &self,
+        snapshot: bool,
+        emit: &mut impl FnMut(Seq, u64, TickData),
+    ) -> Result<(), ParseError> {
+        let id = self.seq_id.ok_or(ParseError::Field("seqId"))?;
+        let prev = self.prev.and_then(|p| u64::try_from(p).ok());
+        let snapshot = snapshot || prev.is_none();
+        let seq = Seq {
+            id,
+            prev: if snapshot { None } else { prev },
+        };
+        let head = DepthChunk {
+            first_update_id: prev.map_or(id, |p| p + 1),
+            final_update_id: id,
+            prev_final_update_id: prev.unwrap_or(0),
+            snapshot,
+            checksum: self.checksum as i32,
+            ..DepthChunk::EMPTY
+        };
+        emit_sides(head, seq, self.ts, [&self.bids, &self.asks], emit)
+    }
+}
+
+/// An item's tick, kept small until emitted (a [`TickData`] is the size of a depth chunk, and
+/// moves as one).
+#[derive(Clone, Copy)]
+enum Small {
+    Quote((f64, f64), (f64, f64)),
+    Trade {
+        price: f64,
+        qty: f64,
+        buyer_is_maker: bool,
+    },
+    Mark {
+        mark: f64,
+        index: f64,
+        funding_rate: f64,
+        next_funding_ms: u64,
+    },
+}
+
+impl Small {
+    #[inline(always)]
+    fn tick(self) -> TickData {
+        match self {
+            Small::Quote(bid, ask) => TickData::quote(bid, ask),
+            Small::Trade {
+                price,
+                qty,
+                buyer_is_maker,
+            } => TickData::Trade {
+                price,
+                qty,
+                buyer_is_maker,
+            },
+            Small::Mark {
+                mark,
+                index,
+                funding_rate,
+                next_funding_ms,
+            } => TickData::Mark {
+                mark,
+                index,
+                funding_rate,
+                next_funding_ms,
+            },
+        }
+    }
+}
+
+/// One item of the kinds with a tick an item.
+fn tick_item(kind: StreamKind, r: &mut Reader<'_>) -> Result<(Seq, u64, Small), ParseError> {
+    match kind {
+        StreamKind::BookTicker => bbo(r),
+        StreamKind::AggTrade => trade(r),
+        StreamKind::Funding => funding(r),
+        StreamKind::MarkPrice { .. } => mark(r),
+        _ => Err(ParseError::Field("kind")),
+    }
 }
 
 /// `bbo-tbt` exactly as OKX writes it (one level a side), read literal by literal; `None`
@@ -248,39 +468,39 @@ pub(super) fn bbo_as_sent(frame: &str) -> Option<(Seq, u64, TickData)> {
 }
 
 /// `bbo-tbt`: `{"asks":[[px,sz,"0",n]],"bids":[…],"ts","seqId"}`.
-fn bbo(item: &str, emit: &mut impl FnMut(Seq, u64, TickData)) -> Result<(), ParseError> {
-    let mut obj = Object::new(item)?;
+fn bbo(r: &mut Reader<'_>) -> Result<(Seq, u64, Small), ParseError> {
+    let mut obj = r.object()?;
     let (mut asks, mut bids, mut ts, mut seq_id) = (None, None, 0, None);
-    while let Some((key, v)) = obj.next_field()? {
+    while let Some(key) = r.key(&mut obj)? {
         match key {
-            "asks" => asks = Some(v),
-            "bids" => bids = Some(v),
-            "ts" => ts = v.as_u64().unwrap_or(0),
-            "seqId" => seq_id = v.as_u64(),
-            _ => {}
+            "asks" => asks = Some(first_level(r)?),
+            "bids" => bids = Some(first_level(r)?),
+            "ts" => ts = r.uint()?.unwrap_or(0),
+            "seqId" => seq_id = r.uint()?,
+            _ => r.skip()?,
         }
     }
-    let quote = TickData::quote(first_level(bids)?, first_level(asks)?);
+    let none = Ok((f64::NAN, 0.0));
+    let quote = Small::Quote(bids.unwrap_or(none)?, asks.unwrap_or(none)?);
     let seq = Seq {
         id: seq_id.unwrap_or(ts),
         prev: None,
     };
-    emit(seq, ts, quote);
-    Ok(())
+    Ok((seq, ts, quote))
 }
 
 /// `trades`: `{"instId","tradeId","px","sz","side","ts","count"}`.
-fn trade(item: &str, emit: &mut impl FnMut(Seq, u64, TickData)) -> Result<(), ParseError> {
-    let mut obj = Object::new(item)?;
+fn trade(r: &mut Reader<'_>) -> Result<(Seq, u64, Small), ParseError> {
+    let mut obj = r.object()?;
     let (mut id, mut px, mut sz, mut side, mut ts) = (None, None, None, None, 0);
-    while let Some((key, v)) = obj.next_field()? {
+    while let Some(key) = r.key(&mut obj)? {
         match key {
-            "tradeId" => id = v.as_u64(),
-            "px" => px = v.as_f64(),
-            "sz" => sz = v.as_f64(),
-            "side" => side = v.as_str(),
-            "ts" => ts = v.as_u64().unwrap_or(0),
-            _ => {}
+            "tradeId" => id = r.uint()?,
+            "px" => px = r.decimal()?,
+            "sz" => sz = r.decimal()?,
+            "side" => side = r.str()?,
+            "ts" => ts = r.uint()?.unwrap_or(0),
+            _ => r.skip()?,
         }
     }
     // OKX trade ids increase but aggregate (`count`): not a chain.
@@ -288,58 +508,55 @@ fn trade(item: &str, emit: &mut impl FnMut(Seq, u64, TickData)) -> Result<(), Pa
         id: id.ok_or(ParseError::Field("tradeId"))?,
         prev: None,
     };
-    let tick = TickData::Trade {
+    let tick = Small::Trade {
         price: px.ok_or(ParseError::Field("px"))?,
         qty: sz.ok_or(ParseError::Field("sz"))?,
         // `side` is the taker's: a taker sell hits a resting buyer.
         buyer_is_maker: side.ok_or(ParseError::Field("side"))? == "sell",
     };
-    emit(seq, ts, tick);
-    Ok(())
+    Ok((seq, ts, tick))
 }
 
 /// `funding-rate`: `{"fundingRate","fundingTime","nextFundingTime","ts",…}`.
-fn funding(item: &str, emit: &mut impl FnMut(Seq, u64, TickData)) -> Result<(), ParseError> {
-    let mut obj = Object::new(item)?;
+fn funding(r: &mut Reader<'_>) -> Result<(Seq, u64, Small), ParseError> {
+    let mut obj = r.object()?;
     let (mut rate, mut time, mut ts) = (None, None, 0);
-    while let Some((key, v)) = obj.next_field()? {
+    while let Some(key) = r.key(&mut obj)? {
         match key {
-            "fundingRate" => rate = v.as_f64(),
-            "fundingTime" => time = v.as_u64(),
-            "ts" => ts = v.as_u64().unwrap_or(0),
-            _ => {}
+            "fundingRate" => rate = r.decimal()?,
+            "fundingTime" => time = r.uint()?,
+            "ts" => ts = r.uint()?.unwrap_or(0),
+            _ => r.skip()?,
         }
     }
-    let tick = TickData::Mark {
+    let tick = Small::Mark {
         mark: f64::NAN,
         index: f64::NAN,
         funding_rate: rate.ok_or(ParseError::Field("fundingRate"))?,
         next_funding_ms: time.unwrap_or(0),
     };
-    emit(Seq { id: ts, prev: None }, ts, tick);
-    Ok(())
+    Ok((Seq { id: ts, prev: None }, ts, tick))
 }
 
 /// `mark-price`: `{"instType","instId","markPx","ts"}`.
-fn mark(item: &str, emit: &mut impl FnMut(Seq, u64, TickData)) -> Result<(), ParseError> {
-    let mut obj = Object::new(item)?;
+fn mark(r: &mut Reader<'_>) -> Result<(Seq, u64, Small), ParseError> {
+    let mut obj = r.object()?;
     let (mut px, mut ts) = (None, None);
-    while let Some((key, v)) = obj.next_field()? {
+    while let Some(key) = r.key(&mut obj)? {
         match key {
-            "markPx" => px = v.as_f64(),
-            "ts" => ts = v.as_u64(),
-            _ => {}
+            "markPx" => px = r.decimal()?,
+            "ts" => ts = r.uint()?,
+            _ => r.skip()?,
         }
     }
     let ts = ts.ok_or(ParseError::Field("ts"))?;
-    let tick = TickData::Mark {
+    let tick = Small::Mark {
         mark: px.ok_or(ParseError::Field("markPx"))?,
         index: f64::NAN,
         funding_rate: f64::NAN,
         next_funding_ms: 0,
     };
-    emit(Seq { id: ts, prev: None }, ts, tick);
-    Ok(())
+    Ok((Seq { id: ts, prev: None }, ts, tick))
 }
 
 #[cfg(test)]

@@ -12,6 +12,10 @@
 
 use std::fmt;
 
+mod reader;
+
+pub use reader::{Reader, Scope};
+
 /// Where and why a message failed to scan.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct JsonError {
@@ -88,6 +92,7 @@ impl<'a> Value<'a> {
     }
 }
 
+#[derive(Clone, Copy)]
 struct Cursor<'a> {
     src: &'a str,
     pos: usize,
@@ -103,6 +108,7 @@ impl<'a> Cursor<'a> {
             expected,
         }
     }
+    #[inline(always)]
     fn skip_ws(&mut self) {
         while let Some(b) = self.bytes().get(self.pos) {
             if !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
@@ -111,10 +117,12 @@ impl<'a> Cursor<'a> {
             self.pos += 1;
         }
     }
+    #[inline(always)]
     fn peek(&mut self) -> Option<u8> {
         self.skip_ws();
         self.bytes().get(self.pos).copied()
     }
+    #[inline(always)]
     fn expect(&mut self, b: u8, what: &'static str) -> Result<(), JsonError> {
         if self.peek() == Some(b) {
             self.pos += 1;
@@ -127,6 +135,11 @@ impl<'a> Cursor<'a> {
     #[inline(always)]
     fn string(&mut self) -> Result<&'a str, JsonError> {
         self.expect(b'"', "'\"'")?;
+        self.string_body()
+    }
+    /// Reads the rest of a string whose opening quote is just behind; returns its raw contents.
+    #[inline(always)]
+    fn string_body(&mut self) -> Result<&'a str, JsonError> {
         let start = self.pos;
         let bytes = self.bytes();
         // Venue strings are short and escape-free: one search for the closing quote.
@@ -305,6 +318,7 @@ impl<'a> Cursor<'a> {
         }
     }
     /// After an element: `,` continues (true), `close` ends (false).
+    #[inline(always)]
     fn next_or_close(&mut self, close: u8) -> Result<bool, JsonError> {
         match self.peek() {
             Some(b',') => {
@@ -584,6 +598,15 @@ fn digits(bytes: &[u8], i: &mut usize, mut acc: u64) -> u64 {
     acc
 }
 
+/// The text up to the next quote, which must not be escaped, and what follows the quote: a
+/// string's contents and the rest, once its opening quote is behind (the venues' as-sent
+/// paths). Eight bytes at a time: venue strings are short.
+#[inline(always)]
+pub fn until_quote(s: &str) -> Option<(&str, &str)> {
+    let q = quote_or_escape(s.as_bytes(), 0)?;
+    (s.as_bytes()[q] == b'"').then(|| (&s[..q], &s[q + 1..]))
+}
+
 /// The index of the first `"` or `\\` at or after `from`, eight bytes at a time.
 #[inline(always)]
 fn quote_or_escape(bytes: &[u8], from: usize) -> Option<usize> {
@@ -605,6 +628,38 @@ fn quote_or_escape(bytes: &[u8], from: usize) -> Option<usize> {
     bytes[i..]
         .iter()
         .position(|&b| b == b'"' || b == b'\\')
+        .map(|p| i + p)
+}
+
+/// The index of the first `"`, `[`, `]`, `{` or `}` at or after `from`, eight bytes at a time.
+#[inline(always)]
+fn structural(bytes: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut i = from;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let v = u64::from_le_bytes([
+            chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7],
+        ]);
+        // Clearing bit 5 maps `{` onto `[` and `}` onto `]`, and nothing else onto either.
+        let folded = v & (ONES * 0xDF);
+        let (q, o, c) = (
+            v ^ (ONES * u64::from(b'"')),
+            folded ^ (ONES * u64::from(b'[')),
+            folded ^ (ONES * u64::from(b']')),
+        );
+        // A zero byte in `q`, `o` or `c` is a match; the lowest flagged byte is a real one.
+        let hits =
+            (q.wrapping_sub(ONES) & !q | o.wrapping_sub(ONES) & !o | c.wrapping_sub(ONES) & !c)
+                & HIGHS;
+        if hits != 0 {
+            return Some(i + (hits.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    bytes[i..]
+        .iter()
+        .position(|b| matches!(b, b'"' | b'[' | b']' | b'{' | b'}'))
         .map(|p| i + p)
 }
 
@@ -823,6 +878,25 @@ mod tests {
             let mut o = Object::new(bad).unwrap();
             o.key().unwrap();
             assert!(o.decimal().is_err(), "{bad}");
+        }
+    }
+
+    /// The eight-at-a-time structural search finds what a byte loop finds, at every offset.
+    #[test]
+    fn structural_search_matches_a_byte_loop() {
+        let base: &[u8] =
+            b"abc:def,gh\"ij{klm}no[pq]rstuvwxyz0123456789_YyABC{DEFGH]IJ\\\xfb\xdb\xfd";
+        for from in 0..base.len() {
+            for end in from..=base.len() {
+                let b = &base[..end];
+                let naive = (from..end).find(|&i| matches!(b[i], b'"' | b'[' | b']' | b'{' | b'}'));
+                assert_eq!(structural(b, from), naive, "from {from} end {end}");
+            }
+        }
+        for byte in 0..=255u8 {
+            let b = [byte; 9];
+            let want = matches!(byte, b'"' | b'[' | b']' | b'{' | b'}').then_some(0);
+            assert_eq!(structural(&b, 0), want, "{byte}");
         }
     }
 
