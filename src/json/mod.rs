@@ -110,11 +110,26 @@ impl<'a> Cursor<'a> {
     }
     #[inline(always)]
     fn skip_ws(&mut self) {
-        while let Some(b) = self.bytes().get(self.pos) {
+        if let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes().get(self.pos) {
+            self.skip_ws_run();
+        }
+    }
+    /// Whitespace from here on (out of line: compact text, as venues send it, has none).
+    /// Indentation, as the venues' documentation prints it, goes eight spaces at a time.
+    #[inline(never)]
+    fn skip_ws_run(&mut self) {
+        let bytes = self.bytes();
+        while let Some(b) = bytes.get(self.pos) {
             if !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
                 break;
             }
             self.pos += 1;
+            while let Some(w) = bytes.get(self.pos..self.pos + 8) {
+                if w != b"        " {
+                    break;
+                }
+                self.pos += 8;
+            }
         }
     }
     #[inline(always)]
