@@ -99,7 +99,14 @@ struct Conn {
     transport: Option<Transport>,
     /// Readiness was reported (or a read batch was cut short) and not yet used up.
     ready: bool,
+    /// Until then the thread polls without sleeping (see [`SETUP_SPIN`]).
+    spin_until: Instant,
 }
+
+/// After a connect starts, a blocking driver polls without sleeping for this long, so the
+/// handshake's round trips and the first data cost no wake-up of the thread (tens of µs each
+/// on a VM). Reconnects are rare; a slow handshake goes back to blocking after it.
+const SETUP_SPIN: Duration = Duration::from_millis(1);
 
 /// The driver of one thread.
 pub struct Driver<S: Sink> {
@@ -200,11 +207,15 @@ impl<S: Sink> Driver<S> {
                 Some(Duration::ZERO)
             } else {
                 let now = Instant::now();
-                self.feeds
-                    .iter()
-                    .filter_map(|f| f.due)
-                    .min()
-                    .map(|d| d.saturating_duration_since(now))
+                if self.conns.iter().flatten().any(|c| now < c.spin_until) {
+                    Some(Duration::ZERO)
+                } else {
+                    self.feeds
+                        .iter()
+                        .filter_map(|f| f.due)
+                        .min()
+                        .map(|d| d.saturating_duration_since(now))
+                }
             };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != std::io::ErrorKind::Interrupted {
@@ -463,6 +474,7 @@ impl<S: Sink> Driver<S> {
             url,
             transport: Some(t),
             ready: true,
+            spin_until: Instant::now() + SETUP_SPIN,
         });
     }
 
