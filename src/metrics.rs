@@ -245,6 +245,39 @@ struct Kept {
 }
 
 impl ReconnectHistograms {
+    /// Records how long a lost connection had been silent when the loss was detected.
+    pub fn record_detection(&mut self, silent: Duration) {
+        self.kept()
+            .detect_us
+            .saturating_record(silent.as_micros().max(1) as u64);
+    }
+
+    /// Records an outage that ended: its reconnect time (detection → first data) and its span
+    /// (last data before → first data after), at full precision.
+    pub fn record_outage(&mut self, reconnect: Duration, span: Duration) {
+        let k = self.kept();
+        k.reconnect_us
+            .saturating_record(reconnect.as_micros().max(1) as u64);
+        k.gap_us.saturating_record(span.as_micros().max(1) as u64);
+        if reconnect > RECONNECT_TARGET {
+            self.target_misses += 1;
+        }
+    }
+
+    /// Moves everything `from` holds into this one, leaving `from` empty (its memory kept).
+    pub fn take_from(&mut self, from: &mut ReconnectHistograms) {
+        if let Some(f) = from.kept.as_deref_mut() {
+            let k = self.kept();
+            let _ = k.detect_us.add(&f.detect_us);
+            let _ = k.reconnect_us.add(&f.reconnect_us);
+            let _ = k.gap_us.add(&f.gap_us);
+            f.detect_us.reset();
+            f.reconnect_us.reset();
+            f.gap_us.reset();
+        }
+        self.target_misses += std::mem::take(&mut from.target_misses);
+    }
+
     fn kept(&mut self) -> &mut Kept {
         self.kept.get_or_insert_with(|| {
             Box::new(Kept {
@@ -453,31 +486,6 @@ impl FeedStats {
         } else {
             FeedStats::bump(&self.state_changes_dropped);
         }
-    }
-
-    /// Records how long a lost connection had been silent when the loss was detected.
-    pub fn record_detection(&self, silent: Duration) {
-        if let Ok(mut h) = self.histograms.lock() {
-            h.kept()
-                .detect_us
-                .saturating_record(silent.as_micros().max(1) as u64);
-        }
-    }
-
-    /// Records an outage that ended: its reconnect time (detection → first data) and its span
-    /// (last data before → first data after) go into the histograms at full precision, its
-    /// record (whole milliseconds) into the list. Returns the record's index.
-    pub fn record_outage(&self, gap: GapRecord, reconnect: Duration, span: Duration) -> usize {
-        if let Ok(mut h) = self.histograms.lock() {
-            let k = h.kept();
-            k.reconnect_us
-                .saturating_record(reconnect.as_micros().max(1) as u64);
-            k.gap_us.saturating_record(span.as_micros().max(1) as u64);
-            if reconnect > RECONNECT_TARGET {
-                h.target_misses += 1;
-            }
-        }
-        self.record_gap(gap)
     }
 
     /// Records a gap; returns its index (to add missed ranges later).

@@ -350,9 +350,7 @@ impl Connections {
         };
         actions.push(Action::Abort { session: id });
         FeedStats::bump(&out.report.stats.disconnects);
-        out.report
-            .stats
-            .record_detection(live.liveness.silent_for(now));
+        out.report.record_detection(live.liveness.silent_for(now));
         let conn = live.conn_no;
         let retire = self.rotations.on_lost(&mut self.slots, id, now);
         let carrier = self.slots.carrier_besides(k);

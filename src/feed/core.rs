@@ -109,6 +109,8 @@ impl FeedCore {
     /// (subscriptions, keep-alive, liveness, cadence), then the feed's (held messages,
     /// rotations, stream silence, published state).
     pub fn handle_timeout<S: Sink + ?Sized>(&mut self, now: Instant, sink: &mut S) {
+        // Reconnect figures a scrape kept from being published at the outage's end.
+        self.report.publish(false);
         for k in 0..self.conns.slots.len() {
             let mut out = Out {
                 report: &mut self.report,
@@ -351,6 +353,7 @@ impl FeedCore {
 
     /// The engine stops: live connections are closed politely, and the feed says it stopped.
     pub fn shutdown(&mut self) {
+        self.report.publish(true);
         self.conns.shutdown(&mut self.actions);
         if self.report.stats.state() != FeedState::Failed {
             self.report.stats.set_state(FeedState::Stopped);

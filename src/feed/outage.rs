@@ -79,10 +79,10 @@ impl Outages {
         &mut self,
         now: Instant,
         recv_ns: u64,
-        report: &Reporter,
+        report: &mut Reporter,
     ) -> Option<Closed> {
         let outage = self.open.take()?;
-        let stats = &report.stats;
+        let stats = report.stats.clone();
         let reconnect = now.saturating_duration_since(outage.detected);
         let gap_start = outage.last_data.unwrap_or(outage.detected);
         let gap = now.saturating_duration_since(gap_start);
@@ -90,19 +90,16 @@ impl Outages {
         FeedStats::bump(&stats.reconnects_by_reason[outage.reason.kind()]);
         let total = stats.reconnects.load(Ordering::Relaxed);
         let end_unix = clock::mono_to_unix_ns(recv_ns);
-        let record = stats.record_outage(
-            GapRecord {
-                start_unix_ns: end_unix.saturating_sub(gap.as_nanos() as u64),
-                end_unix_ns: end_unix,
-                duration_ms: gap.as_millis() as u64,
-                reconnect_ms: reconnect.as_millis() as u64,
-                cause: GapCause::Outage(outage.reason),
-                attempts: outage.attempts,
-                missed: Vec::new(),
-            },
-            reconnect,
-            gap,
-        );
+        report.record_outage(reconnect, gap);
+        let record = stats.record_gap(GapRecord {
+            start_unix_ns: end_unix.saturating_sub(gap.as_nanos() as u64),
+            end_unix_ns: end_unix,
+            duration_ms: gap.as_millis() as u64,
+            reconnect_ms: reconnect.as_millis() as u64,
+            cause: GapCause::Outage(outage.reason),
+            attempts: outage.attempts,
+            missed: Vec::new(),
+        });
         info!(
             "[{}] Reconnected successfully (gap_ms={}, attempts={}, total_reconnects={total})",
             report.name,

@@ -3,7 +3,7 @@
 
 use std::mem;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, TrySendError};
@@ -13,7 +13,7 @@ use tungstenite::Utf8Bytes;
 use super::sink::Sink;
 use crate::capture::CaptureMsg;
 use crate::clock;
-use crate::metrics::FeedStats;
+use crate::metrics::{FeedStats, ReconnectHistograms};
 use crate::tick::{FeedId, Health, HealthMsg, Tick};
 
 /// At most one log line per this interval for repetitive problems (bad frames, drops).
@@ -67,6 +67,10 @@ pub(crate) struct Reporter {
     pub throttle: LogGate,
     drops: LogGate,
     drops_reported: u64,
+    /// Reconnect histograms recorded on this thread and not yet published to `stats` (see
+    /// [`Reporter::publish`]).
+    histograms: ReconnectHistograms,
+    unpublished: bool,
 }
 
 impl Reporter {
@@ -89,6 +93,53 @@ impl Reporter {
             throttle: LogGate::default(),
             drops: LogGate::default(),
             drops_reported: 0,
+            histograms: ReconnectHistograms::default(),
+            unpublished: false,
+        }
+    }
+
+    /// Records how long a lost connection had been silent when the loss was detected.
+    #[cold]
+    pub(crate) fn record_detection(&mut self, silent: Duration) {
+        self.histograms.record_detection(silent);
+        self.unpublished = true;
+        self.publish(false);
+    }
+
+    /// Records an outage's reconnect time and span.
+    #[cold]
+    pub(crate) fn record_outage(&mut self, reconnect: Duration, span: Duration) {
+        self.histograms.record_outage(reconnect, span);
+        self.unpublished = true;
+        self.publish(false);
+    }
+
+    /// Hands what this thread recorded to the feed's shared histograms. The feed thread never
+    /// waits for the lock (a scrape or the status line may hold it): when it is taken, the
+    /// figures stay here and go with the next try (every turn, see `FeedCore::handle_timeout`).
+    /// `wait` (at shutdown) takes the lock whatever it costs.
+    #[inline]
+    pub(crate) fn publish(&mut self, wait: bool) {
+        if self.unpublished {
+            self.publish_now(wait);
+        }
+    }
+
+    #[cold]
+    fn publish_now(&mut self, wait: bool) {
+        let shared = if wait {
+            Some(
+                self.stats
+                    .histograms
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner),
+            )
+        } else {
+            self.stats.histograms.try_lock().ok()
+        };
+        if let Some(mut shared) = shared {
+            shared.take_from(&mut self.histograms);
+            self.unpublished = false;
         }
     }
 
@@ -212,5 +263,39 @@ impl<S: Sink + ?Sized> Out<'_, S> {
             event,
         };
         self.sink.health(self.report.lane, msg);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnect_figures_never_wait_for_a_reader_and_are_never_lost() {
+        let stats = Arc::new(FeedStats::new("f".into(), "ws://x".into()));
+        let mut r = Reporter::new(0, 0, "f".into(), stats.clone(), None);
+        let count = |s: &FeedStats| {
+            s.histograms
+                .lock()
+                .unwrap()
+                .reconnect_us()
+                .map_or(0, |h| h.len())
+        };
+        {
+            // A scrape holds the shared histograms: recording goes on without waiting.
+            let _scrape = stats.histograms.lock().unwrap();
+            r.record_outage(Duration::from_millis(3), Duration::from_millis(4));
+            r.record_outage(Duration::from_secs(6), Duration::from_secs(7));
+        }
+        assert_eq!(count(&stats), 0, "kept on the feed's thread meanwhile");
+        r.publish(false);
+        assert_eq!(count(&stats), 2);
+        assert_eq!(stats.histograms.lock().unwrap().target_misses, 1);
+        r.record_outage(Duration::from_millis(1), Duration::from_millis(1));
+        assert_eq!(
+            count(&stats),
+            3,
+            "published at once when nobody holds the lock"
+        );
     }
 }

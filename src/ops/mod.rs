@@ -9,9 +9,10 @@
 //! | `server.rs` | the `metrics` thread: a small blocking HTTP server answering the three paths |
 //!
 //! Nothing here runs on a feed thread. Feed threads keep their counters in relaxed atomics
-//! ([`crate::metrics::FeedStats`]); reconnect and gap histograms are recorded once per outage
-//! under a mutex nobody else holds for more than a scrape's copy of bucket counts; the strategy
-//! merges its latency histogram into a shared one every 250 ms. A scrape reads all of that.
+//! ([`crate::metrics::FeedStats`]); reconnect and gap histograms are recorded on the feed's own
+//! thread and handed over with a `try_lock` that never waits (figures a scrape kept from going
+//! stay on the thread and go with its next turn); the strategy merges its latency histogram into
+//! a shared one every 250 ms. A scrape reads all of that.
 
 mod exporter;
 pub mod health;
