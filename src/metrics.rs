@@ -387,6 +387,8 @@ pub struct FeedStats {
     pub histograms: Mutex<ReconnectHistograms>,
     /// Every outage, in order.
     pub gaps: Mutex<Vec<GapRecord>>,
+    /// Records in `gaps` (read without its lock, by scrapes).
+    pub gaps_recorded: AtomicU64,
     /// The error that failed the feed, if it failed.
     pub failure: Mutex<Option<String>>,
     /// Each role's state changes, in order (at most [`MAX_STATE_CHANGES`]).
@@ -434,6 +436,7 @@ impl FeedStats {
             rejected_streams: AtomicU64::new(0),
             histograms: Mutex::new(ReconnectHistograms::default()),
             gaps: Mutex::new(Vec::new()),
+            gaps_recorded: AtomicU64::new(0),
             failure: Mutex::new(None),
             state_changes: Mutex::new(Vec::new()),
             state_changes_dropped: AtomicU64::new(0),
@@ -498,6 +501,7 @@ impl FeedStats {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         g.push(gap);
+        FeedStats::bump(&self.gaps_recorded);
         g.len() - 1
     }
 

@@ -2,12 +2,14 @@
 //! (version 0.0.4), encoded at scrape time straight from the live counters by a
 //! `prometheus-client` collector: nothing is registered or copied while the feeds run.
 
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
@@ -147,120 +149,113 @@ pub(super) fn render(o: &Observed) -> String {
 }
 
 impl Collector for Feeds {
-    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
         let stats = &self.0.stats;
-        let feed = |s: &FeedStats| [("feed", s.name.clone()), ("venue", s.venue.clone())];
-
+        let enc = &mut enc;
         for (name, help, get) in COUNTERS {
-            let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
-            for s in stats {
-                let v = get(s).load(Relaxed);
-                m.encode_family(&feed(s))?
-                    .encode_counter::<NoLabelSet, _, u64>(&v, None)?;
-            }
+            per_feed(enc, name, help, MetricType::Counter, stats, |m, s, feed| {
+                counter(m, &feed, get(s).load(Relaxed))
+            })?;
         }
-        {
-            let mut m = enc.encode_descriptor(
-                "wsfeed_reconnects",
-                "Outages recovered, by the kind of reason that began them.",
-                None,
-                MetricType::Counter,
-            )?;
-            for s in stats {
+        let help = "Outages recovered, by the kind of reason that began them.";
+        per_feed(
+            enc,
+            "wsfeed_reconnects",
+            help,
+            MetricType::Counter,
+            stats,
+            |m, s, feed| {
                 for (k, reason) in DisconnectReason::KINDS.iter().enumerate() {
                     let v = s.reconnects_by_reason[k].load(Relaxed);
-                    let labels = (feed(s), [("reason", *reason)]);
-                    m.encode_family(&labels)?
-                        .encode_counter::<NoLabelSet, _, u64>(&v, None)?;
+                    counter(m, &(feed.clone(), [("reason", *reason)]), v)?;
                 }
-            }
-        }
-        {
-            let mut m = enc.encode_descriptor(
-                "wsfeed_gaps",
-                "Gaps recorded in the session manifest (outages and missed id ranges).",
-                None,
-                MetricType::Counter,
-            )?;
-            for s in stats {
-                let v = s.gaps.lock().map(|g| g.len() as u64).unwrap_or(0);
-                m.encode_family(&feed(s))?
-                    .encode_counter::<NoLabelSet, _, u64>(&v, None)?;
-            }
-        }
-        {
-            let mut m = enc.encode_descriptor(
-                "wsfeed_feed_state",
-                "The feed's state (1 for the current one).",
-                None,
-                MetricType::Gauge,
-            )?;
-            for s in stats {
-                let now = s.state();
-                for state in STATES {
-                    let labels = (feed(s), [("state", state.name())]);
-                    m.encode_family(&labels)?
-                        .encode_gauge(&u64::from(state == now))?;
-                }
-            }
-        }
-        {
-            let mut m = enc.encode_descriptor(
-                "wsfeed_connections_up",
-                "The feed's connections streaming now, by role.",
-                None,
-                MetricType::Gauge,
-            )?;
-            for s in stats {
+                Ok(())
+            },
+        )?;
+        let help = "Gaps recorded in the session manifest (outages and missed id ranges).";
+        per_feed(
+            enc,
+            "wsfeed_gaps",
+            help,
+            MetricType::Counter,
+            stats,
+            |m, s, feed| counter(m, &feed, s.gaps_recorded.load(Relaxed)),
+        )?;
+        let help = "The feed's state (1 for the current one).";
+        per_feed(
+            enc,
+            "wsfeed_feed_state",
+            help,
+            MetricType::Gauge,
+            stats,
+            |m, s, feed| {
+                one_hot(m, s.state(), |state| {
+                    (feed.clone(), [("state", state.name())])
+                })
+            },
+        )?;
+        let help = "The feed's connections streaming now, by role.";
+        per_feed(
+            enc,
+            "wsfeed_connections_up",
+            help,
+            MetricType::Gauge,
+            stats,
+            |m, s, feed| {
                 for role in [SlotRole::Primary, SlotRole::Standby, SlotRole::Replacement] {
                     let up = s.slots[..s.slot_count()]
                         .iter()
                         .filter(|c| c.role() == role && c.state() == FeedState::Streaming)
                         .count() as u64;
-                    let labels = (feed(s), [("role", role.name())]);
-                    m.encode_family(&labels)?.encode_gauge(&up)?;
+                    m.encode_family(&(feed.clone(), [("role", role.name())]))?
+                        .encode_gauge(&up)?;
                 }
-            }
-        }
-        {
-            let mut m = enc.encode_descriptor(
-                "wsfeed_connection_state",
-                "Each connection slot's state (1 for the current one), with its role.",
-                None,
-                MetricType::Gauge,
-            )?;
-            for s in stats {
-                for (i, c) in s.slots[..s.slot_count()].iter().enumerate() {
-                    let now = c.state();
-                    let slot = i.to_string();
-                    for state in STATES {
-                        let labels = (
-                            feed(s),
-                            [
-                                ("slot", slot.as_str()),
-                                ("role", c.role().name()),
-                                ("state", state.name()),
-                            ],
-                        );
-                        m.encode_family(&labels)?
-                            .encode_gauge(&u64::from(state == now))?;
-                    }
-                }
-            }
-        }
-        gauge(
-            &mut enc,
-            "wsfeed_stale_streams",
-            "Streams silent past their limit now.",
-            stats,
-            |s| s.stale_now.load(Relaxed),
+                Ok(())
+            },
         )?;
-        gauge(
-            &mut enc,
-            "wsfeed_feed_required",
-            "1 when the process needs this feed.",
+        let help = "Each connection slot's state (1 for the current one), with its role.";
+        per_feed(
+            enc,
+            "wsfeed_connection_state",
+            help,
+            MetricType::Gauge,
             stats,
-            |s| u64::from(s.required),
+            |m, s, feed| {
+                for (i, c) in s.slots[..s.slot_count()].iter().enumerate() {
+                    let slot = i.to_string();
+                    one_hot(m, c.state(), |state| {
+                        let role = c.role().name();
+                        let labels = [
+                            ("slot", slot.as_str()),
+                            ("role", role),
+                            ("state", state.name()),
+                        ];
+                        (feed.clone(), labels)
+                    })?;
+                }
+                Ok(())
+            },
+        )?;
+        let help = "Streams silent past their limit now.";
+        per_feed(
+            enc,
+            "wsfeed_stale_streams",
+            help,
+            MetricType::Gauge,
+            stats,
+            |m, s, feed| {
+                m.encode_family(&feed)?
+                    .encode_gauge(&s.stale_now.load(Relaxed))
+            },
+        )?;
+        let help = "1 when the process needs this feed.";
+        per_feed(
+            enc,
+            "wsfeed_feed_required",
+            help,
+            MetricType::Gauge,
+            stats,
+            |m, s, feed| m.encode_family(&feed)?.encode_gauge(&u64::from(s.required)),
         )?;
         for (name, help, gap) in [
             (
@@ -274,32 +269,36 @@ impl Collector for Feeds {
                 true,
             ),
         ] {
-            let mut m = enc.encode_descriptor(name, help, None, MetricType::Histogram)?;
-            for s in stats {
-                let (sum, count, buckets) = match s.histograms.lock() {
-                    Ok(h) => match if gap { h.gap_us() } else { h.reconnect_us() } {
-                        Some(h) => buckets(h, 1e-6, &OUTAGE_BOUNDS_S),
-                        None => empty(&OUTAGE_BOUNDS_S),
-                    },
-                    Err(_) => empty(&OUTAGE_BOUNDS_S),
-                };
-                m.encode_family(&feed(s))?
-                    .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
-            }
-        }
-        {
-            let (sum, count, b) = match self.0.latency.lock() {
-                Ok(h) => buckets(&h, 1e-9, &LATENCY_BOUNDS_S),
-                Err(_) => empty(&LATENCY_BOUNDS_S),
-            };
-            let mut m = enc.encode_descriptor(
-                "wsfeed_strategy_tick_latency_seconds",
-                "Venue frame read → the strategy's on_tick returned.",
-                None,
+            per_feed(
+                enc,
+                name,
+                help,
                 MetricType::Histogram,
+                stats,
+                |m, s, feed| {
+                    let (sum, count, buckets) = match s.histograms.lock() {
+                        Ok(h) => match if gap { h.gap_us() } else { h.reconnect_us() } {
+                            Some(h) => buckets(h, 1e-6, &OUTAGE_BOUNDS_S),
+                            None => empty(&OUTAGE_BOUNDS_S),
+                        },
+                        Err(_) => empty(&OUTAGE_BOUNDS_S),
+                    };
+                    m.encode_family(&feed)?
+                        .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+                },
             )?;
-            m.encode_histogram::<NoLabelSet>(sum, count, &b, None)?;
         }
+        let (sum, count, b) = match self.0.latency.lock() {
+            Ok(h) => buckets(&h, 1e-9, &LATENCY_BOUNDS_S),
+            Err(_) => empty(&LATENCY_BOUNDS_S),
+        };
+        enc.encode_descriptor(
+            "wsfeed_strategy_tick_latency_seconds",
+            "Venue frame read → the strategy's on_tick returned.",
+            None,
+            MetricType::Histogram,
+        )?
+        .encode_histogram::<NoLabelSet>(sum, count, &b, None)?;
         let rss = resident_bytes().unwrap_or(0);
         enc.encode_descriptor(
             "wsfeed_process_resident_memory_bytes",
@@ -320,18 +319,41 @@ impl Collector for Feeds {
     }
 }
 
-/// A per-feed gauge.
-fn gauge(
+/// The labels every series of a feed carries.
+type FeedLabels = [(&'static str, String); 2];
+
+/// One metric family over every feed: `each` writes a feed's series, given its labels.
+fn per_feed(
     enc: &mut DescriptorEncoder,
     name: &'static str,
     help: &str,
-    stats: &[std::sync::Arc<FeedStats>],
-    value: impl Fn(&FeedStats) -> u64,
-) -> Result<(), std::fmt::Error> {
-    let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    kind: MetricType,
+    stats: &[Arc<FeedStats>],
+    mut each: impl FnMut(&mut MetricEncoder, &FeedStats, FeedLabels) -> fmt::Result,
+) -> fmt::Result {
+    let mut m = enc.encode_descriptor(name, help, None, kind)?;
     for s in stats {
         let labels = [("feed", s.name.clone()), ("venue", s.venue.clone())];
-        m.encode_family(&labels)?.encode_gauge(&value(s))?;
+        each(&mut m, s, labels)?;
+    }
+    Ok(())
+}
+
+/// A counter's value under `labels`.
+fn counter(m: &mut MetricEncoder, labels: &impl EncodeLabelSet, v: u64) -> fmt::Result {
+    m.encode_family(labels)?
+        .encode_counter::<NoLabelSet, _, u64>(&v, None)
+}
+
+/// A state as one gauge per possible state, 1 for the current one.
+fn one_hot<L: EncodeLabelSet>(
+    m: &mut MetricEncoder,
+    now: FeedState,
+    labels: impl Fn(FeedState) -> L,
+) -> fmt::Result {
+    for state in STATES {
+        m.encode_family(&labels(state))?
+            .encode_gauge(&u64::from(state == now))?;
     }
     Ok(())
 }
