@@ -249,17 +249,7 @@ impl<'a> Cursor<'a> {
         let start = self.pos + usize::from(quoted);
         let neg = bytes.get(start) == Some(&b'-');
         let mut i = start + usize::from(neg);
-        let int_start = i;
-        let mut mantissa = digits(bytes, &mut i, 0);
-        let mut n_digits = i - int_start;
-        let mut frac = 0;
-        if bytes.get(i) == Some(&b'.') {
-            i += 1;
-            let frac_start = i;
-            mantissa = digits(bytes, &mut i, mantissa);
-            frac = i - frac_start;
-            n_digits += frac;
-        }
+        let (mantissa, n_digits, frac) = decimal_digits(bytes, &mut i);
         let simple = n_digits > 0
             && n_digits <= 19
             && mantissa < (1 << 53)
@@ -587,6 +577,24 @@ pub fn compact(text: &str) -> String {
         out.push(c);
     }
     out
+}
+
+/// Digits, then a point and digits, from `*i` (left past them): the mantissa they spell (wrapping
+/// beyond 19 digits: callers check the count), how many digits, and how many after the point.
+#[inline(always)]
+pub(crate) fn decimal_digits(bytes: &[u8], i: &mut usize) -> (u64, usize, usize) {
+    let int_start = *i;
+    let mut mantissa = digits(bytes, i, 0);
+    let mut n_digits = *i - int_start;
+    let mut frac = 0;
+    if bytes.get(*i) == Some(&b'.') {
+        *i += 1;
+        let frac_start = *i;
+        mantissa = digits(bytes, i, mantissa);
+        frac = *i - frac_start;
+        n_digits += frac;
+    }
+    (mantissa, n_digits, frac)
 }
 
 /// Reads ASCII digits from `bytes[*i..]` onto `acc` (wrapping past 19 digits: callers count

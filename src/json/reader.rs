@@ -12,7 +12,7 @@
 //! inside it holds an unbalanced bracket of that container's kind; the reader refuses such a
 //! value, as the old readers refused the mis-cut slice.
 
-use super::{digits, parse_decimal, parse_u64, Cursor, JsonError, Value, POW10};
+use super::{decimal_digits, digits, parse_decimal, parse_u64, Cursor, JsonError, Value, POW10};
 
 /// One container being walked: made by [`Reader::object`] or [`Reader::array`], handed back to
 /// [`Reader::key`] or [`Reader::element`] for each step.
@@ -463,17 +463,7 @@ fn simple_decimal(bytes: &[u8], at: usize, quoted: bool) -> Option<(f64, u8, usi
     let start = at + usize::from(quoted);
     let neg = bytes.get(start) == Some(&b'-');
     let mut i = start + usize::from(neg);
-    let int_start = i;
-    let mut mantissa = digits(bytes, &mut i, 0);
-    let mut n_digits = i - int_start;
-    let mut frac = 0;
-    if bytes.get(i) == Some(&b'.') {
-        i += 1;
-        let frac_start = i;
-        mantissa = digits(bytes, &mut i, mantissa);
-        frac = i - frac_start;
-        n_digits += frac;
-    }
+    let (mantissa, n_digits, frac) = decimal_digits(bytes, &mut i);
     let ends = if quoted {
         bytes.get(i) == Some(&b'"')
     } else {
