@@ -363,9 +363,8 @@ impl<S: Strategy> Engine<S> {
 
     /// Stops every thread (each within a second, in any state), then reports.
     pub fn stop(mut self) -> (Summary, S) {
-        if let Some(e) = self.endpoint.take() {
-            e.stop();
-        }
+        // Dropping the endpoint stops its thread.
+        drop(self.endpoint.take());
         self.shutdown.store(true, Ordering::Release);
         for t in &self.threads {
             let _ = t.waker.wake();

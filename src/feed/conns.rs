@@ -192,17 +192,12 @@ impl Connections {
             false => Priority::Restore,
             true => Priority::Spare,
         };
-        let booked = self.slots.get_mut(k).booked.take();
-        let answer = match (booked, gate.closed_until(now)) {
-            (Some(at), _) if now < at => Admit::Booked(at),
-            (Some(_), None) => Admit::Now,
-            (Some(_), Some(until)) => Admit::Later(until),
-            (None, _) => gate.admit(now, priority),
-        };
+        let session = self.slots.get_mut(k);
+        let answer = gate.admit(now, priority, session.booked.take());
         let until = match answer {
             Admit::Now => None,
             Admit::Booked(at) => {
-                self.slots.get_mut(k).booked = Some(at);
+                session.booked = Some(at);
                 Some(at)
             }
             Admit::Later(at) => Some(at),

@@ -87,9 +87,18 @@ impl ConnectGate {
         self.interval
     }
 
-    /// Asks for an attempt at `now`.
-    pub fn admit(&self, now: Instant, priority: Priority) -> Admit {
+    /// Asks for an attempt at `now`. `booked` is the slot an earlier answer booked for this
+    /// asker: it goes then (`Booked` again if asked early), unless a `Retry-After` closed the
+    /// gate meanwhile.
+    pub fn admit(&self, now: Instant, priority: Priority, booked: Option<Instant>) -> Admit {
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(at) = booked {
+            return match st.closed_until {
+                _ if now < at => Admit::Booked(at),
+                Some(until) if now < until => Admit::Later(until),
+                _ => Admit::Now,
+            };
+        }
         if let Some(until) = st.closed_until {
             if now < until {
                 return Admit::Later(until);
@@ -149,10 +158,16 @@ mod tests {
         let t = gate.interval();
         assert_eq!(t, 300 * S / 225 + MS);
         for _ in 0..75 {
-            assert_eq!(gate.admit(t0, Priority::Restore), Admit::Now);
+            assert_eq!(gate.admit(t0, Priority::Restore, None), Admit::Now);
         }
-        assert_eq!(gate.admit(t0, Priority::Restore), Admit::Booked(t0 + t));
-        assert_eq!(gate.admit(t0, Priority::Restore), Admit::Booked(t0 + 2 * t));
+        assert_eq!(
+            gate.admit(t0, Priority::Restore, None),
+            Admit::Booked(t0 + t)
+        );
+        assert_eq!(
+            gate.admit(t0, Priority::Restore, None),
+            Admit::Booked(t0 + 2 * t)
+        );
     }
 
     #[test]
@@ -160,18 +175,18 @@ mod tests {
         let t0 = Instant::now();
         let gate = ConnectGate::new("h".into(), 40, 100 * S); // burst 10
         for _ in 0..5 {
-            assert_eq!(gate.admit(t0, Priority::Spare), Admit::Now);
+            assert_eq!(gate.admit(t0, Priority::Spare, None), Admit::Now);
         }
-        let Admit::Later(at) = gate.admit(t0, Priority::Spare) else {
+        let Admit::Later(at) = gate.admit(t0, Priority::Spare, None) else {
             panic!("a spare beyond half the burst waits");
         };
         assert!(at > t0);
         // The other half is there for feeds that are down.
         for _ in 0..5 {
-            assert_eq!(gate.admit(t0, Priority::Restore), Admit::Now);
+            assert_eq!(gate.admit(t0, Priority::Restore, None), Admit::Now);
         }
         assert!(matches!(
-            gate.admit(t0, Priority::Restore),
+            gate.admit(t0, Priority::Restore, None),
             Admit::Booked(_)
         ));
     }
@@ -184,10 +199,27 @@ mod tests {
         gate.close_until(t0 + 2 * S);
         assert_eq!(gate.closed_until(t0 + 4 * S), Some(t0 + 5 * S));
         assert_eq!(
-            gate.admit(t0 + 4 * S, Priority::Restore),
+            gate.admit(t0 + 4 * S, Priority::Restore, None),
             Admit::Later(t0 + 5 * S)
         );
-        assert_eq!(gate.admit(t0 + 5 * S, Priority::Restore), Admit::Now);
+        assert_eq!(gate.admit(t0 + 5 * S, Priority::Restore, None), Admit::Now);
+        // A booked slot goes when it comes, without asking the budget again; asked early it is
+        // still booked; a Retry-After that came meanwhile holds it back.
+        let gate = ConnectGate::new("h".into(), 4, 4 * S); // burst 1, one per 4/3 s
+        assert_eq!(gate.admit(t0, Priority::Restore, None), Admit::Now);
+        let Admit::Booked(at) = gate.admit(t0, Priority::Restore, None) else {
+            panic!("the second attempt is booked");
+        };
+        assert_eq!(
+            gate.admit(t0, Priority::Restore, Some(at)),
+            Admit::Booked(at)
+        );
+        assert_eq!(gate.admit(at, Priority::Restore, Some(at)), Admit::Now);
+        gate.close_until(at + 3 * S);
+        assert_eq!(
+            gate.admit(at, Priority::Restore, Some(at)),
+            Admit::Later(at + 3 * S)
+        );
         assert_eq!(gate.closed_until(t0 + 5 * S), None);
     }
 
@@ -221,26 +253,17 @@ mod tests {
                     if now < ask_at || booked.is_some_and(|b| now < b) {
                         continue;
                     }
-                    let go = match booked {
-                        Some(_) => true,
-                        None => match gate.admit(now, priority) {
-                            Admit::Now => true,
-                            Admit::Booked(at) => {
-                                if priority == Priority::Restore {
-                                    longest = longest.max(at - now);
-                                }
-                                *slot = (ask_at, Some(at));
-                                false
-                            }
-                            Admit::Later(at) => {
-                                *slot = (at, None);
-                                false
-                            }
-                        },
-                    };
-                    if go {
-                        attempts.push(now);
-                        *slot = (now + 20 * MS, None);
+                    match gate.admit(now, priority, booked) {
+                        Admit::Now => {
+                            attempts.push(now);
+                            *slot = (now + 20 * MS, None);
+                        }
+                        Admit::Booked(at) => {
+                            assert_eq!(priority, Priority::Restore, "spares never book");
+                            longest = longest.max(at - now);
+                            *slot = (ask_at, Some(at));
+                        }
+                        Admit::Later(at) => *slot = (at, None),
                     }
                 }
                 now += MS;

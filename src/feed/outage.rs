@@ -82,15 +82,15 @@ impl Outages {
         report: &mut Reporter,
     ) -> Option<Closed> {
         let outage = self.open.take()?;
-        let stats = report.stats.clone();
         let reconnect = now.saturating_duration_since(outage.detected);
         let gap_start = outage.last_data.unwrap_or(outage.detected);
         let gap = now.saturating_duration_since(gap_start);
+        report.record_outage(reconnect, gap);
+        let stats = &report.stats;
         FeedStats::bump(&stats.reconnects);
         FeedStats::bump(&stats.reconnects_by_reason[outage.reason.kind()]);
         let total = stats.reconnects.load(Ordering::Relaxed);
         let end_unix = clock::mono_to_unix_ns(recv_ns);
-        report.record_outage(reconnect, gap);
         let record = stats.record_gap(GapRecord {
             start_unix_ns: end_unix.saturating_sub(gap.as_nanos() as u64),
             end_unix_ns: end_unix,

@@ -52,11 +52,9 @@ impl Endpoint {
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
-
-    /// Stops serving and joins the thread (dropping it does the same).
-    pub fn stop(self) {}
 }
 
+/// Stops serving and joins the thread.
 impl Drop for Endpoint {
     fn drop(&mut self) {
         self.server.unblock();
