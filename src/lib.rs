@@ -58,6 +58,7 @@
 
 #![deny(missing_docs)]
 
+pub mod account;
 pub mod arb;
 pub mod audit;
 pub mod auth;

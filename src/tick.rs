@@ -204,12 +204,21 @@ pub enum DisconnectReason {
     AllStreamsRejected,
     /// The engine is shutting down.
     Shutdown,
+    /// An account's private stream: the venue refused its credentials (key, signature,
+    /// passphrase, IP whitelist, permissions), with its code. Permanent for that account.
+    CredentialsRejected {
+        /// The venue's error code (0 when it gives none).
+        code: i64,
+    },
+    /// An account's private stream ended with its credential: a listen key expired, or the
+    /// subscription was terminated. A new key or login and a new connection follow at once.
+    UserStreamExpired,
 }
 
 impl DisconnectReason {
     /// Short names of the kinds of reason, indexed by [`DisconnectReason::kind`]: the label
     /// values of per-reason counters.
-    pub const KINDS: [&'static str; 17] = [
+    pub const KINDS: [&'static str; 19] = [
         "resolve",
         "connect_timeout",
         "connect_refused",
@@ -227,6 +236,8 @@ impl DisconnectReason {
         "protocol",
         "all_streams_rejected",
         "shutdown",
+        "credentials_rejected",
+        "user_stream_expired",
     ];
 
     /// This reason's index in [`DisconnectReason::KINDS`] (statuses and codes aside).
@@ -249,13 +260,17 @@ impl DisconnectReason {
             Self::Protocol => 14,
             Self::AllStreamsRejected => 15,
             Self::Shutdown => 16,
+            Self::CredentialsRejected { .. } => 17,
+            Self::UserStreamExpired => 18,
         }
     }
 
     /// Retrying cannot help: the feed stops with a clear error instead of retrying forever.
     pub fn is_permanent(self) -> bool {
         match self {
-            Self::BadCertificate | Self::AllStreamsRejected => true,
+            Self::BadCertificate | Self::AllStreamsRejected | Self::CredentialsRejected { .. } => {
+                true
+            }
             // 401/403: credentials or region refused; 404: the path does not exist.
             Self::Http { status, .. } => matches!(status, 400 | 401 | 403 | 404),
             _ => false,
@@ -287,6 +302,15 @@ impl fmt::Display for DisconnectReason {
             Self::Protocol => f.write_str("WebSocket protocol violation"),
             Self::AllStreamsRejected => f.write_str("the venue rejected every stream"),
             Self::Shutdown => f.write_str("shutdown"),
+            Self::CredentialsRejected { code } => {
+                write!(
+                    f,
+                    "the venue refused the account's credentials (code {code})"
+                )
+            }
+            Self::UserStreamExpired => {
+                f.write_str("the private stream's listen key or login expired")
+            }
         }
     }
 }

@@ -158,7 +158,10 @@ impl<S: Strategy> Engine<S> {
                 p.rest_base = None;
             }
         }
-        if params.iter().any(|p| p.rest_base.is_some()) {
+        let listen_keys = params
+            .iter()
+            .any(|p| p.account.as_ref().is_some_and(|a| a.rest_base.is_some()));
+        if listen_keys || params.iter().any(|p| p.rest_base.is_some()) {
             let h = Helper::start("snapshots")
                 .map_err(|e| StartError(format!("cannot start the snapshot thread: {e}")))?;
             handles.snapshots = Some(h.handle());
@@ -412,6 +415,7 @@ fn feed_stats(p: &FeedParams) -> Arc<FeedStats> {
     st.streams = p.streams.iter().map(|s| s.name.clone()).collect();
     st.standby_url = p.targets.get(1).map(|t| t.url.clone());
     st.required = p.required;
+    st.is_account = p.account.is_some();
     Arc::new(st)
 }
 

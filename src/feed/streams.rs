@@ -182,6 +182,21 @@ impl Streams {
         out.health(closed.event);
     }
 
+    /// An account streams again (logged in and subscribed): an open outage ends here, since
+    /// a private stream may carry no message for a long time.
+    #[cold]
+    pub(crate) fn resumed<S: Sink + ?Sized>(
+        &mut self,
+        now: Instant,
+        recv_ns: u64,
+        out: &mut Out<S>,
+    ) {
+        if self.outages.is_open() {
+            self.end_outage(now, recv_ns, out);
+        }
+        self.outages.on_data(now);
+    }
+
     /// Asks for a REST snapshot of stream `i`'s book.
     #[cold]
     fn request_snapshot(&mut self, i: usize, actions: &mut Actions) {

@@ -12,6 +12,7 @@ use super::core::{FeedCore, Input};
 use super::limiter::ConnectGate;
 use super::params::{FeedParams, Target};
 use super::sink::Sink;
+use crate::account::{AccountEvent, AccountMsg};
 use crate::config::{Endpoint, Jitter, ReconnectConfig};
 use crate::metrics::{FeedState, FeedStats};
 use crate::tick::{DisconnectReason, Health, HealthMsg, SymbolId, Tick, TickData};
@@ -24,6 +25,7 @@ const MS: Duration = Duration::from_millis(1);
 struct Recorded {
     ticks: Vec<Tick>,
     health: Vec<Health>,
+    accounts: Vec<AccountEvent>,
 }
 
 impl Sink for Recorded {
@@ -32,6 +34,9 @@ impl Sink for Recorded {
     }
     fn health(&mut self, _lane: usize, msg: HealthMsg) {
         self.health.push(msg.event);
+    }
+    fn account(&mut self, _lane: usize, msg: AccountMsg) {
+        self.accounts.push(msg.event);
     }
 }
 
@@ -90,6 +95,7 @@ fn feed(hosts: &[&str], streams: &[&str]) -> (FeedCore, Arc<FeedStats>) {
         tls: None,
         capture: None,
         rest_base: None,
+        account: None,
     };
     (FeedCore::new(params, stats.clone(), 0), stats)
 }
@@ -567,3 +573,5 @@ fn a_subscription_in_the_url_is_checked_and_a_refused_url_falls_back_to_requests
         [Action::Connect { url: None, .. }]
     ));
 }
+
+mod account;
