@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Select, TryRecvError};
 use hdrhistogram::Histogram;
 
-use crate::account::{AccountEvent, AccountMsg};
+use crate::account::AccountMsg;
 use crate::clock;
 use crate::config::WaitMode;
 use crate::feed::sink::{Notice, Sink};
@@ -61,10 +61,10 @@ pub trait Strategy: Send + 'static {
     fn on_tick(&mut self, tick: &Tick);
     /// A feed-health event of `feed`, at monotonic `at_ns`.
     fn on_health(&mut self, feed: FeedId, at_ns: u64, event: &Health);
-    /// An event of the account whose feed is `feed` (an order, a balance, a position), read
-    /// at monotonic `recv_ns`. Delivered in order with the account's health events, never
-    /// dropped. The default ignores it.
-    fn on_account(&mut self, _feed: FeedId, _recv_ns: u64, _event: &AccountEvent) {}
+    /// An account's event (an order, a balance, a position): which account (`msg.feed`),
+    /// connection and message it came in, when it was read. Delivered in order with the
+    /// account's health events, never dropped. The default ignores it.
+    fn on_account(&mut self, _msg: &AccountMsg) {}
     /// Lines for the end-of-run summary.
     fn report(&self) -> String {
         String::new()
@@ -155,7 +155,7 @@ impl<S: Strategy> Sink for Inline<S> {
     }
 
     fn account(&mut self, _lane: usize, msg: AccountMsg) {
-        self.strategy.on_account(msg.feed, msg.recv_ns, &msg.event);
+        self.strategy.on_account(&msg);
     }
 
     fn turn_end(&mut self, now: Instant) {
@@ -284,7 +284,7 @@ pub fn run<S: Strategy>(
                         strategy.on_tick(&t);
                     }
                     Some(Next::Health(h)) => strategy.on_health(h.feed, h.at_ns, &h.event),
-                    Some(Next::Account(a)) => strategy.on_account(a.feed, a.recv_ns, &a.event),
+                    Some(Next::Account(a)) => strategy.on_account(&a),
                     None => break,
                 }
                 got = true;
@@ -363,14 +363,17 @@ mod tests {
     }
 
     fn account_event(n: u64) -> Notice {
-        use crate::account::{BalanceUpdate, Text};
+        use crate::account::{AccountEvent, BalanceUpdate, Text};
         Notice::Account(AccountMsg {
             feed: 0,
+            conn: 1,
+            message: n,
             recv_ns: n,
             event: AccountEvent::Balance(BalanceUpdate {
                 asset: Text::new("USDT"),
                 total: 1.0,
                 available: 1.0,
+                change: f64::NAN,
                 time_ms: 0,
             }),
         })

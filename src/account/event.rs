@@ -156,10 +156,14 @@ pub struct OrderUpdate {
 pub struct BalanceUpdate {
     /// The asset (`USDT`).
     pub asset: Text,
-    /// Balance in the wallet.
+    /// Balance in the wallet (NaN when the message reports only a change: Binance's
+    /// `balanceUpdate`, a deposit or withdrawal).
     pub total: f64,
     /// Of which free to use (NaN when the venue's message does not say).
     pub available: f64,
+    /// The change this message reports (a deposit, a withdrawal), NaN when it reports the
+    /// balance itself.
+    pub change: f64,
     /// The venue's time of the update, Unix ms.
     pub time_ms: u64,
 }
@@ -231,11 +235,18 @@ impl EventKind {
     }
 }
 
-/// An account event as delivered: which feed (account), when it was read, the event.
+/// An account event as delivered: which account, which connection and message it came in,
+/// when it was read, the event.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AccountMsg {
     /// The account's feed.
     pub feed: crate::tick::FeedId,
+    /// The account's connection number that delivered it (1 for the first; see
+    /// [`crate::Health::Connected`]).
+    pub conn: u32,
+    /// The account's private message it came in, numbered from 1 across connections: the
+    /// events of one venue message (an `ACCOUNT_UPDATE`'s balances and positions) share it.
+    pub message: u64,
     /// Monotonic time the frame was read ([`crate::clock::now_ns`]).
     pub recv_ns: u64,
     /// The event.

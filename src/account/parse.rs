@@ -116,6 +116,7 @@ pub(super) fn binance(msg: &str, events: &mut Vec<AccountEvent>) -> Result<Priva
                     asset: text(b, "a"),
                     total: num(b, "wb"),
                     available: num(b, "cw"),
+                    change: f64::NAN,
                     time_ms: t,
                 }));
             }
@@ -137,13 +138,25 @@ pub(super) fn binance(msg: &str, events: &mut Vec<AccountEvent>) -> Result<Priva
                     asset: text(b, "a"),
                     total: free + locked,
                     available: free,
+                    change: f64::NAN,
                     time_ms: t,
                 }));
             }
         }
+        "balanceUpdate" => {
+            // A deposit or withdrawal: the change only (outboundAccountPosition follows with
+            // the balance).
+            events.push(AccountEvent::Balance(BalanceUpdate {
+                asset: text(ev, "a"),
+                total: f64::NAN,
+                available: f64::NAN,
+                change: num(ev, "d"),
+                time_ms: ms(ev, "E"),
+            }));
+        }
         "listenKeyExpired" | "eventStreamTerminated" => return Ok(PrivateFrame::Expired),
-        // Known, carrying nothing the strategy takes: a balance delta (outboundAccountPosition
-        // follows with the balance), configuration and margin notices, lite trades.
+        // Known, carrying nothing the strategy takes: configuration and margin notices, lite
+        // trades.
         _ => {}
     }
     Ok(PrivateFrame::Events)
@@ -254,6 +267,7 @@ pub(super) fn bybit(msg: &str, events: &mut Vec<AccountEvent>) -> Result<Private
                         asset: text(c, "coin"),
                         total: num(c, "walletBalance"),
                         available: num(c, "availableToWithdraw"),
+                        change: f64::NAN,
                         time_ms: created,
                     }));
                 }
@@ -385,6 +399,7 @@ pub(super) fn okx(msg: &str, events: &mut Vec<AccountEvent>) -> Result<PrivateFr
                         asset: text(c, "ccy"),
                         total: num(c, "cashBal"),
                         available: num(c, "availBal"),
+                        change: f64::NAN,
                         time_ms: ms(c, "uTime").max(ms(d, "uTime")),
                     }));
                 }

@@ -150,8 +150,13 @@ impl FileConfig {
         };
         check_core("engine.strategy_core".into(), e.strategy_core)?;
         self.reconnect.validate("reconnect")?;
-        if self.feeds.is_empty() {
-            return Err(err("no [[feeds]]: configure at least one feed".into()));
+        if self.feeds.is_empty() && (self.accounts.is_empty() || inline) {
+            return Err(err(match self.accounts.is_empty() {
+                true => "no [[feeds]] or [[accounts]]: configure at least one".into(),
+                false => "strategy = \"inline\" runs on a feed's thread: configure at least one \
+                          [[feeds]], or run the strategy on its own thread"
+                    .into(),
+            }));
         }
         let mut feeds = Vec::with_capacity(self.feeds.len());
         for (i, f) in self.feeds.into_iter().enumerate() {

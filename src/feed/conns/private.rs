@@ -34,15 +34,17 @@ impl Connections {
     }
 
     /// Slot `k` delivered account events: it was productive (its next failure starts the
-    /// backoff over).
-    pub(crate) fn on_data_private(&mut self, k: usize) {
+    /// backoff over). Returns its connection number.
+    pub(crate) fn on_data_private(&mut self, k: usize) -> u32 {
         let session = self.slots.get_mut(k);
+        let conn = session.conn_no;
         if let Some(live) = session.live_mut() {
             if !live.productive {
                 live.productive = true;
                 session.backoff.on_productive();
             }
         }
+        conn
     }
 
     /// The venue accepted request `id` of slot `k`'s log-in (`None`: a login reply without an

@@ -46,13 +46,17 @@ impl FeedCore {
         };
         let result = match frame {
             PrivateFrame::Events => {
-                FeedStats::bump(&out.report.stats.messages);
-                self.conns.on_data_private(k);
+                let stats = &out.report.stats;
+                FeedStats::bump(&stats.messages);
+                let message = stats.messages.load(std::sync::atomic::Ordering::Relaxed);
+                let conn = self.conns.on_data_private(k);
                 let (lane, feed) = (out.report.lane, out.report.feed);
                 for &event in &events {
                     FeedStats::bump(&out.report.stats.account_events);
                     let msg = AccountMsg {
                         feed,
+                        conn,
+                        message,
                         recv_ns,
                         event,
                     };
