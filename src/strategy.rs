@@ -241,7 +241,7 @@ impl Lane {
         if event_first {
             self.event.take().map(|e| match e.msg {
                 Notice::Health(h) => Next::Health(h),
-                Notice::Account(a) => Next::Account(a),
+                Notice::Account(a) => Next::Account(*a),
             })
         } else {
             self.tick.take().map(|t| Next::Tick(t.msg))
@@ -364,7 +364,7 @@ mod tests {
 
     fn account_event(n: u64) -> Notice {
         use crate::account::{AccountEvent, BalanceUpdate, Text};
-        Notice::Account(AccountMsg {
+        Notice::Account(Box::new(AccountMsg {
             feed: 0,
             conn: 1,
             message: n,
@@ -376,7 +376,7 @@ mod tests {
                 change: f64::NAN,
                 time_ms: 0,
             }),
-        })
+        }))
     }
 
     #[test]

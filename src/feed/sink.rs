@@ -18,12 +18,13 @@ use crate::metrics::FeedStats;
 use crate::tick::{HealthMsg, Sequenced, Tick};
 
 /// What travels a feed's lossless channel: health events and, for accounts, account events.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Notice {
     /// A health event.
     Health(HealthMsg),
-    /// An account event (never dropped, whatever `on_full` says).
-    Account(AccountMsg),
+    /// An account event (never dropped, whatever `on_full` says). Boxed: it is several times
+    /// the size of a health event, and rare beside market data.
+    Account(Box<AccountMsg>),
 }
 
 /// Receives what the feeds of one driver produce. `lane` is the feed's index within the driver
@@ -114,7 +115,7 @@ impl Outbox {
     /// Sends an account event on the lossless channel.
     #[cold]
     pub fn send_account(&mut self, msg: AccountMsg) {
-        self.send_notice(Notice::Account(msg));
+        self.send_notice(Notice::Account(Box::new(msg)));
     }
 
     fn send_notice(&mut self, msg: Notice) {
