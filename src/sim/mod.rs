@@ -188,6 +188,7 @@ mod generator;
 mod market;
 mod observe;
 mod okx;
+mod private;
 mod protocol;
 mod render;
 pub mod replay;
@@ -205,6 +206,8 @@ pub use self::api::{start_group, Sim};
 pub use self::config::{SimConfig, SimVenue};
 pub use self::fault::{BookFault, Fault};
 pub use self::observe::{ConnId, ConnInfo, SentKind, SentRecord, SimSnapshot};
+pub use self::private::account::SimAccount;
+pub use self::private::observe::{AccountEventKind, AccountSentRecord, PrivateStream};
 pub use self::shared::{SharedMarket, SharedMarketParams};
 
 #[cfg(test)]
