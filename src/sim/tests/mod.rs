@@ -25,6 +25,7 @@ mod bybit;
 mod faults;
 mod lifecycle;
 mod okx;
+mod private;
 mod rest;
 mod shared;
 
