@@ -203,9 +203,11 @@
 //! | `binance.rs`, `bybit.rs`, `okx.rs` | each venue's requests: text in, replies out, no I/O |
 //! | `fault.rs` | [`Fault`], [`BookFault`], and what each does to a connection, without I/O |
 //! | `state.rs` | the state all threads share (`Inner`), the connection registry |
+//! | `private/session.rs`, `private/binance.rs`, `private/bybit.rs`, `private/okx.rs`, `private/route.rs`, `private/generator.rs` | a private connection's protocol state; each venue's private requests and messages (no I/O); which upgrades are private; the accounts thread |
 //! | `transport.rs` | `SimStream` (plain or TLS) and the request head read off it |
-//! | `rest.rs` | the REST responder (Binance depth snapshots) |
+//! | `rest.rs` | the REST responder (Binance depth snapshots, listen keys) |
 //! | `end.rs` | how a connection ends: close and linger, reset, stall |
+//! | `private/conn.rs` | a private connection's side of the serve loop: requests, account pushes rendered and recorded |
 //! | `serve.rs` | the serve loop: delivery, ground truth, requests and faults carried out |
 //! | `upgrade.rs` | the upgrade decision (rejections, paths, routes, pre-subscriptions), the handshake |
 //! | `conn.rs` | a connection thread from accept to the serve loop |
@@ -213,7 +215,6 @@
 //! | `generator.rs` | the generator thread: the market on schedule, broadcast |
 //! | `api.rs` | [`Sim`] and [`start_group`]: start, inject, observe, shut down |
 //! | `replay.rs` | [`replay`]: the measuring mode for the benches (on its own) |
-//! | `private/` | the private streams: accounts, order flow, each venue's private protocol (its own module map) |
 //!
 //! Their tests: pure parts next to the code (a venue's handler is called
 //! with a request string), end to end in `tests/` by venue, by fault and by
