@@ -412,8 +412,9 @@ impl Sim {
     /// (see [`SimConfig::accounts`]) handed to a connection, in send order,
     /// recorded before it is written (as [`Sim::sent`]). Control messages
     /// (`listenKeyExpired`, `eventStreamTerminated`) and replies are not
-    /// recorded. Empty for an unknown account or when [`SimConfig::record`]
-    /// is false.
+    /// recorded; account messages are not in [`Sim::sent`] nor in the
+    /// `messages_sent` counters. Empty for an unknown account or when
+    /// [`SimConfig::record`] is false.
     pub fn account_sent(&self, name: &str) -> Vec<AccountSentRecord> {
         self.inner.private.sent_of(name)
     }

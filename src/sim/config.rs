@@ -73,7 +73,8 @@ pub struct SimConfig {
     pub shared: Option<SharedMarket>,
     /// Simulated accounts served on the venue's private endpoints (see
     /// "Private streams" in the module documentation). Empty (the default):
-    /// every private request fails with the venue's invalid-key error.
+    /// the private endpoints do not exist (answered as any path the
+    /// simulator does not serve).
     pub accounts: Vec<SimAccount>,
     /// How long a Binance listen key lives without a keep-alive (`PUT`);
     /// default 60 minutes, as on Binance.

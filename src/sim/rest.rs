@@ -56,7 +56,10 @@ fn error(status: u16, code: i32, msg: &str) -> (u16, String) {
 /// Status and JSON body for a plain request.
 pub(crate) fn route(inner: &Inner, head: &Head) -> (u16, String) {
     let (path, query) = head.target.split_once('?').unwrap_or((&head.target, ""));
-    if inner.cfg.venue == SimVenue::Binance && path == "/fapi/v1/listenKey" {
+    if inner.cfg.venue == SimVenue::Binance
+        && path == "/fapi/v1/listenKey"
+        && !inner.private.accounts.is_empty()
+    {
         let api_key = head
             .headers
             .iter()

@@ -20,13 +20,17 @@ pub(crate) struct PrivateRoute {
 }
 
 /// The private route of an upgrade of `path?query`: `None` when the path is
-/// not a private one, `Err((status, body))` for a listen key that does not
+/// not a private one (every path, when no account is configured), `Err((status, body))` for a listen key that does not
 /// exist (HTTP 400).
 pub(crate) fn route(
     inner: &Inner,
     path: &str,
     query: Option<&str>,
 ) -> Option<Result<PrivateRoute, (u16, String)>> {
+    if inner.private.accounts.is_empty() {
+        // Without accounts there are no private endpoints.
+        return None;
+    }
     let plain = |stream| {
         Some(Ok(PrivateRoute {
             path: path.to_string(),

@@ -51,40 +51,12 @@ fn accounts_cfg(venue: SimVenue) -> SimConfig {
 
 /// One plain HTTP request with an optional `X-MBX-APIKEY`: status and JSON body.
 fn http(sim: &Sim, method: &str, target: &str, api_key: Option<&str>) -> (u16, Value) {
-    let mut stream = tcp(sim);
     let key = api_key.map_or_else(String::new, |k| format!("X-MBX-APIKEY: {k}\r\n"));
     let req =
         format!("{method} {target} HTTP/1.1\r\nHost: localhost\r\n{key}Content-Length: 0\r\n\r\n");
-    stream.write_all(req.as_bytes()).expect("write request");
-    let deadline = Instant::now() + T;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        match stream.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                assert!(
-                    Instant::now() < deadline,
-                    "{method} {target}: no complete response"
-                );
-            }
-            Err(_) => break,
-        }
-    }
-    let text = String::from_utf8(buf).expect("utf8");
-    let (head, body) = text.split_once("\r\n\r\n").expect("response head");
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    let v = serde_json::from_str(body).unwrap_or_else(|e| panic!("{method} {target}: {e}: {body}"));
+    let (status, _, body) = http_exchange(Box::new(tcp(sim)), &req);
+    let v =
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{method} {target}: {e}: {body}"));
     (status, v)
 }
 
@@ -188,11 +160,21 @@ fn close_code(ws: &mut Client) -> u16 {
 }
 
 #[test]
-fn the_accounts_thread_runs_only_with_accounts() {
+fn without_accounts_there_are_no_private_endpoints() {
     let sim = Sim::start(venue_cfg(SimVenue::Binance)).expect("sim");
-    let (status, body) = http(&sim, "POST", "/fapi/v1/listenKey", Some("alice-key"));
-    assert_eq!(status, 401);
-    like_fixture(&body, "binance/private/error_invalid_api_key.json");
+    // As any POST to a path the simulator does not serve.
+    let (status, _) = http(&sim, "POST", "/fapi/v1/listenKey", Some("alice-key"));
+    assert_eq!(status, 405);
+    assert_eq!(
+        try_connect(&sim, "/ws-api/v3").err().map(|r| r.status),
+        Some(404)
+    );
     assert!(sim.account_sent("alice").is_empty());
     assert!(!sim.revoke_account("alice"));
+    assert!(!sim.expire_listen_key("alice"));
+    let bybit = Sim::start(venue_cfg(SimVenue::BybitLinear)).expect("sim");
+    assert_eq!(
+        try_connect(&bybit, "/v5/private").err().map(|r| r.status),
+        Some(404)
+    );
 }
