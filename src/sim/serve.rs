@@ -26,6 +26,7 @@ use super::end::{End, Ending};
 use super::fault::{self, Action, BookFault, BookFaults, Cut, Fault, Injected};
 use super::market::{Event, Snap};
 use super::observe::{ConnId, SentKind, SentRecord};
+use super::private::conn::PrivateConn;
 use super::protocol::{Env, Out, Session, Topic};
 use super::render;
 use super::state::Inner;
@@ -120,6 +121,9 @@ pub(crate) struct Conn {
     /// non-decreasing order (so the front holds the earliest).
     pings: VecDeque<(Bytes, Instant)>,
     ping_counter: u64,
+    /// The private stream of a private connection (requests go there, and
+    /// its account messages are written by [`Conn::pump_private`]).
+    private: Option<PrivateConn>,
 }
 
 impl Conn {
@@ -147,6 +151,34 @@ impl Conn {
             book_faults: BookFaults::default(),
             pings: VecDeque::new(),
             ping_counter: 0,
+            private: None,
+        }
+    }
+
+    /// The connection with a private stream (or none).
+    pub(crate) fn with_private(mut self, private: Option<PrivateConn>) -> Conn {
+        self.private = private;
+        self
+    }
+
+    /// Writes what the private stream's account pushed (recorded as ground
+    /// truth before it comes here); ends the connection when it says so.
+    fn pump_private(&mut self) -> Result<(), End> {
+        let Some(private) = self.private.as_mut() else {
+            return Ok(());
+        };
+        let polled = private.poll(&self.inner);
+        for text in polled.texts {
+            self.unflushed += 1;
+            match self.ws.write(Message::text(text)) {
+                Ok(()) => {}
+                Err(e) if is_would_block(&e) => {}
+                Err(_) => return Err(End::Gone),
+            }
+        }
+        match polled.end {
+            Some(end) => Err(end),
+            None => Ok(()),
         }
     }
 
@@ -205,6 +237,9 @@ impl Conn {
                 }
             }
             if let Err(end) = self.pump_events() {
+                return end;
+            }
+            if let Err(end) = self.pump_private() {
                 return end;
             }
             if let Err(end) = self.flush() {
@@ -449,6 +484,12 @@ impl Conn {
     /// Answers a request with the venue's protocol and carries the replies
     /// out, in order.
     fn on_request(&mut self, text: &str) -> Result<(), End> {
+        if let Some(private) = self.private.as_mut() {
+            for reply in private.on_text(&self.inner, text) {
+                self.send_text(reply)?;
+            }
+            return self.flush();
+        }
         let (session, env) = (&mut self.session, &*self.inner);
         let out = match session.venue {
             SimVenue::Binance => binance::handle(text, session, env),
