@@ -168,6 +168,9 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(
         env_logger::Env::default().default_filter_or("info,wsfeed::sim=warn"),
     )
+    // The REST client logs request headers at debug, an account's API key among them: never
+    // below info, whatever RUST_LOG says (see wsfeed::account).
+    .filter_module("ureq", log::LevelFilter::Info)
     .format_timestamp_millis()
     .init();
     let stop = Arc::new(AtomicBool::new(false));

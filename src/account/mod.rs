@@ -14,6 +14,11 @@
 //! - **Bybit v5**: `/v5/private`, `op: auth`, then `order`, `execution`, `position`, `wallet`.
 //! - **OKX v5**: `/ws/v5/private`, `op: login`, then `orders`, `positions`, `account`.
 //!
+//! Secrets: [`crate::auth::Secret`] never prints its value; the listen key stays out of log
+//! lines (connections are logged by their URL without it). The REST client (`ureq`) logs request
+//! headers, the API key among them, at debug level: a program embedding the engine keeps the
+//! `ureq` target at info or above (`wsfeed` itself caps it there).
+//!
 //! Private messages are rare next to market data (an account's own orders), so they are read
 //! with `serde_json` into [`AccountEvent`]s, which hold their text inline and travel the
 //! lossless channel. A refused credential is not retried: the account fails with a message that

@@ -225,6 +225,12 @@ impl FeedCore {
             return;
         }
         self.actions.push(Action::Abort { session: id });
+        // A listen key the venue no longer knows is refused at the upgrade: a new key, not a
+        // permanent failure.
+        let reason = match self.account.is_some() {
+            true => self.key_refused(reason),
+            false => reason,
+        };
         let mut out = Out {
             report: &mut self.report,
             sink,

@@ -87,6 +87,11 @@ impl Login {
         texts
     }
 
+    /// The login is out, not yet answered.
+    pub(crate) fn logging_in(&self) -> bool {
+        matches!(self.phase, Phase::LoggingIn { .. })
+    }
+
     /// Logged in and subscribed: the account streams.
     pub(crate) fn done(&self) -> bool {
         self.phase == Phase::Done

@@ -27,6 +27,8 @@ pub enum Seen {
         feed: FeedId,
         event: Health,
     },
+    /// An account event.
+    Account(Box<wsfeed::account::AccountMsg>),
 }
 
 #[derive(Default)]
@@ -90,6 +92,9 @@ impl Strategy for Recorder {
             feed,
             event: *event,
         });
+    }
+    fn on_account(&mut self, msg: &wsfeed::account::AccountMsg) {
+        self.push(Seen::Account(Box::new(*msg)));
     }
 }
 

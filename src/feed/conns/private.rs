@@ -11,6 +11,7 @@ use crate::feed::login::Refused;
 use crate::feed::report::Out;
 use crate::feed::session::Lost;
 use crate::feed::sink::Sink;
+use crate::metrics::FeedStats;
 use crate::tick::DisconnectReason;
 
 impl Connections {
@@ -66,7 +67,12 @@ impl Connections {
             return false;
         };
         let was_done = login.done();
-        for text in login.on_ack(id, &account, now, &mut self.sh.next_request_id) {
+        let was_logging_in = login.logging_in();
+        let texts = login.on_ack(id, &account, now, &mut self.sh.next_request_id);
+        if was_logging_in && !login.logging_in() {
+            FeedStats::bump(&out.report.stats.logins);
+        }
+        for text in texts {
             let msg = Outgoing::Text(text);
             actions.push(Action::Send { session: sid, msg });
         }

@@ -115,9 +115,6 @@ impl FeedCore {
             report: &mut self.report,
             sink,
         };
-        if id.is_none() {
-            FeedStats::bump(&out.report.stats.logins);
-        }
         if self
             .conns
             .on_private_ack(k, id, now, &mut self.actions, &mut out)
@@ -146,6 +143,28 @@ impl FeedCore {
         };
         FeedStats::bump(&out.report.stats.logins);
         self.data.resumed(now, crate::clock::now_ns(), &mut out);
+    }
+
+    /// An attempt of a listen-key account was refused with `reason`: a 400 or 404 on the
+    /// upgrade means the venue does not know the key (it expired, or the account's keys were
+    /// revoked), so a new key is asked for and the attempt counts as the key's expiry. Other
+    /// reasons, and other accounts, are returned as they are.
+    #[cold]
+    pub(super) fn key_refused(&mut self, reason: DisconnectReason) -> DisconnectReason {
+        let Some((key, _)) = self.account.as_mut().and_then(|a| a.key.as_mut()) else {
+            return reason;
+        };
+        match reason {
+            DisconnectReason::Http {
+                status: 400 | 404, ..
+            } => {
+                key.expired();
+                FeedStats::bump(&self.report.stats.expiries);
+                self.conns.set_private_url(None);
+                DisconnectReason::UserStreamExpired
+            }
+            other => other,
+        }
     }
 
     /// A listen-key call that is due at `now` goes to the driver.
