@@ -296,3 +296,6 @@ pub fn classify(
 pub fn binance_credential_code(code: i64) -> bool {
     matches!(code, -2015 | -2014 | -2008 | -1022 | -1002)
 }
+
+#[cfg(test)]
+mod tests;
