@@ -273,3 +273,77 @@ fn a_listen_key_comes_first_and_a_new_one_follows_its_expiry() {
     );
     assert_eq!(stats.expiries.load(std::sync::atomic::Ordering::Relaxed), 1);
 }
+
+#[test]
+fn a_key_the_venue_forgot_while_connected_is_replaced_make_before_break() {
+    let (mut core, stats) = account_feed(Venue::BinanceUsdm, Some("http://127.0.0.1:9443"));
+    let mut sink = Recorded::default();
+    let t0 = Instant::now();
+    core.handle_timeout(t0, &mut sink);
+    actions(&mut core);
+    core.on_listen_key(Ok("K1".into()), t0, &mut sink);
+    let (old, _) = open(&mut core, &mut sink, t0);
+    // The keep-alive is due after 30 minutes; the venue says it no longer knows the key.
+    let t1 = t0 + Duration::from_secs(1800);
+    core.handle_timeout(t1, &mut sink);
+    assert!(actions(&mut core).iter().any(|a| matches!(
+        a,
+        Action::ListenKey {
+            op: KeyOp::KeepAlive,
+            ..
+        }
+    )));
+    let gone = crate::account::listen_key::KeyError {
+        status: Some(400),
+        code: Some(-1125),
+        ..crate::account::listen_key::KeyError::new("This listenKey does not exist.")
+    };
+    core.on_listen_key(Err(gone), t1, &mut sink);
+    core.handle_timeout(t1, &mut sink);
+    assert!(actions(&mut core).iter().any(|a| matches!(
+        a,
+        Action::ListenKey {
+            op: KeyOp::Create,
+            ..
+        }
+    )));
+    // The new key: a replacement connects beside the old connection, which stays up.
+    core.on_listen_key(Ok("K2".into()), t1, &mut sink);
+    // The rotation starts in one turn; its connection is due at once, the next.
+    core.handle_timeout(t1, &mut sink);
+    assert_eq!(core.deadline(t1), Some(t1));
+    let mut acts = actions(&mut core);
+    core.handle_timeout(t1, &mut sink);
+    acts.extend(actions(&mut core));
+    let (new, url) = acts
+        .iter()
+        .find_map(|a| match a {
+            Action::Connect { session, url, .. } => Some((*session, url.clone())),
+            _ => None,
+        })
+        .expect("a replacement");
+    assert_ne!(new, old);
+    assert_eq!(
+        url.as_deref(),
+        Some("ws://127.0.0.1:9443/private/ws?listenKey=K2")
+    );
+    assert!(!acts
+        .iter()
+        .any(|a| matches!(a, Action::Close { .. } | Action::Abort { .. })));
+    core.on_connected(new, t1);
+    core.on_open(new, t1, &mut sink);
+    core.handle_timeout(t1, &mut sink);
+    assert!(actions(&mut core)
+        .iter()
+        .any(|a| *a == Action::Close { session: old }));
+    assert!(
+        sink.health.contains(&Health::Rotated { old: 1, new: 2 }),
+        "{:?}",
+        sink.health
+    );
+    assert!(!sink
+        .health
+        .iter()
+        .any(|h| matches!(h, Health::Disconnected { .. })));
+    assert_eq!(stats.expiries.load(std::sync::atomic::Ordering::Relaxed), 1);
+}
