@@ -495,6 +495,20 @@ impl<'a> Layout<'a> {
         })
     }
 
+    /// A one-letter key and its colon, `"k":`, as venues write their compact messages: the
+    /// letter, for a reader that takes fields in whatever order they come.
+    #[inline(always)]
+    pub fn short_key(&mut self) -> Option<u8> {
+        let at = self.cur.pos;
+        match self.cur.src.as_bytes().get(at..at + 4)? {
+            &[b'"', k, b'"', b':'] if k != b'\\' && k != b'"' => {
+                self.cur.pos = at + 4;
+                Some(k)
+            }
+            _ => None,
+        }
+    }
+
     /// An unsigned integer, bare or quoted.
     #[inline(always)]
     pub fn uint(&mut self) -> Option<u64> {

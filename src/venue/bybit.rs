@@ -14,7 +14,7 @@ use super::{
 use crate::json::{until_quote, Layout, Object, Reader, Value};
 use crate::tick::{DepthChunk, TickData};
 
-/// Validates `orderbook.{1|50}.SYMBOL`, `publicTrade.SYMBOL` or `tickers.SYMBOL`.
+/// Validates `orderbook.{1|50|200|1000}.SYMBOL`, `publicTrade.SYMBOL` or `tickers.SYMBOL`.
 pub fn parse_stream(venue: Venue, name: &str) -> Result<StreamDef, String> {
     let (channel, symbol) = name.rsplit_once('.').ok_or_else(|| {
         format!("stream '{name}' is not '<topic>.<SYMBOL>' (e.g. 'orderbook.50.BTCUSDT')")
@@ -30,13 +30,18 @@ pub fn parse_stream(venue: Venue, name: &str) -> Result<StreamDef, String> {
     }
     let kind = match channel {
         "orderbook.1" => StreamKind::BookTicker,
+        // Orderbook page: "Linear & inverse: Level 1 data, push frequency: 10ms; Level 50
+        // data, push frequency: 20ms; Level 200 data, push frequency: 100ms; Level 1000 data,
+        // push frequency: 200ms"; spot the same depths (200 and 1000 at 200ms).
         "orderbook.50" => StreamKind::OrderBook { levels: 50 },
+        "orderbook.200" => StreamKind::OrderBook { levels: 200 },
+        "orderbook.1000" => StreamKind::OrderBook { levels: 1000 },
         "publicTrade" => StreamKind::AggTrade,
         "tickers" => StreamKind::Ticker,
         other => {
             return Err(format!(
-                "stream '{name}': unsupported topic '{other}' for {venue} \
-                 (supported: orderbook.1, orderbook.50, publicTrade, tickers)"
+                "stream '{name}': unsupported topic '{other}' for {venue} (supported: \
+                 orderbook.1, orderbook.50, orderbook.200, orderbook.1000, publicTrade, tickers)"
             ))
         }
     };
@@ -198,12 +203,23 @@ pub fn parse_data(
     frame: &str,
     emit: &mut impl FnMut(Seq, u64, TickData),
 ) -> Result<(), ParseError> {
+    match kind {
+        // The general path of `orderbook.1` (whose as-sent form has a fast path of its own).
+        StreamKind::BookTicker => parse_sliced(kind, frame, emit),
+        _ => parse_in_place(kind, frame, emit),
+    }
+}
+
+/// [`parse_data`] of the kinds read in place.
+fn parse_in_place(
+    kind: StreamKind,
+    frame: &str,
+    emit: &mut impl FnMut(Seq, u64, TickData),
+) -> Result<(), ParseError> {
     // The buffers live here, each built only for its kind: a payload holding them by value
     // would be moved whole (kilobytes for a book) whatever it holds.
     let (mut book_buf, mut trades_buf);
     let mut payload = match kind {
-        // The general path of `orderbook.1` (whose as-sent form has a fast path of its own).
-        StreamKind::BookTicker => return parse_sliced(kind, frame, emit),
         StreamKind::OrderBook { .. } => {
             book_buf = BookData::new();
             Payload::Book(&mut book_buf)
@@ -471,13 +487,33 @@ fn parse_sliced(
     emit: &mut impl FnMut(Seq, u64, TickData),
 ) -> Result<(), ParseError> {
     let mut obj = Object::new(frame)?;
-    let (mut ts, mut data) = (0, None);
+    let (mut ts, mut data, mut delta) = (0, None, false);
     while let Some((key, v)) = obj.next_field()? {
         match key {
             "ts" => ts = v.as_u64().unwrap_or(0),
             "data" => data = Some(v),
+            "type" => delta = v.as_str() == Some("delta"),
             _ => {}
         }
+    }
+    if delta && kind == StreamKind::BookTicker {
+        // The Orderbook page says level 1 sends snapshots only, but spot and linear sent
+        // deltas in 2023: one is handed out as what it is, a change to a one-level book (the
+        // feed merges it into the stream's last top). Its `u` is an id, not a chain.
+        return parse_in_place(
+            StreamKind::OrderBook { levels: 1 },
+            frame,
+            &mut |s, t, d| {
+                emit(
+                    Seq {
+                        id: s.id,
+                        prev: None,
+                    },
+                    t,
+                    d,
+                )
+            },
+        );
     }
     let data = match data {
         Some(Value::Object(d) | Value::Array(d)) => d,
@@ -514,23 +550,21 @@ fn book_fields(data: &str) -> Result<BookFields<'_>, ParseError> {
     })
 }
 
-/// `orderbook.1` exactly as Bybit writes it (`type` and `ts` in either order: spot and linear
-/// differ; one level a side), read literal by literal; `None` sends anything else to the
+/// An `orderbook.1` snapshot exactly as Bybit writes it (`type` and `ts` in either order: spot
+/// and linear differ; one level a side), read literal by literal; `None` sends anything else to the
 /// general parser.
 #[inline]
 pub(super) fn top_of_book_as_sent(frame: &str) -> Option<(Seq, u64, TickData)> {
     let mut m = Layout::new(frame);
     m.lit(r#"{"topic":"#)?;
     m.str()?;
-    let ts = if m.lit(r#","type":"#).is_some() {
-        m.str()?;
-        m.lit(r#","ts":"#)?;
+    // Snapshots only: a delta is not a whole top of book.
+    let ts = if m.lit(r#","type":"snapshot","ts":"#).is_some() {
         m.uint()?
     } else {
         m.lit(r#","ts":"#)?;
         let ts = m.uint()?;
-        m.lit(r#","type":"#)?;
-        m.str()?;
+        m.lit(r#","type":"snapshot""#)?;
         ts
     };
     m.lit(r#","data":{"s":"#)?;
@@ -642,7 +676,7 @@ mod tests {
             StreamKind::BookTicker
         );
         for bad in [
-            "orderbook.200.BTCUSDT",
+            "orderbook.25.BTCUSDT",
             "publicTrade.btcusdt",
             "tickers",
             "kline.1.BTCUSDT",

@@ -323,6 +323,21 @@ pub enum StreamKind {
     Ticker,
     /// OKX `funding-rate`.
     Funding,
+    /// Every trade, numbered by its own trade id (Binance `@trade`).
+    Trade,
+    /// Candlesticks of `interval_s` seconds, pushed while they form (Binance `@kline_<i>`).
+    Kline {
+        /// Candle length, seconds.
+        interval_s: u32,
+    },
+    /// The top `levels` of the book, each message a full snapshot (Binance `@depth5/10/20`,
+    /// OKX `books5`), every `interval_ms`.
+    PartialDepth {
+        /// Levels a side.
+        levels: u16,
+        /// Update speed, ms.
+        interval_ms: u32,
+    },
 }
 
 impl StreamKind {
@@ -336,6 +351,9 @@ impl StreamKind {
             StreamKind::OrderBook { .. } => "orderbook",
             StreamKind::Ticker => "tickers",
             StreamKind::Funding => "funding",
+            StreamKind::Trade => "trade",
+            StreamKind::Kline { .. } => "kline",
+            StreamKind::PartialDepth { .. } => "depthPartial",
         }
     }
 
@@ -347,10 +365,16 @@ impl StreamKind {
     pub fn default_silence_limit(self) -> Duration {
         match self {
             StreamKind::BookTicker | StreamKind::OrderBook { .. } => Duration::from_secs(10),
-            StreamKind::AggTrade | StreamKind::Ticker => Duration::from_secs(30),
+            StreamKind::AggTrade | StreamKind::Trade | StreamKind::Ticker => {
+                Duration::from_secs(30)
+            }
+            // Pushed every 1 or 2 s (spot), 250 ms (USD-M) while the candle forms.
+            StreamKind::Kline { .. } => Duration::from_secs(30),
             // OKX pushes the funding rate every 30 to 90 s.
             StreamKind::Funding => Duration::from_secs(180),
-            StreamKind::Depth { interval_ms } | StreamKind::MarkPrice { interval_ms } => {
+            StreamKind::Depth { interval_ms }
+            | StreamKind::MarkPrice { interval_ms }
+            | StreamKind::PartialDepth { interval_ms, .. } => {
                 Duration::from_millis(u64::from(interval_ms) * 10).max(Duration::from_secs(2))
             }
         }
@@ -386,13 +410,17 @@ impl StreamKind {
     /// How this kind's messages are numbered.
     pub fn seq_rule(self) -> SeqRule {
         match self {
-            StreamKind::BookTicker => SeqRule::Ids,
-            StreamKind::AggTrade | StreamKind::Depth { .. } | StreamKind::OrderBook { .. } => {
-                SeqRule::Chained
-            }
-            StreamKind::MarkPrice { .. } | StreamKind::Ticker | StreamKind::Funding => {
-                SeqRule::Time
-            }
+            // A partial book carries the book's update id, which moves on changes below its
+            // levels too.
+            StreamKind::BookTicker | StreamKind::PartialDepth { .. } => SeqRule::Ids,
+            StreamKind::AggTrade
+            | StreamKind::Trade
+            | StreamKind::Depth { .. }
+            | StreamKind::OrderBook { .. } => SeqRule::Chained,
+            StreamKind::MarkPrice { .. }
+            | StreamKind::Ticker
+            | StreamKind::Funding
+            | StreamKind::Kline { .. } => SeqRule::Time,
         }
     }
 }

@@ -30,7 +30,16 @@ pub fn parse_stream(name: &str) -> Result<StreamDef, String> {
     }
     let kind = match channel {
         "bbo-tbt" => StreamKind::BookTicker,
-        "books" => StreamKind::OrderBook { levels: 400 },
+        // Order book channel: "books: 400 depth levels … pushed every 100 ms";
+        // "books-l2-tbt: 400 depth levels … pushed tick by tick"; "books50-l2-tbt: 50 depth
+        // levels … tick by tick" (snapshot then updates, as `books`); "books5: 5 depth levels,
+        // … a snapshot … every 100 ms when there are changes".
+        "books" | "books-l2-tbt" => StreamKind::OrderBook { levels: 400 },
+        "books50-l2-tbt" => StreamKind::OrderBook { levels: 50 },
+        "books5" => StreamKind::PartialDepth {
+            levels: 5,
+            interval_ms: 100,
+        },
         "trades" => StreamKind::AggTrade,
         "funding-rate" => StreamKind::Funding,
         // "Data will be pushed every 200 ms when there are changes in the markPrice, or every
@@ -41,7 +50,8 @@ pub fn parse_stream(name: &str) -> Result<StreamDef, String> {
         other => {
             return Err(format!(
                 "stream '{name}': unsupported channel '{other}' \
-                 (supported: bbo-tbt, books, trades, funding-rate, mark-price)"
+                 (supported: bbo-tbt, books5, books, books-l2-tbt, books50-l2-tbt, trades, \
+                 funding-rate, mark-price)"
             ))
         }
     };
@@ -208,7 +218,7 @@ pub fn parse_data(
     let mut payload = Payload {
         kind,
         book: match kind {
-            StreamKind::OrderBook { .. } => {
+            StreamKind::OrderBook { .. } | StreamKind::PartialDepth { .. } => {
                 book_buf = BookItem::new();
                 Some(&mut book_buf)
             }
@@ -282,7 +292,7 @@ impl<'a> Payload<'a, '_> {
     ) -> Result<(), ParseError> {
         match (self.items, &self.book, &self.tick, self.start) {
             (0, ..) => Ok(()),
-            (1, Some(book), ..) => book.emit(snapshot, emit),
+            (1, Some(book), ..) => book.emit(snapshot, self.kind, emit),
             (1, None, Some((seq, ts, tick)), _) => {
                 emit(*seq, *ts, tick.tick());
                 Ok(())
@@ -291,7 +301,7 @@ impl<'a> Payload<'a, '_> {
                 Some(_) => {
                     let mut book = BookItem::new();
                     book.read(r)?;
-                    book.emit(snapshot, emit)
+                    book.emit(snapshot, self.kind, emit)
                 }
                 None => {
                     let (seq, ts, tick) = tick_item(self.kind, r)?;
@@ -368,10 +378,19 @@ impl<'a> BookItem<'a> {
     fn emit(
         &self,
         snapshot: bool,
+        kind: StreamKind,
         emit: &mut impl FnMut(Seq, u64, TickData),
     ) -> Result<(), ParseError> {
-        let id = self.seq_id.ok_or(ParseError::Field("seqId"))?;
+        let partial = matches!(kind, StreamKind::PartialDepth { .. });
         let prev = self.prev.and_then(|p| u64::try_from(p).ok());
+        // `books5` snapshots name no predecessor; recorded ones without `seqId` are numbered
+        // by their time.
+        let id = match self.seq_id {
+            Some(id) => id,
+            None if partial && self.ts > 0 => self.ts,
+            None => return Err(ParseError::Field("seqId")),
+        };
+        let snapshot = snapshot || partial;
         let snapshot = snapshot || prev.is_none();
         let seq = Seq {
             id,
@@ -633,7 +652,7 @@ mod tests {
         assert!(key.matches("books:BTC-USDT-SWAP"));
         assert!(!key.matches("books:BTC-USDT"));
         assert!(!key.matches("bbo-tbt:BTC-USDT-SWAP"));
-        for bad in ["books", "books:btc-usdt", "books5:BTC-USDT", ":BTC-USDT"] {
+        for bad in ["books", "books:btc-usdt", "books10:BTC-USDT", ":BTC-USDT"] {
             assert!(parse_stream(bad).is_err(), "{bad}");
         }
     }
