@@ -140,6 +140,7 @@ impl StreamState {
     pub(crate) fn decide<S: Sink + ?Sized>(
         &mut self,
         seq: Seq,
+        fp: Option<u64>,
         recv_ns: u64,
         window: Duration,
         carried_elsewhere: impl FnOnce() -> bool,
@@ -158,7 +159,7 @@ impl StreamState {
             self.seq.restart(seq);
             return Fate::Deliver;
         }
-        let verdict = self.seq.judge(seq);
+        let verdict = self.seq.judge_as(seq, fp);
         if matches!(verdict, Verdict::Duplicate | Verdict::Superseded) {
             // Nothing new for this long, on every connection: the venue's numbering went back
             // (a sequence reset after maintenance, or one bogus id far ahead). Start over here
@@ -210,7 +211,7 @@ impl StreamState {
                 Fate::Hold
             }
             Verdict::Fresh { .. } => {
-                self.accept(seq, verdict, recv_ns, out);
+                self.accept(seq, fp, verdict, recv_ns, out);
                 Fate::Deliver
             }
         }
@@ -221,11 +222,12 @@ impl StreamState {
     fn accept<S: Sink + ?Sized>(
         &mut self,
         seq: Seq,
+        fp: Option<u64>,
         verdict: Verdict,
         recv_ns: u64,
         out: &mut Out<S>,
     ) {
-        self.seq.commit(seq);
+        self.seq.commit_as(seq, fp);
         let Verdict::Fresh {
             missed,
             after_outage,
@@ -447,7 +449,7 @@ impl StreamState {
                     let Some(h) = self.held.pop_front() else {
                         break;
                     };
-                    self.accept(h.seq, verdict, h.recv_ns, out);
+                    self.accept(h.seq, None, verdict, h.recv_ns, out);
                     self.hand_over(h.seq.id, h.recv_ns, &h.ticks, venue, now, out);
                     self.delivered(now, out);
                     out.report.capture(self.index, h.conn, h.recv_ns, h.text);

@@ -261,7 +261,10 @@ pub fn classify(text: &str) -> Result<Frame<'_>, ParseError> {
         });
     }
     match (has_result, id) {
-        (true, Some(id)) => Ok(Frame::Ack { id, stream: None }),
+        (true, Some(id)) => Ok(Frame::Ack {
+            id: Some(id),
+            stream: None,
+        }),
         _ => Ok(Frame::Unknown),
     }
 }
@@ -861,7 +864,7 @@ mod tests {
         assert_eq!(
             classify(r#"{"result":null,"id":1}"#).unwrap(),
             Frame::Ack {
-                id: 1,
+                id: Some(1),
                 stream: None
             }
         );

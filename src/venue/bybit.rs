@@ -181,8 +181,17 @@ pub(super) fn classify_general(text: &str) -> Result<Frame<'_>, ParseError> {
     let id = req_id.and_then(|r| r.parse().ok());
     match (op, success) {
         (Some("ping" | "pong"), _) => Ok(Frame::Pong),
-        (Some(_), Some(true)) => match id {
-            Some(id) => Ok(Frame::Ack { id, stream: None }),
+        // Without `req_id` (optional in the request, and not always echoed) a subscribe
+        // success still answers one: the oldest.
+        (Some(op), Some(true)) => match id {
+            Some(id) => Ok(Frame::Ack {
+                id: Some(id),
+                stream: None,
+            }),
+            None if op == "subscribe" => Ok(Frame::Ack {
+                id: None,
+                stream: None,
+            }),
             None => Ok(Frame::Unknown),
         },
         (Some(_), Some(false)) => Ok(Frame::Error {
@@ -703,7 +712,10 @@ mod tests {
         assert_eq!(classify(&fixture("pong_linear.json")).unwrap(), Frame::Pong);
         assert!(matches!(
             classify(&fixture("subscribe_success_spot.json")).unwrap(),
-            Frame::Ack { id: 10001, .. }
+            Frame::Ack {
+                id: Some(10001),
+                ..
+            }
         ));
         assert!(matches!(
             classify(&fixture("subscribe_failure_args_size.json")).unwrap(),

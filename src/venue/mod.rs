@@ -406,6 +406,18 @@ pub struct Seq {
     pub prev: Option<u64>,
 }
 
+impl Seq {
+    /// The numbering of a message that carries no number (OKX `funding-rate` without `ts`):
+    /// it is delivered as it comes, never judged a duplicate of anything.
+    pub const UNNUMBERED: Seq = Seq { id: 0, prev: None };
+
+    /// Whether this is [`Seq::UNNUMBERED`].
+    #[inline]
+    pub fn is_unnumbered(self) -> bool {
+        self == Seq::UNNUMBERED
+    }
+}
+
 impl StreamKind {
     /// How this kind's messages are numbered.
     pub fn seq_rule(self) -> SeqRule {
@@ -505,8 +517,8 @@ pub enum Frame<'a> {
     },
     /// A request with this id succeeded; OKX acknowledges each stream of a request separately.
     Ack {
-        /// Request id.
-        id: u64,
+        /// Request id; `None` when the venue echoed none (the ack is matched by its content).
+        id: Option<u64>,
         /// The stream acknowledged, when the venue names it (OKX).
         stream: Option<StreamKey<'a>>,
     },

@@ -153,13 +153,12 @@ pub(super) fn classify_general(text: &str) -> Result<Frame<'_>, ParseError> {
             // `action` sits beside `data`: the parser gets the whole frame.
             data: text,
         }),
-        (Some("subscribe"), Some(arg)) => match id {
-            Some(id) => Ok(Frame::Ack {
-                id,
-                stream: Some(arg_key(arg)?),
-            }),
-            None => Ok(Frame::Unknown),
-        },
+        // `id` is optional in the request and echoed only when sent: without it, the ack
+        // names its stream.
+        (Some("subscribe"), Some(arg)) => Ok(Frame::Ack {
+            id,
+            stream: Some(arg_key(arg)?),
+        }),
         (Some("error"), _) => Ok(Frame::Error {
             id,
             code: code.unwrap_or(-1),
@@ -554,7 +553,12 @@ fn funding(r: &mut Reader<'_>) -> Result<(Seq, u64, Small), ParseError> {
         funding_rate: rate.ok_or(ParseError::Field("fundingRate"))?,
         next_funding_ms: time.unwrap_or(0),
     };
-    Ok((Seq { id: ts, prev: None }, ts, tick))
+    // Numbered by its time; without one, by nothing (delivered as it comes).
+    let seq = match ts {
+        0 => Seq::UNNUMBERED,
+        ts => Seq { id: ts, prev: None },
+    };
+    Ok((seq, ts, tick))
 }
 
 /// `mark-price`: `{"instType","instId","markPx","ts"}`.
@@ -673,7 +677,7 @@ mod tests {
         assert!(matches!(
             classify(&fixture("subscribe_event.json")).unwrap(),
             Frame::Ack {
-                id: 1512,
+                id: Some(1512),
                 stream: Some(StreamKey { topic: "books", .. })
             }
         ));
