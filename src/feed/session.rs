@@ -27,6 +27,7 @@ use super::sink::Sink;
 use super::subscribe::{Refusal, Subscriptions};
 use super::watch::StreamWatch;
 use crate::config::ReconnectConfig;
+use crate::json::Unescaped;
 use crate::metrics::{FeedState, FeedStats, SlotRole};
 use crate::tick::{DisconnectReason, Health};
 use crate::venue::{StreamDef, StreamKey, StreamKind, Venue};
@@ -506,7 +507,11 @@ impl Session {
         };
         let streams = match live.subs.on_error(id) {
             Refusal::NotOurs => {
-                warn!("[{}] venue error {code}: {msg}", out.report.name);
+                warn!(
+                    "[{}] venue error {code}: {}",
+                    out.report.name,
+                    Unescaped(msg)
+                );
                 return Ok(());
             }
             Refusal::Split => return Ok(()),
@@ -518,14 +523,18 @@ impl Session {
             }
             FeedStats::bump(&out.report.stats.rejected_streams);
             error!(
-                "[{}] venue rejected stream {} (code {code}: {msg}); it will not be retried",
+                "[{}] venue rejected stream {} (code {code}: {}); it will not be retried",
                 out.report.name,
-                sh.streams[usize::from(i)].name
+                sh.streams[usize::from(i)].name,
+                Unescaped(msg)
             );
             out.health(Health::SubscriptionRejected { stream: i, code });
         }
         if !sh.active.iter().any(|a| *a) {
-            return Err((DisconnectReason::AllStreamsRejected, Some(msg.to_string())));
+            return Err((
+                DisconnectReason::AllStreamsRejected,
+                Some(Unescaped(msg).to_string()),
+            ));
         }
         // The rest may all be acknowledged already.
         self.announce(sh, out);

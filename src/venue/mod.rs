@@ -10,7 +10,7 @@ pub mod okx;
 use std::fmt;
 use std::time::Duration;
 
-use crate::json::{Array, JsonError, Value};
+use crate::json::{unescaped_eq, Array, JsonError, Value};
 use crate::tick::TickData;
 
 /// A venue the engine can connect to.
@@ -491,16 +491,37 @@ impl StreamKey<'_> {
         StreamKey { topic, inst: "" }
     }
 
-    /// Whether this key names the stream configured as `name`.
+    /// Whether this key names the stream configured as `name` (the venue's text decoded: a
+    /// name sent with escapes, `BTC\/USDT`, is the name without).
     #[inline]
     pub fn matches(&self, name: &str) -> bool {
+        let exact = if self.inst.is_empty() {
+            name == self.topic
+        } else {
+            name.len() == self.topic.len() + 1 + self.inst.len()
+                && name.starts_with(self.topic)
+                && name.as_bytes()[self.topic.len()] == b':'
+                && name.ends_with(self.inst)
+        };
+        exact || (self.escaped() && self.matches_decoded(name))
+    }
+
+    /// Whether the venue's text holds an escape.
+    #[inline]
+    fn escaped(&self) -> bool {
+        memchr::memchr(b'\\', self.topic.as_bytes()).is_some()
+            || memchr::memchr(b'\\', self.inst.as_bytes()).is_some()
+    }
+
+    /// [`StreamKey::matches`] with the venue's escapes decoded.
+    #[cold]
+    fn matches_decoded(&self, name: &str) -> bool {
         if self.inst.is_empty() {
-            return name == self.topic;
+            return unescaped_eq(self.topic, name);
         }
-        name.len() == self.topic.len() + 1 + self.inst.len()
-            && name.starts_with(self.topic)
-            && name.as_bytes()[self.topic.len()] == b':'
-            && name.ends_with(self.inst)
+        name.split_once(':').is_some_and(|(topic, inst)| {
+            unescaped_eq(self.topic, topic) && unescaped_eq(self.inst, inst)
+        })
     }
 }
 

@@ -11,7 +11,7 @@
 
 use super::depth::{emit_sides, first_level, Side};
 use super::{one_level, Frame, ParseError, Route, Seq, StreamDef, StreamKey, StreamKind};
-use crate::json::{until_quote, Layout, Object, Reader, Value};
+use crate::json::{unescaped_eq, until_quote, Layout, Object, Reader, Value};
 use crate::tick::{DepthChunk, TickData};
 
 /// Validates `<channel>:<instId>`.
@@ -147,6 +147,7 @@ pub(super) fn classify_general(text: &str) -> Result<Frame<'_>, ParseError> {
             _ => obj.skip()?,
         }
     }
+    let event_is = |name| event.is_some_and(|e| unescaped_eq(e, name));
     match (event, arg) {
         (None, Some(arg)) if data => Ok(Frame::Data {
             stream: arg_key(arg)?,
@@ -155,11 +156,11 @@ pub(super) fn classify_general(text: &str) -> Result<Frame<'_>, ParseError> {
         }),
         // `id` is optional in the request and echoed only when sent: without it, the ack
         // names its stream.
-        (Some("subscribe"), Some(arg)) => Ok(Frame::Ack {
+        (Some(_), Some(arg)) if event_is("subscribe") => Ok(Frame::Ack {
             id,
             stream: Some(arg_key(arg)?),
         }),
-        (Some("error"), _) => Ok(Frame::Error {
+        (Some(_), _) if event_is("error") => Ok(Frame::Error {
             id,
             code: code.unwrap_or(-1),
             msg: msg.unwrap_or(""),
@@ -242,7 +243,7 @@ pub fn parse_data(
     let mut data = None;
     while let Some(key) = r.key(&mut top)? {
         match key {
-            "action" => snapshot = r.str()? == Some("snapshot"),
+            "action" => snapshot = r.str()?.is_some_and(|a| unescaped_eq(a, "snapshot")),
             // Read in place; what it does not accept refuses the frame unless another `data`
             // follows.
             "data" => data = Some(r.attempt(|r| payload.read(r))?),
@@ -530,7 +531,7 @@ fn trade(r: &mut Reader<'_>) -> Result<(Seq, u64, Small), ParseError> {
         price: px.ok_or(ParseError::Field("px"))?,
         qty: sz.ok_or(ParseError::Field("sz"))?,
         // `side` is the taker's: a taker sell hits a resting buyer.
-        buyer_is_maker: side.ok_or(ParseError::Field("side"))? == "sell",
+        buyer_is_maker: unescaped_eq(side.ok_or(ParseError::Field("side"))?, "sell"),
     };
     Ok((seq, ts, tick))
 }
