@@ -18,6 +18,7 @@ use super::report::{Out, Reporter};
 use super::session::Lost;
 use super::sink::Sink;
 use super::streams::Streams;
+use crate::json::Unescaped;
 use crate::metrics::{FeedState, FeedStats};
 use crate::rest::{DepthSnapshot, RestError};
 use crate::tick::DisconnectReason;
@@ -294,7 +295,9 @@ impl FeedCore {
             // Any frame already proved the connection alive.
             Frame::Pong => {}
             Frame::Error { id, code, msg } => {
-                return self.conns.on_venue_error(k, id, code, msg, &mut out)
+                // Shown in logs and the disconnect's detail: escapes decoded.
+                let msg = Unescaped(msg).text();
+                return self.conns.on_venue_error(k, id, code, &msg, &mut out);
             }
             Frame::Unknown => out.report.unknown_frame(now, "unknown message", text.len()),
         }

@@ -27,7 +27,6 @@ use super::sink::Sink;
 use super::subscribe::{Refusal, Subscriptions};
 use super::watch::StreamWatch;
 use crate::config::ReconnectConfig;
-use crate::json::Unescaped;
 use crate::metrics::{FeedState, FeedStats, SlotRole};
 use crate::tick::{DisconnectReason, Health};
 use crate::venue::{StreamDef, StreamKey, StreamKind, Venue};
@@ -460,9 +459,8 @@ impl Session {
         (decision, wait)
     }
 
-    /// The venue acknowledged request `id` (or, OKX, the one stream of it `stream` names; a
-    /// venue that echoes no id names the request by content): returns the streams
-    /// acknowledged, whose cadence is watched from now on.
+    /// The venue acknowledged request `id` (or, OKX, the one stream of it `stream` names):
+    /// returns the streams acknowledged, whose cadence is watched from now on.
     pub(crate) fn on_ack<S: Sink + ?Sized>(
         &mut self,
         id: Option<u64>,
@@ -507,11 +505,7 @@ impl Session {
         };
         let streams = match live.subs.on_error(id) {
             Refusal::NotOurs => {
-                warn!(
-                    "[{}] venue error {code}: {}",
-                    out.report.name,
-                    Unescaped(msg)
-                );
+                warn!("[{}] venue error {code}: {msg}", out.report.name);
                 return Ok(());
             }
             Refusal::Split => return Ok(()),
@@ -523,18 +517,14 @@ impl Session {
             }
             FeedStats::bump(&out.report.stats.rejected_streams);
             error!(
-                "[{}] venue rejected stream {} (code {code}: {}); it will not be retried",
+                "[{}] venue rejected stream {} (code {code}: {msg}); it will not be retried",
                 out.report.name,
-                sh.streams[usize::from(i)].name,
-                Unescaped(msg)
+                sh.streams[usize::from(i)].name
             );
             out.health(Health::SubscriptionRejected { stream: i, code });
         }
         if !sh.active.iter().any(|a| *a) {
-            return Err((
-                DisconnectReason::AllStreamsRejected,
-                Some(Unescaped(msg).to_string()),
-            ));
+            return Err((DisconnectReason::AllStreamsRejected, Some(msg.to_string())));
         }
         // The rest may all be acknowledged already.
         self.announce(sh, out);

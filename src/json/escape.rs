@@ -115,6 +115,18 @@ impl fmt::Display for Unescaped<'_> {
     }
 }
 
+impl<'a> Unescaped<'a> {
+    /// The text decoded: borrowed when it holds no escape (for the cold paths that keep or
+    /// pass it on, such as a venue's error message).
+    pub fn text(self) -> std::borrow::Cow<'a, str> {
+        if self.0.contains('\\') {
+            std::borrow::Cow::Owned(self.to_string())
+        } else {
+            std::borrow::Cow::Borrowed(self.0)
+        }
+    }
+}
+
 /// Whether the raw JSON string `raw`, decoded, is `plain`. As fast as `==` when `raw` holds
 /// no backslash.
 #[inline]
@@ -142,6 +154,11 @@ mod tests {
             .unwrap();
         assert_eq!(raw, r"args size \u003e10");
         assert_eq!(Unescaped(raw).to_string(), "args size >10");
+        assert_eq!(Unescaped(raw).text(), "args size >10");
+        assert!(matches!(
+            Unescaped("plain").text(),
+            std::borrow::Cow::Borrowed("plain")
+        ));
         for (raw, plain) in [
             (r#"a \"quoted\" word"#, r#"a "quoted" word"#),
             (r"back\\slash", r"back\slash"),
