@@ -136,6 +136,26 @@ pub enum TickData {
         /// Next funding time, Unix ms.
         next_funding_ms: u64,
     },
+    /// A candlestick as it forms (Binance `kline`): every update of the same candle has the
+    /// same `start_ms`; the last one has `closed` set.
+    Candle {
+        /// First trade price of the candle.
+        open: f64,
+        /// Highest trade price so far.
+        high: f64,
+        /// Lowest trade price so far.
+        low: f64,
+        /// Last trade price so far.
+        close: f64,
+        /// Base-asset volume so far.
+        volume: f64,
+        /// Candle start time, Unix ms.
+        start_ms: u64,
+        /// Candle close time, Unix ms (the last millisecond it covers).
+        close_ms: u64,
+        /// True when the candle is final.
+        closed: bool,
+    },
 }
 
 /// One parsed market-data update.

@@ -447,7 +447,7 @@ impl Connections {
         let Some(live) = session.live_mut() else {
             return;
         };
-        if let Some(seq) = seq {
+        if let Some(seq) = seq.filter(|s| !s.is_unnumbered()) {
             if live.first_id[i] == 0 {
                 live.first_id[i] = seq.id;
             }
@@ -460,7 +460,7 @@ impl Connections {
     pub(crate) fn on_ack<S: Sink + ?Sized>(
         &mut self,
         k: usize,
-        id: u64,
+        id: Option<u64>,
         stream: Option<StreamKey<'_>>,
         now: Instant,
         out: &mut Out<S>,

@@ -23,6 +23,7 @@ use super::sink::Sink;
 use super::streams::Streams;
 use crate::account::listen_key::ListenKey;
 use crate::account::{AccountEvent, AccountParams};
+use crate::json::Unescaped;
 use crate::metrics::{FeedState, FeedStats};
 use crate::rest::{DepthSnapshot, RestError};
 use crate::tick::DisconnectReason;
@@ -338,7 +339,9 @@ impl FeedCore {
             // Any frame already proved the connection alive.
             Frame::Pong => {}
             Frame::Error { id, code, msg } => {
-                return self.conns.on_venue_error(k, id, code, msg, &mut out)
+                // Shown in logs and the disconnect's detail: escapes decoded.
+                let msg = Unescaped(msg).text();
+                return self.conns.on_venue_error(k, id, code, &msg, &mut out);
             }
             Frame::Unknown => out.report.unknown_frame(now, "unknown message", text.len()),
         }

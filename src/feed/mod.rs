@@ -59,6 +59,7 @@ mod slots;
 mod stream;
 mod streams;
 mod subscribe;
+mod top;
 pub mod transport;
 pub mod watch;
 

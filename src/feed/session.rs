@@ -423,7 +423,7 @@ impl Session {
     /// returns the streams acknowledged, whose cadence is watched from now on.
     pub(crate) fn on_ack<S: Sink + ?Sized>(
         &mut self,
-        id: u64,
+        id: Option<u64>,
         stream: Option<StreamKey<'_>>,
         now: Instant,
         sh: &Shared,
@@ -435,7 +435,7 @@ impl Session {
         let name_of = |i: u16| sh.streams[usize::from(i)].name.as_str();
         let Some(acked) = live.subs.on_ack(id, stream, name_of) else {
             debug!(
-                "[{}] ack for a request (or a stream of one) not asked for: id {id}",
+                "[{}] ack for a request (or a stream of one) not asked for: id {id:?}",
                 out.report.name
             );
             return Vec::new();

@@ -13,6 +13,7 @@ use super::book::{BookState, SnapshotOutcome};
 use super::outage::Outages;
 use super::report::Out;
 use super::rotation::SilentCounts;
+use super::seq::fingerprint;
 use super::sink::Sink;
 use super::stream::{Fate, StreamState, Ticks};
 use crate::clock;
@@ -131,7 +132,19 @@ impl Streams {
             self.end_outage(now, recv_ns, out);
         }
         let stream = &mut self.list[i];
-        match stream.decide(seq, recv_ns, self.reorder_window, carried_elsewhere, out) {
+        // A message numbered by its own time (markPrice, tickers, OKX bbo-tbt without
+        // `seqId`) may share its number with another update of the same millisecond: its text
+        // tells them apart.
+        let by_time = self.scratch.first().is_some_and(|&(t, _)| t == seq.id) && seq.id != 0;
+        let fp = by_time.then(|| fingerprint(data));
+        match stream.decide(
+            seq,
+            fp,
+            recv_ns,
+            self.reorder_window,
+            carried_elsewhere,
+            out,
+        ) {
             Fate::Drop => {}
             Fate::Hold => {
                 stream.hold(

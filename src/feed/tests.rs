@@ -54,9 +54,15 @@ fn cfg() -> ReconnectConfig {
     }
 }
 
+mod traffic;
+
 /// A Binance spot feed of `streams` on `hosts` (a standby on the second).
 fn feed(hosts: &[&str], streams: &[&str]) -> (FeedCore, Arc<FeedStats>) {
-    let venue = Venue::BinanceSpot;
+    feed_on(Venue::BinanceSpot, hosts, streams)
+}
+
+/// A feed of `venue`'s `streams` on `hosts` (a standby on the second).
+fn feed_on(venue: Venue, hosts: &[&str], streams: &[&str]) -> (FeedCore, Arc<FeedStats>) {
     let targets = hosts
         .iter()
         .map(|h| {

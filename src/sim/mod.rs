@@ -226,6 +226,7 @@ mod base;
 mod binance;
 mod book;
 mod bybit;
+mod candle;
 mod config;
 mod conn;
 mod end;

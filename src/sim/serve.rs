@@ -51,7 +51,8 @@ fn sent_kind(kind: Kind) -> SentKind {
     match kind {
         Kind::BookTicker => SentKind::Quote,
         Kind::Depth => SentKind::BookUpdate,
-        Kind::AggTrade => SentKind::Trade,
+        Kind::AggTrade | Kind::Trade => SentKind::Trade,
+        Kind::Kline => SentKind::Candle,
         Kind::MarkPrice => SentKind::Mark,
         Kind::Funding => SentKind::Funding,
     }
@@ -337,6 +338,11 @@ impl Conn {
                         render::book(venue, &inner.info[ev.sym], &msg, sub.spot)
                     });
                 let payload = faulty.as_deref().unwrap_or(base);
+                let deeper = venue
+                    .is_bybit()
+                    .then(|| bybit::deeper_topic(&sub.name, payload))
+                    .flatten();
+                let payload = deeper.as_deref().unwrap_or(payload);
                 let text = if wrapped {
                     format!(r#"{{"stream":"{}","data":{}}}"#, sub.name, payload)
                 } else {
@@ -417,7 +423,11 @@ impl Conn {
             }
         });
         self.unflushed += 1;
-        match self.ws.write(Message::text(snap.payload)) {
+        let payload = match bybit::deeper_topic(stream, &snap.payload) {
+            Some(deeper) if self.session.venue.is_bybit() => deeper,
+            _ => snap.payload,
+        };
+        match self.ws.write(Message::text(payload)) {
             Ok(()) => Ok(()),
             Err(e) if is_would_block(&e) => Ok(()),
             Err(_) => Err(End::Gone),
