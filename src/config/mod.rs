@@ -25,10 +25,12 @@
 //! | `endpoint.rs` | a parsed `ws://`/`wss://` base URL |
 //! | `spec.rs` | the validated result: [`Config`], [`FeedSpec`], [`ConfigError`] |
 //! | `validate.rs` | from the first to the second, every error naming the field |
+//! | `nats.rs` | `[sink.nats]`, as written and as checked |
 //! | `venue_url.rs` | a feed URL and OKX instrument ids checked against the venue's documented forms |
 
 mod endpoint;
 mod file;
+mod nats;
 mod spec;
 mod validate;
 mod venue_url;
@@ -38,6 +40,7 @@ pub use self::file::{
     ArbitrageConfig, CaptureConfig, DriverConfig, EngineConfig, FeedConfig, FileConfig, FullPolicy,
     Jitter, MetricsConfig, ReconnectConfig, ReconnectOverride, StrategyPlace, WaitMode,
 };
+pub use self::nats::{NatsConfig, SinkConfig, MAX_NATS_BUFFER};
 pub use self::spec::{Config, ConfigError, DriverSpec, FeedSpec};
 pub use self::validate::{CHANNEL_SLOT_BYTES, MAX_CHANNEL_CAPACITY};
 

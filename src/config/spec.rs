@@ -95,6 +95,8 @@ pub struct Config {
     pub metrics: Option<MetricsConfig>,
     /// `[arbitrage]`.
     pub arbitrage: ArbitrageConfig,
+    /// `[sink.nats]`.
+    pub nats: Option<super::nats::NatsConfig>,
     /// The whole configuration with every default filled in, for the session manifest.
     pub effective: serde_json::Value,
 }

@@ -1,0 +1,169 @@
+//! `[sink.nats]`: fan-out of ticks and health events to NATS JetStream (see docs/NATS.md), as
+//! written and as checked.
+
+use serde::{Deserialize, Serialize};
+
+use super::spec::ConfigError;
+
+/// `[sink]`: where else the strategy's ticks and health events go.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkConfig {
+    /// `[sink.nats]`; no NATS sink when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nats: Option<NatsConfig>,
+}
+
+/// `[sink.nats]`: a JetStream stream fed from a thread of its own.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsConfig {
+    /// The server, `nats://host:port` (e.g. `nats://127.0.0.1:4222`). Required.
+    pub url: String,
+    /// The JetStream stream, created when missing over `<subject_prefix>.>`. Default `WSFEED`.
+    #[serde(default = "default_stream")]
+    pub stream: String,
+    /// First token(s) of every subject. Default `wsfeed`.
+    #[serde(default = "default_prefix")]
+    pub subject_prefix: String,
+    /// Events the strategy side may queue for the sink thread; past that each new one is
+    /// dropped and counted. Default 65536 (about 15 MiB, allocated up front: an event slot
+    /// takes the size of a tick). At most 1 048 576.
+    #[serde(default = "default_buffer")]
+    pub buffer: usize,
+    /// Publishes awaiting JetStream's acknowledgement at once (events held by the sink thread on
+    /// top of `buffer`). Default 1024, at most 65536.
+    #[serde(default = "default_in_flight")]
+    pub max_in_flight: usize,
+    /// How long a publish waits for its acknowledgement before it counts as not acknowledged
+    /// and is sent again, ms. Default 5000.
+    #[serde(default = "default_ack_timeout")]
+    pub ack_timeout_ms: u64,
+    /// At stop, how long the sink keeps publishing what is still unacknowledged, ms; what is
+    /// left after it is counted as abandoned. Default 5000.
+    #[serde(default = "default_drain")]
+    pub drain_timeout_ms: u64,
+    /// Age after which the stream discards messages, s; 0 keeps them. Applied when the sink
+    /// creates the stream. Default 86400 (a day).
+    #[serde(default = "default_max_age")]
+    pub max_age_s: u64,
+}
+
+fn default_stream() -> String {
+    "WSFEED".into()
+}
+fn default_prefix() -> String {
+    "wsfeed".into()
+}
+fn default_buffer() -> usize {
+    65536
+}
+fn default_in_flight() -> usize {
+    1024
+}
+fn default_ack_timeout() -> u64 {
+    5000
+}
+fn default_drain() -> u64 {
+    5000
+}
+fn default_max_age() -> u64 {
+    86_400
+}
+
+/// Most slots of the sink's channel.
+pub const MAX_NATS_BUFFER: usize = 1 << 20;
+
+fn bad(message: String) -> ConfigError {
+    ConfigError {
+        file: None,
+        message,
+    }
+}
+
+impl NatsConfig {
+    /// A sink for `url` with every default.
+    pub fn new(url: impl Into<String>) -> NatsConfig {
+        NatsConfig {
+            url: url.into(),
+            stream: default_stream(),
+            subject_prefix: default_prefix(),
+            buffer: default_buffer(),
+            max_in_flight: default_in_flight(),
+            ack_timeout_ms: default_ack_timeout(),
+            drain_timeout_ms: default_drain(),
+            max_age_s: default_max_age(),
+        }
+    }
+
+    /// Checks every field; the error names it.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !cfg!(feature = "nats") {
+            return Err(bad(
+                "[sink.nats] is set, but this wsfeed was built without the `nats` feature".into(),
+            ));
+        }
+        let Some(rest) = self.url.strip_prefix("nats://") else {
+            return Err(bad(format!(
+                "sink.nats.url '{}' must be nats://host:port",
+                self.url
+            )));
+        };
+        let port_ok = rest
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        if !port_ok || rest.contains('/') {
+            return Err(bad(format!(
+                "sink.nats.url '{}' must be nats://host:port (a host and a port number)",
+                self.url
+            )));
+        }
+        let stream_ok = !self.stream.is_empty()
+            && self
+                .stream
+                .chars()
+                .all(|c| !c.is_whitespace() && !matches!(c, '.' | '*' | '>' | '/' | '\\'));
+        if !stream_ok {
+            return Err(bad(format!(
+                "sink.nats.stream '{}' must be a non-empty name without white space, '.', '*', \
+                 '>', '/' or '\\'",
+                self.stream
+            )));
+        }
+        let prefix_ok = self.subject_prefix.split('.').all(|t| {
+            !t.is_empty()
+                && t.chars()
+                    .all(|c| !c.is_whitespace() && !matches!(c, '*' | '>'))
+        });
+        if !prefix_ok {
+            return Err(bad(format!(
+                "sink.nats.subject_prefix '{}' must be subject tokens separated by '.', none \
+                 empty, without white space, '*' or '>'",
+                self.subject_prefix
+            )));
+        }
+        if !(1..=MAX_NATS_BUFFER).contains(&self.buffer) {
+            return Err(bad(format!(
+                "sink.nats.buffer is {}; it must be between 1 and {MAX_NATS_BUFFER}",
+                self.buffer
+            )));
+        }
+        if !(1..=65536).contains(&self.max_in_flight) {
+            return Err(bad(format!(
+                "sink.nats.max_in_flight is {}; it must be between 1 and 65536",
+                self.max_in_flight
+            )));
+        }
+        for (field, ms) in [
+            ("ack_timeout_ms", self.ack_timeout_ms),
+            ("drain_timeout_ms", self.drain_timeout_ms),
+        ] {
+            if !(1..=600_000).contains(&ms) {
+                return Err(bad(format!(
+                    "sink.nats.{field} is {ms}; it must be between 1 and 600000"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
