@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use util::{fast_reconnect, feed, sim, start_with, tick_count, Seen, WAIT};
-use wsfeed::config::NatsConfig;
+use wsfeed::config::{MetricsConfig, NatsConfig};
 use wsfeed::nats::NatsStats;
 
 const BOOK: &str = "btcusdt@bookTicker";
@@ -269,7 +269,12 @@ fn a_nats_restart_mid_session_loses_nothing_and_a_follower_resumes_at_the_next_s
     let (engine, probe) = start_with(
         vec![feed("spot", "binance-spot", &sim, &[BOOK, TRADES])],
         fast_reconnect(),
-        |f| f.sink.nats = Some(sink(url.clone(), |_| {})),
+        |f| {
+            f.sink.nats = Some(sink(url.clone(), |_| {}));
+            f.metrics = Some(MetricsConfig {
+                listen: (Ipv4Addr::LOCALHOST, 0).into(),
+            });
+        },
     );
     let stats: Arc<NatsStats> = engine.nats_stats().expect("the sink runs");
     wait_stats(&stats, "100 events stored", |s| {
@@ -293,6 +298,20 @@ fn a_nats_restart_mid_session_loses_nothing_and_a_follower_resumes_at_the_next_s
         |s| s.reconnects.load(Relaxed) >= 1 && s.acked.load(Relaxed) >= acked_before + held,
     );
     probe.wait_more_ticks(100);
+    // The metrics endpoint reports the sink.
+    let addr = engine.metrics_addr().expect("the endpoint");
+    let scrape = ureq::get(&format!("http://{addr}/metrics"))
+        .call()
+        .expect("a scrape")
+        .into_string()
+        .expect("text");
+    let stored: u64 = scrape
+        .lines()
+        .find_map(|l| l.strip_prefix("wsfeed_nats_acked_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("wsfeed_nats_acked_total in the scrape");
+    assert!(stored >= acked_before + held, "scraped {stored}");
+    assert!(scrape.contains("wsfeed_nats_not_acked_total "));
     let (summary, _) = engine.stop();
     let n = summary.nats.expect("the summary has the sink's counters");
     eprintln!("{n}");
@@ -418,4 +437,72 @@ fn with_nats_away_a_full_buffer_drops_and_counts_and_the_strategy_never_waits() 
         n.abandoned, n.handed,
         "what was held is abandoned at stop: {n}"
     );
+}
+
+/// Creates the stream `WSFEED` over `wsfeed.>` that keeps at most `max` messages and refuses
+/// more (`discard: new`), as an operator might have.
+fn create_small_stream(url: &str, max: i64) {
+    use async_nats::jetstream::{self, stream};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    rt.block_on(async {
+        let client = tokio::time::timeout(WAIT, async_nats::connect(url))
+            .await
+            .expect("connects in time")
+            .expect("connects");
+        jetstream::new(client)
+            .create_stream(stream::Config {
+                name: "WSFEED".into(),
+                subjects: vec!["wsfeed.>".into()],
+                max_messages: max,
+                discard: stream::DiscardPolicy::New,
+                ..Default::default()
+            })
+            .await
+            .expect("the stream is created");
+    });
+}
+
+#[test]
+fn a_publish_the_server_does_not_store_is_counted_not_acknowledged_and_never_as_stored() {
+    let Some(binary) = nats_server_binary() else {
+        return;
+    };
+    let dir = scratch("refused");
+    let mut server = NatsServer::start(binary, dir.join("store"));
+    let url = server.url();
+    create_small_stream(&url, 40);
+    let sim = sim(false, false);
+    let (engine, probe) = start_with(
+        vec![feed("spot", "binance-spot", &sim, &[BOOK])],
+        fast_reconnect(),
+        |f| {
+            f.sink.nats = Some(sink(url.clone(), |c| {
+                c.max_in_flight = 16;
+                c.drain_timeout_ms = 300;
+            }))
+        },
+    );
+    let stats = engine.nats_stats().expect("the sink runs");
+    probe.wait_more_ticks(100);
+    wait_stats(&stats, "refusals counted", |s| {
+        s.not_acked.load(Relaxed) > 0
+    });
+    let (summary, _) = engine.stop();
+    let n = summary.nats.expect("the sink's counters");
+    eprintln!("{n}");
+    assert_eq!(
+        n.acked, 40,
+        "only what the stream took counts as stored: {n}"
+    );
+    assert_eq!(
+        n.handed,
+        n.acked + n.abandoned,
+        "everything handed was stored or is known not to be: {n}"
+    );
+    assert!(n.abandoned > 0 && n.not_acked > 0, "{n}");
+    server.stop();
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -167,3 +167,83 @@ impl NatsConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    const FEED: &str = r#"
+[[feeds]]
+name = "spot"
+venue = "binance-spot"
+streams = ["btcusdt@bookTicker"]
+"#;
+
+    fn with_sink(table: &str) -> Result<Config, String> {
+        Config::from_toml(&format!("{FEED}[sink.nats]\n{table}\n")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_sink_table_takes_its_defaults_and_no_table_means_no_sink() {
+        assert_eq!(Config::from_toml(FEED).expect("valid").nats, None);
+        let c = with_sink("url = \"nats://127.0.0.1:4222\"").expect("valid");
+        let n = c.nats.expect("the sink");
+        assert_eq!(n, super::NatsConfig::new("nats://127.0.0.1:4222"));
+        assert_eq!(
+            (n.stream.as_str(), n.subject_prefix.as_str()),
+            ("WSFEED", "wsfeed")
+        );
+        assert_eq!((n.buffer, n.max_in_flight), (65536, 1024));
+        let c = with_sink(
+            "url = \"nats://nats.internal:4222\"\nstream = \"MD\"\nsubject_prefix = \"md.prod\"\n\
+             buffer = 100\nmax_in_flight = 10\nack_timeout_ms = 200\ndrain_timeout_ms = 100\n\
+             max_age_s = 0",
+        )
+        .expect("valid");
+        let n = c.nats.expect("the sink");
+        assert_eq!(
+            (n.stream.as_str(), n.subject_prefix.as_str()),
+            ("MD", "md.prod")
+        );
+        assert_eq!((n.buffer, n.max_in_flight, n.max_age_s), (100, 10, 0));
+    }
+
+    #[test]
+    fn bad_sink_values_name_the_field() {
+        let url = "url = \"nats://127.0.0.1:4222\"\n";
+        for (table, field) in [
+            ("", "missing field `url`"),
+            ("url = \"http://127.0.0.1:4222\"", "sink.nats.url"),
+            ("url = \"nats://127.0.0.1\"", "sink.nats.url"),
+            ("url = \"nats://:4222\"", "sink.nats.url"),
+            (&format!("{url}stream = \"a.b\""), "sink.nats.stream"),
+            (&format!("{url}stream = \"\""), "sink.nats.stream"),
+            (
+                &format!("{url}subject_prefix = \"a..b\""),
+                "sink.nats.subject_prefix",
+            ),
+            (
+                &format!("{url}subject_prefix = \"md.>\""),
+                "sink.nats.subject_prefix",
+            ),
+            (&format!("{url}buffer = 0"), "sink.nats.buffer"),
+            (&format!("{url}buffer = 2000000"), "sink.nats.buffer"),
+            (
+                &format!("{url}max_in_flight = 0"),
+                "sink.nats.max_in_flight",
+            ),
+            (
+                &format!("{url}ack_timeout_ms = 0"),
+                "sink.nats.ack_timeout_ms",
+            ),
+            (
+                &format!("{url}drain_timeout_ms = 0"),
+                "sink.nats.drain_timeout_ms",
+            ),
+            (&format!("{url}bufer = 10"), "unknown field `bufer`"),
+        ] {
+            let e = with_sink(table).expect_err(table);
+            assert!(e.contains(field), "{table:?}: {e}");
+        }
+    }
+}

@@ -92,7 +92,8 @@ impl Subjects {
 /// Writes a JSON number, or `null` for NaN and infinities.
 fn num(out: &mut String, x: f64) {
     if x.is_finite() {
-        let _ = write!(out, "{x}");
+        // Debug keeps the point (`3.0`) and writes exponents as JSON does (`1e-7`).
+        let _ = write!(out, "{x:?}");
     } else {
         out.push_str("null");
     }

@@ -40,6 +40,8 @@ use crate::strategy::Universe;
 const IDLE: Duration = Duration::from_millis(1);
 /// How long it waits before trying again after a failed round, or while disconnected.
 const RETRY: Duration = Duration::from_millis(50);
+/// Least time between two warnings of unacknowledged publishes.
+const WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// The running sink thread.
 #[derive(Debug)]
@@ -62,6 +64,7 @@ impl NatsSink {
         let stop = Arc::new(AtomicBool::new(false));
         let publisher = Publisher {
             stop: stop.clone(),
+            warned: std::cell::Cell::new(None),
             subjects: Subjects::new(&config.subject_prefix, universe),
             universe: universe.clone(),
             config: config.clone(),
@@ -116,6 +119,8 @@ struct Publisher {
     stats: Arc<NatsStats>,
     rx: Receiver<Event>,
     stop: Arc<AtomicBool>,
+    /// When unacknowledged publishes were last logged.
+    warned: std::cell::Cell<Option<Instant>>,
     /// This run's part of every message id (the start time, hex).
     run: String,
 }
@@ -318,13 +323,14 @@ impl Publisher {
                     // The client's queue did not take it: the rest of the round would not go
                     // either. Counted once; everything not sent waits for the next round.
                     self.stats.not_acked.fetch_add(1, Relaxed);
-                    warn!("NATS sink: publish failed: {e}");
+                    self.warn(format_args!("a publish was not sent ({e}); retrying"));
                     break;
                 }
             }
         }
         let mut done = vec![false; held.len()];
         let mut stream_gone = false;
+        let mut first_error = None;
         let results =
             futures_util::future::join_all(acks.into_iter().map(IntoFuture::into_future)).await;
         for (slot, result) in done.iter_mut().zip(results) {
@@ -339,16 +345,30 @@ impl Publisher {
                 Err(e) => {
                     self.stats.not_acked.fetch_add(1, Relaxed);
                     stream_gone |= e.kind() == PublishErrorKind::StreamNotFound;
+                    first_error.get_or_insert(e);
                 }
             }
         }
-        let failed = done.iter().filter(|d| !**d).count();
-        if failed > 0 {
-            warn!(
-                "NATS sink: {failed} of {} publishes not acknowledged; retrying",
+        if let Some(e) = first_error {
+            let failed = done.iter().filter(|d| !**d).count();
+            self.warn(format_args!(
+                "{failed} of {} publishes not acknowledged (first: {e}); retrying",
                 held.len()
-            );
+            ));
         }
         (done, stream_gone)
+    }
+
+    /// Logs a warning, at most one every [`WARN_EVERY`].
+    fn warn(&self, what: std::fmt::Arguments<'_>) {
+        let now = Instant::now();
+        if self
+            .warned
+            .get()
+            .is_none_or(|at| now.duration_since(at) >= WARN_EVERY)
+        {
+            self.warned.set(Some(now));
+            warn!("NATS sink: {what}");
+        }
     }
 }
