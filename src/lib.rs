@@ -74,6 +74,7 @@ pub mod helper;
 pub mod host;
 pub mod json;
 pub mod metrics;
+pub mod nats;
 pub mod net;
 pub mod ops;
 pub mod report;

@@ -35,6 +35,8 @@ pub struct Summary {
     pub strategy_report: String,
     /// Every required feed (every feed, when none was marked) had stopped for good.
     pub failed: bool,
+    /// The NATS sink's counters, when `[sink.nats]` was set.
+    pub nats: Option<crate::nats::NatsSummary>,
 }
 
 /// End-of-run figures of one feed.
@@ -216,6 +218,9 @@ impl fmt::Display for Summary {
             "gap (last data → first data after): {}",
             percentiles(&self.gap_us, 1000)
         )?;
+        if let Some(n) = &self.nats {
+            writeln!(f, "{n}")?;
+        }
         writeln!(
             f,
             "tick latency (frame read → strategy): {}",

@@ -395,6 +395,9 @@ pub struct FileConfig {
     /// `[arbitrage]`.
     #[serde(default)]
     pub arbitrage: ArbitrageConfig,
+    /// `[sink]` (`[sink.nats]`); no sink when absent.
+    #[serde(default)]
+    pub sink: super::nats::SinkConfig,
     /// `[reconnect]`.
     #[serde(default)]
     pub reconnect: ReconnectConfig,

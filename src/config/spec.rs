@@ -114,6 +114,8 @@ pub struct Config {
     pub arbitrage: ArbitrageConfig,
     /// `[[accounts]]`.
     pub accounts: Vec<AccountSpec>,
+    /// `[sink.nats]`.
+    pub nats: Option<super::nats::NatsConfig>,
     /// The whole configuration with every default filled in, for the session manifest.
     pub effective: serde_json::Value,
 }

@@ -105,6 +105,9 @@ impl FileConfig {
                 "engine.connect_limit and engine.connect_window_ms must be at least 1".into(),
             ));
         }
+        if let Some(n) = &self.sink.nats {
+            n.validate()?;
+        }
         if let Some(c) = &self.capture {
             if c.dir.as_os_str().is_empty() {
                 return Err(err("capture.dir is empty".into()));
@@ -334,6 +337,7 @@ impl FileConfig {
             metrics: self.metrics,
             arbitrage: self.arbitrage,
             accounts,
+            nats: self.sink.nats,
             effective,
         })
     }

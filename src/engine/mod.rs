@@ -34,6 +34,7 @@ use crate::feed::params::FeedParams;
 use crate::feed::sink::{ChannelSink, Outbox, Sink};
 use crate::helper::Helper;
 use crate::metrics::{micros_histogram, nanos_histogram, FeedStats};
+use crate::nats::{self, NatsStats, Tapped};
 use crate::ops::{health, Endpoint, Observed};
 use crate::strategy::{self, Inline, Lane, Strategy, Universe};
 use crate::summary::{FeedSummary, Summary};
@@ -93,6 +94,7 @@ pub struct Engine<S: Strategy> {
     capture: Option<Capture>,
     helpers: Vec<Helper>,
     endpoint: Option<Endpoint>,
+    nats: Option<nats::Running>,
 }
 
 impl<S: Strategy> std::fmt::Debug for Engine<S> {
@@ -116,12 +118,14 @@ impl<S: Strategy> Engine<S> {
 
         let latency = Arc::new(Mutex::new(nanos_histogram()));
         let stats: Vec<Arc<FeedStats>> = params.iter().map(feed_stats).collect();
+        let nats_stats = Arc::new(NatsStats::default());
         // The endpoint first: an address that cannot be bound fails the start before any thread
         // runs.
         let started = Instant::now();
         let endpoint = match &config.metrics {
             Some(m) => {
                 let observed = Observed {
+                    nats: config.nats.as_ref().map(|_| nats_stats.clone()),
                     stats: stats.clone(),
                     latency: latency.clone(),
                     started,
@@ -188,6 +192,9 @@ impl<S: Strategy> Engine<S> {
             }
             None => None,
         };
+        // The NATS sink's thread, fed by the strategy side (`Tapped`), never by a feed thread.
+        let (nats, mut tap) = nats::start(config.nats.as_ref(), &universe, nats_stats)
+            .map_err(|e| StartError(format!("cannot spawn the NATS sink thread: {e}")))?;
         // Each driver's thread, with its sink: the channels to the strategy thread, or the
         // strategy itself.
         let mut params: Vec<Option<FeedParams>> = params.into_iter().map(Some).collect();
@@ -210,9 +217,9 @@ impl<S: Strategy> Engine<S> {
                 let Some(s) = strategy.take() else {
                     return Err(StartError("the inline strategy runs on one driver".into()));
                 };
-                let sink = Inline::new(s, latency.clone());
+                let sink = Inline::new(Tapped::new(s, tap.take()), latency.clone());
                 spawn_driver(plan, sink, hosted, &stats, &handles, &shutdown, |sink| {
-                    Some(sink.finish())
+                    Some(sink.finish().into_inner())
                 })?
             } else {
                 let outboxes = hosted
@@ -237,6 +244,7 @@ impl<S: Strategy> Engine<S> {
                 let receivers: Vec<Lane> = lanes.into_iter().flatten().collect();
                 let (wait, core) = (config.engine.strategy_wait(), config.engine.strategy_core);
                 let (sd, lat, uni) = (shutdown.clone(), latency.clone(), universe.clone());
+                let strategy = Tapped::new(strategy, tap.take());
                 let handle = std::thread::Builder::new()
                     .name("strategy".into())
                     .spawn(move || {
@@ -245,7 +253,7 @@ impl<S: Strategy> Engine<S> {
                                 warn!("strategy thread: could not pin to core {id}");
                             }
                         }
-                        strategy::run(strategy, &uni, receivers, wait, sd, lat)
+                        strategy::run(strategy, &uni, receivers, wait, sd, lat).into_inner()
                     })
                     .map_err(|e| StartError(format!("cannot spawn the strategy thread: {e}")))?;
                 Some(handle)
@@ -262,6 +270,7 @@ impl<S: Strategy> Engine<S> {
             capture,
             helpers,
             endpoint,
+            nats,
         })
     }
 
@@ -278,6 +287,11 @@ impl<S: Strategy> Engine<S> {
     /// Where `/metrics`, `/healthz` and `/status` are served, when `[metrics]` is set.
     pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
         self.endpoint.as_ref().map(Endpoint::addr)
+    }
+
+    /// The NATS sink's live counters, when `[sink.nats]` is set.
+    pub fn nats_stats(&self) -> Option<Arc<NatsStats>> {
+        self.nats.as_ref().map(nats::Running::stats)
     }
 
     /// Whether every required feed (every feed, when none is marked) has stopped for good: the
@@ -384,6 +398,8 @@ impl<S: Strategy> Engine<S> {
             Some(h) => h.join().expect("strategy thread panicked"),
             None => inline.expect("the inline strategy's driver thread panicked"),
         };
+        // The strategy (and its tap) is gone: the NATS sink publishes what it holds and ends.
+        let nats = self.nats.take().map(nats::Running::finish);
         // Every feed (every capture sender) is gone: the capture drains, syncs and writes the
         // final manifest.
         let capture = self.capture.take().map(Capture::finish);
@@ -403,6 +419,7 @@ impl<S: Strategy> Engine<S> {
             target_misses,
             tick_latency_ns,
             strategy_report: strategy.report(),
+            nats,
         };
         (summary, strategy)
     }

@@ -15,6 +15,7 @@ use prometheus_client::registry::Registry;
 
 use super::observed::Observed;
 use crate::metrics::{resident_bytes, FeedState, FeedStats, SlotRole};
+use crate::nats::NatsStats;
 use crate::tick::DisconnectReason;
 
 /// Bucket bounds of reconnect and gap times, seconds: around the 5 s reconnect target.
@@ -340,8 +341,67 @@ impl Collector for Feeds {
             MetricType::Gauge,
         )?
         .encode_gauge(&up)?;
+        if let Some(nats) = &self.0.nats {
+            nats_sink(enc, nats)?;
+        }
         Ok(())
     }
+}
+
+/// A counter of the NATS sink: metric name (without `_total`), help, and where it is kept.
+type NatsDef = (&'static str, &'static str, fn(&NatsStats) -> &AtomicU64);
+
+const NATS_COUNTERS: [NatsDef; 7] = [
+    (
+        "wsfeed_nats_handed",
+        "Events handed to the NATS sink.",
+        |s| &s.handed,
+    ),
+    (
+        "wsfeed_nats_dropped",
+        "Events dropped on the NATS sink's full buffer.",
+        |s| &s.dropped,
+    ),
+    (
+        "wsfeed_nats_published",
+        "Publish requests sent, retries included.",
+        |s| &s.published,
+    ),
+    (
+        "wsfeed_nats_acked",
+        "Events JetStream acknowledged storing.",
+        |s| &s.acked,
+    ),
+    (
+        "wsfeed_nats_not_acked",
+        "Publish requests not acknowledged (error, timeout, no connection); retried.",
+        |s| &s.not_acked,
+    ),
+    (
+        "wsfeed_nats_abandoned",
+        "Events left unacknowledged when the sink stopped.",
+        |s| &s.abandoned,
+    ),
+    (
+        "wsfeed_nats_reconnects",
+        "Reconnections of the NATS sink.",
+        |s| &s.reconnects,
+    ),
+];
+
+/// The NATS sink's counters and how many events it holds now.
+fn nats_sink(enc: &mut DescriptorEncoder, nats: &NatsStats) -> fmt::Result {
+    for (name, help, get) in NATS_COUNTERS {
+        enc.encode_descriptor(name, help, None, MetricType::Counter)?
+            .encode_counter::<NoLabelSet, _, u64>(&get(nats).load(Relaxed), None)?;
+    }
+    enc.encode_descriptor(
+        "wsfeed_nats_pending",
+        "Events the NATS sink holds, not yet acknowledged.",
+        None,
+        MetricType::Gauge,
+    )?
+    .encode_gauge(&nats.pending.load(Relaxed))
 }
 
 /// The labels every series of a feed carries.

@@ -16,4 +16,6 @@ pub struct Observed {
     pub latency: Arc<Mutex<Histogram<u64>>>,
     /// When the engine started.
     pub started: Instant,
+    /// The NATS sink's counters, when `[sink.nats]` is set.
+    pub nats: Option<Arc<crate::nats::NatsStats>>,
 }
