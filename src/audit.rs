@@ -255,8 +255,7 @@ fn message_seq(
     kind: crate::venue::StreamKind,
     line: &str,
 ) -> Option<crate::venue::Seq> {
-    let start = line.find("\"msg\":")? + "\"msg\":".len();
-    let msg = line.get(start..line.len().checked_sub(1)?)?;
+    let msg = crate::capture::parse_line(line)?.msg;
     let Ok(Frame::Data { data, .. }) = venue.classify(msg) else {
         return None;
     };

@@ -5,8 +5,17 @@
 //!
 //! ```text
 //!   session_manifest.json                 rewritten atomically (temp file + rename)
-//!   <venue>/<SYMBOL>/<channel>.jsonl      {"recv_ns":…,"conn":…,"msg":<the venue's message>}
+//!   <venue>/<SYMBOL>/<channel>.jsonl      {"recv_ns":…,"conn":…,"n":…,"msg":<the venue's message>}
+//!   health.jsonl                          {"n":…,"feed":…,"ticks":…,"at_ns":…,"unix_ns":…,"event":…}
 //! ```
+//!
+//! Format 2 (the manifest's `format`; a manifest without one is format 1) adds, for
+//! `wsfeed replay`: `n`, the order in which the capture thread received every message and
+//! health event (one counter over the session, so the files merge back into that order); the
+//! feeds' health events in `health.jsonl`, each with `ticks`, how many ticks its feed had handed
+//! to the strategy before it (its place among the ticks); the monotonic clock's anchor
+//! (`clock_anchor_unix_ns`: a line's `recv_ns` minus it is the tick's `recv_ns`), and each
+//! feed's `symbol_ids`. Readers of format 1 skip what they do not know.
 //!
 //! Feeds hand over the frame buffer they read (no copy) on a bounded channel. A message is
 //! captured once: the copy a hot standby delivers second is dropped before it gets here, so the
@@ -34,7 +43,7 @@ use tungstenite::Utf8Bytes;
 
 use crate::clock;
 use crate::metrics::{spectrum, FeedStats, GapCause, GapRecord, StateChange};
-use crate::tick::FeedId;
+use crate::tick::{FeedId, HealthMsg, SymbolId};
 use crate::venue::StreamDef;
 
 /// Files are flushed at least this often.
@@ -46,9 +55,32 @@ pub const MANIFEST: &str = "session_manifest.json";
 /// Messages the capture channel holds before a feed waits for the disk.
 pub const CHANNEL_CAPACITY: usize = 65_536;
 
+/// The capture format this build writes (the manifest's `format`).
+pub const FORMAT: u64 = 2;
+/// The health events' file in a session folder.
+pub const HEALTH_FILE: &str = "health.jsonl";
+
+/// What a feed hands to the capture thread.
+#[derive(Debug)]
+pub enum CaptureMsg {
+    /// A new data message.
+    Frame(CapturedFrame),
+    /// A health event, at its place among the feed's ticks.
+    Health(CapturedHealth),
+}
+
+/// A health event as captured.
+#[derive(Clone, Copy, Debug)]
+pub struct CapturedHealth {
+    /// The event, as the strategy got it.
+    pub msg: HealthMsg,
+    /// Ticks its feed had handed to the strategy before it.
+    pub ticks: u64,
+}
+
 /// One captured message, as a feed hands it over.
 #[derive(Debug)]
-pub struct CaptureMsg {
+pub struct CapturedFrame {
     /// Feed.
     pub feed: FeedId,
     /// Stream index within the feed.
@@ -70,6 +102,8 @@ pub struct CaptureFeed {
     pub streams: Vec<StreamDef>,
     /// Live counters, for the manifest.
     pub stats: Arc<FeedStats>,
+    /// The interned symbol of each stream.
+    pub symbols: Vec<SymbolId>,
 }
 
 /// Totals of a finished capture.
@@ -121,6 +155,8 @@ impl Capture {
             latency,
             paths,
             files: HashMap::new(),
+            health: None,
+            next_n: 0,
             totals: CaptureTotals {
                 dir: dir.clone(),
                 ..CaptureTotals::default()
@@ -230,6 +266,10 @@ struct Writer {
     latency: Arc<Mutex<Histogram<u64>>>,
     paths: Vec<Vec<PathBuf>>,
     files: HashMap<(FeedId, u16), BufWriter<File>>,
+    /// `health.jsonl`, once a health event came.
+    health: Option<BufWriter<File>>,
+    /// The next message's place in the session (`n`).
+    next_n: u64,
     totals: CaptureTotals,
 }
 
@@ -240,7 +280,8 @@ impl Writer {
         loop {
             let wait = next_flush.saturating_duration_since(Instant::now());
             match rx.recv_timeout(wait) {
-                Ok(msg) => self.write(&msg),
+                Ok(CaptureMsg::Frame(msg)) => self.write(&msg),
+                Ok(CaptureMsg::Health(h)) => self.write_health(&h),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
@@ -255,6 +296,10 @@ impl Writer {
             }
         }
         self.flush();
+        if let Some(Err(e)) = self.health.as_ref().map(|f| f.get_ref().sync_all()) {
+            self.totals.errors += 1;
+            error!("capture: cannot sync {HEALTH_FILE}: {e}");
+        }
         for (key, file) in &mut self.files {
             if let Err(e) = file.get_ref().sync_all() {
                 self.totals.errors += 1;
@@ -272,7 +317,51 @@ impl Writer {
         self.totals.clone()
     }
 
-    fn write(&mut self, msg: &CaptureMsg) {
+    /// A line's place in the session.
+    fn take_n(&mut self) -> u64 {
+        let n = self.next_n;
+        self.next_n += 1;
+        n
+    }
+
+    fn write_health(&mut self, h: &CapturedHealth) {
+        let n = self.take_n();
+        if self.health.is_none() {
+            match open_append(&self.dir.join(HEALTH_FILE)) {
+                Ok(f) => self.health = Some(BufWriter::new(f)),
+                Err(e) => {
+                    self.totals.errors += 1;
+                    error!("capture: cannot open {HEALTH_FILE}: {e}");
+                    return;
+                }
+            }
+        }
+        let Some(file) = self.health.as_mut() else {
+            return;
+        };
+        // `n` first, as in the stream files: readers find a line's place without parsing it.
+        let text = format!(
+            "{{\"n\":{n},\"feed\":{},\"ticks\":{},\"at_ns\":{},\"unix_ns\":{},\"event\":{}}}\n",
+            h.msg.feed,
+            h.ticks,
+            h.msg.at_ns,
+            clock::mono_to_unix_ns(h.msg.at_ns),
+            serde_json::to_string(&h.msg.event).unwrap_or_default()
+        );
+        match file.write_all(text.as_bytes()) {
+            Ok(()) => {
+                self.totals.lines += 1;
+                self.totals.bytes += text.len() as u64;
+            }
+            Err(e) => {
+                self.totals.errors += 1;
+                error!("capture: cannot write {HEALTH_FILE}: {e}");
+            }
+        }
+    }
+
+    fn write(&mut self, msg: &CapturedFrame) {
+        let n = self.take_n();
         let key = (msg.feed, msg.stream);
         if !self.files.contains_key(&key) {
             let Some(path) = self
@@ -311,7 +400,7 @@ impl Writer {
             text
         };
         let head = format!(
-            "{{\"recv_ns\":{},\"conn\":{},\"msg\":",
+            "{{\"recv_ns\":{},\"conn\":{},\"n\":{n},\"msg\":",
             msg.recv_unix_ns, msg.conn
         );
         let result = file
@@ -336,7 +425,7 @@ impl Writer {
     }
 
     fn flush(&mut self) {
-        for file in self.files.values_mut() {
+        for file in self.files.values_mut().chain(self.health.as_mut()) {
             if let Err(e) = file.flush() {
                 self.totals.errors += 1;
                 warn!("capture: flush failed: {e}");
@@ -372,7 +461,9 @@ impl Writer {
             .unwrap_or_default();
         json!({
             "session_id": self.session_id,
+            "format": FORMAT,
             "wsfeed_version": env!("CARGO_PKG_VERSION"),
+            "clock_anchor_unix_ns": clock::mono_to_unix_ns(0),
             "started_unix_ns": self.started,
             "started_utc": clock::utc_string(self.started),
             "ended_unix_ns": ended,
@@ -430,6 +521,7 @@ fn feed_manifest(f: &CaptureFeed) -> Value {
         "url": s.url,
         "standby_url": s.standby_url,
         "streams": s.streams,
+        "symbol_ids": f.symbols.iter().map(|s| s.0).collect::<Vec<_>>(),
         "state": s.state().name(),
         "failure": s.failure.lock().ok().and_then(|f| f.clone()),
         "messages": n(&s.messages),
@@ -491,6 +583,42 @@ pub fn read_manifest(dir: &Path) -> Result<Value, String> {
         return Err(format!("{}: no feeds list", path.display()));
     }
     Ok(manifest)
+}
+
+/// One line of a stream's JSONL file, read in place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Line<'a> {
+    /// Unix ns when the frame was read.
+    pub recv_ns: u64,
+    /// The feed's connection number that delivered it.
+    pub conn: u32,
+    /// Its place in the session (format 2; `None` in format 1).
+    pub n: Option<u64>,
+    /// The venue's message.
+    pub msg: &'a str,
+}
+
+/// Reads a capture line as the capture writes it (`{"recv_ns":…,"conn":…[,"n":…],"msg":…}`);
+/// `None` for anything else.
+pub fn parse_line(line: &str) -> Option<Line<'_>> {
+    let line = line.trim_end_matches(['\n', '\r']);
+    let rest = line.strip_prefix("{\"recv_ns\":")?;
+    let (recv_ns, rest) = rest.split_once(",\"conn\":")?;
+    let (conn, rest) = rest.split_once(',')?;
+    let (n, msg) = match rest.strip_prefix("\"n\":") {
+        Some(r) => {
+            let (n, msg) = r.split_once(',')?;
+            (Some(n.parse().ok()?), msg)
+        }
+        None => (None, rest),
+    };
+    let msg = msg.strip_prefix("\"msg\":")?.strip_suffix('}')?;
+    Some(Line {
+        recv_ns: recv_ns.parse().ok()?,
+        conn: conn.parse().ok()?,
+        n,
+        msg,
+    })
 }
 
 /// The JSONL file of `def` of feed `feed` on venue `venue` in session `dir`: the one named

@@ -75,6 +75,7 @@ pub mod json;
 pub mod metrics;
 pub mod net;
 pub mod ops;
+pub mod replay;
 pub mod report;
 pub mod rest;
 #[cfg(feature = "sim")]

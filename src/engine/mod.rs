@@ -173,6 +173,7 @@ impl<S: Strategy> Engine<S> {
                         venue: p.venue.name().to_string(),
                         streams: p.streams.clone(),
                         stats: st.clone(),
+                        symbols: p.symbols.clone(),
                     })
                     .collect();
                 let (capture, tx) =

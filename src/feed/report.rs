@@ -11,7 +11,7 @@ use log::warn;
 use tungstenite::Utf8Bytes;
 
 use super::sink::Sink;
-use crate::capture::CaptureMsg;
+use crate::capture::{CaptureMsg, CapturedFrame, CapturedHealth};
 use crate::clock;
 use crate::metrics::{FeedStats, ReconnectHistograms};
 use crate::tick::{FeedId, Health, HealthMsg, Tick};
@@ -71,6 +71,8 @@ pub(crate) struct Reporter {
     /// [`Reporter::publish`]).
     histograms: ReconnectHistograms,
     unpublished: bool,
+    /// Ticks handed to the sink so far: a captured health event's place among them.
+    ticks_out: u64,
 }
 
 impl Reporter {
@@ -95,6 +97,7 @@ impl Reporter {
             drops_reported: 0,
             histograms: ReconnectHistograms::default(),
             unpublished: false,
+            ticks_out: 0,
         }
     }
 
@@ -156,15 +159,33 @@ impl Reporter {
         let Some(tx) = &self.capture else {
             return;
         };
-        let msg = CaptureMsg {
+        let msg = CaptureMsg::Frame(CapturedFrame {
             feed: self.feed,
             stream,
             conn,
             recv_unix_ns: clock::mono_to_unix_ns(recv_ns),
             text,
-        };
+        });
+        Self::hand_over(tx, msg, &self.stats);
+    }
+
+    /// Hands a health event to the capture thread, with its place among the feed's ticks.
+    #[cold]
+    fn capture_health(&self, msg: HealthMsg) {
+        if let Some(tx) = &self.capture {
+            let ticks = self.ticks_out;
+            Self::hand_over(
+                tx,
+                CaptureMsg::Health(CapturedHealth { msg, ticks }),
+                &self.stats,
+            );
+        }
+    }
+
+    #[inline]
+    fn hand_over(tx: &Sender<CaptureMsg>, msg: CaptureMsg, stats: &FeedStats) {
         if let Err(TrySendError::Full(msg)) = tx.try_send(msg) {
-            FeedStats::bump(&self.stats.capture_waits);
+            FeedStats::bump(&stats.capture_waits);
             let _ = tx.send(msg);
         }
     }
@@ -236,6 +257,7 @@ impl<S: Sink + ?Sized> Out<'_, S> {
     /// Hands a tick over.
     #[inline]
     pub(crate) fn tick(&mut self, tick: Tick) {
+        self.report.ticks_out += 1;
         self.sink.tick(self.report.lane, tick);
     }
 
@@ -262,6 +284,7 @@ impl<S: Sink + ?Sized> Out<'_, S> {
             at_ns: clock::now_ns(),
             event,
         };
+        self.report.capture_health(msg);
         self.sink.health(self.report.lane, msg);
     }
 }

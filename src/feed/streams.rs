@@ -167,6 +167,46 @@ impl Streams {
         Ok(Some(seq))
     }
 
+    /// A captured data payload of stream `i` replayed (`wsfeed replay`): parsed and handed over
+    /// as when it was delivered (through the local book), with no judgement — the capture holds
+    /// only messages that were delivered, in the order they were.
+    pub(crate) fn replay<S: Sink + ?Sized>(
+        &mut self,
+        i: usize,
+        data: &str,
+        recv_ns: u64,
+        out: &mut Out<S>,
+    ) -> Result<(), ParseError> {
+        let Some(stream) = self.list.get_mut(i) else {
+            return Ok(());
+        };
+        self.scratch.clear();
+        let mut first: Option<Seq> = None;
+        let scratch = &mut self.scratch;
+        self.venue
+            .parse_data(stream.def.kind, data, &mut |seq, event_time_ms, tick| {
+                first.get_or_insert(seq);
+                scratch.push((event_time_ms, tick));
+            })?;
+        if let Some(seq) = first {
+            let venue = self.venue;
+            stream.hand_over(seq.id, recv_ns, &self.scratch, venue, Instant::now(), out);
+        }
+        Ok(())
+    }
+
+    /// The book of stream `i` stops being trusted, as a recorded `BookInvalid` says (replay).
+    pub(crate) fn invalidate_book<S: Sink + ?Sized>(
+        &mut self,
+        i: usize,
+        fault: BookFault,
+        out: &mut Out<S>,
+    ) {
+        if let Some(s) = self.list.get_mut(i) {
+            s.invalidate_book(fault, out);
+        }
+    }
+
     /// First data after an outage: record the gap, tell which streams' first messages report
     /// their missed ids to it, and report the recovery.
     #[cold]
