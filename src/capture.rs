@@ -7,15 +7,17 @@
 //!   session_manifest.json                 rewritten atomically (temp file + rename)
 //!   <venue>/<SYMBOL>/<channel>.jsonl      {"recv_ns":…,"conn":…,"n":…,"msg":<the venue's message>}
 //!   health.jsonl                          {"n":…,"feed":…,"ticks":…,"at_ns":…,"unix_ns":…,"event":…}
+//!   snapshots.jsonl                       {"n":…,"feed":…,"stream":…,"ticks":…,"recv_ns":…,"unix_ns":…,"snapshot":…}
 //! ```
 //!
 //! Format 2 (the manifest's `format`; a manifest without one is format 1) adds, for
 //! `wsfeed replay`: `n`, the order in which the capture thread received every message and
 //! health event (one counter over the session, so the files merge back into that order); the
 //! feeds' health events in `health.jsonl`, each with `ticks`, how many ticks its feed had handed
-//! to the strategy before it (its place among the ticks); the monotonic clock's anchor
+//! to the strategy before it (its place among the ticks); the Binance REST depth snapshots
+//! books were built from, in `snapshots.jsonl`, placed the same way; the monotonic clock's anchor
 //! (`clock_anchor_unix_ns`: a line's `recv_ns` minus it is the tick's `recv_ns`), and each
-//! feed's `symbol_ids`. Readers of format 1 skip what they do not know.
+//! feed's `symbol_ids` and `rest_books`. Readers of format 1 skip what they do not know.
 //!
 //! Feeds hand over the frame buffer they read (no copy) on a bounded channel. A message is
 //! captured once: the copy a hot standby delivers second is dropped before it gets here, so the
@@ -43,6 +45,7 @@ use tungstenite::Utf8Bytes;
 
 use crate::clock;
 use crate::metrics::{spectrum, FeedStats, GapCause, GapRecord, StateChange};
+use crate::rest::DepthSnapshot;
 use crate::tick::{FeedId, HealthMsg, SymbolId};
 use crate::venue::StreamDef;
 
@@ -59,6 +62,8 @@ pub const CHANNEL_CAPACITY: usize = 65_536;
 pub const FORMAT: u64 = 2;
 /// The health events' file in a session folder.
 pub const HEALTH_FILE: &str = "health.jsonl";
+/// The REST depth snapshots' file in a session folder.
+pub const SNAPSHOTS_FILE: &str = "snapshots.jsonl";
 
 /// What a feed hands to the capture thread.
 #[derive(Debug)]
@@ -67,6 +72,23 @@ pub enum CaptureMsg {
     Frame(CapturedFrame),
     /// A health event, at its place among the feed's ticks.
     Health(CapturedHealth),
+    /// A REST depth snapshot a book is built from, at its place among the feed's ticks.
+    Snapshot(Box<CapturedSnapshot>),
+}
+
+/// A REST depth snapshot as captured.
+#[derive(Clone, Debug)]
+pub struct CapturedSnapshot {
+    /// Feed.
+    pub feed: FeedId,
+    /// Stream index within the feed.
+    pub stream: u16,
+    /// Monotonic ns it was handled at (its ticks' `recv_ns`).
+    pub recv_ns: u64,
+    /// Ticks its feed had handed to the strategy before it.
+    pub ticks: u64,
+    /// The snapshot.
+    pub snapshot: DepthSnapshot,
 }
 
 /// A health event as captured.
@@ -104,6 +126,8 @@ pub struct CaptureFeed {
     pub stats: Arc<FeedStats>,
     /// The interned symbol of each stream.
     pub symbols: Vec<SymbolId>,
+    /// Its depth books are built from REST snapshots.
+    pub rest_books: bool,
 }
 
 /// Totals of a finished capture.
@@ -155,7 +179,7 @@ impl Capture {
             latency,
             paths,
             files: HashMap::new(),
-            health: None,
+            side: [None, None],
             next_n: 0,
             totals: CaptureTotals {
                 dir: dir.clone(),
@@ -266,8 +290,8 @@ struct Writer {
     latency: Arc<Mutex<Histogram<u64>>>,
     paths: Vec<Vec<PathBuf>>,
     files: HashMap<(FeedId, u16), BufWriter<File>>,
-    /// `health.jsonl`, once a health event came.
-    health: Option<BufWriter<File>>,
+    /// `health.jsonl` and `snapshots.jsonl`, each once its first line came.
+    side: [Option<BufWriter<File>>; 2],
     /// The next message's place in the session (`n`).
     next_n: u64,
     totals: CaptureTotals,
@@ -282,6 +306,7 @@ impl Writer {
             match rx.recv_timeout(wait) {
                 Ok(CaptureMsg::Frame(msg)) => self.write(&msg),
                 Ok(CaptureMsg::Health(h)) => self.write_health(&h),
+                Ok(CaptureMsg::Snapshot(s)) => self.write_snapshot(&s),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
@@ -296,9 +321,11 @@ impl Writer {
             }
         }
         self.flush();
-        if let Some(Err(e)) = self.health.as_ref().map(|f| f.get_ref().sync_all()) {
-            self.totals.errors += 1;
-            error!("capture: cannot sync {HEALTH_FILE}: {e}");
+        for file in self.side.iter().flatten() {
+            if let Err(e) = file.get_ref().sync_all() {
+                self.totals.errors += 1;
+                error!("capture: cannot sync {}: {e}", self.dir.display());
+            }
         }
         for (key, file) in &mut self.files {
             if let Err(e) = file.get_ref().sync_all() {
@@ -326,19 +353,6 @@ impl Writer {
 
     fn write_health(&mut self, h: &CapturedHealth) {
         let n = self.take_n();
-        if self.health.is_none() {
-            match open_append(&self.dir.join(HEALTH_FILE)) {
-                Ok(f) => self.health = Some(BufWriter::new(f)),
-                Err(e) => {
-                    self.totals.errors += 1;
-                    error!("capture: cannot open {HEALTH_FILE}: {e}");
-                    return;
-                }
-            }
-        }
-        let Some(file) = self.health.as_mut() else {
-            return;
-        };
         // `n` first, as in the stream files: readers find a line's place without parsing it.
         let text = format!(
             "{{\"n\":{n},\"feed\":{},\"ticks\":{},\"at_ns\":{},\"unix_ns\":{},\"event\":{}}}\n",
@@ -348,6 +362,39 @@ impl Writer {
             clock::mono_to_unix_ns(h.msg.at_ns),
             serde_json::to_string(&h.msg.event).unwrap_or_default()
         );
+        self.write_side(0, &text);
+    }
+
+    fn write_snapshot(&mut self, s: &CapturedSnapshot) {
+        let n = self.take_n();
+        let text = format!(
+            "{{\"n\":{n},\"feed\":{},\"stream\":{},\"ticks\":{},\"recv_ns\":{},\"unix_ns\":{},\"snapshot\":{}}}\n",
+            s.feed,
+            s.stream,
+            s.ticks,
+            s.recv_ns,
+            clock::mono_to_unix_ns(s.recv_ns),
+            serde_json::to_string(&s.snapshot).unwrap_or_default()
+        );
+        self.write_side(1, &text);
+    }
+
+    /// Appends a line to `health.jsonl` (0) or `snapshots.jsonl` (1).
+    fn write_side(&mut self, which: usize, text: &str) {
+        let name = [HEALTH_FILE, SNAPSHOTS_FILE][which];
+        if self.side[which].is_none() {
+            match open_append(&self.dir.join(name)) {
+                Ok(f) => self.side[which] = Some(BufWriter::new(f)),
+                Err(e) => {
+                    self.totals.errors += 1;
+                    error!("capture: cannot open {name}: {e}");
+                    return;
+                }
+            }
+        }
+        let Some(file) = self.side[which].as_mut() else {
+            return;
+        };
         match file.write_all(text.as_bytes()) {
             Ok(()) => {
                 self.totals.lines += 1;
@@ -355,7 +402,7 @@ impl Writer {
             }
             Err(e) => {
                 self.totals.errors += 1;
-                error!("capture: cannot write {HEALTH_FILE}: {e}");
+                error!("capture: cannot write {name}: {e}");
             }
         }
     }
@@ -425,7 +472,11 @@ impl Writer {
     }
 
     fn flush(&mut self) {
-        for file in self.files.values_mut().chain(self.health.as_mut()) {
+        for file in self
+            .files
+            .values_mut()
+            .chain(self.side.iter_mut().flatten())
+        {
             if let Err(e) = file.flush() {
                 self.totals.errors += 1;
                 warn!("capture: flush failed: {e}");
@@ -522,6 +573,7 @@ fn feed_manifest(f: &CaptureFeed) -> Value {
         "standby_url": s.standby_url,
         "streams": s.streams,
         "symbol_ids": f.symbols.iter().map(|s| s.0).collect::<Vec<_>>(),
+        "rest_books": f.rest_books,
         "state": s.state().name(),
         "failure": s.failure.lock().ok().and_then(|f| f.clone()),
         "messages": n(&s.messages),

@@ -21,7 +21,7 @@ pub struct SymbolId(pub u16);
 pub const DEPTH_CHUNK_LEVELS: usize = 8;
 
 /// One price level: price and quantity (quantity 0 removes the level).
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Level {
     /// Price.
     pub price: f64,

@@ -1,7 +1,7 @@
 //! `wsfeed replay`: the arbitrage strategy runs live against three simulated venues quoting one
-//! market (Binance spot, Bybit linear, OKX), with the capture on, through an outage, a sequence
-//! gap and a crossed book (so disconnects, gaps, book invalidations and resyncs are in the
-//! session); the session replayed at `max` must give the strategy exactly the calls it got live
+//! market (Binance spot with a REST-built depth book, Bybit linear, OKX), with the capture on,
+//! through an outage, a sequence gap and a bad checksum (so disconnects, gaps, book
+//! invalidations and resyncs are in the session); the session replayed at `max` must give the strategy exactly the calls it got live
 //! — the same ticks and health events in the same order — and so the same report. The CLI
 //! replays it too, and refuses bad input with exit 2. Every wait has a deadline.
 
@@ -94,7 +94,11 @@ fn the_arbitrage_strategy_decides_the_same_live_and_replayed() {
             "spot",
             "binance-spot",
             binance,
-            &["btcusdt@bookTicker", "ethusdt@bookTicker"],
+            &[
+                "btcusdt@bookTicker",
+                "ethusdt@bookTicker",
+                "btcusdt@depth@100ms",
+            ],
         ),
         feed(
             "bybit",
@@ -198,6 +202,8 @@ fn the_arbitrage_strategy_decides_the_same_live_and_replayed() {
     // Replayed at max through the library: the very same calls, so the same report.
     let replayed = Session::open(&session).expect("the session opens");
     assert!(replayed.caveats.is_empty(), "{:?}", replayed.caveats);
+    // Binance's depth book came from a REST snapshot, captured beside the messages.
+    assert!(session.join("snapshots.jsonl").exists());
     assert_eq!(replayed.universe.symbols, live_universe.symbols);
     let names = |u: &Universe| -> Vec<(String, Vec<String>)> {
         u.feeds

@@ -174,6 +174,7 @@ impl<S: Strategy> Engine<S> {
                         streams: p.streams.clone(),
                         stats: st.clone(),
                         symbols: p.symbols.clone(),
+                        rest_books: p.rest_base.is_some(),
                     })
                     .collect();
                 let (capture, tx) =

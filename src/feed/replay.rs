@@ -9,6 +9,7 @@ use super::report::{Out, Reporter};
 use super::sink::Sink;
 use super::streams::Streams;
 use crate::metrics::FeedStats;
+use crate::rest::DepthSnapshot;
 use crate::tick::{FeedId, Health, HealthMsg, SymbolId, Tick};
 use crate::venue::{Frame, StreamDef, Venue};
 
@@ -34,20 +35,27 @@ pub(crate) struct FeedReplay {
 }
 
 impl FeedReplay {
-    /// Feed `feed` of `venue` with `defs` (symbols interned as `symbols`). Binance depth books
-    /// are not kept: their REST snapshots are not in the capture.
+    /// Feed `feed` of `venue` with `defs` (symbols interned as `symbols`); with `rest_books`,
+    /// its depth books are built from the captured REST snapshots, as live.
     pub(crate) fn new(
         feed: FeedId,
         name: &str,
         venue: Venue,
-        defs: &[StreamDef],
-        symbols: &[SymbolId],
+        (defs, symbols): (&[StreamDef], &[SymbolId]),
+        rest_books: bool,
     ) -> FeedReplay {
         let silence = vec![std::time::Duration::ZERO; defs.len()];
         let stats = Arc::new(FeedStats::new(name.to_string(), String::new()));
         FeedReplay {
             venue,
-            streams: Streams::new(venue, defs, symbols, &silence, Default::default(), None),
+            streams: Streams::new(
+                venue,
+                defs,
+                symbols,
+                &silence,
+                Default::default(),
+                rest_books.then(String::new),
+            ),
             report: Reporter::new(feed, 0, name.to_string(), stats, None),
             sink: Collect(Vec::with_capacity(64)),
         }
@@ -75,6 +83,24 @@ impl FeedReplay {
             .replay(stream, data, recv_ns, &mut out)
             .map_err(|e| e.to_string())?;
         Ok(&self.sink.0)
+    }
+
+    /// The ticks of a captured REST snapshot of stream `stream`'s book (its levels, its top,
+    /// and the updates buffered while it was awaited), handled at monotonic `recv_ns`.
+    pub(crate) fn snapshot(
+        &mut self,
+        stream: usize,
+        snapshot: DepthSnapshot,
+        recv_ns: u64,
+    ) -> &[Tick] {
+        self.sink.0.clear();
+        let mut out = Out {
+            report: &mut self.report,
+            sink: &mut self.sink,
+        };
+        self.streams
+            .replay_snapshot(stream, snapshot, recv_ns, &mut out);
+        &self.sink.0
     }
 
     /// A recorded health event's effect on the books.

@@ -11,9 +11,10 @@ use log::warn;
 use tungstenite::Utf8Bytes;
 
 use super::sink::Sink;
-use crate::capture::{CaptureMsg, CapturedFrame, CapturedHealth};
+use crate::capture::{CaptureMsg, CapturedFrame, CapturedHealth, CapturedSnapshot};
 use crate::clock;
 use crate::metrics::{FeedStats, ReconnectHistograms};
+use crate::rest::DepthSnapshot;
 use crate::tick::{FeedId, Health, HealthMsg, Tick};
 
 /// At most one log line per this interval for repetitive problems (bad frames, drops).
@@ -179,6 +180,22 @@ impl Reporter {
                 CaptureMsg::Health(CapturedHealth { msg, ticks }),
                 &self.stats,
             );
+        }
+    }
+
+    /// Hands a REST depth snapshot to the capture thread, with its place among the feed's
+    /// ticks; `recv_ns` (monotonic) is the time its ticks carry.
+    #[cold]
+    pub(crate) fn capture_snapshot(&self, stream: u16, recv_ns: u64, snapshot: &DepthSnapshot) {
+        if let Some(tx) = &self.capture {
+            let msg = CaptureMsg::Snapshot(Box::new(CapturedSnapshot {
+                feed: self.feed,
+                stream,
+                recv_ns,
+                ticks: self.ticks_out,
+                snapshot: snapshot.clone(),
+            }));
+            Self::hand_over(tx, msg, &self.stats);
         }
     }
 

@@ -250,6 +250,36 @@ impl Streams {
         actions: &mut Actions,
         out: &mut Out<S>,
     ) {
+        let recv_ns = clock::now_ns();
+        if let (Ok(snap), Some(true)) = (&result, self.list.get(i).map(|s| s.book.is_some())) {
+            out.report.capture_snapshot(i as u16, recv_ns, snap);
+        }
+        self.apply_snapshot(i, result, recv_ns, now, actions, out);
+    }
+
+    /// A captured REST snapshot replayed (`wsfeed replay`), as [`Streams::on_snapshot`] took
+    /// it: its ticks carry `recv_ns` as they did live.
+    pub(crate) fn replay_snapshot<S: Sink + ?Sized>(
+        &mut self,
+        i: usize,
+        snapshot: DepthSnapshot,
+        recv_ns: u64,
+        out: &mut Out<S>,
+    ) {
+        let mut actions = Actions::default();
+        self.apply_snapshot(i, Ok(snapshot), recv_ns, Instant::now(), &mut actions, out);
+    }
+
+    #[cold]
+    fn apply_snapshot<S: Sink + ?Sized>(
+        &mut self,
+        i: usize,
+        result: Result<DepthSnapshot, RestError>,
+        recv_ns: u64,
+        now: Instant,
+        actions: &mut Actions,
+        out: &mut Out<S>,
+    ) {
         let venue = self.venue;
         let Some(stream) = self.list.get_mut(i) else {
             return;
@@ -274,7 +304,7 @@ impl Streams {
                 buffered,
                 resynced,
             } => {
-                stream.send_snapshot(&snapshot, clock::now_ns(), out);
+                stream.send_snapshot(&snapshot, recv_ns, out);
                 for diff in buffered {
                     stream.hand_over(diff.last, diff.recv_ns, &diff.ticks, venue, now, out);
                 }

@@ -15,9 +15,8 @@
 //! handled on one thread, so that is the order the strategy saw: the replay is exact. With the
 //! strategy thread, `n` is the order the feeds produced their messages, and the strategy
 //! thread's merge may have interleaved feeds differently by a few messages (and dropped ticks
-//! on a full channel); replay says so when it starts. Binance depth books built from REST
-//! snapshots are not rebuilt (the snapshots are not captured): their depth ticks are replayed
-//! without the book.
+//! on a full channel); replay says so when it starts. Binance depth books are rebuilt from the
+//! captured REST snapshots (`snapshots.jsonl`), each handled at its recorded place as live.
 
 mod strategies;
 
@@ -33,11 +32,12 @@ use serde_json::Value;
 
 pub use strategies::{by_name, Counter, NAMES};
 
-use crate::capture::{self, HEALTH_FILE};
+use crate::capture::{self, HEALTH_FILE, SNAPSHOTS_FILE};
 use crate::feed::replay::FeedReplay;
+use crate::rest::DepthSnapshot;
 use crate::strategy::{FeedInfo, Strategy, Universe};
-use crate::tick::{FeedId, Health, SymbolId};
-use crate::venue::{StreamKind, Venue};
+use crate::tick::{FeedId, Health, SymbolId, Tick};
+use crate::venue::Venue;
 
 /// How fast to replay.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -76,6 +76,8 @@ pub struct Session {
     pub caveats: Vec<String>,
     /// Ticks each feed handed to the strategy live (the manifest's `ticks`).
     live_ticks: Vec<Option<u64>>,
+    /// Whether each feed built depth books from REST snapshots.
+    rest_books: Vec<bool>,
     /// Unix ns of the monotonic clock's zero in the live run.
     anchor_unix_ns: u64,
 }
@@ -140,6 +142,7 @@ impl Session {
         let mut universe = Universe::default();
         let mut caveats = Vec::new();
         let mut live_ticks = Vec::new();
+        let mut rest_books = Vec::new();
         for (i, f) in manifest["feeds"]
             .as_array()
             .into_iter()
@@ -181,11 +184,6 @@ impl Session {
                     universe.symbols.resize(id + 1, String::new());
                 }
                 universe.symbols[id] = crate::venue::canonical_symbol(&def.symbol);
-                if matches!(def.kind, StreamKind::Depth { .. }) {
-                    caveats.push(format!(
-                        "feed '{name}' stream {stream}: its book came from REST snapshots, which are not captured; its depth ticks are replayed without the book"
-                    ));
-                }
                 streams.push(def);
             }
             let dropped = f["dropped_ticks"].as_u64().unwrap_or(0);
@@ -195,6 +193,7 @@ impl Session {
                 ));
             }
             live_ticks.push(f["ticks"].as_u64());
+            rest_books.push(f["rest_books"].as_bool().unwrap_or(false));
             universe.feeds.push(FeedInfo {
                 name: name.to_string(),
                 venue,
@@ -217,6 +216,7 @@ impl Session {
             config,
             caveats,
             live_ticks,
+            rest_books,
             anchor_unix_ns,
         })
     }
@@ -241,7 +241,13 @@ impl Session {
                     })
                     .collect();
                 FeedState {
-                    replay: FeedReplay::new(i as FeedId, &f.name, f.venue, &f.streams, &symbols),
+                    replay: FeedReplay::new(
+                        i as FeedId,
+                        &f.name,
+                        f.venue,
+                        (&f.streams, &symbols),
+                        self.rest_books[i],
+                    ),
                     ticks: 0,
                     pending: VecDeque::new(),
                 }
@@ -287,13 +293,34 @@ impl Session {
                         Ok(t) => ticks.extend_from_slice(t),
                         Err(_) => out.bad_lines += 1,
                     }
-                    for t in &ticks {
-                        f.release(strategy, &mut out);
-                        strategy.on_tick(t);
-                        f.ticks += 1;
-                        out.ticks += 1;
-                    }
+                    f.give(&ticks, strategy, &mut out);
+                }
+                Kind::Snapshot => {
+                    let s: SnapshotLine = serde_json::from_str(&src.line)
+                        .map_err(|e| format!("{}: {e}", self.dir.join(SNAPSHOTS_FILE).display()))?;
+                    clock.wait(s.unix_ns);
+                    let f = feeds.get_mut(usize::from(s.feed)).ok_or_else(|| {
+                        format!(
+                            "{SNAPSHOTS_FILE}: a snapshot of feed {}, which the manifest lacks",
+                            s.feed
+                        )
+                    })?;
+                    // Events before it in the feed's order go first; so does the check that
+                    // the live feed had given as many ticks by then.
                     f.release(strategy, &mut out);
+                    if s.ticks != f.ticks {
+                        out.mismatches.push(format!(
+                            "feed {}: a REST snapshot recorded after {} ticks came after {}",
+                            s.feed, s.ticks, f.ticks
+                        ));
+                    }
+                    ticks.clear();
+                    ticks.extend_from_slice(f.replay.snapshot(
+                        usize::from(s.stream),
+                        s.snapshot,
+                        s.recv_ns,
+                    ));
+                    f.give(&ticks, strategy, &mut out);
                 }
             }
             if let Some(n) = sources[i].advance(&mut out.bad_lines)? {
@@ -335,6 +362,7 @@ impl Session {
             }
         }
         out.extend(Source::open(self.dir.join(HEALTH_FILE), Kind::Health)?);
+        out.extend(Source::open(self.dir.join(SNAPSHOTS_FILE), Kind::Snapshot)?);
         Ok(out)
     }
 }
@@ -347,6 +375,17 @@ struct HealthLine {
     at_ns: u64,
     unix_ns: u64,
     event: Health,
+}
+
+/// One line of `snapshots.jsonl`.
+#[derive(Debug, Deserialize)]
+struct SnapshotLine {
+    feed: FeedId,
+    stream: u16,
+    ticks: u64,
+    recv_ns: u64,
+    unix_ns: u64,
+    snapshot: DepthSnapshot,
 }
 
 /// A feed being replayed: its data path, the ticks it gave, and health events waiting for
@@ -376,6 +415,18 @@ impl FeedState {
         }
     }
 
+    /// Gives a message's ticks, each after the waiting events placed before it, then the
+    /// events placed after the last.
+    fn give(&mut self, ticks: &[Tick], strategy: &mut dyn Strategy, out: &mut Replayed) {
+        for t in ticks {
+            self.release(strategy, out);
+            strategy.on_tick(t);
+            self.ticks += 1;
+            out.ticks += 1;
+        }
+        self.release(strategy, out);
+    }
+
     /// Gives the waiting events whose place has been reached.
     fn release(&mut self, strategy: &mut dyn Strategy, out: &mut Replayed) {
         self.release_before(self.ticks, strategy, out);
@@ -386,6 +437,7 @@ impl FeedState {
 enum Kind {
     Stream { feed: usize, stream: usize },
     Health,
+    Snapshot,
 }
 
 /// A capture file read line by line.
