@@ -202,6 +202,10 @@ fn read_stream(
     let mut seen = std::collections::HashSet::new();
     for line in BufReader::new(file).lines() {
         let line = line.map_err(|e| format!("{}: {e}", s.file.display()))?;
+        if crate::capture::parse_line(&line).is_some_and(|l| l.again) {
+            // Given to a book again after a resync: the numbering has it once already.
+            continue;
+        }
         let Some(seq) = message_seq(venue, kind, &line) else {
             bad += 1;
             continue;

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //!   session_manifest.json                 rewritten atomically (temp file + rename)
-//!   <venue>/<SYMBOL>/<channel>.jsonl      {"recv_ns":…,"conn":…,"n":…,"msg":<the venue's message>}
+//!   <venue>/<SYMBOL>/<channel>.jsonl      {"recv_ns":…,"conn":…,"n":…[,"again":true],"msg":<the venue's message>}
 //!   health.jsonl                          {"n":…,"feed":…,"ticks":…,"at_ns":…,"unix_ns":…,"event":…}
 //!   snapshots.jsonl                       {"n":…,"feed":…,"stream":…,"ticks":…,"recv_ns":…,"unix_ns":…,"snapshot":…}
 //! ```
@@ -17,7 +17,8 @@
 //! to the strategy before it (its place among the ticks); the Binance REST depth snapshots
 //! books were built from, in `snapshots.jsonl`, placed the same way; the monotonic clock's anchor
 //! (`clock_anchor_unix_ns`: a line's `recv_ns` minus it is the tick's `recv_ns`), and each
-//! feed's `symbol_ids` and `rest_books`. Readers of format 1 skip what they do not know.
+//! feed's `symbol_ids` and `rest_books`; and the updates a book was given again after a resync
+//! (the capture held them once already), marked `"again":true` (the audit passes them over). Readers of format 1 skip what they do not know.
 //!
 //! Feeds hand over the frame buffer they read (no copy) on a bounded channel. A message is
 //! captured once: the copy a hot standby delivers second is dropped before it gets here, so the
@@ -113,6 +114,9 @@ pub struct CapturedFrame {
     pub recv_unix_ns: u64,
     /// The message exactly as received.
     pub text: Utf8Bytes,
+    /// An update given to a book again after a resync, captured once before (or with an id
+    /// at or below one captured before): written with `"again":true`.
+    pub again: bool,
 }
 
 /// What the capture needs to know about one feed.
@@ -447,8 +451,10 @@ impl Writer {
             text
         };
         let head = format!(
-            "{{\"recv_ns\":{},\"conn\":{},\"n\":{n},\"msg\":",
-            msg.recv_unix_ns, msg.conn
+            "{{\"recv_ns\":{},\"conn\":{},\"n\":{n},{}\"msg\":",
+            msg.recv_unix_ns,
+            msg.conn,
+            if msg.again { "\"again\":true," } else { "" }
         );
         let result = file
             .write_all(head.as_bytes())
@@ -646,29 +652,33 @@ pub struct Line<'a> {
     pub conn: u32,
     /// Its place in the session (format 2; `None` in format 1).
     pub n: Option<u64>,
+    /// Given to a book again after a resync (captured once before).
+    pub again: bool,
     /// The venue's message.
     pub msg: &'a str,
 }
 
-/// Reads a capture line as the capture writes it (`{"recv_ns":…,"conn":…[,"n":…],"msg":…}`);
+/// Reads a capture line as the capture writes it
+/// (`{"recv_ns":…,"conn":…[,"n":…][,"again":true],"msg":…}`);
 /// `None` for anything else.
 pub fn parse_line(line: &str) -> Option<Line<'_>> {
-    let line = line.trim_end_matches(['\n', '\r']);
-    let rest = line.strip_prefix("{\"recv_ns\":")?;
-    let (recv_ns, rest) = rest.split_once(",\"conn\":")?;
-    let (conn, rest) = rest.split_once(',')?;
-    let (n, msg) = match rest.strip_prefix("\"n\":") {
-        Some(r) => {
-            let (n, msg) = r.split_once(',')?;
-            (Some(n.parse().ok()?), msg)
-        }
-        None => (None, rest),
+    let mut l = crate::json::Layout::new(line.trim_end_matches(['\n', '\r']));
+    l.lit("{\"recv_ns\":")?;
+    let recv_ns = l.uint()?;
+    l.lit(",\"conn\":")?;
+    let conn = u32::try_from(l.uint()?).ok()?;
+    let n = match l.lit(",\"n\":") {
+        Some(()) => Some(l.uint()?),
+        None => None,
     };
-    let msg = msg.strip_prefix("\"msg\":")?.strip_suffix('}')?;
+    let again = l.lit(",\"again\":true").is_some();
+    l.lit(",\"msg\":")?;
+    let msg = l.rest().strip_suffix('}')?;
     Some(Line {
-        recv_ns: recv_ns.parse().ok()?,
-        conn: conn.parse().ok()?,
+        recv_ns,
+        conn,
         n,
+        again,
         msg,
     })
 }

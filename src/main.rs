@@ -183,11 +183,15 @@ impl Common {
 fn main() -> ExitCode {
     // Help and --version exit 0, bad arguments exit 2 (clap's own codes).
     let cli = Cli::parse();
-    env_logger::Builder::from_env(
-        env_logger::Env::default().default_filter_or("info,wsfeed::sim=warn"),
-    )
-    .format_timestamp_millis()
-    .init();
+    let default_log = if matches!(cli.command, Command::Replay { .. }) {
+        // The replayed feeds would log again what the live run logged.
+        "warn,wsfeed::feed=off"
+    } else {
+        "info,wsfeed::sim=warn"
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_log))
+        .format_timestamp_millis()
+        .init();
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {

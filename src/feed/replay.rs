@@ -32,6 +32,8 @@ pub(crate) struct FeedReplay {
     streams: Streams,
     report: Reporter,
     sink: Collect,
+    /// The `now` the data path is given (it only schedules REST requests).
+    now: std::time::Instant,
 }
 
 impl FeedReplay {
@@ -58,6 +60,7 @@ impl FeedReplay {
             ),
             report: Reporter::new(feed, 0, name.to_string(), stats, None),
             sink: Collect(Vec::with_capacity(64)),
+            now: std::time::Instant::now(),
         }
     }
 
@@ -80,7 +83,7 @@ impl FeedReplay {
             sink: &mut self.sink,
         };
         self.streams
-            .replay(stream, data, recv_ns, &mut out)
+            .replay(stream, data, recv_ns, self.now, &mut out)
             .map_err(|e| e.to_string())?;
         Ok(&self.sink.0)
     }

@@ -153,10 +153,18 @@ impl Reporter {
         self.capture.is_some()
     }
 
-    /// Hands a new message to the capture thread. A full capture channel makes the feed wait
-    /// for the disk: the capture promises every message, and the wait is counted.
+    /// Hands a new message to the capture thread (`again`: one given to a book again after a
+    /// resync). A full capture channel makes the feed wait for the disk: the capture promises
+    /// every message, and the wait is counted.
     #[inline]
-    pub(crate) fn capture(&self, stream: u16, conn: u32, recv_ns: u64, text: Utf8Bytes) {
+    pub(crate) fn capture(
+        &self,
+        stream: u16,
+        conn: u32,
+        recv_ns: u64,
+        text: Utf8Bytes,
+        again: bool,
+    ) {
         let Some(tx) = &self.capture else {
             return;
         };
@@ -166,6 +174,7 @@ impl Reporter {
             conn,
             recv_unix_ns: clock::mono_to_unix_ns(recv_ns),
             text,
+            again,
         });
         Self::hand_over(tx, msg, &self.stats);
     }

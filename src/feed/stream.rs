@@ -438,7 +438,8 @@ impl StreamState {
                     self.accept(h.seq, verdict, h.recv_ns, out);
                     self.hand_over(h.seq.id, h.recv_ns, &h.ticks, venue, now, out);
                     self.delivered(now, out);
-                    out.report.capture(self.index, h.conn, h.recv_ns, h.text);
+                    out.report
+                        .capture(self.index, h.conn, h.recv_ns, h.text, false);
                     delivered = true;
                 }
                 Verdict::Fresh { .. } => break,

@@ -150,10 +150,13 @@ impl Streams {
                 stream.hand_over(seq.id, recv_ns, &self.scratch, venue, now, out);
                 self.outages.on_data(now);
                 stream.delivered(now, out);
-                // An update sent again after a book resync is in the capture already (the
-                // snapshot itself is captured: it is a message of its own).
-                if out.report.captures() && !(seq.prev.is_some() && seq.id <= stream.captured_to) {
-                    out.report.capture(i as u16, conn, recv_ns, text.clone());
+                // An update given to the book again after a resync is in the capture already
+                // (the snapshot itself is captured: it is a message of its own): it is captured
+                // again marked as such, which the audit passes over and replay gives again.
+                if out.report.captures() {
+                    let again = seq.prev.is_some() && seq.id <= stream.captured_to;
+                    out.report
+                        .capture(i as u16, conn, recv_ns, text.clone(), again);
                 }
                 if stream.holding() {
                     // This message may have filled the hole the held ones wait on.
@@ -169,12 +172,14 @@ impl Streams {
 
     /// A captured data payload of stream `i` replayed (`wsfeed replay`): parsed and handed over
     /// as when it was delivered (through the local book), with no judgement — the capture holds
-    /// only messages that were delivered, in the order they were.
+    /// only messages that were delivered, in the order they were. (`now` only schedules REST
+    /// snapshot requests, which replay does not make.)
     pub(crate) fn replay<S: Sink + ?Sized>(
         &mut self,
         i: usize,
         data: &str,
         recv_ns: u64,
+        now: Instant,
         out: &mut Out<S>,
     ) -> Result<(), ParseError> {
         let Some(stream) = self.list.get_mut(i) else {
@@ -190,7 +195,7 @@ impl Streams {
             })?;
         if let Some(seq) = first {
             let venue = self.venue;
-            stream.hand_over(seq.id, recv_ns, &self.scratch, venue, Instant::now(), out);
+            stream.hand_over(seq.id, recv_ns, &self.scratch, venue, now, out);
         }
         Ok(())
     }

@@ -280,16 +280,12 @@ impl Session {
                     f.release(strategy, &mut out);
                 }
                 Kind::Stream { feed, stream } => {
-                    let Some(line) = capture::parse_line(&src.line) else {
-                        out.bad_lines += 1;
-                        continue;
-                    };
-                    clock.wait(line.recv_ns);
+                    clock.wait(src.recv_ns);
                     out.messages += 1;
-                    let recv_ns = line.recv_ns.saturating_sub(self.anchor_unix_ns);
+                    let recv_ns = src.recv_ns.saturating_sub(self.anchor_unix_ns);
                     let f = &mut feeds[feed];
                     ticks.clear();
-                    match f.replay.frame(stream, line.msg, recv_ns) {
+                    match f.replay.frame(stream, &src.line[src.msg.clone()], recv_ns) {
                         Ok(t) => ticks.extend_from_slice(t),
                         Err(_) => out.bad_lines += 1,
                     }
@@ -447,6 +443,9 @@ struct Source {
     reader: BufReader<File>,
     line: String,
     kind: Kind,
+    /// A stream line's receive time (Unix ns) and where its message is in `line`.
+    recv_ns: u64,
+    msg: std::ops::Range<usize>,
 }
 
 impl Source {
@@ -458,6 +457,8 @@ impl Source {
                 reader: BufReader::with_capacity(256 << 10, f),
                 line: String::new(),
                 kind,
+                recv_ns: 0,
+                msg: 0..0,
             })),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(format!("cannot read {}: {e}", path.display())),
@@ -475,7 +476,16 @@ impl Source {
             if read == 0 {
                 return Ok(None);
             }
-            match line_n(&self.line) {
+            let n = match self.kind {
+                Kind::Stream { .. } => capture::parse_line(&self.line).and_then(|l| {
+                    let start = l.msg.as_ptr() as usize - self.line.as_ptr() as usize;
+                    self.recv_ns = l.recv_ns;
+                    self.msg = start..start + l.msg.len();
+                    l.n
+                }),
+                Kind::Health | Kind::Snapshot => line_n(&self.line),
+            };
+            match n {
                 Some(n) => return Ok(Some(n)),
                 None if self.line.trim().is_empty() => {}
                 None => *bad += 1,
@@ -541,6 +551,11 @@ mod tests {
             (l.recv_ns, l.conn, l.n, l.msg),
             (12, 3, Some(7), "{\"a\":1}")
         );
+        assert!(!l.again);
+        let again = "{\"recv_ns\":12,\"conn\":3,\"n\":8,\"again\":true,\"msg\":{}}";
+        let l = capture::parse_line(again).unwrap();
+        assert_eq!((l.n, l.again, l.msg), (Some(8), true, "{}"));
+        assert_eq!(line_n(again), Some(8));
         let v1 = "{\"recv_ns\":12,\"conn\":3,\"msg\":{\"a\":1}}";
         assert_eq!(capture::parse_line(v1).unwrap().n, None);
         assert_eq!(line_n(v2), Some(7));
