@@ -139,7 +139,7 @@ pub struct CaptureFeed {
 pub struct CaptureTotals {
     /// The session folder.
     pub dir: PathBuf,
-    /// Lines written.
+    /// Messages written (lines of the stream files).
     pub lines: u64,
     /// Bytes written.
     pub bytes: u64,
@@ -400,10 +400,8 @@ impl Writer {
             return;
         };
         match file.write_all(text.as_bytes()) {
-            Ok(()) => {
-                self.totals.lines += 1;
-                self.totals.bytes += text.len() as u64;
-            }
+            // `lines` counts messages (the stream files' lines); bytes count everything.
+            Ok(()) => self.totals.bytes += text.len() as u64,
             Err(e) => {
                 self.totals.errors += 1;
                 error!("capture: cannot write {name}: {e}");

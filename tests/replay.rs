@@ -7,8 +7,7 @@
 
 mod util;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use util::*;
 use wsfeed::arb::{ArbConfig, ArbMonitor};
@@ -17,13 +16,6 @@ use wsfeed::replay::{Session, Speed};
 use wsfeed::sim::{start_group, BookFault, Fault, SharedMarket, Sim, SimConfig, SimVenue};
 use wsfeed::strategy::{Strategy, Universe};
 use wsfeed::tick::{FeedId, Health, Tick};
-
-fn scratch(test: &str) -> PathBuf {
-    let root = std::env::temp_dir().join(format!("wsfeed-replay-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::create_dir_all(&root).unwrap();
-    root
-}
 
 /// A strategy and a recorder of every call it gets, side by side.
 struct Tee {
@@ -72,21 +64,12 @@ fn venues() -> Vec<Sim> {
 
 /// `wsfeed replay ARGS…`: exit code, stdout, stderr.
 fn replay_cli(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_wsfeed"))
-        .arg("replay")
-        .args(args)
-        .output()
-        .expect("wsfeed runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    wsfeed("replay", args)
 }
 
 #[test]
 fn the_arbitrage_strategy_decides_the_same_live_and_replayed() {
-    let root = scratch("identity");
+    let root = scratch("replay", "identity");
     let sims = venues();
     let (binance, bybit, okx) = (&sims[0], &sims[1], &sims[2]);
     let feeds = vec![
@@ -274,7 +257,7 @@ fn the_arbitrage_strategy_decides_the_same_live_and_replayed() {
 
 #[test]
 fn bad_arguments_and_folders_exit_2_naming_the_problem() {
-    let root = scratch("bad");
+    let root = scratch("replay", "bad");
     let r = root.to_str().unwrap();
     let (code, _, err) = replay_cli(&[r]);
     assert_eq!(code, 2);

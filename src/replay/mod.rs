@@ -267,15 +267,9 @@ impl Session {
             let src = &mut sources[i];
             match src.kind {
                 Kind::Health => {
-                    let h: HealthLine = serde_json::from_str(&src.line)
-                        .map_err(|e| format!("{}: {e}", self.dir.join(HEALTH_FILE).display()))?;
+                    let h: HealthLine = self.side_line(HEALTH_FILE, &src.line)?;
                     clock.wait(h.unix_ns);
-                    let f = feeds.get_mut(usize::from(h.feed)).ok_or_else(|| {
-                        format!(
-                            "{HEALTH_FILE}: an event of feed {}, which the manifest lacks",
-                            h.feed
-                        )
-                    })?;
+                    let f = feed_of(&mut feeds, h.feed, HEALTH_FILE)?;
                     f.pending.push_back(h);
                     f.release(strategy, &mut out);
                 }
@@ -292,15 +286,9 @@ impl Session {
                     f.give(&ticks, strategy, &mut out);
                 }
                 Kind::Snapshot => {
-                    let s: SnapshotLine = serde_json::from_str(&src.line)
-                        .map_err(|e| format!("{}: {e}", self.dir.join(SNAPSHOTS_FILE).display()))?;
+                    let s: SnapshotLine = self.side_line(SNAPSHOTS_FILE, &src.line)?;
                     clock.wait(s.unix_ns);
-                    let f = feeds.get_mut(usize::from(s.feed)).ok_or_else(|| {
-                        format!(
-                            "{SNAPSHOTS_FILE}: a snapshot of feed {}, which the manifest lacks",
-                            s.feed
-                        )
-                    })?;
+                    let f = feed_of(&mut feeds, s.feed, SNAPSHOTS_FILE)?;
                     // Events before it in the feed's order go first; so does the check that
                     // the live feed had given as many ticks by then.
                     f.release(strategy, &mut out);
@@ -346,6 +334,15 @@ impl Session {
         Ok(out)
     }
 
+    /// A line of `health.jsonl` or `snapshots.jsonl` (`file`).
+    fn side_line<T: serde::de::DeserializeOwned>(
+        &self,
+        file: &str,
+        line: &str,
+    ) -> Result<T, String> {
+        serde_json::from_str(line).map_err(|e| format!("{}: {e}", self.dir.join(file).display()))
+    }
+
     /// Every stream file and the health file, each read from its first line.
     fn sources(&self) -> Result<Vec<Source>, String> {
         let mut out = Vec::new();
@@ -371,6 +368,17 @@ struct HealthLine {
     at_ns: u64,
     unix_ns: u64,
     event: Health,
+}
+
+/// The feed a line of `file` names.
+fn feed_of<'a>(
+    feeds: &'a mut [FeedState],
+    feed: FeedId,
+    file: &str,
+) -> Result<&'a mut FeedState, String> {
+    feeds
+        .get_mut(usize::from(feed))
+        .ok_or_else(|| format!("{file}: a line of feed {feed}, which the manifest lacks"))
 }
 
 /// One line of `snapshots.jsonl`.
