@@ -31,8 +31,9 @@ const WEIGHT_SHARE: f64 = 0.8;
 /// How long a 418 (an IP ban) without `Retry-After` keeps requests away.
 const BAN_WAIT: Duration = Duration::from_secs(120);
 
-/// A depth snapshot: `lastUpdateId` and both sides, best first.
-#[derive(Clone, Debug, PartialEq)]
+/// A depth snapshot: `lastUpdateId` and both sides, best first. Captured (serde) into a
+/// session's `snapshots.jsonl` for `wsfeed replay`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DepthSnapshot {
     /// The book's update id at the snapshot.
     pub last_update_id: u64,

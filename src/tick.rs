@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 /// Index of a feed (one connection's worth of streams) in the engine's feed list.
 pub type FeedId = u16;
 
@@ -19,7 +21,7 @@ pub struct SymbolId(pub u16);
 pub const DEPTH_CHUNK_LEVELS: usize = 8;
 
 /// One price level: price and quantity (quantity 0 removes the level).
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Level {
     /// Price.
     pub price: f64,
@@ -180,7 +182,7 @@ pub struct Tick {
 
 /// Why a connection ended or could not be made. Travels into logs, gap records, metrics and
 /// health events.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DisconnectReason {
     /// Host name did not resolve.
     Resolve,
@@ -211,7 +213,7 @@ pub enum DisconnectReason {
     /// Connection reset by peer.
     Reset,
     /// Another socket error.
-    Io(std::io::ErrorKind),
+    Io(#[serde(with = "io_kind")] std::io::ErrorKind),
     /// No frame for `stale_after_ms`, then no answer to our ping within `pong_timeout_ms`.
     PongTimeout,
     /// Subscriptions were not acknowledged within `ack_timeout_ms`.
@@ -233,6 +235,45 @@ pub enum DisconnectReason {
     /// An account's private stream ended with its credential: a listen key expired, or the
     /// subscription was terminated. A new key or login and a new connection follow at once.
     UserStreamExpired,
+}
+
+/// `std::io::ErrorKind` in a capture: its name (`ConnectionReset`); a name this build does
+/// not know reads back as `Other` (a reason's kind never changes a replayed decision).
+mod io_kind {
+    use std::io::ErrorKind;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    const KNOWN: [ErrorKind; 16] = [
+        ErrorKind::NotFound,
+        ErrorKind::PermissionDenied,
+        ErrorKind::ConnectionRefused,
+        ErrorKind::ConnectionReset,
+        ErrorKind::ConnectionAborted,
+        ErrorKind::NotConnected,
+        ErrorKind::AddrInUse,
+        ErrorKind::AddrNotAvailable,
+        ErrorKind::BrokenPipe,
+        ErrorKind::AlreadyExists,
+        ErrorKind::WouldBlock,
+        ErrorKind::InvalidInput,
+        ErrorKind::InvalidData,
+        ErrorKind::TimedOut,
+        ErrorKind::Interrupted,
+        ErrorKind::UnexpectedEof,
+    ];
+
+    pub(super) fn serialize<S: Serializer>(k: &ErrorKind, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{k:?}"))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ErrorKind, D::Error> {
+        let name = String::deserialize(d)?;
+        Ok(KNOWN
+            .into_iter()
+            .find(|k| format!("{k:?}") == name)
+            .unwrap_or(ErrorKind::Other))
+    }
 }
 
 impl DisconnectReason {
@@ -336,7 +377,7 @@ impl fmt::Display for DisconnectReason {
 }
 
 /// Why a local order book stopped being trusted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BookFault {
     /// The venue's update ids show an update was missed.
     Gap,
@@ -359,8 +400,9 @@ impl fmt::Display for BookFault {
     }
 }
 
-/// Feed-health events, delivered in order with the ticks of the same feed.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// Feed-health events, delivered in order with the ticks of the same feed. Serialized (serde)
+/// into a capture's `health.jsonl`, from which `wsfeed replay` reads them back.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Health {
     /// Connection `conn` (1 for the first) is up and its subscriptions are acknowledged.
     Connected {

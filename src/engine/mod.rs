@@ -180,6 +180,8 @@ impl<S: Strategy> Engine<S> {
                         venue: p.venue.name().to_string(),
                         streams: p.streams.clone(),
                         stats: st.clone(),
+                        symbols: p.symbols.clone(),
+                        rest_books: p.rest_base.is_some(),
                     })
                     .collect();
                 let (capture, tx) =

@@ -452,7 +452,8 @@ impl StreamState {
                     self.accept(h.seq, None, verdict, h.recv_ns, out);
                     self.hand_over(h.seq.id, h.recv_ns, &h.ticks, venue, now, out);
                     self.delivered(now, out);
-                    out.report.capture(self.index, h.conn, h.recv_ns, h.text);
+                    out.report
+                        .capture(self.index, h.conn, h.recv_ns, h.text, false);
                     delivered = true;
                 }
                 Verdict::Fresh { .. } => break,
@@ -518,11 +519,13 @@ impl StreamState {
             .iter()
             .map(|l| (true, *l))
             .chain(snap.asks.iter().map(|l| (false, *l)));
+        let mut sent = 1u64;
         for (bid, level) in levels {
             let used = usize::from(chunk.n_bids + chunk.n_asks);
             if used == DEPTH_CHUNK_LEVELS {
                 tick.data = TickData::Depth(chunk);
                 out.tick(tick);
+                sent += 1;
                 chunk.part = chunk.part.wrapping_add(1);
                 chunk.n_bids = 0;
                 chunk.n_asks = 0;
@@ -541,6 +544,12 @@ impl StreamState {
         if let Some(top) = self.book.as_ref().and_then(BookState::top) {
             tick.data = top;
             out.tick(tick);
+            sent += 1;
         }
+        // Counted with the ticks of messages: `ticks` is everything the strategy was given.
+        out.report
+            .stats
+            .ticks
+            .fetch_add(sent, std::sync::atomic::Ordering::Relaxed);
     }
 }

@@ -530,6 +530,12 @@ impl<'a> Layout<'a> {
         self.cur.string().ok()
     }
 
+    /// The text not read yet.
+    #[inline(always)]
+    pub fn rest(&self) -> &'a str {
+        self.cur.src.get(self.cur.pos..).unwrap_or_default()
+    }
+
     /// Nothing but whitespace is left.
     #[inline(always)]
     pub fn end(mut self) -> Option<()> {
