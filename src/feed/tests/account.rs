@@ -333,9 +333,7 @@ fn a_key_the_venue_forgot_while_connected_is_replaced_make_before_break() {
     core.on_connected(new, t1);
     core.on_open(new, t1, &mut sink);
     core.handle_timeout(t1, &mut sink);
-    assert!(actions(&mut core)
-        .iter()
-        .any(|a| *a == Action::Close { session: old }));
+    assert!(actions(&mut core).contains(&Action::Close { session: old }));
     assert!(
         sink.health.contains(&Health::Rotated { old: 1, new: 2 }),
         "{:?}",
