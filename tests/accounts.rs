@@ -307,5 +307,8 @@ fn a_refused_credential_fails_only_its_account() {
         );
         let (summary, _) = engine.stop();
         assert!(!summary.failed, "alice is required and streamed");
+        // Nor a storm of listen-key calls: alice's key and bob's refused ones, a handful.
+        let rest = sim.snapshot().rest_requests;
+        assert!(rest <= 10, "{venue}: {rest} REST requests");
     }
 }

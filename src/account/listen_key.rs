@@ -82,6 +82,8 @@ pub struct ListenKey {
     next_keepalive: Option<Instant>,
     retry_at: Option<Instant>,
     failures: usize,
+    /// The venue refused the credentials (or the account stopped): no call, ever again.
+    stopped: bool,
     /// Keys created.
     pub created: u64,
     /// Keep-alives the venue accepted.
@@ -100,6 +102,7 @@ impl ListenKey {
             next_keepalive: None,
             retry_at: None,
             failures: 0,
+            stopped: false,
             created: 0,
             renewals: 0,
             expiries: 0,
@@ -113,7 +116,7 @@ impl ListenKey {
 
     /// The call to make at `now`, if one is due (and none is out); it counts as out from now.
     pub fn poll(&mut self, now: Instant) -> Option<KeyOp> {
-        if self.in_flight.is_some() || self.retry_at.is_some_and(|t| now < t) {
+        if self.stopped || self.in_flight.is_some() || self.retry_at.is_some_and(|t| now < t) {
             return None;
         }
         let op = match (&self.key, self.next_keepalive) {
@@ -128,7 +131,7 @@ impl ListenKey {
 
     /// When [`ListenKey::poll`] next has something to do.
     pub fn deadline(&self) -> Option<Instant> {
-        if self.in_flight.is_some() {
+        if self.stopped || self.in_flight.is_some() {
             return None;
         }
         match (&self.key, self.retry_at) {
@@ -136,6 +139,11 @@ impl ListenKey {
             (None, None) => Some(Instant::now()),
             (Some(_), None) => self.next_keepalive,
         }
+    }
+
+    /// The account stopped for good: no more calls.
+    pub fn stop(&mut self) {
+        self.stopped = true;
     }
 
     /// The stream said the key expired (`listenKeyExpired`): a new one is needed.
@@ -181,6 +189,7 @@ impl ListenKey {
             Err(e)
                 if e.status == Some(401) || e.code.is_some_and(super::binance_credential_code) =>
             {
+                self.stopped = true;
                 KeyEvent::Refused(e.code.unwrap_or(-2015), e.message)
             }
             Err(e) => {
@@ -294,6 +303,11 @@ mod tests {
             k.on_answer(err(401, -2015), t0),
             KeyEvent::Refused(-2015, _)
         ));
+        // Never asked again: no retry storm against a venue that refused the key.
+        assert_eq!(
+            (k.poll(t0 + Duration::from_secs(3600)), k.deadline()),
+            (None, None)
+        );
         let mut k = ListenKey::new(Duration::from_secs(1800));
         k.poll(t0);
         assert_eq!(k.on_answer(err(503, -1001), t0), KeyEvent::Retry);

@@ -176,6 +176,10 @@ impl FeedCore {
         else {
             return;
         };
+        if self.report.stats.state() == crate::metrics::FeedState::Failed {
+            key.stop();
+            return;
+        }
         if let Some(op) = key.poll(now) {
             self.actions.push(Action::ListenKey {
                 op,
