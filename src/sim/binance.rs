@@ -176,7 +176,15 @@ mod tests {
         );
         assert!(parse_stream(&syms, "ethusdt@markPrice@1s").is_some());
         assert!(parse_stream(&syms, "xrpusdt@bookTicker").is_none());
-        assert!(parse_stream(&syms, "btcusdt@kline_1m").is_none());
+        assert!(parse_stream(&syms, "btcusdt@kline_5m").is_none());
+        assert_eq!(
+            parse_stream(&syms, "btcusdt@kline_1m").map(|x| x.1),
+            Some(Kind::Kline)
+        );
+        assert_eq!(
+            parse_stream(&syms, "btcusdt@trade").map(|x| x.1),
+            Some(Kind::Trade)
+        );
         assert!(parse_stream(&syms, "btcusdt").is_none());
         assert!(parse_stream(&syms, "").is_none());
     }

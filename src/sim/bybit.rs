@@ -186,8 +186,12 @@ mod tests {
             parse_topic(&i, "tickers.BTCUSDT").map(|t| t.kind),
             Some(Kind::MarkPrice)
         );
+        assert_eq!(
+            parse_topic(&i, "orderbook.200.BTCUSDT").map(|t| t.kind),
+            Some(Kind::Depth)
+        );
         for bad in [
-            "orderbook.200.BTCUSDT",
+            "orderbook.500.BTCUSDT",
             "orderbook.50.btcusdt",
             "kline.1.BTCUSDT",
             "tickers.XRPUSDT",

@@ -293,8 +293,8 @@ pub fn parse_data(
 ) -> Result<(), ParseError> {
     match kind {
         StreamKind::BookTicker => book_ticker(data, emit),
-        StreamKind::AggTrade => agg_trade(data, emit),
-        StreamKind::Trade => trade(data, emit),
+        StreamKind::AggTrade => trade(data, "a", emit),
+        StreamKind::Trade => trade(data, "t", emit),
         StreamKind::Depth { .. } => depth(data, false, emit),
         StreamKind::PartialDepth { .. } => depth(data, true, emit),
         StreamKind::MarkPrice { .. } => mark_price(data, emit),
@@ -411,13 +411,20 @@ pub(super) fn book_ticker_as_sent(data: &str) -> Option<(Seq, u64, TickData)> {
     })
 }
 
-/// `{"e":"aggTrade","E":…,"s":…,"a":…,"p":…,"q":…,"f":…,"l":…,"T":…,"m":…}`
-fn agg_trade(data: &str, emit: &mut impl FnMut(Seq, u64, TickData)) -> Result<(), ParseError> {
+/// `{"e":"aggTrade","E":…,"s":…,"a":…,"p":…,"q":…,"f":…,"l":…,"T":…,"m":…}` (`id_key` `a`)
+/// or `{"e":"trade","E":…,"s":…,"t":…,"p":…,"q":…,"T":…,"m":…}` (`id_key` `t`; USD-M adds
+/// `"X":"MARKET"`). Aggregate trade ids and trade ids are each consecutive per symbol, two
+/// sequences of their own.
+fn trade(
+    data: &str,
+    id_key: &'static str,
+    emit: &mut impl FnMut(Seq, u64, TickData),
+) -> Result<(), ParseError> {
     let mut obj = Object::new(data)?;
     let (mut id, mut e_time, mut p, mut q, mut m) = (None, 0, None, None, None);
     while let Some(key) = obj.key()? {
         match key {
-            "a" => id = Some(obj.uint()?),
+            k if k == id_key => id = Some(obj.uint()?),
             "E" => e_time = obj.uint()?,
             "p" => p = Some(obj.decimal()?),
             "q" => q = Some(obj.decimal()?),
@@ -430,37 +437,7 @@ fn agg_trade(data: &str, emit: &mut impl FnMut(Seq, u64, TickData)) -> Result<()
         qty: req(q, "q")?,
         buyer_is_maker: req(m, "m")?,
     };
-    // Aggregate trade ids are consecutive per symbol.
-    let id = req(id, "a")?;
-    let seq = Seq {
-        id,
-        prev: id.checked_sub(1),
-    };
-    emit(seq, e_time, tick);
-    Ok(())
-}
-
-/// `{"e":"trade","E":…,"s":…,"t":…,"p":…,"q":…,"T":…,"m":…}` (USD-M adds `"X":"MARKET"`).
-/// Trade ids are consecutive per symbol, a sequence of their own (not aggTrade's `a`).
-fn trade(data: &str, emit: &mut impl FnMut(Seq, u64, TickData)) -> Result<(), ParseError> {
-    let mut obj = Object::new(data)?;
-    let (mut id, mut e_time, mut p, mut q, mut m) = (None, 0, None, None, None);
-    while let Some(key) = obj.key()? {
-        match key {
-            "t" => id = Some(obj.uint()?),
-            "E" => e_time = obj.uint()?,
-            "p" => p = Some(obj.decimal()?),
-            "q" => q = Some(obj.decimal()?),
-            "m" => m = obj.value()?.as_bool(),
-            _ => obj.skip()?,
-        }
-    }
-    let tick = TickData::Trade {
-        price: req(p, "p")?,
-        qty: req(q, "q")?,
-        buyer_is_maker: req(m, "m")?,
-    };
-    let id = req(id, "t")?;
+    let id = req(id, id_key)?;
     let seq = Seq {
         id,
         prev: id.checked_sub(1),
