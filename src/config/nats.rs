@@ -3,8 +3,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::spec::ConfigError;
-
 /// `[sink]`: where else the strategy's ticks and health events go.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -74,11 +72,9 @@ fn default_max_age() -> u64 {
 /// Most slots of the sink's channel.
 pub const MAX_NATS_BUFFER: usize = 1 << 20;
 
-fn bad(message: String) -> ConfigError {
-    ConfigError {
-        file: None,
-        message,
-    }
+/// What is wrong with the table, naming the field (the validator adds the file).
+fn bad(message: String) -> String {
+    message
 }
 
 impl NatsConfig {
@@ -97,7 +93,7 @@ impl NatsConfig {
     }
 
     /// Checks every field; the error names it.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub fn validate(&self) -> Result<(), String> {
         if !cfg!(feature = "nats") {
             return Err(bad(
                 "[sink.nats] is set, but this wsfeed was built without the `nats` feature".into(),
