@@ -193,6 +193,9 @@ fn main() -> ExitCode {
         // The REST client logs request headers at debug, an account's API key among them:
         // never below info, whatever RUST_LOG says (see wsfeed::account).
         .filter_module("ureq", log::LevelFilter::Info)
+        // tungstenite logs the upgrade request (a listen key in its URL) and every frame (a
+        // login's key and signature) at debug and trace.
+        .filter_module("tungstenite", log::LevelFilter::Info)
         .format_timestamp_millis()
         .init();
     let stop = Arc::new(AtomicBool::new(false));

@@ -73,8 +73,7 @@ pub enum KeyEvent {
     Retry,
 }
 
-/// The account's listen key.
-#[derive(Debug)]
+/// The account's listen key (`Debug` leaves the key out).
 pub struct ListenKey {
     key: Option<String>,
     in_flight: Option<KeyOp>,
@@ -90,6 +89,16 @@ pub struct ListenKey {
     pub renewals: u64,
     /// Keys the venue let expire or forgot (events and `-1125`).
     pub expiries: u64,
+}
+
+impl std::fmt::Debug for ListenKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenKey")
+            .field("key", &self.key.as_ref().map(|_| "<redacted>"))
+            .field("in_flight", &self.in_flight)
+            .field("stopped", &self.stopped)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ListenKey {

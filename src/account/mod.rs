@@ -16,8 +16,10 @@
 //!
 //! Secrets: [`crate::auth::Secret`] never prints its value; the listen key stays out of log
 //! lines (connections are logged by their URL without it). The REST client (`ureq`) logs request
-//! headers, the API key among them, at debug level: a program embedding the engine keeps the
-//! `ureq` target at info or above (`wsfeed` itself caps it there).
+//! headers, the API key among them, at debug level, and `tungstenite` logs the upgrade request
+//! (a listen key in its URL) and every frame (a login's key and signature) at debug and trace: a
+//! program embedding the engine keeps the `ureq` and `tungstenite` targets at info or above
+//! (`wsfeed` itself caps them there).
 //!
 //! Private messages are rare next to market data (an account's own orders), so they are read
 //! with `serde_json` into [`AccountEvent`]s, which hold their text inline and travel the
@@ -259,8 +261,12 @@ pub enum PrivateFrame {
         /// The venue says the credentials are wrong (key, signature, passphrase, permissions).
         credentials: bool,
     },
-    /// The stream's credential ended: a listen key expired, or Binance's `eventStreamTerminated`.
-    Expired,
+    /// The stream's credential ended: a listen key expired (`key`: the one it names), or
+    /// Binance's `eventStreamTerminated`.
+    Expired {
+        /// The listen key the event names, when it names one.
+        key: Option<String>,
+    },
     /// An answer to the venue's application-level ping.
     Pong,
     /// Something else (counted, logged rate-limited).

@@ -154,7 +154,13 @@ pub(super) fn binance(msg: &str, events: &mut Vec<AccountEvent>) -> Result<Priva
                 time_ms: ms(ev, "E"),
             }));
         }
-        "listenKeyExpired" | "eventStreamTerminated" => return Ok(PrivateFrame::Expired),
+        "listenKeyExpired" | "eventStreamTerminated" => {
+            let key = ev
+                .get("listenKey")
+                .and_then(Value::as_str)
+                .map(String::from);
+            return Ok(PrivateFrame::Expired { key });
+        }
         // Known, carrying nothing the strategy takes: configuration and margin notices, lite
         // trades.
         _ => {}
@@ -208,9 +214,10 @@ pub(super) fn bybit(msg: &str, events: &mut Vec<AccountEvent>) -> Result<Private
                 id: None,
                 code: 0,
                 msg: msg.to_string(),
-                // A login refused because it arrived late ("Params Error" on an expired
-                // `expires`) is the clock's fault, not the key's.
-                credentials: !msg.to_ascii_lowercase().contains("params"),
+                // Only what names the key, its signature or its permissions: a login refused
+                // for another reason ("Params Error" on a late `expires`, a system error)
+                // reconnects with backoff.
+                credentials: bybit_credential_text(msg),
             },
             (_, Some(true)) => {
                 request_id(&v).map_or(PrivateFrame::Unknown, |id| PrivateFrame::Ack { id })
@@ -329,12 +336,27 @@ fn bybit_execution(d: &Value) -> Result<OrderUpdate, String> {
     })
 }
 
+/// Whether a Bybit refusal's text is about the credentials.
+fn bybit_credential_text(msg: &str) -> bool {
+    let m = msg.to_ascii_lowercase();
+    [
+        "api key",
+        "apikey",
+        "signature",
+        "permission",
+        "not authorized",
+        "unmatched ip",
+    ]
+    .iter()
+    .any(|w| m.contains(w))
+}
+
 /// OKX codes that mean the credentials are wrong: invalid key, sign, login failed, passphrase,
 /// key not found, key of another environment, IP not whitelisted, permissions.
 fn okx_credential_code(code: i64) -> bool {
     matches!(
         code,
-        60005 | 60007 | 60009 | 60011 | 60022 | 60024 | 60032 | 50101 | 50110 | 50111 | 50113
+        60005 | 60007 | 60009 | 60022 | 60024 | 60032 | 50101 | 50110 | 50111 | 50113
     )
 }
 

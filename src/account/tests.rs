@@ -76,7 +76,9 @@ fn binance_usdm_orders_balances_positions_and_expiry() {
     );
     assert_eq!(
         read(v, &fixture("binance", "listen_key_expired")).0,
-        PrivateFrame::Expired
+        PrivateFrame::Expired {
+            key: Some("WsCMN0a4KHUPTQuX6IUnqEZfB1inxmv1qR4kbf1LuEjur5VdbzqvyxqG9TSjVVxv".into())
+        }
     );
 }
 
@@ -99,7 +101,7 @@ fn binance_spot_websocket_api_answers_events_and_refusals() {
     assert!(matches!(e[0], AccountEvent::Balance(b) if b.change == 100.0 && b.total.is_nan()));
     assert_eq!(
         read(v, &fixture("binance", "ws_api_event_stream_terminated")).0,
-        PrivateFrame::Expired
+        PrivateFrame::Expired { key: None }
     );
     // Ids this engine sends are numbers; the fixtures' UUIDs are someone else's.
     let ours = fixture("binance", "ws_api_subscribe_response")
@@ -151,6 +153,14 @@ fn bybit_logins_subscriptions_and_every_topic() {
             "{name}: {f:?}"
         );
     }
+    let other = r#"{"success":false,"ret_msg":"System busy","op":"auth","conn_id":"c"}"#;
+    assert!(matches!(
+        read(v, other).0,
+        PrivateFrame::Error {
+            credentials: false,
+            ..
+        }
+    ));
     let (f, _) = read(v, &fixture("bybit", "auth_failure_expired"));
     assert!(
         matches!(
@@ -214,6 +224,17 @@ fn okx_logins_errors_and_every_channel() {
             "{name}: {f:?}"
         );
     }
+    let (f, _) = read(v, &fixture("okx", "error_please_log_in"));
+    assert!(
+        matches!(
+            f,
+            PrivateFrame::Error {
+                credentials: false,
+                ..
+            }
+        ),
+        "sequencing: {f:?}"
+    );
     let (f, _) = read(v, &fixture("okx", "error_timestamp_expired"));
     assert!(
         matches!(

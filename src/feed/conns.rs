@@ -380,12 +380,14 @@ impl Connections {
         // budget still apply, and a session must last `at_once_after_ms` to earn this, so a
         // venue that drops every connection early is not hammered.
         let at_once_after = Duration::from_millis(self.sh.cfg.at_once_after_ms);
-        // An account whose credential ended (a listen key expired) logs in again at once.
+        // An account whose credential ended (a listen key expired) logs in again at once, when
+        // the connection streamed or lasted: one the venue ends each time it opens backs off.
+        let lasted = now.saturating_duration_since(live.opened) >= at_once_after;
         let at_once = (live.productive
-            && now.saturating_duration_since(live.opened) >= at_once_after
+            && lasted
             && !reason.is_permanent()
             && self.slots.get(k).retry_after.is_none())
-            || reason == DisconnectReason::UserStreamExpired;
+            || (reason == DisconnectReason::UserStreamExpired && (live.productive || lasted));
         Loss {
             carried: carrier.is_some(),
             retire,

@@ -53,6 +53,9 @@ struct AccountSide {
     events: Vec<AccountEvent>,
     /// Binance USD-M's listen key, and the URL connections use without it.
     key: Option<(ListenKey, String)>,
+    /// The latest messages' fingerprints and connections: while a replacement overlaps the
+    /// connection it replaces, a message both deliver goes to the strategy once.
+    recent: std::collections::VecDeque<(u64, u32)>,
 }
 
 /// One feed's logic.
@@ -79,7 +82,12 @@ impl FeedCore {
             p.rest_base,
         );
         let seed = crate::clock::unix_ns() ^ u64::from(p.id).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let account = p.account.clone().map(|params| {
+        let account = p.account.clone().map(|mut params| {
+            if params.protocol.uses_listen_key() && params.rest_base.is_none() {
+                // No key can be asked for without a REST base: the venue's own.
+                let rest = params.protocol.default_rest_url().map(String::from);
+                Arc::make_mut(&mut params).rest_base = rest;
+            }
             let key = params.protocol.uses_listen_key().then(|| {
                 let url = p.targets.first().map_or(String::new(), |t| t.url.clone());
                 (ListenKey::new(params.keepalive_every), url)
@@ -88,6 +96,7 @@ impl FeedCore {
                 params,
                 events: Vec::new(),
                 key,
+                recent: std::collections::VecDeque::new(),
             })
         });
         let shared = Shared::new(p.venue, p.reconnect, p.streams, p.silence, p.account);
@@ -254,6 +263,11 @@ impl FeedCore {
         let Some(k) = self.conns.slots.index_of(id) else {
             return false;
         };
+        // A connection its feed gave up (it failed for good while open) is not read again.
+        if self.conns.slots.get(k).live().is_none() {
+            self.actions.push(Action::Abort { session: id });
+            return false;
+        }
         self.conns.on_frame(k, now);
         let result = match input {
             Input::Text(text) => self.on_text(k, text, recv_ns, now, sink),

@@ -11,7 +11,7 @@ use crate::venue::{StreamDef, Venue};
 
 /// What every session of a feed shares: the venue's rules, the config, the feed's streams and
 /// which of them are still wanted, and the feed's request numbering.
-#[derive(Debug)]
+/// `Debug` leaves out the private URL (it holds a listen key).
 pub(crate) struct Shared {
     /// The venue's codec (subscribe requests, pings).
     pub venue: Venue,
@@ -35,6 +35,20 @@ pub(crate) struct Shared {
     /// A listen-key account: the URL with the current key (`None`: no valid key, so no
     /// attempt starts).
     pub private_url: Option<String>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("venue", &self.venue)
+            .field("streams", &self.streams.len())
+            .field("account", &self.account)
+            .field(
+                "private_url",
+                &self.private_url.as_ref().map(|_| "<redacted>"),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 impl Shared {

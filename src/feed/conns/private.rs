@@ -130,9 +130,15 @@ impl Connections {
         &mut self,
         code: i64,
         why: String,
+        actions: &mut Actions,
         out: &mut Out<S>,
     ) {
         log::error!("[{}] FAILED: {why}", out.report.name);
+        for s in self.slots.iter() {
+            if s.live().is_some() {
+                actions.push(Action::Abort { session: s.id });
+            }
+        }
         self.fail_for_good(DisconnectReason::CredentialsRejected { code }, why, out);
     }
 }

@@ -16,6 +16,29 @@ use crate::feed::sink::Sink;
 use crate::metrics::FeedStats;
 use crate::tick::DisconnectReason;
 
+/// How many recent messages are remembered to find the ones two overlapping connections both
+/// deliver (a replacement's first messages and its predecessor's last).
+const RECENT: usize = 256;
+
+impl super::AccountSide {
+    /// Whether another connection delivered this message already (a rotation's overlap);
+    /// remembers it as connection `conn`'s otherwise.
+    fn seen_elsewhere(&mut self, text: &str, conn: u32) -> bool {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        text.hash(&mut h);
+        let h = h.finish();
+        if self.recent.iter().any(|&(f, c)| f == h && c != conn) {
+            return true;
+        }
+        if self.recent.len() == RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((h, conn));
+        false
+    }
+}
+
 impl FeedCore {
     /// A text frame on slot `k`'s private connection.
     #[cold]
@@ -46,10 +69,18 @@ impl FeedCore {
         };
         let result = match frame {
             PrivateFrame::Events => {
+                let conn = self.conns.on_data_private(k);
+                let account = self.account.as_mut().expect("an account feed");
+                if account.seen_elsewhere(text, conn) {
+                    FeedStats::bump(&out.report.stats.duplicates);
+                    if let Some(account) = self.account.as_mut() {
+                        account.events = events;
+                    }
+                    return Ok(());
+                }
                 let stats = &out.report.stats;
                 FeedStats::bump(&stats.messages);
                 let message = stats.messages.load(std::sync::atomic::Ordering::Relaxed);
-                let conn = self.conns.on_data_private(k);
                 let (lane, feed) = (out.report.lane, out.report.feed);
                 for &event in &events {
                     FeedStats::bump(&out.report.stats.account_events);
@@ -80,12 +111,20 @@ impl FeedCore {
             } => self
                 .conns
                 .on_private_error(k, id, code, &msg, credentials, &mut out),
-            PrivateFrame::Expired => {
-                FeedStats::bump(&out.report.stats.expiries);
+            PrivateFrame::Expired { key: named } => {
                 let account = self.account.as_mut().expect("an account feed");
-                if let Some((key, _)) = account.key.as_mut() {
-                    key.expired();
-                    self.conns.set_private_url(None);
+                // An old key's expiry (a connection being replaced after a new key) ends that
+                // connection only; the current key stays.
+                let current = match (account.key.as_mut(), named.as_deref()) {
+                    (Some((key, _)), Some(n)) => key.key() == Some(n),
+                    _ => true,
+                };
+                if current {
+                    FeedStats::bump(&out.report.stats.expiries);
+                    if let Some((key, _)) = account.key.as_mut() {
+                        key.expired();
+                        self.conns.set_private_url(None);
+                    }
                 }
                 Err((DisconnectReason::UserStreamExpired, None))
             }
@@ -229,13 +268,19 @@ impl FeedCore {
             }
             KeyEvent::Refused(code, msg) => {
                 let why = account.params.credential_advice(code, &msg);
-                self.conns.credentials_refused(code, why, &mut out);
+                self.conns
+                    .credentials_refused(code, why, &mut self.actions, &mut out);
             }
-            KeyEvent::Retry => warn!(
-                "[{}] listen-key call failed ({}); trying again shortly",
-                out.report.name,
-                detail.unwrap_or_default()
-            ),
+            KeyEvent::Retry => {
+                if let Some(suppressed) = out.report.throttle.allow(now) {
+                    warn!(
+                        "[{}] listen-key call failed ({}); trying again shortly{}",
+                        out.report.name,
+                        detail.unwrap_or_default(),
+                        crate::feed::report::suppressed_note(suppressed)
+                    );
+                }
+            }
         }
     }
 }
