@@ -151,6 +151,9 @@ impl FileConfig {
             _ => Ok(()),
         };
         check_core("engine.strategy_core".into(), e.strategy_core)?;
+        if let Some(n) = &self.sink.nats {
+            check_core("sink.nats.core".into(), n.core)?;
+        }
         self.reconnect.validate("reconnect")?;
         if self.feeds.is_empty() {
             return Err(err("no [[feeds]]: configure at least one feed".into()));

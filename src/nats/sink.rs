@@ -127,6 +127,11 @@ struct Publisher {
 
 impl Publisher {
     fn run(self) {
+        if let Some(id) = self.config.core {
+            if !core_affinity::set_for_current(core_affinity::CoreId { id }) {
+                warn!("NATS sink thread: could not pin to core {id}");
+            }
+        }
         let rt = match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
