@@ -3,8 +3,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::spec::ConfigError;
-
 /// `[sink]`: where else the strategy's ticks and health events go.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -78,13 +76,6 @@ fn default_max_age() -> u64 {
 /// Most slots of the sink's channel.
 pub const MAX_NATS_BUFFER: usize = 1 << 20;
 
-fn bad(message: String) -> ConfigError {
-    ConfigError {
-        file: None,
-        message,
-    }
-}
-
 impl NatsConfig {
     /// A sink for `url` with every default.
     pub fn new(url: impl Into<String>) -> NatsConfig {
@@ -102,26 +93,26 @@ impl NatsConfig {
     }
 
     /// Checks every field; the error names it.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub fn validate(&self) -> Result<(), String> {
         if !cfg!(feature = "nats") {
-            return Err(bad(
+            return Err(
                 "[sink.nats] is set, but this wsfeed was built without the `nats` feature".into(),
-            ));
+            );
         }
         let Some(rest) = self.url.strip_prefix("nats://") else {
-            return Err(bad(format!(
+            return Err(format!(
                 "sink.nats.url '{}' must be nats://host:port",
                 self.url
-            )));
+            ));
         };
         let port_ok = rest
             .rsplit_once(':')
             .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
         if !port_ok || rest.contains('/') {
-            return Err(bad(format!(
+            return Err(format!(
                 "sink.nats.url '{}' must be nats://host:port (a host and a port number)",
                 self.url
-            )));
+            ));
         }
         let stream_ok = !self.stream.is_empty()
             && self
@@ -129,11 +120,11 @@ impl NatsConfig {
                 .chars()
                 .all(|c| !c.is_whitespace() && !matches!(c, '.' | '*' | '>' | '/' | '\\'));
         if !stream_ok {
-            return Err(bad(format!(
+            return Err(format!(
                 "sink.nats.stream '{}' must be a non-empty name without white space, '.', '*', \
                  '>', '/' or '\\'",
                 self.stream
-            )));
+            ));
         }
         let prefix_ok = self.subject_prefix.split('.').all(|t| {
             !t.is_empty()
@@ -141,32 +132,32 @@ impl NatsConfig {
                     .all(|c| !c.is_whitespace() && !matches!(c, '*' | '>'))
         });
         if !prefix_ok {
-            return Err(bad(format!(
+            return Err(format!(
                 "sink.nats.subject_prefix '{}' must be subject tokens separated by '.', none \
                  empty, without white space, '*' or '>'",
                 self.subject_prefix
-            )));
+            ));
         }
         if !(1..=MAX_NATS_BUFFER).contains(&self.buffer) {
-            return Err(bad(format!(
+            return Err(format!(
                 "sink.nats.buffer is {}; it must be between 1 and {MAX_NATS_BUFFER}",
                 self.buffer
-            )));
+            ));
         }
         if !(1..=65536).contains(&self.max_in_flight) {
-            return Err(bad(format!(
+            return Err(format!(
                 "sink.nats.max_in_flight is {}; it must be between 1 and 65536",
                 self.max_in_flight
-            )));
+            ));
         }
         for (field, ms) in [
             ("ack_timeout_ms", self.ack_timeout_ms),
             ("drain_timeout_ms", self.drain_timeout_ms),
         ] {
             if !(1..=600_000).contains(&ms) {
-                return Err(bad(format!(
+                return Err(format!(
                     "sink.nats.{field} is {ms}; it must be between 1 and 600000"
-                )));
+                ));
             }
         }
         Ok(())

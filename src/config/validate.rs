@@ -105,7 +105,7 @@ impl FileConfig {
             ));
         }
         if let Some(n) = &self.sink.nats {
-            n.validate()?;
+            n.validate().map_err(err)?;
         }
         if let Some(c) = &self.capture {
             if c.dir.as_os_str().is_empty() {

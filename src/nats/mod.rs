@@ -261,7 +261,7 @@ mod tests {
         let got = stats.summary();
         assert_eq!((got.handed, got.dropped), (2, 3));
         assert_eq!(rx.len(), 2);
-        drop(s.into_inner());
+        let Nop = s.into_inner();
         // The tap went with the wrapper: the sink sees the channel close once drained.
         assert!(rx.try_recv().is_ok() && rx.try_recv().is_ok());
         assert!(rx.try_recv().unwrap_err().is_disconnected());
