@@ -217,10 +217,10 @@ impl Publisher {
         match js.get_or_create_stream(config).await {
             Ok(_) => true,
             Err(e) => {
-                warn!(
-                    "NATS sink: stream {} is not there and cannot be created yet: {e}",
+                self.warn(format_args!(
+                    "stream {} is not there and cannot be created yet: {e}",
                     self.config.stream
-                );
+                ));
                 false
             }
         }
