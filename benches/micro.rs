@@ -2,7 +2,8 @@
 //! `hop/*`: two threads, not pinned, both spinning or both blocking (stated in the name).
 //!
 //! `cargo bench --bench micro` (about 40 s). Messages are the examples of each venue's API
-//! docs (`tests/fixtures/`, compacted as the venues send them), each with a
+//! docs (`tests/fixtures/`, compacted as the venues send them; Binance USD-M bookTicker also
+//! in the field order recorded from the venue, `bookTicker_recorded`), each with a
 //! `serde_json::Value` parse of the same frame beside it in its group and per-byte throughput;
 //! after the run a table checks every message against the targets of issue 12 (ns per byte at
 //! most 3× Binance bookTicker's, at least 4× faster than `serde_json::Value`).
@@ -74,7 +75,20 @@ fn cases() -> Vec<Case> {
     let usdm = Venue::BinanceUsdm;
     let (linear, okx) = (Venue::BybitLinear, Venue::Okx);
     vec![
-        case(usdm, "bookTicker", "bnbusdt@bookTicker", BOOK_TICKER.into()),
+        case(
+            usdm,
+            "bookTicker_documented",
+            "bnbusdt@bookTicker",
+            BOOK_TICKER.into(),
+        ),
+        // The same quote in the order recorded USD-M frames have (2021 to 2024): `T` and `E`
+        // last.
+        case(
+            usdm,
+            "bookTicker_recorded",
+            "bnbusdt@bookTicker",
+            fixture("binance/book_ticker_usdm_recorded.json"),
+        ),
         case(usdm, "aggTrade", "btcusdt@aggTrade", AGG_TRADE.into()),
         case(usdm, "depth", "btcusdt@depth@100ms", DEPTH.into()),
         case(usdm, "markPrice", "btcusdt@markPrice@1s", MARK.into()),

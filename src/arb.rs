@@ -309,7 +309,9 @@ impl Strategy for ArbMonitor {
                 t.ended_by_stand_down,
             );
         }
-        for (i, h) in self.feeds.iter().enumerate() {
+        // Market feeds only: an account's private stream carries no quotes.
+        let market = |i: usize| !self.universe.feeds[i].streams.is_empty();
+        for (i, h) in self.feeds.iter().enumerate().filter(|(i, _)| market(*i)) {
             let _ = writeln!(
                 out,
                 "  {:<18} stood down {} times, {:.2} s in all{}",

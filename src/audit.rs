@@ -202,6 +202,10 @@ fn read_stream(
     let mut seen = std::collections::HashSet::new();
     for line in BufReader::new(file).lines() {
         let line = line.map_err(|e| format!("{}: {e}", s.file.display()))?;
+        if crate::capture::parse_line(&line).is_some_and(|l| l.again) {
+            // Given to a book again after a resync: the numbering has it once already.
+            continue;
+        }
         let Some(seq) = message_seq(venue, kind, &line) else {
             bad += 1;
             continue;
@@ -255,8 +259,7 @@ fn message_seq(
     kind: crate::venue::StreamKind,
     line: &str,
 ) -> Option<crate::venue::Seq> {
-    let start = line.find("\"msg\":")? + "\"msg\":".len();
-    let msg = line.get(start..line.len().checked_sub(1)?)?;
+    let msg = crate::capture::parse_line(line)?.msg;
     let Ok(Frame::Data { data, .. }) = venue.classify(msg) else {
         return None;
     };

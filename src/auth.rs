@@ -122,10 +122,10 @@ pub fn bybit_ws_signature(secret: &Secret, expires_ms: u64) -> String {
     hmac_sha256_hex(secret, &format!("GET/realtime{expires_ms}"))
 }
 
-/// Bybit v5: the `auth` operation, valid until `expires_ms` (Unix ms).
-pub fn bybit_auth_request(creds: &Credentials, expires_ms: u64) -> String {
+/// Bybit v5: the `auth` operation (request `id`), valid until `expires_ms` (Unix ms).
+pub fn bybit_auth_request(creds: &Credentials, id: u64, expires_ms: u64) -> String {
     format!(
-        r#"{{"req_id":"auth","op":"auth","args":["{}",{expires_ms},"{}"]}}"#,
+        r#"{{"req_id":"{id}","op":"auth","args":["{}",{expires_ms},"{}"]}}"#,
         creds.key.expose(),
         bybit_ws_signature(&creds.secret, expires_ms)
     )
@@ -189,7 +189,7 @@ mod tests {
             passphrase: Some(Secret::new("PASS")),
         };
         let bybit: serde_json::Value =
-            serde_json::from_str(&bybit_auth_request(&creds, 1_700_000_000_000)).unwrap();
+            serde_json::from_str(&bybit_auth_request(&creds, 7, 1_700_000_000_000)).unwrap();
         assert_eq!(bybit["op"], "auth");
         assert_eq!(bybit["args"][0], "KEY");
         assert_eq!(

@@ -5,8 +5,20 @@
 //!
 //! ```text
 //!   session_manifest.json                 rewritten atomically (temp file + rename)
-//!   <venue>/<SYMBOL>/<channel>.jsonl      {"recv_ns":…,"conn":…,"msg":<the venue's message>}
+//!   <venue>/<SYMBOL>/<channel>.jsonl      {"recv_ns":…,"conn":…,"n":…[,"again":true],"msg":<the venue's message>}
+//!   health.jsonl                          {"n":…,"feed":…,"ticks":…,"at_ns":…,"unix_ns":…,"event":…}
+//!   snapshots.jsonl                       {"n":…,"feed":…,"stream":…,"ticks":…,"recv_ns":…,"unix_ns":…,"snapshot":…}
 //! ```
+//!
+//! Format 2 (the manifest's `format`; a manifest without one is format 1) adds, for
+//! `wsfeed replay`: `n`, the order in which the capture thread received every message and
+//! health event (one counter over the session, so the files merge back into that order); the
+//! feeds' health events in `health.jsonl`, each with `ticks`, how many ticks its feed had handed
+//! to the strategy before it (its place among the ticks); the Binance REST depth snapshots
+//! books were built from, in `snapshots.jsonl`, placed the same way; the monotonic clock's anchor
+//! (`clock_anchor_unix_ns`: a line's `recv_ns` minus it is the tick's `recv_ns`), and each
+//! feed's `symbol_ids` and `rest_books`; and the updates a book was given again after a resync
+//! (the capture held them once already), marked `"again":true` (the audit passes them over). Readers of format 1 skip what they do not know.
 //!
 //! Feeds hand over the frame buffer they read (no copy) on a bounded channel. A message is
 //! captured once: the copy a hot standby delivers second is dropped before it gets here, so the
@@ -34,7 +46,8 @@ use tungstenite::Utf8Bytes;
 
 use crate::clock;
 use crate::metrics::{spectrum, FeedStats, GapCause, GapRecord, StateChange};
-use crate::tick::FeedId;
+use crate::rest::DepthSnapshot;
+use crate::tick::{FeedId, HealthMsg, SymbolId};
 use crate::venue::StreamDef;
 
 /// Files are flushed at least this often.
@@ -46,9 +59,51 @@ pub const MANIFEST: &str = "session_manifest.json";
 /// Messages the capture channel holds before a feed waits for the disk.
 pub const CHANNEL_CAPACITY: usize = 65_536;
 
+/// The capture format this build writes (the manifest's `format`).
+pub const FORMAT: u64 = 2;
+/// The health events' file in a session folder.
+pub const HEALTH_FILE: &str = "health.jsonl";
+/// The REST depth snapshots' file in a session folder.
+pub const SNAPSHOTS_FILE: &str = "snapshots.jsonl";
+
+/// What a feed hands to the capture thread.
+#[derive(Debug)]
+pub enum CaptureMsg {
+    /// A new data message.
+    Frame(CapturedFrame),
+    /// A health event, at its place among the feed's ticks.
+    Health(CapturedHealth),
+    /// A REST depth snapshot a book is built from, at its place among the feed's ticks.
+    Snapshot(Box<CapturedSnapshot>),
+}
+
+/// A REST depth snapshot as captured.
+#[derive(Clone, Debug)]
+pub struct CapturedSnapshot {
+    /// Feed.
+    pub feed: FeedId,
+    /// Stream index within the feed.
+    pub stream: u16,
+    /// Monotonic ns it was handled at (its ticks' `recv_ns`).
+    pub recv_ns: u64,
+    /// Ticks its feed had handed to the strategy before it.
+    pub ticks: u64,
+    /// The snapshot.
+    pub snapshot: DepthSnapshot,
+}
+
+/// A health event as captured.
+#[derive(Clone, Copy, Debug)]
+pub struct CapturedHealth {
+    /// The event, as the strategy got it.
+    pub msg: HealthMsg,
+    /// Ticks its feed had handed to the strategy before it.
+    pub ticks: u64,
+}
+
 /// One captured message, as a feed hands it over.
 #[derive(Debug)]
-pub struct CaptureMsg {
+pub struct CapturedFrame {
     /// Feed.
     pub feed: FeedId,
     /// Stream index within the feed.
@@ -59,6 +114,9 @@ pub struct CaptureMsg {
     pub recv_unix_ns: u64,
     /// The message exactly as received.
     pub text: Utf8Bytes,
+    /// An update given to a book again after a resync, captured once before (or with an id
+    /// at or below one captured before): written with `"again":true`.
+    pub again: bool,
 }
 
 /// What the capture needs to know about one feed.
@@ -70,6 +128,10 @@ pub struct CaptureFeed {
     pub streams: Vec<StreamDef>,
     /// Live counters, for the manifest.
     pub stats: Arc<FeedStats>,
+    /// The interned symbol of each stream.
+    pub symbols: Vec<SymbolId>,
+    /// Its depth books are built from REST snapshots.
+    pub rest_books: bool,
 }
 
 /// Totals of a finished capture.
@@ -77,7 +139,7 @@ pub struct CaptureFeed {
 pub struct CaptureTotals {
     /// The session folder.
     pub dir: PathBuf,
-    /// Lines written.
+    /// Messages written (lines of the stream files).
     pub lines: u64,
     /// Bytes written.
     pub bytes: u64,
@@ -121,6 +183,8 @@ impl Capture {
             latency,
             paths,
             files: HashMap::new(),
+            side: [None, None],
+            next_n: 0,
             totals: CaptureTotals {
                 dir: dir.clone(),
                 ..CaptureTotals::default()
@@ -230,6 +294,10 @@ struct Writer {
     latency: Arc<Mutex<Histogram<u64>>>,
     paths: Vec<Vec<PathBuf>>,
     files: HashMap<(FeedId, u16), BufWriter<File>>,
+    /// `health.jsonl` and `snapshots.jsonl`, each once its first line came.
+    side: [Option<BufWriter<File>>; 2],
+    /// The next message's place in the session (`n`).
+    next_n: u64,
     totals: CaptureTotals,
 }
 
@@ -240,7 +308,9 @@ impl Writer {
         loop {
             let wait = next_flush.saturating_duration_since(Instant::now());
             match rx.recv_timeout(wait) {
-                Ok(msg) => self.write(&msg),
+                Ok(CaptureMsg::Frame(msg)) => self.write(&msg),
+                Ok(CaptureMsg::Health(h)) => self.write_health(&h),
+                Ok(CaptureMsg::Snapshot(s)) => self.write_snapshot(&s),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
@@ -255,6 +325,12 @@ impl Writer {
             }
         }
         self.flush();
+        for file in self.side.iter().flatten() {
+            if let Err(e) = file.get_ref().sync_all() {
+                self.totals.errors += 1;
+                error!("capture: cannot sync {}: {e}", self.dir.display());
+            }
+        }
         for (key, file) in &mut self.files {
             if let Err(e) = file.get_ref().sync_all() {
                 self.totals.errors += 1;
@@ -272,7 +348,69 @@ impl Writer {
         self.totals.clone()
     }
 
-    fn write(&mut self, msg: &CaptureMsg) {
+    /// A line's place in the session.
+    fn take_n(&mut self) -> u64 {
+        let n = self.next_n;
+        self.next_n += 1;
+        n
+    }
+
+    fn write_health(&mut self, h: &CapturedHealth) {
+        let n = self.take_n();
+        // `n` first, as in the stream files: readers find a line's place without parsing it.
+        let text = format!(
+            "{{\"n\":{n},\"feed\":{},\"ticks\":{},\"at_ns\":{},\"unix_ns\":{},\"event\":{}}}\n",
+            h.msg.feed,
+            h.ticks,
+            h.msg.at_ns,
+            clock::mono_to_unix_ns(h.msg.at_ns),
+            serde_json::to_string(&h.msg.event).unwrap_or_default()
+        );
+        self.write_side(0, &text);
+    }
+
+    fn write_snapshot(&mut self, s: &CapturedSnapshot) {
+        let n = self.take_n();
+        let text = format!(
+            "{{\"n\":{n},\"feed\":{},\"stream\":{},\"ticks\":{},\"recv_ns\":{},\"unix_ns\":{},\"snapshot\":{}}}\n",
+            s.feed,
+            s.stream,
+            s.ticks,
+            s.recv_ns,
+            clock::mono_to_unix_ns(s.recv_ns),
+            serde_json::to_string(&s.snapshot).unwrap_or_default()
+        );
+        self.write_side(1, &text);
+    }
+
+    /// Appends a line to `health.jsonl` (0) or `snapshots.jsonl` (1).
+    fn write_side(&mut self, which: usize, text: &str) {
+        let name = [HEALTH_FILE, SNAPSHOTS_FILE][which];
+        if self.side[which].is_none() {
+            match open_append(&self.dir.join(name)) {
+                Ok(f) => self.side[which] = Some(BufWriter::new(f)),
+                Err(e) => {
+                    self.totals.errors += 1;
+                    error!("capture: cannot open {name}: {e}");
+                    return;
+                }
+            }
+        }
+        let Some(file) = self.side[which].as_mut() else {
+            return;
+        };
+        match file.write_all(text.as_bytes()) {
+            // `lines` counts messages (the stream files' lines); bytes count everything.
+            Ok(()) => self.totals.bytes += text.len() as u64,
+            Err(e) => {
+                self.totals.errors += 1;
+                error!("capture: cannot write {name}: {e}");
+            }
+        }
+    }
+
+    fn write(&mut self, msg: &CapturedFrame) {
+        let n = self.take_n();
         let key = (msg.feed, msg.stream);
         if !self.files.contains_key(&key) {
             let Some(path) = self
@@ -311,8 +449,10 @@ impl Writer {
             text
         };
         let head = format!(
-            "{{\"recv_ns\":{},\"conn\":{},\"msg\":",
-            msg.recv_unix_ns, msg.conn
+            "{{\"recv_ns\":{},\"conn\":{},\"n\":{n},{}\"msg\":",
+            msg.recv_unix_ns,
+            msg.conn,
+            if msg.again { "\"again\":true," } else { "" }
         );
         let result = file
             .write_all(head.as_bytes())
@@ -336,7 +476,11 @@ impl Writer {
     }
 
     fn flush(&mut self) {
-        for file in self.files.values_mut() {
+        for file in self
+            .files
+            .values_mut()
+            .chain(self.side.iter_mut().flatten())
+        {
             if let Err(e) = file.flush() {
                 self.totals.errors += 1;
                 warn!("capture: flush failed: {e}");
@@ -372,7 +516,9 @@ impl Writer {
             .unwrap_or_default();
         json!({
             "session_id": self.session_id,
+            "format": FORMAT,
             "wsfeed_version": env!("CARGO_PKG_VERSION"),
+            "clock_anchor_unix_ns": clock::mono_to_unix_ns(0),
             "started_unix_ns": self.started,
             "started_utc": clock::utc_string(self.started),
             "ended_unix_ns": ended,
@@ -430,6 +576,8 @@ fn feed_manifest(f: &CaptureFeed) -> Value {
         "url": s.url,
         "standby_url": s.standby_url,
         "streams": s.streams,
+        "symbol_ids": f.symbols.iter().map(|s| s.0).collect::<Vec<_>>(),
+        "rest_books": f.rest_books,
         "state": s.state().name(),
         "failure": s.failure.lock().ok().and_then(|f| f.clone()),
         "messages": n(&s.messages),
@@ -491,6 +639,46 @@ pub fn read_manifest(dir: &Path) -> Result<Value, String> {
         return Err(format!("{}: no feeds list", path.display()));
     }
     Ok(manifest)
+}
+
+/// One line of a stream's JSONL file, read in place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Line<'a> {
+    /// Unix ns when the frame was read.
+    pub recv_ns: u64,
+    /// The feed's connection number that delivered it.
+    pub conn: u32,
+    /// Its place in the session (format 2; `None` in format 1).
+    pub n: Option<u64>,
+    /// Given to a book again after a resync (captured once before).
+    pub again: bool,
+    /// The venue's message.
+    pub msg: &'a str,
+}
+
+/// Reads a capture line as the capture writes it
+/// (`{"recv_ns":…,"conn":…[,"n":…][,"again":true],"msg":…}`);
+/// `None` for anything else.
+pub fn parse_line(line: &str) -> Option<Line<'_>> {
+    let mut l = crate::json::Layout::new(line.trim_end_matches(['\n', '\r']));
+    l.lit("{\"recv_ns\":")?;
+    let recv_ns = l.uint()?;
+    l.lit(",\"conn\":")?;
+    let conn = u32::try_from(l.uint()?).ok()?;
+    let n = match l.lit(",\"n\":") {
+        Some(()) => Some(l.uint()?),
+        None => None,
+    };
+    let again = l.lit(",\"again\":true").is_some();
+    l.lit(",\"msg\":")?;
+    let msg = l.rest().strip_suffix('}')?;
+    Some(Line {
+        recv_ns,
+        conn,
+        n,
+        again,
+        msg,
+    })
 }
 
 /// The JSONL file of `def` of feed `feed` on venue `venue` in session `dir`: the one named

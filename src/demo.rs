@@ -1,12 +1,16 @@
-//! `wsfeed demo`: two simulated venues, the engine with the demo strategy, and a fault schedule
-//! that covers every fault the simulator can inject, spread over the run (or, for the soak,
-//! hundreds of them).
+//! `wsfeed demo`: four simulated venues, the engine with the demo strategy, one account per
+//! venue beside the market feeds (its private stream: orders, balances, positions), and a fault
+//! schedule that covers every fault the simulator can inject, spread over the run (or, for the
+//! soak, hundreds of them).
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::config::{Config, ConfigError, FileConfig, StrategyPlace};
-use crate::sim::{start_group, BookFault, ConnId, Fault, SharedMarket, Sim, SimConfig, SimVenue};
+use crate::auth::{Credentials, Secret};
+use crate::config::{AccountConfig, Config, ConfigError, FileConfig, StrategyPlace};
+use crate::sim::{
+    start_group, BookFault, ConnId, Fault, SharedMarket, Sim, SimAccount, SimConfig, SimVenue,
+};
 
 /// The demo's config, as shipped in `configs/demo.toml`.
 pub const DEMO_TOML: &str = include_str!("../configs/demo.toml");
@@ -32,7 +36,20 @@ pub enum DemoFault {
     /// An order-book fault (a skipped or broken sequence, a crossed book, a bad checksum, a
     /// stale REST snapshot).
     Book(BookFault),
+    /// The demo account's Binance listen key expires now (`listenKeyExpired`).
+    ExpireListenKey,
 }
+
+/// The demo's simulated account on every venue (key `demo-key`, secret `demo-secret`).
+const DEMO_ACCOUNT: &str = "demo";
+
+/// The demo's accounts: name, venue, the simulated venue it is on.
+const ACCOUNTS: [(&str, &str, Target); 4] = [
+    ("acct-spot", "binance-spot", Target::Spot),
+    ("acct-usdm", "binance-usdm", Target::Usdm),
+    ("acct-bybit", "bybit-linear", Target::Bybit),
+    ("acct-okx", "okx", Target::Okx),
+];
 
 /// One scheduled fault.
 #[derive(Clone, Debug)]
@@ -70,6 +87,8 @@ impl DemoVenues {
             seed,
             record: false,
             symbols: symbols.iter().map(|s| s.to_string()).collect(),
+            accounts: vec![SimAccount::named(DEMO_ACCOUNT)],
+            account_event_interval: Duration::from_millis(250),
             ..SimConfig::default()
         };
         let mut sims = start_group(
@@ -114,7 +133,42 @@ impl DemoVenues {
             file.engine.strategy_core = None;
         }
         self.point_at(&mut file);
+        for (name, venue, target) in ACCOUNTS {
+            file.accounts.push(self.account(name, venue, target)?);
+        }
         file.validate()
+    }
+
+    /// An `[[accounts]]` entry for the demo account on venue `target`, its credentials given
+    /// in-process (the simulator's).
+    fn account(
+        &self,
+        name: &str,
+        venue: &str,
+        target: Target,
+    ) -> Result<AccountConfig, ConfigError> {
+        let sim = self.get(target);
+        let passphrase = match venue {
+            "okx" => "passphrase_env = \"WSFEED_DEMO_PASSPHRASE\"\n",
+            _ => "",
+        };
+        let toml = format!(
+            "name = \"{name}\"\nvenue = \"{venue}\"\nurl = \"{}\"\n\
+             key_env = \"WSFEED_DEMO_KEY\"\nsecret_env = \"WSFEED_DEMO_SECRET\"\n{passphrase}",
+            sim.base_url()
+        );
+        let mut a: AccountConfig = toml::from_str(&toml).map_err(|e| ConfigError {
+            file: None,
+            message: format!("demo account {name}: {e}"),
+        })?;
+        let s = SimAccount::named(DEMO_ACCOUNT);
+        a.credentials = Some(Credentials {
+            key: Secret::new(s.api_key),
+            secret: Secret::new(s.secret),
+            passphrase: s.passphrase.map(Secret::new),
+        });
+        a.ca_pem = sim.ca_pem();
+        Ok(a)
     }
 
     /// Points every feed of a config at the simulated venue of its venue (Bybit spot feeds at
@@ -221,6 +275,11 @@ fn normal_schedule(run: Duration) -> Vec<Scheduled> {
         b(0.62, Usdm, BookFault::SnapshotStale),
         b(0.62, Usdm, BookFault::BreakChain),
         s(0.70, Bybit, Fault::Stall { duration: stall }),
+        Scheduled {
+            at: at(0.42),
+            target: Usdm,
+            fault: DemoFault::ExpireListenKey,
+        },
     ];
     // Injected in time order.
     plan.sort_by_key(|s| s.at);
@@ -325,6 +384,12 @@ impl DemoVenues {
     pub fn inject(&self, s: &Scheduled, pick: u64) -> Injected {
         let sim = self.get(s.target);
         match &s.fault {
+            DemoFault::ExpireListenKey => {
+                return match sim.expire_listen_key(DEMO_ACCOUNT) {
+                    true => Injected::Listener,
+                    false => Injected::Nothing,
+                };
+            }
             DemoFault::Std(f) if f.is_listener_fault() => {
                 sim.inject(f.clone());
                 return Injected::Listener;
@@ -355,6 +420,7 @@ impl DemoVenues {
         match &s.fault {
             DemoFault::Std(f) => sim.inject_on(id, f.clone()),
             DemoFault::Book(f) => sim.inject_book_on(id, *f),
+            DemoFault::ExpireListenKey => {}
         }
         Injected::Connection(id)
     }
@@ -366,6 +432,7 @@ pub use crate::metrics::resident_bytes;
 pub fn kind_name(f: &DemoFault) -> &'static str {
     let f = match f {
         DemoFault::Std(f) => f,
+        DemoFault::ExpireListenKey => return "listen-key-expired",
         DemoFault::Book(BookFault::SkipSeq) => return "book-skip-seq",
         DemoFault::Book(BookFault::BreakChain) => return "book-break-chain",
         DemoFault::Book(BookFault::CrossBook) => return "book-cross",
@@ -429,6 +496,9 @@ pub fn words(f: &DemoFault) -> String {
     };
     let f = match f {
         DemoFault::Std(f) => f,
+        DemoFault::ExpireListenKey => {
+            return "expire the demo account's listen key (listenKeyExpired)".into()
+        }
         DemoFault::Book(b) => {
             return match b {
                 BookFault::SkipSeq => "withhold the next book update (a hole in the numbering)",

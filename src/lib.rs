@@ -58,6 +58,7 @@
 
 #![deny(missing_docs)]
 
+pub mod account;
 pub mod arb;
 pub mod audit;
 pub mod auth;
@@ -76,6 +77,7 @@ pub mod metrics;
 pub mod nats;
 pub mod net;
 pub mod ops;
+pub mod replay;
 pub mod report;
 pub mod rest;
 #[cfg(feature = "sim")]

@@ -67,6 +67,24 @@ enum Command {
         #[arg(long, value_name = "DIR", value_parser = clap::builder::NonEmptyStringValueParser::new().map(PathBuf::from))]
         out: Option<PathBuf>,
     },
+    /// Feed a capture session to a strategy as the live run fed it, then print its report
+    ///
+    /// The session's messages go through the feeds' own parsers and order books, with its
+    /// health events (disconnects, gaps, book invalidations and resyncs) at their recorded
+    /// places and the live run's symbol ids and receive times, so the strategy makes the same
+    /// decisions (exactly, for a session run with `[engine] strategy = "inline"`). Prints the
+    /// strategy's report and the replay's figures; exits 1 when the replay's ticks differ from
+    /// the live run's, 2 for bad arguments or a folder that is not a session of format 2.
+    Replay {
+        /// The session folder, DIR/<session_id>
+        session_dir: PathBuf,
+        /// 1 (recorded time), N (N times faster) or max (as fast as possible)
+        #[arg(long, value_name = "SPEED", default_value = "max")]
+        speed: wsfeed::replay::Speed,
+        /// The strategy: arb (the demo's arbitrage monitor), count or print
+        #[arg(long, value_name = "NAME", default_value = "arb")]
+        strategy: String,
+    },
     /// Whether this host fits a config's pinning and spinning (exit 1 when it does not)
     ///
     /// Reports the host's cores, isolation (isolcpus, nohz_full, rcu_nocbs), frequency
@@ -165,11 +183,18 @@ impl Common {
 fn main() -> ExitCode {
     // Help and --version exit 0, bad arguments exit 2 (clap's own codes).
     let cli = Cli::parse();
-    env_logger::Builder::from_env(
-        env_logger::Env::default().default_filter_or("info,wsfeed::sim=warn"),
-    )
-    .format_timestamp_millis()
-    .init();
+    let default_log = if matches!(cli.command, Command::Replay { .. }) {
+        // The replayed feeds would log again what the live run logged.
+        "warn,wsfeed::feed=off"
+    } else {
+        "info,wsfeed::sim=warn"
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_log))
+        // The REST client logs request headers at debug, an account's API key among them:
+        // never below info, whatever RUST_LOG says (see wsfeed::account).
+        .filter_module("ureq", log::LevelFilter::Info)
+        .format_timestamp_millis()
+        .init();
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
@@ -214,6 +239,11 @@ fn main() -> ExitCode {
             )
         }
         Command::Demo(args) => demo_cmd::run_demo(args, &stop),
+        Command::Replay {
+            session_dir,
+            speed,
+            strategy,
+        } => replay(&session_dir, speed, &strategy),
         Command::CheckHost { config } => {
             let checked = Config::load(&config)
                 .map_err(|e| e.to_string())
@@ -241,6 +271,39 @@ fn verdict<E: std::fmt::Display>(result: Result<(bool, String), E>) -> ExitCode 
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+/// `wsfeed replay`: the strategy's report and the replay's figures.
+fn replay(dir: &std::path::Path, speed: wsfeed::replay::Speed, name: &str) -> ExitCode {
+    let started = wsfeed::replay::Session::open(dir).and_then(|session| {
+        let strategy = wsfeed::replay::by_name(name, &session.config)?;
+        Ok((session, strategy))
+    });
+    let (session, mut strategy) = match started {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    for caveat in &session.caveats {
+        eprintln!("note: {caveat}");
+    }
+    match session.run(strategy.as_mut(), speed) {
+        Ok(replayed) => {
+            println!("{}", strategy.report());
+            println!("{replayed}");
+            if replayed.mismatches.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
     }
 }

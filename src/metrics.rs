@@ -383,6 +383,18 @@ pub struct FeedStats {
     pub stale_events: AtomicU64,
     /// Streams the venue rejected.
     pub rejected_streams: AtomicU64,
+    /// Whether this feed is an account's private stream.
+    pub is_account: bool,
+    /// Account events delivered to the strategy.
+    pub account_events: AtomicU64,
+    /// Logins the venue accepted (the first and every re-login after a reconnect).
+    pub logins: AtomicU64,
+    /// Listen-key keep-alives the venue accepted.
+    pub key_renewals: AtomicU64,
+    /// Listen keys created.
+    pub keys_created: AtomicU64,
+    /// Credentials that expired while in use (listen keys, terminated subscriptions), handled.
+    pub expiries: AtomicU64,
     /// Reconnect histograms (recorded on the cold path).
     pub histograms: Mutex<ReconnectHistograms>,
     /// Every outage, in order.
@@ -434,6 +446,12 @@ impl FeedStats {
             circuit_trips: AtomicU64::new(0),
             stale_events: AtomicU64::new(0),
             rejected_streams: AtomicU64::new(0),
+            is_account: false,
+            account_events: AtomicU64::new(0),
+            logins: AtomicU64::new(0),
+            key_renewals: AtomicU64::new(0),
+            keys_created: AtomicU64::new(0),
+            expiries: AtomicU64::new(0),
             histograms: Mutex::new(ReconnectHistograms::default()),
             gaps: Mutex::new(Vec::new()),
             gaps_recorded: AtomicU64::new(0),

@@ -31,8 +31,9 @@ const WEIGHT_SHARE: f64 = 0.8;
 /// How long a 418 (an IP ban) without `Retry-After` keeps requests away.
 const BAN_WAIT: Duration = Duration::from_secs(120);
 
-/// A depth snapshot: `lastUpdateId` and both sides, best first.
-#[derive(Clone, Debug, PartialEq)]
+/// A depth snapshot: `lastUpdateId` and both sides, best first. Captured (serde) into a
+/// session's `snapshots.jsonl` for `wsfeed replay`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DepthSnapshot {
     /// The book's update id at the snapshot.
     pub last_update_id: u64,
@@ -50,6 +51,10 @@ pub struct RestError {
     pub message: String,
     /// At least this long before the next request: a `Retry-After`, a ban, an empty budget.
     pub retry_after: Option<Duration>,
+    /// The HTTP status, when the server answered with an error.
+    pub status: Option<u16>,
+    /// The start of the error's body (a venue's `{"code":…,"msg":…}`).
+    pub body: Option<String>,
 }
 
 impl RestError {
@@ -58,6 +63,8 @@ impl RestError {
         RestError {
             message: message.into(),
             retry_after: None,
+            status: None,
+            body: None,
         }
     }
 }
@@ -160,6 +167,18 @@ impl RestClient {
 
     /// A `GET` of `url` on its host's agent, within the host's weight budget; the body of a 200.
     fn get(&self, url: &str, tls: Option<&Arc<ClientConfig>>) -> Result<String, RestError> {
+        self.send("GET", url, &[], tls)
+    }
+
+    /// A `method` request of `url` with `headers`, on its host's agent, within the host's weight
+    /// budget (blocking, bounded by [`SNAPSHOT_TIMEOUT`]); the body of a 2xx answer.
+    pub fn send(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        tls: Option<&Arc<ClientConfig>>,
+    ) -> Result<String, RestError> {
         let rest = url
             .strip_prefix("https://")
             .or_else(|| url.strip_prefix("http://"))
@@ -174,14 +193,20 @@ impl RestClient {
             if let Some((weight, limit)) = weight_of(path) {
                 if let Err(wait) = budget.spend(weight, limit, now) {
                     return Err(RestError {
-                        message: format!("{host}: REST weight budget spent for this minute"),
                         retry_after: Some(wait),
+                        ..RestError::new(format!(
+                            "{host}: REST weight budget spent for this minute"
+                        ))
                     });
                 }
             }
             agent.clone()
         };
-        let answer = agent.get(url).set("Accept", "application/json").call();
+        let mut request = agent.request(method, url).set("Accept", "application/json");
+        for (name, value) in headers {
+            request = request.set(name, value);
+        }
+        let answer = request.call();
         let response = match answer {
             Ok(r) => r,
             Err(ureq::Error::Status(code, r)) => {
@@ -200,6 +225,8 @@ impl RestClient {
                 return Err(RestError {
                     message: format!("{url}: HTTP {code}: {body}"),
                     retry_after,
+                    status: Some(code),
+                    body: Some(body),
                 });
             }
             Err(e) => return Err(RestError::new(format!("{url}: {e}"))),

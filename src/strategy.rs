@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Select, TryRecvError};
 use hdrhistogram::Histogram;
 
+use crate::account::AccountMsg;
 use crate::clock;
 use crate::config::WaitMode;
-use crate::feed::sink::Sink;
+use crate::feed::sink::{Notice, Sink};
 use crate::metrics::nanos_histogram;
 use crate::tick::{FeedId, Health, HealthMsg, Sequenced, SymbolId, Tick};
 use crate::venue::{StreamDef, Venue};
@@ -60,6 +61,10 @@ pub trait Strategy: Send + 'static {
     fn on_tick(&mut self, tick: &Tick);
     /// A feed-health event of `feed`, at monotonic `at_ns`.
     fn on_health(&mut self, feed: FeedId, at_ns: u64, event: &Health);
+    /// An account's event (an order, a balance, a position): which account (`msg.feed`),
+    /// connection and message it came in, when it was read. Delivered in order with the
+    /// account's health events, never dropped. The default ignores it.
+    fn on_account(&mut self, _msg: &AccountMsg) {}
     /// Lines for the end-of-run summary.
     fn report(&self) -> String {
         String::new()
@@ -149,6 +154,10 @@ impl<S: Strategy> Sink for Inline<S> {
         self.strategy.on_health(msg.feed, msg.at_ns, &msg.event);
     }
 
+    fn account(&mut self, _lane: usize, msg: AccountMsg) {
+        self.strategy.on_account(&msg);
+    }
+
     fn turn_end(&mut self, now: Instant) {
         self.latency.merge_if_due(now);
     }
@@ -164,9 +173,9 @@ impl<S: Strategy> Sink for Inline<S> {
 #[derive(Debug)]
 pub struct Lane {
     ticks: Receiver<Sequenced<Tick>>,
-    health: Receiver<Sequenced<HealthMsg>>,
+    health: Receiver<Sequenced<Notice>>,
     tick: Option<Sequenced<Tick>>,
-    event: Option<Sequenced<HealthMsg>>,
+    event: Option<Sequenced<Notice>>,
     ticks_open: bool,
     health_open: bool,
 }
@@ -178,6 +187,8 @@ pub enum Next {
     Tick(Tick),
     /// A health event.
     Health(HealthMsg),
+    /// An account event.
+    Account(AccountMsg),
 }
 
 fn pull<T>(rx: &Receiver<T>, open: &mut bool) -> Option<T> {
@@ -193,7 +204,7 @@ fn pull<T>(rx: &Receiver<T>, open: &mut bool) -> Option<T> {
 
 impl Lane {
     /// A lane over a feed's tick and health channels.
-    pub fn new(ticks: Receiver<Sequenced<Tick>>, health: Receiver<Sequenced<HealthMsg>>) -> Self {
+    pub fn new(ticks: Receiver<Sequenced<Tick>>, health: Receiver<Sequenced<Notice>>) -> Self {
         Lane {
             ticks,
             health,
@@ -228,7 +239,10 @@ impl Lane {
             (None, None) => return None,
         };
         if event_first {
-            self.event.take().map(|e| Next::Health(e.msg))
+            self.event.take().map(|e| match e.msg {
+                Notice::Health(h) => Next::Health(h),
+                Notice::Account(a) => Next::Account(*a),
+            })
         } else {
             self.tick.take().map(|t| Next::Tick(t.msg))
         }
@@ -270,6 +284,7 @@ pub fn run<S: Strategy>(
                         strategy.on_tick(&t);
                     }
                     Some(Next::Health(h)) => strategy.on_health(h.feed, h.at_ns, &h.event),
+                    Some(Next::Account(a)) => strategy.on_account(&a),
                     None => break,
                 }
                 got = true;
@@ -339,19 +354,37 @@ mod tests {
         }
     }
 
-    fn event(conn: u32) -> HealthMsg {
-        HealthMsg {
+    fn event(conn: u32) -> Notice {
+        Notice::Health(HealthMsg {
             feed: 0,
             at_ns: 0,
             event: Health::Connected { conn },
-        }
+        })
+    }
+
+    fn account_event(n: u64) -> Notice {
+        use crate::account::{AccountEvent, BalanceUpdate, Text};
+        Notice::Account(Box::new(AccountMsg {
+            feed: 0,
+            conn: 1,
+            message: n,
+            recv_ns: n,
+            event: AccountEvent::Balance(BalanceUpdate {
+                asset: Text::new("USDT"),
+                total: 1.0,
+                available: 1.0,
+                change: f64::NAN,
+                time_ms: 0,
+            }),
+        }))
     }
 
     #[test]
     fn lane_restores_the_feed_order_across_both_channels() {
         let (tt, tr) = bounded(16);
         let (ht, hr) = unbounded();
-        // The feed's order: t0 H1 t2 t3 H4 H5 t7 (t6 was dropped on a full channel).
+        // The feed's order: t0 H1 t2 t3 H4 A5 t7 (t6 was dropped on a full channel; A5 is an
+        // account event, on the lossless channel with the health events).
         for (seq, m) in [
             (0, None),
             (1, Some(1)),
@@ -362,6 +395,12 @@ mod tests {
             (7, None),
         ] {
             match m {
+                Some(5) => ht
+                    .send(Sequenced {
+                        seq,
+                        msg: account_event(5),
+                    })
+                    .unwrap(),
                 Some(c) => ht.send(Sequenced { seq, msg: event(c) }).unwrap(),
                 None => tt
                     .send(Sequenced {
@@ -381,9 +420,10 @@ mod tests {
                     Health::Connected { conn } => format!("H{conn}"),
                     _ => unreachable!(),
                 },
+                Next::Account(a) => format!("A{}", a.recv_ns),
             });
         }
-        assert_eq!(order, ["t0", "H1", "t2", "t3", "H4", "H5", "t7"]);
+        assert_eq!(order, ["t0", "H1", "t2", "t3", "H4", "A5", "t7"]);
         assert!(lane.finished());
     }
 }

@@ -94,6 +94,23 @@ pub struct FeedSummary {
     pub gaps: Vec<GapRecord>,
     /// Why it failed, if it did.
     pub failure: Option<String>,
+    /// An account's own figures (`None`: a market feed).
+    pub account: Option<AccountSummary>,
+}
+
+/// End-of-run figures of an account's private stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AccountSummary {
+    /// Events delivered to the strategy.
+    pub events: u64,
+    /// Logins the venue accepted (the first, and each re-login after a reconnect).
+    pub logins: u64,
+    /// Listen keys created.
+    pub keys_created: u64,
+    /// Listen-key keep-alives accepted.
+    pub key_renewals: u64,
+    /// Expired credentials (listen keys, terminated subscriptions) replaced.
+    pub expiries: u64,
 }
 
 impl FeedSummary {
@@ -126,6 +143,13 @@ impl FeedSummary {
             rejected_streams: s.rejected_streams.load(Relaxed),
             gaps: s.gaps.lock().map(|g| g.clone()).unwrap_or_default(),
             failure: s.failure.lock().ok().and_then(|f| f.clone()),
+            account: s.is_account.then(|| AccountSummary {
+                events: s.account_events.load(Relaxed),
+                logins: s.logins.load(Relaxed),
+                keys_created: s.keys_created.load(Relaxed),
+                key_renewals: s.key_renewals.load(Relaxed),
+                expiries: s.expiries.load(Relaxed),
+            }),
         }
     }
 }
@@ -219,6 +243,13 @@ impl fmt::Display for Summary {
                 s.rejected_streams,
                 s.url
             )?;
+            if let Some(a) = &s.account {
+                writeln!(
+                    f,
+                    "    account: events {} | logins {} | listen keys created {}, renewed {} | expiries handled {}",
+                    a.events, a.logins, a.keys_created, a.key_renewals, a.expiries
+                )?;
+            }
             if s.never_connected {
                 writeln!(f, "    never connected")?;
             }

@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 /// Index of a feed (one connection's worth of streams) in the engine's feed list.
 pub type FeedId = u16;
 
@@ -19,7 +21,7 @@ pub struct SymbolId(pub u16);
 pub const DEPTH_CHUNK_LEVELS: usize = 8;
 
 /// One price level: price and quantity (quantity 0 removes the level).
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Level {
     /// Price.
     pub price: f64,
@@ -136,6 +138,26 @@ pub enum TickData {
         /// Next funding time, Unix ms.
         next_funding_ms: u64,
     },
+    /// A candlestick as it forms (Binance `kline`): every update of the same candle has the
+    /// same `start_ms`; the last one has `closed` set.
+    Candle {
+        /// First trade price of the candle.
+        open: f64,
+        /// Highest trade price so far.
+        high: f64,
+        /// Lowest trade price so far.
+        low: f64,
+        /// Last trade price so far.
+        close: f64,
+        /// Base-asset volume so far.
+        volume: f64,
+        /// Candle start time, Unix ms.
+        start_ms: u64,
+        /// Candle close time, Unix ms (the last millisecond it covers).
+        close_ms: u64,
+        /// True when the candle is final.
+        closed: bool,
+    },
 }
 
 /// One parsed market-data update.
@@ -160,7 +182,7 @@ pub struct Tick {
 
 /// Why a connection ended or could not be made. Travels into logs, gap records, metrics and
 /// health events.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DisconnectReason {
     /// Host name did not resolve.
     Resolve,
@@ -191,7 +213,7 @@ pub enum DisconnectReason {
     /// Connection reset by peer.
     Reset,
     /// Another socket error.
-    Io(std::io::ErrorKind),
+    Io(#[serde(with = "io_kind")] std::io::ErrorKind),
     /// No frame for `stale_after_ms`, then no answer to our ping within `pong_timeout_ms`.
     PongTimeout,
     /// Subscriptions were not acknowledged within `ack_timeout_ms`.
@@ -204,12 +226,60 @@ pub enum DisconnectReason {
     AllStreamsRejected,
     /// The engine is shutting down.
     Shutdown,
+    /// An account's private stream: the venue refused its credentials (key, signature,
+    /// passphrase, IP whitelist, permissions), with its code. Permanent for that account.
+    CredentialsRejected {
+        /// The venue's error code (0 when it gives none).
+        code: i64,
+    },
+    /// An account's private stream ended with its credential: a listen key expired, or the
+    /// subscription was terminated. A new key or login and a new connection follow at once.
+    UserStreamExpired,
+}
+
+/// `std::io::ErrorKind` in a capture: its name (`ConnectionReset`); a name this build does
+/// not know reads back as `Other` (a reason's kind never changes a replayed decision).
+mod io_kind {
+    use std::io::ErrorKind;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    const KNOWN: [ErrorKind; 16] = [
+        ErrorKind::NotFound,
+        ErrorKind::PermissionDenied,
+        ErrorKind::ConnectionRefused,
+        ErrorKind::ConnectionReset,
+        ErrorKind::ConnectionAborted,
+        ErrorKind::NotConnected,
+        ErrorKind::AddrInUse,
+        ErrorKind::AddrNotAvailable,
+        ErrorKind::BrokenPipe,
+        ErrorKind::AlreadyExists,
+        ErrorKind::WouldBlock,
+        ErrorKind::InvalidInput,
+        ErrorKind::InvalidData,
+        ErrorKind::TimedOut,
+        ErrorKind::Interrupted,
+        ErrorKind::UnexpectedEof,
+    ];
+
+    pub(super) fn serialize<S: Serializer>(k: &ErrorKind, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{k:?}"))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ErrorKind, D::Error> {
+        let name = String::deserialize(d)?;
+        Ok(KNOWN
+            .into_iter()
+            .find(|k| format!("{k:?}") == name)
+            .unwrap_or(ErrorKind::Other))
+    }
 }
 
 impl DisconnectReason {
     /// Short names of the kinds of reason, indexed by [`DisconnectReason::kind`]: the label
     /// values of per-reason counters.
-    pub const KINDS: [&'static str; 17] = [
+    pub const KINDS: [&'static str; 19] = [
         "resolve",
         "connect_timeout",
         "connect_refused",
@@ -227,6 +297,8 @@ impl DisconnectReason {
         "protocol",
         "all_streams_rejected",
         "shutdown",
+        "credentials_rejected",
+        "user_stream_expired",
     ];
 
     /// This reason's index in [`DisconnectReason::KINDS`] (statuses and codes aside).
@@ -249,13 +321,17 @@ impl DisconnectReason {
             Self::Protocol => 14,
             Self::AllStreamsRejected => 15,
             Self::Shutdown => 16,
+            Self::CredentialsRejected { .. } => 17,
+            Self::UserStreamExpired => 18,
         }
     }
 
     /// Retrying cannot help: the feed stops with a clear error instead of retrying forever.
     pub fn is_permanent(self) -> bool {
         match self {
-            Self::BadCertificate | Self::AllStreamsRejected => true,
+            Self::BadCertificate | Self::AllStreamsRejected | Self::CredentialsRejected { .. } => {
+                true
+            }
             // 401/403: credentials or region refused; 404: the path does not exist.
             Self::Http { status, .. } => matches!(status, 400 | 401 | 403 | 404),
             _ => false,
@@ -287,12 +363,21 @@ impl fmt::Display for DisconnectReason {
             Self::Protocol => f.write_str("WebSocket protocol violation"),
             Self::AllStreamsRejected => f.write_str("the venue rejected every stream"),
             Self::Shutdown => f.write_str("shutdown"),
+            Self::CredentialsRejected { code } => {
+                write!(
+                    f,
+                    "the venue refused the account's credentials (code {code})"
+                )
+            }
+            Self::UserStreamExpired => {
+                f.write_str("the private stream's listen key or login expired")
+            }
         }
     }
 }
 
 /// Why a local order book stopped being trusted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BookFault {
     /// The venue's update ids show an update was missed.
     Gap,
@@ -315,8 +400,9 @@ impl fmt::Display for BookFault {
     }
 }
 
-/// Feed-health events, delivered in order with the ticks of the same feed.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// Feed-health events, delivered in order with the ticks of the same feed. Serialized (serde)
+/// into a capture's `health.jsonl`, from which `wsfeed replay` reads them back.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Health {
     /// Connection `conn` (1 for the first) is up and its subscriptions are acknowledged.
     Connected {

@@ -147,6 +147,10 @@ impl Strategy for Tally {
                 self.sink += mark;
                 3
             }
+            TickData::Candle { close, .. } => {
+                self.sink += close;
+                3
+            }
         };
         if let Some(c) = self.ticks.get(usize::from(tick.feed) * 4 + kind) {
             c.fetch_add(1, Ordering::Relaxed);

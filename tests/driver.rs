@@ -62,6 +62,9 @@ impl Sink for Shared {
         lock.lock().unwrap().health.push((lane, msg.event));
         cv.notify_all();
     }
+    fn account(&mut self, _lane: usize, _msg: wsfeed::account::AccountMsg) {
+        unreachable!("these feeds are market feeds");
+    }
 }
 
 fn target(url: &str, path: &str) -> Target {
@@ -102,6 +105,7 @@ fn params(
         tls: None,
         capture: None,
         rest_base: None,
+        account: None,
     }
 }
 

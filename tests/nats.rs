@@ -386,7 +386,7 @@ fn a_nats_restart_mid_session_loses_nothing_and_a_follower_resumes_at_the_next_s
         .iter()
         .filter_map(|s| match s {
             Seen::Tick { stream, seq, .. } => Some((stream.clone(), *seq)),
-            Seen::Health { .. } => None,
+            Seen::Health { .. } | Seen::Account(_) => None,
         })
         .collect();
     assert_eq!(stored_ticks.len(), tick_count(&seen));

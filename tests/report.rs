@@ -9,7 +9,6 @@
 mod util;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 use util::*;
@@ -20,24 +19,12 @@ use wsfeed::tick::Health;
 const FIGURES: [&str; 4] = ["timeline.svg", "reconnects.svg", "latency.svg", "rates.svg"];
 
 fn scratch(test: &str) -> PathBuf {
-    let root = std::env::temp_dir().join(format!("wsfeed-report-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::create_dir_all(&root).unwrap();
-    root
+    util::scratch("report", test)
 }
 
 /// `wsfeed report ARGS…`: exit code, stdout, stderr.
 fn report(args: &[&Path]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_wsfeed"))
-        .arg("report")
-        .args(args)
-        .output()
-        .expect("wsfeed runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    wsfeed("report", args)
 }
 
 fn read(p: &Path) -> String {

@@ -104,6 +104,31 @@ fn okx_streams_every_channel_and_keeps_the_book() {
     assert_eq!(f.unknown_frames, 0);
 }
 
+/// The stream kinds users subscribe to, through the engine: Binance USD-M `@trade` (each trade, ids
+/// chained) and `@kline_1m` beside `@aggTrade`, and Bybit `orderbook.200` beside
+/// `orderbook.50`, each in the venue's documented format.
+#[test]
+fn trades_klines_and_deeper_books_stream_through_the_engine() {
+    let sim = venue_sim(SimVenue::Binance, None);
+    let streams = ["btcusdt@trade", "btcusdt@kline_1m", "btcusdt@aggTrade"];
+    let f = stream_each(feed("binance", "binance-usdm", &sim, &streams), &streams);
+    assert_eq!((f.parse_errors, f.unknown_frames), (0, 0));
+    assert_eq!((f.seq_gaps, f.missed_ids), (0, 0), "trade ids chain");
+    assert_eq!(f.rejected_streams, 0);
+
+    for (venue, name) in [
+        (SimVenue::BybitSpot, "bybit-spot"),
+        (SimVenue::BybitLinear, "bybit-linear"),
+    ] {
+        let sim = venue_sim(venue, Some(Duration::from_secs(30)));
+        let streams = ["orderbook.200.BTCUSDT", "orderbook.50.ETHUSDT"];
+        let f = stream_each(feed("bybit", name, &sim, &streams), &streams);
+        assert_eq!((f.parse_errors, f.unknown_frames), (0, 0), "{name}");
+        assert_eq!((f.seq_gaps, f.book_resyncs), (0, 0), "{name}");
+        assert_eq!(f.rejected_streams, 0, "{name}");
+    }
+}
+
 /// The simulator closes a connection whose client sends nothing for `idle_timeout`, as the
 /// venues do. With the venue's keep-alive the connection lives; a client that stops pinging is
 /// closed and recovers.

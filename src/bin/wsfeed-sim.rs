@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use wsfeed::sim::{Sim, SimConfig, SimVenue};
+use wsfeed::sim::{Sim, SimAccount, SimConfig, SimVenue};
 
 const USAGE: &str = "\
 wsfeed-sim — the exchange simulator (Binance, Bybit v5, OKX v5), standalone
@@ -21,6 +21,7 @@ wsfeed-sim — the exchange simulator (Binance, Bybit v5, OKX v5), standalone
 usage:
   wsfeed-sim --listen IP:PORT [--tls] [--ca-out FILE] [--symbols BTCUSDT,ETHUSDT] [--usdm-routing]
              [--venue binance|bybit-spot|bybit-linear|okx] [--okx-checksum]
+             [--account NAME:KEY:SECRET[:PASSPHRASE]]... [--account-ms N]
 
   --listen IP:PORT    address to listen on (PORT 0 picks a free port)
   --tls               serve wss:// with a CA generated at start (certificate valid for
@@ -35,6 +36,9 @@ usage:
   --okx-checksum      okx: compute the books checksum (default 0, as OKX production)
   --book-ms N         a book change per symbol every N ms (default 5)
   --trade-ms N        a trade per symbol every N ms (default 20)
+  --account SPEC      a simulated account on the venue's private endpoints (repeatable):
+                      NAME:KEY:SECRET, plus :PASSPHRASE for okx
+  --account-ms N      each account's order flow takes a step every N ms (default 1000)
 
 Prints `listening <url>` on stdout when ready. Stops on SIGTERM/SIGINT, or when stdin reaches
 end of file (only when stdin is not a terminal: give it a pipe, not /dev/null).
@@ -55,6 +59,9 @@ struct Args {
     /// Book change and trade cadence per symbol, when given.
     book_ms: Option<u64>,
     trade_ms: Option<u64>,
+    /// Simulated accounts and their step interval (ms), when given.
+    accounts: Vec<SimAccount>,
+    account_ms: Option<u64>,
 }
 
 enum Parsed {
@@ -70,7 +77,8 @@ fn parse_args(args: &[String]) -> Result<Parsed, String> {
     let mut usdm_routing = false;
     let mut venue = SimVenue::Binance;
     let mut okx_checksum = false;
-    let (mut book_ms, mut trade_ms) = (None, None);
+    let (mut book_ms, mut trade_ms, mut account_ms) = (None, None, None);
+    let mut accounts: Vec<SimAccount> = Vec::new();
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -114,7 +122,32 @@ fn parse_args(args: &[String]) -> Result<Parsed, String> {
                 })?;
             }
             "--okx-checksum" => okx_checksum = true,
-            "--book-ms" | "--trade-ms" => {
+            "--account" => {
+                let v = it
+                    .next()
+                    .ok_or("--account needs NAME:KEY:SECRET[:PASSPHRASE]")?;
+                let parts: Vec<&str> = v.split(':').collect();
+                let (name, key, secret, pass) = match parts[..] {
+                    [n, k, s] => (n, k, s, None),
+                    [n, k, s, p] => (n, k, s, Some(p.to_string())),
+                    _ => return Err(format!("--account '{v}': not NAME:KEY:SECRET[:PASSPHRASE]")),
+                };
+                if [name, key, secret].iter().any(|p| p.is_empty()) {
+                    return Err(format!(
+                        "--account '{v}': NAME, KEY and SECRET must not be empty"
+                    ));
+                }
+                if accounts.iter().any(|a| a.name == name || a.api_key == key) {
+                    return Err(format!("--account '{v}': name or key given twice"));
+                }
+                accounts.push(SimAccount {
+                    name: name.into(),
+                    api_key: key.into(),
+                    secret: secret.into(),
+                    passphrase: pass,
+                });
+            }
+            "--book-ms" | "--trade-ms" | "--account-ms" => {
                 let v = it
                     .next()
                     .ok_or(format!("{arg} needs a number of milliseconds"))?;
@@ -125,10 +158,10 @@ fn parse_args(args: &[String]) -> Result<Parsed, String> {
                     .ok_or(format!(
                         "{arg} '{v}': not a number of milliseconds in 1..3600000"
                     ))?;
-                if arg == "--book-ms" {
-                    book_ms = Some(ms);
-                } else {
-                    trade_ms = Some(ms);
+                match arg.as_str() {
+                    "--book-ms" => book_ms = Some(ms),
+                    "--trade-ms" => trade_ms = Some(ms),
+                    _ => account_ms = Some(ms),
                 }
             }
             "-h" | "--help" => return Ok(Parsed::Help),
@@ -152,6 +185,8 @@ fn parse_args(args: &[String]) -> Result<Parsed, String> {
         okx_checksum,
         book_ms,
         trade_ms,
+        accounts,
+        account_ms,
     }))
 }
 
@@ -193,6 +228,10 @@ fn main() -> ExitCode {
     };
     if let Some(symbols) = args.symbols {
         cfg.symbols = symbols;
+    }
+    cfg.accounts = args.accounts.clone();
+    if let Some(ms) = args.account_ms {
+        cfg.account_event_interval = Duration::from_millis(ms);
     }
     if let Some(ms) = args.book_ms {
         cfg.book_interval = Duration::from_millis(ms);
@@ -290,6 +329,29 @@ mod tests {
             panic!("cadences rejected");
         };
         assert_eq!((c.book_ms, c.trade_ms), (Some(30_000), Some(250)));
+        let Ok(Parsed::Run(p)) = parse_args(&args(
+            "--listen 127.0.0.1:0 --venue okx --account al:k1:s1:pp --account bo:k2:s2 --account-ms 20",
+        )) else {
+            panic!("accounts rejected");
+        };
+        assert_eq!(p.account_ms, Some(20));
+        assert_eq!(
+            p.accounts,
+            [
+                SimAccount {
+                    name: "al".into(),
+                    api_key: "k1".into(),
+                    secret: "s1".into(),
+                    passphrase: Some("pp".into()),
+                },
+                SimAccount {
+                    name: "bo".into(),
+                    api_key: "k2".into(),
+                    secret: "s2".into(),
+                    passphrase: None,
+                },
+            ]
+        );
         assert_eq!((a.book_ms, a.trade_ms), (None, None));
         assert_eq!(a.ca_out, Some(PathBuf::from("/tmp/ca.pem")));
         assert_eq!(a.symbols, Some(vec!["btcusdt".into(), "ETHUSDT".into()]));
@@ -316,6 +378,13 @@ mod tests {
             ("--listen 127.0.0.1:0 --book-ms", "--book-ms needs"),
             ("--listen 127.0.0.1:0 --trade-ms 0", "--trade-ms '0'"),
             ("--listen 127.0.0.1:0 --venue kraken", "--venue 'kraken'"),
+            ("--listen 127.0.0.1:0 --account a:b", "--account 'a:b'"),
+            ("--listen 127.0.0.1:0 --account a::s", "must not be empty"),
+            (
+                "--listen 127.0.0.1:0 --account a:k:s --account a:j:t",
+                "given twice",
+            ),
+            ("--listen 127.0.0.1:0 --account-ms x", "--account-ms 'x'"),
             (
                 "--listen 127.0.0.1:0 --okx-checksum",
                 "--okx-checksum needs --venue okx",

@@ -407,4 +407,86 @@ pub struct FileConfig {
     /// `[[feeds]]`.
     #[serde(default)]
     pub feeds: Vec<FeedConfig>,
+    /// `[[accounts]]`: private (user-data) streams.
+    #[serde(default)]
+    pub accounts: Vec<AccountConfig>,
+}
+
+/// One `[[accounts]]` table as written: an account's private stream. Its secrets are read from
+/// the environment variables it names, never from the file.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountConfig {
+    /// Unique name among feeds and accounts (thread `feed-<name>`, logs, reports).
+    pub name: String,
+    /// `binance-usdm`, `binance-spot`, `bybit-linear`, `bybit-spot` or `okx`.
+    pub venue: String,
+    /// Base URL override of the private WebSocket, e.g. `wss://127.0.0.1:9443`. Default: the
+    /// venue's (`wss://fstream.binance.com`, `wss://ws-api.binance.com:443`,
+    /// `wss://stream.bybit.com`, `wss://ws.okx.com:8443`). The private path may be included.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Binance USD-M: base URL of the listen-key REST calls. Default: the venue's, or, when `url`
+    /// is set, the same host over http(s).
+    #[serde(default)]
+    pub rest_url: Option<String>,
+    /// PEM file with extra CA certificates to trust.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// CA certificates (PEM) given in-process (the demo's simulator). Not read from TOML.
+    #[serde(skip)]
+    pub ca_pem: Option<String>,
+    /// Environment variable holding the API key.
+    pub key_env: String,
+    /// Environment variable holding the API secret.
+    pub secret_env: String,
+    /// OKX: environment variable holding the passphrase.
+    #[serde(default)]
+    pub passphrase_env: Option<String>,
+    /// Credentials given in-process instead of by environment (the demo's simulated accounts).
+    /// Not read from TOML, never written anywhere.
+    #[serde(skip)]
+    pub credentials: Option<crate::auth::Credentials>,
+    /// Which events the strategy gets: any of `orders`, `balances`, `positions`. Default all.
+    #[serde(default = "all_account_events")]
+    pub events: Vec<String>,
+    /// The process is healthy only while this account streams. Default true.
+    #[serde(default = "yes")]
+    pub required: bool,
+    /// Binance USD-M: how often the listen key is kept alive, ms (the key is valid for 60
+    /// minutes). Default 1,800,000 (30 minutes).
+    #[serde(default = "default_listen_key_keepalive")]
+    pub listen_key_keepalive_ms: u64,
+    /// The `[[drivers]]` entry whose thread runs this account's connections. Default: a thread
+    /// of its own (with `strategy = "inline"`, the strategy's driver).
+    #[serde(default)]
+    pub driver: Option<String>,
+    /// Overrides of `[reconnect]` for this account.
+    #[serde(default)]
+    pub reconnect: Option<ReconnectOverride>,
+}
+
+fn all_account_events() -> Vec<String> {
+    ["orders", "balances", "positions"]
+        .map(String::from)
+        .to_vec()
+}
+
+fn default_listen_key_keepalive() -> u64 {
+    30 * 60 * 1000
+}
+
+/// Extra CA certificates (PEM) given in-process, or read from `ca_file`; the error names the
+/// field and the file.
+pub(super) fn extra_ca(
+    pem: &Option<String>,
+    file: &Option<PathBuf>,
+) -> Result<Option<String>, String> {
+    match (pem, file) {
+        (Some(pem), _) => Ok(Some(pem.clone())),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map(Some)
+            .map_err(|e| format!("ca_file '{}': {e}", path.display())),
+        (None, None) => Ok(None),
+    }
 }

@@ -25,9 +25,11 @@
 //! | `endpoint.rs` | a parsed `ws://`/`wss://` base URL |
 //! | `spec.rs` | the validated result: [`Config`], [`FeedSpec`], [`ConfigError`] |
 //! | `validate.rs` | from the first to the second, every error naming the field |
+//! | `accounts.rs` | `[[accounts]]`: venue, URLs, credentials from the environment, events |
 //! | `nats.rs` | `[sink.nats]`, as written and as checked |
 //! | `venue_url.rs` | a feed URL and OKX instrument ids checked against the venue's documented forms |
 
+mod accounts;
 mod endpoint;
 mod file;
 mod nats;
@@ -37,11 +39,12 @@ mod venue_url;
 
 pub use self::endpoint::Endpoint;
 pub use self::file::{
-    ArbitrageConfig, CaptureConfig, DriverConfig, EngineConfig, FeedConfig, FileConfig, FullPolicy,
-    Jitter, MetricsConfig, ReconnectConfig, ReconnectOverride, StrategyPlace, WaitMode,
+    AccountConfig, ArbitrageConfig, CaptureConfig, DriverConfig, EngineConfig, FeedConfig,
+    FileConfig, FullPolicy, Jitter, MetricsConfig, ReconnectConfig, ReconnectOverride,
+    StrategyPlace, WaitMode,
 };
 pub use self::nats::{NatsConfig, SinkConfig, MAX_NATS_BUFFER};
-pub use self::spec::{Config, ConfigError, DriverSpec, FeedSpec};
+pub use self::spec::{AccountSpec, Config, ConfigError, DriverSpec, FeedSpec};
 pub use self::validate::{CHANNEL_SLOT_BYTES, MAX_CHANNEL_CAPACITY};
 
 #[cfg(test)]

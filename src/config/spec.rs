@@ -30,6 +30,23 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// A validated account.
+#[derive(Clone, Debug)]
+pub struct AccountSpec {
+    /// Where its private WebSocket is (without the private path).
+    pub endpoint: Endpoint,
+    /// Extra trusted CA certificates, PEM.
+    pub extra_ca_pem: Option<String>,
+    /// Reconnect settings.
+    pub reconnect: ReconnectConfig,
+    /// Whether the process needs it (health, exit status).
+    pub required: bool,
+    /// The `[[drivers]]` entry that runs it, if any.
+    pub driver: Option<String>,
+    /// Name, venue, protocol, credentials, events, listen-key settings.
+    pub params: std::sync::Arc<crate::account::AccountParams>,
+}
+
 /// A validated feed.
 #[derive(Clone, Debug)]
 pub struct FeedSpec {
@@ -95,6 +112,8 @@ pub struct Config {
     pub metrics: Option<MetricsConfig>,
     /// `[arbitrage]`.
     pub arbitrage: ArbitrageConfig,
+    /// `[[accounts]]`.
+    pub accounts: Vec<AccountSpec>,
     /// `[sink.nats]`.
     pub nats: Option<super::nats::NatsConfig>,
     /// The whole configuration with every default filled in, for the session manifest.

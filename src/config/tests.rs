@@ -558,3 +558,100 @@ fn rest_url_on_a_venue_without_rest_snapshots_is_refused() {
     .unwrap();
     assert_eq!(c.feeds[0].rest_base.as_deref(), Some("https://api.example"));
 }
+
+/// An `[[accounts]]` table of `venue` with its credentials in variables that exist.
+fn account(venue: &str, lines: &str) -> String {
+    format!(
+        "[[accounts]]\nname = \"a1\"\nvenue = \"{venue}\"\nkey_env = \"PATH\"\nsecret_env = \"PATH\"\n{lines}\n"
+    )
+}
+
+#[test]
+fn an_account_takes_its_credentials_from_the_environment_and_its_private_path() {
+    let c = Config::from_toml(&account(
+        "okx",
+        "passphrase_env = \"PATH\"\nevents = [\"orders\"]",
+    ))
+    .unwrap();
+    assert!(c.feeds.is_empty(), "an account alone is a valid config");
+    let a = &c.accounts[0];
+    assert_eq!(
+        a.endpoint.url(a.params.protocol.path()),
+        "wss://ws.okx.com:8443/ws/v5/private"
+    );
+    assert_eq!(a.params.events, [crate::account::EventKind::Orders]);
+    // A URL with the private path works; the listen-key REST base follows the URL's host.
+    let c = Config::from_toml(&account(
+        "binance-usdm",
+        "url = \"ws://127.0.0.1:9000/private/ws\"",
+    ))
+    .unwrap();
+    let a = &c.accounts[0];
+    assert_eq!(
+        a.endpoint.url(a.params.protocol.path()),
+        "ws://127.0.0.1:9000/private/ws"
+    );
+    assert_eq!(a.params.rest_base.as_deref(), Some("http://127.0.0.1:9000"));
+    // The effective config (written to the manifest) names the variables, never their values.
+    let effective = c.effective.to_string();
+    assert!(effective.contains("\"key_env\":\"PATH\""), "{effective}");
+    let path = std::env::var("PATH").unwrap();
+    assert!(!effective.contains(&path));
+}
+
+#[test]
+fn account_mistakes_name_the_account_and_the_field() {
+    let cases = [
+        (
+            account("binance-usdm", "").replace(
+                "key_env = \"PATH\"",
+                "key_env = \"WSFEED_TEST_SURELY_UNSET\"",
+            ),
+            "accounts[0] ('a1'): environment variable WSFEED_TEST_SURELY_UNSET is not set",
+        ),
+        (
+            account("okx", ""),
+            "accounts[0] ('a1').passphrase_env is missing",
+        ),
+        (
+            account("bybit-linear", "passphrase_env = \"PATH\""),
+            "passphrase_env is set, but bybit-linear takes no passphrase",
+        ),
+        (
+            account("bybit-linear", "events = [\"fills\"]"),
+            "accounts[0] ('a1').events names 'fills' (known: orders, balances, positions)",
+        ),
+        (account("bybit-linear", "events = []"), "events is empty"),
+        (
+            account("bybit-linear", "rest_url = \"https://x\""),
+            "rest_url is set, but bybit-linear accounts make no REST calls",
+        ),
+        (
+            account("binance-usdm", "listen_key_keepalive_ms = 4000000"),
+            "listen_key_keepalive_ms = 4000000: must be between 60000 and 3000000",
+        ),
+        (
+            account("binance-usdm", "url = \"wss://fstream.binance.com/ws\""),
+            "expected a base URL such as 'wss://fstream.binance.com'",
+        ),
+        (
+            account("kraken", ""),
+            "accounts[0] ('a1').venue 'kraken' is unknown",
+        ),
+        (
+            format!("{}{}", account("bybit-linear", ""), account("okx", "")),
+            "accounts[1] ('a1').name is used by another feed or account",
+        ),
+        (
+            format!(
+                "[engine]\nstrategy = \"inline\"\n{}",
+                account("bybit-linear", "")
+            ),
+            "configure at least one [[feeds]]",
+        ),
+    ];
+    for (text, want) in cases {
+        let got = error_of(&text);
+        assert!(got.contains(want), "{text}\n→ {got}\n(wanted: {want})");
+    }
+}

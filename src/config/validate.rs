@@ -3,8 +3,9 @@
 
 use std::path::Path;
 
-use super::file::{DriverConfig, FileConfig, ReconnectConfig, StrategyPlace, WaitMode};
-use super::spec::{Config, ConfigError, DriverSpec, FeedSpec};
+use super::accounts;
+use super::file::{extra_ca, DriverConfig, FileConfig, ReconnectConfig, StrategyPlace, WaitMode};
+use super::spec::{AccountSpec, Config, ConfigError, DriverSpec, FeedSpec};
 use super::venue_url;
 use crate::venue::{StreamDef, Venue};
 
@@ -155,8 +156,13 @@ impl FileConfig {
             check_core("sink.nats.core".into(), n.core)?;
         }
         self.reconnect.validate("reconnect")?;
-        if self.feeds.is_empty() {
-            return Err(err("no [[feeds]]: configure at least one feed".into()));
+        if self.feeds.is_empty() && (self.accounts.is_empty() || inline) {
+            return Err(err(match self.accounts.is_empty() {
+                true => "no [[feeds]] or [[accounts]]: configure at least one".into(),
+                false => "strategy = \"inline\" runs on a feed's thread: configure at least one \
+                          [[feeds]], or run the strategy on its own thread"
+                    .into(),
+            }));
         }
         let mut feeds = Vec::with_capacity(self.feeds.len());
         for (i, f) in self.feeds.into_iter().enumerate() {
@@ -239,14 +245,8 @@ impl FileConfig {
                 None => self.reconnect,
             };
             reconnect.validate(&format!("{at}.reconnect"))?;
-            let extra_ca_pem = match (&f.ca_pem, &f.ca_file) {
-                (Some(pem), _) => Some(pem.clone()),
-                (None, Some(path)) => Some(
-                    std::fs::read_to_string(path)
-                        .map_err(|e| err(format!("{at}.ca_file '{}': {e}", path.display())))?,
-                ),
-                (None, None) => None,
-            };
+            let extra_ca_pem =
+                extra_ca(&f.ca_pem, &f.ca_file).map_err(|m| err(format!("{at}.{m}")))?;
             let standby = match (f.standby, &f.standby_url) {
                 (false, Some(_)) => {
                     return Err(err(format!(
@@ -308,6 +308,30 @@ impl FileConfig {
             });
         }
         let drivers = place_feeds(inline, self.drivers, &mut feeds, &check_core)?;
+        let mut accounts: Vec<AccountSpec> = Vec::with_capacity(self.accounts.len());
+        for (i, a) in self.accounts.into_iter().enumerate() {
+            let taken: Vec<&str> = feeds
+                .iter()
+                .map(|f| f.name.as_str())
+                .chain(accounts.iter().map(|a| a.params.name.as_str()))
+                .collect();
+            check_name(&format!("accounts[{i}]"), &a.name)?;
+            let mut spec = accounts::validate(i, a, self.reconnect, &taken)?;
+            if inline {
+                // The strategy's thread is the one driver every feed is on.
+                spec.driver = feeds[0].driver.clone();
+            }
+            if let Some(d) = &spec.driver {
+                if !drivers.iter().any(|s| &s.name == d) {
+                    return Err(err(format!(
+                        "accounts[{i}] ('{}').driver '{d}' is not a [[drivers]] entry (known: {})",
+                        spec.params.name,
+                        list(drivers.iter().map(|d| d.name.as_str()))
+                    )));
+                }
+            }
+            accounts.push(spec);
+        }
         Ok(Config {
             engine: self.engine,
             feeds,
@@ -315,6 +339,7 @@ impl FileConfig {
             capture: self.capture,
             metrics: self.metrics,
             arbitrage: self.arbitrage,
+            accounts,
             nats: self.sink.nats,
             effective,
         })

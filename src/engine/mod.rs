@@ -162,7 +162,10 @@ impl<S: Strategy> Engine<S> {
                 p.rest_base = None;
             }
         }
-        if params.iter().any(|p| p.rest_base.is_some()) {
+        let listen_keys = params
+            .iter()
+            .any(|p| p.account.as_ref().is_some_and(|a| a.rest_base.is_some()));
+        if listen_keys || params.iter().any(|p| p.rest_base.is_some()) {
             let h = Helper::start("snapshots")
                 .map_err(|e| StartError(format!("cannot start the snapshot thread: {e}")))?;
             handles.snapshots = Some(h.handle());
@@ -177,6 +180,8 @@ impl<S: Strategy> Engine<S> {
                         venue: p.venue.name().to_string(),
                         streams: p.streams.clone(),
                         stats: st.clone(),
+                        symbols: p.symbols.clone(),
+                        rest_books: p.rest_base.is_some(),
                     })
                     .collect();
                 let (capture, tx) =
@@ -429,6 +434,7 @@ fn feed_stats(p: &FeedParams) -> Arc<FeedStats> {
     st.streams = p.streams.iter().map(|s| s.name.clone()).collect();
     st.standby_url = p.targets.get(1).map(|t| t.url.clone());
     st.required = p.required;
+    st.is_account = p.account.is_some();
     Arc::new(st)
 }
 

@@ -199,8 +199,58 @@ pub(crate) fn plan(config: &Config) -> Result<Plan, StartError> {
                 tls: tls.clone(),
                 capture: None,
                 rest_base: spec.rest_base.clone(),
+                account: None,
             });
         }
+    }
+    // Accounts: one feed each, on the private endpoint, with no streams.
+    for spec in &config.accounts {
+        let a = &spec.params;
+        let https = a
+            .rest_base
+            .as_deref()
+            .is_some_and(|r| r.starts_with("https://"));
+        let tls = if spec.endpoint.tls || https {
+            Some(
+                crate::net::tls_config(spec.extra_ca_pem.as_deref())
+                    .map_err(|e| StartError(format!("account '{}': {e}", a.name)))?,
+            )
+        } else {
+            None
+        };
+        let url = spec.endpoint.url(a.protocol.path());
+        universe.feeds.push(FeedInfo {
+            name: a.name.clone(),
+            venue: a.venue,
+            url: url.clone(),
+            streams: Vec::new(),
+        });
+        params.push(FeedParams {
+            id: params.len() as u16,
+            required: spec.required,
+            name: a.name.clone(),
+            venue: a.venue,
+            targets: vec![Target {
+                endpoint: spec.endpoint.clone(),
+                url,
+                gate: gate(&spec.endpoint, a.venue),
+            }],
+            streams: Vec::new(),
+            symbols: Vec::new(),
+            silence: Vec::new(),
+            reconnect: spec.reconnect,
+            max_connection_age: match spec.reconnect.max_connection_age_ms {
+                0 => None,
+                ms => Some(Duration::from_millis(ms)),
+            },
+            reorder_window: Duration::ZERO,
+            recv_buffer: None,
+            ws_config: WebSocketConfig::default(),
+            tls,
+            capture: None,
+            rest_base: None,
+            account: Some(a.clone()),
+        });
     }
     universe.symbols = symbols;
     let drivers = group(config, &params, &owners);
@@ -231,8 +281,19 @@ fn group(config: &Config, params: &[FeedParams], owners: &[usize]) -> Vec<Driver
         })
         .collect();
     for (id, p) in params.iter().enumerate() {
-        let spec = &config.feeds[owners[id]];
-        match &spec.driver {
+        // Market feeds come first (`owners`); accounts after, blocking and unpinned unless on a
+        // driver.
+        let (driver, core, wait) = match owners.get(id) {
+            Some(&o) => {
+                let spec = &config.feeds[o];
+                (&spec.driver, spec.core, spec.wait)
+            }
+            None => {
+                let a = &config.accounts[id - owners.len()];
+                (&a.driver, None, WaitMode::Block)
+            }
+        };
+        match driver {
             Some(name) => {
                 if let Some(d) = drivers.iter_mut().find(|d| &d.name == name) {
                     d.feeds.push(id);
@@ -240,8 +301,8 @@ fn group(config: &Config, params: &[FeedParams], owners: &[usize]) -> Vec<Driver
             }
             None => drivers.push(DriverPlan {
                 name: p.name.clone(),
-                core: spec.core,
-                wait: spec.wait,
+                core,
+                wait,
                 feeds: vec![id],
             }),
         }

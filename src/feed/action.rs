@@ -5,6 +5,9 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
+use crate::account::listen_key::KeyOp;
+use crate::auth::Secret;
+
 /// Identifies one connection (session) within its feed; never reused by that feed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionId(pub u32);
@@ -61,6 +64,16 @@ pub enum Action {
     Abort {
         /// The session.
         session: SessionId,
+    },
+    /// Make an account's listen-key call `op` off the feed thread (create or keep alive, at
+    /// `rest_base` with `api_key`); the answer comes back through `FeedCore::on_listen_key`.
+    ListenKey {
+        /// Create or keep alive.
+        op: KeyOp,
+        /// Base URL of the REST calls.
+        rest_base: String,
+        /// The account's API key (redacted in `Debug`).
+        api_key: Secret,
     },
     /// Fetch a REST depth snapshot for stream `stream` off the feed thread; the answer comes back
     /// through `FeedCore::on_snapshot`.

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use log::{debug, info, warn};
 
 mod failure;
+mod private;
 
 use super::action::{Action, Actions, SessionId};
 use super::limiter::{Admit, Priority};
@@ -17,13 +18,13 @@ use super::params::Target;
 use super::report::{suppressed_note, Out};
 use super::resolve::{Addrs, Lookup};
 use super::rotation::{self, Rotations, SilentCounts};
-use super::session::{Lost, Session, Shared, State};
+use super::session::{Lost, Session, State};
+use super::shared::Shared;
 use super::sink::Sink;
 use super::slots::Slots;
-use crate::config::ReconnectConfig;
 use crate::metrics::{FeedStats, SlotRole};
 use crate::tick::{DisconnectReason, Health};
-use crate::venue::{Seq, StreamDef, StreamKey, Venue};
+use crate::venue::{Seq, StreamKey};
 
 /// What a slot's timers came to.
 #[derive(Debug, PartialEq)]
@@ -64,20 +65,20 @@ pub(crate) struct Connections {
     /// Since when no connection has carried the feed (from its first failed attempt when it
     /// never connected); `None` while one does. Measured against `give_up_after_ms`.
     down_since: Option<Instant>,
+    /// An account's credential changed (a new listen key): the live connection is replaced.
+    rekey: bool,
 }
 
 impl Connections {
-    /// The connections of a feed: a primary on the first target, a standby on the second.
+    /// The connections of a feed sharing `sh`: a primary on the first target, a standby on the
+    /// second.
     pub(crate) fn new(
-        venue: Venue,
-        cfg: ReconnectConfig,
+        sh: Shared,
         max_age: Option<Duration>,
         targets: Vec<Target>,
-        streams: Vec<StreamDef>,
-        silence: Vec<Duration>,
         seed: u64,
     ) -> Connections {
-        let mut slots = Slots::new(cfg);
+        let mut slots = Slots::new(sh.cfg);
         slots.add(SlotRole::Primary, 0);
         if targets.len() > 1 {
             slots.add(SlotRole::Standby, 1);
@@ -88,16 +89,7 @@ impl Connections {
                 .map(|t| (t.endpoint.host.as_str(), t.endpoint.port)),
         );
         Connections {
-            sh: Shared {
-                venue,
-                cfg,
-                active: vec![true; streams.len()],
-                confirmed: vec![false; streams.len()],
-                url_subscribe: true,
-                streams,
-                silence,
-                next_request_id: 1,
-            },
+            sh,
             max_age,
             targets,
             slots,
@@ -107,6 +99,7 @@ impl Connections {
             conn_count: 0,
             silent: Vec::new(),
             down_since: None,
+            rekey: false,
         }
     }
 
@@ -134,6 +127,9 @@ impl Connections {
     ) -> Step {
         let session = self.slots.get(k);
         if session.attempt_due(now) {
+            if self.held() {
+                return Step::Quiet;
+            }
             return self.begin_attempt(k, now, actions, out);
         }
         if let Some(reason) = session.setup_expired(now) {
@@ -161,11 +157,17 @@ impl Connections {
 
     /// The next instant something of the connections is due.
     pub(crate) fn deadline(&self, now: Instant) -> Option<Instant> {
+        let held = self.held();
         let sessions = self.slots.iter().flat_map(|s| {
             let age = s
                 .live()
                 .and_then(|l| self.rotations.age_due(l, self.max_age));
-            [s.deadline(&self.sh.cfg, now), age]
+            // An attempt held for a credential waits for it, not for the clock.
+            let own = match held && s.attempt_due(now) {
+                true => None,
+                false => s.deadline(&self.sh.cfg, now),
+            };
+            [own, age]
         });
         sessions
             .chain([self.rotations.handover_deadline()])
@@ -217,9 +219,12 @@ impl Connections {
             return Step::Quiet;
         }
         FeedStats::bump(&out.report.stats.attempts);
-        let url = self.sh.url_subscription(&self.targets[t].url);
+        let url = match &self.sh.private_url {
+            Some(private) => Some(private.clone()),
+            None => self.sh.url_subscription(&self.targets[t].url),
+        };
         let session = self.slots.get_mut(k);
-        session.in_url = url.is_some();
+        session.in_url = url.is_some() && self.sh.private_url.is_none();
         match self.addrs.lookup(t) {
             Lookup::Ready(addr) => {
                 session.attempt_started(now, &self.sh.cfg, false);
@@ -259,11 +264,14 @@ impl Connections {
             match addr {
                 Ok(addr) => {
                     session.resolved();
-                    let url = session
-                        .in_url
-                        .then(|| self.sh.url_subscription(&self.targets[t].url))
-                        .flatten();
-                    session.in_url = url.is_some();
+                    let url = match &self.sh.private_url {
+                        Some(private) => Some(private.clone()),
+                        None => session
+                            .in_url
+                            .then(|| self.sh.url_subscription(&self.targets[t].url))
+                            .flatten(),
+                    };
+                    session.in_url = url.is_some() && self.sh.private_url.is_none();
                     actions.push(Action::Connect {
                         session: session.id,
                         target: t,
@@ -372,10 +380,12 @@ impl Connections {
         // budget still apply, and a session must last `at_once_after_ms` to earn this, so a
         // venue that drops every connection early is not hammered.
         let at_once_after = Duration::from_millis(self.sh.cfg.at_once_after_ms);
-        let at_once = live.productive
+        // An account whose credential ended (a listen key expired) logs in again at once.
+        let at_once = (live.productive
             && now.saturating_duration_since(live.opened) >= at_once_after
             && !reason.is_permanent()
-            && self.slots.get(k).retry_after.is_none();
+            && self.slots.get(k).retry_after.is_none())
+            || reason == DisconnectReason::UserStreamExpired;
         Loss {
             carried: carrier.is_some(),
             retire,
@@ -390,6 +400,7 @@ impl Connections {
         k: usize,
         loss: Loss,
         reason: DisconnectReason,
+        detail: Option<&str>,
         now: Instant,
         out: &mut Out<S>,
     ) {
@@ -406,7 +417,7 @@ impl Connections {
                 self.targets[session.target].url
             );
         } else {
-            self.fail(k, reason, None, now, out);
+            self.fail(k, reason, detail, now, out);
         }
     }
 
@@ -436,7 +447,7 @@ impl Connections {
         let Some(live) = session.live_mut() else {
             return;
         };
-        if let Some(seq) = seq {
+        if let Some(seq) = seq.filter(|s| !s.is_unnumbered()) {
             if live.first_id[i] == 0 {
                 live.first_id[i] = seq.id;
             }
@@ -449,7 +460,7 @@ impl Connections {
     pub(crate) fn on_ack<S: Sink + ?Sized>(
         &mut self,
         k: usize,
-        id: u64,
+        id: Option<u64>,
         stream: Option<StreamKey<'_>>,
         now: Instant,
         out: &mut Out<S>,
@@ -497,6 +508,10 @@ impl Connections {
             out,
         };
         let age = self.max_age;
+        if self.rekey && !self.rotations.busy() {
+            self.rekey = false;
+            self.rotations.rekey(now, &mut ctx);
+        }
         self.rotations
             .maintain(now, age, resync, &silent, counts, &mut ctx);
         self.slots.remove_retired();

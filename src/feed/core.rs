@@ -11,13 +11,19 @@ use std::time::Instant;
 
 use tungstenite::Utf8Bytes;
 
+mod account;
+
 use super::action::{Action, Actions, SessionId};
 use super::conns::{Connections, Step};
 use super::params::{FeedParams, Target};
 use super::report::{Out, Reporter};
 use super::session::Lost;
+use super::shared::Shared;
 use super::sink::Sink;
 use super::streams::Streams;
+use crate::account::listen_key::ListenKey;
+use crate::account::{AccountEvent, AccountParams};
+use crate::json::Unescaped;
 use crate::metrics::{FeedState, FeedStats};
 use crate::rest::{DepthSnapshot, RestError};
 use crate::tick::DisconnectReason;
@@ -38,6 +44,17 @@ pub enum Input<'a> {
     Close(Option<u16>),
 }
 
+/// An account's side of a feed: its private protocol, the events of the frame being read,
+/// its listen key.
+#[derive(Debug)]
+struct AccountSide {
+    params: Arc<AccountParams>,
+    /// The events of one frame (keeps its capacity).
+    events: Vec<AccountEvent>,
+    /// Binance USD-M's listen key, and the URL connections use without it.
+    key: Option<(ListenKey, String)>,
+}
+
 /// One feed's logic.
 #[derive(Debug)]
 pub struct FeedCore {
@@ -46,6 +63,8 @@ pub struct FeedCore {
     conns: Connections,
     data: Streams,
     actions: Actions,
+    /// An account's private stream (`None`: a market feed).
+    account: Option<Box<AccountSide>>,
 }
 
 impl FeedCore {
@@ -60,21 +79,26 @@ impl FeedCore {
             p.rest_base,
         );
         let seed = crate::clock::unix_ns() ^ u64::from(p.id).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let conns = Connections::new(
-            p.venue,
-            p.reconnect,
-            p.max_connection_age,
-            p.targets,
-            p.streams,
-            p.silence,
-            seed,
-        );
+        let account = p.account.clone().map(|params| {
+            let key = params.protocol.uses_listen_key().then(|| {
+                let url = p.targets.first().map_or(String::new(), |t| t.url.clone());
+                (ListenKey::new(params.keepalive_every), url)
+            });
+            Box::new(AccountSide {
+                params,
+                events: Vec::new(),
+                key,
+            })
+        });
+        let shared = Shared::new(p.venue, p.reconnect, p.streams, p.silence, p.account);
+        let conns = Connections::new(shared, p.max_connection_age, p.targets, seed);
         FeedCore {
             venue: p.venue,
             report: Reporter::new(p.id, lane, p.name, stats, p.capture),
             conns,
             data,
             actions: Actions::default(),
+            account,
         }
     }
 
@@ -99,7 +123,12 @@ impl FeedCore {
         if !self.actions.is_empty() {
             return Some(now);
         }
-        [self.conns.deadline(now), self.data.deadline()]
+        let key = self
+            .account
+            .as_ref()
+            .and_then(|a| a.key.as_ref())
+            .and_then(|(k, _)| k.deadline());
+        [self.conns.deadline(now), self.data.deadline(), key]
             .into_iter()
             .flatten()
             .min()
@@ -111,6 +140,9 @@ impl FeedCore {
     pub fn handle_timeout<S: Sink + ?Sized>(&mut self, now: Instant, sink: &mut S) {
         // Reconnect figures a scrape kept from being published at the outage's end.
         self.report.publish(false);
+        if self.account.is_some() {
+            self.poll_listen_key(now);
+        }
         for k in 0..self.conns.slots.len() {
             let mut out = Out {
                 report: &mut self.report,
@@ -167,6 +199,10 @@ impl FeedCore {
         for i in self.conns.on_open(id, now, &mut self.actions, &mut out) {
             self.data.acknowledged(usize::from(i), now);
         }
+        // A listen-key account streams as soon as it is open.
+        if self.account.is_some() {
+            self.account_opened(id, now, sink);
+        }
     }
 
     /// Session `id`'s connection failed: an attempt that did not get to open, or an open
@@ -190,6 +226,12 @@ impl FeedCore {
             return;
         }
         self.actions.push(Action::Abort { session: id });
+        // A listen key the venue no longer knows is refused at the upgrade: a new key, not a
+        // permanent failure.
+        let reason = match self.account.is_some() {
+            true => self.key_refused(reason),
+            false => reason,
+        };
         let mut out = Out {
             report: &mut self.report,
             sink,
@@ -250,6 +292,9 @@ impl FeedCore {
         now: Instant,
         sink: &mut S,
     ) -> Result<(), Lost> {
+        if self.account.is_some() {
+            return self.on_private_text(k, text.as_str(), recv_ns, now, sink);
+        }
         let mut out = Out {
             report: &mut self.report,
             sink,
@@ -294,7 +339,9 @@ impl FeedCore {
             // Any frame already proved the connection alive.
             Frame::Pong => {}
             Frame::Error { id, code, msg } => {
-                return self.conns.on_venue_error(k, id, code, msg, &mut out)
+                // Shown in logs and the disconnect's detail: escapes decoded.
+                let msg = Unescaped(msg).text();
+                return self.conns.on_venue_error(k, id, code, &msg, &mut out);
             }
             Frame::Unknown => out.report.unknown_frame(now, "unknown message", text.len()),
         }
@@ -327,7 +374,8 @@ impl FeedCore {
         if !loss.carried {
             self.data.carried_by_none(reason, now, &mut out);
         }
-        self.conns.end_loss(k, loss, reason, now, &mut out);
+        self.conns
+            .end_loss(k, loss, reason, detail.as_deref(), now, &mut out);
     }
 
     /// A REST snapshot for stream `stream` arrived.

@@ -28,6 +28,7 @@ use super::action::{Action, SessionId};
 use super::core::{FeedCore, Input};
 use super::sink::Sink;
 use super::transport::{self, Recipe, Transport};
+use crate::account::listen_key::KeyAnswer;
 use crate::clock;
 use crate::config::WaitMode;
 pub use crate::helper::{Helpers, ResolveFn};
@@ -38,6 +39,8 @@ const WAKE: Token = Token(0);
 
 /// Frames read from one connection in one go before the others and the deadlines get a turn.
 const READ_BATCH: usize = 512;
+
+mod helpers;
 
 /// How a hosted feed connects: TLS and WebSocket settings, socket options.
 #[derive(Debug)]
@@ -62,6 +65,10 @@ enum Reply {
         lane: usize,
         stream: u16,
         result: Result<DepthSnapshot, RestError>,
+    },
+    ListenKey {
+        lane: usize,
+        answer: KeyAnswer,
     },
 }
 
@@ -413,6 +420,11 @@ impl<S: Sink> Driver<S> {
                     }
                 }
                 Action::Snapshot { stream, url } => self.snapshot(lane, stream, url),
+                Action::ListenKey {
+                    op,
+                    rest_base,
+                    api_key,
+                } => self.listen_key(lane, op, rest_base, api_key),
             }
         }
     }
@@ -478,57 +490,6 @@ impl<S: Sink> Driver<S> {
         });
     }
 
-    /// Asks the resolver thread for target `target`'s address.
-    fn resolve(&mut self, lane: usize, target: usize) {
-        let endpoint = &self.feeds[lane].core.target(target).endpoint;
-        let (host, port) = (endpoint.host.clone(), endpoint.port);
-        let (tx, waker) = (self.reply_tx.clone(), self.waker.clone());
-        let resolve = self.helpers.resolve.clone();
-        let job = move || {
-            let answer = resolve(&host, port);
-            let _ = tx.send(Reply::Resolved {
-                lane,
-                target,
-                answer,
-            });
-            let _ = waker.wake();
-        };
-        let sent = self.helpers.resolver.as_ref().is_some_and(|h| h.run(job));
-        if !sent {
-            // No resolver thread: this thread has to look the name up itself.
-            let endpoint = &self.feeds[lane].core.target(target).endpoint;
-            let answer = (self.helpers.resolve)(&endpoint.host, endpoint.port);
-            let _ = self.reply_tx.send(Reply::Resolved {
-                lane,
-                target,
-                answer,
-            });
-        }
-    }
-
-    /// Asks the snapshot thread for a REST depth snapshot.
-    fn snapshot(&mut self, lane: usize, stream: u16, url: String) {
-        let tls = self.feeds[lane].connector.tls.clone();
-        let (tx, waker) = (self.reply_tx.clone(), self.waker.clone());
-        let client = self.helpers.rest.clone();
-        let job = move || {
-            let result = client.fetch_depth_snapshot(&url, tls.as_ref());
-            let _ = tx.send(Reply::Snapshot {
-                lane,
-                stream,
-                result,
-            });
-            let _ = waker.wake();
-        };
-        if !self.helpers.snapshots.as_ref().is_some_and(|h| h.run(job)) {
-            let _ = self.reply_tx.send(Reply::Snapshot {
-                lane,
-                stream,
-                result: Err(RestError::new("no snapshot thread")),
-            });
-        }
-    }
-
     fn on_reply(&mut self, reply: Reply) {
         let now = Instant::now();
         let lane = match reply {
@@ -550,6 +511,12 @@ impl<S: Sink> Driver<S> {
                 self.feeds[lane]
                     .core
                     .on_snapshot(stream, result, now, &mut self.sink);
+                lane
+            }
+            Reply::ListenKey { lane, answer } => {
+                self.feeds[lane]
+                    .core
+                    .on_listen_key(answer, now, &mut self.sink);
                 lane
             }
         };

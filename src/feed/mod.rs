@@ -34,6 +34,7 @@
 //! | `book.rs` | a stream's local book and its sync (WebSocket or REST snapshots) |
 //! | `outage.rs` | outage records: reconnect time, gap, missed ranges |
 //! | `report.rs` | counters, rate-limited logs, the capture hand-off, health stamping |
+//! | `replay.rs` | a feed's data path fed captured frames (`wsfeed replay`) |
 //! | `sink.rs` | where ticks and health events go |
 //! | `backoff.rs`, `liveness.rs`, `watch.rs`, `seq.rs`, `limiter.rs` | pure decisions |
 
@@ -45,18 +46,22 @@ pub mod core;
 pub mod driver;
 pub mod limiter;
 pub mod liveness;
+mod login;
 mod outage;
 pub mod params;
+pub(crate) mod replay;
 mod report;
 mod resolve;
 mod rotation;
 pub mod seq;
 mod session;
+mod shared;
 pub mod sink;
 mod slots;
 mod stream;
 mod streams;
 mod subscribe;
+mod top;
 pub mod transport;
 pub mod watch;
 

@@ -8,6 +8,7 @@ use rustls::ClientConfig;
 use tungstenite::protocol::WebSocketConfig;
 
 use super::limiter::ConnectGate;
+use crate::account::AccountParams;
 use crate::capture::CaptureMsg;
 use crate::config::{Endpoint, ReconnectConfig};
 use crate::tick::{FeedId, SymbolId};
@@ -61,4 +62,7 @@ pub struct FeedParams {
     /// Binance: base URL of REST depth snapshots, when depth streams keep local books built
     /// from them.
     pub rest_base: Option<String>,
+    /// An account's private stream (`None`: a market feed). An account has no streams: its
+    /// events go to the strategy as [`crate::account::AccountEvent`]s.
+    pub account: Option<Arc<AccountParams>>,
 }

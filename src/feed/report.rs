@@ -11,9 +11,10 @@ use log::warn;
 use tungstenite::Utf8Bytes;
 
 use super::sink::Sink;
-use crate::capture::CaptureMsg;
+use crate::capture::{CaptureMsg, CapturedFrame, CapturedHealth, CapturedSnapshot};
 use crate::clock;
 use crate::metrics::{FeedStats, ReconnectHistograms};
+use crate::rest::DepthSnapshot;
 use crate::tick::{FeedId, Health, HealthMsg, Tick};
 
 /// At most one log line per this interval for repetitive problems (bad frames, drops).
@@ -71,6 +72,8 @@ pub(crate) struct Reporter {
     /// [`Reporter::publish`]).
     histograms: ReconnectHistograms,
     unpublished: bool,
+    /// Ticks handed to the sink so far: a captured health event's place among them.
+    ticks_out: u64,
 }
 
 impl Reporter {
@@ -95,6 +98,7 @@ impl Reporter {
             drops_reported: 0,
             histograms: ReconnectHistograms::default(),
             unpublished: false,
+            ticks_out: 0,
         }
     }
 
@@ -149,22 +153,65 @@ impl Reporter {
         self.capture.is_some()
     }
 
-    /// Hands a new message to the capture thread. A full capture channel makes the feed wait
-    /// for the disk: the capture promises every message, and the wait is counted.
+    /// Hands a new message to the capture thread (`again`: one given to a book again after a
+    /// resync). A full capture channel makes the feed wait for the disk: the capture promises
+    /// every message, and the wait is counted.
     #[inline]
-    pub(crate) fn capture(&self, stream: u16, conn: u32, recv_ns: u64, text: Utf8Bytes) {
+    pub(crate) fn capture(
+        &self,
+        stream: u16,
+        conn: u32,
+        recv_ns: u64,
+        text: Utf8Bytes,
+        again: bool,
+    ) {
         let Some(tx) = &self.capture else {
             return;
         };
-        let msg = CaptureMsg {
+        let msg = CaptureMsg::Frame(CapturedFrame {
             feed: self.feed,
             stream,
             conn,
             recv_unix_ns: clock::mono_to_unix_ns(recv_ns),
             text,
-        };
+            again,
+        });
+        Self::hand_over(tx, msg, &self.stats);
+    }
+
+    /// Hands a health event to the capture thread, with its place among the feed's ticks.
+    #[cold]
+    fn capture_health(&self, msg: HealthMsg) {
+        if let Some(tx) = &self.capture {
+            let ticks = self.ticks_out;
+            Self::hand_over(
+                tx,
+                CaptureMsg::Health(CapturedHealth { msg, ticks }),
+                &self.stats,
+            );
+        }
+    }
+
+    /// Hands a REST depth snapshot to the capture thread, with its place among the feed's
+    /// ticks; `recv_ns` (monotonic) is the time its ticks carry.
+    #[cold]
+    pub(crate) fn capture_snapshot(&self, stream: u16, recv_ns: u64, snapshot: &DepthSnapshot) {
+        if let Some(tx) = &self.capture {
+            let msg = CaptureMsg::Snapshot(Box::new(CapturedSnapshot {
+                feed: self.feed,
+                stream,
+                recv_ns,
+                ticks: self.ticks_out,
+                snapshot: snapshot.clone(),
+            }));
+            Self::hand_over(tx, msg, &self.stats);
+        }
+    }
+
+    #[inline]
+    fn hand_over(tx: &Sender<CaptureMsg>, msg: CaptureMsg, stats: &FeedStats) {
         if let Err(TrySendError::Full(msg)) = tx.try_send(msg) {
-            FeedStats::bump(&self.stats.capture_waits);
+            FeedStats::bump(&stats.capture_waits);
             let _ = tx.send(msg);
         }
     }
@@ -236,6 +283,7 @@ impl<S: Sink + ?Sized> Out<'_, S> {
     /// Hands a tick over.
     #[inline]
     pub(crate) fn tick(&mut self, tick: Tick) {
+        self.report.ticks_out += 1;
         self.sink.tick(self.report.lane, tick);
     }
 
@@ -262,6 +310,7 @@ impl<S: Sink + ?Sized> Out<'_, S> {
             at_ns: clock::now_ns(),
             event,
         };
+        self.report.capture_health(msg);
         self.sink.health(self.report.lane, msg);
     }
 }

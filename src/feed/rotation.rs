@@ -46,6 +46,9 @@ pub(crate) enum RotateWhy {
     Silent(u16),
     /// A book needs a fresh snapshot.
     Resync(u16),
+    /// An account's credential changed (a new listen key): connections on the old one are
+    /// replaced.
+    Rekey,
 }
 
 /// A replacement in progress: `new` overlaps `old` until it carries the feed.
@@ -177,6 +180,7 @@ impl Rotations {
             RotateWhy::Silent(i) => {
                 format!("stream {} silent on it", ctx.streams[usize::from(i)].name)
             }
+            RotateWhy::Rekey => "uses a listen key the venue replaced".to_string(),
         };
         if let Some(other) = carrier {
             FeedStats::bump(&ctx.out.report.stats.rotations);
@@ -234,6 +238,14 @@ impl Rotations {
             ctx.slots.get_mut(new).state = State::Retired;
             self.current = None;
             self.hold = Some(now + FAILED_ROTATION_HOLD);
+        }
+    }
+
+    /// An account's credential changed: the oldest live connection (on the old one) gives way
+    /// to a fresh one.
+    pub(crate) fn rekey<S: Sink + ?Sized>(&mut self, now: Instant, ctx: &mut Ctx<'_, '_, S>) {
+        if let Some(k) = ctx.slots.oldest_live(|_| true) {
+            self.start(k, RotateWhy::Rekey, None, now, ctx);
         }
     }
 
@@ -326,6 +338,7 @@ impl Rotations {
                 RotateWhy::Age => "age limit",
                 RotateWhy::Silent(_) => "silent stream",
                 RotateWhy::Resync(_) => "book resync",
+                RotateWhy::Rekey => "new listen key",
             }
         );
         ctx.out.health(Health::Rotated {

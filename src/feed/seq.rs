@@ -28,6 +28,20 @@ pub enum Verdict {
     Broken,
 }
 
+/// Messages delivered with the same id remembered by their fingerprints (a stream numbered by
+/// time sends several in one millisecond).
+const SAME_ID: usize = 8;
+
+/// A message's fingerprint, for telling apart messages numbered by time that share their
+/// millisecond: FNV-1a over the payload's text (the copies two connections receive of one
+/// update are the same text).
+#[inline]
+pub fn fingerprint(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// Sequence state of one stream.
 #[derive(Clone, Debug)]
 pub struct SeqTrack {
@@ -37,6 +51,10 @@ pub struct SeqTrack {
     /// The last [`RECENT`] ids delivered (a ring; 0 = empty).
     recent: [u64; RECENT],
     next: usize,
+    /// Fingerprints of the messages delivered with id `last`, when they were numbered by time
+    /// (`same_n` of them, at most [`SAME_ID`], oldest overwritten).
+    same: [u64; SAME_ID],
+    same_n: usize,
 }
 
 impl SeqTrack {
@@ -48,6 +66,8 @@ impl SeqTrack {
             resuming: false,
             recent: [0; RECENT],
             next: 0,
+            same: [0; SAME_ID],
+            same_n: 0,
         }
     }
 
@@ -77,9 +97,15 @@ impl SeqTrack {
     /// Judges a message and, unless it is a duplicate, makes it the last one seen.
     #[inline]
     pub fn on_message(&mut self, seq: Seq) -> Verdict {
-        let verdict = self.judge(seq);
+        self.on_message_as(seq, None)
+    }
+
+    /// [`SeqTrack::on_message`] of a message numbered by time, with its [`fingerprint`].
+    #[inline]
+    pub fn on_message_as(&mut self, seq: Seq, fp: Option<u64>) -> Verdict {
+        let verdict = self.judge_as(seq, fp);
         if let Verdict::Fresh { .. } | Verdict::Broken = verdict {
-            self.commit(seq);
+            self.commit_as(seq, fp);
         }
         verdict
     }
@@ -87,12 +113,31 @@ impl SeqTrack {
     /// Judges a message without remembering it.
     #[inline]
     pub fn judge(&self, seq: Seq) -> Verdict {
-        let Some(last) = self.last else {
+        self.judge_as(seq, None)
+    }
+
+    /// Judges a message without remembering it; `fp`, the [`fingerprint`] of a message
+    /// numbered by time, tells it from others of the same millisecond. A message without a
+    /// number ([`Seq::UNNUMBERED`]) is always new.
+    #[inline]
+    pub fn judge_as(&self, seq: Seq, fp: Option<u64>) -> Verdict {
+        let Some(last) = self.last.filter(|_| !seq.is_unnumbered()) else {
             return Verdict::Fresh {
                 missed: None,
-                after_outage: false,
+                after_outage: self.resuming && seq.is_unnumbered(),
             };
         };
+        if seq.id == last {
+            if let Some(fp) = fp.filter(|_| self.same_n > 0) {
+                if !self.same[..self.same_n.min(SAME_ID)].contains(&fp) {
+                    // Another update of the same millisecond.
+                    return Verdict::Fresh {
+                        missed: None,
+                        after_outage: self.resuming,
+                    };
+                }
+            }
+        }
         if seq.id <= last {
             return self.older(seq.id);
         }
@@ -128,15 +173,38 @@ impl SeqTrack {
         self.recent = [0; RECENT];
         self.recent[0] = seq.id;
         self.next = 1;
+        self.same_n = 0;
     }
 
     /// Makes a judged, fresh message the last one seen.
     #[inline]
     pub fn commit(&mut self, seq: Seq) {
-        self.last = Some(seq.id);
+        self.commit_as(seq, None);
+    }
+
+    /// [`SeqTrack::commit`] of a message numbered by time, with its [`fingerprint`]. A message
+    /// without a number changes nothing but ends a wait for the first message after an outage.
+    #[inline]
+    pub fn commit_as(&mut self, seq: Seq, fp: Option<u64>) {
         self.resuming = false;
+        if seq.is_unnumbered() {
+            return;
+        }
+        if self.last == Some(seq.id) {
+            if let Some(fp) = fp {
+                self.same[self.same_n % SAME_ID] = fp;
+                self.same_n += 1;
+            }
+            return;
+        }
+        self.last = Some(seq.id);
         self.recent[self.next] = seq.id;
         self.next = (self.next + 1) % RECENT;
+        self.same_n = 0;
+        if let Some(fp) = fp {
+            self.same[0] = fp;
+            self.same_n = 1;
+        }
     }
 }
 
@@ -266,6 +334,55 @@ mod tests {
                 after_outage: true
             }
         );
+    }
+
+    /// OKX `funding-rate` without `ts` is numbered [`Seq::UNNUMBERED`]: every one is
+    /// delivered, and the numbered messages around them are judged as if they were not there.
+    #[test]
+    fn messages_without_a_number_are_always_delivered() {
+        let mut t = SeqTrack::new(SeqRule::Time);
+        for _ in 0..300 {
+            assert_eq!(t.on_message(Seq::UNNUMBERED), FRESH);
+        }
+        assert_eq!(t.last(), None);
+        assert_eq!(t.on_message(ids(1_000)), FRESH);
+        assert_eq!(t.on_message(Seq::UNNUMBERED), FRESH);
+        assert_eq!(t.on_message(ids(1_000)), Verdict::Duplicate);
+        assert_eq!(t.on_message(ids(1_001)), FRESH);
+        t.outage();
+        assert_eq!(
+            t.on_message(Seq::UNNUMBERED),
+            Verdict::Fresh {
+                missed: None,
+                after_outage: true
+            }
+        );
+        assert!(!t.resuming());
+    }
+
+    /// Two updates of one millisecond (OKX `bbo-tbt` without `seqId`, a ticker) are both
+    /// delivered; the second connection's copies of them are duplicates.
+    #[test]
+    fn same_millisecond_updates_numbered_by_time_are_kept() {
+        let (a, b) = (fingerprint(r#"{"bid":"1"}"#), fingerprint(r#"{"bid":"2"}"#));
+        assert_ne!(a, b);
+        for rule in [SeqRule::Time, SeqRule::Ids] {
+            let mut t = SeqTrack::new(rule);
+            assert_eq!(t.on_message_as(ids(1_000), Some(a)), FRESH);
+            assert_eq!(t.on_message_as(ids(1_000), Some(b)), FRESH, "{rule:?}");
+            assert_eq!(t.on_message_as(ids(1_000), Some(a)), Verdict::Duplicate);
+            assert_eq!(t.on_message_as(ids(1_000), Some(b)), Verdict::Duplicate);
+            assert_eq!(t.on_message_as(ids(1_001), Some(a)), FRESH);
+            assert_eq!(
+                t.on_message_as(ids(1_000), Some(b)),
+                Verdict::Duplicate,
+                "an older millisecond: as before"
+            );
+        }
+        // Without fingerprints (ids that are not times) an id seen again is a duplicate.
+        let mut t = SeqTrack::new(SeqRule::Ids);
+        t.on_message(ids(5));
+        assert_eq!(t.on_message(ids(5)), Verdict::Duplicate);
     }
 
     #[test]

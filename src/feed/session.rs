@@ -22,82 +22,22 @@ use log::{debug, error, info, warn};
 use super::action::{Action, Actions, Outgoing, SessionId};
 use super::backoff::{Backoff, Decision, RandomSource};
 use super::liveness::{self, Liveness};
+use super::login::Login;
 use super::report::Out;
+use super::shared::Shared;
 use super::sink::Sink;
 use super::subscribe::{Refusal, Subscriptions};
 use super::watch::StreamWatch;
 use crate::config::ReconnectConfig;
 use crate::metrics::{FeedState, FeedStats, SlotRole};
 use crate::tick::{DisconnectReason, Health};
-use crate::venue::{StreamDef, StreamKey, StreamKind, Venue};
+use crate::venue::{StreamKey, StreamKind};
 
 /// How long to stay away after an HTTP 418 (IP banned) that names no `Retry-After`.
 const BAN_WAIT: Duration = Duration::from_secs(120);
 
 /// A connection could not go on: why, and detail for the log.
 pub(crate) type Lost = (DisconnectReason, Option<String>);
-
-/// What every session of a feed shares: the venue's rules, the config, the feed's streams and
-/// which of them are still wanted, and the feed's request numbering.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    /// The venue's codec (subscribe requests, pings).
-    pub venue: Venue,
-    /// Backoff, liveness and limits.
-    pub cfg: ReconnectConfig,
-    /// The feed's streams.
-    pub streams: Vec<StreamDef>,
-    /// Silence limit of each stream.
-    pub silence: Vec<Duration>,
-    /// Streams still wanted (not rejected by the venue).
-    pub active: Vec<bool>,
-    /// Streams the venue acknowledged on some connection: a later connection may subscribe
-    /// them in its URL.
-    pub confirmed: Vec<bool>,
-    /// Subscribing in the URL is allowed (the venue can, and refused no such URL).
-    pub url_subscribe: bool,
-    /// The feed's next request id.
-    pub next_request_id: u64,
-}
-
-impl Shared {
-    /// The URL that subscribes every wanted stream for a connection to `target_url`, when the
-    /// venue takes subscriptions in the URL, every wanted stream was acknowledged before (the
-    /// venue answers an unknown stream in the URL with HTTP 400 for the whole connection), and
-    /// the URL stays short.
-    pub(crate) fn url_subscription(&self, target_url: &str) -> Option<String> {
-        /// Longest URL sent (servers commonly refuse request lines over 4 to 8 KiB).
-        const MAX_URL: usize = 4096;
-        if !self.url_subscribe
-            || !self.active.iter().any(|a| *a)
-            || self
-                .active
-                .iter()
-                .zip(&self.confirmed)
-                .any(|(a, c)| *a && !*c)
-        {
-            return None;
-        }
-        let names = self
-            .streams
-            .iter()
-            .zip(&self.active)
-            .filter(|(_, a)| **a)
-            .map(|(s, _)| s.name.as_str());
-        self.venue
-            .url_with_streams(target_url, names)
-            .filter(|url| url.len() <= MAX_URL)
-    }
-
-    /// How often the keep-alive ping goes out: the config's `keepalive_ms`, else the venue's.
-    fn keepalive(&self) -> Option<Duration> {
-        match self.cfg.keepalive_ms {
-            None => self.venue.keepalive(),
-            Some(0) => None,
-            Some(ms) => Some(Duration::from_millis(ms)),
-        }
-    }
-}
 
 /// A WebSocket that is open: subscribing, then streaming.
 #[derive(Debug)]
@@ -112,6 +52,8 @@ pub(crate) struct Live {
     pub cadence: StreamWatch,
     /// Its subscribe requests.
     pub subs: Subscriptions,
+    /// An account's log-in (and its subscriptions), on a private connection.
+    pub login: Option<Login>,
     /// `Connected` was announced: every wanted stream is acknowledged.
     pub announced: bool,
     /// A data message arrived on this connection.
@@ -329,6 +271,7 @@ impl Session {
             ),
             cadence: StreamWatch::new(limits),
             subs,
+            login: None,
             announced: false,
             productive: false,
             keepalive_at: sh.keepalive().map(|every| now + every),
@@ -336,6 +279,18 @@ impl Session {
             last_id: vec![0; n],
         });
         let Some(id) = check else {
+            if let Some(account) = &sh.account {
+                let unix_ms = crate::clock::unix_ns() / 1_000_000;
+                let (login, texts) = Login::start(account, now, unix_ms, &mut sh.next_request_id);
+                live.login = Some(login);
+                for text in texts {
+                    let msg = Outgoing::Text(text);
+                    actions.push(Action::Send {
+                        session: self.id,
+                        msg,
+                    });
+                }
+            }
             self.state = State::Live(live);
             self.send_requests(now, sh, actions);
             return Vec::new();
@@ -392,7 +347,12 @@ impl Session {
             return Ok(());
         };
         let ack_limit = Duration::from_millis(sh.cfg.ack_timeout_ms);
-        if live.subs.ack_deadline(ack_limit).is_some_and(|t| now >= t) {
+        let login_due = live.login.as_ref().and_then(|l| l.deadline(ack_limit));
+        if [live.subs.ack_deadline(ack_limit), login_due]
+            .into_iter()
+            .flatten()
+            .any(|t| now >= t)
+        {
             return Err((DisconnectReason::AckTimeout, None));
         }
         // The venue's keep-alive, whatever the traffic.
@@ -463,7 +423,7 @@ impl Session {
     /// returns the streams acknowledged, whose cadence is watched from now on.
     pub(crate) fn on_ack<S: Sink + ?Sized>(
         &mut self,
-        id: u64,
+        id: Option<u64>,
         stream: Option<StreamKey<'_>>,
         now: Instant,
         sh: &Shared,
@@ -475,7 +435,7 @@ impl Session {
         let name_of = |i: u16| sh.streams[usize::from(i)].name.as_str();
         let Some(acked) = live.subs.on_ack(id, stream, name_of) else {
             debug!(
-                "[{}] ack for a request (or a stream of one) not asked for: id {id}",
+                "[{}] ack for a request (or a stream of one) not asked for: id {id:?}",
                 out.report.name
             );
             return Vec::new();
@@ -537,7 +497,8 @@ impl Session {
         let Some(live) = self.live_mut() else {
             return;
         };
-        if live.announced || !live.subs.complete() {
+        if live.announced || !live.subs.complete() || live.login.as_ref().is_some_and(|l| !l.done())
+        {
             return;
         }
         live.announced = true;
@@ -565,6 +526,9 @@ impl Session {
                 live.cadence.deadline(),
                 live.subs
                     .ack_deadline(Duration::from_millis(cfg.ack_timeout_ms)),
+                live.login
+                    .as_ref()
+                    .and_then(|l| l.deadline(Duration::from_millis(cfg.ack_timeout_ms))),
                 live.subs.send_deadline(),
                 live.keepalive_at,
             ]

@@ -12,9 +12,20 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
+use crate::account::AccountMsg;
 use crate::config::FullPolicy;
 use crate::metrics::FeedStats;
 use crate::tick::{HealthMsg, Sequenced, Tick};
+
+/// What travels a feed's lossless channel: health events and, for accounts, account events.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Notice {
+    /// A health event.
+    Health(HealthMsg),
+    /// An account event (never dropped, whatever `on_full` says). Boxed: it is several times
+    /// the size of a health event, and rare beside market data.
+    Account(Box<AccountMsg>),
+}
 
 /// Receives what the feeds of one driver produce. `lane` is the feed's index within the driver
 /// (its position in the driver's feed list), so one sink can serve several feeds.
@@ -23,6 +34,8 @@ pub trait Sink {
     fn tick(&mut self, lane: usize, tick: Tick);
     /// A health event (rare).
     fn health(&mut self, lane: usize, msg: HealthMsg);
+    /// An account event: delivered in order with the feed's health events, never dropped.
+    fn account(&mut self, lane: usize, msg: AccountMsg);
     /// The driver finished a turn at `now` (a moment for housekeeping; called often).
     fn turn_end(&mut self, _now: Instant) {}
 }
@@ -34,8 +47,8 @@ pub struct Outbox {
     pub ticks: Sender<Sequenced<Tick>>,
     /// The same tick channel, for drop-oldest.
     pub ticks_rx: Receiver<Sequenced<Tick>>,
-    /// Health events to the strategy.
-    pub health: Sender<Sequenced<HealthMsg>>,
+    /// Health (and account) events to the strategy.
+    pub health: Sender<Sequenced<Notice>>,
     /// Full-channel policy.
     pub on_full: FullPolicy,
     /// The feed's counters (drops are counted here).
@@ -49,7 +62,7 @@ impl Outbox {
     pub fn new(
         ticks: Sender<Sequenced<Tick>>,
         ticks_rx: Receiver<Sequenced<Tick>>,
-        health: Sender<Sequenced<HealthMsg>>,
+        health: Sender<Sequenced<Notice>>,
         on_full: FullPolicy,
         stats: Arc<FeedStats>,
     ) -> Outbox {
@@ -96,6 +109,16 @@ impl Outbox {
     /// Sends a health event; the channel is unbounded, so it is never dropped.
     #[cold]
     pub fn send_health(&mut self, msg: HealthMsg) {
+        self.send_notice(Notice::Health(msg));
+    }
+
+    /// Sends an account event on the lossless channel.
+    #[cold]
+    pub fn send_account(&mut self, msg: AccountMsg) {
+        self.send_notice(Notice::Account(Box::new(msg)));
+    }
+
+    fn send_notice(&mut self, msg: Notice) {
         let seq = self.seq();
         let _ = self.health.send(Sequenced { seq, msg });
     }
@@ -126,6 +149,13 @@ impl Sink for ChannelSink {
     fn health(&mut self, lane: usize, msg: HealthMsg) {
         if let Some(o) = self.outboxes.get_mut(lane) {
             o.send_health(msg);
+        }
+    }
+
+    #[cold]
+    fn account(&mut self, lane: usize, msg: AccountMsg) {
+        if let Some(o) = self.outboxes.get_mut(lane) {
+            o.send_account(msg);
         }
     }
 }

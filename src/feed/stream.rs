@@ -17,11 +17,12 @@ use super::outage::record_missed;
 use super::report::Out;
 use super::seq::{SeqTrack, Verdict};
 use super::sink::Sink;
+use super::top::TopOfBook;
 use super::watch::Silence;
 use crate::metrics::{FeedStats, Missed};
 use crate::rest::DepthSnapshot;
 use crate::tick::{BookFault, DepthChunk, Health, SymbolId, Tick, TickData, DEPTH_CHUNK_LEVELS};
-use crate::venue::{Seq, SeqRule, StreamDef, Venue};
+use crate::venue::{Seq, SeqRule, StreamDef, StreamKind, Venue};
 
 /// A message's ticks as parsed: (event time in Unix ms, data), in order.
 pub(crate) type Ticks = Vec<(u64, TickData)>;
@@ -75,6 +76,8 @@ pub(crate) struct StreamState {
     held_until: Option<Instant>,
     /// The local book of an order-book stream.
     pub book: Option<BookState>,
+    /// The top of book of a level-1 stream, which deltas change.
+    top: Option<TopOfBook>,
     /// Messages in a row that brought nothing new.
     stale_seq: u32,
     /// Ids up to this were captured before a book resync sent them again.
@@ -98,6 +101,7 @@ impl StreamState {
         silence: Duration,
         book: Option<BookState>,
     ) -> StreamState {
+        let top_kept = def.kind == StreamKind::BookTicker;
         StreamState {
             index,
             seq: SeqTrack::new(def.kind.seq_rule()),
@@ -106,6 +110,7 @@ impl StreamState {
             silence: Silence::new(silence),
             held: VecDeque::new(),
             held_until: None,
+            top: top_kept.then(TopOfBook::default),
             book,
             stale_seq: 0,
             captured_to: 0,
@@ -135,6 +140,7 @@ impl StreamState {
     pub(crate) fn decide<S: Sink + ?Sized>(
         &mut self,
         seq: Seq,
+        fp: Option<u64>,
         recv_ns: u64,
         window: Duration,
         carried_elsewhere: impl FnOnce() -> bool,
@@ -153,7 +159,7 @@ impl StreamState {
             self.seq.restart(seq);
             return Fate::Deliver;
         }
-        let verdict = self.seq.judge(seq);
+        let verdict = self.seq.judge_as(seq, fp);
         if matches!(verdict, Verdict::Duplicate | Verdict::Superseded) {
             // Nothing new for this long, on every connection: the venue's numbering went back
             // (a sequence reset after maintenance, or one bogus id far ahead). Start over here
@@ -205,7 +211,7 @@ impl StreamState {
                 Fate::Hold
             }
             Verdict::Fresh { .. } => {
-                self.accept(seq, verdict, recv_ns, out);
+                self.accept(seq, fp, verdict, recv_ns, out);
                 Fate::Deliver
             }
         }
@@ -216,11 +222,12 @@ impl StreamState {
     fn accept<S: Sink + ?Sized>(
         &mut self,
         seq: Seq,
+        fp: Option<u64>,
         verdict: Verdict,
         recv_ns: u64,
         out: &mut Out<S>,
     ) {
-        self.seq.commit(seq);
+        self.seq.commit_as(seq, fp);
         let Verdict::Fresh {
             missed,
             after_outage,
@@ -294,6 +301,13 @@ impl StreamState {
     ) {
         let mut sent = 0u64;
         for &(event_time_ms, data) in ticks {
+            let data = match self.top.as_mut() {
+                Some(top) => match top.merge(data) {
+                    Some(quote) => quote,
+                    None => continue,
+                },
+                None => data,
+            };
             if let TickData::Quote { bid, ask, .. } = data {
                 if bid >= ask && bid > 0.0 && ask > 0.0 {
                     // One venue's best bid cannot reach its best ask: the quote is wrong.
@@ -435,10 +449,11 @@ impl StreamState {
                     let Some(h) = self.held.pop_front() else {
                         break;
                     };
-                    self.accept(h.seq, verdict, h.recv_ns, out);
+                    self.accept(h.seq, None, verdict, h.recv_ns, out);
                     self.hand_over(h.seq.id, h.recv_ns, &h.ticks, venue, now, out);
                     self.delivered(now, out);
-                    out.report.capture(self.index, h.conn, h.recv_ns, h.text);
+                    out.report
+                        .capture(self.index, h.conn, h.recv_ns, h.text, false);
                     delivered = true;
                 }
                 Verdict::Fresh { .. } => break,
@@ -504,11 +519,13 @@ impl StreamState {
             .iter()
             .map(|l| (true, *l))
             .chain(snap.asks.iter().map(|l| (false, *l)));
+        let mut sent = 1u64;
         for (bid, level) in levels {
             let used = usize::from(chunk.n_bids + chunk.n_asks);
             if used == DEPTH_CHUNK_LEVELS {
                 tick.data = TickData::Depth(chunk);
                 out.tick(tick);
+                sent += 1;
                 chunk.part = chunk.part.wrapping_add(1);
                 chunk.n_bids = 0;
                 chunk.n_asks = 0;
@@ -527,6 +544,12 @@ impl StreamState {
         if let Some(top) = self.book.as_ref().and_then(BookState::top) {
             tick.data = top;
             out.tick(tick);
+            sent += 1;
         }
+        // Counted with the ticks of messages: `ticks` is everything the strategy was given.
+        out.report
+            .stats
+            .ticks
+            .fetch_add(sent, std::sync::atomic::Ordering::Relaxed);
     }
 }

@@ -13,6 +13,7 @@ use super::book::{BookState, SnapshotOutcome};
 use super::outage::Outages;
 use super::report::Out;
 use super::rotation::SilentCounts;
+use super::seq::fingerprint;
 use super::sink::Sink;
 use super::stream::{Fate, StreamState, Ticks};
 use crate::clock;
@@ -131,7 +132,19 @@ impl Streams {
             self.end_outage(now, recv_ns, out);
         }
         let stream = &mut self.list[i];
-        match stream.decide(seq, recv_ns, self.reorder_window, carried_elsewhere, out) {
+        // A message numbered by its own time (markPrice, tickers, OKX bbo-tbt without
+        // `seqId`) may share its number with another update of the same millisecond: its text
+        // tells them apart.
+        let by_time = self.scratch.first().is_some_and(|&(t, _)| t == seq.id) && seq.id != 0;
+        let fp = by_time.then(|| fingerprint(data));
+        match stream.decide(
+            seq,
+            fp,
+            recv_ns,
+            self.reorder_window,
+            carried_elsewhere,
+            out,
+        ) {
             Fate::Drop => {}
             Fate::Hold => {
                 stream.hold(
@@ -150,10 +163,13 @@ impl Streams {
                 stream.hand_over(seq.id, recv_ns, &self.scratch, venue, now, out);
                 self.outages.on_data(now);
                 stream.delivered(now, out);
-                // An update sent again after a book resync is in the capture already (the
-                // snapshot itself is captured: it is a message of its own).
-                if out.report.captures() && !(seq.prev.is_some() && seq.id <= stream.captured_to) {
-                    out.report.capture(i as u16, conn, recv_ns, text.clone());
+                // An update given to the book again after a resync is in the capture already
+                // (the snapshot itself is captured: it is a message of its own): it is captured
+                // again marked as such, which the audit passes over and replay gives again.
+                if out.report.captures() {
+                    let again = seq.prev.is_some() && seq.id <= stream.captured_to;
+                    out.report
+                        .capture(i as u16, conn, recv_ns, text.clone(), again);
                 }
                 if stream.holding() {
                     // This message may have filled the hole the held ones wait on.
@@ -165,6 +181,48 @@ impl Streams {
             self.request_snapshot(i, actions);
         }
         Ok(Some(seq))
+    }
+
+    /// A captured data payload of stream `i` replayed (`wsfeed replay`): parsed and handed over
+    /// as when it was delivered (through the local book), with no judgement — the capture holds
+    /// only messages that were delivered, in the order they were. (`now` only schedules REST
+    /// snapshot requests, which replay does not make.)
+    pub(crate) fn replay<S: Sink + ?Sized>(
+        &mut self,
+        i: usize,
+        data: &str,
+        recv_ns: u64,
+        now: Instant,
+        out: &mut Out<S>,
+    ) -> Result<(), ParseError> {
+        let Some(stream) = self.list.get_mut(i) else {
+            return Ok(());
+        };
+        self.scratch.clear();
+        let mut first: Option<Seq> = None;
+        let scratch = &mut self.scratch;
+        self.venue
+            .parse_data(stream.def.kind, data, &mut |seq, event_time_ms, tick| {
+                first.get_or_insert(seq);
+                scratch.push((event_time_ms, tick));
+            })?;
+        if let Some(seq) = first {
+            let venue = self.venue;
+            stream.hand_over(seq.id, recv_ns, &self.scratch, venue, now, out);
+        }
+        Ok(())
+    }
+
+    /// The book of stream `i` stops being trusted, as a recorded `BookInvalid` says (replay).
+    pub(crate) fn invalidate_book<S: Sink + ?Sized>(
+        &mut self,
+        i: usize,
+        fault: BookFault,
+        out: &mut Out<S>,
+    ) {
+        if let Some(s) = self.list.get_mut(i) {
+            s.invalidate_book(fault, out);
+        }
     }
 
     /// First data after an outage: record the gap, tell which streams' first messages report
@@ -180,6 +238,21 @@ impl Streams {
             }
         }
         out.health(closed.event);
+    }
+
+    /// An account streams again (logged in and subscribed): an open outage ends here, since
+    /// a private stream may carry no message for a long time.
+    #[cold]
+    pub(crate) fn resumed<S: Sink + ?Sized>(
+        &mut self,
+        now: Instant,
+        recv_ns: u64,
+        out: &mut Out<S>,
+    ) {
+        if self.outages.is_open() {
+            self.end_outage(now, recv_ns, out);
+        }
+        self.outages.on_data(now);
     }
 
     /// Asks for a REST snapshot of stream `i`'s book.
@@ -210,6 +283,36 @@ impl Streams {
         actions: &mut Actions,
         out: &mut Out<S>,
     ) {
+        let recv_ns = clock::now_ns();
+        if let (Ok(snap), Some(true)) = (&result, self.list.get(i).map(|s| s.book.is_some())) {
+            out.report.capture_snapshot(i as u16, recv_ns, snap);
+        }
+        self.apply_snapshot(i, result, recv_ns, now, actions, out);
+    }
+
+    /// A captured REST snapshot replayed (`wsfeed replay`), as [`Streams::on_snapshot`] took
+    /// it: its ticks carry `recv_ns` as they did live.
+    pub(crate) fn replay_snapshot<S: Sink + ?Sized>(
+        &mut self,
+        i: usize,
+        snapshot: DepthSnapshot,
+        recv_ns: u64,
+        out: &mut Out<S>,
+    ) {
+        let mut actions = Actions::default();
+        self.apply_snapshot(i, Ok(snapshot), recv_ns, Instant::now(), &mut actions, out);
+    }
+
+    #[cold]
+    fn apply_snapshot<S: Sink + ?Sized>(
+        &mut self,
+        i: usize,
+        result: Result<DepthSnapshot, RestError>,
+        recv_ns: u64,
+        now: Instant,
+        actions: &mut Actions,
+        out: &mut Out<S>,
+    ) {
         let venue = self.venue;
         let Some(stream) = self.list.get_mut(i) else {
             return;
@@ -234,7 +337,7 @@ impl Streams {
                 buffered,
                 resynced,
             } => {
-                stream.send_snapshot(&snapshot, clock::now_ns(), out);
+                stream.send_snapshot(&snapshot, recv_ns, out);
                 for diff in buffered {
                     stream.hand_over(diff.last, diff.recv_ns, &diff.ticks, venue, now, out);
                 }

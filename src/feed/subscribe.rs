@@ -109,13 +109,25 @@ impl Subscriptions {
     /// The venue acknowledged request `id`, or (OKX) the one stream of it `stream` names, which
     /// `name_of` spells as configured. Returns the streams acknowledged, or `None` when the ack
     /// matches no request of this connection.
+    ///
+    /// An ack that echoes no id is matched by what it says: OKX's
+    /// `{"event":"subscribe","arg":{…}}` by the stream it names, in the oldest request that
+    /// asked for it; Bybit's `{"success":true,"op":"subscribe"}` (no `req_id`) names nothing
+    /// and answers the oldest request (the venue answers in order).
     pub(crate) fn on_ack<'n>(
         &mut self,
-        id: u64,
+        id: Option<u64>,
         stream: Option<StreamKey<'_>>,
         name_of: impl Fn(u16) -> &'n str,
     ) -> Option<Vec<u16>> {
-        let pos = self.pending.iter().position(|p| p.id == id)?;
+        let pos = match (id, stream) {
+            (Some(id), _) => self.pending.iter().position(|p| p.id == id)?,
+            (None, Some(key)) => self
+                .pending
+                .iter()
+                .position(|p| !p.check && p.streams.iter().any(|&i| key.matches(name_of(i))))?,
+            (None, None) => self.pending.iter().position(|p| !p.check)?,
+        };
         let acked = match stream {
             None => mem::take(&mut self.pending[pos].streams),
             Some(key) => {
@@ -175,7 +187,7 @@ mod tests {
         let second = s.next_request(at, &active).unwrap();
         assert_eq!(second, [4]);
         s.sent(2, second, at);
-        assert_eq!(s.on_ack(2, None, |_| ""), Some(vec![4]));
+        assert_eq!(s.on_ack(Some(2), None, |_| ""), Some(vec![4]));
         let at = at + REQUEST_SPACING;
         let half = s.next_request(at, &active).unwrap();
         assert_eq!(half, [0, 1]);
@@ -208,7 +220,7 @@ mod tests {
             Some(t0 + limit),
             "the check has the ack limit"
         );
-        assert_eq!(s.on_ack(9, None, |_| ""), Some(vec![]));
+        assert_eq!(s.on_ack(Some(9), None, |_| ""), Some(vec![]));
         assert_eq!(s.ack_deadline(limit), None);
     }
 
@@ -224,7 +236,7 @@ mod tests {
             inst: "BTC-USDT",
         };
         assert_eq!(
-            s.on_ack(7, Some(key), |i| names[usize::from(i)]),
+            s.on_ack(Some(7), Some(key), |i| names[usize::from(i)]),
             Some(vec![1])
         );
         assert!(!s.complete());
@@ -237,9 +249,55 @@ mod tests {
             inst: "BTC-USDT",
         };
         assert_eq!(
-            s.on_ack(7, Some(key), |i| names[usize::from(i)]),
+            s.on_ack(Some(7), Some(key), |i| names[usize::from(i)]),
             Some(vec![0])
         );
+        assert!(s.complete());
+    }
+
+    /// OKX `{"event":"subscribe","arg":{…}}` and Bybit `{"success":true,"op":"subscribe"}`
+    /// without the request's id: matched by the stream named, or to the oldest request.
+    #[test]
+    fn acks_without_an_id_are_matched_by_content() {
+        let t0 = Instant::now();
+        let names = ["books:BTC-USDT", "trades:BTC-USDT", "bbo-tbt:ETH-USDT"];
+        let name_of = |i: u16| names[usize::from(i)];
+        let mut s = Subscriptions::new(&[0, 1, 2], 2, t0);
+        let first = s.next_request(t0, &[true; 3]).unwrap();
+        s.sent(1, first, t0);
+        let at = t0 + REQUEST_SPACING;
+        let second = s.next_request(at, &[true; 3]).unwrap();
+        s.sent(2, second, at);
+        let key = |topic, inst| StreamKey { topic, inst };
+        assert_eq!(
+            s.on_ack(None, Some(key("bbo-tbt", "ETH-USDT")), name_of),
+            Some(vec![2]),
+            "found in the second request"
+        );
+        assert_eq!(
+            s.on_ack(None, Some(key("bbo-tbt", "BTC-USDT")), name_of),
+            None,
+            "a stream not asked for"
+        );
+        assert_eq!(
+            s.on_ack(None, Some(key("trades", "BTC-USDT")), name_of),
+            Some(vec![1])
+        );
+        assert_eq!(
+            s.on_ack(None, Some(key("books", "BTC-USDT")), name_of),
+            Some(vec![0])
+        );
+        assert!(s.complete());
+
+        // Bybit: nothing named, the oldest request is answered.
+        let mut s = Subscriptions::new(&[0, 1, 2], 2, t0);
+        let first = s.next_request(t0, &[true; 3]).unwrap();
+        s.sent(1, first, t0);
+        let second = s.next_request(at, &[true; 3]).unwrap();
+        s.sent(2, second, at);
+        assert_eq!(s.on_ack(None, None, name_of), Some(vec![0, 1]));
+        assert_eq!(s.on_ack(None, None, name_of), Some(vec![2]));
+        assert_eq!(s.on_ack(None, None, name_of), None, "nothing left");
         assert!(s.complete());
     }
 }

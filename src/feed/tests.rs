@@ -12,6 +12,7 @@ use super::core::{FeedCore, Input};
 use super::limiter::ConnectGate;
 use super::params::{FeedParams, Target};
 use super::sink::Sink;
+use crate::account::{AccountEvent, AccountMsg};
 use crate::config::{Endpoint, Jitter, ReconnectConfig};
 use crate::metrics::{FeedState, FeedStats};
 use crate::tick::{DisconnectReason, Health, HealthMsg, SymbolId, Tick, TickData};
@@ -24,6 +25,7 @@ const MS: Duration = Duration::from_millis(1);
 struct Recorded {
     ticks: Vec<Tick>,
     health: Vec<Health>,
+    accounts: Vec<AccountEvent>,
 }
 
 impl Sink for Recorded {
@@ -32,6 +34,9 @@ impl Sink for Recorded {
     }
     fn health(&mut self, _lane: usize, msg: HealthMsg) {
         self.health.push(msg.event);
+    }
+    fn account(&mut self, _lane: usize, msg: AccountMsg) {
+        self.accounts.push(msg.event);
     }
 }
 
@@ -49,9 +54,15 @@ fn cfg() -> ReconnectConfig {
     }
 }
 
+mod traffic;
+
 /// A Binance spot feed of `streams` on `hosts` (a standby on the second).
 fn feed(hosts: &[&str], streams: &[&str]) -> (FeedCore, Arc<FeedStats>) {
-    let venue = Venue::BinanceSpot;
+    feed_on(Venue::BinanceSpot, hosts, streams)
+}
+
+/// A feed of `venue`'s `streams` on `hosts` (a standby on the second).
+fn feed_on(venue: Venue, hosts: &[&str], streams: &[&str]) -> (FeedCore, Arc<FeedStats>) {
     let targets = hosts
         .iter()
         .map(|h| {
@@ -90,6 +101,7 @@ fn feed(hosts: &[&str], streams: &[&str]) -> (FeedCore, Arc<FeedStats>) {
         tls: None,
         capture: None,
         rest_base: None,
+        account: None,
     };
     (FeedCore::new(params, stats.clone(), 0), stats)
 }
@@ -567,3 +579,5 @@ fn a_subscription_in_the_url_is_checked_and_a_refused_url_falls_back_to_requests
         [Action::Connect { url: None, .. }]
     ));
 }
+
+mod account;

@@ -5,15 +5,18 @@
 //! top-level fields of an object and hands out each value as a borrowed slice of the input;
 //! nested objects and arrays are skipped over (string-aware) and can be scanned in turn. String
 //! values are returned raw, without decoding escapes; venue keys, symbols and decimal strings
-//! never contain any.
+//! never contain any. Text that is shown or compared is decoded where it is ([`Unescaped`],
+//! [`unescaped_eq`]), without allocating.
 //!
 //! It checks structure as it goes (quotes, brackets, commas, literals) and reports truncated or
 //! malformed input as an error, which the feed counts and skips.
 
 use std::fmt;
 
+mod escape;
 mod reader;
 
+pub use escape::{unescaped_eq, Unescape, Unescaped};
 pub use reader::{Reader, Scope};
 
 /// Where and why a message failed to scan.
@@ -495,6 +498,20 @@ impl<'a> Layout<'a> {
         })
     }
 
+    /// A one-letter key and its colon, `"k":`, as venues write their compact messages: the
+    /// letter, for a reader that takes fields in whatever order they come.
+    #[inline(always)]
+    pub fn short_key(&mut self) -> Option<u8> {
+        let at = self.cur.pos;
+        match self.cur.src.as_bytes().get(at..at + 4)? {
+            &[b'"', k, b'"', b':'] if k != b'\\' && k != b'"' => {
+                self.cur.pos = at + 4;
+                Some(k)
+            }
+            _ => None,
+        }
+    }
+
     /// An unsigned integer, bare or quoted.
     #[inline(always)]
     pub fn uint(&mut self) -> Option<u64> {
@@ -511,6 +528,12 @@ impl<'a> Layout<'a> {
     #[inline(always)]
     pub fn str(&mut self) -> Option<&'a str> {
         self.cur.string().ok()
+    }
+
+    /// The text not read yet.
+    #[inline(always)]
+    pub fn rest(&self) -> &'a str {
+        self.cur.src.get(self.cur.pos..).unwrap_or_default()
     }
 
     /// Nothing but whitespace is left.

@@ -330,6 +330,12 @@ impl<'a> Reader<'a> {
         self.cur.value().map(Some)
     }
 
+    /// A boolean; `Ok(None)` for a value of another kind, which is skipped.
+    #[inline]
+    pub fn bool(&mut self) -> Result<Option<bool>, JsonError> {
+        Ok(self.value()?.and_then(Value::as_bool))
+    }
+
     /// A decimal: a string holding one (how venues send prices) or a number; `Ok(None)` for a
     /// value of another kind, which is skipped.
     #[inline(always)]

@@ -210,6 +210,27 @@ pub fn tick(out: &mut String, universe: &Universe, n: u64, t: &Tick) {
             field_num(out, "funding_rate", *funding_rate);
             let _ = write!(out, ",\"next_funding_ms\":{next_funding_ms}");
         }
+        TickData::Candle {
+            open,
+            high,
+            low,
+            close,
+            volume,
+            start_ms,
+            close_ms,
+            closed,
+        } => {
+            out.push_str(",\"kind\":\"candle\"");
+            field_num(out, "open", *open);
+            field_num(out, "high", *high);
+            field_num(out, "low", *low);
+            field_num(out, "close", *close);
+            field_num(out, "volume", *volume);
+            let _ = write!(
+                out,
+                ",\"start_ms\":{start_ms},\"close_ms\":{close_ms},\"closed\":{closed}"
+            );
+        }
     }
     out.push('}');
 }

@@ -234,6 +234,12 @@ impl<S: Strategy> Strategy for Tapped<S> {
         }
     }
 
+    /// Account events go to the strategy only: an account's orders and balances are not
+    /// fanned out.
+    fn on_account(&mut self, msg: &crate::account::AccountMsg) {
+        self.strategy.on_account(msg);
+    }
+
     fn report(&self) -> String {
         self.strategy.report()
     }
@@ -261,7 +267,7 @@ mod tests {
         let got = stats.summary();
         assert_eq!((got.handed, got.dropped), (2, 3));
         assert_eq!(rx.len(), 2);
-        let Nop = s.into_inner();
+        let _strategy: Nop = s.into_inner();
         // The tap went with the wrapper: the sink sees the channel close once drained.
         assert!(rx.try_recv().is_ok() && rx.try_recv().is_ok());
         assert!(rx.try_recv().unwrap_err().is_disconnected());

@@ -43,7 +43,7 @@ const STATES: [FeedState; 8] = [
 /// A feed counter: metric name (without `_total`), help, and where it is kept.
 type CounterDef = (&'static str, &'static str, fn(&FeedStats) -> &AtomicU64);
 
-const COUNTERS: [CounterDef; 21] = [
+const COUNTERS: [CounterDef; 26] = [
     ("wsfeed_messages", "Data messages received.", |s| {
         &s.messages
     }),
@@ -133,6 +133,31 @@ const COUNTERS: [CounterDef; 21] = [
     ("wsfeed_server_pings", "Pings the venue sent.", |s| {
         &s.pings_received
     }),
+    (
+        "wsfeed_account_events",
+        "Account events (orders, balances, positions) delivered to the strategy (accounts only).",
+        |s| &s.account_events,
+    ),
+    (
+        "wsfeed_account_logins",
+        "Logins the venue accepted on an account's private stream, the first and every re-login.",
+        |s| &s.logins,
+    ),
+    (
+        "wsfeed_listen_key_renewals",
+        "Listen-key keep-alives the venue accepted (Binance USD-M accounts).",
+        |s| &s.key_renewals,
+    ),
+    (
+        "wsfeed_listen_keys_created",
+        "Listen keys created (Binance USD-M accounts).",
+        |s| &s.keys_created,
+    ),
+    (
+        "wsfeed_credential_expiries",
+        "Expired private-stream credentials (listen keys, terminated subscriptions) replaced.",
+        |s| &s.expiries,
+    ),
 ];
 
 /// The collector: reads `Observed` at each scrape.

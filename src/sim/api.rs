@@ -19,6 +19,9 @@ use super::fault::{BookFault, Fault, Injected};
 use super::generator::run_generator;
 use super::market::Market;
 use super::observe::{ConnId, SentRecord, SimSnapshot};
+use super::private::generator::run_accounts;
+use super::private::observe::AccountSentRecord;
+use super::private::state::Private;
 use super::shared::SharedMarket;
 use super::state::{Inner, Reject, State};
 use super::symbol::SymInfo;
@@ -72,6 +75,7 @@ pub struct Sim {
     stop_tx: Option<Sender<()>>,
     acceptor: Option<JoinHandle<()>>,
     generator: Option<JoinHandle<()>>,
+    accounts: Option<JoinHandle<()>>,
 }
 
 impl fmt::Debug for Sim {
@@ -117,7 +121,9 @@ impl Sim {
                 })
             }
         };
+        let private = Private::new(cfg.accounts.clone(), cfg.listen_key_validity, cfg.seed);
         let inner = Arc::new(Inner {
+            private,
             cfg,
             info,
             market: Mutex::new(market),
@@ -141,7 +147,17 @@ impl Sim {
             stop_tx: Some(stop_tx),
             acceptor: None,
             generator: None,
+            accounts: None,
         };
+        if !inner.cfg.accounts.is_empty() {
+            let acc_inner = Arc::clone(&inner);
+            let acc_stop = stop_rx.clone();
+            sim.accounts = Some(
+                thread::Builder::new()
+                    .name("sim-accounts".into())
+                    .spawn(move || run_accounts(acc_inner, acc_stop))?,
+            );
+        }
         let gen_inner = Arc::clone(&inner);
         sim.generator = Some(
             thread::Builder::new()
@@ -392,6 +408,54 @@ impl Sim {
             .collect()
     }
 
+    /// Ground truth of the private streams: every message of account `name`
+    /// (see [`SimConfig::accounts`]) handed to a connection, in send order,
+    /// recorded before it is written (as [`Sim::sent`]). Control messages
+    /// (`listenKeyExpired`, `eventStreamTerminated`) and replies are not
+    /// recorded; account messages are not in [`Sim::sent`] nor in the
+    /// `messages_sent` counters. Empty for an unknown account or when
+    /// [`SimConfig::record`] is false.
+    pub fn account_sent(&self, name: &str) -> Vec<AccountSentRecord> {
+        self.inner.private.sent_of(name)
+    }
+
+    /// Fault: the listen keys of account `name` expire now: connections on
+    /// them get `listenKeyExpired` and nothing more, and later keep-alives of
+    /// the key get -1125. False if the account is unknown or had no key.
+    pub fn expire_listen_key(&self, name: &str) -> bool {
+        let Some(a) = self.inner.private.by_name(name) else {
+            return false;
+        };
+        self.count_private_fault();
+        self.inner.private.expire_now(a, Instant::now())
+    }
+
+    /// Fault: the next `count` listen-key keep-alives (`PUT`) get HTTP 400
+    /// -1125 "This listenKey does not exist." (the key itself stays valid).
+    pub fn refuse_keepalives(&self, count: u32) {
+        self.count_private_fault();
+        self.inner.private.refuse_keepalives(count);
+    }
+
+    /// Fault: revokes the credentials of account `name`: later logins,
+    /// subscriptions and listen-key requests fail with the venue's
+    /// invalid-key error, its listen keys are gone, and its live private
+    /// connections are closed (Binance WebSocket API: `eventStreamTerminated`
+    /// first; then a Close frame 1008 `"account stream closed"`). False if
+    /// the account is unknown.
+    pub fn revoke_account(&self, name: &str) -> bool {
+        let Some(a) = self.inner.private.by_name(name) else {
+            return false;
+        };
+        self.count_private_fault();
+        self.inner.private.revoke(a);
+        true
+    }
+
+    fn count_private_fault(&self) {
+        self.inner.update(|st| st.counters.faults_injected += 1);
+    }
+
     /// Forgets the ground truth recorded so far (e.g. between bench rounds).
     pub fn clear_sent(&self) {
         lock(&self.inner.sent).clear();
@@ -412,6 +476,9 @@ impl Sim {
             let _ = h.join();
         }
         if let Some(h) = self.generator.take() {
+            let _ = h.join();
+        }
+        if let Some(h) = self.accounts.take() {
             let _ = h.join();
         }
         let handles = std::mem::take(&mut *lock(&self.inner.conn_threads));

@@ -17,6 +17,10 @@ pub(crate) enum Kind {
     MarkPrice,
     /// OKX `funding-rate` (swaps).
     Funding,
+    /// Every trade: Binance `<s>@trade`.
+    Trade,
+    /// The 1-minute candle: Binance `<s>@kline_1m`.
+    Kline,
 }
 
 impl Kind {

@@ -2,7 +2,7 @@
 //! send on a connection (`SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`,
 //! `SET_PROPERTY`, `GET_PROPERTY`), a request in, replies out, no I/O.
 //!
-//! Streams (lowercase symbol): `<s>@bookTicker`, `<s>@aggTrade`,
+//! Streams (lowercase symbol): `<s>@bookTicker`, `<s>@aggTrade`, `<s>@trade`, `<s>@kline_1m`,
 //! `<s>@depth@100ms` (and `<s>@depth`), `<s>@markPrice` (and
 //! `<s>@markPrice@1s`). Replies are `{"result":…,"id":N}` or
 //! `{"error":{"code":N,"msg":…},"id":N}`. With USD-M routing a stream
@@ -24,6 +24,8 @@ pub(crate) fn parse_stream(symbols: &[String], name: &str) -> Option<(usize, Kin
     let kind = match rest {
         "bookTicker" => Kind::BookTicker,
         "aggTrade" => Kind::AggTrade,
+        "trade" => Kind::Trade,
+        "kline_1m" => Kind::Kline,
         "depth" | "depth@100ms" => Kind::Depth,
         "markPrice" | "markPrice@1s" => Kind::MarkPrice,
         _ => return None,
@@ -174,7 +176,15 @@ mod tests {
         );
         assert!(parse_stream(&syms, "ethusdt@markPrice@1s").is_some());
         assert!(parse_stream(&syms, "xrpusdt@bookTicker").is_none());
-        assert!(parse_stream(&syms, "btcusdt@kline_1m").is_none());
+        assert!(parse_stream(&syms, "btcusdt@kline_5m").is_none());
+        assert_eq!(
+            parse_stream(&syms, "btcusdt@kline_1m").map(|x| x.1),
+            Some(Kind::Kline)
+        );
+        assert_eq!(
+            parse_stream(&syms, "btcusdt@trade").map(|x| x.1),
+            Some(Kind::Trade)
+        );
         assert!(parse_stream(&syms, "btcusdt").is_none());
         assert!(parse_stream(&syms, "").is_none());
     }

@@ -4,7 +4,8 @@
 //! Requests `{"op":"subscribe"|"unsubscribe","req_id":"…","args":[topics]}`
 //! and `{"op":"ping","req_id":"…"}`; replies
 //! `{"success":…,"ret_msg":…,"conn_id":…,"req_id":…,"op":…}`. Topics
-//! `orderbook.1.<S>`, `orderbook.50.<S>`, `publicTrade.<S>`, `tickers.<S>`.
+//! `orderbook.1.<S>`, `orderbook.50.<S>`, `orderbook.200.<S>`, `publicTrade.<S>`,
+//! `tickers.<S>`.
 //! Spot rejects more than 10 args per request (`"args size >10"`); an unknown
 //! topic fails the whole request (`"error:handler not found,topic:<t>"`), as
 //! does a topic already subscribed.
@@ -20,14 +21,14 @@ use super::symbol::SymInfo;
 /// Bybit spot: most args in one subscribe request.
 const SPOT_MAX_ARGS: usize = 10;
 
-/// Parses a Bybit v5 public topic: `orderbook.1.<S>`, `orderbook.50.<S>`,
+/// Parses a Bybit v5 public topic: `orderbook.1.<S>`, `orderbook.50.<S>`, `orderbook.200.<S>`,
 /// `publicTrade.<S>`, `tickers.<S>` (symbol as configured, uppercase).
 pub(crate) fn parse_topic(info: &[SymInfo], topic: &str) -> Option<Topic> {
     let (kind, symbol) = if let Some(rest) = topic.strip_prefix("orderbook.") {
         let (depth, symbol) = rest.split_once('.')?;
         match depth {
             "1" => (Kind::BookTicker, symbol),
-            "50" => (Kind::Depth, symbol),
+            "50" | "200" => (Kind::Depth, symbol),
             _ => return None,
         }
     } else if let Some(symbol) = topic.strip_prefix("publicTrade.") {
@@ -44,6 +45,14 @@ pub(crate) fn parse_topic(info: &[SymInfo], topic: &str) -> Option<Topic> {
         name: topic.to_string(),
         spot: false,
     })
+}
+
+/// The book messages of `orderbook.200.<S>`: those of `orderbook.50.<S>` (the simulated book
+/// holds at most 50 levels a side, all of which a 200-level snapshot carries) under their own
+/// topic. `None` for any other topic.
+pub(crate) fn deeper_topic(name: &str, payload: &str) -> Option<String> {
+    name.starts_with("orderbook.200.")
+        .then(|| payload.replacen(r#""topic":"orderbook.50."#, r#""topic":"orderbook.200."#, 1))
 }
 
 /// The normalised name of a topic given to `Fault::Mute` (itself if it is
@@ -177,8 +186,12 @@ mod tests {
             parse_topic(&i, "tickers.BTCUSDT").map(|t| t.kind),
             Some(Kind::MarkPrice)
         );
+        assert_eq!(
+            parse_topic(&i, "orderbook.200.BTCUSDT").map(|t| t.kind),
+            Some(Kind::Depth)
+        );
         for bad in [
-            "orderbook.200.BTCUSDT",
+            "orderbook.500.BTCUSDT",
             "orderbook.50.btcusdt",
             "kline.1.BTCUSDT",
             "tickers.XRPUSDT",

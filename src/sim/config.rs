@@ -6,6 +6,7 @@ use std::time::Duration;
 
 #[cfg(doc)]
 use super::observe::SimSnapshot;
+use super::private::account::SimAccount;
 use super::shared::SharedMarket;
 
 /// Configuration of a `Sim`.
@@ -70,6 +71,18 @@ pub struct SimConfig {
     /// (the default): an independent random walk from `seed`, as always. See
     /// also `start_group`.
     pub shared: Option<SharedMarket>,
+    /// Simulated accounts served on the venue's private endpoints (see
+    /// "Private streams" in the module documentation). Empty (the default):
+    /// the private endpoints do not exist (answered as any path the
+    /// simulator does not serve).
+    pub accounts: Vec<SimAccount>,
+    /// How long a Binance listen key lives without a keep-alive (`PUT`);
+    /// default 60 minutes, as on Binance.
+    pub listen_key_validity: Duration,
+    /// How often each account's order flow takes a step (a new order, a
+    /// fill, a cancel, a deposit, …; each step is one to four account
+    /// messages). Default 1 s; tests use a few milliseconds.
+    pub account_event_interval: Duration,
 }
 
 /// The protocol a `Sim` speaks. See `tests/fixtures/README.md` for every
@@ -147,6 +160,9 @@ impl Default for SimConfig {
             idle_timeout: Some(Duration::from_secs(30)),
             okx_checksum: false,
             shared: None,
+            accounts: Vec::new(),
+            listen_key_validity: Duration::from_secs(60 * 60),
+            account_event_interval: Duration::from_secs(1),
         }
     }
 }

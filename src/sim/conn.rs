@@ -7,6 +7,7 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::private::conn::PrivateConn;
 use super::protocol::Session;
 use super::rest;
 use super::serve::Conn;
@@ -59,5 +60,16 @@ pub(crate) fn run(inner: Arc<Inner>, tcp: TcpStream) {
         reg.subs,
     );
     session.deaf = reg.deaf;
-    Conn::new(inner, reg.id, ws, session, reg.events, reg.faults).run();
+    let private = reg.private.map(|route| {
+        PrivateConn::new(
+            &inner,
+            reg.id,
+            route.stream,
+            session.tag.clone(),
+            route.listen_key,
+        )
+    });
+    Conn::new(inner, reg.id, ws, session, reg.events, reg.faults)
+        .with_private(private)
+        .run();
 }

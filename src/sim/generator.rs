@@ -122,7 +122,7 @@ pub(crate) fn run_generator(inner: Arc<Inner>, stop: Receiver<()>) {
                     }
                 }
                 for _ in 0..trade[i].due(now) {
-                    batch.push(Arc::new(market.trade(i, e_ms)));
+                    batch.extend(market.trade_events(i, e_ms).into_iter().map(Arc::new));
                 }
                 if mark[i].due(now) > 0 {
                     batch.extend(market.mark(i, e_ms).into_iter().map(Arc::new));

@@ -35,6 +35,7 @@ use std::time::Instant;
 
 use super::base::Kind;
 use super::book::{Book, Levels};
+use super::candle::{self, Candle};
 use super::config::SimVenue;
 use super::render::{self, BookMsg, MarkMsg, TradeMsg};
 use super::rng::{mix, seeded, Draw};
@@ -99,6 +100,8 @@ struct SymState {
     ob50_u: u64,
     agg_id: u64,
     trade_id: u64,
+    /// The minute's candle (Binance `kline_1m`).
+    candle: Candle,
     funding: f64,
     mark: f64,
     index: f64,
@@ -213,6 +216,7 @@ impl Market {
                     ob50_u: rng.range(10_000_000, 90_000_000),
                     agg_id: rng.range(100_000_000, 900_000_000),
                     trade_id: rng.range(1_000_000_000, 5_000_000_000),
+                    candle: Candle::default(),
                     funding: 0.0001,
                     mark: mid / scale,
                     index: mid / scale,
@@ -446,8 +450,56 @@ impl Market {
         Some(self.book_event(i, msg, e_ms))
     }
 
+    /// A trade ([`Market::trade`]) and, on Binance, what else it shows: a `trade` message for
+    /// each trade it aggregates and the 1-minute candle it updates.
+    pub(crate) fn trade_events(&mut self, i: usize, e_ms: u64) -> Vec<Event> {
+        let (agg, t) = self.trade_and_msg(i, e_ms);
+        let mut out = vec![agg];
+        if self.venue != SimVenue::Binance {
+            return out;
+        }
+        let info = &self.info[i];
+        let n = t.last + 1 - t.first;
+        let mut payloads: Vec<(Kind, u64, String)> = (t.first..=t.last)
+            .map(|id| {
+                let q = (t.qty / n).max(1);
+                let times = (t.ts_ms, t.t_ms);
+                let text = candle::binance_trade(info, id, (t.price, q), !t.taker_buy, times);
+                (Kind::Trade, id, text)
+            })
+            .collect();
+        let s = &mut self.syms[i];
+        let range = (t.first, t.last);
+        if let Some(closed) = s.candle.add(t.t_ms, t.price, t.qty, range, info.decimals) {
+            let text = candle::binance_kline(info, &closed, true, t.ts_ms);
+            payloads.push((Kind::Kline, t.ts_ms, text));
+        }
+        let text = candle::binance_kline(info, &s.candle, false, t.ts_ms);
+        payloads.push((Kind::Kline, t.ts_ms, text));
+        for (kind, seq, payload) in payloads {
+            out.push(Event {
+                gen: self.next_gen(),
+                sym: i,
+                kind,
+                seq,
+                prev_seq: None,
+                event_time_ms: t.ts_ms,
+                payload,
+                spot_payload: None,
+                book: None,
+            });
+        }
+        out
+    }
+
     /// One trade at the current best bid or ask.
+    #[cfg(test)]
     pub(crate) fn trade(&mut self, i: usize, e_ms: u64) -> Event {
+        self.trade_and_msg(i, e_ms).0
+    }
+
+    /// [`Market::trade`], and the trade before rendering.
+    fn trade_and_msg(&mut self, i: usize, e_ms: u64) -> (Event, TradeMsg) {
         let rng = &mut self.rng;
         let s = &mut self.syms[i];
         let buyer_is_maker = rng.chance(0.5);
@@ -492,7 +544,7 @@ impl Market {
         let payload = render::trade(self.venue, info, &t, false);
         let spot_payload =
             (self.venue == SimVenue::Okx).then(|| render::trade(self.venue, info, &t, true));
-        Event {
+        let event = Event {
             gen: self.next_gen(),
             sym: i,
             kind: Kind::AggTrade,
@@ -502,7 +554,8 @@ impl Market {
             payload,
             spot_payload,
             book: None,
-        }
+        };
+        (event, t)
     }
 
     fn mark_msg(&self, i: usize, e_ms: u64) -> MarkMsg {

@@ -91,6 +91,49 @@
 //! `BTCUSDT` is served as `BTC-USDT-SWAP` and `BTC-USDT` (same market).
 //! Subscribing again to a channel starts it afresh with a new snapshot.
 //!
+//! # Private streams ([`SimConfig::accounts`])
+//!
+//! Each [`SimAccount`] (name, API key, secret, OKX passphrase) has a seeded
+//! order flow: every [`SimConfig::account_event_interval`] it takes one step
+//! on the configured symbols — a new order (one in ten rejected), a partial
+//! fill, a fill or a cancel, and every tenth step a deposit — and each fill
+//! moves its USDT balance and its position. Every step is sent to the
+//! account's private connections in the venue's documented messages
+//! (`tests/fixtures/<venue>/private/`), carrying client order id, price,
+//! quantity, filled quantity, last fill price and quantity, fee and the
+//! venue's ids and sequence fields. Signatures are checked with `ring`
+//! directly, never with the engine's signing code.
+//!
+//! * Binance USD-M: `POST`/`PUT`/`DELETE /fapi/v1/listenKey` on the REST
+//!   port (header `X-MBX-APIKEY`; a `signature` query parameter, when sent,
+//!   must be the hex HMAC-SHA256 of the query before it, with a fresh
+//!   `timestamp`); keys live [`SimConfig::listen_key_validity`] (default 60
+//!   minutes) from the last `POST`/`PUT`. Streams on
+//!   `/private/ws?listenKey=<key>`, `/private/ws/<key>` and `/ws/<key>`:
+//!   `ORDER_TRADE_UPDATE` and `ACCOUNT_UPDATE`; when the key expires,
+//!   `listenKeyExpired` and nothing more.
+//! * Binance spot WebSocket API, `/ws-api/v3`:
+//!   `userDataStream.subscribe.signature` (HMAC over the sorted params; the
+//!   Ed25519 `session.logon` is not simulated and answers an error), events
+//!   wrapped `{"subscriptionId":N,"event":…}`: `executionReport`,
+//!   `outboundAccountPosition`, `balanceUpdate`; `eventStreamTerminated`
+//!   when the subscription ends (unsubscribe, revoked credentials).
+//! * Bybit v5, `/v5/private`: `auth` (HMAC of `"GET/realtime" + expires`),
+//!   then topics `order`, `execution`, `position`, `wallet`.
+//! * OKX v5, `/ws/v5/private`: `login` (base64 HMAC of
+//!   `timestamp + "GET/users/self/verify"`, 30 s skew at most), then
+//!   channels `orders`, `positions`, `account`.
+//!
+//! Unknown or revoked keys, bad signatures and stale timestamps get each
+//! venue's documented error. Ground truth: [`Sim::account_sent`] lists every
+//! account message handed to a connection ([`AccountSentRecord`]: account,
+//! stream, connection, per-account event number, kind, event time), recorded
+//! before it is written. Faults: [`Sim::expire_listen_key`],
+//! [`Sim::refuse_keepalives`], [`Sim::revoke_account`] (later requests fail,
+//! live private connections are closed with 1008), and every connection
+//! [`Fault`] through [`Sim::inject_on`] (private connections are listed in
+//! [`Sim::snapshot`] with their path).
+//!
 //! Bybit and OKX connections that send no text frame for
 //! [`SimConfig::idle_timeout`] are closed.
 //!
@@ -151,16 +194,20 @@
 //! | `observe.rs` | what a test observes: [`ConnId`], [`SentRecord`], [`ConnInfo`], [`SimSnapshot`] |
 //! | `tls.rs` | the CA and server certificate generated at start |
 //! | `shared.rs` | [`SharedMarket`]: one price path quoted by several simulators |
+//! | `private/account.rs` | [`SimAccount`] and the signature checks (`ring`, `base64`) |
 //! | `config.rs` | [`SimConfig`], [`SimVenue`] |
+//! | `private/observe.rs`, `private/orders.rs`, `private/state.rs` | the accounts' ground truth, their order flow, their shared state (listen keys, listeners, faults) |
 //! | `render.rs` | every data message's wire format, the OKX checksum (`crc32fast`) |
 //! | `market.rs` | the synthetic market: books, ids, trades, marks, snapshots |
 //! | `protocol.rs` | what the venue protocols share: `Session`, `Sub`, `Route`, `Out`, `Env` |
 //! | `binance.rs`, `bybit.rs`, `okx.rs` | each venue's requests: text in, replies out, no I/O |
 //! | `fault.rs` | [`Fault`], [`BookFault`], and what each does to a connection, without I/O |
 //! | `state.rs` | the state all threads share (`Inner`), the connection registry |
+//! | `private/session.rs`, `private/binance.rs`, `private/bybit.rs`, `private/okx.rs`, `private/route.rs`, `private/generator.rs` | a private connection's protocol state; each venue's private requests and messages (no I/O); which upgrades are private; the accounts thread |
 //! | `transport.rs` | `SimStream` (plain or TLS) and the request head read off it |
-//! | `rest.rs` | the REST responder (Binance depth snapshots) |
+//! | `rest.rs` | the REST responder (Binance depth snapshots, listen keys) |
 //! | `end.rs` | how a connection ends: close and linger, reset, stall |
+//! | `private/conn.rs` | a private connection's side of the serve loop: requests, account pushes rendered and recorded |
 //! | `serve.rs` | the serve loop: delivery, ground truth, requests and faults carried out |
 //! | `upgrade.rs` | the upgrade decision (rejections, paths, routes, pre-subscriptions), the handshake |
 //! | `conn.rs` | a connection thread from accept to the serve loop |
@@ -179,6 +226,7 @@ mod base;
 mod binance;
 mod book;
 mod bybit;
+mod candle;
 mod config;
 mod conn;
 mod end;
@@ -188,6 +236,7 @@ mod generator;
 mod market;
 mod observe;
 mod okx;
+mod private;
 mod protocol;
 mod render;
 pub mod replay;
@@ -205,6 +254,8 @@ pub use self::api::{start_group, Sim};
 pub use self::config::{SimConfig, SimVenue};
 pub use self::fault::{BookFault, Fault};
 pub use self::observe::{ConnId, ConnInfo, SentKind, SentRecord, SimSnapshot};
+pub use self::private::account::SimAccount;
+pub use self::private::observe::{AccountEventKind, AccountSentRecord, PrivateStream};
 pub use self::shared::{SharedMarket, SharedMarketParams};
 
 #[cfg(test)]

@@ -33,6 +33,8 @@ pub enum SentKind {
     Mark,
     /// OKX `funding-rate`.
     Funding,
+    /// Binance `kline`.
+    Candle,
 }
 
 /// Ground truth of one data message the simulator handed to a client's

@@ -7,6 +7,8 @@
 //! * `GET /api/v3/depth?symbol=BTCUSDT&limit=N` (spot): `limit` default 100,
 //!   at most 5000 (more is cut to 5000) →
 //!   `{"lastUpdateId":…,"bids":[["p","q"],…],"asks":[…]}`.
+//! * `POST`/`PUT`/`DELETE /fapi/v1/listenKey` (USD-M user data stream, see
+//!   `private/binance.rs`): header `X-MBX-APIKEY`, optional signed query.
 //! * `GET /fapi/v1/depth?symbol=BTCUSDT&limit=N` (USD-M): `limit` one of 5,
 //!   10, 20, 50, 100, 500 (default), 1000, else HTTP 400 code -1130 → the
 //!   same with `"E"` and `"T"` after `lastUpdateId`.
@@ -29,6 +31,7 @@ use std::time::{Duration, Instant};
 use super::base::{lock, now_ms};
 use super::config::SimVenue;
 use super::format::json_str;
+use super::private::binance::listen_key_rest;
 use super::state::Inner;
 use super::transport::{Head, SimStream};
 
@@ -52,10 +55,21 @@ fn error(status: u16, code: i32, msg: &str) -> (u16, String) {
 
 /// Status and JSON body for a plain request.
 pub(crate) fn route(inner: &Inner, head: &Head) -> (u16, String) {
+    let (path, query) = head.target.split_once('?').unwrap_or((&head.target, ""));
+    if inner.cfg.venue == SimVenue::Binance
+        && path == "/fapi/v1/listenKey"
+        && !inner.private.accounts.is_empty()
+    {
+        let api_key = head
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("X-MBX-APIKEY"))
+            .map(|(_, v)| v.as_str());
+        return listen_key_rest(&inner.private, &head.method, query, api_key);
+    }
     if head.method != "GET" {
         return error(405, -1, "Method not allowed.");
     }
-    let (path, query) = head.target.split_once('?').unwrap_or((&head.target, ""));
     let usdm = match (inner.cfg.venue, path) {
         (SimVenue::Binance, "/api/v3/depth") => false,
         (SimVenue::Binance, "/fapi/v1/depth") => true,
@@ -111,6 +125,7 @@ fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         400 => "Bad Request",
+        401 => "Unauthorized",
         404 => "Not Found",
         405 => "Method Not Allowed",
         418 => "I'm a teapot",

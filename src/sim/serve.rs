@@ -26,6 +26,7 @@ use super::end::{End, Ending};
 use super::fault::{self, Action, BookFault, BookFaults, Cut, Fault, Injected};
 use super::market::{Event, Snap};
 use super::observe::{ConnId, SentKind, SentRecord};
+use super::private::conn::PrivateConn;
 use super::protocol::{Env, Out, Session, Topic};
 use super::render;
 use super::state::Inner;
@@ -50,7 +51,8 @@ fn sent_kind(kind: Kind) -> SentKind {
     match kind {
         Kind::BookTicker => SentKind::Quote,
         Kind::Depth => SentKind::BookUpdate,
-        Kind::AggTrade => SentKind::Trade,
+        Kind::AggTrade | Kind::Trade => SentKind::Trade,
+        Kind::Kline => SentKind::Candle,
         Kind::MarkPrice => SentKind::Mark,
         Kind::Funding => SentKind::Funding,
     }
@@ -120,6 +122,9 @@ pub(crate) struct Conn {
     /// non-decreasing order (so the front holds the earliest).
     pings: VecDeque<(Bytes, Instant)>,
     ping_counter: u64,
+    /// The private stream of a private connection (requests go there, and
+    /// its account messages are written by [`Conn::pump_private`]).
+    private: Option<PrivateConn>,
 }
 
 impl Conn {
@@ -147,6 +152,34 @@ impl Conn {
             book_faults: BookFaults::default(),
             pings: VecDeque::new(),
             ping_counter: 0,
+            private: None,
+        }
+    }
+
+    /// The connection with a private stream (or none).
+    pub(crate) fn with_private(mut self, private: Option<PrivateConn>) -> Conn {
+        self.private = private;
+        self
+    }
+
+    /// Writes what the private stream's account pushed (recorded as ground
+    /// truth before it comes here); ends the connection when it says so.
+    fn pump_private(&mut self) -> Result<(), End> {
+        let Some(private) = self.private.as_mut() else {
+            return Ok(());
+        };
+        let polled = private.poll(&self.inner);
+        for text in polled.texts {
+            self.unflushed += 1;
+            match self.ws.write(Message::text(text)) {
+                Ok(()) => {}
+                Err(e) if is_would_block(&e) => {}
+                Err(_) => return Err(End::Gone),
+            }
+        }
+        match polled.end {
+            Some(end) => Err(end),
+            None => Ok(()),
         }
     }
 
@@ -205,6 +238,9 @@ impl Conn {
                 }
             }
             if let Err(end) = self.pump_events() {
+                return end;
+            }
+            if let Err(end) = self.pump_private() {
                 return end;
             }
             if let Err(end) = self.flush() {
@@ -302,6 +338,11 @@ impl Conn {
                         render::book(venue, &inner.info[ev.sym], &msg, sub.spot)
                     });
                 let payload = faulty.as_deref().unwrap_or(base);
+                let deeper = venue
+                    .is_bybit()
+                    .then(|| bybit::deeper_topic(&sub.name, payload))
+                    .flatten();
+                let payload = deeper.as_deref().unwrap_or(payload);
                 let text = if wrapped {
                     format!(r#"{{"stream":"{}","data":{}}}"#, sub.name, payload)
                 } else {
@@ -382,7 +423,11 @@ impl Conn {
             }
         });
         self.unflushed += 1;
-        match self.ws.write(Message::text(snap.payload)) {
+        let payload = match bybit::deeper_topic(stream, &snap.payload) {
+            Some(deeper) if self.session.venue.is_bybit() => deeper,
+            _ => snap.payload,
+        };
+        match self.ws.write(Message::text(payload)) {
             Ok(()) => Ok(()),
             Err(e) if is_would_block(&e) => Ok(()),
             Err(_) => Err(End::Gone),
@@ -449,6 +494,12 @@ impl Conn {
     /// Answers a request with the venue's protocol and carries the replies
     /// out, in order.
     fn on_request(&mut self, text: &str) -> Result<(), End> {
+        if let Some(private) = self.private.as_mut() {
+            for reply in private.on_text(&self.inner, text) {
+                self.send_text(reply)?;
+            }
+            return self.flush();
+        }
         let (session, env) = (&mut self.session, &*self.inner);
         let out = match session.venue {
             SimVenue::Binance => binance::handle(text, session, env),

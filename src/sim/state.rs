@@ -17,6 +17,7 @@ use super::fault::Injected;
 use super::fault::{BookFault, Fault};
 use super::market::{Event, Market};
 use super::observe::{ConnId, ConnInfo, SentRecord, SimSnapshot};
+use super::private::state::Private;
 use super::symbol::SymInfo;
 
 /// Capacity of a connection's event channel; the generator drops events for
@@ -81,6 +82,8 @@ pub(crate) struct Inner {
     pub subscribers: Mutex<Vec<Subscriber>>,
     pub listener: Mutex<Option<TcpListener>>,
     pub conn_threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Accounts, listen keys and listeners of the private streams.
+    pub private: Private,
 }
 
 impl Inner {
@@ -106,11 +109,13 @@ impl Inner {
 
     /// Registers a new connection upgraded on `path` with the streams
     /// subscribed in its URL: its id (the next one), the event channel the
-    /// generator feeds and the channel its faults arrive on.
-    pub(crate) fn register(
+    /// generator feeds (only when `market`: a private connection's channel is
+    /// closed at once) and the channel its faults arrive on.
+    pub(crate) fn register_with(
         &self,
         path: String,
         streams: Vec<String>,
+        market: bool,
     ) -> (ConnId, Receiver<Arc<Event>>, Receiver<Injected>) {
         let (ev_tx, ev_rx) = crossbeam_channel::bounded(EVENT_QUEUE);
         let (fault_tx, fault_rx) = crossbeam_channel::unbounded();
@@ -135,7 +140,9 @@ impl Inner {
             );
             id
         });
-        lock(&self.subscribers).push(Subscriber { id, tx: ev_tx });
+        if market {
+            lock(&self.subscribers).push(Subscriber { id, tx: ev_tx });
+        }
         (id, ev_rx, fault_rx)
     }
 

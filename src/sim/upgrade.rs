@@ -26,6 +26,7 @@ use super::config::SimVenue;
 use super::fault::Injected;
 use super::market::Event;
 use super::observe::ConnId;
+use super::private::route::{self as private_route, PrivateRoute};
 use super::protocol::{Env, Route, Sub};
 use super::state::Inner;
 use super::transport::SimStream;
@@ -60,6 +61,8 @@ struct Upgrade {
     streams: Vec<String>,
     /// The URL's subscription was ignored (`Fault::IgnoreSubscribe`).
     deaf: bool,
+    /// A private stream (see `private/route.rs`).
+    private: Option<PrivateRoute>,
 }
 
 /// A connection registered when its upgrade request was accepted.
@@ -73,6 +76,8 @@ pub(crate) struct Registered {
     pub deaf: bool,
     pub events: Receiver<Arc<Event>>,
     pub faults: Receiver<Injected>,
+    /// A private stream (see `private/route.rs`).
+    pub private: Option<PrivateRoute>,
 }
 
 /// Registers an accepted upgrade (before the 101 response is written, so
@@ -84,7 +89,7 @@ fn register(inner: &Inner, up: Upgrade) -> Registered {
         .filter_map(|name| make_sub(&inner.cfg, up.route, name))
         .collect();
     let names = subs.iter().map(|s| s.name.clone()).collect();
-    let (id, events, faults) = inner.register(up.path, names);
+    let (id, events, faults) = inner.register_with(up.path, names, up.private.is_none());
     Registered {
         id,
         route: up.route,
@@ -93,6 +98,7 @@ fn register(inner: &Inner, up: Upgrade) -> Registered {
         deaf: up.deaf,
         events,
         faults,
+        private: up.private,
     }
 }
 
@@ -181,6 +187,17 @@ fn decide(inner: &Inner, req: &Request) -> Result<Upgrade, Box<ErrorResponse>> {
     };
 
     let path = req.uri().path();
+    if let Some(route) = private_route::route(inner, path, req.uri().query()) {
+        let route = route.map_err(|(status, body)| reject(status, body))?;
+        return Ok(Upgrade {
+            path: route.path.clone(),
+            route: Route::Unrouted,
+            wrapped: false,
+            streams: Vec::new(),
+            deaf: false,
+            private: Some(route),
+        });
+    }
     if let Some(ws_path) = inner.cfg.venue.ws_path() {
         // Bybit / OKX: one path, no subscriptions in the URL.
         if path != ws_path {
@@ -192,6 +209,7 @@ fn decide(inner: &Inner, req: &Request) -> Result<Upgrade, Box<ErrorResponse>> {
             wrapped: false,
             streams: Vec::new(),
             deaf: false,
+            private: None,
         });
     }
     let mut streams: Vec<String> = Vec::new();
@@ -261,6 +279,7 @@ fn decide(inner: &Inner, req: &Request) -> Result<Upgrade, Box<ErrorResponse>> {
         wrapped,
         streams: normalized,
         deaf,
+        private: None,
     })
 }
 

@@ -36,15 +36,27 @@ pub fn parse_stream(venue: Venue, name: &str) -> Result<StreamDef, String> {
     let kind = match (kind_name, speed) {
         ("bookTicker", None) => StreamKind::BookTicker,
         ("aggTrade", None) => StreamKind::AggTrade,
+        ("trade", None) => StreamKind::Trade,
         ("depth", None) => StreamKind::Depth {
-            interval_ms: if venue == Venue::BinanceSpot {
-                1000
-            } else {
-                250
+            interval_ms: default_depth_ms(venue),
+        },
+        // USD-M's unthrottled diff depth: an event per book change.
+        ("depth", Some("0ms")) if venue == Venue::BinanceUsdm => {
+            StreamKind::Depth { interval_ms: 0 }
+        }
+        ("depth", Some(speed)) => StreamKind::Depth {
+            interval_ms: parse_speed(name, speed, &DEPTH_SPEEDS)?,
+        },
+        // "Top <levels> bids and asks, pushed every second. Valid <levels> are 5, 10, or 20."
+        ("depth5" | "depth10" | "depth20", speed) => StreamKind::PartialDepth {
+            levels: kind_name[5..].parse().unwrap_or(5),
+            interval_ms: match speed {
+                None => default_depth_ms(venue),
+                Some(speed) => parse_speed(name, speed, &DEPTH_SPEEDS)?,
             },
         },
-        ("depth", Some(speed)) => StreamKind::Depth {
-            interval_ms: parse_speed(name, speed, &["100ms", "250ms", "500ms", "1000ms"])?,
+        (k, None) if k.starts_with("kline_") => StreamKind::Kline {
+            interval_s: kline_interval(name, &k["kline_".len()..])?,
         },
         ("markPrice", _) if venue == Venue::BinanceSpot => {
             return Err(format!(
@@ -56,10 +68,23 @@ pub fn parse_stream(venue: Venue, name: &str) -> Result<StreamDef, String> {
             interval_ms: parse_speed(name, speed, &["1s"])?,
         },
         (other, _) => {
+            let mut supported = String::from(
+                "bookTicker, aggTrade, trade, kline_<interval>, depth, depth5, depth10, \
+                 depth20 (each also @100ms, @250ms, @500ms or @1000ms)",
+            );
+            if venue == Venue::BinanceUsdm {
+                supported.push_str(", depth@0ms, markPrice, markPrice@1s");
+            }
+            let what = if speed.is_some() && KINDS.contains(&other) {
+                format!("'{other}@{}'", speed.unwrap_or_default())
+            } else {
+                format!("kind '{other}'")
+            };
             return Err(format!(
-                "stream '{name}': unsupported stream kind '{other}' \
-                 (supported: bookTicker, aggTrade, depth, depth@100ms, markPrice, markPrice@1s)"
-            ))
+                "stream '{name}': unsupported stream {what} for {venue} (supported: {supported}; \
+                 kline intervals: {})",
+                KLINE_INTERVALS.map(|(i, _)| i).join(", ")
+            ));
         }
     };
     // Base URL Split: "Public (high-frequency public market data)" carries bookTicker and
@@ -67,7 +92,10 @@ pub fn parse_stream(venue: Venue, name: &str) -> Result<StreamDef, String> {
     // "Connections that do not include a routed path … will only receive data from the Public
     // endpoint."
     let route = match (venue, kind) {
-        (Venue::BinanceUsdm, StreamKind::BookTicker | StreamKind::Depth { .. }) => Route::Public,
+        (
+            Venue::BinanceUsdm,
+            StreamKind::BookTicker | StreamKind::Depth { .. } | StreamKind::PartialDepth { .. },
+        ) => Route::Public,
         (Venue::BinanceUsdm, _) => Route::Market,
         _ => Route::Root,
     };
@@ -79,6 +107,65 @@ pub fn parse_stream(venue: Venue, name: &str) -> Result<StreamDef, String> {
         route,
     })
 }
+
+/// Stream kinds (the part after the symbol, before a speed) Binance streams are read as.
+const KINDS: [&str; 8] = [
+    "bookTicker",
+    "aggTrade",
+    "trade",
+    "depth",
+    "depth5",
+    "depth10",
+    "depth20",
+    "markPrice",
+];
+
+/// "Kline/Candlestick chart intervals": name and seconds (a month counted as 31 days: only the
+/// silence limit and reports use the length).
+const KLINE_INTERVALS: [(&str, u32); 16] = [
+    ("1s", 1),
+    ("1m", 60),
+    ("3m", 180),
+    ("5m", 300),
+    ("15m", 900),
+    ("30m", 1800),
+    ("1h", 3600),
+    ("2h", 7200),
+    ("4h", 14_400),
+    ("6h", 21_600),
+    ("8h", 28_800),
+    ("12h", 43_200),
+    ("1d", 86_400),
+    ("3d", 259_200),
+    ("1w", 604_800),
+    ("1M", 2_678_400),
+];
+
+fn kline_interval(name: &str, interval: &str) -> Result<u32, String> {
+    KLINE_INTERVALS
+        .iter()
+        .find(|(i, _)| *i == interval)
+        .map(|&(_, s)| s)
+        .ok_or_else(|| {
+            format!(
+                "stream '{name}': kline interval '{interval}' is not one of {}",
+                KLINE_INTERVALS.map(|(i, _)| i).join(", ")
+            )
+        })
+}
+
+/// The diff and partial depth update speed without a suffix: spot 1000 ms, USD-M 250 ms.
+fn default_depth_ms(venue: Venue) -> u32 {
+    if venue == Venue::BinanceSpot {
+        1000
+    } else {
+        250
+    }
+}
+
+/// Speeds a depth stream name may carry (spot documents 1000ms and 100ms, USD-M 250ms, 500ms
+/// and 100ms; either venue's are accepted on both, as before).
+const DEPTH_SPEEDS: [&str; 4] = ["100ms", "250ms", "500ms", "1000ms"];
 
 fn parse_speed(name: &str, speed: &str, allowed: &[&str]) -> Result<u32, String> {
     if !allowed.contains(&speed) {
@@ -174,7 +261,10 @@ pub fn classify(text: &str) -> Result<Frame<'_>, ParseError> {
         });
     }
     match (has_result, id) {
-        (true, Some(id)) => Ok(Frame::Ack { id, stream: None }),
+        (true, Some(id)) => Ok(Frame::Ack {
+            id: Some(id),
+            stream: None,
+        }),
         _ => Ok(Frame::Unknown),
     }
 }
@@ -203,9 +293,12 @@ pub fn parse_data(
 ) -> Result<(), ParseError> {
     match kind {
         StreamKind::BookTicker => book_ticker(data, emit),
-        StreamKind::AggTrade => agg_trade(data, emit),
-        StreamKind::Depth { .. } => depth(data, emit),
+        StreamKind::AggTrade => trade(data, "a", emit),
+        StreamKind::Trade => trade(data, "t", emit),
+        StreamKind::Depth { .. } => depth(data, false, emit),
+        StreamKind::PartialDepth { .. } => depth(data, true, emit),
         StreamKind::MarkPrice { .. } => mark_price(data, emit),
+        StreamKind::Kline { .. } => kline(data, emit),
         _ => Err(ParseError::Field("kind")),
     }
 }
@@ -244,48 +337,94 @@ fn book_ticker(data: &str, emit: &mut impl FnMut(Seq, u64, TickData)) -> Result<
     Ok(())
 }
 
-/// bookTicker exactly as Binance writes it (USD-M or spot field order, no whitespace), read
-/// literal by literal; `None` sends anything else to the general parser.
+/// bookTicker as Binance writes it, read literal by literal: compact, one-letter keys, in
+/// whatever order the venue puts them. The documented USD-M order is `e`, `u`, `E`, `T`, `s`,
+/// `b`, `B`, `a`, `A`; recorded USD-M frames (2021 to 2024) put `T` and `E` last; spot sends
+/// `u`, `s`, `b`, `B`, `a`, `A`. Each key at most once; `None` (anything else: whitespace, an
+/// unknown or repeated key, another `e`, a value of another type) sends the frame to the
+/// general parser.
 #[inline]
 pub(super) fn book_ticker_as_sent(data: &str) -> Option<(Seq, u64, TickData)> {
     let mut m = Layout::new(data);
-    let (u, e_time) = if m.lit(r#"{"e":"bookTicker","u":"#).is_some() {
-        let u = m.uint()?;
-        m.lit(r#","E":"#)?;
-        let e_time = m.uint()?;
-        m.lit(r#","T":"#)?;
-        m.uint()?;
-        (u, e_time)
-    } else {
-        m.lit(r#"{"u":"#)?;
-        (m.uint()?, 0)
-    };
-    m.lit(r#","s":"#)?;
-    m.str()?;
-    m.lit(r#","b":"#)?;
-    let bid = m.decimal()?;
-    m.lit(r#","B":"#)?;
-    let bid_qty = m.decimal()?;
-    m.lit(r#","a":"#)?;
-    let ask = m.decimal()?;
-    m.lit(r#","A":"#)?;
-    let ask_qty = m.decimal()?;
+    m.lit("{")?;
+    let (mut u, mut e_time) = (0, 0);
+    let [mut bid, mut bid_qty, mut ask, mut ask_qty] = [0.0; 4];
+    // One bit a key seen: u E T s e b B a A.
+    let mut seen = 0u16;
+    loop {
+        let bit = match m.short_key()? {
+            b'u' => {
+                u = m.uint()?;
+                1
+            }
+            b'E' => {
+                e_time = m.uint()?;
+                2
+            }
+            b'T' => {
+                m.uint()?;
+                4
+            }
+            b's' => {
+                m.str()?;
+                8
+            }
+            b'e' => {
+                (m.str()? == "bookTicker").then_some(())?;
+                16
+            }
+            b'b' => {
+                bid = m.decimal()?;
+                32
+            }
+            b'B' => {
+                bid_qty = m.decimal()?;
+                64
+            }
+            b'a' => {
+                ask = m.decimal()?;
+                128
+            }
+            b'A' => {
+                ask_qty = m.decimal()?;
+                256
+            }
+            _ => return None,
+        };
+        if seen & bit != 0 {
+            return None;
+        }
+        seen |= bit;
+        if m.lit(",").is_none() {
+            break;
+        }
+    }
     m.lit("}")?;
     m.end()?;
-    Some((
-        Seq { id: u, prev: None },
-        e_time,
-        TickData::quote((bid, bid_qty), (ask, ask_qty)),
-    ))
+    // `u` and the four values are required, as the general parser requires them.
+    (seen & (1 | 32 | 64 | 128 | 256) == 1 | 32 | 64 | 128 | 256).then(|| {
+        (
+            Seq { id: u, prev: None },
+            e_time,
+            TickData::quote((bid, bid_qty), (ask, ask_qty)),
+        )
+    })
 }
 
-/// `{"e":"aggTrade","E":…,"s":…,"a":…,"p":…,"q":…,"f":…,"l":…,"T":…,"m":…}`
-fn agg_trade(data: &str, emit: &mut impl FnMut(Seq, u64, TickData)) -> Result<(), ParseError> {
+/// `{"e":"aggTrade","E":…,"s":…,"a":…,"p":…,"q":…,"f":…,"l":…,"T":…,"m":…}` (`id_key` `a`)
+/// or `{"e":"trade","E":…,"s":…,"t":…,"p":…,"q":…,"T":…,"m":…}` (`id_key` `t`; USD-M adds
+/// `"X":"MARKET"`). Aggregate trade ids and trade ids are each consecutive per symbol, two
+/// sequences of their own.
+fn trade(
+    data: &str,
+    id_key: &'static str,
+    emit: &mut impl FnMut(Seq, u64, TickData),
+) -> Result<(), ParseError> {
     let mut obj = Object::new(data)?;
     let (mut id, mut e_time, mut p, mut q, mut m) = (None, 0, None, None, None);
     while let Some(key) = obj.key()? {
         match key {
-            "a" => id = Some(obj.uint()?),
+            k if k == id_key => id = Some(obj.uint()?),
             "E" => e_time = obj.uint()?,
             "p" => p = Some(obj.decimal()?),
             "q" => q = Some(obj.decimal()?),
@@ -298,14 +437,77 @@ fn agg_trade(data: &str, emit: &mut impl FnMut(Seq, u64, TickData)) -> Result<()
         qty: req(q, "q")?,
         buyer_is_maker: req(m, "m")?,
     };
-    // Aggregate trade ids are consecutive per symbol.
-    let id = req(id, "a")?;
+    let id = req(id, id_key)?;
     let seq = Seq {
         id,
         prev: id.checked_sub(1),
     };
     emit(seq, e_time, tick);
     Ok(())
+}
+
+/// `{"e":"kline","E":…,"s":…,"k":{"t","T","s","i","f","L","o","c","h","l","v","n","x",…}}`:
+/// the candle so far, numbered by the event time (the venue numbers nothing else here).
+fn kline(data: &str, emit: &mut impl FnMut(Seq, u64, TickData)) -> Result<(), ParseError> {
+    let mut r = Reader::new(data);
+    let mut obj = r.object()?;
+    let mut e_time = None;
+    let mut candle = None;
+    while let Some(key) = r.key(&mut obj)? {
+        match key {
+            "E" => e_time = r.uint()?,
+            "k" => candle = Some(candle_fields(&mut r)?),
+            _ => r.skip()?,
+        }
+    }
+    r.end()?;
+    let e_time = req(e_time, "E")?;
+    emit(
+        Seq {
+            id: e_time,
+            prev: None,
+        },
+        e_time,
+        req(candle, "k")??,
+    );
+    Ok(())
+}
+
+/// The `k` object of a kline event.
+fn candle_fields(r: &mut Reader<'_>) -> Result<Result<TickData, ParseError>, ParseError> {
+    if r.peek() != Some(b'{') {
+        r.skip()?;
+        return Ok(Err(ParseError::Field("k")));
+    }
+    let mut obj = r.object()?;
+    let (mut t, mut t_end, mut x) = (None, None, None);
+    let [mut o, mut h, mut l, mut c, mut v] = [None; 5];
+    while let Some(key) = r.key(&mut obj)? {
+        match key {
+            "t" => t = r.uint()?,
+            "T" => t_end = r.uint()?,
+            "o" => o = r.decimal()?,
+            "h" => h = r.decimal()?,
+            "l" => l = r.decimal()?,
+            "c" => c = r.decimal()?,
+            "v" => v = r.decimal()?,
+            "x" => x = r.bool()?,
+            _ => r.skip()?,
+        }
+    }
+    let candle = || {
+        Ok(TickData::Candle {
+            open: req(o, "o")?,
+            high: req(h, "h")?,
+            low: req(l, "l")?,
+            close: req(c, "c")?,
+            volume: req(v, "v")?,
+            start_ms: req(t, "t")?,
+            close_ms: req(t_end, "T")?,
+            closed: req(x, "x")?,
+        })
+    };
+    Ok(candle())
 }
 
 /// `{"e":"markPriceUpdate","E":…,"s":…,"p":…,"i":…,"P":…,"r":…,"T":…}`. The sequence is the
@@ -341,8 +543,14 @@ fn mark_price(data: &str, emit: &mut impl FnMut(Seq, u64, TickData)) -> Result<(
 }
 
 /// `{"e":"depthUpdate","E":…,"T":…,"s":…,"U":…,"u":…,"pu":…,"b":[[p,q],…],"a":[[p,q],…]}`.
-/// Levels are cut into chunks of [`DEPTH_CHUNK_LEVELS`]; all chunks carry the same ids.
-fn depth(data: &str, emit: &mut impl FnMut(Seq, u64, TickData)) -> Result<(), ParseError> {
+/// Levels are cut into chunks of [`DEPTH_CHUNK_LEVELS`]; all chunks carry the same ids. A
+/// partial book (`snapshot`) is a full snapshot of its levels: USD-M sends it in the same shape,
+/// spot as `{"lastUpdateId":…,"bids":[…],"asks":[…]}`.
+fn depth(
+    data: &str,
+    snapshot: bool,
+    emit: &mut impl FnMut(Seq, u64, TickData),
+) -> Result<(), ParseError> {
     let mut r = Reader::new(data);
     let mut obj = r.object()?;
     let (mut first, mut last, mut prev, mut e_time) = (None, None, None, 0);
@@ -352,16 +560,31 @@ fn depth(data: &str, emit: &mut impl FnMut(Seq, u64, TickData)) -> Result<(), Pa
         match key {
             "U" => first = Some(r.uint_strict()?),
             "u" => last = Some(r.uint_strict()?),
+            "lastUpdateId" if snapshot => last = Some(r.uint_strict()?),
             "pu" => prev = Some(r.uint_strict()?),
             "E" => e_time = r.uint_strict()?,
-            "b" => bids.read(&mut r)?,
-            "a" => asks.read(&mut r)?,
+            "b" | "bids" => bids.read(&mut r)?,
+            "a" | "asks" => asks.read(&mut r)?,
             _ => r.skip_strict()?,
         }
     }
     r.end()?;
-    let first = req(first, "U")?;
     let last = req(last, "u")?;
+    if snapshot {
+        // A snapshot replaces what came before: it names no predecessor.
+        let head = DepthChunk {
+            first_update_id: first.unwrap_or(last),
+            final_update_id: last,
+            snapshot: true,
+            ..DepthChunk::EMPTY
+        };
+        let seq = Seq {
+            id: last,
+            prev: None,
+        };
+        return emit_sides(head, seq, e_time, [&bids, &asks], emit);
+    }
+    let first = req(first, "U")?;
     // USD-M chains events by `pu`; spot's events are contiguous, so the predecessor is `U - 1`.
     let seq = Seq {
         id: last,
@@ -618,7 +841,7 @@ mod tests {
         assert_eq!(
             classify(r#"{"result":null,"id":1}"#).unwrap(),
             Frame::Ack {
-                id: 1,
+                id: Some(1),
                 stream: None
             }
         );
@@ -700,7 +923,7 @@ mod tests {
         for bad in [
             "btcusdt",
             "BTCUSDT@bookTicker",
-            "btcusdt@kline_1m",
+            "btcusdt@kline_7m",
             "btcusdt@depth@10ms",
             "@bookTicker",
             "btc-usdt@aggTrade",

@@ -11,10 +11,10 @@ use super::depth::{emit_sides, Side};
 use super::{
     first_level, one_level, Frame, ParseError, Route, Seq, StreamDef, StreamKey, StreamKind, Venue,
 };
-use crate::json::{until_quote, Layout, Object, Reader, Value};
+use crate::json::{unescaped_eq, until_quote, Layout, Object, Reader, Value};
 use crate::tick::{DepthChunk, TickData};
 
-/// Validates `orderbook.{1|50}.SYMBOL`, `publicTrade.SYMBOL` or `tickers.SYMBOL`.
+/// Validates `orderbook.{1|50|200|1000}.SYMBOL`, `publicTrade.SYMBOL` or `tickers.SYMBOL`.
 pub fn parse_stream(venue: Venue, name: &str) -> Result<StreamDef, String> {
     let (channel, symbol) = name.rsplit_once('.').ok_or_else(|| {
         format!("stream '{name}' is not '<topic>.<SYMBOL>' (e.g. 'orderbook.50.BTCUSDT')")
@@ -30,13 +30,18 @@ pub fn parse_stream(venue: Venue, name: &str) -> Result<StreamDef, String> {
     }
     let kind = match channel {
         "orderbook.1" => StreamKind::BookTicker,
+        // Orderbook page: "Linear & inverse: Level 1 data, push frequency: 10ms; Level 50
+        // data, push frequency: 20ms; Level 200 data, push frequency: 100ms; Level 1000 data,
+        // push frequency: 200ms"; spot the same depths (200 and 1000 at 200ms).
         "orderbook.50" => StreamKind::OrderBook { levels: 50 },
+        "orderbook.200" => StreamKind::OrderBook { levels: 200 },
+        "orderbook.1000" => StreamKind::OrderBook { levels: 1000 },
         "publicTrade" => StreamKind::AggTrade,
         "tickers" => StreamKind::Ticker,
         other => {
             return Err(format!(
-                "stream '{name}': unsupported topic '{other}' for {venue} \
-                 (supported: orderbook.1, orderbook.50, publicTrade, tickers)"
+                "stream '{name}': unsupported topic '{other}' for {venue} (supported: \
+                 orderbook.1, orderbook.50, orderbook.200, orderbook.1000, publicTrade, tickers)"
             ))
         }
     };
@@ -174,10 +179,22 @@ pub(super) fn classify_general(text: &str) -> Result<Frame<'_>, ParseError> {
         });
     }
     let id = req_id.and_then(|r| r.parse().ok());
+    let op_is = |name| op.is_some_and(|op| unescaped_eq(op, name));
+    if op_is("ping") || op_is("pong") {
+        return Ok(Frame::Pong);
+    }
     match (op, success) {
-        (Some("ping" | "pong"), _) => Ok(Frame::Pong),
+        // Without `req_id` (optional in the request, and not always echoed) a subscribe
+        // success still answers one: the oldest.
         (Some(_), Some(true)) => match id {
-            Some(id) => Ok(Frame::Ack { id, stream: None }),
+            Some(id) => Ok(Frame::Ack {
+                id: Some(id),
+                stream: None,
+            }),
+            None if op_is("subscribe") => Ok(Frame::Ack {
+                id: None,
+                stream: None,
+            }),
             None => Ok(Frame::Unknown),
         },
         (Some(_), Some(false)) => Ok(Frame::Error {
@@ -198,12 +215,23 @@ pub fn parse_data(
     frame: &str,
     emit: &mut impl FnMut(Seq, u64, TickData),
 ) -> Result<(), ParseError> {
+    match kind {
+        // The general path of `orderbook.1` (whose as-sent form has a fast path of its own).
+        StreamKind::BookTicker => parse_sliced(kind, frame, emit),
+        _ => parse_in_place(kind, frame, emit),
+    }
+}
+
+/// [`parse_data`] of the kinds read in place.
+fn parse_in_place(
+    kind: StreamKind,
+    frame: &str,
+    emit: &mut impl FnMut(Seq, u64, TickData),
+) -> Result<(), ParseError> {
     // The buffers live here, each built only for its kind: a payload holding them by value
     // would be moved whole (kilobytes for a book) whatever it holds.
     let (mut book_buf, mut trades_buf);
     let mut payload = match kind {
-        // The general path of `orderbook.1` (whose as-sent form has a fast path of its own).
-        StreamKind::BookTicker => return parse_sliced(kind, frame, emit),
         StreamKind::OrderBook { .. } => {
             book_buf = BookData::new();
             Payload::Book(&mut book_buf)
@@ -230,7 +258,7 @@ pub fn parse_data(
     let mut data = None;
     while let Some(key) = r.key(&mut top)? {
         match key {
-            "type" => snapshot = r.str()? == Some("snapshot"),
+            "type" => snapshot = r.str()?.is_some_and(|t| unescaped_eq(t, "snapshot")),
             "ts" => ts = r.uint()?.unwrap_or(0),
             // Read in place; what it does not accept refuses the frame unless another `data`
             // follows.
@@ -457,7 +485,7 @@ fn read_trades(r: &mut Reader<'_>, f: &mut impl FnMut(Trade)) -> Result<(), Pars
             price: price.ok_or(ParseError::Field("p"))?,
             qty: qty.ok_or(ParseError::Field("v"))?,
             // The taker sold into a bid: the buyer was the maker.
-            buyer_is_maker: side.ok_or(ParseError::Field("S"))? == "Sell",
+            buyer_is_maker: unescaped_eq(side.ok_or(ParseError::Field("S"))?, "Sell"),
         });
     }
     Ok(())
@@ -471,13 +499,33 @@ fn parse_sliced(
     emit: &mut impl FnMut(Seq, u64, TickData),
 ) -> Result<(), ParseError> {
     let mut obj = Object::new(frame)?;
-    let (mut ts, mut data) = (0, None);
+    let (mut ts, mut data, mut delta) = (0, None, false);
     while let Some((key, v)) = obj.next_field()? {
         match key {
             "ts" => ts = v.as_u64().unwrap_or(0),
             "data" => data = Some(v),
+            "type" => delta = v.as_str().is_some_and(|t| unescaped_eq(t, "delta")),
             _ => {}
         }
+    }
+    if delta && kind == StreamKind::BookTicker {
+        // The Orderbook page says level 1 sends snapshots only, but spot and linear sent
+        // deltas in 2023: one is handed out as what it is, a change to a one-level book (the
+        // feed merges it into the stream's last top). Its `u` is an id, not a chain.
+        return parse_in_place(
+            StreamKind::OrderBook { levels: 1 },
+            frame,
+            &mut |s, t, d| {
+                emit(
+                    Seq {
+                        id: s.id,
+                        prev: None,
+                    },
+                    t,
+                    d,
+                )
+            },
+        );
     }
     let data = match data {
         Some(Value::Object(d) | Value::Array(d)) => d,
@@ -514,23 +562,21 @@ fn book_fields(data: &str) -> Result<BookFields<'_>, ParseError> {
     })
 }
 
-/// `orderbook.1` exactly as Bybit writes it (`type` and `ts` in either order: spot and linear
-/// differ; one level a side), read literal by literal; `None` sends anything else to the
+/// An `orderbook.1` snapshot exactly as Bybit writes it (`type` and `ts` in either order: spot
+/// and linear differ; one level a side), read literal by literal; `None` sends anything else to the
 /// general parser.
 #[inline]
 pub(super) fn top_of_book_as_sent(frame: &str) -> Option<(Seq, u64, TickData)> {
     let mut m = Layout::new(frame);
     m.lit(r#"{"topic":"#)?;
     m.str()?;
-    let ts = if m.lit(r#","type":"#).is_some() {
-        m.str()?;
-        m.lit(r#","ts":"#)?;
+    // Snapshots only: a delta is not a whole top of book.
+    let ts = if m.lit(r#","type":"snapshot","ts":"#).is_some() {
         m.uint()?
     } else {
         m.lit(r#","ts":"#)?;
         let ts = m.uint()?;
-        m.lit(r#","type":"#)?;
-        m.str()?;
+        m.lit(r#","type":"snapshot""#)?;
         ts
     };
     m.lit(r#","data":{"s":"#)?;
@@ -642,7 +688,7 @@ mod tests {
             StreamKind::BookTicker
         );
         for bad in [
-            "orderbook.200.BTCUSDT",
+            "orderbook.25.BTCUSDT",
             "publicTrade.btcusdt",
             "tickers",
             "kline.1.BTCUSDT",
@@ -669,13 +715,18 @@ mod tests {
         assert_eq!(classify(&fixture("pong_linear.json")).unwrap(), Frame::Pong);
         assert!(matches!(
             classify(&fixture("subscribe_success_spot.json")).unwrap(),
-            Frame::Ack { id: 10001, .. }
+            Frame::Ack {
+                id: Some(10001),
+                ..
+            }
         ));
-        assert!(matches!(
-            classify(&fixture("subscribe_failure_args_size.json")).unwrap(),
-            // Escapes are not decoded: the text is as the venue sent it.
-            Frame::Error { msg, .. } if msg.starts_with("args size")
-        ));
+        // The text comes as the venue sent it; shown, its escapes are decoded.
+        let failure = fixture("subscribe_failure_args_size.json");
+        let Frame::Error { msg, .. } = classify(&failure).unwrap() else {
+            panic!("not an error")
+        };
+        assert!(msg.starts_with("args size"));
+        assert_eq!(crate::json::Unescaped(msg).to_string(), "args size >10");
     }
 
     #[test]

@@ -10,7 +10,7 @@ pub mod okx;
 use std::fmt;
 use std::time::Duration;
 
-use crate::json::{Array, JsonError, Value};
+use crate::json::{unescaped_eq, Array, JsonError, Value};
 use crate::tick::TickData;
 
 /// A venue the engine can connect to.
@@ -323,6 +323,21 @@ pub enum StreamKind {
     Ticker,
     /// OKX `funding-rate`.
     Funding,
+    /// Every trade, numbered by its own trade id (Binance `@trade`).
+    Trade,
+    /// Candlesticks of `interval_s` seconds, pushed while they form (Binance `@kline_<i>`).
+    Kline {
+        /// Candle length, seconds.
+        interval_s: u32,
+    },
+    /// The top `levels` of the book, each message a full snapshot (Binance `@depth5/10/20`,
+    /// OKX `books5`), every `interval_ms`.
+    PartialDepth {
+        /// Levels a side.
+        levels: u16,
+        /// Update speed, ms.
+        interval_ms: u32,
+    },
 }
 
 impl StreamKind {
@@ -336,6 +351,9 @@ impl StreamKind {
             StreamKind::OrderBook { .. } => "orderbook",
             StreamKind::Ticker => "tickers",
             StreamKind::Funding => "funding",
+            StreamKind::Trade => "trade",
+            StreamKind::Kline { .. } => "kline",
+            StreamKind::PartialDepth { .. } => "depthPartial",
         }
     }
 
@@ -347,10 +365,16 @@ impl StreamKind {
     pub fn default_silence_limit(self) -> Duration {
         match self {
             StreamKind::BookTicker | StreamKind::OrderBook { .. } => Duration::from_secs(10),
-            StreamKind::AggTrade | StreamKind::Ticker => Duration::from_secs(30),
+            StreamKind::AggTrade | StreamKind::Trade | StreamKind::Ticker => {
+                Duration::from_secs(30)
+            }
+            // Pushed every 1 or 2 s (spot), 250 ms (USD-M) while the candle forms.
+            StreamKind::Kline { .. } => Duration::from_secs(30),
             // OKX pushes the funding rate every 30 to 90 s.
             StreamKind::Funding => Duration::from_secs(180),
-            StreamKind::Depth { interval_ms } | StreamKind::MarkPrice { interval_ms } => {
+            StreamKind::Depth { interval_ms }
+            | StreamKind::MarkPrice { interval_ms }
+            | StreamKind::PartialDepth { interval_ms, .. } => {
                 Duration::from_millis(u64::from(interval_ms) * 10).max(Duration::from_secs(2))
             }
         }
@@ -382,17 +406,33 @@ pub struct Seq {
     pub prev: Option<u64>,
 }
 
+impl Seq {
+    /// The numbering of a message that carries no number (OKX `funding-rate` without `ts`):
+    /// it is delivered as it comes, never judged a duplicate of anything.
+    pub const UNNUMBERED: Seq = Seq { id: 0, prev: None };
+
+    /// Whether this is [`Seq::UNNUMBERED`].
+    #[inline]
+    pub fn is_unnumbered(self) -> bool {
+        self == Seq::UNNUMBERED
+    }
+}
+
 impl StreamKind {
     /// How this kind's messages are numbered.
     pub fn seq_rule(self) -> SeqRule {
         match self {
-            StreamKind::BookTicker => SeqRule::Ids,
-            StreamKind::AggTrade | StreamKind::Depth { .. } | StreamKind::OrderBook { .. } => {
-                SeqRule::Chained
-            }
-            StreamKind::MarkPrice { .. } | StreamKind::Ticker | StreamKind::Funding => {
-                SeqRule::Time
-            }
+            // A partial book carries the book's update id, which moves on changes below its
+            // levels too.
+            StreamKind::BookTicker | StreamKind::PartialDepth { .. } => SeqRule::Ids,
+            StreamKind::AggTrade
+            | StreamKind::Trade
+            | StreamKind::Depth { .. }
+            | StreamKind::OrderBook { .. } => SeqRule::Chained,
+            StreamKind::MarkPrice { .. }
+            | StreamKind::Ticker
+            | StreamKind::Funding
+            | StreamKind::Kline { .. } => SeqRule::Time,
         }
     }
 }
@@ -451,16 +491,37 @@ impl StreamKey<'_> {
         StreamKey { topic, inst: "" }
     }
 
-    /// Whether this key names the stream configured as `name`.
+    /// Whether this key names the stream configured as `name` (the venue's text decoded: a
+    /// name sent with escapes, `BTC\/USDT`, is the name without).
     #[inline]
     pub fn matches(&self, name: &str) -> bool {
+        let exact = if self.inst.is_empty() {
+            name == self.topic
+        } else {
+            name.len() == self.topic.len() + 1 + self.inst.len()
+                && name.starts_with(self.topic)
+                && name.as_bytes()[self.topic.len()] == b':'
+                && name.ends_with(self.inst)
+        };
+        exact || (self.escaped() && self.matches_decoded(name))
+    }
+
+    /// Whether the venue's text holds an escape.
+    #[inline]
+    fn escaped(&self) -> bool {
+        memchr::memchr(b'\\', self.topic.as_bytes()).is_some()
+            || memchr::memchr(b'\\', self.inst.as_bytes()).is_some()
+    }
+
+    /// [`StreamKey::matches`] with the venue's escapes decoded.
+    #[cold]
+    fn matches_decoded(&self, name: &str) -> bool {
         if self.inst.is_empty() {
-            return name == self.topic;
+            return unescaped_eq(self.topic, name);
         }
-        name.len() == self.topic.len() + 1 + self.inst.len()
-            && name.starts_with(self.topic)
-            && name.as_bytes()[self.topic.len()] == b':'
-            && name.ends_with(self.inst)
+        name.split_once(':').is_some_and(|(topic, inst)| {
+            unescaped_eq(self.topic, topic) && unescaped_eq(self.inst, inst)
+        })
     }
 }
 
@@ -477,8 +538,8 @@ pub enum Frame<'a> {
     },
     /// A request with this id succeeded; OKX acknowledges each stream of a request separately.
     Ack {
-        /// Request id.
-        id: u64,
+        /// Request id; `None` when the venue echoed none (the ack is matched by its content).
+        id: Option<u64>,
         /// The stream acknowledged, when the venue names it (OKX).
         stream: Option<StreamKey<'a>>,
     },

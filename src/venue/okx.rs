@@ -11,7 +11,7 @@
 
 use super::depth::{emit_sides, first_level, Side};
 use super::{one_level, Frame, ParseError, Route, Seq, StreamDef, StreamKey, StreamKind};
-use crate::json::{until_quote, Layout, Object, Reader, Value};
+use crate::json::{unescaped_eq, until_quote, Layout, Object, Reader, Value};
 use crate::tick::{DepthChunk, TickData};
 
 /// Validates `<channel>:<instId>`.
@@ -30,7 +30,16 @@ pub fn parse_stream(name: &str) -> Result<StreamDef, String> {
     }
     let kind = match channel {
         "bbo-tbt" => StreamKind::BookTicker,
-        "books" => StreamKind::OrderBook { levels: 400 },
+        // Order book channel: "books: 400 depth levels … pushed every 100 ms";
+        // "books-l2-tbt: 400 depth levels … pushed tick by tick"; "books50-l2-tbt: 50 depth
+        // levels … tick by tick" (snapshot then updates, as `books`); "books5: 5 depth levels,
+        // … a snapshot … every 100 ms when there are changes".
+        "books" | "books-l2-tbt" => StreamKind::OrderBook { levels: 400 },
+        "books50-l2-tbt" => StreamKind::OrderBook { levels: 50 },
+        "books5" => StreamKind::PartialDepth {
+            levels: 5,
+            interval_ms: 100,
+        },
         "trades" => StreamKind::AggTrade,
         "funding-rate" => StreamKind::Funding,
         // "Data will be pushed every 200 ms when there are changes in the markPrice, or every
@@ -41,7 +50,8 @@ pub fn parse_stream(name: &str) -> Result<StreamDef, String> {
         other => {
             return Err(format!(
                 "stream '{name}': unsupported channel '{other}' \
-                 (supported: bbo-tbt, books, trades, funding-rate, mark-price)"
+                 (supported: bbo-tbt, books5, books, books-l2-tbt, books50-l2-tbt, trades, \
+                 funding-rate, mark-price)"
             ))
         }
     };
@@ -137,20 +147,20 @@ pub(super) fn classify_general(text: &str) -> Result<Frame<'_>, ParseError> {
             _ => obj.skip()?,
         }
     }
+    let event_is = |name| event.is_some_and(|e| unescaped_eq(e, name));
     match (event, arg) {
         (None, Some(arg)) if data => Ok(Frame::Data {
             stream: arg_key(arg)?,
             // `action` sits beside `data`: the parser gets the whole frame.
             data: text,
         }),
-        (Some("subscribe"), Some(arg)) => match id {
-            Some(id) => Ok(Frame::Ack {
-                id,
-                stream: Some(arg_key(arg)?),
-            }),
-            None => Ok(Frame::Unknown),
-        },
-        (Some("error"), _) => Ok(Frame::Error {
+        // `id` is optional in the request and echoed only when sent: without it, the ack
+        // names its stream.
+        (Some(_), Some(arg)) if event_is("subscribe") => Ok(Frame::Ack {
+            id,
+            stream: Some(arg_key(arg)?),
+        }),
+        (Some(_), _) if event_is("error") => Ok(Frame::Error {
             id,
             code: code.unwrap_or(-1),
             msg: msg.unwrap_or(""),
@@ -208,7 +218,7 @@ pub fn parse_data(
     let mut payload = Payload {
         kind,
         book: match kind {
-            StreamKind::OrderBook { .. } => {
+            StreamKind::OrderBook { .. } | StreamKind::PartialDepth { .. } => {
                 book_buf = BookItem::new();
                 Some(&mut book_buf)
             }
@@ -233,7 +243,7 @@ pub fn parse_data(
     let mut data = None;
     while let Some(key) = r.key(&mut top)? {
         match key {
-            "action" => snapshot = r.str()? == Some("snapshot"),
+            "action" => snapshot = r.str()?.is_some_and(|a| unescaped_eq(a, "snapshot")),
             // Read in place; what it does not accept refuses the frame unless another `data`
             // follows.
             "data" => data = Some(r.attempt(|r| payload.read(r))?),
@@ -282,7 +292,7 @@ impl<'a> Payload<'a, '_> {
     ) -> Result<(), ParseError> {
         match (self.items, &self.book, &self.tick, self.start) {
             (0, ..) => Ok(()),
-            (1, Some(book), ..) => book.emit(snapshot, emit),
+            (1, Some(book), ..) => book.emit(snapshot, self.kind, emit),
             (1, None, Some((seq, ts, tick)), _) => {
                 emit(*seq, *ts, tick.tick());
                 Ok(())
@@ -291,7 +301,7 @@ impl<'a> Payload<'a, '_> {
                 Some(_) => {
                     let mut book = BookItem::new();
                     book.read(r)?;
-                    book.emit(snapshot, emit)
+                    book.emit(snapshot, self.kind, emit)
                 }
                 None => {
                     let (seq, ts, tick) = tick_item(self.kind, r)?;
@@ -368,10 +378,19 @@ impl<'a> BookItem<'a> {
     fn emit(
         &self,
         snapshot: bool,
+        kind: StreamKind,
         emit: &mut impl FnMut(Seq, u64, TickData),
     ) -> Result<(), ParseError> {
-        let id = self.seq_id.ok_or(ParseError::Field("seqId"))?;
+        let partial = matches!(kind, StreamKind::PartialDepth { .. });
         let prev = self.prev.and_then(|p| u64::try_from(p).ok());
+        // `books5` snapshots name no predecessor; recorded ones without `seqId` are numbered
+        // by their time.
+        let id = match self.seq_id {
+            Some(id) => id,
+            None if partial && self.ts > 0 => self.ts,
+            None => return Err(ParseError::Field("seqId")),
+        };
+        let snapshot = snapshot || partial;
         let snapshot = snapshot || prev.is_none();
         let seq = Seq {
             id,
@@ -512,7 +531,7 @@ fn trade(r: &mut Reader<'_>) -> Result<(Seq, u64, Small), ParseError> {
         price: px.ok_or(ParseError::Field("px"))?,
         qty: sz.ok_or(ParseError::Field("sz"))?,
         // `side` is the taker's: a taker sell hits a resting buyer.
-        buyer_is_maker: side.ok_or(ParseError::Field("side"))? == "sell",
+        buyer_is_maker: unescaped_eq(side.ok_or(ParseError::Field("side"))?, "sell"),
     };
     Ok((seq, ts, tick))
 }
@@ -535,7 +554,12 @@ fn funding(r: &mut Reader<'_>) -> Result<(Seq, u64, Small), ParseError> {
         funding_rate: rate.ok_or(ParseError::Field("fundingRate"))?,
         next_funding_ms: time.unwrap_or(0),
     };
-    Ok((Seq { id: ts, prev: None }, ts, tick))
+    // Numbered by its time; without one, by nothing (delivered as it comes).
+    let seq = match ts {
+        0 => Seq::UNNUMBERED,
+        ts => Seq { id: ts, prev: None },
+    };
+    Ok((seq, ts, tick))
 }
 
 /// `mark-price`: `{"instType","instId","markPx","ts"}`.
@@ -633,7 +657,7 @@ mod tests {
         assert!(key.matches("books:BTC-USDT-SWAP"));
         assert!(!key.matches("books:BTC-USDT"));
         assert!(!key.matches("bbo-tbt:BTC-USDT-SWAP"));
-        for bad in ["books", "books:btc-usdt", "books5:BTC-USDT", ":BTC-USDT"] {
+        for bad in ["books", "books:btc-usdt", "books10:BTC-USDT", ":BTC-USDT"] {
             assert!(parse_stream(bad).is_err(), "{bad}");
         }
     }
@@ -654,7 +678,7 @@ mod tests {
         assert!(matches!(
             classify(&fixture("subscribe_event.json")).unwrap(),
             Frame::Ack {
-                id: 1512,
+                id: Some(1512),
                 stream: Some(StreamKey { topic: "books", .. })
             }
         ));

@@ -3,6 +3,7 @@
 //! ones took, and refuse every message they refused (see `equivalence.rs`).
 
 mod equivalence;
+mod traffic;
 
 use super::{first_level, ParseError, Seq, StreamKind};
 use crate::json::{Array, Object, Value};

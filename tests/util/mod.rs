@@ -12,6 +12,28 @@ use wsfeed::sim::{ConnId, SentRecord, Sim, SimConfig, SimSnapshot};
 use wsfeed::strategy::{Strategy, Universe};
 use wsfeed::tick::{FeedId, Health, Tick};
 
+/// A fresh, empty scratch folder for test `test` of `suite`.
+pub fn scratch(suite: &str, test: &str) -> std::path::PathBuf {
+    let root = std::env::temp_dir().join(format!("wsfeed-{suite}-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    root
+}
+
+/// `wsfeed COMMAND ARGS…`: exit code, stdout, stderr.
+pub fn wsfeed<S: AsRef<std::ffi::OsStr>>(command: &str, args: &[S]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wsfeed"))
+        .arg(command)
+        .args(args)
+        .output()
+        .expect("wsfeed runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Upper bound for any single wait in a test: generous, because CI machines are shared.
 pub const WAIT: Duration = Duration::from_secs(20);
 
@@ -27,6 +49,8 @@ pub enum Seen {
         feed: FeedId,
         event: Health,
     },
+    /// An account event.
+    Account(Box<wsfeed::account::AccountMsg>),
 }
 
 #[derive(Default)]
@@ -90,6 +114,9 @@ impl Strategy for Recorder {
             feed,
             event: *event,
         });
+    }
+    fn on_account(&mut self, msg: &wsfeed::account::AccountMsg) {
+        self.push(Seen::Account(Box::new(*msg)));
     }
 }
 

@@ -78,7 +78,12 @@ impl Connections {
                 Some(d) => format!("{reason}: {d}"),
                 None => reason.to_string(),
             };
-            if reason != DisconnectReason::AllStreamsRejected && self.slots.others_alive(k) {
+            // A refusal of the feed's streams or credentials speaks for every connection.
+            let whole_feed = matches!(
+                reason,
+                DisconnectReason::AllStreamsRejected | DisconnectReason::CredentialsRejected { .. }
+            );
+            if !whole_feed && self.slots.others_alive(k) {
                 error!(
                     "[{name}] {} connection to {url} FAILED permanently: {why}. Not retrying it; the feed goes on over its other connection.",
                     self.slots.get(k).role.name()
@@ -136,7 +141,7 @@ impl Connections {
 
     /// Stops the feed for good: every slot fails, the failure is published.
     #[cold]
-    fn fail_for_good<S: Sink + ?Sized>(
+    pub(super) fn fail_for_good<S: Sink + ?Sized>(
         &mut self,
         reason: DisconnectReason,
         why: String,

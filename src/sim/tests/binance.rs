@@ -62,7 +62,7 @@ fn unknown_stream_is_rejected_and_nothing_subscribed() {
     );
     send(
         &mut ws,
-        r#"{"method":"SUBSCRIBE","params":["btcusdt@kline_1m"],"id":6}"#,
+        r#"{"method":"SUBSCRIBE","params":["btcusdt@kline_5m"],"id":6}"#,
     );
     let err = read_until(&mut ws, "error", |v| v.get("id").is_some());
     assert_eq!(err["error"]["code"], 2);

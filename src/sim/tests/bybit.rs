@@ -165,13 +165,13 @@ fn bybit_spot_rejects_like_the_venue() {
     // An unknown topic fails the whole request.
     send(
         &mut ws,
-        r#"{"op":"subscribe","req_id":"x","args":["publicTrade.BTCUSDT","orderbook.200.BTCUSDT"]}"#,
+        r#"{"op":"subscribe","req_id":"x","args":["publicTrade.BTCUSDT","orderbook.500.BTCUSDT"]}"#,
     );
     let err = next_json(&mut ws, "unknown topic");
     assert_eq!(err["success"], false);
     assert_eq!(
         err["ret_msg"],
-        "error:handler not found,topic:orderbook.200.BTCUSDT"
+        "error:handler not found,topic:orderbook.500.BTCUSDT"
     );
     assert_eq!(err["req_id"], "x");
     assert!(sim.snapshot().connections[0].streams.is_empty());

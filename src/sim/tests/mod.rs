@@ -25,6 +25,7 @@ mod bybit;
 mod faults;
 mod lifecycle;
 mod okx;
+mod private;
 mod rest;
 mod shared;
 
@@ -164,6 +165,40 @@ fn venue_cfg(venue: SimVenue) -> SimConfig {
         idle_timeout: None,
         ..fast_cfg()
     }
+}
+
+/// Writes one raw HTTP request and reads the response to its end:
+/// (status, raw headers, body).
+fn http_exchange(mut stream: Box<dyn Rw>, request: &str) -> (u16, String, String) {
+    stream.write_all(request.as_bytes()).expect("write request");
+    let _ = stream.flush();
+    let deadline = Instant::now() + T;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                assert!(Instant::now() < deadline, "response never completed");
+            }
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+            Err(e) => panic!("reading response: {e}"),
+        }
+    }
+    let text = String::from_utf8(buf).expect("utf8");
+    let (head, body) = text.split_once("\r\n\r\n").expect("head");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    (status, head.to_string(), body.to_string())
 }
 
 /// A documentation example from `tests/fixtures/`.

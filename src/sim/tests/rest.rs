@@ -5,37 +5,9 @@
 use super::*;
 
 /// One HTTP request: (status, raw headers, body).
-fn http_get(mut stream: Box<dyn Rw>, target: &str) -> (u16, String, String) {
+fn http_get(stream: Box<dyn Rw>, target: &str) -> (u16, String, String) {
     let req = format!("GET {target} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: sim-test\r\n\r\n");
-    stream.write_all(req.as_bytes()).expect("write request");
-    let _ = stream.flush();
-    let deadline = Instant::now() + T;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        match stream.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                assert!(Instant::now() < deadline, "response never completed");
-            }
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
-            Err(e) => panic!("reading response: {e}"),
-        }
-    }
-    let text = String::from_utf8(buf).expect("utf8");
-    let (head, body) = text.split_once("\r\n\r\n").expect("head");
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    (status, head.to_string(), body.to_string())
+    http_exchange(stream, &req)
 }
 
 fn rest(sim: &Sim, target: &str) -> (u16, String, Value) {

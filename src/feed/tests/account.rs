@@ -1,0 +1,347 @@
+//! An account's feed driven without sockets: the log-in and subscriptions of each venue, events
+//! in order, a refused credential, and a listen key (its URL, its expiry, a new key).
+
+use super::*;
+use crate::account::listen_key::KeyOp;
+use crate::account::{AccountParams, EventKind, OrderStatus, Protocol};
+use crate::auth::{Credentials, Secret};
+
+fn account_feed(venue: Venue, rest_base: Option<&str>) -> (FeedCore, Arc<FeedStats>) {
+    let protocol = Protocol::of(venue);
+    let endpoint = Endpoint::parse("ws://127.0.0.1:9443").unwrap();
+    let target = Target {
+        url: endpoint.url(protocol.path()),
+        gate: Arc::new(ConnectGate::new("h".into(), 1000, Duration::from_secs(1))),
+        endpoint,
+    };
+    let stats = Arc::new(FeedStats::new("acct".into(), "ws://x".into()));
+    let account = AccountParams {
+        name: "acct".into(),
+        venue,
+        protocol,
+        creds: Credentials {
+            key: Secret::new("the-key"),
+            secret: Secret::new("the-secret"),
+            passphrase: Some(Secret::new("the-passphrase")),
+        },
+        key_env: "KEY".into(),
+        secret_env: "SECRET".into(),
+        events: EventKind::ALL.to_vec(),
+        rest_base: rest_base.map(String::from),
+        keepalive_every: Duration::from_secs(1800),
+    };
+    let params = FeedParams {
+        id: 0,
+        required: true,
+        name: "acct".into(),
+        venue,
+        targets: vec![target],
+        streams: Vec::new(),
+        symbols: Vec::new(),
+        silence: Vec::new(),
+        reconnect: cfg(),
+        max_connection_age: None,
+        reorder_window: Duration::ZERO,
+        recv_buffer: None,
+        ws_config: Default::default(),
+        tls: None,
+        capture: None,
+        rest_base: None,
+        account: Some(Arc::new(account)),
+    };
+    (FeedCore::new(params, stats.clone(), 0), stats)
+}
+
+/// Starts the first attempt and opens its WebSocket: returns the session and what was sent.
+fn open(core: &mut FeedCore, sink: &mut Recorded, now: Instant) -> (SessionId, Vec<Action>) {
+    core.handle_timeout(now, sink);
+    let session = actions(core)
+        .into_iter()
+        .find_map(|a| match a {
+            Action::Connect { session, .. } => Some(session),
+            _ => None,
+        })
+        .expect("an attempt");
+    core.on_connected(session, now);
+    core.on_open(session, now, sink);
+    (session, actions(core))
+}
+
+fn sent(actions: &[Action]) -> Vec<String> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send {
+                msg: Outgoing::Text(t),
+                ..
+            } => Some(t.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn frame(core: &mut FeedCore, id: SessionId, s: &str, now: Instant, sink: &mut Recorded) -> bool {
+    core.on_message(id, Input::Text(&text(s)), 0, now, sink)
+}
+
+#[test]
+fn okx_logs_in_subscribes_and_delivers_events_in_order() {
+    let (mut core, stats) = account_feed(Venue::Okx, None);
+    let mut sink = Recorded::default();
+    let t0 = Instant::now();
+    let (id, acts) = open(&mut core, &mut sink, t0);
+    let first = sent(&acts);
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert!(first[0].contains(r#""op":"login""#));
+    assert!(sink.health.is_empty(), "not up before the login");
+    assert!(frame(
+        &mut core,
+        id,
+        r#"{"event":"login","code":"0","msg":"","connId":"a"}"#,
+        t0,
+        &mut sink
+    ));
+    let subs = sent(&actions(&mut core));
+    assert_eq!(subs.len(), 3, "{subs:?}");
+    for (n, sub) in subs.iter().enumerate() {
+        let id_text = format!(r#""id":"{}""#, n + 2);
+        assert!(sub.contains(&id_text), "{sub}");
+        let ack = format!(
+            r#"{{"id":"{}","event":"subscribe","arg":{{"channel":"x"}},"connId":"a"}}"#,
+            n + 2
+        );
+        frame(&mut core, id, &ack, t0, &mut sink);
+    }
+    assert_eq!(sink.health, [Health::Connected { conn: 1 }]);
+    let order = |state: &str, fill: &str| {
+        format!(
+            r#"{{"arg":{{"channel":"orders","instType":"SWAP","uid":"1"}},"data":[{{"instType":"SWAP","instId":"BTC-USDT-SWAP","ordId":"9","clOrdId":"c1","px":"100","sz":"2","side":"buy","state":"{state}","accFillSz":"{fill}","fillPx":"100","fillSz":"{fill}","fillFee":"-0.01","fillFeeCcy":"USDT","uTime":"1700000000000"}}]}}"#
+        )
+    };
+    frame(&mut core, id, &order("live", "0"), t0, &mut sink);
+    frame(
+        &mut core,
+        id,
+        &order("partially_filled", "1"),
+        t0,
+        &mut sink,
+    );
+    frame(&mut core, id, &order("filled", "2"), t0, &mut sink);
+    let states: Vec<_> = sink
+        .accounts
+        .iter()
+        .map(|e| match e {
+            AccountEvent::Order(o) => (
+                o.status,
+                o.filled_quantity,
+                o.client_order_id.as_str().to_string(),
+            ),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            (OrderStatus::New, 0.0, "c1".to_string()),
+            (OrderStatus::PartiallyFilled, 1.0, "c1".to_string()),
+            (OrderStatus::Filled, 2.0, "c1".to_string()),
+        ]
+    );
+    assert_eq!(
+        stats
+            .account_events
+            .load(std::sync::atomic::Ordering::Relaxed),
+        3
+    );
+}
+
+#[test]
+fn a_refused_credential_fails_the_account_without_retrying() {
+    let (mut core, stats) = account_feed(Venue::BybitLinear, None);
+    let mut sink = Recorded::default();
+    let t0 = Instant::now();
+    let (id, acts) = open(&mut core, &mut sink, t0);
+    assert!(sent(&acts)[0].contains(r#""op":"auth""#));
+    let ended = !frame(
+        &mut core,
+        id,
+        r#"{"success":false,"ret_msg":"API key is invalid.","op":"auth","conn_id":"c"}"#,
+        t0,
+        &mut sink,
+    );
+    assert!(ended, "the connection ends");
+    core.handle_timeout(t0, &mut sink);
+    assert_eq!(stats.state(), FeedState::Failed);
+    assert!(matches!(
+        sink.health.last(),
+        Some(Health::Failed {
+            reason: DisconnectReason::CredentialsRejected { .. }
+        })
+    ));
+    let failure = stats.failure.lock().unwrap().clone().unwrap();
+    assert!(
+        failure.contains("account 'acct'") && failure.contains("API key is invalid."),
+        "{failure}"
+    );
+    assert!(
+        failure.contains("KEY") && !failure.contains("the-secret"),
+        "{failure}"
+    );
+    // No attempt, ever again.
+    let later = t0 + Duration::from_secs(600);
+    core.handle_timeout(later, &mut sink);
+    assert!(!actions(&mut core)
+        .iter()
+        .any(|a| matches!(a, Action::Connect { .. })));
+    assert_eq!(core.deadline(later), None);
+}
+
+#[test]
+fn a_listen_key_comes_first_and_a_new_one_follows_its_expiry() {
+    let (mut core, stats) = account_feed(Venue::BinanceUsdm, Some("http://127.0.0.1:9443"));
+    let mut sink = Recorded::default();
+    let t0 = Instant::now();
+    core.handle_timeout(t0, &mut sink);
+    let acts = actions(&mut core);
+    assert!(
+        matches!(
+            acts.as_slice(),
+            [Action::ListenKey {
+                op: KeyOp::Create,
+                ..
+            }]
+        ),
+        "no attempt before the key: {acts:?}"
+    );
+    // Held for the key: not due again until it comes.
+    assert_eq!(core.deadline(t0), None);
+    core.on_listen_key(Ok("K1".into()), t0, &mut sink);
+    core.handle_timeout(t0, &mut sink);
+    let acts = actions(&mut core);
+    let (session, url) = acts
+        .iter()
+        .find_map(|a| match a {
+            Action::Connect { session, url, .. } => Some((*session, url.clone())),
+            _ => None,
+        })
+        .expect("an attempt with the key");
+    assert_eq!(
+        url.as_deref(),
+        Some("ws://127.0.0.1:9443/private/ws?listenKey=K1")
+    );
+    core.on_connected(session, t0);
+    core.on_open(session, t0, &mut sink);
+    assert_eq!(sink.health, [Health::Connected { conn: 1 }]);
+    // The venue lets the key expire: the connection ends, a new key is asked for at once.
+    let t1 = t0 + Duration::from_secs(5);
+    let alive = frame(
+        &mut core,
+        session,
+        r#"{"e":"listenKeyExpired","E":"1736996475556","listenKey":"K1"}"#,
+        t1,
+        &mut sink,
+    );
+    assert!(!alive);
+    assert!(matches!(
+        sink.health.last(),
+        Some(Health::Disconnected {
+            reason: DisconnectReason::UserStreamExpired,
+            ..
+        })
+    ));
+    core.handle_timeout(t1, &mut sink);
+    let acts = actions(&mut core);
+    assert!(
+        acts.iter().any(|a| matches!(
+            a,
+            Action::ListenKey {
+                op: KeyOp::Create,
+                ..
+            }
+        )) && !acts.iter().any(|a| matches!(a, Action::Connect { .. })),
+        "{acts:?}"
+    );
+    core.on_listen_key(Ok("K2".into()), t1, &mut sink);
+    core.handle_timeout(t1, &mut sink);
+    let url = actions(&mut core).into_iter().find_map(|a| match a {
+        Action::Connect { url, .. } => url,
+        _ => None,
+    });
+    assert_eq!(
+        url.as_deref(),
+        Some("ws://127.0.0.1:9443/private/ws?listenKey=K2")
+    );
+    assert_eq!(stats.expiries.load(std::sync::atomic::Ordering::Relaxed), 1);
+}
+
+#[test]
+fn a_key_the_venue_forgot_while_connected_is_replaced_make_before_break() {
+    let (mut core, stats) = account_feed(Venue::BinanceUsdm, Some("http://127.0.0.1:9443"));
+    let mut sink = Recorded::default();
+    let t0 = Instant::now();
+    core.handle_timeout(t0, &mut sink);
+    actions(&mut core);
+    core.on_listen_key(Ok("K1".into()), t0, &mut sink);
+    let (old, _) = open(&mut core, &mut sink, t0);
+    // The keep-alive is due after 30 minutes; the venue says it no longer knows the key.
+    let t1 = t0 + Duration::from_secs(1800);
+    core.handle_timeout(t1, &mut sink);
+    assert!(actions(&mut core).iter().any(|a| matches!(
+        a,
+        Action::ListenKey {
+            op: KeyOp::KeepAlive,
+            ..
+        }
+    )));
+    let gone = crate::account::listen_key::KeyError {
+        status: Some(400),
+        code: Some(-1125),
+        ..crate::account::listen_key::KeyError::new("This listenKey does not exist.")
+    };
+    core.on_listen_key(Err(gone), t1, &mut sink);
+    core.handle_timeout(t1, &mut sink);
+    assert!(actions(&mut core).iter().any(|a| matches!(
+        a,
+        Action::ListenKey {
+            op: KeyOp::Create,
+            ..
+        }
+    )));
+    // The new key: a replacement connects beside the old connection, which stays up.
+    core.on_listen_key(Ok("K2".into()), t1, &mut sink);
+    // The rotation starts in one turn; its connection is due at once, the next.
+    core.handle_timeout(t1, &mut sink);
+    assert_eq!(core.deadline(t1), Some(t1));
+    let mut acts = actions(&mut core);
+    core.handle_timeout(t1, &mut sink);
+    acts.extend(actions(&mut core));
+    let (new, url) = acts
+        .iter()
+        .find_map(|a| match a {
+            Action::Connect { session, url, .. } => Some((*session, url.clone())),
+            _ => None,
+        })
+        .expect("a replacement");
+    assert_ne!(new, old);
+    assert_eq!(
+        url.as_deref(),
+        Some("ws://127.0.0.1:9443/private/ws?listenKey=K2")
+    );
+    assert!(!acts
+        .iter()
+        .any(|a| matches!(a, Action::Close { .. } | Action::Abort { .. })));
+    core.on_connected(new, t1);
+    core.on_open(new, t1, &mut sink);
+    core.handle_timeout(t1, &mut sink);
+    assert!(actions(&mut core).contains(&Action::Close { session: old }));
+    assert!(
+        sink.health.contains(&Health::Rotated { old: 1, new: 2 }),
+        "{:?}",
+        sink.health
+    );
+    assert!(!sink
+        .health
+        .iter()
+        .any(|h| matches!(h, Health::Disconnected { .. })));
+    assert_eq!(stats.expiries.load(std::sync::atomic::Ordering::Relaxed), 1);
+}
