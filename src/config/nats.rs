@@ -243,7 +243,10 @@ streams = ["btcusdt@bookTicker"]
                 "sink.nats.drain_timeout_ms",
             ),
             (&format!("{url}bufer = 10"), "unknown field `bufer`"),
-            (&format!("{url}core = 100000"), "sink.nats.core = 100000: no such core"),
+            (
+                &format!("{url}core = 100000"),
+                "sink.nats.core = 100000: no such core",
+            ),
         ] {
             let e = with_sink(table).expect_err(table);
             assert!(e.contains(field), "{table:?}: {e}");
