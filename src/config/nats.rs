@@ -76,11 +76,6 @@ fn default_max_age() -> u64 {
 /// Most slots of the sink's channel.
 pub const MAX_NATS_BUFFER: usize = 1 << 20;
 
-/// What is wrong with the table, naming the field (the validator adds the file).
-fn bad(message: String) -> String {
-    message
-}
-
 impl NatsConfig {
     /// A sink for `url` with every default.
     pub fn new(url: impl Into<String>) -> NatsConfig {
@@ -100,24 +95,24 @@ impl NatsConfig {
     /// Checks every field; the error names it.
     pub fn validate(&self) -> Result<(), String> {
         if !cfg!(feature = "nats") {
-            return Err(bad(
+            return Err(
                 "[sink.nats] is set, but this wsfeed was built without the `nats` feature".into(),
-            ));
+            );
         }
         let Some(rest) = self.url.strip_prefix("nats://") else {
-            return Err(bad(format!(
+            return Err(format!(
                 "sink.nats.url '{}' must be nats://host:port",
                 self.url
-            )));
+            ));
         };
         let port_ok = rest
             .rsplit_once(':')
             .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
         if !port_ok || rest.contains('/') {
-            return Err(bad(format!(
+            return Err(format!(
                 "sink.nats.url '{}' must be nats://host:port (a host and a port number)",
                 self.url
-            )));
+            ));
         }
         let stream_ok = !self.stream.is_empty()
             && self
@@ -125,11 +120,11 @@ impl NatsConfig {
                 .chars()
                 .all(|c| !c.is_whitespace() && !matches!(c, '.' | '*' | '>' | '/' | '\\'));
         if !stream_ok {
-            return Err(bad(format!(
+            return Err(format!(
                 "sink.nats.stream '{}' must be a non-empty name without white space, '.', '*', \
                  '>', '/' or '\\'",
                 self.stream
-            )));
+            ));
         }
         let prefix_ok = self.subject_prefix.split('.').all(|t| {
             !t.is_empty()
@@ -137,32 +132,32 @@ impl NatsConfig {
                     .all(|c| !c.is_whitespace() && !matches!(c, '*' | '>'))
         });
         if !prefix_ok {
-            return Err(bad(format!(
+            return Err(format!(
                 "sink.nats.subject_prefix '{}' must be subject tokens separated by '.', none \
                  empty, without white space, '*' or '>'",
                 self.subject_prefix
-            )));
+            ));
         }
         if !(1..=MAX_NATS_BUFFER).contains(&self.buffer) {
-            return Err(bad(format!(
+            return Err(format!(
                 "sink.nats.buffer is {}; it must be between 1 and {MAX_NATS_BUFFER}",
                 self.buffer
-            )));
+            ));
         }
         if !(1..=65536).contains(&self.max_in_flight) {
-            return Err(bad(format!(
+            return Err(format!(
                 "sink.nats.max_in_flight is {}; it must be between 1 and 65536",
                 self.max_in_flight
-            )));
+            ));
         }
         for (field, ms) in [
             ("ack_timeout_ms", self.ack_timeout_ms),
             ("drain_timeout_ms", self.drain_timeout_ms),
         ] {
             if !(1..=600_000).contains(&ms) {
-                return Err(bad(format!(
+                return Err(format!(
                     "sink.nats.{field} is {ms}; it must be between 1 and 600000"
-                )));
+                ));
             }
         }
         Ok(())
