@@ -17,7 +17,8 @@
 //!
 //! Options: `--rate`, `--seconds`, `--max-messages`, `--strategy-wait block`, `--no-pin`,
 //! `--feed-wait spin`, `--feed-core N`, `--server-core N` (pins the sending thread), `--only
-//! NAME[,NAME…]` (some designs), `--out DIR`.
+//! NAME[,NAME…]` (some designs), `--out DIR`, `--nats URL` (wsfeed's designs also publish every
+//! tick to NATS JetStream through `[sink.nats]`, to compare the strategy path with and without).
 //!
 //! Per design: a warm-up, then `--rate` (10 000) messages a second for `--seconds` (3), then
 //! `--max-messages` (1 000 000) as fast as the socket takes them. Latency is venue send (just
@@ -255,6 +256,8 @@ struct Opts {
     feed_wait: String,
     feed_core: Option<usize>,
     pin: bool,
+    /// `--nats URL`: wsfeed's designs also publish to NATS (`[sink.nats]`).
+    nats: Option<String>,
 }
 
 struct Outcome {
@@ -296,7 +299,11 @@ fn wsfeed_toml(design: Design, opts: &Opts, url: &str) -> String {
              streams = [\"{STREAM}\"]\n{extra}"
         )
     };
-    let quiet = "[reconnect]\nstale_after_ms = 60000\npong_timeout_ms = 10000\n";
+    let sink = opts.nats.as_ref().map_or(String::new(), |url| {
+        // The sink thread goes on the first core, away from the pinned strategy (the last).
+        format!("[sink.nats]\nurl = \"{url}\"\ncore = 0\n")
+    });
+    let quiet = format!("{sink}[reconnect]\nstale_after_ms = 60000\npong_timeout_ms = 10000\n");
     if design.strategy_thread() {
         let wait = if opts.strategy_spin { "spin" } else { "block" };
         let feed_wait = if design == Design::WsfeedSpin {
@@ -377,7 +384,10 @@ fn start_client(design: Design, opts: &Opts, url: &str, meter: Meter) -> Client 
 fn stop_client(client: Client, replay: Arc<Replay>) -> Meter {
     match client {
         Client::Wsfeed(engine) => {
-            let (_, probe) = engine.stop();
+            let (summary, probe) = engine.stop();
+            if let Some(n) = summary.nats {
+                println!("  {n}");
+            }
             drop(replay);
             probe.0
         }
@@ -485,6 +495,7 @@ fn main() {
         pin: !args.flag("no-pin"),
         feed_wait: args.get("feed-wait", "block".to_string()),
         feed_core: args.opt("feed-core"),
+        nats: args.opt("nats"),
     };
     let out = common::out_dir(&args);
     clock::init();

@@ -251,6 +251,17 @@ fn run(wait: Option<WaitMode>, tls: bool) {
     file.reconnect.stale_after_ms = 5_000;
     file.reconnect.pong_timeout_ms = 5_000;
     file.feeds = feeds;
+    // The NATS sink's hand-over runs on the strategy side: it must allocate nothing either, on
+    // a send or on a counted drop (no server listens here, so its buffer fills, then drops).
+    if cfg!(feature = "nats") {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut sink = wsfeed::config::NatsConfig::new(format!("nats://127.0.0.1:{port}"));
+        sink.buffer = 4096;
+        file.sink.nats = Some(sink);
+    }
     match wait {
         Some(w) => file.engine.strategy_wait = Some(w),
         None => file.engine.strategy = StrategyPlace::Inline,

@@ -45,6 +45,10 @@ pub struct NatsConfig {
     /// creates the stream. Default 86400 (a day).
     #[serde(default = "default_max_age")]
     pub max_age_s: u64,
+    /// Core to pin the sink thread to, away from the strategy's and the feeds'. Default: not
+    /// pinned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub core: Option<usize>,
 }
 
 fn default_stream() -> String {
@@ -84,6 +88,7 @@ impl NatsConfig {
             ack_timeout_ms: default_ack_timeout(),
             drain_timeout_ms: default_drain(),
             max_age_s: default_max_age(),
+            core: None,
         }
     }
 
@@ -188,7 +193,7 @@ streams = ["btcusdt@bookTicker"]
         let c = with_sink(
             "url = \"nats://nats.internal:4222\"\nstream = \"MD\"\nsubject_prefix = \"md.prod\"\n\
              buffer = 100\nmax_in_flight = 10\nack_timeout_ms = 200\ndrain_timeout_ms = 100\n\
-             max_age_s = 0",
+             max_age_s = 0\ncore = 0",
         )
         .expect("valid");
         let n = c.nats.expect("the sink");
@@ -197,6 +202,7 @@ streams = ["btcusdt@bookTicker"]
             ("MD", "md.prod")
         );
         assert_eq!((n.buffer, n.max_in_flight, n.max_age_s), (100, 10, 0));
+        assert_eq!(n.core, Some(0));
     }
 
     #[test]
@@ -232,6 +238,10 @@ streams = ["btcusdt@bookTicker"]
                 "sink.nats.drain_timeout_ms",
             ),
             (&format!("{url}bufer = 10"), "unknown field `bufer`"),
+            (
+                &format!("{url}core = 100000"),
+                "sink.nats.core = 100000: no such core",
+            ),
         ] {
             let e = with_sink(table).expect_err(table);
             assert!(e.contains(field), "{table:?}: {e}");

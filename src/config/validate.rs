@@ -152,6 +152,9 @@ impl FileConfig {
             _ => Ok(()),
         };
         check_core("engine.strategy_core".into(), e.strategy_core)?;
+        if let Some(n) = &self.sink.nats {
+            check_core("sink.nats.core".into(), n.core)?;
+        }
         self.reconnect.validate("reconnect")?;
         if self.feeds.is_empty() && (self.accounts.is_empty() || inline) {
             return Err(err(match self.accounts.is_empty() {

@@ -127,6 +127,11 @@ struct Publisher {
 
 impl Publisher {
     fn run(self) {
+        if let Some(id) = self.config.core {
+            if !core_affinity::set_for_current(core_affinity::CoreId { id }) {
+                warn!("NATS sink thread: could not pin to core {id}");
+            }
+        }
         let rt = match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -212,10 +217,10 @@ impl Publisher {
         match js.get_or_create_stream(config).await {
             Ok(_) => true,
             Err(e) => {
-                warn!(
-                    "NATS sink: stream {} is not there and cannot be created yet: {e}",
+                self.warn(format_args!(
+                    "stream {} is not there and cannot be created yet: {e}",
                     self.config.stream
-                );
+                ));
                 false
             }
         }
