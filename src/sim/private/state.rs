@@ -255,6 +255,15 @@ impl Private {
     ) {
         let mut st = lock(&self.state);
         st.listeners.retain(|l| l.conn != conn);
+        // Revoked (or its key gone) between the upgrade and now: closed, as a revocation
+        // closes the account's live connections.
+        let key_gone = listen_key
+            .as_ref()
+            .is_some_and(|key| !st.keys.iter().any(|k| &k.key == key));
+        if st.revoked.get(account).copied().unwrap_or(false) || key_gone {
+            let _ = tx.send(Push::Close);
+            return;
+        }
         st.listeners.push(Listener {
             conn,
             account,
