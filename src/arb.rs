@@ -206,6 +206,12 @@ impl Strategy for ArbMonitor {
         self.feeds = vec![FeedState::default(); universe.feeds.len()];
     }
 
+    fn on_universe(&mut self, universe: &Universe) {
+        self.universe = universe.clone();
+        self.feeds
+            .resize(universe.feeds.len(), FeedState::default());
+    }
+
     fn on_tick(&mut self, tick: &Tick) {
         let TickData::Quote {
             bid,

@@ -75,6 +75,11 @@ pub enum CaptureMsg {
     Health(CapturedHealth),
     /// A REST depth snapshot a book is built from, at its place among the feed's ticks.
     Snapshot(Box<CapturedSnapshot>),
+    /// A reload added a feed, with the next id: its files (and manifest entry) from now on.
+    AddFeed(Box<CaptureFeed>),
+    /// A reload removed feed `id` (its driver has stopped, every message it sent is before
+    /// this): its files are flushed, synced and closed; its manifest entry stays, retired.
+    RetireFeed(FeedId),
 }
 
 /// A REST depth snapshot as captured.
@@ -311,6 +316,8 @@ impl Writer {
                 Ok(CaptureMsg::Frame(msg)) => self.write(&msg),
                 Ok(CaptureMsg::Health(h)) => self.write_health(&h),
                 Ok(CaptureMsg::Snapshot(s)) => self.write_snapshot(&s),
+                Ok(CaptureMsg::AddFeed(f)) => self.add_feed(*f),
+                Ok(CaptureMsg::RetireFeed(id)) => self.retire_feed(id),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
@@ -407,6 +414,35 @@ impl Writer {
                 error!("capture: cannot write {name}: {e}");
             }
         }
+    }
+
+    /// A reload's new feed: its files are named as at the start, with the feed's name added
+    /// where another feed already writes that venue, symbol and channel.
+    fn add_feed(&mut self, feed: CaptureFeed) {
+        let taken: std::collections::HashSet<&PathBuf> = self.paths.iter().flatten().collect();
+        let mut mine = file_paths(&self.dir, std::slice::from_ref(&feed)).remove(0);
+        for (path, s) in mine.iter_mut().zip(&feed.streams) {
+            if taken.contains(path) {
+                path.set_file_name(format!("{}.{}.jsonl", s.channel_name(), feed.stats.name));
+            }
+        }
+        self.paths.push(mine);
+        self.feeds.push(feed);
+    }
+
+    /// A reload removed feed `id`: its files flushed, synced and closed now.
+    fn retire_feed(&mut self, id: FeedId) {
+        let keys: Vec<(FeedId, u16)> = self.files.keys().filter(|k| k.0 == id).copied().collect();
+        for key in keys {
+            if let Some(mut file) = self.files.remove(&key) {
+                let synced = file.flush().and_then(|()| file.get_ref().sync_all());
+                if let Err(e) = synced {
+                    self.totals.errors += 1;
+                    error!("capture: closing a removed feed's file: {e}");
+                }
+            }
+        }
+        self.write_manifest(None);
     }
 
     fn write(&mut self, msg: &CapturedFrame) {
@@ -579,6 +615,7 @@ fn feed_manifest(f: &CaptureFeed) -> Value {
         "symbol_ids": f.symbols.iter().map(|s| s.0).collect::<Vec<_>>(),
         "rest_books": f.rest_books,
         "state": s.state().name(),
+        "retired_at_unix_ms": s.is_retired().then(|| n(&s.retired_at_ms)),
         "failure": s.failure.lock().ok().and_then(|f| f.clone()),
         "messages": n(&s.messages),
         "ticks": n(&s.ticks),

@@ -101,7 +101,7 @@ enum Command {
 }
 
 /// What `demo` and `run` share.
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 struct Common {
     /// Write every message as JSONL and a session manifest under DIR (overrides [capture] dir)
     #[arg(long, value_name = "DIR", value_parser = clap::builder::NonEmptyStringValueParser::new().map(PathBuf::from))]
@@ -220,13 +220,19 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_USAGE);
                 }
             };
-            if let Err(mut e) = args.common.apply(&mut config) {
+            if let Err(mut e) = args.common.clone().apply(&mut config) {
                 e.file = Some(args.config);
                 eprintln!("error: {e}");
                 return ExitCode::from(EXIT_USAGE);
             }
             let limit = args.seconds.map(Duration::from_secs);
-            run(config, limit, &stop, |_| {}).map_or_else(
+            let hup = Arc::new(AtomicBool::new(false));
+            if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone()) {
+                eprintln!("error: cannot install the SIGHUP handler: {e}");
+                return ExitCode::FAILURE;
+            }
+            let reloader = Reloader::new(args.config.clone(), args.common.clone(), hup);
+            run(config, limit, &stop, Some(reloader), |_| {}).map_or_else(
                 |e| {
                     eprintln!("error: {e}");
                     ExitCode::FAILURE
@@ -311,19 +317,96 @@ fn replay(dir: &std::path::Path, speed: wsfeed::replay::Speed, name: &str) -> Ex
     }
 }
 
+/// `wsfeed run`'s reload: its config file, watched (modification time and size, checked every
+/// second), and SIGHUP. A valid change is applied to the running engine (only what changed);
+/// an invalid one is refused with the error a start would give, and nothing changes.
+struct Reloader {
+    path: PathBuf,
+    common: Common,
+    hup: Arc<AtomicBool>,
+    seen: Option<(std::time::SystemTime, u64)>,
+    next_check: Instant,
+}
+
+/// How often the config file is looked at.
+const RELOAD_CHECK: Duration = Duration::from_secs(1);
+
+impl Reloader {
+    fn new(path: PathBuf, common: Common, hup: Arc<AtomicBool>) -> Reloader {
+        let seen = Reloader::stamp(&path);
+        Reloader {
+            path,
+            common,
+            hup,
+            seen,
+            next_check: Instant::now() + RELOAD_CHECK,
+        }
+    }
+
+    /// The file's modification time and size, when it can be read.
+    fn stamp(path: &std::path::Path) -> Option<(std::time::SystemTime, u64)> {
+        let m = std::fs::metadata(path).ok()?;
+        Some((m.modified().ok()?, m.len()))
+    }
+
+    /// Reloads when SIGHUP came or the file changed.
+    fn poll<S: wsfeed::Strategy>(&mut self, engine: &mut Engine<S>) {
+        let hup = self.hup.swap(false, Ordering::Relaxed);
+        let now = Instant::now();
+        let mut changed = false;
+        if now >= self.next_check {
+            self.next_check = now + RELOAD_CHECK;
+            let stamp = Reloader::stamp(&self.path);
+            changed = stamp.is_some() && stamp != self.seen;
+            if changed {
+                self.seen = stamp;
+            }
+        }
+        if !(hup || changed) {
+            return;
+        }
+        let why = if hup {
+            "SIGHUP"
+        } else {
+            "the config file changed"
+        };
+        let loaded = Config::load(&self.path).and_then(|mut c| {
+            self.common.clone().apply(&mut c).map_err(|mut e| {
+                e.file = Some(self.path.clone());
+                e
+            })?;
+            Ok(c)
+        });
+        match loaded
+            .map_err(|e| e.to_string())
+            .and_then(|c| engine.reload(c))
+        {
+            Ok(lines) => {
+                for line in lines {
+                    log::info!("{line} ({why})");
+                }
+            }
+            Err(e) => {
+                log::error!("reload refused ({why}): {e}; the running feeds go on as they were")
+            }
+        }
+    }
+}
+
 /// Runs the engine with the demo strategy, printing a status line each interval; `tick` is
 /// called every 50 ms with the elapsed time (the demo injects faults from it).
 fn run(
     config: Config,
     limit: Option<Duration>,
     stop: &AtomicBool,
+    mut reloader: Option<Reloader>,
     mut tick: impl FnMut(Duration),
 ) -> Result<Summary, String> {
     // `status_interval_ms = 0`: no status lines.
     let status_every = Duration::from_millis(config.engine.status_interval_ms);
     let status_on = !status_every.is_zero();
     let strategy = ArbMonitor::new(ArbConfig::from_config(&config.arbitrage));
-    let engine = Engine::start(config, strategy).map_err(|e| e.to_string())?;
+    let mut engine = Engine::start(config, strategy).map_err(|e| e.to_string())?;
     let started = Instant::now();
     let mut mark = StatusMark::default();
     let mut next_status = started + status_every;
@@ -338,6 +421,9 @@ fn run(
             break;
         }
         tick(elapsed);
+        if let Some(r) = reloader.as_mut() {
+            r.poll(&mut engine);
+        }
         if status_on && Instant::now() >= next_status {
             println!("{}", engine.status_line(&mut mark));
             next_status += status_every;
@@ -429,7 +515,7 @@ mod demo_cmd {
         let mut next_rss_line = RSS_EVERY.min(seconds / 2);
         let mut rss_end = 0u64;
         let mut rss_max = 0u64;
-        let result = run(config, Some(seconds), stop, |elapsed| {
+        let result = run(config, Some(seconds), stop, None, |elapsed| {
             while let Some(s) = schedule.get(next).filter(|s| s.at <= elapsed) {
                 dice = dice
                     .wrapping_mul(6364136223846793005)

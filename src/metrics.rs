@@ -385,6 +385,9 @@ pub struct FeedStats {
     pub rejected_streams: AtomicU64,
     /// Whether this feed is an account's private stream.
     pub is_account: bool,
+    /// A reload removed this feed (or replaced it with a new one): it runs no more, and health,
+    /// the status line and the exit status leave it out. Unix ms of the removal; 0 while it runs.
+    pub retired_at_ms: AtomicU64,
     /// Account events delivered to the strategy.
     pub account_events: AtomicU64,
     /// Logins the venue accepted (the first and every re-login after a reconnect).
@@ -447,6 +450,7 @@ impl FeedStats {
             stale_events: AtomicU64::new(0),
             rejected_streams: AtomicU64::new(0),
             is_account: false,
+            retired_at_ms: AtomicU64::new(0),
             account_events: AtomicU64::new(0),
             logins: AtomicU64::new(0),
             key_renewals: AtomicU64::new(0),
@@ -459,6 +463,11 @@ impl FeedStats {
             state_changes: Mutex::new(Vec::new()),
             state_changes_dropped: AtomicU64::new(0),
         }
+    }
+
+    /// Whether a reload removed this feed.
+    pub fn is_retired(&self) -> bool {
+        self.retired_at_ms.load(Relaxed) != 0
     }
 
     /// Current state.

@@ -65,6 +65,10 @@ pub trait Strategy: Send + 'static {
     /// connection and message it came in, when it was read. Delivered in order with the
     /// account's health events, never dropped. The default ignores it.
     fn on_account(&mut self, _msg: &AccountMsg) {}
+    /// A reload added feeds: `universe` names them too (the ids of the feeds already running
+    /// do not change; removed feeds keep their ids and send nothing more). The default
+    /// ignores it.
+    fn on_universe(&mut self, _universe: &Universe) {}
     /// Lines for the end-of-run summary.
     fn report(&self) -> String {
         String::new()
@@ -249,7 +253,15 @@ impl Lane {
     }
 }
 
-/// The strategy thread's loop: runs until every feed's channels are closed and drained.
+/// What a reload tells the strategy thread.
+#[derive(Debug)]
+pub enum Control {
+    /// A feed was added: its lane, and the universe with it.
+    AddLane(Box<Lane>, Universe),
+}
+
+/// The strategy thread's loop: runs until every feed's channels are closed and drained and
+/// `control` (a reload's new lanes) is closed.
 pub fn run<S: Strategy>(
     mut strategy: S,
     universe: &Universe,
@@ -257,75 +269,105 @@ pub fn run<S: Strategy>(
     wait: WaitMode,
     shutdown: Arc<AtomicBool>,
     latency: Arc<Mutex<Histogram<u64>>>,
+    control: Receiver<Control>,
 ) -> S {
     strategy.on_start(universe);
     let mut latency = Latency::new(latency);
     let mut handled: u64 = 0;
     let mut idle_spins: u32 = 0;
-    // Blocking waits on every channel through one `Select`, built here once: building it per
-    // wait would allocate on the hot path. It borrows its own clones of the receivers.
-    let tick_rx: Vec<_> = lanes.iter().map(|l| l.ticks.clone()).collect();
-    let health_rx: Vec<_> = lanes.iter().map(|l| l.health.clone()).collect();
-    let mut sel = Select::new();
-    let mut registered: Vec<[Option<usize>; 2]> = Vec::new();
-    if wait == WaitMode::Block {
-        for (t, h) in tick_rx.iter().zip(&health_rx) {
-            registered.push([Some(sel.recv(t)), Some(sel.recv(h))]);
-        }
-    }
-    while lanes.iter().any(|l| !l.finished()) {
-        let mut got = false;
-        for lane in &mut lanes {
-            // Drain in bursts so one busy feed cannot starve the others.
-            for _ in 0..256 {
-                match lane.pop() {
-                    Some(Next::Tick(t)) => {
-                        latency.record(t.recv_ns);
-                        strategy.on_tick(&t);
-                    }
-                    Some(Next::Health(h)) => strategy.on_health(h.feed, h.at_ns, &h.event),
-                    Some(Next::Account(a)) => strategy.on_account(&a),
-                    None => break,
-                }
-                got = true;
-                handled += 1;
+    let mut control_open = true;
+    // Each round waits on the lanes of its time; a reload's new lane (or the control channel
+    // closing) ends the round, and the next one waits on the new set.
+    loop {
+        // Blocking waits on every channel through one `Select`, built once per round: building
+        // it per wait would allocate on the hot path. It borrows its own clones of the
+        // receivers.
+        let tick_rx: Vec<_> = lanes.iter().map(|l| l.ticks.clone()).collect();
+        let health_rx: Vec<_> = lanes.iter().map(|l| l.health.clone()).collect();
+        let mut sel = Select::new();
+        let mut registered: Vec<[Option<usize>; 2]> = Vec::new();
+        if wait == WaitMode::Block {
+            for (t, h) in tick_rx.iter().zip(&health_rx) {
+                registered.push([Some(sel.recv(t)), Some(sel.recv(h))]);
+            }
+            if control_open {
+                sel.recv(&control);
             }
         }
-        if got {
-            idle_spins = 0;
-            if handled % 4096 == 0 {
+        let mut changed = false;
+        while control_open || lanes.iter().any(|l| !l.finished()) {
+            match control.try_recv() {
+                Ok(Control::AddLane(lane, universe)) => {
+                    lanes.push(*lane);
+                    strategy.on_universe(&universe);
+                    changed = true;
+                }
+                Err(TryRecvError::Disconnected) if control_open => {
+                    control_open = false;
+                    changed = true;
+                }
+                Err(_) => {}
+            }
+            if changed {
+                break;
+            }
+            let mut got = false;
+            for lane in &mut lanes {
+                // Drain in bursts so one busy feed cannot starve the others.
+                for _ in 0..256 {
+                    match lane.pop() {
+                        Some(Next::Tick(t)) => {
+                            latency.record(t.recv_ns);
+                            strategy.on_tick(&t);
+                        }
+                        Some(Next::Health(h)) => strategy.on_health(h.feed, h.at_ns, &h.event),
+                        Some(Next::Account(a)) => strategy.on_account(&a),
+                        None => break,
+                    }
+                    got = true;
+                    handled += 1;
+                }
+            }
+            if got {
+                idle_spins = 0;
+                if handled % 4096 == 0 {
+                    latency.merge_if_due(Instant::now());
+                }
+                continue;
+            }
+            // Idle. A spinning thread reads the clock only every 1024 empty rounds.
+            idle_spins = idle_spins.wrapping_add(1);
+            if wait == WaitMode::Block || idle_spins % 1024 == 0 {
                 latency.merge_if_due(Instant::now());
             }
-            continue;
-        }
-        // Idle. A spinning thread reads the clock only every 1024 empty rounds.
-        idle_spins = idle_spins.wrapping_add(1);
-        if wait == WaitMode::Block || idle_spins % 1024 == 0 {
-            latency.merge_if_due(Instant::now());
-        }
-        match wait {
-            WaitMode::Spin => {
-                if shutdown.load(Ordering::Relaxed) {
-                    // Feeds are stopping; keep draining without burning the core.
-                    std::thread::yield_now();
-                } else {
-                    std::hint::spin_loop();
-                }
-            }
-            WaitMode::Block => {
-                // A closed channel is always "ready": stop waiting on it.
-                for (lane, reg) in lanes.iter().zip(&mut registered) {
-                    for (open, slot) in [lane.ticks_open, lane.health_open].into_iter().zip(reg) {
-                        if let (false, Some(index)) = (open, *slot) {
-                            sel.remove(index);
-                            *slot = None;
-                        }
+            match wait {
+                WaitMode::Spin => {
+                    if shutdown.load(Ordering::Relaxed) {
+                        // Feeds are stopping; keep draining without burning the core.
+                        std::thread::yield_now();
+                    } else {
+                        std::hint::spin_loop();
                     }
                 }
-                // Wakes as soon as any channel has a message or closes; the timeout only
-                // bounds how stale the merged latency histogram can get.
-                let _ = sel.ready_timeout(MERGE_EVERY);
+                WaitMode::Block => {
+                    // A closed channel is always "ready": stop waiting on it.
+                    for (lane, reg) in lanes.iter().zip(&mut registered) {
+                        for (open, slot) in [lane.ticks_open, lane.health_open].into_iter().zip(reg)
+                        {
+                            if let (false, Some(index)) = (open, *slot) {
+                                sel.remove(index);
+                                *slot = None;
+                            }
+                        }
+                    }
+                    // Wakes as soon as any channel has a message or closes; the timeout only
+                    // bounds how stale the merged latency histogram can get.
+                    let _ = sel.ready_timeout(MERGE_EVERY);
+                }
             }
+        }
+        if !changed {
+            break;
         }
     }
     latency.merge(Instant::now());

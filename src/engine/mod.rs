@@ -9,14 +9,15 @@
 //! strategy back); the strategy thread drains what was sent and returns the strategy.
 
 mod plan;
+mod reload;
 mod status;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use crossbeam_channel::{bounded, unbounded};
+use crossbeam_channel::{bounded, unbounded, Sender};
 use hdrhistogram::Histogram;
 use log::warn;
 use mio::Waker;
@@ -26,7 +27,7 @@ pub use self::plan::StartError;
 pub(crate) use self::plan::{oversubscription, spinners, threads, ThreadNeed};
 pub use self::status::STATUS_WIDTH;
 use self::status::{ConnView, FeedView};
-use crate::capture::{Capture, CaptureFeed};
+use crate::capture::{Capture, CaptureFeed, CaptureMsg};
 use crate::config::{Config, StrategyPlace};
 use crate::feed::core::FeedCore;
 use crate::feed::driver::{Connector, Driver, Helpers};
@@ -43,6 +44,10 @@ use crate::summary::{FeedSummary, Summary};
 struct DriverThread<S> {
     handle: JoinHandle<Option<S>>,
     waker: Arc<Waker>,
+    /// Stops this driver alone (a reload) or with the others (the engine's stop).
+    stop: Arc<AtomicBool>,
+    /// The ids of the feeds it runs.
+    feeds: Vec<usize>,
 }
 
 /// Starts a driver thread named `feed-<plan.name>` hosting `hosted` (feed ids' counters in
@@ -53,16 +58,16 @@ fn spawn_driver<S: Strategy, K: Sink + Send + 'static>(
     hosted: Vec<FeedParams>,
     stats: &[Arc<FeedStats>],
     helpers: &Helpers,
-    shutdown: &Arc<AtomicBool>,
     finish: impl FnOnce(K) -> Option<S> + Send + 'static,
 ) -> Result<DriverThread<S>, StartError> {
+    let stop = Arc::new(AtomicBool::new(false));
     let (mut driver, waker) = Driver::new(
         plan.name.clone(),
         sink,
         helpers.clone(),
         plan.wait,
         plan.core,
-        shutdown.clone(),
+        stop.clone(),
     )
     .map_err(|e| StartError(format!("cannot create a poller: {e}")))?;
     for p in hosted {
@@ -79,13 +84,32 @@ fn spawn_driver<S: Strategy, K: Sink + Send + 'static>(
         .name(plan.thread_name())
         .spawn(move || finish(driver.run()))
         .map_err(|e| StartError(format!("cannot spawn a feed thread: {e}")))?;
-    Ok(DriverThread { handle, waker })
+    Ok(DriverThread {
+        handle,
+        waker,
+        stop,
+        feeds: plan.feeds,
+    })
 }
 
 /// A running engine.
 pub struct Engine<S: Strategy> {
     threads: Vec<DriverThread<S>>,
     stats: Vec<Arc<FeedStats>>,
+    /// The same counters, as the metrics endpoint reads them (a reload adds to both).
+    observed: Arc<RwLock<Vec<Arc<FeedStats>>>>,
+    /// The config running now (what a reload compares a new one with).
+    config: Config,
+    /// What a reload plans added feeds with.
+    planner: plan::Planner,
+    /// The configured feed or account each feed comes from, by feed id.
+    owners: Vec<String>,
+    /// A reload's new lanes to the strategy thread (`None`: inline, or stopped).
+    control: Option<Sender<strategy::Control>>,
+    /// The helper threads' handles, for drivers a reload starts.
+    handles: Option<Helpers>,
+    /// The capture thread's channel, for feeds a reload adds.
+    capture_tx: Option<Sender<CaptureMsg>>,
     strategy: Option<JoinHandle<S>>,
     shutdown: Arc<AtomicBool>,
     latency: Arc<Mutex<Histogram<u64>>>,
@@ -114,10 +138,13 @@ impl<S: Strategy> Engine<S> {
             mut params,
             universe,
             drivers,
+            planner,
+            owners,
         } = plan::plan(&config)?;
 
         let latency = Arc::new(Mutex::new(nanos_histogram()));
         let stats: Vec<Arc<FeedStats>> = params.iter().map(feed_stats).collect();
+        let observed = Arc::new(RwLock::new(stats.clone()));
         let nats_stats = Arc::new(NatsStats::default());
         // The endpoint first: an address that cannot be bound fails the start before any thread
         // runs.
@@ -126,7 +153,7 @@ impl<S: Strategy> Engine<S> {
             Some(m) => {
                 let observed = Observed {
                     nats: config.nats.as_ref().map(|_| nats_stats.clone()),
-                    stats: stats.clone(),
+                    stats: observed.clone(),
                     latency: latency.clone(),
                     started,
                 };
@@ -190,9 +217,13 @@ impl<S: Strategy> Engine<S> {
                 for p in &mut params {
                     p.capture = Some(tx.clone());
                 }
-                Some(capture)
+                Some((capture, tx))
             }
             None => None,
+        };
+        let (capture, capture_tx) = match capture {
+            Some((c, tx)) => (Some(c), Some(tx)),
+            None => (None, None),
         };
         // The NATS sink's thread, fed by the strategy side (`Tapped`), never by a feed thread.
         let (nats, mut tap) = nats::start(config.nats.as_ref(), &universe, nats_stats)
@@ -220,26 +251,24 @@ impl<S: Strategy> Engine<S> {
                     return Err(StartError("the inline strategy runs on one driver".into()));
                 };
                 let sink = Inline::new(Tapped::new(s, tap.take()), latency.clone());
-                spawn_driver(plan, sink, hosted, &stats, &handles, &shutdown, |sink| {
+                spawn_driver(plan, sink, hosted, &stats, &handles, |sink| {
                     Some(sink.finish().into_inner())
                 })?
             } else {
                 let outboxes = hosted
                     .iter()
                     .map(|p| {
-                        let (ticks, ticks_rx) = bounded(config.engine.channel_capacity);
-                        let (health, health_rx) = unbounded();
-                        lanes[usize::from(p.id)] = Some(Lane::new(ticks_rx.clone(), health_rx));
-                        let st = stats[usize::from(p.id)].clone();
-                        Outbox::new(ticks, ticks_rx, health, config.engine.on_full, st)
+                        let (outbox, lane) = channels(&config, stats[usize::from(p.id)].clone());
+                        lanes[usize::from(p.id)] = Some(lane);
+                        outbox
                     })
                     .collect();
                 let sink = ChannelSink::new(outboxes);
-                spawn_driver(plan, sink, hosted, &stats, &handles, &shutdown, |_| None)?
+                spawn_driver(plan, sink, hosted, &stats, &handles, |_| None)?
             };
             threads.push(thread);
         }
-        drop(handles);
+        let (control_tx, control_rx) = unbounded();
         let strategy = match strategy {
             None => None,
             Some(strategy) => {
@@ -255,15 +284,23 @@ impl<S: Strategy> Engine<S> {
                                 warn!("strategy thread: could not pin to core {id}");
                             }
                         }
-                        strategy::run(strategy, &uni, receivers, wait, sd, lat).into_inner()
+                        strategy::run(strategy, &uni, receivers, wait, sd, lat, control_rx)
+                            .into_inner()
                     })
                     .map_err(|e| StartError(format!("cannot spawn the strategy thread: {e}")))?;
                 Some(handle)
             }
         };
         Ok(Engine {
+            control: strategy.is_some().then_some(control_tx),
             threads,
             stats,
+            observed,
+            config,
+            planner,
+            owners,
+            handles: Some(handles),
+            capture_tx,
             strategy,
             shutdown,
             latency,
@@ -386,6 +423,7 @@ impl<S: Strategy> Engine<S> {
         drop(self.endpoint.take());
         self.shutdown.store(true, Ordering::Release);
         for t in &self.threads {
+            t.stop.store(true, Ordering::Release);
             let _ = t.waker.wake();
         }
         let mut inline = None;
@@ -396,6 +434,10 @@ impl<S: Strategy> Engine<S> {
                 Err(_) => warn!("a feed thread panicked"),
             }
         }
+        // No reload can add a lane now: the strategy thread ends once the lanes are drained.
+        drop(self.control.take());
+        drop(self.handles.take());
+        drop(self.capture_tx.take());
         let strategy = match self.strategy.take() {
             Some(h) => h.join().expect("strategy thread panicked"),
             None => inline.expect("the inline strategy's driver thread panicked"),
@@ -425,6 +467,15 @@ impl<S: Strategy> Engine<S> {
         };
         (summary, strategy)
     }
+}
+
+/// A feed's channels to the strategy thread: its outbox (the driver's end) and its lane.
+fn channels(config: &Config, stats: Arc<FeedStats>) -> (Outbox, Lane) {
+    let (ticks, ticks_rx) = bounded(config.engine.channel_capacity);
+    let (health, health_rx) = unbounded();
+    let lane = Lane::new(ticks_rx.clone(), health_rx);
+    let outbox = Outbox::new(ticks, ticks_rx, health, config.engine.on_full, stats);
+    (outbox, lane)
 }
 
 /// The counters of a feed about to start.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use log::warn;
 use tungstenite::protocol::WebSocketConfig;
 
-use crate::config::{Config, Endpoint, StrategyPlace, WaitMode};
+use crate::config::{AccountSpec, Config, Endpoint, FeedSpec, StrategyPlace, WaitMode};
 use crate::feed::limiter::ConnectGate;
 use crate::feed::params::{FeedParams, Target};
 use crate::strategy::{FeedInfo, Universe};
@@ -90,36 +90,94 @@ pub(crate) struct Plan {
     pub universe: Universe,
     /// The threads that run the feeds.
     pub drivers: Vec<DriverPlan>,
+    /// What a reload plans further feeds with.
+    pub planner: Planner,
+    /// The configured feed or account each feed comes from, by feed id.
+    pub owners: Vec<String>,
 }
 
 /// Works out the feeds and their threads.
 pub(crate) fn plan(config: &Config) -> Result<Plan, StartError> {
-    let mut symbols: Vec<String> = Vec::new();
-    let mut intern = HashMap::new();
-    let mut universe = Universe::default();
+    let mut planner = Planner::new(config);
     let mut params = Vec::new();
-    // One attempt budget per venue host, shared by every feed that connects there.
-    let mut gates: HashMap<String, Arc<ConnectGate>> = HashMap::new();
-    let mut gate = |e: &Endpoint, venue: crate::venue::Venue| {
-        let host = format!("{}:{}", e.host, e.port);
-        let (limit, window) = venue.connect_limit();
-        gates
-            .entry(host.clone())
-            .or_insert_with(|| {
-                Arc::new(ConnectGate::new(
-                    host,
-                    config.engine.connect_limit.unwrap_or(limit),
-                    config
-                        .engine
-                        .connect_window_ms
-                        .map_or(window, Duration::from_millis),
-                ))
-            })
-            .clone()
-    };
     // The configured feed each feed (one per connection route) comes from.
     let mut owners = Vec::new();
     for (spec_index, spec) in config.feeds.iter().enumerate() {
+        for p in planner.feed(spec)? {
+            owners.push(spec_index);
+            params.push(p);
+        }
+    }
+    let mut names: Vec<String> = owners
+        .iter()
+        .map(|&o| config.feeds[o].name.clone())
+        .collect();
+    for spec in &config.accounts {
+        params.push(planner.account(spec)?);
+        names.push(spec.params.name.clone());
+    }
+    let drivers = group(config, &params, &owners);
+    warn_oversubscription(config, &drivers);
+    Ok(Plan {
+        params,
+        universe: planner.universe.clone(),
+        drivers,
+        planner,
+        owners: names,
+    })
+}
+
+/// What planning keeps between feeds, so that a feed added by a reload gets the next id, the
+/// same symbol ids and the same host budgets as the feeds already running.
+#[derive(Debug)]
+pub(crate) struct Planner {
+    /// Feeds and symbols planned so far.
+    pub universe: Universe,
+    intern: HashMap<String, SymbolId>,
+    /// One attempt budget per venue host, shared by every feed that connects there.
+    gates: HashMap<String, Arc<ConnectGate>>,
+    connect_limit: Option<u32>,
+    connect_window_ms: Option<u64>,
+}
+
+impl Planner {
+    /// Nothing planned yet, with `config`'s attempt budgets.
+    pub(crate) fn new(config: &Config) -> Planner {
+        Planner {
+            universe: Universe::default(),
+            intern: HashMap::new(),
+            gates: HashMap::new(),
+            connect_limit: config.engine.connect_limit,
+            connect_window_ms: config.engine.connect_window_ms,
+        }
+    }
+
+    /// The attempt budget of `e`'s host.
+    fn gate(&mut self, e: &Endpoint, venue: crate::venue::Venue) -> Arc<ConnectGate> {
+        let host = format!("{}:{}", e.host, e.port);
+        let (limit, window) = venue.connect_limit();
+        let (limit, window) = (
+            self.connect_limit.unwrap_or(limit),
+            self.connect_window_ms.map_or(window, Duration::from_millis),
+        );
+        self.gates
+            .entry(host.clone())
+            .or_insert_with(|| Arc::new(ConnectGate::new(host, limit, window)))
+            .clone()
+    }
+
+    /// One id per instrument across venues: OKX BTC-USDT-SWAP is BTCUSDT.
+    fn symbol(&mut self, venue_symbol: &str) -> SymbolId {
+        let name = crate::venue::canonical_symbol(venue_symbol);
+        let symbols = &mut self.universe.symbols;
+        *self.intern.entry(name.clone()).or_insert_with(|| {
+            symbols.push(name);
+            SymbolId(symbols.len() as u16 - 1)
+        })
+    }
+
+    /// The feeds of configured feed `spec`: one per connection route, with the next ids.
+    pub(crate) fn feed(&mut self, spec: &FeedSpec) -> Result<Vec<FeedParams>, StartError> {
         let wants_tls = spec.endpoint.tls || spec.standby.as_ref().is_some_and(|e| e.tls);
         let tls = if wants_tls {
             Some(
@@ -132,6 +190,7 @@ pub(crate) fn plan(config: &Config) -> Result<Plan, StartError> {
         let mut routes: Vec<Route> = spec.streams.iter().map(|s| s.route).collect();
         routes.sort();
         routes.dedup();
+        let mut out = Vec::with_capacity(routes.len());
         for &route in &routes {
             let idx: Vec<usize> = (0..spec.streams.len())
                 .filter(|&i| spec.streams[i].route == route)
@@ -142,39 +201,29 @@ pub(crate) fn plan(config: &Config) -> Result<Plan, StartError> {
                 format!("{}-{}", spec.name, route.name())
             };
             let streams: Vec<_> = idx.iter().map(|&i| spec.streams[i].clone()).collect();
-            let syms = streams
-                .iter()
-                .map(|s| {
-                    // One id per instrument across venues: OKX BTC-USDT-SWAP is BTCUSDT.
-                    let name = crate::venue::canonical_symbol(&s.symbol);
-                    *intern.entry(name.clone()).or_insert_with(|| {
-                        symbols.push(name);
-                        SymbolId(symbols.len() as u16 - 1)
-                    })
-                })
-                .collect();
+            let syms = streams.iter().map(|s| self.symbol(&s.symbol)).collect();
             let path = spec.venue.endpoint_path(route);
             let mut targets = vec![Target {
                 endpoint: spec.endpoint.clone(),
                 url: spec.endpoint.url(path),
-                gate: gate(&spec.endpoint, spec.venue),
+                gate: self.gate(&spec.endpoint, spec.venue),
             }];
             if let Some(standby) = &spec.standby {
                 targets.push(Target {
                     endpoint: standby.clone(),
                     url: standby.url(path),
-                    gate: gate(standby, spec.venue),
+                    gate: self.gate(standby, spec.venue),
                 });
             }
-            universe.feeds.push(FeedInfo {
+            let id = self.universe.feeds.len() as u16;
+            self.universe.feeds.push(FeedInfo {
                 name: name.clone(),
                 venue: spec.venue,
                 url: spec.endpoint.url(path),
                 streams: streams.clone(),
             });
-            owners.push(spec_index);
-            params.push(FeedParams {
-                id: params.len() as u16,
+            out.push(FeedParams {
+                id,
                 required: spec.required,
                 name,
                 venue: spec.venue,
@@ -186,10 +235,7 @@ pub(crate) fn plan(config: &Config) -> Result<Plan, StartError> {
                     .map(|&i| Duration::from_millis(spec.silence_ms[i]))
                     .collect(),
                 reconnect: spec.reconnect,
-                max_connection_age: match spec.reconnect.max_connection_age_ms {
-                    0 => None,
-                    ms => Some(Duration::from_millis(ms)),
-                },
+                max_connection_age: max_age(spec.reconnect.max_connection_age_ms),
                 reorder_window: Duration::from_millis(spec.reorder_window_ms),
                 recv_buffer: spec.recv_buffer_bytes,
                 ws_config: WebSocketConfig::default()
@@ -202,9 +248,11 @@ pub(crate) fn plan(config: &Config) -> Result<Plan, StartError> {
                 account: None,
             });
         }
+        Ok(out)
     }
-    // Accounts: one feed each, on the private endpoint, with no streams.
-    for spec in &config.accounts {
+
+    /// The feed of account `spec`: on its private endpoint, with no streams, the next id.
+    pub(crate) fn account(&mut self, spec: &AccountSpec) -> Result<FeedParams, StartError> {
         let a = &spec.params;
         let https = a
             .rest_base
@@ -219,30 +267,28 @@ pub(crate) fn plan(config: &Config) -> Result<Plan, StartError> {
             None
         };
         let url = spec.endpoint.url(a.protocol.path());
-        universe.feeds.push(FeedInfo {
+        let id = self.universe.feeds.len() as u16;
+        self.universe.feeds.push(FeedInfo {
             name: a.name.clone(),
             venue: a.venue,
             url: url.clone(),
             streams: Vec::new(),
         });
-        params.push(FeedParams {
-            id: params.len() as u16,
+        Ok(FeedParams {
+            id,
             required: spec.required,
             name: a.name.clone(),
             venue: a.venue,
             targets: vec![Target {
                 endpoint: spec.endpoint.clone(),
                 url,
-                gate: gate(&spec.endpoint, a.venue),
+                gate: self.gate(&spec.endpoint, a.venue),
             }],
             streams: Vec::new(),
             symbols: Vec::new(),
             silence: Vec::new(),
             reconnect: spec.reconnect,
-            max_connection_age: match spec.reconnect.max_connection_age_ms {
-                0 => None,
-                ms => Some(Duration::from_millis(ms)),
-            },
+            max_connection_age: max_age(spec.reconnect.max_connection_age_ms),
             reorder_window: Duration::ZERO,
             recv_buffer: None,
             ws_config: WebSocketConfig::default(),
@@ -250,16 +296,13 @@ pub(crate) fn plan(config: &Config) -> Result<Plan, StartError> {
             capture: None,
             rest_base: None,
             account: Some(a.clone()),
-        });
+        })
     }
-    universe.symbols = symbols;
-    let drivers = group(config, &params, &owners);
-    warn_oversubscription(config, &drivers);
-    Ok(Plan {
-        params,
-        universe,
-        drivers,
-    })
+}
+
+/// `max_connection_age_ms` as a limit (0: none).
+fn max_age(ms: u64) -> Option<Duration> {
+    (ms > 0).then(|| Duration::from_millis(ms))
 }
 
 /// How much tungstenite reads per `read` call. It zero-fills that much of its buffer before

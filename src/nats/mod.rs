@@ -234,6 +234,10 @@ impl<S: Strategy> Strategy for Tapped<S> {
         }
     }
 
+    fn on_universe(&mut self, universe: &Universe) {
+        self.strategy.on_universe(universe);
+    }
+
     /// Account events go to the strategy only: an account's orders and balances are not
     /// fanned out.
     fn on_account(&mut self, msg: &crate::account::AccountMsg) {

@@ -176,7 +176,7 @@ pub(super) fn render(o: &Observed) -> String {
 
 impl Collector for Feeds {
     fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
-        let stats = &self.0.stats;
+        let stats = &self.0.feeds();
         let enc = &mut enc;
         for (name, help, get) in COUNTERS {
             per_feed(enc, name, help, MetricType::Counter, stats, |m, s, feed| {

@@ -13,11 +13,11 @@ use crate::metrics::{percentiles, FeedState, FeedStats};
 /// The feeds health and the exit status depend on: those marked `required`, or every feed when
 /// none is.
 pub fn counted(stats: &[Arc<FeedStats>]) -> impl Iterator<Item = &FeedStats> {
-    let any_required = stats.iter().any(|s| s.required);
+    let any_required = stats.iter().any(|s| s.required && !s.is_retired());
     stats
         .iter()
         .map(|s| &**s)
-        .filter(move |s| s.required || !any_required)
+        .filter(move |s| (s.required || !any_required) && !s.is_retired())
 }
 
 /// Whether every counted feed has stopped for good (a permanent error, or `give_up_after_ms`
@@ -92,11 +92,11 @@ pub fn healthz(problems: &[Problem]) -> Value {
 /// connections, reconnects, drops) and the percentiles line's, as JSON.
 pub fn status(o: &Observed, since: Option<(Instant, u64)>) -> Value {
     let now = Instant::now();
-    let messages: u64 = o.stats.iter().map(|s| s.messages.load(Relaxed)).sum();
+    let stats = o.feeds();
+    let messages: u64 = stats.iter().map(|s| s.messages.load(Relaxed)).sum();
     let (at, before) = since.unwrap_or((o.started, 0));
     let dt = now.duration_since(at).as_secs_f64().max(1e-3);
-    let feeds: Vec<Value> = o
-        .stats
+    let feeds: Vec<Value> = stats
         .iter()
         .map(|s| {
             let slots: Vec<Value> = s.slots[..s.slot_count()]
@@ -125,7 +125,7 @@ pub fn status(o: &Observed, since: Option<(Instant, u64)>) -> Value {
         })
         .collect();
     let mut reconnect = crate::metrics::micros_histogram();
-    for s in &o.stats {
+    for s in &stats {
         if let Ok(h) = s.histograms.lock() {
             if let Some(r) = h.reconnect_us() {
                 let _ = reconnect.add(r);
@@ -141,7 +141,7 @@ pub fn status(o: &Observed, since: Option<(Instant, u64)>) -> Value {
         "uptime_s": now.duration_since(o.started).as_secs_f64(),
         "messages": messages,
         "messages_per_s": (messages.saturating_sub(before)) as f64 / dt,
-        "healthy": problems(&o.stats).is_empty(),
+        "healthy": problems(&stats).is_empty(),
         "feeds": feeds,
         "reconnect": percentiles(&reconnect, 1000),
         "tick_latency": latency,

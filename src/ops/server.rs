@@ -77,7 +77,7 @@ fn serve(server: &Server, o: &Observed) {
                 exporter::render(o),
             ),
             (Method::Get, "/healthz") => {
-                let problems = health::problems(&o.stats);
+                let problems = health::problems(&o.feeds());
                 let code = if problems.is_empty() { 200 } else { 503 };
                 (code, JSON, health::healthz(&problems).to_string())
             }

@@ -115,6 +115,9 @@ impl Strategy for Recorder {
             event: *event,
         });
     }
+    fn on_universe(&mut self, universe: &Universe) {
+        self.universe = universe.clone();
+    }
     fn on_account(&mut self, msg: &wsfeed::account::AccountMsg) {
         self.push(Seen::Account(Box::new(*msg)));
     }

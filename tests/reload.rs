@@ -1,0 +1,263 @@
+//! Reloading a running engine's config: an account added and another removed while the market
+//! feed and the other account stream on without a gap; what cannot change in place refused with
+//! nothing changed; and `wsfeed run` reloading its file when it changes and on SIGHUP, refusing
+//! an invalid file with the error a start gives.
+//!
+//! Every wait has a deadline; no sleep stands in for an event.
+
+mod util;
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use util::{fast_reconnect, feed, recorder, Seen};
+use wsfeed::auth::{Credentials, Secret};
+use wsfeed::config::{AccountConfig, Config, FileConfig};
+use wsfeed::sim::{Sim, SimAccount, SimConfig, SimVenue};
+use wsfeed::Health;
+
+fn sim() -> Sim {
+    Sim::start(SimConfig {
+        venue: SimVenue::BybitLinear,
+        tls: false,
+        symbols: vec!["BTCUSDT".into()],
+        book_interval: Duration::from_millis(5),
+        accounts: vec![SimAccount::named("alice"), SimAccount::named("bob")],
+        account_event_interval: Duration::from_millis(10),
+        ..SimConfig::default()
+    })
+    .expect("simulator starts")
+}
+
+fn account(name: &str, sim: &Sim) -> AccountConfig {
+    let mut a: AccountConfig = toml::from_str(&format!(
+        "name = \"{name}\"\nvenue = \"bybit-linear\"\nurl = \"{}\"\nkey_env = \"UNUSED\"\nsecret_env = \"UNUSED\"\n",
+        sim.base_url()
+    ))
+    .expect("account table");
+    let s = SimAccount::named(name);
+    a.credentials = Some(Credentials {
+        key: Secret::new(s.api_key),
+        secret: Secret::new(s.secret),
+        passphrase: None,
+    });
+    a
+}
+
+fn config(sim: &Sim, accounts: &[&str]) -> Config {
+    let mut file: FileConfig = toml::from_str("").expect("empty config parses");
+    file.reconnect = fast_reconnect();
+    file.feeds = vec![feed(
+        "market",
+        "bybit-linear",
+        sim,
+        &["orderbook.1.BTCUSDT"],
+    )];
+    file.accounts = accounts.iter().map(|a| account(a, sim)).collect();
+    file.validate().expect("valid")
+}
+
+fn account_events(seen: &[Seen], feed: u16) -> usize {
+    seen.iter()
+        .filter(|s| matches!(s, Seen::Account(m) if m.feed == feed))
+        .count()
+}
+
+fn ticks_of(seen: &[Seen], feed: u16) -> usize {
+    seen.iter()
+        .filter(|s| matches!(s, Seen::Tick { feed: f, .. } if *f == feed))
+        .count()
+}
+
+/// A loss of any connection of `feed`.
+fn lost(seen: &[Seen], feed: u16) -> bool {
+    util::has_health_of(seen, feed, |h| {
+        matches!(
+            h,
+            Health::Disconnected { .. } | Health::ConnectionLost { .. } | Health::Failed { .. }
+        )
+    })
+}
+
+#[test]
+fn reload_adds_and_removes_an_account_while_the_others_stream_without_a_gap() {
+    let sim = sim();
+    let (rec, probe) = recorder();
+    let root = std::env::temp_dir().join(format!("wsfeed-reload-cap-{}", std::process::id()));
+    let captured = |accounts: &[&str]| {
+        let mut c = config(&sim, accounts);
+        c.capture = Some(wsfeed::config::CaptureConfig { dir: root.clone() });
+        c
+    };
+    let mut engine = wsfeed::Engine::start(captured(&["alice"]), rec).expect("starts");
+    // Feed ids: 0 market, 1 alice; bob will be 2.
+    probe.wait("market and alice stream", |s| {
+        ticks_of(s, 0) >= 20 && account_events(s, 1) >= 10
+    });
+
+    let lines = engine.reload(captured(&["alice", "bob"])).expect("reloads");
+    assert_eq!(lines, ["reload: added account 'bob'"]);
+    let before = probe.seen();
+    let (market, alice) = (ticks_of(&before, 0), account_events(&before, 1));
+    probe.wait("bob streams, the others go on", |s| {
+        util::has_health_of(s, 2, |h| *h == Health::Connected { conn: 1 })
+            && account_events(s, 2) >= 10
+            && ticks_of(s, 0) >= market + 20
+            && account_events(s, 1) >= alice + 10
+    });
+    assert_eq!(engine.universe().feeds[2].name, "bob");
+
+    let lines = engine.reload(captured(&["bob"])).expect("reloads");
+    assert_eq!(lines, ["reload: removed account 'alice'"]);
+    assert!(engine.stats()[1].retired_at_ms.load(Relaxed) > 0);
+    let before = probe.seen();
+    let (market, bob, alice) = (
+        ticks_of(&before, 0),
+        account_events(&before, 2),
+        account_events(&before, 1),
+    );
+    probe.wait("market and bob go on", |s| {
+        ticks_of(s, 0) >= market + 20 && account_events(s, 2) >= bob + 10
+    });
+    // alice's connection is gone: the simulator has one private connection left, and alice's
+    // events stopped.
+    let private = sim
+        .snapshot()
+        .open_connections()
+        .filter(|c| c.path.starts_with("/v5/private"))
+        .count();
+    assert_eq!(private, 1);
+    assert_eq!(account_events(&probe.seen(), 1), alice);
+    // No gap on what went on streaming.
+    let seen = probe.seen();
+    assert!(
+        !lost(&seen, 0) && !lost(&seen, 2),
+        "the running feeds lost nothing"
+    );
+    let session = engine.session_dir().expect("capture is on").to_path_buf();
+    let (summary, _) = engine.stop();
+    assert!(!summary.failed, "a removed account does not fail the run");
+    assert!(summary.feeds[0].gaps.is_empty() && summary.feeds[2].gaps.is_empty());
+    // The manifest has all three, alice retired, and the market's capture went on.
+    let manifest = wsfeed::capture::read_manifest(&session).expect("a manifest");
+    let feeds = manifest["feeds"].as_array().expect("feeds");
+    let names: Vec<&str> = feeds.iter().filter_map(|f| f["name"].as_str()).collect();
+    assert_eq!(names, ["market", "alice", "bob"]);
+    assert!(
+        feeds[1]["retired_at_unix_ms"].as_u64().is_some(),
+        "{}",
+        feeds[1]
+    );
+    assert!(feeds[0]["retired_at_unix_ms"].is_null() && feeds[2]["retired_at_unix_ms"].is_null());
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn what_cannot_change_in_place_is_refused_and_nothing_changes() {
+    let sim = sim();
+    let (rec, probe) = recorder();
+    let mut engine = wsfeed::Engine::start(config(&sim, &["alice"]), rec).expect("starts");
+    probe.wait("streaming", |s| ticks_of(s, 0) >= 5);
+    let mut other = config(&sim, &["alice", "bob"]);
+    other.engine.channel_capacity = 16;
+    other.effective["engine"]["channel_capacity"] = 16.into();
+    let err = engine.reload(other).unwrap_err();
+    assert!(
+        err.contains("[engine] changed") && err.contains("nothing was changed"),
+        "{err}"
+    );
+    assert_eq!(engine.universe().feeds.len(), 2, "bob was not added");
+    let lines = engine
+        .reload(config(&sim, &["alice"]))
+        .expect("the same config");
+    assert_eq!(lines, ["reload: nothing changed"]);
+    engine.stop();
+}
+
+/// `wsfeed run` on a config file that the test changes while it runs.
+#[test]
+fn run_reloads_its_file_when_it_changes_and_on_sighup_and_refuses_an_invalid_one() {
+    let sim = sim();
+    let dir = std::env::temp_dir().join(format!("wsfeed-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("run.toml");
+    let base = format!(
+        "[engine]\nstatus_interval_ms = 0\n[[feeds]]\nname = \"market\"\nvenue = \"bybit-linear\"\n\
+         url = \"{}\"\nstreams = [\"orderbook.1.BTCUSDT\"]\n",
+        sim.base_url()
+    );
+    let bob = format!(
+        "[[accounts]]\nname = \"bob\"\nvenue = \"bybit-linear\"\nurl = \"{}\"\n\
+         key_env = \"T_BOB_KEY\"\nsecret_env = \"T_BOB_SECRET\"\n",
+        sim.base_url()
+    );
+    std::fs::write(&path, &base).unwrap();
+    let s = SimAccount::named("bob");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wsfeed"))
+        .args(["run", "--config", path.to_str().unwrap(), "--seconds", "12"])
+        .env("RUST_LOG", "info")
+        .env("T_BOB_KEY", &s.api_key)
+        .env("T_BOB_SECRET", &s.secret)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let mut stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stderr.read(&mut buf) {
+            if n == 0
+                || tx
+                    .send(String::from_utf8_lossy(&buf[..n]).into_owned())
+                    .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let mut log = String::new();
+    let wait_for = |what: &str, log: &mut String| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !log.contains(what) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "no '{what}' in:\n{log}");
+            if let Ok(chunk) = rx.recv_timeout(left.min(Duration::from_millis(200))) {
+                log.push_str(&chunk);
+            }
+        }
+    };
+    wait_for("subscribed", &mut log);
+    // An invalid change: refused with the error a start gives, the feed goes on.
+    let bad = base.replace("orderbook.1.BTCUSDT", "orderbook.7.BTCUSDT");
+    std::fs::write(&path, &bad).unwrap();
+    let start_error = Config::load(&path).unwrap_err().to_string();
+    wait_for("reload refused (the config file changed)", &mut log);
+    assert!(
+        log.contains(&start_error),
+        "the start's error: {start_error}\nin:\n{log}"
+    );
+    // A valid change adds the account.
+    std::fs::write(&path, format!("{base}{bob}")).unwrap();
+    wait_for(
+        "reload: added account 'bob' (the config file changed)",
+        &mut log,
+    );
+    // SIGHUP reloads the same file: nothing to change.
+    let hup = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(hup.success());
+    wait_for("reload: nothing changed (SIGHUP)", &mut log);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        !sim.account_sent("bob").is_empty(),
+        "bob streamed after the reload"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
