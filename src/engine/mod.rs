@@ -364,6 +364,7 @@ impl<S: Strategy> Engine<S> {
         let feeds: Vec<FeedView<'_>> = self
             .stats
             .iter()
+            .filter(|s| !s.is_retired())
             .map(|s| FeedView {
                 name: &s.name,
                 state: s.state(),
