@@ -18,9 +18,39 @@ use wsfeed::config::{AccountConfig, Config, FileConfig};
 use wsfeed::sim::{Sim, SimAccount, SimConfig, SimVenue};
 use wsfeed::Health;
 
-fn sim() -> Sim {
+/// Each venue: config name, simulator, a market stream, the private path.
+type VenueCase = (&'static str, SimVenue, &'static str, &'static str);
+
+const VENUES: [VenueCase; 4] = [
+    (
+        "bybit-linear",
+        SimVenue::BybitLinear,
+        "orderbook.1.BTCUSDT",
+        "/v5/private",
+    ),
+    (
+        "binance-usdm",
+        SimVenue::Binance,
+        "btcusdt@bookTicker",
+        "/private/ws",
+    ),
+    (
+        "binance-spot",
+        SimVenue::Binance,
+        "btcusdt@bookTicker",
+        "/ws-api/v3",
+    ),
+    (
+        "okx",
+        SimVenue::Okx,
+        "bbo-tbt:BTC-USDT-SWAP",
+        "/ws/v5/private",
+    ),
+];
+
+fn sim_of(venue: SimVenue) -> Sim {
     Sim::start(SimConfig {
-        venue: SimVenue::BybitLinear,
+        venue,
         tls: false,
         symbols: vec!["BTCUSDT".into()],
         book_interval: Duration::from_millis(5),
@@ -31,9 +61,18 @@ fn sim() -> Sim {
     .expect("simulator starts")
 }
 
-fn account(name: &str, sim: &Sim) -> AccountConfig {
+fn sim() -> Sim {
+    sim_of(SimVenue::BybitLinear)
+}
+
+fn account(name: &str, venue: &str, sim: &Sim) -> AccountConfig {
+    let passphrase = match venue {
+        "okx" => "passphrase_env = \"UNUSED\"\n",
+        _ => "",
+    };
     let mut a: AccountConfig = toml::from_str(&format!(
-        "name = \"{name}\"\nvenue = \"bybit-linear\"\nurl = \"{}\"\nkey_env = \"UNUSED\"\nsecret_env = \"UNUSED\"\n",
+        "name = \"{name}\"\nvenue = \"{venue}\"\nurl = \"{}\"\nkey_env = \"UNUSED\"\n\
+         secret_env = \"UNUSED\"\n{passphrase}",
         sim.base_url()
     ))
     .expect("account table");
@@ -41,21 +80,20 @@ fn account(name: &str, sim: &Sim) -> AccountConfig {
     a.credentials = Some(Credentials {
         key: Secret::new(s.api_key),
         secret: Secret::new(s.secret),
-        passphrase: None,
+        passphrase: s.passphrase.map(Secret::new),
     });
     a
 }
 
 fn config(sim: &Sim, accounts: &[&str]) -> Config {
+    config_of(VENUES[0], sim, accounts)
+}
+
+fn config_of(v: VenueCase, sim: &Sim, accounts: &[&str]) -> Config {
     let mut file: FileConfig = toml::from_str("").expect("empty config parses");
     file.reconnect = fast_reconnect();
-    file.feeds = vec![feed(
-        "market",
-        "bybit-linear",
-        sim,
-        &["orderbook.1.BTCUSDT"],
-    )];
-    file.accounts = accounts.iter().map(|a| account(a, sim)).collect();
+    file.feeds = vec![feed("market", v.0, sim, &[v.2])];
+    file.accounts = accounts.iter().map(|a| account(a, v.0, sim)).collect();
     file.validate().expect("valid")
 }
 
@@ -83,17 +121,25 @@ fn lost(seen: &[Seen], feed: u16) -> bool {
 
 #[test]
 fn reload_adds_and_removes_an_account_while_the_others_stream_without_a_gap() {
-    let sim = sim();
+    for v in VENUES {
+        adds_and_removes_an_account(v);
+    }
+}
+
+fn adds_and_removes_an_account(v: VenueCase) {
+    let (venue, path) = (v.0, v.3);
+    let sim = sim_of(v.1);
     let (rec, probe) = recorder();
-    let root = std::env::temp_dir().join(format!("wsfeed-reload-cap-{}", std::process::id()));
+    let root =
+        std::env::temp_dir().join(format!("wsfeed-reload-cap-{}-{venue}", std::process::id()));
     let captured = |accounts: &[&str]| {
-        let mut c = config(&sim, accounts);
+        let mut c = config_of(v, &sim, accounts);
         c.capture = Some(wsfeed::config::CaptureConfig { dir: root.clone() });
         c
     };
     let mut engine = wsfeed::Engine::start(captured(&["alice"]), rec).expect("starts");
     // Feed ids: 0 market, 1 alice; bob will be 2.
-    probe.wait("market and alice stream", |s| {
+    probe.wait(&format!("{venue}: market and alice stream"), |s| {
         ticks_of(s, 0) >= 20 && account_events(s, 1) >= 10
     });
 
@@ -101,7 +147,7 @@ fn reload_adds_and_removes_an_account_while_the_others_stream_without_a_gap() {
     assert_eq!(lines, ["reload: added account 'bob'"]);
     let before = probe.seen();
     let (market, alice) = (ticks_of(&before, 0), account_events(&before, 1));
-    probe.wait("bob streams, the others go on", |s| {
+    probe.wait(&format!("{venue}: bob streams, the others go on"), |s| {
         util::has_health_of(s, 2, |h| *h == Health::Connected { conn: 1 })
             && account_events(s, 2) >= 10
             && ticks_of(s, 0) >= market + 20
@@ -118,7 +164,7 @@ fn reload_adds_and_removes_an_account_while_the_others_stream_without_a_gap() {
         account_events(&before, 2),
         account_events(&before, 1),
     );
-    probe.wait("market and bob go on", |s| {
+    probe.wait(&format!("{venue}: market and bob go on"), |s| {
         ticks_of(s, 0) >= market + 20 && account_events(s, 2) >= bob + 10
     });
     // alice's connection is gone: the simulator has one private connection left, and alice's
@@ -126,7 +172,7 @@ fn reload_adds_and_removes_an_account_while_the_others_stream_without_a_gap() {
     let private = sim
         .snapshot()
         .open_connections()
-        .filter(|c| c.path.starts_with("/v5/private"))
+        .filter(|c| c.path.starts_with(path))
         .count();
     assert_eq!(private, 1);
     assert_eq!(account_events(&probe.seen(), 1), alice);
@@ -134,7 +180,7 @@ fn reload_adds_and_removes_an_account_while_the_others_stream_without_a_gap() {
     let seen = probe.seen();
     assert!(
         !lost(&seen, 0) && !lost(&seen, 2),
-        "the running feeds lost nothing"
+        "{venue}: the running feeds lost nothing"
     );
     let session = engine.session_dir().expect("capture is on").to_path_buf();
     let (summary, _) = engine.stop();
