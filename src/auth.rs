@@ -112,6 +112,33 @@ pub fn hmac_sha256_base64(secret: &Secret, message: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(hmac_sha256(secret, message).as_ref())
 }
 
+/// The Ed25519 key pair in `secret`: PKCS#8, as PEM (`-----BEGIN PRIVATE KEY-----`) or as
+/// base64 DER. The error never shows the key.
+fn ed25519_key(secret: &Secret) -> Result<ring::signature::Ed25519KeyPair, String> {
+    let text = secret.expose();
+    let b64: String = text
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .flat_map(|l| l.trim().chars())
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|_| "the Ed25519 private key is neither PEM nor base64".to_string())?;
+    ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der)
+        .map_err(|_| "the Ed25519 private key is not a PKCS#8 Ed25519 key".to_string())
+}
+
+/// Checks that `secret` holds a usable Ed25519 private key.
+pub fn check_ed25519(secret: &Secret) -> Result<(), String> {
+    ed25519_key(secret).map(|_| ())
+}
+
+/// Standard base64 of the Ed25519 signature of `message` with the private key in `secret`.
+pub fn ed25519_base64(secret: &Secret, message: &str) -> Result<String, String> {
+    let key = ed25519_key(secret)?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(key.sign(message.as_bytes()).as_ref()))
+}
+
 /// Binance: the `signature` parameter of a signed request with this query string.
 pub fn binance_signature(creds: &Credentials, query: &str) -> String {
     hmac_sha256_hex(&creds.secret, query)

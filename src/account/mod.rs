@@ -134,6 +134,9 @@ pub struct AccountParams {
     pub rest_base: Option<String>,
     /// Binance USD-M: how often the listen key is kept alive.
     pub keepalive_every: Duration,
+    /// Binance spot: the secret is an Ed25519 private key (`session.logon`, then
+    /// `userDataStream.subscribe`) rather than an HMAC secret.
+    pub ed25519: bool,
 }
 
 impl fmt::Debug for AccountParams {
@@ -160,6 +163,15 @@ impl AccountParams {
     pub fn login_request(&self, id: u64, unix_ms: u64) -> Option<String> {
         match self.protocol {
             Protocol::BinanceListenKey => None,
+            Protocol::BinanceWsApi if self.ed25519 => {
+                let key = self.creds.key.expose();
+                let query = format!("apiKey={key}&timestamp={unix_ms}");
+                // Checked when the config was read: a key that signs.
+                let signature = auth::ed25519_base64(&self.creds.secret, &query).ok()?;
+                Some(format!(
+                    r#"{{"id":"{id}","method":"session.logon","params":{{"apiKey":"{key}","timestamp":{unix_ms},"signature":"{signature}"}}}}"#
+                ))
+            }
             Protocol::BinanceWsApi => {
                 let key = self.creds.key.expose();
                 let query = format!("apiKey={key}&timestamp={unix_ms}");
@@ -178,6 +190,10 @@ impl AccountParams {
     /// per request; OKX acknowledges channel by channel, so each channel is a request).
     pub fn subscribe_requests(&self, first_id: u64) -> Vec<String> {
         match self.protocol {
+            // After `session.logon`, the subscription needs no signature.
+            Protocol::BinanceWsApi if self.ed25519 => vec![format!(
+                r#"{{"id":"{first_id}","method":"userDataStream.subscribe"}}"#
+            )],
             Protocol::BinanceListenKey | Protocol::BinanceWsApi => Vec::new(),
             Protocol::Bybit => {
                 let mut topics: Vec<&str> = Vec::new();

@@ -29,6 +29,7 @@ fn params(venue: Venue) -> AccountParams {
         events: EventKind::ALL.to_vec(),
         rest_base: None,
         keepalive_every: Duration::from_secs(1800),
+        ed25519: false,
     }
 }
 
@@ -300,5 +301,45 @@ fn login_requests_are_signed_as_each_venue_documents() {
     assert_eq!(
         subs,
         [r#"{"req_id":"5","op":"subscribe","args":["order","execution","position","wallet"]}"#]
+    );
+}
+
+/// A fresh Ed25519 key as PKCS#8 PEM, and its public key.
+fn ed25519_pem() -> (String, Vec<u8>) {
+    use base64::Engine as _;
+    use ring::signature::KeyPair as _;
+    let rng = ring::rand::SystemRandom::new();
+    let der = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+    let pair = ring::signature::Ed25519KeyPair::from_pkcs8(der.as_ref()).unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+    let pem = format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n");
+    (pem, pair.public_key().as_ref().to_vec())
+}
+
+#[test]
+fn an_ed25519_spot_account_logs_on_with_a_signature_the_public_key_verifies_then_subscribes() {
+    use base64::Engine as _;
+    let (pem, public) = ed25519_pem();
+    let mut p = params(Venue::BinanceSpot);
+    p.creds.secret = Secret::new(pem);
+    p.ed25519 = true;
+    let req: serde_json::Value =
+        serde_json::from_str(&p.login_request(4, 1_747_385_641_636).unwrap()).unwrap();
+    assert_eq!(req["method"], "session.logon");
+    let signature = base64::engine::general_purpose::STANDARD
+        .decode(req["params"]["signature"].as_str().unwrap())
+        .unwrap();
+    let key = ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, public);
+    key.verify(b"apiKey=k&timestamp=1747385641636", &signature)
+        .expect("the signature of the sorted parameters");
+    assert_eq!(
+        p.subscribe_requests(5),
+        [r#"{"id":"5","method":"userDataStream.subscribe"}"#]
+    );
+    // A key that is not one is a clear error that shows nothing of it.
+    let err = crate::auth::check_ed25519(&Secret::new("not-a-key")).unwrap_err();
+    assert!(
+        err.contains("neither PEM nor base64") && !err.contains("not-a-key"),
+        "{err}"
     );
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::endpoint::Endpoint;
-use super::file::{extra_ca, AccountConfig, ReconnectConfig};
+use super::file::{extra_ca, AccountConfig, KeyType, ReconnectConfig};
 use super::spec::{AccountSpec, ConfigError};
 use crate::account::{AccountParams, EventKind, Protocol};
 use crate::auth::Credentials;
@@ -92,6 +92,17 @@ pub(super) fn validate(
         None => Credentials::from_env(&a.key_env, &a.secret_env, a.passphrase_env.as_deref())
             .map_err(|m| err(format!("{at}: {m}")))?,
     };
+    let ed25519 = a.key_type == KeyType::Ed25519;
+    if ed25519 && protocol != Protocol::BinanceWsApi {
+        return Err(err(format!(
+            "{at}.key_type = \"ed25519\": only binance-spot accounts (its WebSocket API's \
+             session.logon) take Ed25519 keys"
+        )));
+    }
+    if ed25519 {
+        crate::auth::check_ed25519(&creds.secret)
+            .map_err(|m| err(format!("{at}: {m} (in {})", a.secret_env)))?;
+    }
     let mut events = Vec::new();
     for name in &a.events {
         let kind = EventKind::from_name(name).ok_or_else(|| {
@@ -138,6 +149,7 @@ pub(super) fn validate(
             events,
             rest_base,
             keepalive_every: Duration::from_millis(a.listen_key_keepalive_ms),
+            ed25519,
         }),
     })
 }

@@ -443,6 +443,11 @@ pub struct AccountConfig {
     /// OKX: environment variable holding the passphrase.
     #[serde(default)]
     pub passphrase_env: Option<String>,
+    /// Binance spot: `hmac` (the default: `userDataStream.subscribe.signature`) or `ed25519`
+    /// (`secret_env` holds the Ed25519 private key, PKCS#8 PEM or base64 DER: `session.logon`,
+    /// then `userDataStream.subscribe`).
+    #[serde(default)]
+    pub key_type: KeyType,
     /// Credentials given in-process instead of by environment (the demo's simulated accounts).
     /// Not read from TOML, never written anywhere.
     #[serde(skip)]
@@ -464,6 +469,17 @@ pub struct AccountConfig {
     /// Overrides of `[reconnect]` for this account.
     #[serde(default)]
     pub reconnect: Option<ReconnectOverride>,
+}
+
+/// How an account's requests are signed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyType {
+    /// HMAC-SHA256 with the API secret.
+    #[default]
+    Hmac,
+    /// Ed25519 with a private key (Binance spot's WebSocket API `session.logon`).
+    Ed25519,
 }
 
 fn all_account_events() -> Vec<String> {

@@ -40,7 +40,7 @@ mod venue_url;
 pub use self::endpoint::Endpoint;
 pub use self::file::{
     AccountConfig, ArbitrageConfig, CaptureConfig, DriverConfig, EngineConfig, FeedConfig,
-    FileConfig, FullPolicy, Jitter, MetricsConfig, ReconnectConfig, ReconnectOverride,
+    FileConfig, FullPolicy, Jitter, KeyType, MetricsConfig, ReconnectConfig, ReconnectOverride,
     StrategyPlace, WaitMode,
 };
 pub use self::nats::{NatsConfig, SinkConfig, MAX_NATS_BUFFER};

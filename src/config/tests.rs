@@ -655,3 +655,18 @@ fn account_mistakes_name_the_account_and_the_field() {
         assert!(got.contains(want), "{text}\n→ {got}\n(wanted: {want})");
     }
 }
+
+#[test]
+fn an_ed25519_key_is_for_binance_spot_and_must_be_one() {
+    let err = error_of(&account("bybit-linear", "key_type = \"ed25519\""));
+    assert!(err.contains("only binance-spot accounts"), "{err}");
+    // PATH is no private key: refused, naming the variable, showing nothing of its value.
+    let err = error_of(&account("binance-spot", "key_type = \"ed25519\""));
+    assert!(
+        err.contains("accounts[0] ('a1')") && err.contains("(in PATH)"),
+        "{err}"
+    );
+    assert!(!err.contains(&std::env::var("PATH").unwrap()));
+    let err = error_of(&account("binance-spot", "key_type = \"rsa\""));
+    assert!(err.contains("key_type") || err.contains("rsa"), "{err}");
+}

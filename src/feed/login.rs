@@ -165,6 +165,7 @@ mod tests {
             events: EventKind::ALL.to_vec(),
             rest_base: None,
             keepalive_every: Duration::from_secs(1800),
+            ed25519: false,
         }
     }
 

@@ -7,6 +7,14 @@ use crate::account::{AccountParams, EventKind, OrderStatus, Protocol};
 use crate::auth::{Credentials, Secret};
 
 fn account_feed(venue: Venue, rest_base: Option<&str>) -> (FeedCore, Arc<FeedStats>) {
+    let rest = rest_base.map(String::from);
+    account_feed_with(venue, move |a| a.rest_base = rest)
+}
+
+fn account_feed_with(
+    venue: Venue,
+    tweak: impl FnOnce(&mut AccountParams),
+) -> (FeedCore, Arc<FeedStats>) {
     let protocol = Protocol::of(venue);
     let endpoint = Endpoint::parse("ws://127.0.0.1:9443").unwrap();
     let target = Target {
@@ -27,9 +35,12 @@ fn account_feed(venue: Venue, rest_base: Option<&str>) -> (FeedCore, Arc<FeedSta
         key_env: "KEY".into(),
         secret_env: "SECRET".into(),
         events: EventKind::ALL.to_vec(),
-        rest_base: rest_base.map(String::from),
+        rest_base: None,
         keepalive_every: Duration::from_secs(1800),
+        ed25519: false,
     };
+    let mut account = account;
+    tweak(&mut account);
     let params = FeedParams {
         id: 0,
         required: true,
@@ -344,4 +355,40 @@ fn a_key_the_venue_forgot_while_connected_is_replaced_make_before_break() {
         .iter()
         .any(|h| matches!(h, Health::Disconnected { .. })));
     assert_eq!(stats.expiries.load(std::sync::atomic::Ordering::Relaxed), 1);
+}
+
+#[test]
+fn an_ed25519_binance_spot_account_logs_on_then_subscribes() {
+    use base64::Engine as _;
+    let rng = ring::rand::SystemRandom::new();
+    let der = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+    // An account feed whose secret is an Ed25519 key.
+    let (mut core, _) = account_feed_with(Venue::BinanceSpot, |a| {
+        a.creds.secret = Secret::new(b64.clone());
+        a.ed25519 = true;
+    });
+    let mut sink = Recorded::default();
+    let t0 = Instant::now();
+    let (id, acts) = open(&mut core, &mut sink, t0);
+    let first = sent(&acts);
+    assert!(
+        first[0].contains(r#""method":"session.logon""#),
+        "{first:?}"
+    );
+    let logon_id = 1;
+    let ok = format!(
+        r#"{{"id":"{logon_id}","status":200,"result":{{"apiKey":"k","authorizedSince":1}}}}"#
+    );
+    frame(&mut core, id, &ok, t0, &mut sink);
+    let subs = sent(&actions(&mut core));
+    assert_eq!(subs, [r#"{"id":"2","method":"userDataStream.subscribe"}"#]);
+    frame(
+        &mut core,
+        id,
+        r#"{"id":"2","status":200,"result":{"subscriptionId":0}}"#,
+        t0,
+        &mut sink,
+    );
+    assert_eq!(sink.health, [Health::Connected { conn: 1 }]);
 }
