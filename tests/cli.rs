@@ -3,10 +3,9 @@
 //! included), the demo's fault schedule in words and its report's path, status lines within
 //! 120 columns, and `status_interval_ms = 0` turning them off. Every run has a deadline and is killed past it.
 
-use std::io::Read;
+mod util;
+
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 /// Longest any one run may take (the demo starts four TLS venues first).
@@ -20,38 +19,11 @@ struct Out {
 
 /// Runs the binary to its end, or kills it at the deadline and fails.
 fn wsfeed(args: &[&str]) -> Out {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wsfeed"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary runs");
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        let _ = tx.send(s);
-    });
-    // stdout closes when the process exits.
-    let Ok(stdout) = rx.recv_timeout(DEADLINE) else {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("wsfeed {args:?} still ran after {DEADLINE:?}");
-    };
-    let status = child.wait().expect("the binary exits");
+    let (code, stdout, stderr) = util::background(args, &[("RUST_LOG", "warn")]).finish(DEADLINE);
     Out {
-        code: status.code(),
+        code,
         stdout,
-        stderr: err_reader.join().unwrap(),
+        stderr,
     }
 }
 

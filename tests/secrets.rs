@@ -5,10 +5,9 @@
 //!
 //! The run has a deadline and is killed past it.
 
-use std::io::Read;
+mod util;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use wsfeed::sim::{Fault, Sim, SimAccount, SimConfig, SimVenue};
@@ -77,7 +76,7 @@ fn no_secret_appears_in_anything_the_process_writes() {
         dir.join("capture").display(),
         binance.base_url()
     );
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wsfeed"));
+    let mut env: Vec<(String, String)> = vec![("RUST_LOG".into(), "debug".into())];
     for v in venues {
         let var = v.to_uppercase().replace('-', "_");
         let passphrase = match v {
@@ -89,39 +88,23 @@ fn no_secret_appears_in_anything_the_process_writes() {
             sim_of(v).base_url()
         );
         let s = secrets(v);
-        cmd.env(format!("T_{var}_KEY"), &s.api_key)
-            .env(format!("T_{var}_SECRET"), &s.secret)
-            .env(format!("T_{var}_PASS"), s.passphrase.unwrap());
+        env.push((format!("T_{var}_KEY"), s.api_key));
+        env.push((format!("T_{var}_SECRET"), s.secret));
+        env.push((format!("T_{var}_PASS"), s.passphrase.unwrap()));
     }
     let config = dir.join("accounts.toml");
     std::fs::write(&config, toml).unwrap();
-    let mut child = cmd
-        .args([
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let run = util::background(
+        &[
             "run",
             "--config",
             config.to_str().unwrap(),
             "--seconds",
             "5",
-        ])
-        .env("RUST_LOG", "debug")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary runs");
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        let _ = tx.send(s);
-    });
+        ],
+        &env,
+    );
     // While it runs: every account streams, then one credential is refused and one private
     // connection dropped, and the metrics are scraped.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -145,13 +128,7 @@ fn no_secret_appears_in_anything_the_process_writes() {
         .call()
         .map(|r| r.into_string().unwrap_or_default())
         .unwrap_or_default();
-    let Ok(out) = rx.recv_timeout(DEADLINE) else {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("wsfeed run still ran after {DEADLINE:?}");
-    };
-    let status = child.wait().unwrap();
-    let err = err_reader.join().unwrap();
+    let (code, out, err) = run.finish(DEADLINE);
     assert!(
         out.contains("account: events"),
         "the summary shows the accounts:\n{out}\n{err}"
@@ -162,7 +139,7 @@ fn no_secret_appears_in_anything_the_process_writes() {
     );
     assert!(metrics.contains("wsfeed_account_events_total"), "{metrics}");
     assert_eq!(
-        status.code(),
+        code,
         Some(0),
         "the refused account is required, the others stream: {err}"
     );

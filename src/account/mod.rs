@@ -320,4 +320,4 @@ pub fn binance_credential_code(code: i64) -> bool {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -14,7 +14,9 @@ fn fixture(venue: &str, name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-fn params(venue: Venue) -> AccountParams {
+/// An account of `venue` with made-up credentials (key `k`, secret `s`, passphrase `p`), every
+/// event kind: the other modules' tests use it too.
+pub(crate) fn params(venue: Venue) -> AccountParams {
     AccountParams {
         name: "a".into(),
         venue,

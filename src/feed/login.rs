@@ -146,28 +146,9 @@ impl Login {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::account::{EventKind, Protocol};
-    use crate::auth::{Credentials, Secret};
     use crate::venue::Venue;
 
-    fn account(venue: Venue) -> AccountParams {
-        AccountParams {
-            name: "a".into(),
-            venue,
-            protocol: Protocol::of(venue),
-            creds: Credentials {
-                key: Secret::new("key"),
-                secret: Secret::new("secret"),
-                passphrase: Some(Secret::new("pass")),
-            },
-            key_env: "K".into(),
-            secret_env: "S".into(),
-            events: EventKind::ALL.to_vec(),
-            rest_base: None,
-            keepalive_every: Duration::from_secs(1800),
-            ed25519: false,
-        }
-    }
+    use crate::account::tests::params as account;
 
     #[test]
     fn okx_logs_in_then_subscribes_each_channel_and_is_done_when_all_are_acknowledged() {

@@ -34,6 +34,63 @@ pub fn wsfeed<S: AsRef<std::ffi::OsStr>>(command: &str, args: &[S]) -> (i32, Str
     )
 }
 
+/// `wsfeed` running in the background, its output collected as it comes.
+pub struct Background {
+    child: std::process::Child,
+    stdout: std::sync::mpsc::Receiver<String>,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+/// Starts `wsfeed args…` with `env` set, stdin closed, output collected.
+pub fn background(args: &[&str], env: &[(&str, &str)]) -> Background {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wsfeed"))
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let mut out = child.stdout.take().expect("piped");
+    let mut err = child.stderr.take().expect("piped");
+    let stderr = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let (tx, stdout) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        let _ = tx.send(s);
+    });
+    Background {
+        child,
+        stdout,
+        stderr,
+    }
+}
+
+impl Background {
+    /// Waits for the end (stdout closes when the process exits): its exit code, stdout and
+    /// stderr. Past `deadline` it is killed and the test fails.
+    pub fn finish(mut self, deadline: Duration) -> (Option<i32>, String, String) {
+        let Ok(stdout) = self.stdout.recv_timeout(deadline) else {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            panic!("wsfeed still ran after {deadline:?}");
+        };
+        let status = self.child.wait().expect("the binary exits");
+        (
+            status.code(),
+            stdout,
+            self.stderr.join().unwrap_or_default(),
+        )
+    }
+}
+
 /// Upper bound for any single wait in a test: generous, because CI machines are shared.
 pub const WAIT: Duration = Duration::from_secs(20);
 

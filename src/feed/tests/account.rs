@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::account::listen_key::KeyOp;
-use crate::account::{AccountParams, EventKind, OrderStatus, Protocol};
+use crate::account::{AccountParams, OrderStatus, Protocol};
 use crate::auth::{Credentials, Secret};
 
 fn account_feed(venue: Venue, rest_base: Option<&str>) -> (FeedCore, Arc<FeedStats>) {
@@ -23,23 +23,14 @@ fn account_feed_with(
         endpoint,
     };
     let stats = Arc::new(FeedStats::new("acct".into(), "ws://x".into()));
-    let account = AccountParams {
-        name: "acct".into(),
-        venue,
-        protocol,
-        creds: Credentials {
-            key: Secret::new("the-key"),
-            secret: Secret::new("the-secret"),
-            passphrase: Some(Secret::new("the-passphrase")),
-        },
-        key_env: "KEY".into(),
-        secret_env: "SECRET".into(),
-        events: EventKind::ALL.to_vec(),
-        rest_base: None,
-        keepalive_every: Duration::from_secs(1800),
-        ed25519: false,
+    let mut account = crate::account::tests::params(venue);
+    account.name = "acct".into();
+    account.creds = Credentials {
+        key: Secret::new("the-key"),
+        secret: Secret::new("the-secret"),
+        passphrase: Some(Secret::new("the-passphrase")),
     };
-    let mut account = account;
+    (account.key_env, account.secret_env) = ("KEY".into(), "SECRET".into());
     tweak(&mut account);
     let params = FeedParams {
         id: 0,
