@@ -257,8 +257,12 @@ impl AccountParams {
 #[derive(Debug, PartialEq)]
 pub enum PrivateFrame {
     /// Account events, appended to the caller's list (possibly none: a message of a kind not
-    /// asked for, or a heartbeat-like update with nothing in it).
-    Events,
+    /// asked for, or a heartbeat-like update with nothing in it). `skipped`: the first item of
+    /// a several-item message that could not be read (the others are delivered).
+    Events {
+        /// What was wrong with the item left out, if one was.
+        skipped: Option<String>,
+    },
     /// The venue answered request `id` with success.
     Ack {
         /// The request.

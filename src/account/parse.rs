@@ -66,6 +66,21 @@ fn request_id(v: &Value) -> Option<u64> {
     }
 }
 
+/// An order read from one item of a several-item message: kept, or its error noted (the
+/// first only) while the other items go on.
+fn keep(
+    order: Result<OrderUpdate, String>,
+    events: &mut Vec<AccountEvent>,
+    skipped: &mut Option<String>,
+) {
+    match order {
+        Ok(o) => events.push(AccountEvent::Order(o)),
+        Err(e) => {
+            skipped.get_or_insert(e);
+        }
+    }
+}
+
 fn parse_json(text: &str) -> Result<Value, String> {
     serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))
 }
@@ -165,7 +180,7 @@ pub(super) fn binance(msg: &str, events: &mut Vec<AccountEvent>) -> Result<Priva
         // trades.
         _ => {}
     }
-    Ok(PrivateFrame::Events)
+    Ok(PrivateFrame::Events { skipped: None })
 }
 
 /// An order of a Binance `ORDER_TRADE_UPDATE` (`o`) or `executionReport`.
@@ -235,11 +250,12 @@ pub(super) fn bybit(msg: &str, events: &mut Vec<AccountEvent>) -> Result<Private
     };
     let created = ms(&v, "creationTime");
     let data = v.get("data").and_then(Value::as_array);
+    let mut skipped = None;
     for d in data.into_iter().flatten() {
         match topic {
-            "order" => events.push(AccountEvent::Order(bybit_order(d)?)),
+            "order" => keep(bybit_order(d), events, &mut skipped),
             "execution" if matches!(str_of(d, "execType"), "Trade" | "") => {
-                events.push(AccountEvent::Order(bybit_execution(d)?));
+                keep(bybit_execution(d), events, &mut skipped);
             }
             "position" => {
                 let size = num0(d, "size");
@@ -282,7 +298,7 @@ pub(super) fn bybit(msg: &str, events: &mut Vec<AccountEvent>) -> Result<Private
             _ => {}
         }
     }
-    Ok(PrivateFrame::Events)
+    Ok(PrivateFrame::Events { skipped })
 }
 
 fn bybit_order(d: &Value) -> Result<OrderUpdate, String> {
@@ -387,6 +403,7 @@ pub(super) fn okx(msg: &str, events: &mut Vec<AccountEvent>) -> Result<PrivateFr
         .and_then(|a| a.get("channel"))
         .and_then(Value::as_str)
         .ok_or("neither an event nor a channel's data")?;
+    let mut skipped = None;
     for d in v
         .get("data")
         .and_then(Value::as_array)
@@ -394,7 +411,7 @@ pub(super) fn okx(msg: &str, events: &mut Vec<AccountEvent>) -> Result<PrivateFr
         .flatten()
     {
         match channel {
-            "orders" => events.push(AccountEvent::Order(okx_order(d)?)),
+            "orders" => keep(okx_order(d), events, &mut skipped),
             "positions" => {
                 let pos = num0(d, "pos");
                 let size = if str_of(d, "posSide") == "short" {
@@ -429,7 +446,7 @@ pub(super) fn okx(msg: &str, events: &mut Vec<AccountEvent>) -> Result<PrivateFr
             _ => {}
         }
     }
-    Ok(PrivateFrame::Events)
+    Ok(PrivateFrame::Events { skipped })
 }
 
 fn okx_order(d: &Value) -> Result<OrderUpdate, String> {

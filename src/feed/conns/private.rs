@@ -142,3 +142,39 @@ impl Connections {
         self.fail_for_good(DisconnectReason::CredentialsRejected { code }, why, out);
     }
 }
+
+impl Connections {
+    /// A listen-key account could not get a key at `now` (`why`: the last failure): its
+    /// attempts wait for one, so no attempt fails, and `give_up_after_ms` is counted here from
+    /// the first such failure while nothing carries the account.
+    #[cold]
+    pub(crate) fn key_unavailable<S: Sink + ?Sized>(
+        &mut self,
+        now: std::time::Instant,
+        why: &str,
+        out: &mut Out<S>,
+    ) {
+        let give_up = std::time::Duration::from_millis(self.sh.cfg.give_up_after_ms);
+        if give_up.is_zero()
+            || self
+                .slots
+                .iter()
+                .any(crate::feed::session::Session::carries)
+        {
+            return;
+        }
+        let down = now.saturating_duration_since(*self.down_since.get_or_insert(now));
+        if down >= give_up {
+            let why = format!(
+                "no listen key for {:.1} s (give_up_after_ms {}); last failure: {why}",
+                down.as_secs_f64(),
+                give_up.as_millis()
+            );
+            log::error!(
+                "[{}] FAILED: {why}. Not retrying; other feeds go on.",
+                out.report.name
+            );
+            self.fail_for_good(DisconnectReason::UserStreamExpired, why, out);
+        }
+    }
+}

@@ -68,7 +68,11 @@ impl FeedCore {
             }
         };
         let result = match frame {
-            PrivateFrame::Events => {
+            PrivateFrame::Events { skipped } => {
+                if let Some(why) = skipped {
+                    // One item could not be read: counted and logged; the others go on.
+                    out.report.bad_frame(now, &why, text);
+                }
                 let conn = self.conns.on_data_private(k);
                 let account = self.account.as_mut().expect("an account feed");
                 if account.seen_elsewhere(text, conn) {
@@ -272,13 +276,19 @@ impl FeedCore {
                     .credentials_refused(code, why, &mut self.actions, &mut out);
             }
             KeyEvent::Retry => {
+                let detail = detail.unwrap_or_default();
                 if let Some(suppressed) = out.report.throttle.allow(now) {
                     warn!(
-                        "[{}] listen-key call failed ({}); trying again shortly{}",
+                        "[{}] listen-key call failed ({detail}); trying again shortly{}",
                         out.report.name,
-                        detail.unwrap_or_default(),
                         crate::feed::report::suppressed_note(suppressed)
                     );
+                }
+                self.conns.key_unavailable(now, &detail, &mut out);
+                if out.report.stats.state() == crate::metrics::FeedState::Failed
+                    || self.conns.slots.iter().all(|s| s.is_done())
+                {
+                    key.stop();
                 }
             }
         }

@@ -5,15 +5,16 @@ use super::*;
 use crate::account::listen_key::KeyOp;
 use crate::account::{AccountParams, OrderStatus, Protocol};
 use crate::auth::{Credentials, Secret};
+use crate::config::ReconnectConfig;
 
 fn account_feed(venue: Venue, rest_base: Option<&str>) -> (FeedCore, Arc<FeedStats>) {
     let rest = rest_base.map(String::from);
-    account_feed_with(venue, move |a| a.rest_base = rest)
+    account_feed_with(venue, move |a, _| a.rest_base = rest)
 }
 
 fn account_feed_with(
     venue: Venue,
-    tweak: impl FnOnce(&mut AccountParams),
+    tweak: impl FnOnce(&mut AccountParams, &mut ReconnectConfig),
 ) -> (FeedCore, Arc<FeedStats>) {
     let protocol = Protocol::of(venue);
     let endpoint = Endpoint::parse("ws://127.0.0.1:9443").unwrap();
@@ -31,7 +32,8 @@ fn account_feed_with(
         passphrase: Some(Secret::new("the-passphrase")),
     };
     (account.key_env, account.secret_env) = ("KEY".into(), "SECRET".into());
-    tweak(&mut account);
+    let mut reconnect = cfg();
+    tweak(&mut account, &mut reconnect);
     let params = FeedParams {
         id: 0,
         required: true,
@@ -41,7 +43,7 @@ fn account_feed_with(
         streams: Vec::new(),
         symbols: Vec::new(),
         silence: Vec::new(),
-        reconnect: cfg(),
+        reconnect,
         max_connection_age: None,
         reorder_window: Duration::ZERO,
         recv_buffer: None,
@@ -355,7 +357,7 @@ fn an_ed25519_binance_spot_account_logs_on_then_subscribes() {
     let der = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
     let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
     // An account feed whose secret is an Ed25519 key.
-    let (mut core, _) = account_feed_with(Venue::BinanceSpot, |a| {
+    let (mut core, _) = account_feed_with(Venue::BinanceSpot, |a, _| {
         a.creds.secret = Secret::new(b64.clone());
         a.ed25519 = true;
     });
@@ -382,4 +384,57 @@ fn an_ed25519_binance_spot_account_logs_on_then_subscribes() {
         &mut sink,
     );
     assert_eq!(sink.health, [Health::Connected { conn: 1 }]);
+}
+
+#[test]
+fn an_account_that_never_gets_a_listen_key_gives_up_after_give_up_after_ms() {
+    let (mut core, stats) = account_feed_with(Venue::BinanceUsdm, |a, r| {
+        a.rest_base = Some("http://127.0.0.1:9443".into());
+        r.give_up_after_ms = 1000;
+    });
+    let mut sink = Recorded::default();
+    let t0 = Instant::now();
+    let unavailable = || {
+        Err(crate::account::listen_key::KeyError {
+            status: Some(503),
+            ..crate::account::listen_key::KeyError::new("HTTP 503")
+        })
+    };
+    let mut now = t0;
+    let mut calls = 0;
+    // The venue answers every key request with 503; retries back off (250 ms, 500 ms, 1 s…).
+    while now < t0 + Duration::from_secs(5) {
+        core.handle_timeout(now, &mut sink);
+        for a in actions(&mut core) {
+            assert!(
+                !matches!(a, Action::Connect { .. }),
+                "no attempt without a key"
+            );
+            if matches!(a, Action::ListenKey { .. }) {
+                calls += 1;
+                core.on_listen_key(unavailable(), now, &mut sink);
+            }
+        }
+        match core.deadline(now) {
+            Some(t) => now = t.max(now + MS),
+            None => break,
+        }
+    }
+    core.handle_timeout(now, &mut sink);
+    assert_eq!(stats.state(), FeedState::Failed);
+    assert!(
+        matches!(sink.health.last(), Some(Health::Failed { .. })),
+        "{:?}",
+        sink.health
+    );
+    let why = stats.failure.lock().unwrap().clone().unwrap();
+    assert!(
+        why.contains("no listen key for") && why.contains("HTTP 503"),
+        "{why}"
+    );
+    assert!(
+        (3..=5).contains(&calls),
+        "{calls} key requests in 1 s of backoff"
+    );
+    assert_eq!(core.deadline(now), None, "nothing more to do");
 }
