@@ -281,6 +281,16 @@ pub enum PrivateFrame {
         /// The venue says the credentials are wrong (key, signature, passphrase, permissions).
         credentials: bool,
     },
+    /// The venue says too many requests (Binance's WebSocket API: HTTP-like status 429, or 418
+    /// for an IP ban), and how long to stay away when it says.
+    RateLimited {
+        /// 429 or 418.
+        status: u16,
+        /// Seconds until the venue takes requests again.
+        retry_after_s: Option<u32>,
+        /// The venue's words.
+        msg: String,
+    },
     /// The stream's credential ended: a listen key expired (`key`: the one it names), or
     /// Binance's `eventStreamTerminated`.
     Expired {

@@ -96,6 +96,17 @@ pub(super) fn binance(msg: &str, events: &mut Vec<AccountEvent>) -> Result<Priva
         }
         let err = v.get("error").unwrap_or(&Value::Null);
         let code = err.get("code").and_then(Value::as_i64).unwrap_or(0);
+        if matches!(status, 418 | 429) {
+            // `data.retryAfter` is a Unix ms time; what is left of it, rounded up.
+            let until = err.get("data").map_or(0, |d| ms(d, "retryAfter"));
+            let now = crate::clock::unix_ns() / 1_000_000;
+            let retry_after_s = (until > now).then(|| (until - now).div_ceil(1000) as u32);
+            return Ok(PrivateFrame::RateLimited {
+                status: status as u16,
+                retry_after_s,
+                msg: str_of(err, "msg").to_string(),
+            });
+        }
         return Ok(PrivateFrame::Error {
             id,
             code,

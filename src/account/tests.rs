@@ -355,3 +355,24 @@ fn an_ed25519_spot_account_logs_on_with_a_signature_the_public_key_verifies_then
         "{err}"
     );
 }
+
+#[test]
+fn a_rate_limited_login_says_how_long_to_stay_away() {
+    let now = crate::clock::unix_ns() / 1_000_000;
+    let text = format!(
+        r#"{{"id":"3","status":429,"error":{{"code":-1003,"msg":"Too much request weight used.","data":{{"serverTime":{now},"retryAfter":{}}}}}}}"#,
+        now + 2500
+    );
+    let (f, _) = read(Venue::BinanceSpot, &text);
+    assert!(
+        matches!(
+            f,
+            PrivateFrame::RateLimited {
+                status: 429,
+                retry_after_s: Some(2 | 3),
+                ..
+            }
+        ),
+        "{f:?}"
+    );
+}

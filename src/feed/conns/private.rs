@@ -178,3 +178,22 @@ impl Connections {
         }
     }
 }
+
+impl Connections {
+    /// The venue told slot `k`'s connection to stay away (`reason`: a 429 or 418 with its
+    /// `Retry-After`): its next attempt waits at least that long, and a 429 or 418 keeps every
+    /// feed of the host away as long.
+    pub(crate) fn told_to_wait(
+        &mut self,
+        k: usize,
+        reason: DisconnectReason,
+        now: std::time::Instant,
+    ) {
+        if let Some((wait, whole_host)) = self.slots.get_mut(k).told_to_wait(reason) {
+            if whole_host {
+                let t = self.slots.get(k).target;
+                self.targets[t].gate.close_until(now + wait);
+            }
+        }
+    }
+}

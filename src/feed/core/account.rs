@@ -132,6 +132,18 @@ impl FeedCore {
                 }
                 Err((DisconnectReason::UserStreamExpired, None))
             }
+            PrivateFrame::RateLimited {
+                status,
+                retry_after_s,
+                msg,
+            } => {
+                let reason = DisconnectReason::Http {
+                    status,
+                    retry_after_s,
+                };
+                self.conns.told_to_wait(k, reason, now);
+                Err((reason, Some(msg)))
+            }
             PrivateFrame::Pong => Ok(()),
             PrivateFrame::Unknown => {
                 out.report.unknown_frame(now, "unknown message", text.len());

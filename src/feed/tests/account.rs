@@ -438,3 +438,40 @@ fn an_account_that_never_gets_a_listen_key_gives_up_after_give_up_after_ms() {
     );
     assert_eq!(core.deadline(now), None, "nothing more to do");
 }
+
+#[test]
+fn a_login_refused_for_too_many_requests_waits_what_the_venue_said() {
+    let (mut core, _) = account_feed(Venue::BinanceSpot, None);
+    let mut sink = Recorded::default();
+    let t0 = Instant::now();
+    let (id, _) = open(&mut core, &mut sink, t0);
+    let until = crate::clock::unix_ns() / 1_000_000 + 10_000;
+    let answer = format!(
+        r#"{{"id":"1","status":429,"error":{{"code":-1003,"msg":"Too much request weight used.","data":{{"retryAfter":{until}}}}}}}"#
+    );
+    assert!(
+        !frame(&mut core, id, &answer, t0, &mut sink),
+        "the connection ends"
+    );
+    assert!(matches!(
+        sink.health.last(),
+        Some(Health::Disconnected {
+            reason: DisconnectReason::Http { status: 429, .. },
+            ..
+        })
+    ));
+    // No attempt before the venue's time has passed (about 10 s), one after.
+    for s in [1, 5, 9] {
+        core.handle_timeout(t0 + Duration::from_secs(s), &mut sink);
+        assert!(
+            !actions(&mut core)
+                .iter()
+                .any(|a| matches!(a, Action::Connect { .. })),
+            "{s} s"
+        );
+    }
+    core.handle_timeout(t0 + Duration::from_secs(12), &mut sink);
+    assert!(actions(&mut core)
+        .iter()
+        .any(|a| matches!(a, Action::Connect { .. })));
+}
