@@ -14,9 +14,11 @@
 use std::fmt;
 
 mod escape;
+mod pointer;
 mod reader;
 
 pub use escape::{unescaped_eq, Unescape, Unescaped};
+pub use pointer::Pointer;
 pub use reader::{Reader, Scope};
 
 /// Where and why a message failed to scan.

@@ -1,0 +1,211 @@
+//! JSON Pointers (RFC 6901) compiled once into steps and followed through a message in one
+//! pass, without allocating: the building block of venues defined in config, whose fields are
+//! named by pointers (`/data/0/bids/0/0`).
+//!
+//! A pointer is parsed when the config is read ([`Pointer::parse`]: `~1` is `/`, `~0` is `~`,
+//! any other `~` is an error naming the pointer); following it ([`Pointer::find`]) descends
+//! with [`Reader`], skipping what it does not name, and stops at the value it names: the caller
+//! reads that value with the reader's own conversions. A step that is a number names an array
+//! element or, on an object, the member with that name (RFC 6901 says the document decides).
+
+use super::reader::Reader;
+use super::{unescaped_eq, JsonError};
+
+/// One step of a pointer: a member name (unescaped), with its index when it is one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Step {
+    name: String,
+    index: Option<usize>,
+}
+
+/// A compiled JSON Pointer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pointer {
+    text: String,
+    steps: Vec<Step>,
+}
+
+impl Pointer {
+    /// Parses `text` (RFC 6901): empty for the whole document, else `/`-separated steps.
+    pub fn parse(text: &str) -> Result<Pointer, String> {
+        if text.is_empty() {
+            return Ok(Pointer {
+                text: String::new(),
+                steps: Vec::new(),
+            });
+        }
+        let Some(rest) = text.strip_prefix('/') else {
+            return Err(format!(
+                "JSON pointer '{text}' must be empty or start with '/'"
+            ));
+        };
+        let mut steps = Vec::new();
+        for raw in rest.split('/') {
+            let mut name = String::with_capacity(raw.len());
+            let mut chars = raw.chars();
+            while let Some(c) = chars.next() {
+                match c {
+                    '~' => match chars.next() {
+                        Some('0') => name.push('~'),
+                        Some('1') => name.push('/'),
+                        _ => {
+                            return Err(format!(
+                                "JSON pointer '{text}': '~' must be followed by 0 or 1"
+                            ))
+                        }
+                    },
+                    c => name.push(c),
+                }
+            }
+            // RFC 6901: an array index is 0 or digits without a leading zero.
+            let index = (name == "0" || (!name.starts_with('0') && !name.is_empty()))
+                .then(|| name.parse::<usize>().ok())
+                .flatten();
+            steps.push(Step { name, index });
+        }
+        Ok(Pointer {
+            text: text.to_string(),
+            steps,
+        })
+    }
+
+    /// The pointer as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Follows the pointer through the value `r` is at: `Ok(true)` with `r` at the value it
+    /// names, `Ok(false)` when the message has no such value (a member missing, an index past
+    /// the end, a scalar where a container was named; `r` is then somewhere inside), `Err`
+    /// when the text is not JSON where it was read.
+    pub fn find(&self, r: &mut Reader<'_>) -> Result<bool, JsonError> {
+        for step in &self.steps {
+            match r.peek() {
+                Some(b'{') => {
+                    let mut s = r.object()?;
+                    let mut found = false;
+                    while let Some(key) = r.key(&mut s)? {
+                        if unescaped_eq(key, &step.name) {
+                            found = true;
+                            break;
+                        }
+                        r.skip()?;
+                    }
+                    if !found {
+                        return Ok(false);
+                    }
+                }
+                Some(b'[') => {
+                    let Some(index) = step.index else {
+                        return Ok(false);
+                    };
+                    let mut s = r.array()?;
+                    let mut i = 0;
+                    loop {
+                        if !r.element(&mut s)? {
+                            return Ok(false);
+                        }
+                        if i == index {
+                            break;
+                        }
+                        r.skip()?;
+                        i += 1;
+                    }
+                }
+                _ => return Ok(false),
+            }
+        }
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    /// What the pointer names in `doc`, as text of the value's kind, through the reader.
+    fn found(pointer: &str, doc: &str) -> Option<String> {
+        let p = Pointer::parse(pointer).unwrap();
+        let mut r = Reader::new(doc);
+        if !p.find(&mut r).unwrap() {
+            return None;
+        }
+        match r.peek() {
+            Some(b'"') => r.str().unwrap().map(|s| format!("\"{s}\"")),
+            Some(b'{' | b'[') => Some("container".into()),
+            _ => r.decimal().unwrap().map(|f| f.to_string()),
+        }
+    }
+
+    /// The same through serde_json's own pointer.
+    fn expected(pointer: &str, doc: &str) -> Option<String> {
+        let v: Value = serde_json::from_str(doc).unwrap();
+        v.pointer(pointer).map(|v| match v {
+            Value::String(s) => format!("\"{s}\""),
+            Value::Object(_) | Value::Array(_) => "container".into(),
+            other => other.as_f64().map_or("?".into(), |f| f.to_string()),
+        })
+    }
+
+    #[test]
+    fn pointers_name_what_serde_json_names_in_venue_messages() {
+        let docs = [
+            r#"{"channel":"bbo","data":{"market":"BTC-USD-PERP","bid":"65000.5","ask":"65001","seq_no":12,"last_updated_at":1714000000000}}"#,
+            r#"{"channel":"l2Book","data":{"coin":"BTC","time":1714000000000,"levels":[[{"px":"64999","sz":"1.5","n":3}],[{"px":"65001","sz":"0.2","n":1}]]}}"#,
+            r#"{ "a~b" : { "c/d" : [ 10 , 20 , {"e":"x"} ] }, "0": "zero", "arr": [ "a" ] }"#,
+        ];
+        let pointers = [
+            "",
+            "/channel",
+            "/data/bid",
+            "/data/ask",
+            "/data/seq_no",
+            "/data/missing",
+            "/data/levels/0/0/px",
+            "/data/levels/1/0/sz",
+            "/data/levels/2/0/px",
+            "/data/levels/0/1",
+            "/a~0b/c~1d/1",
+            "/a~0b/c~1d/2/e",
+            "/a~0b/c~1d/3",
+            "/0",
+            "/arr/0",
+            "/arr/00",
+            "/arr/x",
+            "/channel/0",
+        ];
+        for doc in docs {
+            for p in pointers {
+                assert_eq!(found(p, doc), expected(p, doc), "{p} in {doc}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_bad_pointer_is_refused_naming_it() {
+        let err = Pointer::parse("data/bid").unwrap_err();
+        assert!(
+            err.contains("'data/bid'") && err.contains("start with '/'"),
+            "{err}"
+        );
+        let err = Pointer::parse("/a~2b").unwrap_err();
+        assert!(
+            err.contains("'/a~2b'") && err.contains("followed by 0 or 1"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn damaged_text_is_an_error_not_a_panic() {
+        let p = Pointer::parse("/data/levels/0/0/px").unwrap();
+        let doc = r#"{"channel":"l2Book","data":{"coin":"BTC","levels":[[{"px":"64999""#;
+        for end in 0..doc.len() {
+            let mut r = Reader::new(&doc[..end]);
+            // Either not there, or not JSON: never a panic, never a wrong value.
+            if let Ok(true) = p.find(&mut r) {
+                assert!(r.str().is_err() || end == doc.len(), "cut at {end}");
+            }
+        }
+    }
+}
