@@ -219,6 +219,16 @@ fn what_cannot_change_in_place_is_refused_and_nothing_changes() {
         .reload(config(&sim, &["alice"]))
         .expect("the same config");
     assert_eq!(lines, ["reload: nothing changed"]);
+    // A setting `Debug` leaves out (the variable the secret comes from) still counts.
+    let mut renamed = config(&sim, &["alice"]);
+    let mut params = (*renamed.accounts[0].params).clone();
+    params.secret_env = "ALICE_SECRET".into();
+    renamed.accounts[0].params = std::sync::Arc::new(params);
+    let lines = engine.reload(renamed).expect("reloads");
+    assert_eq!(
+        lines,
+        ["reload: restarted account 'alice' (its settings changed)"]
+    );
     engine.stop();
 }
 

@@ -8,7 +8,7 @@
 mod util;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use wsfeed::sim::{Fault, Sim, SimAccount, SimConfig, SimVenue};
 
@@ -107,15 +107,11 @@ fn no_secret_appears_in_anything_the_process_writes() {
     );
     // While it runs: every account streams, then one credential is refused and one private
     // connection dropped, and the metrics are scraped.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let streaming = |sim: &Sim, name: &str| !sim.account_sent(name).is_empty();
-    while !venues
-        .iter()
-        .all(|v| streaming(sim_of(v), &format!("acct-{v}")))
-    {
-        assert!(Instant::now() < deadline, "accounts did not stream");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    util::eventually("every account streams", || {
+        venues
+            .iter()
+            .all(|v| !sim_of(v).account_sent(&format!("acct-{v}")).is_empty())
+    });
     assert!(okx.revoke_account("acct-okx"));
     if let Some(c) = bybit
         .snapshot()

@@ -138,14 +138,14 @@ impl ListenKey {
         Some(op)
     }
 
-    /// When [`ListenKey::poll`] next has something to do.
-    pub fn deadline(&self) -> Option<Instant> {
+    /// When [`ListenKey::poll`] next has something to do (`now` when a key is wanted now).
+    pub fn deadline(&self, now: Instant) -> Option<Instant> {
         if self.stopped || self.in_flight.is_some() {
             return None;
         }
         match (&self.key, self.retry_at) {
             (_, Some(t)) => Some(t),
-            (None, None) => Some(Instant::now()),
+            (None, None) => Some(now),
             (Some(_), None) => self.next_keepalive,
         }
     }
@@ -285,7 +285,7 @@ mod tests {
         assert_eq!(k.poll(t0), None, "one call at a time");
         assert_eq!(k.on_answer(Ok("A".into()), t0), KeyEvent::NewKey);
         assert_eq!(k.key(), Some("A"));
-        assert_eq!(k.deadline(), Some(t0 + every));
+        assert_eq!(k.deadline(t0), Some(t0 + every));
         assert_eq!(k.poll(t0 + every / 2), None);
         assert_eq!(k.poll(t0 + every), Some(KeyOp::KeepAlive));
         assert_eq!(k.on_answer(Ok("A".into()), t0 + every), KeyEvent::KeptAlive);
@@ -314,14 +314,14 @@ mod tests {
         ));
         // Never asked again: no retry storm against a venue that refused the key.
         assert_eq!(
-            (k.poll(t0 + Duration::from_secs(3600)), k.deadline()),
+            (k.poll(t0 + Duration::from_secs(3600)), k.deadline(t0)),
             (None, None)
         );
         let mut k = ListenKey::new(Duration::from_secs(1800));
         k.poll(t0);
         assert_eq!(k.on_answer(err(503, -1001), t0), KeyEvent::Retry);
         assert_eq!(k.poll(t0), None, "waits before trying again");
-        let again = k.deadline().expect("a retry is due");
+        let again = k.deadline(t0).expect("a retry is due");
         assert!(again > t0);
         assert_eq!(k.poll(again), Some(KeyOp::Create));
     }

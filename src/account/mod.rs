@@ -114,7 +114,7 @@ impl Protocol {
 }
 
 /// Everything an account's feed needs beyond what every feed has.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub struct AccountParams {
     /// The account's name.
     pub name: String,

@@ -31,7 +31,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// A validated account.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct AccountSpec {
     /// Where its private WebSocket is (without the private path).
     pub endpoint: Endpoint,
@@ -48,7 +48,7 @@ pub struct AccountSpec {
 }
 
 /// A validated feed.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct FeedSpec {
     /// Unique name.
     pub name: String,

@@ -31,7 +31,7 @@ const RESTART_SECTIONS: [&str; 6] = [
 ];
 
 /// One configured feed or account.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 enum Item<'a> {
     Feed(&'a FeedSpec),
     Account(&'a AccountSpec),
@@ -58,18 +58,11 @@ impl Item<'_> {
             Item::Account(a) => a.driver.as_deref(),
         }
     }
+}
 
-    /// Whether `other` (the same name) differs: every setting, and an account's credentials
-    /// (they are left out of `Debug`).
-    fn differs(&self, other: &Item<'_>) -> bool {
-        match (self, other) {
-            (Item::Feed(a), Item::Feed(b)) => format!("{a:?}") != format!("{b:?}"),
-            (Item::Account(a), Item::Account(b)) => {
-                format!("{a:?}") != format!("{b:?}") || a.params.creds != b.params.creds
-            }
-            _ => true,
-        }
-    }
+/// The item of `list` named `name`.
+fn find<'a>(list: &[Item<'a>], name: &str) -> Option<Item<'a>> {
+    list.iter().copied().find(|i| i.name() == name)
 }
 
 fn items(config: &Config) -> Vec<Item<'_>> {
@@ -100,64 +93,51 @@ impl<S: Strategy> Engine<S> {
                 ));
             }
         }
-        let (old, fresh) = (items(&self.config), items(&new));
-        let find = |list: &[Item<'_>], name: &str| list.iter().position(|i| i.name() == name);
-        let removed: Vec<String> = old
+        // What changed, by name: (as it runs, as it will run); equal ones are left alone.
+        let running = self.config.clone();
+        let (old, fresh) = (items(&running), items(&new));
+        let mut changes: Vec<(Option<Item<'_>>, Option<Item<'_>>)> = old
             .iter()
-            .filter(|o| find(&fresh, o.name()).is_none())
-            .map(|o| o.name().to_string())
+            .map(|&o| (Some(o), find(&fresh, o.name())))
+            .chain(
+                fresh
+                    .iter()
+                    .filter(|n| find(&old, n.name()).is_none())
+                    .map(|&n| (None, Some(n))),
+            )
             .collect();
-        let changed: Vec<String> = old
-            .iter()
-            .filter(|o| find(&fresh, o.name()).is_some_and(|j| o.differs(&fresh[j])))
-            .map(|o| o.name().to_string())
-            .collect();
-        let added: Vec<String> = fresh
-            .iter()
-            .filter(|n| find(&old, n.name()).is_none())
-            .map(|n| n.name().to_string())
-            .collect();
-        for name in removed.iter().chain(&changed).chain(&added) {
-            let item =
-                find(&fresh, name).map_or_else(|| old[find(&old, name).unwrap_or(0)], |j| fresh[j]);
-            let before = find(&old, name).and_then(|i| old[i].driver());
-            if let Some(driver) = item.driver().or(before) {
+        changes.retain(|(was, will)| was != will);
+        for item in changes.iter().flat_map(|(was, will)| [was, will]).flatten() {
+            if let Some(driver) = item.driver() {
                 return Err(format!(
-                    "{} '{name}' runs on driver '{driver}', shared with others: changing it needs \
-                     a restart; nothing was changed",
-                    item.kind()
+                    "{} '{}' runs on driver '{driver}', shared with others: changing it needs a \
+                     restart; nothing was changed",
+                    item.kind(),
+                    item.name()
                 ));
             }
         }
-        let kinds: Vec<&'static str> = removed
-            .iter()
-            .map(|name| old[find(&old, name).unwrap_or(0)].kind())
-            .collect();
-        drop(old);
         let mut lines = Vec::new();
-        for (i, name) in removed.iter().chain(&changed).enumerate() {
-            let kind = kinds.get(i).copied().unwrap_or("feed");
-            self.retire(name);
-            if removed.contains(name) {
-                lines.push(format!("reload: removed {kind} '{name}'"));
-            }
-        }
         let mut failed = None;
-        for name in changed.iter().chain(&added) {
-            let Some(j) = find(&fresh, name) else {
+        for (was, will) in &changes {
+            let item = will.or(*was).expect("one side of a change");
+            let (kind, name) = (item.kind(), item.name());
+            if was.is_some() {
+                self.retire(name);
+            }
+            let Some(will) = will else {
+                lines.push(format!("reload: removed {kind} '{name}'"));
                 continue;
             };
-            let item = fresh[j];
-            match self.add(item, &new) {
-                Ok(()) if changed.contains(name) => {
+            match self.add(*will, &new) {
+                Ok(()) if was.is_some() => {
                     lines.push(format!(
-                        "reload: restarted {} '{name}' (its settings changed)",
-                        item.kind()
+                        "reload: restarted {kind} '{name}' (its settings changed)"
                     ));
                 }
-                Ok(()) => lines.push(format!("reload: added {} '{name}'", item.kind())),
+                Ok(()) => lines.push(format!("reload: added {kind} '{name}'")),
                 Err(e) => {
-                    failed.get_or_insert(format!("{} '{name}' could not start: {e}", item.kind()));
+                    failed.get_or_insert(format!("{kind} '{name}' could not start: {e}"));
                 }
             }
         }

@@ -45,6 +45,7 @@ pub(crate) struct Loss {
     pub carried: bool,
     retire: bool,
     at_once: bool,
+    reason: DisconnectReason,
 }
 
 /// A feed's connections.
@@ -136,7 +137,7 @@ impl Connections {
             actions.push(Action::Abort {
                 session: session.id,
             });
-            self.fail(k, reason, None, now, out);
+            self.fail(k, reason, None, now, actions, out);
             return Step::Quiet;
         }
         if session.live().is_none() {
@@ -279,7 +280,7 @@ impl Connections {
                         url,
                     });
                 }
-                Err(reason) => self.fail(k, reason, None, now, out),
+                Err(reason) => self.fail(k, reason, None, now, actions, out),
             }
         }
     }
@@ -349,6 +350,7 @@ impl Connections {
                 carried: self.carried_besides(k),
                 retire: false,
                 at_once: false,
+                reason,
             };
         };
         actions.push(Action::Abort { session: id });
@@ -392,6 +394,7 @@ impl Connections {
             carried: carrier.is_some(),
             retire,
             at_once,
+            reason,
         }
     }
 
@@ -401,11 +404,12 @@ impl Connections {
         &mut self,
         k: usize,
         loss: Loss,
-        reason: DisconnectReason,
         detail: Option<&str>,
         now: Instant,
+        actions: &mut Actions,
         out: &mut Out<S>,
     ) {
+        let reason = loss.reason;
         let session = self.slots.get_mut(k);
         if loss.retire {
             session.state = State::Retired;
@@ -419,7 +423,7 @@ impl Connections {
                 self.targets[session.target].url
             );
         } else {
-            self.fail(k, reason, detail, now, out);
+            self.fail(k, reason, detail, now, actions, out);
         }
     }
 

@@ -136,7 +136,7 @@ impl FeedCore {
             .account
             .as_ref()
             .and_then(|a| a.key.as_ref())
-            .and_then(|(k, _)| k.deadline());
+            .and_then(|(k, _)| k.deadline(now));
         [self.conns.deadline(now), self.data.deadline(), key]
             .into_iter()
             .flatten()
@@ -245,8 +245,14 @@ impl FeedCore {
             report: &mut self.report,
             sink,
         };
-        self.conns
-            .attempt_failed(k, reason, detail.as_deref(), now, &mut out);
+        self.conns.attempt_failed(
+            k,
+            reason,
+            detail.as_deref(),
+            now,
+            &mut self.actions,
+            &mut out,
+        );
     }
 
     /// A frame read on session `id`'s connection at `now` (`recv_ns` on the process clock).
@@ -263,9 +269,9 @@ impl FeedCore {
         let Some(k) = self.conns.slots.index_of(id) else {
             return false;
         };
-        // A connection its feed gave up (it failed for good while open) is not read again.
+        // A connection its feed gave up (failed for good while open; its abort is queued) is not
+        // read again, even for the rest of the frames already read with this one.
         if self.conns.slots.get(k).live().is_none() {
-            self.actions.push(Action::Abort { session: id });
             return false;
         }
         self.conns.on_frame(k, now);
@@ -389,7 +395,7 @@ impl FeedCore {
             self.data.carried_by_none(reason, now, &mut out);
         }
         self.conns
-            .end_loss(k, loss, reason, detail.as_deref(), now, &mut out);
+            .end_loss(k, loss, detail.as_deref(), now, &mut self.actions, &mut out);
     }
 
     /// A REST snapshot for stream `stream` arrived.

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use log::{debug, error, info, warn};
 
 use super::Connections;
+use crate::feed::action::{Action, Actions};
 use crate::feed::backoff::Decision;
 use crate::feed::report::Out;
 use crate::feed::session::{Session, State};
@@ -24,6 +25,7 @@ impl Connections {
         reason: DisconnectReason,
         detail: Option<&str>,
         now: Instant,
+        actions: &mut Actions,
         out: &mut Out<S>,
     ) {
         let session = self.slots.get_mut(k);
@@ -39,18 +41,31 @@ impl Connections {
             );
             return;
         }
-        if let Some((wait, whole_host)) = self.slots.get_mut(k).told_to_wait(reason) {
-            if whole_host {
-                let t = self.slots.get(k).target;
-                self.targets[t].gate.close_until(now + wait);
-            }
+        if let Some(wait) = self.told_to_wait(k, reason, now) {
             debug!(
                 "[{}] venue answered {reason}: staying away {} ms",
                 out.report.name,
                 wait.as_millis()
             );
         }
-        self.fail(k, reason, detail, now, out);
+        self.fail(k, reason, detail, now, actions, out);
+    }
+
+    /// The venue told slot `k` to stay away (`reason`: an HTTP status with a `Retry-After`, or
+    /// a 418 ban): its next attempt waits at least that long, and a 429 or 418, which speaks
+    /// for the whole IP, keeps every feed of the host away as long. Returns the wait.
+    pub(crate) fn told_to_wait(
+        &mut self,
+        k: usize,
+        reason: DisconnectReason,
+        now: Instant,
+    ) -> Option<Duration> {
+        let (wait, whole_host) = self.slots.get_mut(k).told_to_wait(reason)?;
+        if whole_host {
+            let t = self.slots.get(k).target;
+            self.targets[t].gate.close_until(now + wait);
+        }
+        Some(wait)
     }
 
     /// An attempt or a connection of slot `k` failed: decide its next state.
@@ -61,6 +76,7 @@ impl Connections {
         reason: DisconnectReason,
         detail: Option<&str>,
         now: Instant,
+        actions: &mut Actions,
         out: &mut Out<S>,
     ) {
         let name = out.report.name.clone();
@@ -95,7 +111,7 @@ impl Connections {
                 "[{name}] {}: FAILED permanently connecting to {url}: {why}. Not retrying; other feeds go on.",
                 self.slots.get(k).who()
             );
-            self.fail_for_good(reason, why, out);
+            self.fail_for_good(reason, why, actions, out);
             return;
         }
         let give_up = Duration::from_millis(self.sh.cfg.give_up_after_ms);
@@ -108,7 +124,7 @@ impl Connections {
                     give_up.as_millis()
                 );
                 error!("[{name}] FAILED: {why}. Not retrying; other feeds go on.");
-                self.fail_for_good(reason, why, out);
+                self.fail_for_good(reason, why, actions, out);
                 return;
             }
         }
@@ -139,18 +155,23 @@ impl Connections {
         }
     }
 
-    /// Stops the feed for good: every slot fails, the failure is published.
+    /// Stops the feed for good: every slot fails (a connection still open or being set up is
+    /// dropped), the failure is published.
     #[cold]
     pub(super) fn fail_for_good<S: Sink + ?Sized>(
         &mut self,
         reason: DisconnectReason,
         why: String,
+        actions: &mut Actions,
         out: &mut Out<S>,
     ) {
         if let Ok(mut f) = out.report.stats.failure.lock() {
             *f = Some(why);
         }
         for s in self.slots.iter_mut() {
+            if s.live().is_some() || s.is_setting_up() {
+                actions.push(Action::Abort { session: s.id });
+            }
             s.state = State::Failed;
         }
         self.rotations.cancel();

@@ -134,12 +134,12 @@ impl Connections {
         out: &mut Out<S>,
     ) {
         log::error!("[{}] FAILED: {why}", out.report.name);
-        for s in self.slots.iter() {
-            if s.live().is_some() {
-                actions.push(Action::Abort { session: s.id });
-            }
-        }
-        self.fail_for_good(DisconnectReason::CredentialsRejected { code }, why, out);
+        self.fail_for_good(
+            DisconnectReason::CredentialsRejected { code },
+            why,
+            actions,
+            out,
+        );
     }
 }
 
@@ -152,6 +152,7 @@ impl Connections {
         &mut self,
         now: std::time::Instant,
         why: &str,
+        actions: &mut Actions,
         out: &mut Out<S>,
     ) {
         let give_up = std::time::Duration::from_millis(self.sh.cfg.give_up_after_ms);
@@ -174,26 +175,7 @@ impl Connections {
                 "[{}] FAILED: {why}. Not retrying; other feeds go on.",
                 out.report.name
             );
-            self.fail_for_good(DisconnectReason::UserStreamExpired, why, out);
-        }
-    }
-}
-
-impl Connections {
-    /// The venue told slot `k`'s connection to stay away (`reason`: a 429 or 418 with its
-    /// `Retry-After`): its next attempt waits at least that long, and a 429 or 418 keeps every
-    /// feed of the host away as long.
-    pub(crate) fn told_to_wait(
-        &mut self,
-        k: usize,
-        reason: DisconnectReason,
-        now: std::time::Instant,
-    ) {
-        if let Some((wait, whole_host)) = self.slots.get_mut(k).told_to_wait(reason) {
-            if whole_host {
-                let t = self.slots.get(k).target;
-                self.targets[t].gate.close_until(now + wait);
-            }
+            self.fail_for_good(DisconnectReason::UserStreamExpired, why, actions, out);
         }
     }
 }

@@ -296,7 +296,8 @@ impl FeedCore {
                         crate::feed::report::suppressed_note(suppressed)
                     );
                 }
-                self.conns.key_unavailable(now, &detail, &mut out);
+                self.conns
+                    .key_unavailable(now, &detail, &mut self.actions, &mut out);
                 if out.report.stats.state() == crate::metrics::FeedState::Failed
                     || self.conns.slots.iter().all(|s| s.is_done())
                 {

@@ -475,3 +475,31 @@ fn a_login_refused_for_too_many_requests_waits_what_the_venue_said() {
         .iter()
         .any(|a| matches!(a, Action::Connect { .. })));
 }
+
+#[test]
+fn an_account_that_fails_for_good_while_connected_drops_its_connection() {
+    let (mut core, stats) = account_feed(Venue::BinanceUsdm, Some("http://127.0.0.1:9443"));
+    let mut sink = Recorded::default();
+    let t0 = Instant::now();
+    core.handle_timeout(t0, &mut sink);
+    actions(&mut core);
+    core.on_listen_key(Ok("K1".into()), t0, &mut sink);
+    let (session, _) = open(&mut core, &mut sink, t0);
+    // The keep-alive is refused: the key's IP whitelist changed.
+    let t1 = t0 + Duration::from_secs(1800);
+    core.handle_timeout(t1, &mut sink);
+    actions(&mut core);
+    let refused = crate::account::listen_key::KeyError {
+        status: Some(401),
+        code: Some(-2015),
+        ..crate::account::listen_key::KeyError::new("Invalid API-key, IP, or permissions")
+    };
+    core.on_listen_key(Err(refused), t1, &mut sink);
+    assert!(actions(&mut core).contains(&Action::Abort { session }));
+    core.handle_timeout(t1, &mut sink);
+    assert_eq!(stats.state(), FeedState::Failed);
+    // A frame already read from it is not delivered.
+    let order = r#"{"e":"ORDER_TRADE_UPDATE","E":1,"T":1,"o":{"s":"BTCUSDT","c":"c","S":"BUY","q":"1","p":"1","X":"NEW","i":1,"l":"0","z":"0","L":"0","n":"0"}}"#;
+    assert!(!frame(&mut core, session, order, t1, &mut sink));
+    assert!(sink.accounts.is_empty());
+}
