@@ -141,11 +141,12 @@ impl fmt::Display for Audit {
 pub fn audit(dir: &Path) -> Result<Audit, String> {
     let manifest = crate::capture::read_manifest(dir)?;
     let feeds = manifest["feeds"].as_array().into_iter().flatten();
+    let defined = crate::venue::defined::in_manifest(&manifest)?;
     let mut out = Audit::default();
     for feed in feeds {
         let name = feed["name"].as_str().unwrap_or_default();
         let venue_name = feed["venue"].as_str().unwrap_or_default();
-        let venue = Venue::from_name(venue_name)
+        let venue = crate::venue::defined::find(&defined, venue_name)
             .ok_or_else(|| format!("feed '{name}': unknown venue '{venue_name}'"))?;
         let streams = feed["streams"].as_array().cloned().unwrap_or_default();
         for stream in streams.iter().filter_map(Value::as_str) {
@@ -167,7 +168,7 @@ pub fn audit(dir: &Path) -> Result<Audit, String> {
                 feed: name.to_string(),
                 stream: stream.to_string(),
                 file,
-                rule: def.kind.seq_rule(),
+                rule: def.seq,
                 messages: 0,
                 duplicates: 0,
                 regressions: 0,

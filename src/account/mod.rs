@@ -55,13 +55,15 @@ pub enum Protocol {
 }
 
 impl Protocol {
-    /// The private protocol of `venue`.
-    pub fn of(venue: Venue) -> Protocol {
+    /// The private protocol of `venue`; `None` for a custom venue (private streams are the
+    /// built-in venues' only).
+    pub fn of(venue: Venue) -> Option<Protocol> {
         match venue {
-            Venue::BinanceUsdm => Protocol::BinanceListenKey,
-            Venue::BinanceSpot => Protocol::BinanceWsApi,
-            Venue::BybitSpot | Venue::BybitLinear => Protocol::Bybit,
-            Venue::Okx => Protocol::Okx,
+            Venue::BinanceUsdm => Some(Protocol::BinanceListenKey),
+            Venue::BinanceSpot => Some(Protocol::BinanceWsApi),
+            Venue::BybitSpot | Venue::BybitLinear => Some(Protocol::Bybit),
+            Venue::Okx => Some(Protocol::Okx),
+            Venue::Custom(_) => None,
         }
     }
 

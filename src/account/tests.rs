@@ -20,7 +20,7 @@ pub(crate) fn params(venue: Venue) -> AccountParams {
     AccountParams {
         name: "a".into(),
         venue,
-        protocol: Protocol::of(venue),
+        protocol: Protocol::of(venue).expect("a built-in venue"),
         creds: Credentials {
             key: Secret::new("k"),
             secret: Secret::new("s"),

@@ -53,12 +53,17 @@ pub(super) fn validate(
     }
     let venue = Venue::from_name(&a.venue).ok_or_else(|| {
         err(format!(
-            "{at}.venue '{}' is unknown (known: {})",
+            "{at}.venue '{}' is unknown (accounts are on: {})",
             a.venue,
             Venue::ALL.map(Venue::name).join(", ")
         ))
     })?;
-    let protocol = Protocol::of(venue);
+    let protocol = Protocol::of(venue).ok_or_else(|| {
+        err(format!(
+            "{at}.venue '{venue}' is a custom venue; private streams are on: {}",
+            Venue::ALL.map(Venue::name).join(", ")
+        ))
+    })?;
     let endpoint = private_endpoint(&at, protocol, a.url.as_deref())?;
     let rest_base = match (protocol.default_rest_url(), &a.rest_url, &a.url) {
         (None, Some(_), _) => {

@@ -410,6 +410,13 @@ pub struct FileConfig {
     /// `[[accounts]]`: private (user-data) streams.
     #[serde(default)]
     pub accounts: Vec<AccountConfig>,
+    /// Files holding one venue definition each (a `[[venues]]` table's fields at the top
+    /// level), relative to the config file. Read into `venues` when the config is loaded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub venue_files: Vec<PathBuf>,
+    /// `[[venues]]`: venues defined here, which feeds name like built-in ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub venues: Vec<crate::venue::defined::spec::VenueSpec>,
 }
 
 /// One `[[accounts]]` table as written: an account's private stream. Its secrets are read from

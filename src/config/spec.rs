@@ -118,4 +118,6 @@ pub struct Config {
     pub nats: Option<super::nats::NatsConfig>,
     /// The whole configuration with every default filled in, for the session manifest.
     pub effective: serde_json::Value,
+    /// The venues `[[venues]]` defines.
+    pub venues: Vec<Venue>,
 }

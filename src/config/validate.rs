@@ -7,7 +7,7 @@ use super::accounts;
 use super::file::{extra_ca, DriverConfig, FileConfig, ReconnectConfig, StrategyPlace, WaitMode};
 use super::spec::{AccountSpec, Config, ConfigError, DriverSpec, FeedSpec};
 use super::venue_url;
-use crate::venue::{StreamDef, Venue};
+use crate::venue::{defined, StreamDef, Venue};
 
 impl Config {
     /// Reads, parses and validates a TOML file.
@@ -16,18 +16,38 @@ impl Config {
             file: Some(path.to_path_buf()),
             message: format!("cannot read the file: {e}"),
         })?;
-        Config::from_toml(&text).map_err(|mut e| {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        Config::parse(&text, dir).map_err(|mut e| {
             e.file = Some(path.to_path_buf());
             e
         })
     }
 
-    /// Parses and validates TOML text.
+    /// Parses and validates TOML text (`venue_files` relative to the working directory).
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        let file: FileConfig = toml::from_str(text).map_err(|e| ConfigError {
+        Config::parse(text, Path::new("."))
+    }
+
+    fn parse(text: &str, dir: &Path) -> Result<Config, ConfigError> {
+        let mut file: FileConfig = toml::from_str(text).map_err(|e| ConfigError {
             file: None,
             message: e.to_string().trim_end().to_string(),
         })?;
+        // The definitions themselves go into the config (and so into a session's manifest,
+        // which replay and audit read), not the names of their files.
+        for f in std::mem::take(&mut file.venue_files) {
+            let at = dir.join(&f);
+            let text = std::fs::read_to_string(&at)
+                .map_err(|e| err(format!("venue_files: cannot read '{}': {e}", at.display())))?;
+            let spec = toml::from_str(&text).map_err(|e| {
+                err(format!(
+                    "venue_files: '{}': {}",
+                    at.display(),
+                    e.to_string().trim_end()
+                ))
+            })?;
+            file.venues.push(spec);
+        }
         file.validate()
     }
 }
@@ -99,6 +119,8 @@ impl FileConfig {
             });
         }
         let effective = serde_json::to_value(&self).unwrap_or(serde_json::Value::Null);
+        let defined = defined::load_all(&self.venues).map_err(err)?;
+        let find = |name: &str| defined::find(&defined, name);
         let e = &self.engine;
         if e.connect_limit == Some(0) || e.connect_window_ms == Some(0) {
             return Err(err(
@@ -114,10 +136,10 @@ impl FileConfig {
             }
         }
         for (venue, fee) in &self.arbitrage.taker_fee_bps {
-            if Venue::from_name(venue).is_none() {
+            if find(venue).is_none() {
                 return Err(err(format!(
                     "arbitrage.taker_fee_bps names '{venue}', which is not a venue (known: {})",
-                    Venue::ALL.map(Venue::name).join(", ")
+                    defined::names(&defined)
                 )));
             }
             if !(0.0..=1000.0).contains(fee) {
@@ -172,11 +194,11 @@ impl FileConfig {
             if feeds.iter().any(|s: &FeedSpec| s.name == f.name) {
                 return Err(err(format!("{at}.name is used by another feed")));
             }
-            let venue = Venue::from_name(&f.venue).ok_or_else(|| {
+            let venue = find(&f.venue).ok_or_else(|| {
                 err(format!(
                     "{at}.venue '{}' is unknown (known: {})",
                     f.venue,
-                    Venue::ALL.map(Venue::name).join(", ")
+                    defined::names(&defined)
                 ))
             })?;
             let url = f.url.as_deref().unwrap_or(venue.default_base_url());
@@ -212,7 +234,7 @@ impl FileConfig {
             }
             let mut silence_ms: Vec<u64> = streams
                 .iter()
-                .map(|s| s.kind.default_silence_limit().as_millis() as u64)
+                .map(|s| s.silence.as_millis() as u64)
                 .collect();
             for (name, ms) in &f.stream_silence_ms {
                 let i = streams
@@ -342,6 +364,7 @@ impl FileConfig {
             accounts,
             nats: self.sink.nats,
             effective,
+            venues: defined,
         })
     }
 }

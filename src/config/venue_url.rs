@@ -30,6 +30,8 @@ fn own_paths(venue: Venue) -> &'static [&'static str] {
         Venue::BybitSpot => &["/v5/public/spot"],
         Venue::BybitLinear => &["/v5/public/linear"],
         Venue::Okx => &["/ws/v5/public"],
+        // A defined venue's URL holds its whole path.
+        Venue::Custom(_) => &[],
     }
 }
 
@@ -53,6 +55,7 @@ fn hosts(venue: Venue) -> &'static [&'static str] {
         Venue::BinanceUsdm => &["fstream.binance.com"],
         Venue::BybitSpot | Venue::BybitLinear => &["stream.bybit.com", "stream.bytick.com"],
         Venue::Okx => &["ws.okx.com", "wspap.okx.com", "wsaws.okx.com"],
+        Venue::Custom(_) => &[],
     }
 }
 

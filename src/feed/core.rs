@@ -13,7 +13,7 @@ use tungstenite::Utf8Bytes;
 
 mod account;
 
-use super::action::{Action, Actions, SessionId};
+use super::action::{Action, Actions, Outgoing, SessionId};
 use super::conns::{Connections, Step};
 use super::params::{FeedParams, Target};
 use super::report::{Out, Reporter};
@@ -358,6 +358,15 @@ impl FeedCore {
             }
             // Any frame already proved the connection alive.
             Frame::Pong => {}
+            Frame::ServerPing => {
+                if let Some(reply) = self.venue.ping_reply() {
+                    let session = self.conns.slots.get(k).id;
+                    self.actions.push(Action::Send {
+                        session,
+                        msg: Outgoing::Static(reply),
+                    });
+                }
+            }
             Frame::Error { id, code, msg } => {
                 // Shown in logs and the disconnect's detail: escapes decoded.
                 let msg = Unescaped(msg).text();

@@ -104,7 +104,7 @@ impl StreamState {
         let top_kept = def.kind == StreamKind::BookTicker;
         StreamState {
             index,
-            seq: SeqTrack::new(def.kind.seq_rule()),
+            seq: SeqTrack::new(def.seq),
             def,
             symbol,
             silence: Silence::new(silence),

@@ -18,7 +18,7 @@ mod pointer;
 mod reader;
 
 pub use escape::{unescaped_eq, Unescape, Unescaped};
-pub use pointer::Pointer;
+pub use pointer::{Pointer, Pointers, Span};
 pub use reader::{Reader, Scope};
 
 /// Where and why a message failed to scan.

@@ -119,6 +119,159 @@ impl Pointer {
     }
 }
 
+/// Where a value lies in a message: its text is `src[start..end]`; [`Span::NONE`] when the
+/// message has no such value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    /// Offset of the value's first byte.
+    pub start: u32,
+    /// Offset past its last byte.
+    pub end: u32,
+}
+
+impl Span {
+    /// No value.
+    pub const NONE: Span = Span {
+        start: u32::MAX,
+        end: u32::MAX,
+    };
+
+    /// Whether the message had the value.
+    #[inline]
+    pub fn found(self) -> bool {
+        self.start != u32::MAX
+    }
+
+    /// The value's text in `src`, `None` when not found.
+    #[inline]
+    pub fn text(self, src: &str) -> Option<&str> {
+        match self.found() {
+            true => src.get(self.start as usize..self.end as usize),
+            false => None,
+        }
+    }
+}
+
+/// One node of a [`Pointers`] tree: the pointers that end here, and the steps that go on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Node {
+    /// Indices of the pointers naming this value.
+    ends: Vec<u16>,
+    /// The next steps, each to its node.
+    next: Vec<(Step, u32)>,
+}
+
+/// Several pointers compiled into one tree of steps, so that one descent through a message
+/// finds every value they name ([`Pointers::locate`]): members and elements no pointer goes
+/// through are skipped whole, the others entered once however many pointers share them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pointers {
+    nodes: Vec<Node>,
+    count: usize,
+}
+
+impl Pointers {
+    /// Most pointers one tree holds.
+    pub const MAX: usize = 32;
+
+    /// The tree of `pointers`; [`Pointers::locate`] reports them in this order.
+    ///
+    /// # Panics
+    /// With more than [`Pointers::MAX`] pointers (the caller's limit, checked when a
+    /// definition is read).
+    pub fn new<'p>(pointers: impl IntoIterator<Item = &'p Pointer>) -> Pointers {
+        let mut nodes = vec![Node {
+            ends: Vec::new(),
+            next: Vec::new(),
+        }];
+        let mut count = 0;
+        for (i, p) in pointers.into_iter().enumerate() {
+            assert!(i < Self::MAX, "at most {} pointers", Self::MAX);
+            let mut at = 0;
+            for step in &p.steps {
+                at = match nodes[at].next.iter().find(|(s, _)| s == step) {
+                    Some(&(_, n)) => n as usize,
+                    None => {
+                        nodes.push(Node {
+                            ends: Vec::new(),
+                            next: Vec::new(),
+                        });
+                        let n = nodes.len() - 1;
+                        nodes[at].next.push((step.clone(), n as u32));
+                        n
+                    }
+                };
+            }
+            nodes[at].ends.push(i as u16);
+            count = i + 1;
+        }
+        Pointers { nodes, count }
+    }
+
+    /// How many pointers the tree holds.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Descends once through `src`, which must be one JSON value and nothing else, and sets
+    /// `found[i]` to where pointer `i`'s value lies ([`Span::NONE`] when the message has
+    /// none; when a member comes twice, the last one). `found` must hold at least
+    /// [`Pointers::len`] spans. Allocates nothing.
+    pub fn locate(&self, src: &str, found: &mut [Span]) -> Result<(), JsonError> {
+        found[..self.count].fill(Span::NONE);
+        let mut r = Reader::new(src);
+        self.walk(&mut r, 0, found)?;
+        r.end()
+    }
+
+    fn walk(&self, r: &mut Reader<'_>, at: usize, found: &mut [Span]) -> Result<(), JsonError> {
+        let node = &self.nodes[at];
+        let first = r.peek();
+        let start = r.pos();
+        match first {
+            Some(b'{') if !node.next.is_empty() => {
+                let mut s = r.object()?;
+                while let Some(key) = r.key(&mut s)? {
+                    let next = node
+                        .next
+                        .iter()
+                        .find(|(step, _)| unescaped_eq(key, &step.name));
+                    match next {
+                        Some(&(_, n)) => self.walk(r, n as usize, found)?,
+                        None => r.skip()?,
+                    }
+                }
+            }
+            Some(b'[') if !node.next.is_empty() => {
+                let mut s = r.array()?;
+                let mut i = 0;
+                while r.element(&mut s)? {
+                    let next = node.next.iter().find(|(step, _)| step.index == Some(i));
+                    match next {
+                        Some(&(_, n)) => self.walk(r, n as usize, found)?,
+                        None => r.skip()?,
+                    }
+                    i += 1;
+                }
+            }
+            _ => r.skip()?,
+        }
+        let span = Span {
+            start: start as u32,
+            end: r.pos() as u32,
+        };
+        for &i in &node.ends {
+            found[usize::from(i)] = span;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

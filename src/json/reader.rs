@@ -74,6 +74,12 @@ impl<'a> Reader<'a> {
         (r, scope)
     }
 
+    /// Where the reader is: an offset into its text.
+    #[inline(always)]
+    pub fn pos(&self) -> usize {
+        self.cur.pos
+    }
+
     /// The next byte that is not whitespace, not consumed.
     #[inline(always)]
     pub fn peek(&mut self) -> Option<u8> {

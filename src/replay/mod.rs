@@ -37,7 +37,7 @@ use crate::feed::replay::FeedReplay;
 use crate::rest::DepthSnapshot;
 use crate::strategy::{FeedInfo, Strategy, Universe};
 use crate::tick::{FeedId, Health, SymbolId, Tick};
-use crate::venue::Venue;
+use crate::venue::defined;
 
 /// How fast to replay.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -139,6 +139,8 @@ impl Session {
         let anchor_unix_ns = manifest["clock_anchor_unix_ns"]
             .as_u64()
             .ok_or_else(|| format!("{}: no clock_anchor_unix_ns", at.display()))?;
+        let defined =
+            defined::in_manifest(&manifest).map_err(|e| format!("{}: {e}", at.display()))?;
         let mut universe = Universe::default();
         let mut caveats = Vec::new();
         let mut live_ticks = Vec::new();
@@ -152,7 +154,7 @@ impl Session {
             let name = f["name"].as_str().unwrap_or_default();
             let bad = |what: String| format!("{}: feed {i} ('{name}'): {what}", at.display());
             let venue_name = f["venue"].as_str().unwrap_or_default();
-            let venue = Venue::from_name(venue_name)
+            let venue = defined::find(&defined, venue_name)
                 .ok_or_else(|| bad(format!("unknown venue '{venue_name}'")))?;
             let names: Vec<&str> = f["streams"]
                 .as_array()

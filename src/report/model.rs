@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::capture::{read_manifest, stream_file, MANIFEST};
-use crate::venue::Venue;
+use crate::venue::{defined, Venue};
 
 /// A session folder, read.
 #[derive(Debug, Clone)]
@@ -141,6 +141,7 @@ pub struct StreamTimes {
 /// Reads the session folder `dir`: an error names the file and the problem.
 pub fn read(dir: &Path) -> Result<Session, String> {
     let manifest = read_manifest(dir)?;
+    let defined = defined::in_manifest(&manifest)?;
     let path = dir.join(MANIFEST);
     let bad = |what: String| format!("{}: {what}", path.display());
     let mut feeds = Vec::new();
@@ -187,7 +188,7 @@ pub fn read(dir: &Path) -> Result<Session, String> {
                     .sum(),
             })
             .collect();
-        let rates = read_rates(dir, &name, &venue, f)?;
+        let rates = read_rates(dir, &name, defined::find(&defined, &venue), f)?;
         feeds.push(Feed {
             name,
             venue,
@@ -236,8 +237,13 @@ pub fn read(dir: &Path) -> Result<Session, String> {
 }
 
 /// Each stream's receive times from its JSONL file (a stream that never delivered has none).
-fn read_rates(dir: &Path, feed: &str, venue: &str, f: &Value) -> Result<Vec<StreamTimes>, String> {
-    let Some(v) = Venue::from_name(venue) else {
+fn read_rates(
+    dir: &Path,
+    feed: &str,
+    venue: Option<Venue>,
+    f: &Value,
+) -> Result<Vec<StreamTimes>, String> {
+    let Some(v) = venue else {
         return Ok(Vec::new());
     };
     let mut out = Vec::new();
@@ -248,7 +254,7 @@ fn read_rates(dir: &Path, feed: &str, venue: &str, f: &Value) -> Result<Vec<Stre
         let Ok(def) = v.parse_stream(stream) else {
             continue;
         };
-        let file = stream_file(dir, venue, feed, &def);
+        let file = stream_file(dir, v.name(), feed, &def);
         let recv_ns = match File::open(&file) {
             Ok(fh) => read_times(BufReader::new(fh))
                 .map_err(|e| format!("cannot read {}: {e}", file.display()))?,

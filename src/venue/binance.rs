@@ -99,13 +99,13 @@ pub fn parse_stream(venue: Venue, name: &str) -> Result<StreamDef, String> {
         (Venue::BinanceUsdm, _) => Route::Market,
         _ => Route::Root,
     };
-    Ok(StreamDef {
-        name: name.to_string(),
-        channel: name.split_once('@').map_or("", |(_, c)| c).to_string(),
+    Ok(StreamDef::new(
+        name.to_string(),
+        name.split_once('@').map_or("", |(_, c)| c).to_string(),
         kind,
-        symbol: symbol.to_ascii_uppercase(),
+        symbol.to_ascii_uppercase(),
         route,
-    })
+    ))
 }
 
 /// Stream kinds (the part after the symbol, before a speed) Binance streams are read as.

@@ -45,13 +45,13 @@ pub fn parse_stream(venue: Venue, name: &str) -> Result<StreamDef, String> {
             ))
         }
     };
-    Ok(StreamDef {
-        name: name.to_string(),
-        channel: channel.to_string(),
+    Ok(StreamDef::new(
+        name.to_string(),
+        channel.to_string(),
         kind,
-        symbol: symbol.to_string(),
-        route: Route::Root,
-    })
+        symbol.to_string(),
+        Route::Root,
+    ))
 }
 
 /// `{"op":"subscribe","req_id":"N","args":["a","b"]}`

@@ -4,6 +4,8 @@
 
 pub mod binance;
 pub mod bybit;
+pub mod codec;
+pub mod defined;
 mod depth;
 pub mod okx;
 
@@ -12,6 +14,8 @@ use std::time::Duration;
 
 use crate::json::{unescaped_eq, Array, JsonError, Value};
 use crate::tick::TickData;
+
+pub use codec::{register, Codec, Custom};
 
 /// A venue the engine can connect to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -26,10 +30,13 @@ pub enum Venue {
     BybitLinear,
     /// OKX v5 public (`okx`).
     Okx,
+    /// A venue outside the engine: defined in config (`[[venues]]`) or a [`Codec`] registered
+    /// by the program.
+    Custom(Custom),
 }
 
 impl Venue {
-    /// Every venue, for listing in errors.
+    /// Every built-in venue, for listing in errors.
     pub const ALL: [Venue; 5] = [
         Venue::BinanceSpot,
         Venue::BinanceUsdm,
@@ -46,12 +53,33 @@ impl Venue {
             Venue::BybitSpot => "bybit-spot",
             Venue::BybitLinear => "bybit-linear",
             Venue::Okx => "okx",
+            Venue::Custom(c) => c.name(),
         }
     }
 
-    /// Looks a venue up by its config name.
+    /// Looks a venue up by its config name: a built-in one or a registered [`Codec`]. (Venues
+    /// defined in a config are found through [`defined::Defined`], which the config holds.)
     pub fn from_name(name: &str) -> Option<Venue> {
-        Venue::ALL.into_iter().find(|v| v.name() == name)
+        Venue::ALL
+            .into_iter()
+            .find(|v| v.name() == name)
+            .or_else(|| codec::registered(name))
+    }
+
+    /// The names of every venue [`Venue::from_name`] finds, for errors.
+    pub fn known_names() -> String {
+        let mut names: Vec<&str> = Venue::ALL.iter().map(|v| v.name()).collect();
+        names.extend(codec::registered_names());
+        names.join(", ")
+    }
+
+    /// The codec of a custom venue.
+    #[inline]
+    pub fn custom(self) -> Option<&'static dyn Codec> {
+        match self {
+            Venue::Custom(c) => Some(c.codec()),
+            _ => None,
+        }
     }
 
     /// The production base URL used when a feed gives none.
@@ -61,6 +89,7 @@ impl Venue {
             Venue::BinanceUsdm => "wss://fstream.binance.com",
             Venue::BybitSpot | Venue::BybitLinear => "wss://stream.bybit.com",
             Venue::Okx => "wss://ws.okx.com:8443",
+            Venue::Custom(c) => c.codec().default_base_url(),
         }
     }
 
@@ -116,6 +145,7 @@ impl Venue {
             Venue::BinanceSpot | Venue::BinanceUsdm => binance::parse_stream(self, name),
             Venue::BybitSpot | Venue::BybitLinear => bybit::parse_stream(self, name),
             Venue::Okx => okx::parse_stream(name),
+            Venue::Custom(c) => c.codec().parse_stream(name),
         }
     }
 
@@ -125,6 +155,8 @@ impl Venue {
             (Venue::BybitSpot, _) => "/v5/public/spot",
             (Venue::BybitLinear, _) => "/v5/public/linear",
             (Venue::Okx, _) => "/ws/v5/public",
+            // The definition's URL holds its whole path.
+            (Venue::Custom(_), _) => "",
             (_, Route::Root) => "/stream",
             (_, Route::Public) => "/public/stream",
             (_, Route::Market) => "/market/stream",
@@ -132,11 +164,16 @@ impl Venue {
     }
 
     /// The text of a subscribe request for `streams` (their names as configured).
-    pub fn subscribe_request<'a>(self, id: u64, streams: impl Iterator<Item = &'a str>) -> String {
+    pub fn subscribe_request<'a>(
+        self,
+        id: u64,
+        mut streams: impl Iterator<Item = &'a str>,
+    ) -> String {
         match self {
             Venue::BinanceSpot | Venue::BinanceUsdm => binance::subscribe_request(id, streams),
             Venue::BybitSpot | Venue::BybitLinear => bybit::subscribe_request(id, streams),
             Venue::Okx => okx::subscribe_request(id, streams),
+            Venue::Custom(c) => c.codec().subscribe_request(id, &mut streams),
         }
     }
 
@@ -182,6 +219,7 @@ impl Venue {
             Venue::BinanceSpot | Venue::BinanceUsdm => (300, Duration::from_secs(300)),
             Venue::BybitSpot | Venue::BybitLinear => (500, Duration::from_secs(300)),
             Venue::Okx => (3, Duration::from_secs(1)),
+            Venue::Custom(c) => c.codec().connect_limit(),
         }
     }
 
@@ -191,6 +229,7 @@ impl Venue {
             // "Spot can input up to 10 args for each subscription request sent to one
             // connection."
             Venue::BybitSpot => 10,
+            Venue::Custom(c) => c.codec().max_streams_per_request(),
             _ => 100,
         }
     }
@@ -204,6 +243,7 @@ impl Venue {
             Venue::BinanceSpot => 1024,
             Venue::BinanceUsdm => 200,
             Venue::BybitSpot | Venue::BybitLinear | Venue::Okx => 500,
+            Venue::Custom(c) => c.codec().max_streams_per_connection(),
         }
     }
 
@@ -214,6 +254,7 @@ impl Venue {
             Venue::BinanceSpot | Venue::BinanceUsdm => None,
             Venue::BybitSpot | Venue::BybitLinear => Some(r#"{"op":"ping"}"#),
             Venue::Okx => Some("ping"),
+            Venue::Custom(c) => c.codec().ping_text(),
         }
     }
 
@@ -223,7 +264,13 @@ impl Venue {
         match self {
             Venue::BinanceSpot | Venue::BinanceUsdm => None,
             Venue::BybitSpot | Venue::BybitLinear | Venue::Okx => Some(Duration::from_secs(20)),
+            Venue::Custom(c) => c.codec().keepalive(),
         }
+    }
+
+    /// The answer to the venue's own application-level ping ([`Frame::ServerPing`]).
+    pub fn ping_reply(self) -> Option<&'static str> {
+        self.custom().and_then(|c| c.ping_reply())
     }
 
     /// Splits a frame into data or control.
@@ -233,6 +280,7 @@ impl Venue {
             Venue::BinanceSpot | Venue::BinanceUsdm => binance::classify(text),
             Venue::BybitSpot | Venue::BybitLinear => bybit::classify(text),
             Venue::Okx => okx::classify(text),
+            Venue::Custom(c) => c.codec().classify(text),
         }
     }
 
@@ -253,6 +301,7 @@ impl Venue {
                 Venue::BinanceSpot | Venue::BinanceUsdm => binance::book_ticker_as_sent(data),
                 Venue::BybitSpot | Venue::BybitLinear => bybit::top_of_book_as_sent(data),
                 Venue::Okx => okx::bbo_as_sent(data),
+                Venue::Custom(_) => None,
             };
             if let Some((seq, event_time_ms, quote)) = as_sent {
                 emit(seq, event_time_ms, quote);
@@ -263,7 +312,25 @@ impl Venue {
             Venue::BinanceSpot | Venue::BinanceUsdm => binance::parse_data(kind, data, emit),
             Venue::BybitSpot | Venue::BybitLinear => bybit::parse_data(kind, data, emit),
             Venue::Okx => okx::parse_data(kind, data, emit),
+            Venue::Custom(c) => c.codec().parse_data(kind, data, emit),
         }
+    }
+}
+
+/// Checks a venue name: 1 to 32 of `a-z`, `0-9` and `-`, starting with a letter (it appears in
+/// capture paths, metric labels and NATS subjects).
+pub(crate) fn check_venue_name(name: &str) -> Result<(), String> {
+    let ok = (1..=32).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    match ok {
+        true => Ok(()),
+        false => Err(format!(
+            "venue name '{name}' must be 1 to 32 characters of a-z, 0-9 and '-', starting with \
+             a letter"
+        )),
     }
 }
 
@@ -452,6 +519,11 @@ pub struct StreamDef {
     pub symbol: String,
     /// The endpoint it lives on.
     pub route: Route,
+    /// How its messages are numbered.
+    pub seq: SeqRule,
+    /// How long it may be silent on a live connection before it counts as stale, unless the
+    /// feed's `stream_silence_ms` says otherwise.
+    pub silence: Duration,
 }
 
 /// The instrument behind a venue's symbol, the same on every venue: `BTC-USDT-SWAP` (OKX) and
@@ -466,6 +538,25 @@ pub fn canonical_symbol(symbol: &str) -> String {
 }
 
 impl StreamDef {
+    /// A stream whose numbering and silence limit are its kind's.
+    pub fn new(
+        name: String,
+        channel: String,
+        kind: StreamKind,
+        symbol: String,
+        route: Route,
+    ) -> StreamDef {
+        StreamDef {
+            name,
+            channel,
+            kind,
+            symbol,
+            route,
+            seq: kind.seq_rule(),
+            silence: kind.default_silence_limit(),
+        }
+    }
+
     /// The channel as the venue names it, for capture paths: the stream name after the symbol
     /// (`bookTicker`, `depth@100ms`, `markPrice@1s`).
     pub fn channel_name(&self) -> &str {
@@ -545,6 +636,8 @@ pub enum Frame<'a> {
     },
     /// The answer to the application-level ping.
     Pong,
+    /// The venue's own application-level ping, answered with [`Venue::ping_reply`].
+    ServerPing,
     /// A request failed (or, with no id, the venue reports a general error).
     Error {
         /// Request id, when the venue echoed it.

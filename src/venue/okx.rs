@@ -55,13 +55,13 @@ pub fn parse_stream(name: &str) -> Result<StreamDef, String> {
             ))
         }
     };
-    Ok(StreamDef {
-        name: name.to_string(),
-        channel: channel.to_string(),
+    Ok(StreamDef::new(
+        name.to_string(),
+        channel.to_string(),
         kind,
-        symbol: inst.to_string(),
-        route: Route::Root,
-    })
+        inst.to_string(),
+        Route::Root,
+    ))
 }
 
 /// `{"id":"N","op":"subscribe","args":[{"channel":"c","instId":"i"},…]}`

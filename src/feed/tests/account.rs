@@ -16,7 +16,7 @@ fn account_feed_with(
     venue: Venue,
     tweak: impl FnOnce(&mut AccountParams, &mut ReconnectConfig),
 ) -> (FeedCore, Arc<FeedStats>) {
-    let protocol = Protocol::of(venue);
+    let protocol = Protocol::of(venue).expect("a built-in venue");
     let endpoint = Endpoint::parse("ws://127.0.0.1:9443").unwrap();
     let target = Target {
         url: endpoint.url(protocol.path()),

@@ -1,0 +1,1 @@
+//! Tests of venues defined in config.
