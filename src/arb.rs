@@ -27,11 +27,12 @@ pub struct ArbConfig {
 }
 
 impl ArbConfig {
-    /// The defaults overridden by the config's `[arbitrage]`.
-    pub fn from_config(c: &crate::config::ArbitrageConfig) -> ArbConfig {
+    /// The defaults overridden by the config's `[arbitrage]`; `defined` are the venues the
+    /// config defines (whose fees it may set).
+    pub fn from_config(c: &crate::config::ArbitrageConfig, defined: &[Venue]) -> ArbConfig {
         let mut cfg = ArbConfig::default();
         for (name, fee) in &c.taker_fee_bps {
-            if let Some(v) = Venue::from_name(name) {
+            if let Some(v) = crate::venue::defined::find(defined, name) {
                 cfg.taker_fee_bps.insert(v, *fee);
             }
         }

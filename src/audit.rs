@@ -141,7 +141,7 @@ impl fmt::Display for Audit {
 pub fn audit(dir: &Path) -> Result<Audit, String> {
     let manifest = crate::capture::read_manifest(dir)?;
     let feeds = manifest["feeds"].as_array().into_iter().flatten();
-    let defined = crate::venue::defined::in_manifest(&manifest)?;
+    let defined = crate::venue::defined::in_config(&manifest["config"])?;
     let mut out = Audit::default();
     for feed in feeds {
         let name = feed["name"].as_str().unwrap_or_default();

@@ -405,7 +405,7 @@ fn run(
     // `status_interval_ms = 0`: no status lines.
     let status_every = Duration::from_millis(config.engine.status_interval_ms);
     let status_on = !status_every.is_zero();
-    let strategy = ArbMonitor::new(ArbConfig::from_config(&config.arbitrage));
+    let strategy = ArbMonitor::new(ArbConfig::from_config(&config.arbitrage, &config.venues));
     let mut engine = Engine::start(config, strategy).map_err(|e| e.to_string())?;
     let started = Instant::now();
     let mut mark = StatusMark::default();

@@ -110,7 +110,10 @@ fn the_arbitrage_strategy_decides_the_same_live_and_replayed() {
         file.capture = Some(CaptureConfig { dir });
         let config = file.validate().expect("test config is valid");
         let tee = Tee {
-            strategy: Box::new(ArbMonitor::new(ArbConfig::from_config(&config.arbitrage))),
+            strategy: Box::new(ArbMonitor::new(ArbConfig::from_config(
+                &config.arbitrage,
+                &config.venues,
+            ))),
             recorder,
         };
         (

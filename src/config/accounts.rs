@@ -30,7 +30,7 @@ fn private_endpoint(
     if let Some(base) = e.base_path.strip_suffix(protocol.path()) {
         e.base_path = base.to_string();
     }
-    if !e.base_path.is_empty() {
+    if !e.base_path.is_empty() || !e.query.is_empty() {
         return Err(err(format!(
             "{at}.url '{url}': expected a base URL such as '{}' (the private path {} is added)",
             protocol.default_url(),

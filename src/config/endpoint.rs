@@ -11,10 +11,13 @@ pub struct Endpoint {
     pub port: u16,
     /// Path prefix before the venue's own path, without a trailing `/` (often empty).
     pub base_path: String,
+    /// The query, with its `?` (empty without one): venues defined in config may need one
+    /// (`?version=1.0`); a built-in venue's URL takes none.
+    pub query: String,
 }
 
 impl Endpoint {
-    /// Parses `ws[s]://host[:port][/path]`.
+    /// Parses `ws[s]://host[:port][/path][?query]`.
     pub fn parse(url: &str) -> Result<Endpoint, String> {
         let (tls, rest) = if let Some(r) = url.strip_prefix("wss://") {
             (true, r)
@@ -23,13 +26,17 @@ impl Endpoint {
         } else {
             return Err(format!("'{url}' must start with ws:// or wss://"));
         };
+        if rest.contains('#') {
+            return Err(format!("'{url}': a base URL takes no fragment"));
+        }
+        let (rest, query) = match rest.find('?') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, ""),
         };
-        if path.contains('?') || path.contains('#') {
-            return Err(format!("'{url}': a base URL takes no query or fragment"));
-        }
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
             let (h, after) = v6
                 .split_once(']')
@@ -58,6 +65,7 @@ impl Endpoint {
             host: host.to_string(),
             port,
             base_path: path.trim_end_matches('/').to_string(),
+            query: query.to_string(),
         })
     }
 
@@ -69,6 +77,9 @@ impl Endpoint {
         } else {
             self.host.clone()
         };
-        format!("{scheme}://{host}:{}{}{path}", self.port, self.base_path)
+        format!(
+            "{scheme}://{host}:{}{}{path}{}",
+            self.port, self.base_path, self.query
+        )
     }
 }

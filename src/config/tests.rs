@@ -166,10 +166,23 @@ fn endpoints_parse() {
         "wss://",
         "wss://h:0",
         "wss://h:99999",
-        "ws://h/p?q=1",
+        "ws://h/p#f",
     ] {
         assert!(Endpoint::parse(bad).is_err(), "{bad}");
     }
+    // A query stays on every URL of the endpoint (a venue defined in config may need one); a
+    // built-in venue's URL takes none.
+    let e = Endpoint::parse("wss://h/ws-api?version=1.0").unwrap();
+    assert_eq!(
+        (e.base_path.as_str(), e.query.as_str()),
+        ("/ws-api", "?version=1.0")
+    );
+    assert_eq!(e.url(""), "wss://h:443/ws-api?version=1.0");
+    let e = error_of(&MINIMAL.replace(
+        "venue = \"binance-usdm\"",
+        "venue = \"binance-usdm\"\nurl = \"wss://fstream.binance.com/stream?x=1\"",
+    ));
+    assert!(e.contains("a binance-usdm URL takes no query"), "{e}");
 }
 
 const TWO_FEEDS: &str = r#"
@@ -669,4 +682,100 @@ fn an_ed25519_key_is_for_binance_spot_and_must_be_one() {
     assert!(!err.contains(&std::env::var("PATH").unwrap()));
     let err = error_of(&account("binance-spot", "key_type = \"rsa\""));
     assert!(err.contains("key_type") || err.contains("rsa"), "{err}");
+}
+
+#[test]
+fn feeds_name_venues_defined_in_config_and_their_files() {
+    let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let c = Config::load(&configs.join("hyperliquid.toml")).unwrap();
+    let f = &c.feeds[0];
+    assert_eq!(f.venue.name(), "hyperliquid");
+    assert_eq!(c.venues, vec![f.venue]);
+    assert_eq!(
+        f.endpoint,
+        Endpoint::parse("wss://api.hyperliquid.xyz/ws").unwrap()
+    );
+    assert_eq!(f.streams[3].name, "trades:BTC");
+    // The definition itself, not its file's name, is in the effective config (and so in a
+    // session's manifest).
+    assert_eq!(c.effective["venues"][0]["name"], "hyperliquid");
+    assert!(c.effective.get("venue_files").is_none());
+
+    // Relative to the config file; a file that is not there is named.
+    let dir = std::env::temp_dir().join(format!("wsfeed-venues-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("c.toml");
+    let feed = "[[feeds]]\nname = \"p\"\nvenue = \"paradex\"\nstreams = [\"bbo.BTC-USD-PERP\"]\n";
+    std::fs::write(&path, format!("venue_files = [\"nope.toml\"]\n{feed}")).unwrap();
+    let e = Config::load(&path).unwrap_err().to_string();
+    assert!(e.contains("c.toml") && e.contains("nope.toml"), "{e}");
+    let paradex = configs.join("venues/paradex.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "venue_files = [{:?}]\n{feed}",
+            paradex.display().to_string()
+        ),
+    )
+    .unwrap();
+    let c = Config::load(&path).unwrap();
+    assert_eq!(c.feeds[0].venue.name(), "paradex");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn defined_venue_mistakes_name_the_venue_and_the_field() {
+    let def = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/venues/hyperliquid.toml"),
+    )
+    .unwrap();
+    // The file's top-level keys as an inline [[venues]] table.
+    let inline = |def: &str, rest: &str| -> String {
+        let (head, tables) = def.split_at(def.find("\n[").unwrap());
+        let tables = tables
+            .replace("\n[data]", "\n[venues.data]")
+            .replace("\n[ack]", "\n[venues.ack]")
+            .replace("\n[error]", "\n[venues.error]")
+            .replace("\n[keepalive]", "\n[venues.keepalive]")
+            .replace("\n[[channels]]", "\n[[venues.channels]]");
+        format!("{rest}\n[[venues]]\n{head}\n{tables}")
+    };
+    let feed = "[[feeds]]\nname = \"hl\"\nvenue = \"hyperliquid\"\nstreams = [\"bbo:BTC\"]\n";
+    let ok = Config::from_toml(&inline(&def, feed)).unwrap();
+    assert_eq!(ok.feeds[0].venue.name(), "hyperliquid");
+    let cases = [
+        (
+            def.replace("bid_price = \"/bbo/0/px\"\n", ""),
+            feed.to_string(),
+            "venue 'hyperliquid': channels[0] ('bbo').bid_price: is required",
+        ),
+        (
+            def.clone(),
+            feed.replace("bbo:BTC", "l2Book:BTC"),
+            "feeds[0] ('hl').streams: stream 'l2Book:BTC': hyperliquid has no channel 'l2Book' (it has: bbo, trades)",
+        ),
+        (
+            def.clone(),
+            feed.replace("bbo:BTC", "bbo-BTC"),
+            "stream 'bbo-BTC': hyperliquid streams are named '<channel>:<symbol>'",
+        ),
+        (
+            def.clone(),
+            feed.replace("\"hyperliquid\"", "\"hyperliquidx\""),
+            "feeds[0] ('hl').venue 'hyperliquidx' is unknown (known: binance-spot, binance-usdm, bybit-spot, bybit-linear, okx, hyperliquid)",
+        ),
+        (
+            def.clone(),
+            format!("{feed}[[accounts]]\nname = \"a\"\nvenue = \"hyperliquid\"\nkey_env = \"K\"\nsecret_env = \"S\"\n"),
+            "accounts[0] ('a').venue 'hyperliquid' is unknown (accounts are on: binance-spot",
+        ),
+    ];
+    for (def, rest, want) in cases {
+        let e = error_of(&inline(&def, &rest));
+        assert!(e.contains(want), "got '{e}', want '{want}'");
+    }
+    // A fee for a defined venue is a fee for a venue.
+    let fees = format!("[arbitrage]\ntaker_fee_bps = {{ hyperliquid = 4.5 }}\n{feed}");
+    let c = Config::from_toml(&inline(&def, &fees)).unwrap();
+    assert_eq!(c.arbitrage.taker_fee_bps["hyperliquid"], 4.5);
 }

@@ -82,6 +82,15 @@ fn expected(venue: Venue) -> String {
 /// is refused naming the expected form.
 pub fn parse(venue: Venue, url: &str) -> Result<Endpoint, String> {
     let mut endpoint = Endpoint::parse(url)?;
+    if venue.custom().is_some() {
+        return Ok(endpoint);
+    }
+    if !endpoint.query.is_empty() {
+        return Err(format!(
+            "'{url}': a {venue} URL takes no query; {}",
+            expected(venue)
+        ));
+    }
     let path = endpoint.base_path.clone();
     let production = hosts(venue).contains(&endpoint.host.as_str());
     if let Some(own) = own_paths(venue).iter().find(|p| path.ends_with(*p)) {

@@ -15,7 +15,7 @@ use crate::feed::limiter::ConnectGate;
 use crate::feed::params::{FeedParams, Target};
 use crate::strategy::{FeedInfo, Universe};
 use crate::tick::SymbolId;
-use crate::venue::Route;
+use crate::venue::{Route, Venue};
 
 /// The engine could not start.
 #[derive(Debug)]
@@ -167,8 +167,8 @@ impl Planner {
     }
 
     /// One id per instrument across venues: OKX BTC-USDT-SWAP is BTCUSDT.
-    fn symbol(&mut self, venue_symbol: &str) -> SymbolId {
-        let name = crate::venue::canonical_symbol(venue_symbol);
+    fn symbol(&mut self, venue: Venue, venue_symbol: &str) -> SymbolId {
+        let name = venue.instrument(venue_symbol);
         let symbols = &mut self.universe.symbols;
         *self.intern.entry(name.clone()).or_insert_with(|| {
             symbols.push(name);
@@ -201,7 +201,10 @@ impl Planner {
                 format!("{}-{}", spec.name, route.name())
             };
             let streams: Vec<_> = idx.iter().map(|&i| spec.streams[i].clone()).collect();
-            let syms = streams.iter().map(|s| self.symbol(&s.symbol)).collect();
+            let syms = streams
+                .iter()
+                .map(|s| self.symbol(spec.venue, &s.symbol))
+                .collect();
             let path = spec.venue.endpoint_path(route);
             let mut targets = vec![Target {
                 endpoint: spec.endpoint.clone(),

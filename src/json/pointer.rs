@@ -335,6 +335,79 @@ mod tests {
         }
     }
 
+    /// What serde_json's pointer names, as the compact text `locate` should point at.
+    fn serde_text(pointer: &str, doc: &str) -> Option<String> {
+        let v: Value = serde_json::from_str(doc).unwrap();
+        v.pointer(pointer).map(|v| v.to_string())
+    }
+
+    #[test]
+    fn one_descent_finds_what_each_pointer_names() {
+        let docs = [
+            r#"{"channel":"bbo","data":{"market":"BTC-USD-PERP","bid":"65000.5","ask":"65001","seq_no":12,"last_updated_at":1714000000000}}"#,
+            r#"{"channel":"l2Book","data":{"coin":"BTC","time":1714000000000,"levels":[[{"px":"64999","sz":"1.5","n":3}],[{"px":"65001","sz":"0.2","n":1}]]}}"#,
+            r#"{"a~b":{"c/d":[10,20,{"e":"x"}]},"0":"zero","arr":["a"],"n":null}"#,
+        ];
+        let all = [
+            "",
+            "/channel",
+            "/data",
+            "/data/bid",
+            "/data/seq_no",
+            "/data/missing",
+            "/data/levels/0/0/px",
+            "/data/levels/0/0",
+            "/data/levels/1/0/sz",
+            "/data/levels/2/0/px",
+            "/a~0b/c~1d/1",
+            "/a~0b/c~1d/2/e",
+            "/0",
+            "/arr/0",
+            "/arr/x",
+            "/channel/0",
+            "/n",
+        ];
+        // Every window of the list as one tree: shared prefixes, a pointer and its parent,
+        // the root with the rest, the same pointer twice.
+        for width in [1, 3, 7, all.len()] {
+            for start in 0..=all.len() - width {
+                let mut chosen: Vec<&str> = all[start..start + width].to_vec();
+                chosen.push(all[start]);
+                let parsed: Vec<Pointer> =
+                    chosen.iter().map(|p| Pointer::parse(p).unwrap()).collect();
+                let tree = Pointers::new(&parsed);
+                assert_eq!(tree.len(), chosen.len());
+                for doc in docs {
+                    let mut spans = [Span::NONE; Pointers::MAX];
+                    tree.locate(doc, &mut spans).unwrap();
+                    for (i, p) in chosen.iter().enumerate() {
+                        let got = spans[i]
+                            .text(doc)
+                            .map(|t| serde_json::from_str::<Value>(t).unwrap().to_string());
+                        assert_eq!(got, serde_text(p, doc), "{p} in {doc}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_descent_refuses_damaged_text_and_text_after_the_value() {
+        let parsed = [Pointer::parse("/data/levels/0/0/px").unwrap()];
+        let tree = Pointers::new(&parsed);
+        let doc = r#"{"channel":"l2Book","data":{"coin":"BTC","levels":[[{"px":"64999"}]]}}"#;
+        let mut spans = [Span::NONE; 1];
+        tree.locate(doc, &mut spans).unwrap();
+        assert_eq!(spans[0].text(doc), Some("\"64999\""));
+        for end in 0..doc.len() {
+            assert!(
+                tree.locate(&doc[..end], &mut spans).is_err(),
+                "cut at {end}"
+            );
+        }
+        assert!(tree.locate(&format!("{doc} {{}}"), &mut spans).is_err());
+    }
+
     #[test]
     fn a_bad_pointer_is_refused_naming_it() {
         let err = Pointer::parse("data/bid").unwrap_err();

@@ -139,8 +139,8 @@ impl Session {
         let anchor_unix_ns = manifest["clock_anchor_unix_ns"]
             .as_u64()
             .ok_or_else(|| format!("{}: no clock_anchor_unix_ns", at.display()))?;
-        let defined =
-            defined::in_manifest(&manifest).map_err(|e| format!("{}: {e}", at.display()))?;
+        let defined = defined::in_config(&manifest["config"])
+            .map_err(|e| format!("{}: {e}", at.display()))?;
         let mut universe = Universe::default();
         let mut caveats = Vec::new();
         let mut live_ticks = Vec::new();
@@ -185,7 +185,7 @@ impl Session {
                 if universe.symbols.len() <= id {
                     universe.symbols.resize(id + 1, String::new());
                 }
-                universe.symbols[id] = crate::venue::canonical_symbol(&def.symbol);
+                universe.symbols[id] = venue.instrument(&def.symbol);
                 streams.push(def);
             }
             let dropped = f["dropped_ticks"].as_u64().unwrap_or(0);
@@ -237,7 +237,7 @@ impl Session {
                     .streams
                     .iter()
                     .map(|d| {
-                        let name = crate::venue::canonical_symbol(&d.symbol);
+                        let name = f.venue.instrument(&d.symbol);
                         let id = self.universe.symbols.iter().position(|s| *s == name);
                         SymbolId(id.unwrap_or(0) as u16)
                     })

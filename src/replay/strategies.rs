@@ -25,7 +25,10 @@ pub fn by_name(name: &str, config: &Value) -> Result<Box<dyn Strategy>, String> 
                     .map_err(|e| format!("the session's [arbitrage] does not read: {e}"))?,
                 None => ArbitrageConfig::default(),
             };
-            Ok(Box::new(ArbMonitor::new(ArbConfig::from_config(&arb))))
+            let defined = crate::venue::defined::in_config(config)?;
+            Ok(Box::new(ArbMonitor::new(ArbConfig::from_config(
+                &arb, &defined,
+            ))))
         }
         "count" => Ok(Box::new(Counter::default())),
         "print" => Ok(Box::new(Counter {

@@ -141,7 +141,7 @@ pub struct StreamTimes {
 /// Reads the session folder `dir`: an error names the file and the problem.
 pub fn read(dir: &Path) -> Result<Session, String> {
     let manifest = read_manifest(dir)?;
-    let defined = defined::in_manifest(&manifest)?;
+    let defined = defined::in_config(&manifest["config"])?;
     let path = dir.join(MANIFEST);
     let bad = |what: String| format!("{}: {what}", path.display());
     let mut feeds = Vec::new();

@@ -74,6 +74,12 @@ pub trait Codec: Send + Sync + 'static {
         None
     }
 
+    /// The instrument `symbol` is, named the same on every venue: the engine gives one symbol
+    /// id to the same instrument on several venues, and the arbitrage monitor compares them.
+    fn instrument(&self, symbol: &str) -> String {
+        super::canonical_symbol(symbol)
+    }
+
     /// The answer to the venue's own application-level ping ([`Frame::ServerPing`]).
     fn ping_reply(&self) -> Option<&str> {
         None

@@ -73,6 +73,15 @@ impl Venue {
         names.join(", ")
     }
 
+    /// The instrument `symbol` is, named the same on every venue (symbol ids, arbitrage):
+    /// [`canonical_symbol`], or what a custom venue says.
+    pub fn instrument(self, symbol: &str) -> String {
+        match self {
+            Venue::Custom(c) => c.codec().instrument(symbol),
+            _ => canonical_symbol(symbol),
+        }
+    }
+
     /// The codec of a custom venue.
     #[inline]
     pub fn custom(self) -> Option<&'static dyn Codec> {

@@ -122,6 +122,11 @@ impl Defined {
         if spec.connect_limit == 0 || spec.connect_window_ms == 0 {
             return Err(at.err("connect_limit / connect_window_ms", "must be at least 1"));
         }
+        if let Some(t) = &spec.instrument {
+            if t.matches("{symbol}").count() != 1 {
+                return Err(at.err("instrument", format!("'{t}' must hold {{symbol}} once")));
+            }
+        }
         let subscribe =
             Template::parse(&spec.subscribe, &naming).map_err(|e| at.err("subscribe", e))?;
         if let Some(u) = &spec.unsubscribe {

@@ -307,9 +307,9 @@ pub fn names(defined: &[Venue]) -> String {
     names
 }
 
-/// The venues a session's manifest defines (its effective config's `venues`).
-pub fn in_manifest(manifest: &serde_json::Value) -> Result<Vec<Venue>, String> {
-    let Some(list) = manifest["config"]["venues"].as_array() else {
+/// The venues an effective config defines (a session manifest's `config`).
+pub fn in_config(config: &serde_json::Value) -> Result<Vec<Venue>, String> {
+    let Some(list) = config["venues"].as_array() else {
         return Ok(Vec::new());
     };
     let specs: Vec<VenueSpec> = list
@@ -549,6 +549,14 @@ impl Codec for Defined {
 
     fn ping_reply(&self) -> Option<&str> {
         self.ping_reply.as_deref()
+    }
+
+    fn instrument(&self, symbol: &str) -> String {
+        let named = match &self.spec.instrument {
+            Some(t) => t.replace("{symbol}", symbol),
+            None => symbol.to_string(),
+        };
+        super::canonical_symbol(&named)
     }
 }
 

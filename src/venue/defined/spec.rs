@@ -40,6 +40,11 @@ pub struct VenueSpec {
     /// The window of `connect_limit`, ms (default 1000).
     #[serde(default = "default_connect_window")]
     pub connect_window_ms: u64,
+    /// The instrument a symbol is across venues (symbol ids, arbitrage): `{symbol}`
+    /// substituted, then made canonical like built-in venues' symbols (dashes and a `-SWAP` /
+    /// `-PERP` suffix dropped: `BTC-USD-PERP` is `BTCUSD`). Default `{symbol}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instrument: Option<String>,
     /// How a data message looks and names its stream.
     pub data: DataSpec,
     /// How the venue acknowledges a subscription.
