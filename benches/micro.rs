@@ -6,7 +6,8 @@
 //! in the field order recorded from the venue, `bookTicker_recorded`), each with a
 //! `serde_json::Value` parse of the same frame beside it in its group and per-byte throughput;
 //! after the run a table checks every message against the targets of issue 12 (ns per byte at
-//! most 3× Binance bookTicker's, at least 4× faster than `serde_json::Value`).
+//! most 3× Binance bookTicker's, at least 4× faster than `serde_json::Value`). Venues defined in
+//! config (Hyperliquid, Paradex) are read through their shipped definitions.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -159,7 +160,40 @@ fn cases() -> Vec<Case> {
             "funding-rate:BTC-USD-SWAP",
             fixture("okx/funding_rate.json"),
         ),
+        // Venues defined in config: read through their definitions' pointers.
+        case(
+            defined("hyperliquid"),
+            "bbo",
+            "bbo:BTC",
+            fixture("hyperliquid/bbo.json"),
+        ),
+        case(
+            defined("hyperliquid"),
+            "trades",
+            "trades:BTC",
+            fixture("hyperliquid/trades.json"),
+        ),
+        case(
+            defined("paradex"),
+            "bbo",
+            "bbo.BTC-USD-PERP",
+            fixture("paradex/bbo.json"),
+        ),
+        case(
+            defined("paradex"),
+            "trades",
+            "trades.ALL",
+            fixture("paradex/trades.json"),
+        ),
     ]
+}
+
+/// A venue defined by a shipped definition (`configs/venues/<name>.toml`).
+fn defined(name: &str) -> Venue {
+    let path = format!("{}/configs/venues/{name}.toml", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let spec = toml::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+    wsfeed::venue::defined::Defined::load(&spec).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Each documented message, ours and `serde_json::Value` side by side in one group, per byte.

@@ -119,6 +119,12 @@ impl Pointer {
     }
 }
 
+/// Whether two short byte strings are equal.
+#[inline(always)]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
 /// Where a value lies in a message: its text is `src[start..end]`; [`Span::NONE`] when the
 /// message has no such value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -223,10 +229,16 @@ impl Pointers {
     /// none; when a member comes twice, the last one). `found` must hold at least
     /// [`Pointers::len`] spans. Allocates nothing.
     pub fn locate(&self, src: &str, found: &mut [Span]) -> Result<(), JsonError> {
-        found[..self.count].fill(Span::NONE);
         let mut r = Reader::new(src);
-        self.walk(&mut r, 0, found)?;
+        self.locate_in(&mut r, found)?;
         r.end()
+    }
+
+    /// [`Pointers::locate`] from where `r` is, through the one value there, leaving `r` after
+    /// it: spans are offsets into `r`'s whole text (an element of an array read in place).
+    pub fn locate_in(&self, r: &mut Reader<'_>, found: &mut [Span]) -> Result<(), JsonError> {
+        found[..self.count].fill(Span::NONE);
+        self.walk(r, 0, found)
     }
 
     fn walk(&self, r: &mut Reader<'_>, at: usize, found: &mut [Span]) -> Result<(), JsonError> {
@@ -237,10 +249,16 @@ impl Pointers {
             Some(b'{') if !node.next.is_empty() => {
                 let mut s = r.object()?;
                 while let Some(key) = r.key(&mut s)? {
+                    // Names are short: compared in place, not through a library call; a key
+                    // with escapes is decoded only when nothing matched it as written.
                     let next = node
                         .next
                         .iter()
-                        .find(|(step, _)| unescaped_eq(key, &step.name));
+                        .find(|(step, _)| same(key.as_bytes(), step.name.as_bytes()))
+                        .or_else(|| match key.as_bytes().contains(&b'\\') {
+                            true => node.next.iter().find(|(s, _)| unescaped_eq(key, &s.name)),
+                            false => None,
+                        });
                     match next {
                         Some(&(_, n)) => self.walk(r, n as usize, found)?,
                         None => r.skip()?,

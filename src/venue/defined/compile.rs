@@ -301,6 +301,16 @@ fn channel(
     }
     let payload = at.opt(env, &format!("{field}.payload"), &Some(c.payload.clone()))?;
     let payload = payload.expect("given");
+    // When data names only the channel, the symbol is found in the same descent as the rest
+    // of the message: the payload's (first) update's symbol, as one pointer from the root.
+    let envelope_symbol = match (&c.symbol, symbol_in_update) {
+        (Some(s), true) => {
+            let first = if c.several { "/0" } else { "" };
+            let text = format!("{}{first}{s}", c.payload);
+            at.opt(env, &format!("{field}.symbol"), &Some(text))?
+        }
+        _ => None,
+    };
     let mut pointers: Vec<Pointer> = Vec::new();
     let mut add = |name: &str, text: &Option<String>| -> Result<Option<u8>, String> {
         let Some(text) = text else {
@@ -410,12 +420,7 @@ fn channel(
         kind,
         payload,
         several: c.several,
-        symbol_ptr: c
-            .symbol
-            .as_deref()
-            .map(Pointer::parse)
-            .transpose()
-            .map_err(|e| at.err(&format!("{field}.symbol"), e))?,
+        envelope_symbol,
         update: Pointers::new(&pointers),
         symbol,
         fields,

@@ -18,7 +18,7 @@ use std::time::Duration;
 use self::spec::{TickKind, TimeUnit, VenueSpec};
 use super::codec::{Codec, Custom};
 use super::{Frame, ParseError, Route, Seq, SeqRule, StreamDef, StreamKey, StreamKind, Venue};
-use crate::json::{unescaped_eq, JsonError, Pointer, Pointers, Reader, Span};
+use crate::json::{unescaped_eq, Pointers, Reader, Span};
 use crate::tick::TickData;
 
 /// A value a condition compares with.
@@ -170,8 +170,8 @@ struct Channel {
     /// Envelope index of the payload.
     payload: u8,
     several: bool,
-    /// The symbol pointer, for classifying by channel.
-    symbol_ptr: Option<Pointer>,
+    /// Envelope index of the (first) update's symbol, when data names only the channel.
+    envelope_symbol: Option<u8>,
     /// The update's fields, one tree.
     update: Pointers,
     symbol: Option<u8>,
@@ -332,19 +332,6 @@ fn uint_at(src: &str, found: &[Span], at: Option<u8>) -> Option<u64> {
     Reader::new(text).uint().ok().flatten()
 }
 
-/// The first element of an array's text.
-fn first_element(array: &str) -> Result<Option<&str>, JsonError> {
-    let mut r = Reader::new(array);
-    let mut s = r.array()?;
-    if !r.element(&mut s)? {
-        return Ok(None);
-    }
-    r.peek();
-    let start = r.pos();
-    r.skip()?;
-    Ok(array.get(start..r.pos()))
-}
-
 impl Codec for Defined {
     fn name(&self) -> &str {
         &self.spec.name
@@ -458,20 +445,17 @@ impl Codec for Defined {
             let Some(data) = found[usize::from(c.payload)].text(text) else {
                 return Err(ParseError::Field("payload"));
             };
-            let update = match c.several {
-                true => first_element(data)?,
-                false => Some(data),
-            };
-            let Some(update) = update else {
-                // An empty list of updates: nothing to deliver.
-                return Ok(Frame::Unknown);
-            };
-            let pointer = c.symbol_ptr.as_ref().expect("checked at compile");
-            let mut r = Reader::new(update);
-            if !pointer.find(&mut r)? {
+            let Some(inst) = string_at(text, found, c.envelope_symbol) else {
+                if c.several
+                    && data
+                        .strip_prefix('[')
+                        .is_some_and(|r| r.trim_start().starts_with(']'))
+                {
+                    // An empty list of updates: nothing to deliver.
+                    return Ok(Frame::Unknown);
+                }
                 return Err(ParseError::Field("symbol"));
-            }
-            let inst = r.str()?.ok_or(ParseError::Field("symbol"))?;
+            };
             return Ok(Frame::Data {
                 stream: StreamKey { topic, inst },
                 data,
@@ -496,26 +480,43 @@ impl Codec for Defined {
             emit(c.numbering(seq_no, seq_no, time), time, tick);
             return Ok(());
         }
-        // Several updates: the message is numbered by its first and last (one pass for the
-        // numbers, one for the ticks).
+        // Several updates: the message is numbered by its first and last, so its ticks go
+        // out once all are read (held here; a longer list is read a second time).
+        let mut held = [(
+            TickData::Trade {
+                price: 0.0,
+                qty: 0.0,
+                buyer_is_maker: false,
+            },
+            0u64,
+        ); HELD];
+        let mut n = 0;
         let mut bounds: Option<(Option<u64>, Option<u64>, u64)> = None;
-        c.each_update(data, &mut |found, update| {
-            let seq_no = uint_at(update, found, c.sequence);
-            let time = c.time_ms(update, found);
+        c.each_update(data, &mut |found| {
+            let (tick, seq_no, time) = c.read(data, found)?;
             let b = bounds.get_or_insert((seq_no, seq_no, time));
-            if c.seq == SeqRule::Ids {
-                b.1 = b.1.max(seq_no);
-            } else {
-                b.1 = seq_no;
+            b.1 = match c.seq {
+                SeqRule::Ids => b.1.max(seq_no),
+                _ => seq_no,
+            };
+            if let Some(slot) = held.get_mut(n) {
+                *slot = (tick, time);
             }
+            n += 1;
             Ok(())
         })?;
         let Some((first, last, time)) = bounds else {
             return Ok(());
         };
         let seq = c.numbering(first, last, time);
-        c.each_update(data, &mut |found, update| {
-            let (tick, _, time) = c.read(update, found)?;
+        if n <= HELD {
+            for &(tick, time) in &held[..n] {
+                emit(seq, time, tick);
+            }
+            return Ok(());
+        }
+        c.each_update(data, &mut |found| {
+            let (tick, _, time) = c.read(data, found)?;
             emit(seq, time, tick);
             Ok(())
         })
@@ -560,8 +561,11 @@ impl Codec for Defined {
     }
 }
 
-/// What [`Channel::each_update`] calls with each update: where its fields lie, and its text.
-type UpdateFn<'f> = dyn FnMut(&[Span], &str) -> Result<(), ParseError> + 'f;
+/// What [`Channel::each_update`] calls with each update: where its fields lie in the payload.
+type UpdateFn<'f> = dyn FnMut(&[Span]) -> Result<(), ParseError> + 'f;
+
+/// Updates of one message held until its numbering is known.
+const HELD: usize = 16;
 
 impl Channel {
     /// Calls `f` with each update of a payload that is an array of them.
@@ -570,12 +574,8 @@ impl Channel {
         let mut s = r.array()?;
         let mut found = [Span::NONE; Pointers::MAX];
         while r.element(&mut s)? {
-            r.peek();
-            let start = r.pos();
-            r.skip()?;
-            let update = &data[start..r.pos()];
-            self.update.locate(update, &mut found)?;
-            f(&found, update)?;
+            self.update.locate_in(&mut r, &mut found)?;
+            f(&found)?;
         }
         r.end()?;
         Ok(())
