@@ -54,6 +54,7 @@ fn cfg() -> ReconnectConfig {
     }
 }
 
+mod defined;
 mod traffic;
 
 /// A Binance spot feed of `streams` on `hosts` (a standby on the second).
