@@ -1,7 +1,8 @@
 //! A venue defined in config ([`SimVenue::Defined`](super::config::SimVenue::Defined)),
 //! spoken from its definition alone: its path, its stream names, and its data
 //! messages built by setting each of the definition's pointers (no code for
-//! any particular venue). The requests are `defined_proto.rs`.
+//! any particular venue). The requests (and stream names as requested) are
+//! `defined_proto.rs`.
 //!
 //! Numbering, per stream, from the market's own counters: a quote channel's
 //! `+1` number is the symbol's book update id (one per book change, so one
@@ -21,7 +22,6 @@ use super::base::Kind;
 use super::config::{SimConfig, SimVenue};
 use super::format::{fixed, qty};
 use super::jsonset::{literal, set, set_absent};
-use super::protocol::Topic;
 use super::render::{BookMsg, TradeMsg};
 use super::symbol::SymInfo;
 use crate::venue::defined::spec::{ChannelSpec, SeqSpec, TickKind, TimeUnit, VenueSpec, When};
@@ -102,28 +102,11 @@ pub(crate) fn stream_name(spec: &VenueSpec, channel: &str, symbol: &str) -> Stri
 }
 
 /// The simulator's kind of a channel's ticks.
-fn kind_of(tick: TickKind) -> Kind {
+pub(crate) fn kind_of(tick: TickKind) -> Kind {
     match tick {
         TickKind::Quote => Kind::BookTicker,
         TickKind::Trade => Kind::AggTrade,
     }
-}
-
-/// The stream `name`, if the definition has its channel and the simulator
-/// its symbol.
-pub(crate) fn parse_stream(venue: Venue, info: &[SymInfo], name: &str) -> Option<Topic> {
-    let spec = spec(venue);
-    spec.channels.iter().find_map(|c| {
-        let sym = info
-            .iter()
-            .position(|s| stream_name(spec, &c.name, &s.venue) == name)?;
-        Some(Topic {
-            sym,
-            kind: kind_of(c.tick),
-            name: name.to_string(),
-            spot: false,
-        })
-    })
 }
 
 /// The name of the channel of the simulator's `kind` (empty without one).

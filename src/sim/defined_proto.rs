@@ -17,7 +17,8 @@ use serde_json::{Map, Value};
 
 use super::defined::{self, meet, stream_name};
 use super::jsonset::set;
-use super::protocol::{self, Env, Out, Session};
+use super::protocol::{self, Env, Out, Session, Topic};
+use super::symbol::SymInfo;
 use crate::venue::defined::spec::VenueSpec;
 use crate::venue::Venue;
 
@@ -213,6 +214,23 @@ fn error(spec: &VenueSpec, id: Option<u64>, msg: &str) -> Option<String> {
     Some(root.to_string())
 }
 
+/// The stream `name`, if the definition has its channel and the simulator
+/// its symbol.
+fn parse_stream(venue: Venue, info: &[SymInfo], name: &str) -> Option<Topic> {
+    let spec = defined::spec(venue);
+    spec.channels.iter().find_map(|c| {
+        let sym = info
+            .iter()
+            .position(|s| stream_name(spec, &c.name, &s.venue) == name)?;
+        Some(Topic {
+            sym,
+            kind: defined::kind_of(c.tick),
+            name: name.to_string(),
+            spot: false,
+        })
+    })
+}
+
 /// Handles one request of a defined venue's client.
 pub(crate) fn handle(venue: Venue, text: &str, session: &mut Session, env: &dyn Env) -> Vec<Out> {
     let spec = defined::spec(venue);
@@ -260,7 +278,7 @@ pub(crate) fn handle(venue: Venue, text: &str, session: &mut Session, env: &dyn 
         return out;
     }
     for name in names {
-        let Some(topic) = defined::parse_stream(venue, env.info(), &name) else {
+        let Some(topic) = parse_stream(venue, env.info(), &name) else {
             let msg = format!("unknown stream '{name}'");
             reply(&mut out, error(spec, caps.id, &msg));
             continue;
