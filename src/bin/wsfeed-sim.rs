@@ -73,7 +73,7 @@ struct Args {
 }
 
 enum Parsed {
-    Run(Args),
+    Run(Box<Args>),
     Help,
 }
 
@@ -208,7 +208,7 @@ fn parse_args(args: &[String]) -> Result<Parsed, String> {
     if venue_symbols.is_some() && !matches!(venue, SimVenue::Defined(_)) {
         return Err("--venue-symbols needs --venue-file".into());
     }
-    Ok(Parsed::Run(Args {
+    Ok(Parsed::Run(Box::new(Args {
         listen,
         tls,
         ca_out,
@@ -221,7 +221,7 @@ fn parse_args(args: &[String]) -> Result<Parsed, String> {
         accounts,
         account_ms,
         venue_symbols,
-    }))
+    })))
 }
 
 /// The venue defined in the file at `path`.
@@ -409,7 +409,7 @@ mod tests {
         assert_eq!(a.symbols, Some(vec!["btcusdt".into(), "ETHUSDT".into()]));
         assert!(matches!(
             parse_args(&args("--listen [::1]:0")),
-            Ok(Parsed::Run(Args { tls: false, .. }))
+            Ok(Parsed::Run(a)) if !a.tls
         ));
         assert!(matches!(parse_args(&args("--help")), Ok(Parsed::Help)));
         for (bad, needle) in [
