@@ -122,7 +122,11 @@ fn engine_with(
     file.feeds = feeds;
     file.venues = files.iter().map(|f| spec(f)).collect();
     tweak(&mut file);
-    let config = file.validate().expect("test config is valid");
+    engine_on(file.validate().expect("test config is valid"))
+}
+
+/// Starts an engine on `config` with a [`Tee`].
+fn engine_on(config: Config) -> (Engine<Tee>, Probe, Data) {
     let (recorder, probe) = recorder();
     let data = Data::default();
     let tee = Tee {
@@ -139,6 +143,14 @@ fn engine_with(
 
 fn connected(feed: u16, n: u32) -> impl Fn(&[Seen]) -> bool {
     move |s| has_health_of(s, feed, |h| *h == Health::Connected { conn: n })
+}
+
+/// Injects `fault` on every connection, then waits for the feed's `n`-th recovery and 30
+/// ticks more.
+fn outage(sim: &Sim, probe: &Probe, fault: Fault, n: usize) {
+    sim.inject(fault);
+    probe.wait(&format!("recovery {n}"), |s| recoveries(s) >= n);
+    probe.wait_more_ticks(30);
 }
 
 fn recoveries(seen: &[Seen]) -> usize {
@@ -200,15 +212,7 @@ streams = ["bbo:BTC", "trades:ETH", "bbo:ETH"]
         url(&paradex),
         url(&hyper)
     );
-    let config = Config::from_toml(&text).expect("the config is valid");
-    let (recorder, probe) = recorder();
-    let data = Data::default();
-    let tee = Tee {
-        recorder,
-        universe: Universe::default(),
-        data: Arc::clone(&data),
-    };
-    let engine = Engine::start(config, tee).expect("engine starts");
+    let (engine, probe, data) = engine_on(Config::from_toml(&text).expect("the config is valid"));
     let streams = [
         (0, "bbo.BTC-USD-PERP"),
         (0, "trades.ETH-USD-PERP"),
@@ -388,16 +392,11 @@ fn a_reset_and_a_half_open_connection_on_a_plus_one_venue_give_exact_outage_gaps
     );
     probe.wait("connected", connected(0, 1));
     probe.wait_more_ticks(30);
-    sim.inject(Fault::Reset);
-    probe.wait("recovered from the reset", |s| recoveries(s) >= 1);
-    probe.wait_more_ticks(30);
-    sim.inject(Fault::Stall {
+    outage(&sim, &probe, Fault::Reset, 1);
+    let stall = Fault::Stall {
         duration: Duration::from_secs(2),
-    });
-    probe.wait("recovered from the half-open connection", |s| {
-        recoveries(s) >= 2
-    });
-    probe.wait_more_ticks(30);
+    };
+    outage(&sim, &probe, stall, 2);
     // The engine answered the venue's pings, and the simulator saw the answers.
     assert!(sim.wait_until(WAIT, |s| s.pongs_received >= 1));
     let sent = sim.sent();
@@ -447,9 +446,7 @@ fn an_outage_on_paradex_s_increasing_bbo_reports_the_ids_in_between() {
     );
     probe.wait("connected", connected(0, 1));
     probe.wait_more_ticks(30);
-    sim.inject(Fault::Reset);
-    probe.wait("recovered", |s| recoveries(s) >= 1);
-    probe.wait_more_ticks(20);
+    outage(&sim, &probe, Fault::Reset, 1);
     let sent = sim.sent();
     let (summary, _) = engine.stop();
     sim.shutdown();
@@ -628,9 +625,7 @@ fn a_captured_defined_venue_session_passes_its_audit() {
     probe.wait("a gap", |s| {
         has_health_of(s, 0, |h| matches!(h, Health::Gap { .. }))
     });
-    sim.inject(Fault::Reset);
-    probe.wait("recovered", |s| recoveries(s) >= 1);
-    probe.wait_more_ticks(30);
+    outage(&sim, &probe, Fault::Reset, 1);
     let (summary, _) = engine.stop();
     sim.shutdown();
     let session = summary.capture.as_ref().expect("capture is on").dir.clone();
