@@ -327,3 +327,80 @@ fn paradex_and_hyperliquid_acks_are_matched_by_the_engine() {
         matches!(hl.classify(t), Ok(Frame::Pong))
     });
 }
+
+#[test]
+fn faults_act_on_a_defined_venue_s_connections() {
+    let venue = load(TEST_VENUE);
+    let sim = Sim::start(defined_cfg(venue, ["BTC_USDT", "ETH_USDT"])).expect("start");
+    // A scripted rejection of the upgrade.
+    sim.inject(Fault::Http429 {
+        count: 1,
+        retry_after_s: 3,
+    });
+    let Err(rejected) = try_connect(&sim, "/ws/market") else {
+        panic!("the upgrade was not rejected");
+    };
+    assert_eq!(
+        (rejected.status, rejected.retry_after.as_deref()),
+        (429, Some("3"))
+    );
+    // An ignored subscribe gets no answer; the next one is acknowledged.
+    sim.inject(Fault::IgnoreSubscribe { count: 1 });
+    let mut ws = connect(&sim, "/ws/market");
+    send(&mut ws, r#"{"op":"sub","req":1,"args":["quote@BTC_USDT"]}"#);
+    send(
+        &mut ws,
+        r#"{"op":"sub","req":2,"args":["quote@BTC_USDT","deal@BTC_USDT"]}"#,
+    );
+    let ack = read_text(&mut ws, "an ack", |t| {
+        matches!(venue.classify(t), Ok(Frame::Ack { .. }))
+    });
+    assert!(
+        matches!(venue.classify(&ack), Ok(Frame::Ack { id: Some(2), .. })),
+        "{ack}"
+    );
+    let conn = sim.snapshot().connections[0].id;
+    // Withheld messages leave a hole in the +1 chain the ground truth shows; a muted stream
+    // stops while the other goes on.
+    read_text(&mut ws, "quotes", |t| t.contains("quote@BTC_USDT"));
+    sim.inject_on(conn, Fault::DropNext { count: 4 });
+    sim.inject_on(
+        conn,
+        Fault::Mute {
+            stream: "quote@BTC_USDT".into(),
+        },
+    );
+    assert!(sim.wait_until(T, |s| s.withheld == 4
+        && s.connections[0].muted == ["quote@BTC_USDT"]));
+    let muted_at = sim.sent_on(conn).len();
+    let mut deals = 0;
+    read_text(&mut ws, "trades after the mute", |t| {
+        deals += usize::from(t.contains("deal@BTC_USDT"));
+        deals >= 5
+    });
+    let sent = sim.sent_on(conn);
+    assert!(sent[muted_at..].iter().all(|r| r.stream == "deal@BTC_USDT"));
+    let holes = |stream: &str| {
+        let s: Vec<&SentRecord> = sent.iter().filter(|r| r.stream == stream).collect();
+        s.windows(2)
+            .filter(|w| w[1].prev_seq != Some(w[0].seq))
+            .map(|w| w[1].prev_seq.unwrap_or(0) - w[0].seq)
+            .sum::<u64>()
+    };
+    // Four messages withheld across both streams: each quote one id, each trade message 1..3.
+    let (q, d) = (holes("quote@BTC_USDT"), holes("deal@BTC_USDT"));
+    assert!(q + d >= 4 && q <= 4, "ids withheld: quotes {q}, trades {d}");
+    // A close with a code.
+    sim.inject_on(conn, Fault::Close { code: 4001 });
+    let deadline = Instant::now() + T;
+    loop {
+        match next_msg(&mut ws, deadline) {
+            Some(Ok(Message::Close(Some(frame)))) => {
+                assert_eq!(frame.code, CloseCode::from(4001));
+                break;
+            }
+            Some(Ok(_)) => {}
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
