@@ -59,7 +59,11 @@ fn parse(venue: Venue, text: &str) -> (String, Vec<(Seq, u64, TickData)>) {
 /// Book changes and trades of one symbol, parsed back: streams, prices,
 /// sides, numbering and times as the market made them.
 fn round_trip(path: &str, names: [&str; 2], quote: &str, trade: &str) {
-    let venue = load(path);
+    round_trip_of(load(path), names, quote, trade);
+}
+
+/// [`round_trip`] of a loaded venue.
+fn round_trip_of(venue: Venue, names: [&str; 2], quote: &str, trade: &str) {
     let cfg = defined_cfg(venue, names);
     let info = Arc::new(wire::symbols(&cfg).expect("symbols"));
     let mut market = Market::new(Arc::clone(&info), 9, cfg.venue, false);
@@ -163,6 +167,23 @@ fn test_venue_messages_parse_back_through_its_definition() {
         "quote@BTC_USDT",
         "deal@BTC_USDT",
     );
+}
+
+#[test]
+fn second_times_increasing_quotes_and_unnumbered_single_trades_parse_back() {
+    use crate::venue::defined::spec::{SeqSpec, TimeUnit};
+    let text = std::fs::read_to_string(format!("{}/{TEST_VENUE}", env!("CARGO_MANIFEST_DIR")))
+        .expect("the test venue");
+    let mut spec: VenueSpec = toml::from_str(&text).expect("parses");
+    spec.name = "simtest-units".into();
+    spec.channels[0].time_unit = TimeUnit::S;
+    spec.channels[0].sequence_rule = SeqSpec::Increasing;
+    spec.channels[1].time_unit = TimeUnit::Ms;
+    spec.channels[1].several = false;
+    spec.channels[1].sequence = None;
+    spec.channels[1].sequence_rule = SeqSpec::None;
+    let venue = Defined::load(&spec).expect("compiles");
+    round_trip_of(venue, ["B", "E"], "quote@B", "deal@B");
 }
 
 /// Reads until a text message satisfies `pred`, answering nothing.
