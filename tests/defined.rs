@@ -474,7 +474,10 @@ fn withheld_messages_on_plus_one_streams_are_sequence_jumps_of_exactly_their_ids
     probe.wait("both connected", |s| {
         connected(0, 1)(s) && connected(1, 1)(s)
     });
-    probe.wait_more_ticks(40);
+    // Both streams under way, so that what is withheld lies between two messages sent.
+    probe.wait("ticks on both feeds", |s| {
+        ticks_of(s, 0, "quote@BTC_USDT") >= 5 && ticks_of(s, 1, "deal@ETH_USDT") >= 5
+    });
     let snap = sim.snapshot();
     let conn = |stream: &str| {
         snap.connections
@@ -619,8 +622,9 @@ fn a_captured_defined_venue_session_passes_its_audit() {
         fast_reconnect(),
         |file| file.capture = Some(CaptureConfig { dir }),
     );
-    probe.wait("connected", connected(0, 1));
-    probe.wait_more_ticks(30);
+    probe.wait("both streams under way", |s| {
+        ticks_of(s, 0, "quote@BTC_USDT") >= 5 && ticks_of(s, 0, "deal@ETH_USDT") >= 3
+    });
     sim.inject(Fault::DropNext { count: 2 });
     probe.wait("a gap", |s| {
         has_health_of(s, 0, |h| matches!(h, Health::Gap { .. }))

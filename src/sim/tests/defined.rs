@@ -381,36 +381,42 @@ fn faults_act_on_a_defined_venue_s_connections() {
         "{ack}"
     );
     let conn = sim.snapshot().connections[0].id;
-    // Withheld messages leave a hole in the +1 chain the ground truth shows; a muted stream
-    // stops while the other goes on.
+    // A muted stream stops while the other goes on; withheld messages (the unmuted stream's
+    // only) leave a hole in its +1 chain that the ground truth shows.
     read_text(&mut ws, "quotes", |t| t.contains("quote@BTC_USDT"));
-    sim.inject_on(conn, Fault::DropNext { count: 4 });
     sim.inject_on(
         conn,
         Fault::Mute {
             stream: "quote@BTC_USDT".into(),
         },
     );
-    assert!(sim.wait_until(T, |s| s.withheld == 4
-        && s.connections[0].muted == ["quote@BTC_USDT"]));
+    assert!(sim.wait_until(T, |s| s.connections[0].muted == ["quote@BTC_USDT"]));
     let muted_at = sim.sent_on(conn).len();
-    let mut deals = 0;
-    read_text(&mut ws, "trades after the mute", |t| {
-        deals += usize::from(t.contains("deal@BTC_USDT"));
-        deals >= 5
+    // A trade sent before the drop, so that the hole lies between two sent ones.
+    read_text(&mut ws, "a trade", |t| {
+        matches!(venue.classify(t), Ok(Frame::Data { .. })) && t.contains("deal@BTC_USDT")
     });
+    sim.inject_on(conn, Fault::DropNext { count: 4 });
+    assert!(sim.wait_until(T, |s| s.withheld == 4));
+    // Trades sent after the withheld ones (the client may still be reading older ones).
+    let at_drop = sim.snapshot().messages_sent;
+    assert!(sim.wait_until(T, |s| s.messages_sent >= at_drop + 3));
     let sent = sim.sent_on(conn);
     assert!(sent[muted_at..].iter().all(|r| r.stream == "deal@BTC_USDT"));
-    let holes = |stream: &str| {
-        let s: Vec<&SentRecord> = sent.iter().filter(|r| r.stream == stream).collect();
-        s.windows(2)
-            .filter(|w| w[1].prev_seq != Some(w[0].seq))
-            .map(|w| w[1].prev_seq.unwrap_or(0) - w[0].seq)
-            .sum::<u64>()
-    };
-    // Four messages withheld across both streams: each quote one id, each trade message 1..3.
-    let (q, d) = (holes("quote@BTC_USDT"), holes("deal@BTC_USDT"));
-    assert!(q + d >= 4 && q <= 4, "ids withheld: quotes {q}, trades {d}");
+    let deals: Vec<&SentRecord> = sent
+        .iter()
+        .filter(|r| r.stream == "deal@BTC_USDT")
+        .collect();
+    let holes: Vec<(u64, u64)> = deals
+        .windows(2)
+        .filter(|w| w[1].prev_seq != Some(w[0].seq))
+        .map(|w| (w[0].seq + 1, w[1].prev_seq.expect("+1")))
+        .collect();
+    // Four trade messages withheld in a row: one hole of 4 to 12 trade ids (1..3 a message).
+    let chain: Vec<(u64, Option<u64>)> = deals.iter().map(|r| (r.seq, r.prev_seq)).collect();
+    assert_eq!(holes.len(), 1, "{holes:?} in {chain:?}");
+    let ids = holes[0].1 + 1 - holes[0].0;
+    assert!((4..=12).contains(&ids), "{holes:?}");
     // A close with a code.
     sim.inject_on(conn, Fault::Close { code: 4001 });
     let deadline = Instant::now() + T;
@@ -424,4 +430,41 @@ fn faults_act_on_a_defined_venue_s_connections() {
             other => panic!("expected a close frame, got {other:?}"),
         }
     }
+}
+
+#[test]
+fn a_defined_venue_quotes_a_shared_market_beside_a_built_in_one() {
+    let hl = load(HYPERLIQUID);
+    let shared = SharedMarket::new(["BTCUSDT", "ETHUSDT"], 3);
+    let sims = start_group(
+        vec![venue_cfg(SimVenue::Okx), defined_cfg(hl, ["BTC", "ETH"])],
+        shared.clone(),
+    )
+    .expect("start group");
+    assert_eq!(shared.venues(), 2);
+    let mut okx = connect(&sims[0], "/ws/v5/public");
+    send(
+        &mut okx,
+        r#"{"id":"1","op":"subscribe","args":[{"channel":"bbo-tbt","instId":"BTC-USDT-SWAP"}]}"#,
+    );
+    let mut ws = connect(&sims[1], "/ws");
+    send(
+        &mut ws,
+        r#"{"method":"subscribe","subscription":{"type":"bbo","coin":"BTC"}}"#,
+    );
+    let okx_bid = |v: &Value| v["data"][0]["bids"][0][0].as_str()?.parse::<f64>().ok();
+    let a = okx_bid(&read_until(&mut okx, "an okx quote", |v| {
+        okx_bid(v).is_some()
+    }))
+    .expect("a bid");
+    let text = read_text(&mut ws, "a hyperliquid quote", |t| {
+        matches!(hl.classify(t), Ok(Frame::Data { .. }))
+    });
+    let (_, ticks) = parse(hl, &text);
+    let TickData::Quote { bid: b, .. } = ticks[0].2 else {
+        panic!("not a quote: {text}");
+    };
+    // Both quote the shared path: within a percent of each other (the shared market's
+    // divergence bound is far tighter; the two reads are not simultaneous).
+    assert!((a - b).abs() / a < 0.01, "okx {a}, hyperliquid {b}");
 }
