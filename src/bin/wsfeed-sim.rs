@@ -16,11 +16,13 @@ use std::time::Duration;
 use wsfeed::sim::{Sim, SimAccount, SimConfig, SimVenue};
 
 const USAGE: &str = "\
-wsfeed-sim — the exchange simulator (Binance, Bybit v5, OKX v5), standalone
+wsfeed-sim — the exchange simulator (Binance, Bybit v5, OKX v5, venues defined in config),
+standalone
 
 usage:
   wsfeed-sim --listen IP:PORT [--tls] [--ca-out FILE] [--symbols BTCUSDT,ETHUSDT] [--usdm-routing]
              [--venue binance|bybit-spot|bybit-linear|okx] [--okx-checksum]
+             [--venue-file FILE [--venue-symbols LIST]]
              [--account NAME:KEY:SECRET[:PASSPHRASE]]... [--account-ms N]
 
   --listen IP:PORT    address to listen on (PORT 0 picks a free port)
@@ -34,6 +36,10 @@ usage:
                       (/v5/public/linear), okx (/ws/v5/public; symbols map to BTC-USDT-SWAP
                       and BTC-USDT)
   --okx-checksum      okx: compute the books checksum (default 0, as OKX production)
+  --venue-file FILE   speak the venue defined in FILE (a [[venues]] table's fields, e.g.
+                      configs/venues/paradex.toml) instead of --venue, on its URL's path and /
+  --venue-symbols L   the symbols' names on the defined venue, one per --symbols entry
+                      (e.g. BTC-USD-PERP,ETH-USD-PERP; default the symbols themselves)
   --book-ms N         a book change per symbol every N ms (default 5)
   --trade-ms N        a trade per symbol every N ms (default 20)
   --account SPEC      a simulated account on the venue's private endpoints (repeatable):
@@ -62,10 +68,12 @@ struct Args {
     /// Simulated accounts and their step interval (ms), when given.
     accounts: Vec<SimAccount>,
     account_ms: Option<u64>,
+    /// A defined venue's symbol names, when given.
+    venue_symbols: Option<Vec<String>>,
 }
 
 enum Parsed {
-    Run(Args),
+    Run(Box<Args>),
     Help,
 }
 
@@ -79,6 +87,7 @@ fn parse_args(args: &[String]) -> Result<Parsed, String> {
     let mut okx_checksum = false;
     let (mut book_ms, mut trade_ms, mut account_ms) = (None, None, None);
     let mut accounts: Vec<SimAccount> = Vec::new();
+    let mut venue_symbols: Option<Vec<String>> = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -122,6 +131,27 @@ fn parse_args(args: &[String]) -> Result<Parsed, String> {
                 })?;
             }
             "--okx-checksum" => okx_checksum = true,
+            "--venue-file" => {
+                let v = it.next().ok_or("--venue-file needs a file")?;
+                venue = SimVenue::Defined(load_venue(v)?);
+            }
+            "--venue-symbols" => {
+                let v = it
+                    .next()
+                    .ok_or("--venue-symbols needs a value like BTC-USD-PERP,ETH-USD-PERP")?;
+                let list: Vec<String> = v.split(',').map(|s| s.trim().to_string()).collect();
+                if let Some(bad) = list.iter().find(|s| {
+                    s.is_empty()
+                        || !s
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                }) {
+                    return Err(format!(
+                        "--venue-symbols '{v}': '{bad}' is not a symbol (letters, digits, - _ .)"
+                    ));
+                }
+                venue_symbols = Some(list);
+            }
             "--account" => {
                 let v = it
                     .next()
@@ -175,7 +205,10 @@ fn parse_args(args: &[String]) -> Result<Parsed, String> {
     if okx_checksum && venue != SimVenue::Okx {
         return Err("--okx-checksum needs --venue okx".into());
     }
-    Ok(Parsed::Run(Args {
+    if venue_symbols.is_some() && !matches!(venue, SimVenue::Defined(_)) {
+        return Err("--venue-symbols needs --venue-file".into());
+    }
+    Ok(Parsed::Run(Box::new(Args {
         listen,
         tls,
         ca_out,
@@ -187,7 +220,16 @@ fn parse_args(args: &[String]) -> Result<Parsed, String> {
         trade_ms,
         accounts,
         account_ms,
-    }))
+        venue_symbols,
+    })))
+}
+
+/// The venue defined in the file at `path`.
+fn load_venue(path: &str) -> Result<wsfeed::venue::Venue, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("--venue-file '{path}': {e}"))?;
+    let spec = toml::from_str(&text)
+        .map_err(|e| format!("--venue-file '{path}': {}", e.to_string().trim_end()))?;
+    wsfeed::venue::defined::Defined::load(&spec).map_err(|e| format!("--venue-file '{path}': {e}"))
 }
 
 fn main() -> ExitCode {
@@ -230,6 +272,9 @@ fn main() -> ExitCode {
         cfg.symbols = symbols;
     }
     cfg.accounts = args.accounts.clone();
+    if let Some(names) = args.venue_symbols.clone() {
+        cfg.venue_symbols = names;
+    }
     if let Some(ms) = args.account_ms {
         cfg.account_event_interval = Duration::from_millis(ms);
     }
@@ -242,7 +287,7 @@ fn main() -> ExitCode {
     let sim = match Sim::start(cfg) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("wsfeed-sim: error: cannot listen on {}: {e}", args.listen);
+            eprintln!("wsfeed-sim: error: cannot start on {}: {e}", args.listen);
             return ExitCode::FAILURE;
         }
     };
@@ -329,6 +374,13 @@ mod tests {
             panic!("cadences rejected");
         };
         assert_eq!((c.book_ms, c.trade_ms), (Some(30_000), Some(250)));
+        let Ok(Parsed::Run(d)) = parse_args(&args(
+            "--listen 127.0.0.1:0 --venue-file configs/venues/paradex.toml --venue-symbols BTC-USD-PERP",
+        )) else {
+            panic!("a defined venue rejected");
+        };
+        assert_eq!(d.venue.name(), "paradex");
+        assert_eq!(d.venue_symbols, Some(vec!["BTC-USD-PERP".into()]));
         let Ok(Parsed::Run(p)) = parse_args(&args(
             "--listen 127.0.0.1:0 --venue okx --account al:k1:s1:pp --account bo:k2:s2 --account-ms 20",
         )) else {
@@ -357,7 +409,7 @@ mod tests {
         assert_eq!(a.symbols, Some(vec!["btcusdt".into(), "ETHUSDT".into()]));
         assert!(matches!(
             parse_args(&args("--listen [::1]:0")),
-            Ok(Parsed::Run(Args { tls: false, .. }))
+            Ok(Parsed::Run(a)) if !a.tls
         ));
         assert!(matches!(parse_args(&args("--help")), Ok(Parsed::Help)));
         for (bad, needle) in [
@@ -388,6 +440,23 @@ mod tests {
             (
                 "--listen 127.0.0.1:0 --okx-checksum",
                 "--okx-checksum needs --venue okx",
+            ),
+            ("--listen 127.0.0.1:0 --venue-file", "--venue-file needs"),
+            (
+                "--listen 127.0.0.1:0 --venue-file /nonexistent.toml",
+                "--venue-file '/nonexistent.toml'",
+            ),
+            (
+                "--listen 127.0.0.1:0 --venue-file Cargo.toml",
+                "--venue-file 'Cargo.toml'",
+            ),
+            (
+                "--listen 127.0.0.1:0 --venue-symbols BTC",
+                "--venue-symbols needs --venue-file",
+            ),
+            (
+                "--listen 127.0.0.1:0 --venue-file configs/venues/paradex.toml --venue-symbols A,\"B\"",
+                "--venue-symbols",
             ),
         ] {
             let e = match parse_args(&args(bad)) {

@@ -15,6 +15,7 @@ use crossbeam_channel::Sender;
 use super::acceptor::{bind_listener, run_acceptor};
 use super::base::lock;
 use super::config::SimConfig;
+use super::defined;
 use super::fault::{BookFault, Fault, Injected};
 use super::generator::run_generator;
 use super::market::Market;
@@ -101,8 +102,7 @@ impl Sim {
         }
         cfg.symbols.retain(|s| !s.is_empty());
         cfg.symbols.dedup();
-        let info: Arc<Vec<SymInfo>> =
-            Arc::new(cfg.symbols.iter().map(|s| SymInfo::of(s)).collect());
+        let info: Arc<Vec<SymInfo>> = Arc::new(defined::symbols(&cfg)?);
         let tls = if cfg.tls {
             Some(tls::generate(cfg.bind)?)
         } else {

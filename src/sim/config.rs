@@ -8,6 +8,8 @@ use std::time::Duration;
 use super::observe::SimSnapshot;
 use super::private::account::SimAccount;
 use super::shared::SharedMarket;
+use crate::venue::defined::Defined;
+use crate::venue::Venue;
 
 /// Configuration of a `Sim`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,7 +85,21 @@ pub struct SimConfig {
     /// fill, a cancel, a deposit, …; each step is one to four account
     /// messages). Default 1 s; tests use a few milliseconds.
     pub account_event_interval: Duration,
+    /// A defined venue ([`SimVenue::Defined`]) only: each symbol's name on
+    /// the venue, one per entry of `symbols`, in order (e.g. `symbols =
+    /// ["BTCUSDT"]` served as `["BTC-USD-PERP"]` on Paradex or `["BTC"]` on
+    /// Hyperliquid). Empty (the default): the symbols' own names.
+    pub venue_symbols: Vec<String>,
+    /// A defined venue whose definition has `server_ping` only: how often
+    /// each connection gets that ping (default 5 s). Replies are counted in
+    /// `SimSnapshot::pongs_received`; a connection that leaves
+    /// five of them unanswered is closed with 1008.
+    pub server_ping_interval: Duration,
 }
+
+/// Server pings of a defined venue a connection may leave unanswered before
+/// it is closed.
+pub(crate) const MAX_UNANSWERED_PINGS: u32 = 5;
 
 /// The protocol a `Sim` speaks. See `tests/fixtures/README.md` for every
 /// message format and its documentation page.
@@ -100,6 +116,13 @@ pub enum SimVenue {
     BybitLinear,
     /// OKX v5 public: path `/ws/v5/public`.
     Okx,
+    /// A venue defined in config (`[[venues]]`, see
+    /// `crate::venue::defined`), spoken from its definition alone: the
+    /// upgrade path of its URL (and `/`), its subscribe template, acks,
+    /// errors, pongs, server pings and data messages (see "Venues defined in
+    /// config" in the module documentation). Symbols are named as
+    /// [`SimConfig::venue_symbols`] says.
+    Defined(Venue),
 }
 
 impl SimVenue {
@@ -110,10 +133,11 @@ impl SimVenue {
             SimVenue::BybitSpot => "bybit-spot",
             SimVenue::BybitLinear => "bybit-linear",
             SimVenue::Okx => "okx",
+            SimVenue::Defined(v) => v.name(),
         }
     }
 
-    /// Parses [`SimVenue::name`].
+    /// Parses [`SimVenue::name`] of a built-in venue.
     pub fn from_name(name: &str) -> Option<SimVenue> {
         [
             SimVenue::Binance,
@@ -125,20 +149,35 @@ impl SimVenue {
         .find(|v| v.name() == name)
     }
 
-    /// The WebSocket path of a Bybit / OKX simulator (Binance has several).
+    /// The WebSocket path of a Bybit / OKX / defined-venue simulator (Binance
+    /// has several): a defined venue's is its URL's path (`/` without one).
     pub fn ws_path(self) -> Option<&'static str> {
         match self {
             SimVenue::Binance => None,
             SimVenue::BybitSpot => Some("/v5/public/spot"),
             SimVenue::BybitLinear => Some("/v5/public/linear"),
             SimVenue::Okx => Some("/ws/v5/public"),
+            SimVenue::Defined(v) => Some(Defined::of(v).map_or("/", |d| url_path(&d.spec().url))),
         }
+    }
+
+    /// Whether an upgrade on `path` reaches the public WebSocket of a Bybit /
+    /// OKX / defined-venue simulator (a defined venue's also on `/`).
+    pub(crate) fn serves_path(self, path: &str) -> bool {
+        self.ws_path() == Some(path) || (matches!(self, SimVenue::Defined(_)) && path == "/")
     }
 
     /// Bybit spot or linear.
     pub(crate) fn is_bybit(self) -> bool {
         matches!(self, SimVenue::BybitSpot | SimVenue::BybitLinear)
     }
+}
+
+/// The path of a WebSocket URL (`/` when it has none), without its query.
+fn url_path(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.split(['?', '#']).next().unwrap_or(rest);
+    rest.find('/').map_or("/", |i| &rest[i..])
 }
 
 impl Default for SimConfig {
@@ -163,6 +202,8 @@ impl Default for SimConfig {
             accounts: Vec::new(),
             listen_key_validity: Duration::from_secs(60 * 60),
             account_event_interval: Duration::from_secs(1),
+            venue_symbols: Vec::new(),
+            server_ping_interval: Duration::from_secs(5),
         }
     }
 }

@@ -256,6 +256,7 @@ pub(crate) fn action(fault: Fault, session: &Session, cfg: &SimConfig, info: &[S
             SimVenue::Binance => binance::normalise(&cfg.symbols, &stream),
             SimVenue::BybitSpot | SimVenue::BybitLinear => bybit::normalise(info, &stream),
             SimVenue::Okx => okx::normalise(info, &stream),
+            SimVenue::Defined(_) => stream,
         }),
         // Listener faults never reach a connection.
         Fault::Refuse { .. }
@@ -354,6 +355,8 @@ impl BookFaults {
                 }
                 SimVenue::BybitSpot | SimVenue::BybitLinear => m.last_id += BYBIT_U_JUMP,
                 SimVenue::Okx => m.prev_id = m.prev_id.map(|p| p.saturating_sub(1)),
+                // No chained channel: never here.
+                SimVenue::Defined(_) => {}
             }
         }
         if cross {

@@ -37,6 +37,7 @@ use super::base::Kind;
 use super::book::{Book, Levels};
 use super::candle::{self, Candle};
 use super::config::SimVenue;
+use super::defined;
 use super::render::{self, BookMsg, MarkMsg, TradeMsg};
 use super::rng::{mix, seeded, Draw};
 use super::shared::VenueView;
@@ -391,15 +392,26 @@ impl Market {
 
     fn book_event(&mut self, i: usize, msg: BookMsg, e_ms: u64) -> Event {
         let info = &self.info[i];
-        let payload = render::book(self.venue, info, &msg, false);
+        let (payload, seq, prev_seq) = match self.venue {
+            SimVenue::Defined(v) => match defined::quote(v, info, &msg) {
+                Some(w) => (w.payload, w.seq, w.prev_seq),
+                // No such channel on the venue: never delivered.
+                None => (String::new(), msg.last_id, None),
+            },
+            _ => (
+                render::book(self.venue, info, &msg, false),
+                msg.last_id,
+                msg.prev_id,
+            ),
+        };
         let spot_payload =
             (self.venue == SimVenue::Okx).then(|| render::book(self.venue, info, &msg, true));
         Event {
             gen: self.next_gen(),
             sym: i,
             kind: msg.kind,
-            seq: msg.last_id,
-            prev_seq: msg.prev_id,
+            seq,
+            prev_seq,
             event_time_ms: e_ms,
             payload,
             spot_payload,
@@ -525,7 +537,7 @@ impl Market {
         // Binance numbers aggregate trades; Bybit and OKX show trade ids
         // (OKX: the last trade id of the aggregation).
         let id = match self.venue {
-            SimVenue::Binance => s.agg_id,
+            SimVenue::Binance | SimVenue::Defined(_) => s.agg_id,
             _ => last,
         };
         let t = TradeMsg {
@@ -541,15 +553,21 @@ impl Market {
             cross_seq: s.update_id,
         };
         let info = &self.info[i];
-        let payload = render::trade(self.venue, info, &t, false);
+        let (payload, seq, prev_seq) = match self.venue {
+            SimVenue::Defined(v) => match defined::trade(v, info, &t) {
+                Some(w) => (w.payload, w.seq, w.prev_seq),
+                None => (String::new(), id, None),
+            },
+            _ => (render::trade(self.venue, info, &t, false), id, None),
+        };
         let spot_payload =
             (self.venue == SimVenue::Okx).then(|| render::trade(self.venue, info, &t, true));
         let event = Event {
             gen: self.next_gen(),
             sym: i,
             kind: Kind::AggTrade,
-            seq: id,
-            prev_seq: None,
+            seq,
+            prev_seq,
             event_time_ms: e_ms,
             payload,
             spot_payload,
@@ -611,6 +629,8 @@ impl Market {
                 out.push((Kind::MarkPrice, e_ms, payload, Some(spot)));
                 out.push((Kind::Funding, e_ms, render::okx_funding(info, &m), None));
             }
+            // A defined venue has quotes and trades only.
+            SimVenue::Defined(_) => {}
         }
         out.into_iter()
             .map(|(kind, seq, payload, spot_payload)| Event {

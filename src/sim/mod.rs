@@ -1,5 +1,5 @@
-//! `wsfeed::sim`: an embedded exchange simulator speaking Binance, Bybit v5
-//! or OKX v5.
+//! `wsfeed::sim`: an embedded exchange simulator speaking Binance, Bybit v5,
+//! OKX v5 or a venue defined in config.
 //!
 //! One simulator speaks one venue's protocol ([`SimConfig::venue`]) on
 //! `127.0.0.1` (or [`SimConfig::bind`]), over `ws://` or over `wss://` with a
@@ -91,6 +91,22 @@
 //! `BTCUSDT` is served as `BTC-USDT-SWAP` and `BTC-USDT` (same market).
 //! Subscribing again to a channel starts it afresh with a new snapshot.
 //!
+//! # Venues defined in config ([`SimVenue::Defined`])
+//!
+//! A `[[venues]]` definition (`crate::venue::defined`) is spoken from the
+//! definition alone: the upgrade path of its URL (and `/`); a request whose
+//! JSON has the structure of its subscribe (or unsubscribe) template with the
+//! placeholders filled is answered per stream with an ack made by setting the
+//! `ack` pointers, an unknown stream with an error made from the `error`
+//! pointers; the keep-alive message with a message meeting `keepalive.pong`;
+//! `server_ping` goes out every [`SimConfig::server_ping_interval`] (five
+//! unanswered close the connection with 1008). Quotes (one per book change)
+//! and trades are made by setting each channel pointer; `+1` numbers count
+//! the symbol's book changes / trade messages (`several`: one update per
+//! trade id), `increasing` is `n + n/4` of that count (deterministic holes),
+//! `none` sends none. Symbols are named [`SimConfig::venue_symbols`]. Book
+//! faults other than `SkipSeq` do not apply (no channel is chained).
+//!
 //! # Private streams ([`SimConfig::accounts`])
 //!
 //! Each [`SimAccount`] (name, API key, secret, OKX passphrase) has a seeded
@@ -181,7 +197,8 @@
 //! Each file owns one job, and the files form layers: a file names items of
 //! the files listed above it only (no child names anything in this file,
 //! which only declares and re-exports). The simulator uses nothing of the
-//! engine but `crate::json` and `crate::clock` (in `replay.rs`), so it keeps
+//! engine but `crate::json`, `crate::clock` (in `replay.rs`) and a defined
+//! venue's definition as written (`crate::venue::defined`), so it keeps
 //! checking the engine's parsers from outside.
 //!
 //! | file | owns |
@@ -197,10 +214,12 @@
 //! | `private/account.rs` | [`SimAccount`] and the signature checks (`ring`, `base64`) |
 //! | `config.rs` | [`SimConfig`], [`SimVenue`] |
 //! | `private/observe.rs`, `private/orders.rs`, `private/state.rs` | the accounts' ground truth, their order flow, their shared state (listen keys, listeners, faults) |
-//! | `render.rs` | every data message's wire format, the OKX checksum (`crc32fast`) |
+//! | `jsonset.rs` | JSON built by setting values at RFC 6901 pointers |
+//! | `render.rs` | every built-in venue's data message wire format, the OKX checksum (`crc32fast`) |
+//! | `defined.rs` | a defined venue's symbols and data messages, built from its definition |
 //! | `market.rs` | the synthetic market: books, ids, trades, marks, snapshots |
 //! | `protocol.rs` | what the venue protocols share: `Session`, `Sub`, `Route`, `Out`, `Env` |
-//! | `binance.rs`, `bybit.rs`, `okx.rs` | each venue's requests: text in, replies out, no I/O |
+//! | `binance.rs`, `bybit.rs`, `okx.rs`, `defined_proto.rs` | each venue's requests: text in, replies out, no I/O |
 //! | `fault.rs` | [`Fault`], [`BookFault`], and what each does to a connection, without I/O |
 //! | `state.rs` | the state all threads share (`Inner`), the connection registry |
 //! | `private/session.rs`, `private/binance.rs`, `private/bybit.rs`, `private/okx.rs`, `private/route.rs`, `private/generator.rs` | a private connection's protocol state; each venue's private requests and messages (no I/O); which upgrades are private; the accounts thread |
@@ -229,10 +248,13 @@ mod bybit;
 mod candle;
 mod config;
 mod conn;
+mod defined;
+mod defined_proto;
 mod end;
 mod fault;
 mod format;
 mod generator;
+mod jsonset;
 mod market;
 mod observe;
 mod okx;

@@ -1,4 +1,5 @@
-//! Wire formats of the three venues: every data message the simulator sends
+//! Wire formats of the three built-in venues (a venue defined in config is
+//! built from its definition in `defined.rs`): every data message the simulator sends
 //! is built here from plain values, so that the generator (once per event)
 //! and a connection (subscription snapshots, fault variants) render the same
 //! bytes. `tests/fixtures/README.md` documents each format and the
@@ -179,6 +180,8 @@ pub(crate) fn book(venue: SimVenue, s: &SymInfo, m: &BookMsg, spot: bool) -> Str
                 m.ts_ms, m.checksum, prev, m.last_id
             );
         }
+        // Built from its definition by `defined.rs`.
+        (SimVenue::Defined(_), _) => {}
     }
     out
 }
@@ -276,6 +279,8 @@ pub(crate) fn trade(venue: SimVenue, s: &SymInfo, t: &TradeMsg, spot: bool) -> S
                 t.cross_seq,
             )
         }
+        // Built from its definition by `defined.rs`.
+        SimVenue::Defined(_) => String::new(),
     }
 }
 

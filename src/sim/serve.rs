@@ -21,7 +21,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use tungstenite::{Bytes, Message, WebSocket};
 
 use super::base::{lock, now_ms, Kind};
-use super::config::{SimConfig, SimVenue};
+use super::config::{SimConfig, SimVenue, MAX_UNANSWERED_PINGS};
 use super::end::{End, Ending};
 use super::fault::{self, Action, BookFault, BookFaults, Cut, Fault, Injected};
 use super::market::{Event, Snap};
@@ -33,6 +33,7 @@ use super::state::Inner;
 use super::symbol::SymInfo;
 use super::transport::{is_would_block, SimStream};
 use super::{binance, bybit, okx};
+use super::{defined, defined_proto};
 
 /// Longest wait on the event channel before servicing the socket again.
 const IDLE_WAIT: Duration = Duration::from_millis(1);
@@ -122,6 +123,10 @@ pub(crate) struct Conn {
     /// non-decreasing order (so the front holds the earliest).
     pings: VecDeque<(Bytes, Instant)>,
     ping_counter: u64,
+    /// A defined venue with `server_ping`: when its next ping goes out, and
+    /// how many went unanswered.
+    app_ping: Option<Instant>,
+    app_unanswered: u32,
     /// The private stream of a private connection (requests go there, and
     /// its account messages are written by [`Conn::pump_private`]).
     private: Option<PrivateConn>,
@@ -138,6 +143,12 @@ impl Conn {
         faults: Receiver<Injected>,
     ) -> Conn {
         let now = Instant::now();
+        let app_ping = match session.venue {
+            SimVenue::Defined(v) => {
+                defined_proto::server_ping(v).map(|_| now + inner.cfg.server_ping_interval)
+            }
+            _ => None,
+        };
         Conn {
             inner,
             id,
@@ -152,6 +163,8 @@ impl Conn {
             book_faults: BookFaults::default(),
             pings: VecDeque::new(),
             ping_counter: 0,
+            app_ping,
+            app_unanswered: 0,
             private: None,
         }
     }
@@ -229,13 +242,21 @@ impl Conn {
                     return End::Close(1001, "max connection age");
                 }
             }
-            if self.session.venue != SimVenue::Binance {
-                if let Some(idle) = self.inner.cfg.idle_timeout {
+            let idle = match self.session.venue {
+                SimVenue::Binance => None,
+                SimVenue::Defined(v) => defined::idle_limit(v, self.inner.cfg.idle_timeout),
+                _ => self.inner.cfg.idle_timeout,
+            };
+            {
+                if let Some(idle) = idle {
                     if now.saturating_duration_since(self.last_text) >= idle {
                         self.inner.update(|st| st.counters.idle_closes += 1);
                         return End::Close(1001, "idle timeout");
                     }
                 }
+            }
+            if let Err(end) = self.app_ping(now) {
+                return end;
             }
             if let Err(end) = self.pump_events() {
                 return end;
@@ -332,10 +353,18 @@ impl Conn {
                     .book
                     .as_deref()
                     .and_then(|msg| book_faults.faulty(venue, msg))
-                    .map(|msg| {
-                        seq = msg.last_id;
-                        prev_seq = msg.prev_id;
-                        render::book(venue, &inner.info[ev.sym], &msg, sub.spot)
+                    .map(|msg| match venue {
+                        SimVenue::Defined(v) => {
+                            let w = defined::quote(v, &inner.info[ev.sym], &msg);
+                            let w = w.unwrap_or_else(|| unreachable!("a quote it sent before"));
+                            (seq, prev_seq) = (w.seq, w.prev_seq);
+                            w.payload
+                        }
+                        _ => {
+                            seq = msg.last_id;
+                            prev_seq = msg.prev_id;
+                            render::book(venue, &inner.info[ev.sym], &msg, sub.spot)
+                        }
                     });
                 let payload = faulty.as_deref().unwrap_or(base);
                 let deeper = venue
@@ -500,11 +529,19 @@ impl Conn {
             }
             return self.flush();
         }
+        if let SimVenue::Defined(v) = self.session.venue {
+            if defined_proto::is_ping_reply(v, text) {
+                self.app_unanswered = 0;
+                self.inner.update(|st| st.counters.pongs_received += 1);
+                return Ok(());
+            }
+        }
         let (session, env) = (&mut self.session, &*self.inner);
         let out = match session.venue {
             SimVenue::Binance => binance::handle(text, session, env),
             SimVenue::BybitSpot | SimVenue::BybitLinear => bybit::handle(text, session, env),
             SimVenue::Okx => okx::handle(text, session, env),
+            SimVenue::Defined(v) => defined_proto::handle(v, text, session, env),
         };
         if out.is_empty() {
             return Ok(());
@@ -576,6 +613,27 @@ impl Conn {
     fn apply_book(&mut self, fault: BookFault) {
         if self.book_faults.arm(fault) {
             self.count_fault();
+        }
+    }
+
+    /// A defined venue's own ping when it is due (counted in `pings_sent`);
+    /// too many unanswered close the connection with 1008.
+    fn app_ping(&mut self, now: Instant) -> Result<(), End> {
+        let (Some(at), SimVenue::Defined(v)) = (self.app_ping, self.session.venue) else {
+            return Ok(());
+        };
+        if now < at {
+            return Ok(());
+        }
+        if self.app_unanswered >= MAX_UNANSWERED_PINGS {
+            return Err(End::Close(1008, "pong timeout"));
+        }
+        self.app_ping = Some(now + self.inner.cfg.server_ping_interval);
+        self.app_unanswered += 1;
+        self.inner.update(|st| st.counters.pings_sent += 1);
+        match defined_proto::server_ping(v) {
+            Some(text) => self.send_text(text),
+            None => Ok(()),
         }
     }
 

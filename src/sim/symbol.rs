@@ -13,6 +13,8 @@ pub(crate) struct SymInfo {
     pub okx_spot: String,
     /// Price decimals (prices are integers in units of `10^-decimals`).
     pub decimals: u32,
+    /// The name on a defined venue (`SimConfig::venue_symbols`; else `name`).
+    pub venue: String,
 }
 
 /// Quote currencies recognised when splitting a symbol for OKX, longest first.
@@ -38,6 +40,7 @@ impl SymInfo {
         };
         SymInfo {
             lower: name.to_ascii_lowercase(),
+            venue: name.clone(),
             name,
             okx_swap,
             okx_spot,

@@ -198,9 +198,9 @@ fn decide(inner: &Inner, req: &Request) -> Result<Upgrade, Box<ErrorResponse>> {
             private: Some(route),
         });
     }
-    if let Some(ws_path) = inner.cfg.venue.ws_path() {
-        // Bybit / OKX: one path, no subscriptions in the URL.
-        if path != ws_path {
+    if inner.cfg.venue.ws_path().is_some() {
+        // Bybit / OKX / a defined venue: one path, no subscriptions in the URL.
+        if !inner.cfg.venue.serves_path(path) {
             return Err(reject(404, format!("Not found: {path}")));
         }
         return Ok(Upgrade {

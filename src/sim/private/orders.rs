@@ -242,7 +242,8 @@ impl Flow {
                 let delta = self.fill(&mut order, fill);
                 out.push(self.event(AccountEventKind::Order, time_ms, &order, delta));
                 let mut more = match self.venue {
-                    SimVenue::Binance => vec![AccountEventKind::Balance],
+                    // A defined venue has no accounts (refused at start).
+                    SimVenue::Binance | SimVenue::Defined(_) => vec![AccountEventKind::Balance],
                     SimVenue::Okx => vec![AccountEventKind::Position, AccountEventKind::Balance],
                     SimVenue::BybitSpot | SimVenue::BybitLinear => vec![
                         AccountEventKind::Execution,

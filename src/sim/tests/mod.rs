@@ -22,6 +22,7 @@ use super::*;
 mod binance;
 mod book_faults;
 mod bybit;
+mod defined;
 mod faults;
 mod lifecycle;
 mod okx;
