@@ -1,5 +1,6 @@
-//! `wsfeed demo`: four simulated venues, the engine with the demo strategy, one account per
-//! venue beside the market feeds (its private stream: orders, balances, positions), and a fault
+//! `wsfeed demo`: five simulated venues (one of them, Hyperliquid, a venue defined in config,
+//! spoken by the simulator from the same definition), the engine with the demo strategy, one
+//! account per built-in venue beside the market feeds (its private stream: orders, balances, positions), and a fault
 //! schedule that covers every fault the simulator can inject, spread over the run (or, for the
 //! soak, hundreds of them).
 
@@ -11,6 +12,7 @@ use crate::config::{AccountConfig, Config, ConfigError, FileConfig, StrategyPlac
 use crate::sim::{
     start_group, BookFault, ConnId, Fault, SharedMarket, Sim, SimAccount, SimConfig, SimVenue,
 };
+use crate::venue::defined::{spec::VenueSpec, Defined};
 
 /// The demo's config, as shipped in `configs/demo.toml`.
 pub const DEMO_TOML: &str = include_str!("../configs/demo.toml");
@@ -26,6 +28,8 @@ pub enum Target {
     Bybit,
     /// The OKX venue.
     Okx,
+    /// Hyperliquid, defined in config (`configs/venues/hyperliquid.toml`).
+    Hyperliquid,
 }
 
 /// A fault of the simulator: on a connection or the listener, or on an order book.
@@ -73,12 +77,36 @@ pub struct DemoVenues {
     pub bybit: Sim,
     /// OKX v5.
     pub okx: Sim,
+    /// Hyperliquid, spoken from its definition (`configs/venues/hyperliquid.toml`).
+    pub hyperliquid: Sim,
+}
+
+/// The venue definitions the demo's config names in `venue_files`, built in so the demo runs
+/// from any folder.
+const VENUE_FILES: [(&str, &str); 1] = [(
+    "venues/hyperliquid.toml",
+    include_str!("../configs/venues/hyperliquid.toml"),
+)];
+
+/// Hyperliquid's definition as the demo uses it: its coins (`BTC`) are the other venues'
+/// `BTCUSDT` instrument, so the arbitrage strategy compares them (the simulated venues quote one
+/// market; the real Hyperliquid prices in USDC).
+fn hyperliquid_spec() -> Result<VenueSpec, ConfigError> {
+    let mut spec: VenueSpec = toml::from_str(VENUE_FILES[0].1).map_err(|e| ConfigError {
+        file: Some(VENUE_FILES[0].0.into()),
+        message: e.to_string(),
+    })?;
+    spec.instrument = Some("{symbol}USDT".into());
+    Ok(spec)
 }
 
 impl DemoVenues {
-    /// Starts the four, with TLS, on one shared market: their prices differ by a few basis
+    /// Starts the five, with TLS, on one shared market: their prices differ by a few basis
     /// points and, now and then, briefly by more.
     pub fn start() -> std::io::Result<DemoVenues> {
+        let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+        let spec = hyperliquid_spec().map_err(|e| invalid(e.to_string()))?;
+        let hyperliquid = Defined::load(&spec).map_err(invalid)?;
         let symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT"];
         let shared = SharedMarket::new(symbols, 0x5EED_CAFE);
         let cfg = |venue, usdm_routing, seed| SimConfig {
@@ -97,16 +125,22 @@ impl DemoVenues {
                 cfg(SimVenue::Binance, true, 29),
                 cfg(SimVenue::BybitLinear, false, 37),
                 cfg(SimVenue::Okx, false, 41),
+                SimConfig {
+                    venue_symbols: vec!["BTC".into(), "ETH".into(), "SOL".into()],
+                    accounts: Vec::new(),
+                    ..cfg(SimVenue::Defined(hyperliquid), false, 43)
+                },
             ],
             shared,
         )?
         .into_iter();
-        let mut next = || sims.next().expect("four simulators");
+        let mut next = || sims.next().expect("five simulators");
         Ok(DemoVenues {
             spot: next(),
             usdm: next(),
             bybit: next(),
             okx: next(),
+            hyperliquid: next(),
         })
     }
 
@@ -117,6 +151,7 @@ impl DemoVenues {
             Target::Usdm => &self.usdm,
             Target::Bybit => &self.bybit,
             Target::Okx => &self.okx,
+            Target::Hyperliquid => &self.hyperliquid,
         }
     }
 
@@ -127,6 +162,20 @@ impl DemoVenues {
             file: Some("configs/demo.toml".into()),
             message: e.to_string(),
         })?;
+        for f in std::mem::take(&mut file.venue_files) {
+            match VENUE_FILES
+                .iter()
+                .find(|(name, _)| f == std::path::Path::new(name))
+            {
+                Some(_) => file.venues.push(hyperliquid_spec()?),
+                None => {
+                    return Err(ConfigError {
+                        file: Some("configs/demo.toml".into()),
+                        message: format!("venue_files: the demo has no '{}'", f.display()),
+                    })
+                }
+            }
+        }
         if strategy == StrategyPlace::Inline {
             file.engine.strategy = StrategyPlace::Inline;
             file.engine.strategy_wait = None;
@@ -180,11 +229,18 @@ impl DemoVenues {
                 "binance-spot" => &self.spot,
                 "binance-usdm" => &self.usdm,
                 "bybit-linear" | "bybit-spot" => &self.bybit,
+                "hyperliquid" => &self.hyperliquid,
                 _ => &self.okx,
             };
-            feed.url = Some(sim.base_url());
+            // A defined venue's URL keeps its path (Hyperliquid's `/ws`).
+            let path = match sim.config().venue {
+                SimVenue::Defined(_) => sim.config().venue.ws_path().unwrap_or(""),
+                _ => "",
+            };
+            let url = format!("{}{path}", sim.base_url());
+            feed.url = Some(url.clone());
             if feed.standby_url.is_some() {
-                feed.standby_url = Some(sim.base_url());
+                feed.standby_url = Some(url);
             }
             feed.ca_pem = sim.ca_pem();
         }
@@ -275,6 +331,8 @@ fn normal_schedule(run: Duration) -> Vec<Scheduled> {
         b(0.62, Usdm, BookFault::SnapshotStale),
         b(0.62, Usdm, BookFault::BreakChain),
         s(0.70, Bybit, Fault::Stall { duration: stall }),
+        s(0.32, Hyperliquid, Fault::Reset),
+        s(0.60, Hyperliquid, Fault::Stall { duration: stall }),
         Scheduled {
             at: at(0.42),
             target: Usdm,
@@ -301,8 +359,13 @@ fn heavy_schedule(run: Duration, seed: u64) -> Vec<Scheduled> {
     let mut at = Duration::from_secs(2);
     let mut out = Vec::new();
     while at < end {
-        let target =
-            [Target::Spot, Target::Usdm, Target::Bybit, Target::Okx][(next() % 4) as usize];
+        let target = [
+            Target::Spot,
+            Target::Usdm,
+            Target::Bybit,
+            Target::Okx,
+            Target::Hyperliquid,
+        ][(next() % 5) as usize];
         let r = next();
         let book = match r % 100 {
             40..=42 => Some(BookFault::SkipSeq),
@@ -342,6 +405,7 @@ fn heavy_schedule(run: Duration, seed: u64) -> Vec<Scheduled> {
                     Target::Usdm => "btcusdt@markPrice@1s",
                     Target::Bybit => "orderbook.50.BTCUSDT",
                     Target::Okx => "books:BTC-USDT-SWAP",
+                    Target::Hyperliquid => "bbo:BTC",
                 }
                 .into(),
             },
@@ -483,6 +547,7 @@ impl Target {
             Target::Usdm => "Binance USD-M",
             Target::Bybit => "Bybit linear",
             Target::Okx => "OKX",
+            Target::Hyperliquid => "Hyperliquid",
         }
     }
 }

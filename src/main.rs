@@ -35,8 +35,9 @@ enum Command {
     /// Simulated venues, a fault schedule and the arbitrage strategy: live status, then a
     /// summary
     ///
-    /// Starts four simulated venues (Binance spot, Binance USD-M, Bybit linear, OKX; TLS with a
-    /// CA generated at start) quoting one market, runs the engine over eight feeds, injects
+    /// Starts five simulated venues (Binance spot, Binance USD-M, Bybit linear, OKX, and
+    /// Hyperliquid, defined in config; TLS with a CA generated at start) quoting one market,
+    /// runs the engine over nine feeds, injects
     /// faults on a schedule and prints a status line every second and a summary at the end.
     /// Ctrl-C stops it early and still prints the summary.
     Demo(DemoArgs),
@@ -484,13 +485,14 @@ mod demo_cmd {
         }
         let schedule = demo::schedule(seconds, level);
         println!(
-            "wsfeed demo: {}s against four simulated venues quoting one market, TLS with a generated CA: \
-             Binance spot {}, Binance USD-M {}, Bybit linear {}, OKX {}",
+            "wsfeed demo: {}s against five simulated venues quoting one market, TLS with a generated CA: \
+             Binance spot {}, Binance USD-M {}, Bybit linear {}, OKX {}, Hyperliquid (defined in config) {}",
             seconds.as_secs(),
             venues.spot.base_url(),
             venues.usdm.base_url(),
             venues.bybit.base_url(),
-            venues.okx.base_url()
+            venues.okx.base_url(),
+            venues.hyperliquid.base_url()
         );
         if schedule.len() <= 40 {
             println!(

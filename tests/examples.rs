@@ -138,3 +138,61 @@ fn the_sniper_example_fires_on_the_simulator_from_its_driver_thread() {
         sniper.report()
     );
 }
+
+/// The spread watcher across a built-in venue and one defined in config: Hyperliquid, spoken by
+/// the demo's simulator from `configs/venues/hyperliquid.toml`, its coins taken as the
+/// `…USDT` instruments (as the demo's arbitrage does), compared with Binance USD-M's quotes.
+#[test]
+fn the_spread_example_compares_a_built_in_venue_with_one_defined_in_config() {
+    let venues = DemoVenues::start().expect("the simulated venues start");
+    let mut file: FileConfig = toml::from_str(
+        r#"
+        [[feeds]]
+        name = "binance"
+        venue = "binance-usdm"
+        streams = ["btcusdt@bookTicker", "ethusdt@bookTicker"]
+        [[feeds]]
+        name = "hl"
+        venue = "hyperliquid"
+        streams = ["bbo:BTC", "bbo:ETH"]
+        "#,
+    )
+    .unwrap();
+    let mut spec: wsfeed::venue::defined::spec::VenueSpec =
+        toml::from_str(include_str!("../configs/venues/hyperliquid.toml")).unwrap();
+    spec.instrument = Some("{symbol}USDT".into());
+    file.venues.push(spec);
+    venues.point_at(&mut file);
+    let config = file.validate().expect("the pointed config is valid");
+    let (tx, events) = crossbeam_channel::unbounded();
+    let engine = spread::start(config, move |e| {
+        let _ = tx.send(e);
+    })
+    .expect("the engine starts");
+    let deadline = Instant::now() + WAIT;
+    let mut symbols = BTreeSet::new();
+    while symbols.len() < 2 {
+        let event = events
+            .recv_deadline(deadline)
+            .unwrap_or_else(|_| panic!("spreads of BTCUSDT and ETHUSDT within {WAIT:?}"));
+        if let Event::Spread {
+            symbol,
+            buy_on,
+            sell_on,
+            bps,
+        } = event
+        {
+            let pair = BTreeSet::from([buy_on.as_str(), sell_on.as_str()]);
+            assert_eq!(pair, BTreeSet::from(["binance", "hl"]), "{symbol}");
+            assert!(bps.abs() < 100.0, "{symbol}: {bps} bps");
+            symbols.insert(symbol);
+        }
+    }
+    assert_eq!(
+        symbols,
+        BTreeSet::from(["BTCUSDT".into(), "ETHUSDT".into()])
+    );
+    let (summary, _) = engine.stop();
+    let hl = summary.feeds.iter().find(|f| f.name == "hl").unwrap();
+    assert!(hl.ticks > 0 && hl.parse_errors == 0, "{hl:?}");
+}

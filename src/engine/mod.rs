@@ -1,6 +1,6 @@
 //! Builds the threads from a validated config, wires the channels, and shuts down in order.
 //!
-//! What runs is worked out first ([`plan`]): one feed per connection route of each configured
+//! What runs is worked out first (`plan.rs`): one feed per connection route of each configured
 //! feed (Binance USD-M `/public` and `/market` are two), and which thread (driver) runs which
 //! feeds — a thread per feed unless feeds share a `[[drivers]]` entry. With `strategy =
 //! "thread"` every driver sends to one strategy thread over per-feed channels; with `strategy =
