@@ -201,13 +201,16 @@ fn read_stream(
     let mut bad = 0;
     let mut last: Option<u64> = None;
     let mut seen = std::collections::HashSet::new();
+    // A stream numbered by time may send several updates in one millisecond: as on the live
+    // path, they are told apart by their text.
+    let mut seen_at = std::collections::HashSet::new();
     for line in BufReader::new(file).lines() {
         let line = line.map_err(|e| format!("{}: {e}", s.file.display()))?;
         if crate::capture::parse_line(&line).is_some_and(|l| l.again) {
             // Given to a book again after a resync: the numbering has it once already.
             continue;
         }
-        let Some(seq) = message_seq(venue, kind, &line) else {
+        let Some((seq, fp)) = message_seq(venue, kind, &line) else {
             bad += 1;
             continue;
         };
@@ -215,6 +218,16 @@ fn read_stream(
         if s.rule == SeqRule::Chained && seq.prev.is_none() {
             // A snapshot (Bybit, OKX): the book starts over here, whatever its id.
             s.span = Some((s.span.map_or(seq.id, |(a, _)| a.min(seq.id)), seq.id));
+            last = Some(seq.id);
+            continue;
+        }
+        if s.rule == SeqRule::Time {
+            if !seen_at.insert((seq.id, fp)) {
+                s.duplicates += 1;
+            } else if last.is_some_and(|l| seq.id < l) {
+                s.regressions += 1;
+            }
+            s.span = Some((s.span.map_or(seq.id, |(a, _)| a), seq.id));
             last = Some(seq.id);
             continue;
         }
@@ -254,12 +267,12 @@ fn read_stream(
     Ok(bad)
 }
 
-/// The sequence of the venue message inside one capture line.
+/// The numbering of the venue message inside one capture line, and its payload's fingerprint.
 fn message_seq(
     venue: Venue,
     kind: crate::venue::StreamKind,
     line: &str,
-) -> Option<crate::venue::Seq> {
+) -> Option<(crate::venue::Seq, u64)> {
     let msg = crate::capture::parse_line(line)?.msg;
     let Ok(Frame::Data { data, .. }) = venue.classify(msg) else {
         return None;
@@ -270,7 +283,7 @@ fn message_seq(
             seq.get_or_insert(s);
         })
         .ok()?;
-    seq
+    Some((seq?, crate::feed::seq::fingerprint(data)))
 }
 
 /// Compares holes with reports.
@@ -393,6 +406,38 @@ mod tests {
         ));
         let a = audit(&dir).unwrap();
         assert_eq!(a.streams[0].invented, vec![(2, 3)], "{a}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A stream numbered by time (a defined venue's, from the manifest's own definition): two
+    /// updates of one millisecond are two messages; the same text twice is a duplicate.
+    #[test]
+    fn updates_numbered_by_time_are_told_apart_by_their_text() {
+        let dir = std::env::temp_dir().join(format!("wsfeed-audit-time-{}", std::process::id()));
+        let folder = dir.join("hyperliquid").join("BTC");
+        std::fs::create_dir_all(&folder).unwrap();
+        let spec: toml::Value =
+            toml::from_str(include_str!("../configs/venues/hyperliquid.toml")).unwrap();
+        let line = |px: &str, time: u64| {
+            format!(
+                r#"{{"recv_ns":1,"conn":1,"msg":{{"channel":"bbo","data":{{"coin":"BTC","time":{time},"bbo":[{{"px":"{px}","sz":"1","n":1}},{{"px":"101","sz":"1","n":1}}]}}}}}}"#
+            )
+        };
+        let write = |lines: &[String]| {
+            std::fs::write(folder.join("bbo:BTC.jsonl"), lines.join("\n") + "\n").unwrap();
+        };
+        let manifest = serde_json::json!({
+            "config": {"venues": [spec]},
+            "feeds": [{"name": "hl", "venue": "hyperliquid", "streams": ["bbo:BTC"]}],
+        });
+        std::fs::write(dir.join("session_manifest.json"), manifest.to_string()).unwrap();
+        write(&[line("100", 5), line("100.5", 5), line("99", 6)]);
+        let a = audit(&dir).unwrap();
+        assert!(a.ok(), "{a}");
+        assert_eq!((a.streams[0].messages, a.streams[0].duplicates), (3, 0));
+        write(&[line("100", 5), line("100", 5)]);
+        let a = audit(&dir).unwrap();
+        assert_eq!(a.streams[0].duplicates, 1, "{a}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
