@@ -14,7 +14,9 @@
 //! a streaming one (the default asks for 1 s) and `connect_limit` is raised: this is loopback,
 //! not a venue's budget.
 //!
-//! `cargo bench --bench reconnect` (about 20 s); `-- --cycles N` (default 200 per transport).
+//! `cargo bench --bench reconnect` (about 20 s); `-- --cycles N` (default 200 per transport);
+//! `-- --venue hyperliquid` or `-- --venue paradex`: the same through a venue defined in config
+//! (`configs/venues/<name>.toml`), the simulator speaking it from the same definition.
 
 mod common;
 
@@ -28,9 +30,10 @@ use hdrhistogram::Histogram;
 use wsfeed::clock;
 use wsfeed::config::Config;
 use wsfeed::engine::Engine;
-use wsfeed::sim::{Fault, Sim, SimConfig};
+use wsfeed::sim::{Fault, Sim, SimConfig, SimVenue};
 use wsfeed::strategy::Strategy;
 use wsfeed::tick::{FeedId, Health, Tick};
+use wsfeed::venue::defined::Defined;
 
 /// What the strategy reports to the bench thread.
 enum Seen {
@@ -74,9 +77,75 @@ struct Run {
     failed: usize,
 }
 
-fn sim(tls: bool) -> Sim {
+/// The venue under test: Binance spot, or a shipped definition.
+struct Under {
+    /// `venue = …` and, for a definition, the config line that loads it.
+    venue: String,
+    venue_files: String,
+    stream: String,
+    sim_venue: SimVenue,
+    venue_symbols: Vec<String>,
+    /// The URL path the feed connects to.
+    path: String,
+}
+
+impl Under {
+    /// The path the bare handshake upgrades on.
+    fn floor_path(&self) -> &str {
+        match self.sim_venue {
+            SimVenue::Binance => "/stream",
+            _ => &self.path,
+        }
+    }
+
+    /// Output files' suffix: none for Binance (the files as before), `-<venue>` else.
+    fn tag(&self) -> String {
+        match self.sim_venue {
+            SimVenue::Binance => String::new(),
+            _ => format!("-{}", self.venue),
+        }
+    }
+
+    fn new(name: &str) -> Under {
+        let (stream, symbol) = match name {
+            "binance-spot" => {
+                return Under {
+                    venue: name.into(),
+                    venue_files: String::new(),
+                    stream: "btcusdt@bookTicker".into(),
+                    sim_venue: SimVenue::Binance,
+                    venue_symbols: Vec::new(),
+                    path: String::new(),
+                }
+            }
+            "hyperliquid" => ("bbo:BTC", "BTC"),
+            "paradex" => ("bbo.BTC-USD-PERP", "BTC-USD-PERP"),
+            other => {
+                eprintln!("--venue: '{other}' is not binance-spot, hyperliquid or paradex");
+                std::process::exit(2);
+            }
+        };
+        let file = format!("configs/venues/{name}.toml");
+        let text = std::fs::read_to_string(&file).expect("a shipped definition");
+        let spec = toml::from_str(&text).expect("the definition reads");
+        let venue = Defined::load(&spec).expect("the definition compiles");
+        let sim_venue = SimVenue::Defined(venue);
+        Under {
+            venue: name.into(),
+            venue_files: format!("venue_files = [\"{file}\"]\n"),
+            stream: stream.into(),
+            path: sim_venue.ws_path().unwrap_or("").into(),
+            sim_venue,
+            venue_symbols: vec![symbol.into()],
+        }
+    }
+}
+
+fn sim(tls: bool, under: &Under) -> Sim {
     Sim::start(SimConfig {
         tls,
+        venue: under.sim_venue,
+        venue_symbols: under.venue_symbols.clone(),
         usdm_routing: false,
         symbols: vec!["BTCUSDT".into()],
         book_interval: Duration::from_micros(100),
@@ -89,8 +158,8 @@ fn sim(tls: bool) -> Sim {
 }
 
 /// TCP connect + TLS handshake (when `tls`) + WebSocket upgrade, blocking, once.
-fn handshake(sim: &Sim, tls: Option<&Arc<rustls::ClientConfig>>) -> Duration {
-    let url = format!("{}/stream", sim.base_url());
+fn handshake(sim: &Sim, tls: Option<&Arc<rustls::ClientConfig>>, path: &str) -> Duration {
+    let url = format!("{}{path}", sim.base_url());
     let t0 = Instant::now();
     let sock = TcpStream::connect(("127.0.0.1", sim.port())).expect("connect");
     sock.set_nodelay(true).expect("nodelay");
@@ -133,15 +202,19 @@ fn wait_lost_and_back(rx: &Receiver<Seen>) -> Option<(u64, u64, u64)> {
     None
 }
 
-fn run(tls: bool, cycles: usize, settle: Duration) -> Run {
-    let sim = sim(tls);
+fn run(tls: bool, cycles: usize, settle: Duration, under: &Under) -> Run {
+    let sim = sim(tls, under);
     let ca = sim.ca_pem();
     let toml = format!(
-        "[engine]\nconnect_limit = 1000000\nconnect_window_ms = 1000\n\
+        "{}[engine]\nconnect_limit = 1000000\nconnect_window_ms = 1000\n\
          [reconnect]\nat_once_after_ms = 10\nstale_after_ms = 60000\npong_timeout_ms = 10000\n\
-         [[feeds]]\nname = \"rc\"\nvenue = \"binance-spot\"\nurl = \"{}\"\n\
-         streams = [\"btcusdt@bookTicker\"]\n",
-        sim.base_url()
+         [[feeds]]\nname = \"rc\"\nvenue = \"{}\"\nurl = \"{}{}\"\n\
+         streams = [\"{}\"]\n",
+        under.venue_files,
+        under.venue,
+        sim.base_url(),
+        under.path,
+        under.stream
     );
     let mut config = Config::from_toml(&toml).expect("bench config");
     config.feeds[0].extra_ca_pem = ca.clone();
@@ -179,7 +252,8 @@ fn run(tls: bool, cycles: usize, settle: Duration) -> Run {
     let cfg = tls.then(|| wsfeed::net::tls_config(ca.as_deref()).expect("tls config"));
     let mut floor = histogram();
     for _ in 0..cycles {
-        floor.saturating_record(handshake(&sim, cfg.as_ref()).as_nanos() as u64);
+        floor
+            .saturating_record(handshake(&sim, cfg.as_ref(), under.floor_path()).as_nanos() as u64);
     }
     sim.shutdown();
     if recovered < reconnect.len() {
@@ -216,9 +290,12 @@ fn main() {
     // RUST_LOG=debug shows each step of a reconnect, with µs timestamps.
     let _ = env_logger::builder().format_timestamp_micros().try_init();
     clock::init();
-    let mode =
-        "loopback; simulator (Binance, bookTicker every 100 µs) closes the connection cleanly \
-                (1000); engine feed thread blocking in mio, strategy blocking, nothing pinned";
+    let under = Under::new(&args.get("venue", String::from("binance-spot")));
+    let mode = format!(
+        "loopback; simulator ({}, top of book every 100 µs) closes the connection cleanly \
+         (1000); engine feed thread blocking in mio, strategy blocking, nothing pinned",
+        under.venue
+    );
     println!("reconnect: {mode}");
     let mut report = format!(
         "Reconnect after a clean close, {cycles} cycles per transport (µs). Mode: {mode}.\n\n\
@@ -227,7 +304,7 @@ fn main() {
     let mut targets = String::from("\nTargets (TLS, first data included):\n");
     for tls in [false, true] {
         let name = if tls { "wss" } else { "ws" };
-        let r = run(tls, cycles, settle);
+        let r = run(tls, cycles, settle, &under);
         report.push_str(&row(
             &format!("{name}: reconnect (loss → first data)"),
             &r.reconnect,
@@ -252,7 +329,11 @@ fn main() {
                 r.failed
             ));
         }
-        common::write_percentiles(&out, &format!("reconnect-{name}"), &r.reconnect);
+        common::write_percentiles(
+            &out,
+            &format!("reconnect-{name}{}", under.tag()),
+            &r.reconnect,
+        );
         if tls {
             let (p50, p99) = (
                 r.reconnect.value_at_quantile(0.5),
@@ -272,7 +353,7 @@ fn main() {
     }
     report.push_str(&targets);
     println!("\n{report}");
-    let path = out.join("reconnect-summary.md");
+    let path = out.join(format!("reconnect{}-summary.md", under.tag()));
     match std::fs::write(&path, &report) {
         Ok(()) => println!("written: {}", path.display()),
         Err(e) => eprintln!("cannot write {}: {e}", path.display()),
