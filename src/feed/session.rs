@@ -259,7 +259,12 @@ impl Session {
         });
         let subs = match check {
             Some(id) => Subscriptions::in_url(id, now),
-            None => Subscriptions::new(&wanted, sh.venue.max_streams_per_request(), now),
+            None => Subscriptions::new(
+                &wanted,
+                sh.venue.max_streams_per_request(),
+                sh.venue.request_spacing(),
+                now,
+            ),
         };
         let mut live = Box::new(Live {
             conn_no,

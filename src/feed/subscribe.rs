@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::venue::StreamKey;
 
-/// Spacing of follow-up subscribe requests (Binance: at most 10 incoming messages per second).
+/// Spacing of follow-up subscribe requests on the built-in venues (Binance: at most 10
+/// incoming messages per second); a custom venue says its own ([`crate::venue::Venue::request_spacing`]).
 pub(crate) const REQUEST_SPACING: Duration = Duration::from_millis(200);
 
 /// A request awaiting its ack: id and the stream indices it asked for.
@@ -42,12 +43,19 @@ pub(crate) struct Subscriptions {
     /// Waiting to be sent.
     queued: VecDeque<Vec<u16>>,
     next_send: Instant,
+    /// Time between requests.
+    spacing: Duration,
 }
 
 impl Subscriptions {
-    /// Every stream in `wanted` to subscribe, `per_request` at most in one request, the first
-    /// request due at `now`.
-    pub(crate) fn new(wanted: &[u16], per_request: usize, now: Instant) -> Subscriptions {
+    /// Every stream in `wanted` to subscribe, `per_request` at most in one request, `spacing`
+    /// apart, the first request due at `now`.
+    pub(crate) fn new(
+        wanted: &[u16],
+        per_request: usize,
+        spacing: Duration,
+        now: Instant,
+    ) -> Subscriptions {
         Subscriptions {
             pending: Vec::new(),
             queued: wanted
@@ -55,6 +63,7 @@ impl Subscriptions {
                 .map(<[u16]>::to_vec)
                 .collect(),
             next_send: now,
+            spacing,
         }
     }
 
@@ -70,6 +79,7 @@ impl Subscriptions {
             }],
             queued: VecDeque::new(),
             next_send: now,
+            spacing: REQUEST_SPACING,
         }
     }
 
@@ -98,7 +108,7 @@ impl Subscriptions {
             sent_at: now,
             check: false,
         });
-        self.next_send = now + REQUEST_SPACING;
+        self.next_send = now + self.spacing;
     }
 
     /// Every subscribe request sent and answered (a check may still be out).
@@ -176,7 +186,7 @@ mod tests {
     fn requests_are_spaced_and_refusals_split_until_one_stream_is_left() {
         let t0 = Instant::now();
         let active = [true; 5];
-        let mut s = Subscriptions::new(&[0, 1, 2, 3, 4], 4, t0);
+        let mut s = Subscriptions::new(&[0, 1, 2, 3, 4], 4, REQUEST_SPACING, t0);
         let first = s.next_request(t0, &active).unwrap();
         assert_eq!(first, [0, 1, 2, 3]);
         s.sent(1, first, t0);
@@ -228,7 +238,7 @@ mod tests {
     fn okx_acks_each_stream_of_a_request() {
         let t0 = Instant::now();
         let names = ["books:BTC-USDT", "trades:BTC-USDT"];
-        let mut s = Subscriptions::new(&[0, 1], 10, t0);
+        let mut s = Subscriptions::new(&[0, 1], 10, REQUEST_SPACING, t0);
         let req = s.next_request(t0, &[true, true]).unwrap();
         s.sent(7, req, t0);
         let key = StreamKey {
@@ -262,7 +272,7 @@ mod tests {
         let t0 = Instant::now();
         let names = ["books:BTC-USDT", "trades:BTC-USDT", "bbo-tbt:ETH-USDT"];
         let name_of = |i: u16| names[usize::from(i)];
-        let mut s = Subscriptions::new(&[0, 1, 2], 2, t0);
+        let mut s = Subscriptions::new(&[0, 1, 2], 2, REQUEST_SPACING, t0);
         let first = s.next_request(t0, &[true; 3]).unwrap();
         s.sent(1, first, t0);
         let at = t0 + REQUEST_SPACING;
@@ -290,7 +300,7 @@ mod tests {
         assert!(s.complete());
 
         // Bybit: nothing named, the oldest request is answered.
-        let mut s = Subscriptions::new(&[0, 1, 2], 2, t0);
+        let mut s = Subscriptions::new(&[0, 1, 2], 2, REQUEST_SPACING, t0);
         let first = s.next_request(t0, &[true; 3]).unwrap();
         s.sent(1, first, t0);
         let second = s.next_request(at, &[true; 3]).unwrap();
@@ -299,5 +309,17 @@ mod tests {
         assert_eq!(s.on_ack(None, None, name_of), Some(vec![2]));
         assert_eq!(s.on_ack(None, None, name_of), None, "nothing left");
         assert!(s.complete());
+    }
+
+    #[test]
+    fn a_venue_that_takes_more_requests_gets_them_sooner() {
+        let t0 = Instant::now();
+        let spacing = Duration::from_millis(50);
+        let mut s = Subscriptions::new(&[0, 1, 2], 1, spacing, t0);
+        let active = [true; 3];
+        let first = s.next_request(t0, &active).unwrap();
+        s.sent(1, first, t0);
+        assert_eq!(s.send_deadline(), Some(t0 + spacing));
+        assert_eq!(s.next_request(t0 + spacing, &active), Some(vec![1]));
     }
 }

@@ -64,6 +64,11 @@ pub trait Codec: Send + Sync + 'static {
         100
     }
 
+    /// Time between a connection's subscribe requests (the venue's limit on messages it takes).
+    fn request_spacing(&self) -> Duration {
+        Duration::from_millis(200)
+    }
+
     /// The application-level ping, when the venue wants one instead of WebSocket pings.
     fn ping_text(&self) -> Option<&str> {
         None

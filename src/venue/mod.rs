@@ -243,6 +243,15 @@ impl Venue {
         }
     }
 
+    /// Time between a connection's subscribe requests: 200 ms on the built-in venues (Binance
+    /// takes at most 10 incoming messages a second), what a custom venue says.
+    pub fn request_spacing(self) -> Duration {
+        match self {
+            Venue::Custom(c) => c.codec().request_spacing(),
+            _ => Duration::from_millis(200),
+        }
+    }
+
     /// Most streams one connection may carry.
     pub fn max_streams_per_connection(self) -> usize {
         // Binance: "A single connection can listen to a maximum of 1024 streams" (spot),

@@ -119,6 +119,12 @@ impl Defined {
                 "must be at least 1",
             ));
         }
+        if spec.request_spacing_ms > 10_000 {
+            return Err(at.err(
+                "request_spacing_ms",
+                format!("{} is above 10000 ms", spec.request_spacing_ms),
+            ));
+        }
         if spec.connect_limit == 0 || spec.connect_window_ms == 0 {
             return Err(at.err("connect_limit / connect_window_ms", "must be at least 1"));
         }

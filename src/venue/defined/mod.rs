@@ -540,6 +540,10 @@ impl Codec for Defined {
         self.spec.max_streams_per_connection
     }
 
+    fn request_spacing(&self) -> Duration {
+        Duration::from_millis(self.spec.request_spacing_ms)
+    }
+
     fn ping_text(&self) -> Option<&str> {
         self.ping_text.as_deref()
     }

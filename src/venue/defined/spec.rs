@@ -34,6 +34,9 @@ pub struct VenueSpec {
     /// Most streams one connection carries (default 100).
     #[serde(default = "default_per_connection")]
     pub max_streams_per_connection: usize,
+    /// Time between a connection's subscribe requests, ms (default 200: five requests a second).
+    #[serde(default = "default_request_spacing")]
+    pub request_spacing_ms: u64,
     /// Connection attempts the venue allows one IP in `connect_window_ms` (default 5).
     #[serde(default = "default_connect_limit")]
     pub connect_limit: u32,
@@ -70,6 +73,9 @@ fn default_per_request() -> usize {
 }
 fn default_per_connection() -> usize {
     100
+}
+fn default_request_spacing() -> u64 {
+    200
 }
 fn default_connect_limit() -> u32 {
     5

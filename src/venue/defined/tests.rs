@@ -96,6 +96,7 @@ fn hyperliquid_reads_its_messages() {
     assert_eq!(v.ping_text(), Some(r#"{"method":"ping"}"#));
     assert_eq!(v.max_streams_per_request(), 1);
     assert_eq!(v.connect_limit(), (30, Duration::from_secs(60)));
+    assert_eq!(v.request_spacing(), Duration::from_millis(50));
 }
 
 #[test]
