@@ -56,7 +56,7 @@ fn fixture(path: &str) -> String {
 
 #[test]
 fn defined_venues_read_messages_without_allocating() {
-    let (hl, px) = (shipped("hyperliquid"), shipped("paradex"));
+    let (hl, px, vest) = (shipped("hyperliquid"), shipped("paradex"), shipped("vest"));
     let trade = r#"{"coin":"BTC","side":"B","px":"72581.0","sz":"0.00017","time":1787259217020,"hash":"0x0","tid":877707108085800,"users":["a","b"]}"#;
     let forty = format!(
         r#"{{"channel":"trades","data":[{}]}}"#,
@@ -73,6 +73,8 @@ fn defined_venues_read_messages_without_allocating() {
         (px, "trades.ALL", fixture("paradex/trades.json")),
         (px, "", fixture("paradex/subscribe_ack.json")),
         (px, "", fixture("paradex/error_subscription.json")),
+        (vest, "DOGE-PERP@depth", fixture("vest/depth.json")),
+        (vest, "", fixture("vest/pong.json")),
     ];
     let kinds: Vec<_> = cases
         .iter()
@@ -95,7 +97,7 @@ fn defined_venues_read_messages_without_allocating() {
     }
     ARMED.with(|a| a.set(false));
     let allocations = COUNT.with(Cell::get);
-    // 1 + 1 + 40 + 1 + 1 ticks a round.
-    assert_eq!(ticks, 44 * 1000);
+    // 1 + 1 + 40 + 1 + 1 + 1 ticks a round.
+    assert_eq!(ticks, 45 * 1000);
     assert_eq!(allocations, 0, "allocations while reading {ticks} ticks");
 }

@@ -1,5 +1,5 @@
 //! Venues defined in config, end to end: the simulator speaks each venue from the same
-//! definition the engine reads (the shipped Paradex and Hyperliquid definitions, and a test
+//! definition the engine reads (the shipped Paradex, Hyperliquid and Vest definitions, and a test
 //! venue numbered `+1` with a keep-alive and a ping of its own), and the engine gets every
 //! feature that needs no venue knowledge: quotes and trades with the right prices and sides,
 //! reconnect after a reset and a half-open connection with the outage's missed ids exactly
@@ -28,6 +28,8 @@ use wsfeed::venue::Venue;
 
 const PARADEX: &str = "configs/venues/paradex.toml";
 const HYPERLIQUID: &str = "configs/venues/hyperliquid.toml";
+/// Symbol first (`BTC-PERP@depth`), a null-result ack, top of book from depth, unnumbered.
+const VEST: &str = "configs/venues/vest.toml";
 /// `simtest`: `{streams}` requests, `+1` quotes (`quote@…`, µs times) and `+1` trades
 /// (`deal@…`, several a message, ns times), a keep-alive and a server ping.
 const TEST_VENUE: &str = "src/sim/tests/defined_venue.toml";
@@ -296,6 +298,40 @@ streams = ["bbo:BTC", "trades:ETH", "bbo:ETH"]
     assert!(summary.feeds.iter().all(|f| f.gaps.is_empty()));
     paradex.shutdown();
     hyper.shutdown();
+}
+
+/// Vest's definition: streams named symbol first, acked with a null result, top of book read
+/// from depth messages that carry no number and no time; after a reset it comes back and the
+/// outage is a gap.
+#[test]
+fn vest_streams_top_of_book_from_depth_and_comes_back_after_a_reset() {
+    let vest = sim_of(VEST, ["BTC-PERP", "ETH-PERP"], |_| {});
+    let streams = ["BTC-PERP@depth", "ETH-PERP@depth"];
+    let feed = defined_feed("vest", "vest", &vest, &streams);
+    let (engine, probe, data) = engine_with(&[VEST], vec![feed], fast_reconnect(), |_| {});
+    probe.wait("quotes on both streams", |s| {
+        streams.iter().all(|n| ticks_of(s, 0, n) >= 20)
+    });
+    outage(&vest, &probe, Fault::Reset, 1);
+    let (summary, _) = engine.stop();
+    let data = data.lock().unwrap();
+    for stream in streams {
+        let (lo, hi) = if stream.starts_with("BTC") {
+            (50_000.0, 70_000.0)
+        } else {
+            (2_500.0, 3_500.0)
+        };
+        let quotes: Vec<_> = data.iter().filter(|(_, n, _)| n == stream).collect();
+        assert!(quotes.len() >= 20, "{stream}");
+        for (_, _, d) in quotes {
+            let TickData::Quote { bid, ask, .. } = *d else {
+                panic!("{stream}: {d:?}");
+            };
+            assert!(lo < bid && bid < ask && ask < hi, "{stream}: {d:?}");
+        }
+    }
+    assert_eq!(outages(&summary).len(), 1, "{:?}", summary.feeds[0].gaps);
+    vest.shutdown();
 }
 
 // ----- 2. outages: the missed ids are exactly the ground truth's ---------------------------------

@@ -1,5 +1,6 @@
-//! Vest's public WebSocket as a [`Codec`] written in Rust: what a venue needs when a
-//! `[[venues]]` definition cannot say it. Vest names a stream symbol first (`BTC-PERP@depth`),
+//! Vest's public WebSocket as a [`Codec`] written in Rust: the trait a program implements for a
+//! venue a `[[venues]]` definition does not fit (`configs/venues/vest.toml` describes this same
+//! venue in config, for comparison). Vest names a stream symbol first (`BTC-PERP@depth`),
 //! acknowledges with `{"result":null,"id":N}` (a null result), answers its ping with
 //! `{"data":"PONG"}`, and has no best-bid-offer channel: the top of the book is the first level
 //! of each side of `@depth`.

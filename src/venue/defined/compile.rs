@@ -247,7 +247,7 @@ impl Defined {
                     format!("a second {:?} channel; one channel per tick kind", c.tick),
                 ));
             }
-            let ch = channel(&at, &field, c, &naming, data_channel.is_some(), &mut env)?;
+            let ch = channel(&at, &field, c, data_channel.is_some(), &mut env)?;
             channels.push(ch);
         }
 
@@ -290,7 +290,6 @@ fn channel(
     at: &At<'_>,
     field: &str,
     c: &ChannelSpec,
-    naming: &Naming,
     symbol_in_update: bool,
     env: &mut Envelope,
 ) -> Result<Channel, String> {
@@ -407,19 +406,14 @@ fn channel(
         SeqSpec::Increasing => SeqRule::Ids,
         SeqSpec::None => SeqRule::Time,
     };
+    // Without a number or a time a message is unnumbered: always delivered, never judged a
+    // duplicate (a hot standby then delivers it twice).
     let time = add("time", &c.time)?;
-    if seq == SeqRule::Time && time.is_none() {
-        return Err(at.err(
-            &format!("{field}.time"),
-            "is required when the channel has no sequence: duplicates are told apart by time",
-        ));
-    }
     let silence = match c.silence_ms {
         Some(0) => return Err(at.err(&format!("{field}.silence_ms"), "must be at least 1")),
         Some(ms) => Duration::from_millis(ms),
         None => kind.default_silence_limit(),
     };
-    let (head, tail) = naming.around_symbol(&c.name);
     Ok(Channel {
         name: c.name.clone(),
         tick: c.tick,
@@ -435,7 +429,5 @@ fn channel(
         time_unit: c.time_unit,
         seq,
         silence,
-        head,
-        tail,
     })
 }

@@ -37,20 +37,32 @@ struct Cond {
     equals: Option<Literal>,
 }
 
-/// How stream names are written: the text before `{channel}`, between it and `{symbol}`, and
-/// after.
+/// How stream names are written: the text before the first of `{channel}` and `{symbol}`,
+/// between them, and after; and which comes first (Vest writes `BTC-PERP@depth`).
 #[derive(Clone, Debug, PartialEq)]
 struct Naming {
     before: String,
     between: String,
     after: String,
+    symbol_first: bool,
 }
 
 impl Naming {
     fn parse(t: &str) -> Result<Naming, String> {
-        let bad = || format!("'{t}' must hold {{channel}} then {{symbol}}, once each");
-        let (before, rest) = t.split_once("{channel}").ok_or_else(bad)?;
-        let (between, after) = rest.split_once("{symbol}").ok_or_else(bad)?;
+        let bad = || {
+            format!("'{t}' must hold {{channel}} and {{symbol}} once each, with text between them")
+        };
+        let (c, s) = (t.find("{channel}"), t.find("{symbol}"));
+        let (Some(c), Some(s)) = (c, s) else {
+            return Err(bad());
+        };
+        let symbol_first = s < c;
+        let (first, second) = match symbol_first {
+            true => ("{symbol}", "{channel}"),
+            false => ("{channel}", "{symbol}"),
+        };
+        let (before, rest) = t.split_once(first).ok_or_else(bad)?;
+        let (between, after) = rest.split_once(second).ok_or_else(bad)?;
         if [before, between, after]
             .iter()
             .any(|p| p.contains("{channel}") || p.contains("{symbol}"))
@@ -62,25 +74,22 @@ impl Naming {
             before: before.into(),
             between: between.into(),
             after: after.into(),
+            symbol_first,
         })
     }
 
     /// `{channel}:{symbol}`: names match the engine's channel-and-symbol keys.
     fn is_pair(&self) -> bool {
-        self.before.is_empty() && self.between == ":" && self.after.is_empty()
-    }
-
-    /// A channel's names start with the first and end with the second.
-    fn around_symbol(&self, channel: &str) -> (String, String) {
-        (
-            format!("{}{channel}{}", self.before, self.between),
-            self.after.clone(),
-        )
+        !self.symbol_first && self.before.is_empty() && self.between == ":" && self.after.is_empty()
     }
 
     fn name(&self, channel: &str, symbol: &str) -> String {
+        let (first, second) = match self.symbol_first {
+            true => (symbol, channel),
+            false => (channel, symbol),
+        };
         format!(
-            "{}{channel}{}{symbol}{}",
+            "{}{first}{}{second}{}",
             self.before, self.between, self.after
         )
     }
@@ -138,7 +147,11 @@ impl Naming {
         let inner = name
             .strip_prefix(self.before.as_str())?
             .strip_suffix(self.after.as_str())?;
-        let (channel, symbol) = inner.split_once(self.between.as_str())?;
+        let (first, second) = inner.split_once(self.between.as_str())?;
+        let (channel, symbol) = match self.symbol_first {
+            true => (second, first),
+            false => (first, second),
+        };
         (!channel.is_empty() && !symbol.is_empty()).then_some((channel, symbol))
     }
 }
@@ -181,9 +194,6 @@ struct Channel {
     time_unit: TimeUnit,
     seq: SeqRule,
     silence: Duration,
-    /// A stream name of this channel starts with `head` and ends with `tail`.
-    head: String,
-    tail: String,
 }
 
 /// A venue defined in config, compiled.
@@ -423,11 +433,8 @@ impl Codec for Defined {
             return Ok(Frame::Unknown);
         }
         if let Some(name) = string_at(text, found, self.data_stream) {
-            let Some(c) = self
-                .channels
-                .iter()
-                .find(|c| name.starts_with(&c.head) && name.ends_with(&c.tail))
-            else {
+            let channel = self.naming.split(name).map(|(channel, _)| channel);
+            let Some(c) = channel.and_then(|ch| self.channels.iter().find(|c| c.name == ch)) else {
                 return Ok(Frame::Unknown);
             };
             let Some(data) = found[usize::from(c.payload)].text(text) else {

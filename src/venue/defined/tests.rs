@@ -372,7 +372,7 @@ fn definition_mistakes_name_the_venue_and_the_field() {
         (
             "stream_name = \"{channel}/{symbol}\"",
             "stream_name = \"{symbol}\"",
-            "venue 'testx': stream_name: '{symbol}' must hold {channel} then {symbol}",
+            "venue 'testx': stream_name: '{symbol}' must hold {channel} and {symbol} once each",
         ),
         (
             "subscribe = '{\"op\":\"sub\",\"args\":{streams},\"id\":{id}}'",
@@ -430,4 +430,47 @@ fn the_same_definition_is_one_venue_and_another_of_that_name_is_another() {
     assert!(names(&[a]).ends_with(", testx"));
     let e = load_all(&[spec(""), spec("connect_limit = 2")]).unwrap_err();
     assert!(e.contains("venue 'testx' is defined twice"), "{e}");
+}
+
+#[test]
+fn vest_reads_its_messages() {
+    let v = shipped("vest");
+    let t = ticks(v, "DOGE-PERP@depth", &fixture("vest/depth.json"));
+    let quote = TickData::Quote {
+        bid: 0.102,
+        bid_qty: 1234.0,
+        ask: 0.103,
+        ask_qty: 1234.0,
+    };
+    // No time, no number: unnumbered, delivered as it comes.
+    assert_eq!(t, vec![(Seq::UNNUMBERED, 0, quote)]);
+    let def = v.parse_stream("BTC-PERP@depth").unwrap();
+    assert_eq!(
+        (def.symbol.as_str(), def.channel.as_str()),
+        ("BTC-PERP", "depth")
+    );
+    assert!(v.parse_stream("depth@BTC-PERP").is_err());
+    assert_eq!(v.classify(&fixture("vest/pong.json")).unwrap(), Frame::Pong);
+    assert_eq!(
+        v.classify(r#"{"result": null, "id": 3}"#).unwrap(),
+        Frame::Ack {
+            id: Some(3),
+            stream: None
+        }
+    );
+    // Trades are not defined: known as data of a stream not subscribed, never a tick.
+    let trades = fixture("vest/trades.json");
+    assert!(matches!(v.classify(&trades).unwrap(), Frame::Unknown));
+    let req = v.subscribe_request(1, ["BTC-PERP@depth", "ETH-PERP@depth"].into_iter());
+    assert_eq!(
+        json(&req),
+        json(r#"{"method":"SUBSCRIBE","params":["BTC-PERP@depth","ETH-PERP@depth"],"id":1}"#)
+    );
+    let ping: serde_json::Value = json(&fixture("vest/ping.json"));
+    assert_eq!(json(v.ping_text().unwrap()), ping);
+    assert_eq!(v.keepalive(), Some(Duration::from_secs(20)));
+    // The URL's query stays on it.
+    assert!(v
+        .default_base_url()
+        .ends_with("?version=1.0&xwebsocketserver=restserver0"));
 }
