@@ -221,6 +221,10 @@ fn read_stream(
             last = Some(seq.id);
             continue;
         }
+        if seq.is_unnumbered() {
+            // No number and no time: delivered as it came, never a duplicate.
+            continue;
+        }
         if s.rule == SeqRule::Time {
             if !seen_at.insert((seq.id, fp)) {
                 s.duplicates += 1;
@@ -438,6 +442,28 @@ mod tests {
         write(&[line("100", 5), line("100", 5)]);
         let a = audit(&dir).unwrap();
         assert_eq!(a.streams[0].duplicates, 1, "{a}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A message with no number and no time (Vest's depth) is delivered as it comes: the same
+    /// top of book twice is two messages, not a duplicate.
+    #[test]
+    fn unnumbered_messages_are_never_duplicates() {
+        let dir = std::env::temp_dir().join(format!("wsfeed-audit-vest-{}", std::process::id()));
+        let folder = dir.join("vest").join("BTC-PERP");
+        std::fs::create_dir_all(&folder).unwrap();
+        let spec: toml::Value =
+            toml::from_str(include_str!("../configs/venues/vest.toml")).unwrap();
+        let line = r#"{"recv_ns":1,"conn":1,"msg":{"channel":"BTC-PERP@depth","data":{"bids":[["1","2"]],"asks":[["3","4"]]}}}"#;
+        std::fs::write(folder.join("depth.jsonl"), format!("{line}\n{line}\n")).unwrap();
+        let manifest = serde_json::json!({
+            "config": {"venues": [spec]},
+            "feeds": [{"name": "v", "venue": "vest", "streams": ["BTC-PERP@depth"]}],
+        });
+        std::fs::write(dir.join("session_manifest.json"), manifest.to_string()).unwrap();
+        let a = audit(&dir).unwrap();
+        assert!(a.ok(), "{a}");
+        assert_eq!((a.streams[0].messages, a.streams[0].duplicates), (2, 0));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

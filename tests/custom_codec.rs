@@ -103,6 +103,48 @@ fn a_registered_codec_is_a_venue_by_name_and_names_stay_unique() {
             Ok(())
         }
     }
+    // Zero-sized codecs share an address: the name, and the type, still tell them apart.
+    #[derive(Debug)]
+    struct ZeroA;
+    #[derive(Debug)]
+    struct ZeroB;
+    macro_rules! zero_codec {
+        ($t:ty, $name:literal) => {
+            impl Codec for $t {
+                fn name(&self) -> &str {
+                    $name
+                }
+                fn default_base_url(&self) -> &str {
+                    "ws://127.0.0.1:1"
+                }
+                fn parse_stream(&self, name: &str) -> Result<venue::StreamDef, String> {
+                    Err(name.into())
+                }
+                fn subscribe_request(&self, _: u64, _: &mut dyn Iterator<Item = &str>) -> String {
+                    String::new()
+                }
+                fn classify<'a>(&self, _: &'a str) -> Result<Frame<'a>, venue::ParseError> {
+                    Ok(Frame::Unknown)
+                }
+                fn parse_data(
+                    &self,
+                    _: venue::StreamKind,
+                    _: &str,
+                    _: &mut dyn FnMut(Seq, u64, TickData),
+                ) -> Result<(), venue::ParseError> {
+                    Ok(())
+                }
+            }
+        };
+    }
+    zero_codec!(ZeroA, "zero-a");
+    zero_codec!(ZeroB, "zero-a");
+    static ZA: ZeroA = ZeroA;
+    static ZB: ZeroB = ZeroB;
+    let za = venue::register(&ZA).unwrap();
+    assert_ne!(za, v);
+    let e = venue::register(&ZB).unwrap_err();
+    assert!(e.contains("'zero-a' is already registered"), "{e}");
     static OTHER_VEST: Named = Named("vest");
     static OKX: Named = Named("okx");
     static BAD: Named = Named("Vest 2");

@@ -779,3 +779,13 @@ fn defined_venue_mistakes_name_the_venue_and_the_field() {
     let c = Config::from_toml(&inline(&def, &fees)).unwrap();
     assert_eq!(c.arbitrage.taker_fee_bps["hyperliquid"], 4.5);
 }
+
+#[test]
+fn a_message_limit_of_4_gib_or_more_is_refused() {
+    let e =
+        error_of(&MINIMAL.replace("streams = [", "max_message_bytes = 4294967296\nstreams = ["));
+    assert!(
+        e.contains("max_message_bytes (4294967296) must be below 4 GiB"),
+        "{e}"
+    );
+}

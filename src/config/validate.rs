@@ -259,6 +259,13 @@ impl FileConfig {
                     f.max_frame_bytes, f.max_message_bytes
                 )));
             }
+            // Offsets into a message are 32-bit where fields are located in place.
+            if f.max_message_bytes >= 1 << 32 {
+                return Err(err(format!(
+                    "{at}.max_message_bytes ({}) must be below 4 GiB",
+                    f.max_message_bytes
+                )));
+            }
             if f.recv_buffer_bytes == Some(0) {
                 return Err(err(format!("{at}.recv_buffer_bytes must be at least 1")));
             }

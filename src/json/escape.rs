@@ -131,10 +131,11 @@ impl<'a> Unescaped<'a> {
 /// no backslash.
 #[inline]
 pub fn unescaped_eq(raw: &str, plain: &str) -> bool {
-    if raw == plain {
-        return true;
+    if !raw.as_bytes().contains(&b'\\') {
+        return raw == plain;
     }
-    raw.as_bytes().contains(&b'\\') && Unescape::new(raw).eq(plain.chars())
+    // Escaped text equal as written is not equal decoded (`a\nb` is a newline).
+    Unescape::new(raw).eq(plain.chars())
 }
 
 #[cfg(test)]

@@ -163,6 +163,8 @@ impl Span {
 struct Node {
     /// Indices of the pointers naming this value.
     ends: Vec<u16>,
+    /// Indices of every pointer naming this value or one inside it.
+    under: Vec<u16>,
     /// The next steps, each to its node.
     next: Vec<(Step, u32)>,
 }
@@ -188,18 +190,21 @@ impl Pointers {
     pub fn new<'p>(pointers: impl IntoIterator<Item = &'p Pointer>) -> Pointers {
         let mut nodes = vec![Node {
             ends: Vec::new(),
+            under: Vec::new(),
             next: Vec::new(),
         }];
         let mut count = 0;
         for (i, p) in pointers.into_iter().enumerate() {
             assert!(i < Self::MAX, "at most {} pointers", Self::MAX);
             let mut at = 0;
+            nodes[0].under.push(i as u16);
             for step in &p.steps {
                 at = match nodes[at].next.iter().find(|(s, _)| s == step) {
                     Some(&(_, n)) => n as usize,
                     None => {
                         nodes.push(Node {
                             ends: Vec::new(),
+                            under: Vec::new(),
                             next: Vec::new(),
                         });
                         let n = nodes.len() - 1;
@@ -210,6 +215,17 @@ impl Pointers {
             }
             nodes[at].ends.push(i as u16);
             count = i + 1;
+            // Every node on the way holds the pointer under it.
+            let mut at = 0;
+            for step in &p.steps {
+                at = nodes[at]
+                    .next
+                    .iter()
+                    .find(|(s, _)| s == step)
+                    .expect("just added")
+                    .1 as usize;
+                nodes[at].under.push(i as u16);
+            }
         }
         Pointers { nodes, count }
     }
@@ -243,22 +259,25 @@ impl Pointers {
 
     fn walk(&self, r: &mut Reader<'_>, at: usize, found: &mut [Span]) -> Result<(), JsonError> {
         let node = &self.nodes[at];
+        // A member named twice: what the first copy held goes, the last copy is the value.
+        if at != 0 {
+            for &i in &node.under {
+                found[usize::from(i)] = Span::NONE;
+            }
+        }
         let first = r.peek();
         let start = r.pos();
         match first {
             Some(b'{') if !node.next.is_empty() => {
                 let mut s = r.object()?;
                 while let Some(key) = r.key(&mut s)? {
+                    let escaped = key.as_bytes().contains(&b'\\');
                     // Names are short: compared in place, not through a library call; a key
-                    // with escapes is decoded only when nothing matched it as written.
-                    let next = node
-                        .next
-                        .iter()
-                        .find(|(step, _)| same(key.as_bytes(), step.name.as_bytes()))
-                        .or_else(|| match key.as_bytes().contains(&b'\\') {
-                            true => node.next.iter().find(|(s, _)| unescaped_eq(key, &s.name)),
-                            false => None,
-                        });
+                    // with escapes is decoded.
+                    let next = node.next.iter().find(|(step, _)| match escaped {
+                        false => same(key.as_bytes(), step.name.as_bytes()),
+                        true => unescaped_eq(key, &step.name),
+                    });
                     match next {
                         Some(&(_, n)) => self.walk(r, n as usize, found)?,
                         None => r.skip()?,
@@ -424,6 +443,29 @@ mod tests {
             );
         }
         assert!(tree.locate(&format!("{doc} {{}}"), &mut spans).is_err());
+    }
+
+    /// From the review: a member named twice is its last copy, whole; an escaped key is
+    /// compared decoded.
+    #[test]
+    fn the_last_copy_of_a_member_wins_whole_and_escapes_are_decoded() {
+        let parsed = [
+            Pointer::parse("/bbo/0/px").unwrap(),
+            Pointer::parse("/bbo/1/px").unwrap(),
+            // a, backslash, n, b.
+            Pointer::parse(r"/a\nb").unwrap(),
+        ];
+        let tree = Pointers::new(&parsed);
+        let doc = r#"{"bbo":[{"px":"1"},{"px":"2"}],"bbo":[null,{"px":"3"}],"a\\nb":1,"a\nb":2}"#;
+        let mut spans = [Span::NONE; 3];
+        tree.locate(doc, &mut spans).unwrap();
+        assert_eq!(spans[0], Span::NONE, "the last bbo has no bid");
+        assert_eq!(spans[1].text(doc), Some("\"3\""));
+        // The key `"a\\nb"` decodes to a, backslash, n, b: the pointer's name; the key
+        // `"a\nb"` decodes to a newline, written with the same bytes as the name.
+        assert_eq!(spans[2].text(doc), Some("1"));
+        assert!(!crate::json::unescaped_eq(r"a\nb", "a\\nb"));
+        assert!(crate::json::unescaped_eq(r"a\\nb", "a\\nb"));
     }
 
     #[test]

@@ -91,8 +91,8 @@ pub trait Codec: Send + Sync + 'static {
     }
 }
 
-/// A venue's codec: the same codec object is the same venue (a definition loaded twice with the
-/// same text is one object); hashed and ordered by name.
+/// A venue's codec: the same codec object of the same name is the same venue (a definition
+/// loaded twice with the same text is one object); hashed and ordered by name.
 #[derive(Clone, Copy)]
 pub struct Custom(pub(crate) &'static dyn Codec);
 
@@ -110,7 +110,8 @@ impl Custom {
 
 impl PartialEq for Custom {
     fn eq(&self, other: &Self) -> bool {
-        std::ptr::addr_eq(self.0, other.0)
+        // Zero-sized codecs share an address: the name tells them apart.
+        std::ptr::addr_eq(self.0, other.0) && self.name() == other.name()
     }
 }
 
@@ -157,8 +158,10 @@ pub fn register(codec: &'static dyn Codec) -> Result<Venue, String> {
     }
     let mut reg = REGISTRY.write().unwrap_or_else(|e| e.into_inner());
     if let Some(old) = reg.iter().find(|c| c.name() == name) {
-        // One codec registered twice is the same venue; another codec of that name is not.
-        if std::ptr::addr_eq(old.0, codec) {
+        // One codec registered twice is the same venue; another codec of that name is not
+        // (compared with its vtable: two zero-sized codecs share an address).
+        #[allow(ambiguous_wide_pointer_comparisons)] // the vtable is what tells the types apart
+        if std::ptr::eq(old.0, codec) {
             return Ok(Venue::Custom(*old));
         }
         return Err(format!("a venue named '{name}' is already registered"));

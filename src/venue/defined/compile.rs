@@ -174,6 +174,12 @@ impl Defined {
         if ack_channel.is_some() != ack_symbol.is_some() {
             return Err(at.err("ack", "'channel' and 'symbol' go together"));
         }
+        if ack_id.is_some() && !spec.subscribe.contains("{id}") {
+            return Err(at.err(
+                "ack.id",
+                "the ack is matched by the request id, but subscribe sends none ({id})",
+            ));
+        }
         if ack_id.is_none() && ack_stream.is_none() && ack_channel.is_none() {
             return Err(at.err(
                 "ack",
@@ -240,6 +246,12 @@ impl Defined {
             let field = format!("channels[{i}] ('{}')", c.name);
             if channels.iter().any(|o: &Channel| o.name == c.name) {
                 return Err(at.err(&field, "is listed twice"));
+            }
+            if let Some(part) = naming.parts().find(|p| c.name.contains(p)) {
+                return Err(at.err(
+                    &format!("{field}.name"),
+                    format!("holds '{part}', which stream_name puts around the channel"),
+                ));
             }
             if channels.iter().any(|o: &Channel| o.tick == c.tick) {
                 return Err(at.err(

@@ -78,6 +78,14 @@ impl Naming {
         })
     }
 
+    /// The text around and between channel and symbol (the non-empty parts).
+    fn parts(&self) -> impl Iterator<Item = &str> {
+        [&self.before, &self.between, &self.after]
+            .into_iter()
+            .map(String::as_str)
+            .filter(|p| !p.is_empty())
+    }
+
     /// `{channel}:{symbol}`: names match the engine's channel-and-symbol keys.
     fn is_pair(&self) -> bool {
         !self.symbol_first && self.before.is_empty() && self.between == ":" && self.after.is_empty()
@@ -501,11 +509,11 @@ impl Codec for Defined {
         let mut bounds: Option<(Option<u64>, Option<u64>, u64)> = None;
         c.each_update(data, &mut |found| {
             let (tick, seq_no, time) = c.read(data, found)?;
+            // Venues list updates oldest or newest first: the message covers the lowest to
+            // the highest id.
             let b = bounds.get_or_insert((seq_no, seq_no, time));
-            b.1 = match c.seq {
-                SeqRule::Ids => b.1.max(seq_no),
-                _ => seq_no,
-            };
+            b.0 = b.0.min(seq_no).or(b.0).or(seq_no);
+            b.1 = b.1.max(seq_no);
             if let Some(slot) = held.get_mut(n) {
                 *slot = (tick, time);
             }

@@ -96,7 +96,7 @@ fn hyperliquid_reads_its_messages() {
     assert_eq!(v.ping_text(), Some(r#"{"method":"ping"}"#));
     assert_eq!(v.max_streams_per_request(), 1);
     assert_eq!(v.connect_limit(), (30, Duration::from_secs(60)));
-    assert_eq!(v.request_spacing(), Duration::from_millis(50));
+    assert_eq!(v.request_spacing(), Duration::from_millis(100));
 }
 
 #[test]
@@ -473,4 +473,38 @@ fn vest_reads_its_messages() {
     assert!(v
         .default_base_url()
         .ends_with("?version=1.0&xwebsocketserver=restserver0"));
+}
+
+/// From the review: updates listed newest first, a channel name holding the separator, an ack
+/// by id that the request cannot carry.
+#[test]
+fn numbering_is_lowest_to_highest_and_ambiguous_definitions_are_refused() {
+    let v = Defined::load(&spec("")).unwrap();
+    let text = r#"{"type":"update","topic":"t/A","d":[
+        {"p":"1","q":1,"s":"buy","n":7,"ts":1},{"p":"1","q":1,"s":"buy","n":6,"ts":1},
+        {"p":"1","q":1,"s":"buy","n":5,"ts":1}]}"#;
+    let t = ticks(v, "t/A", text);
+    assert!(t.iter().all(|(seq, _, _)| *seq
+        == Seq {
+            id: 7,
+            prev: Some(4)
+        }));
+    let cases = [
+        (
+            "name = \"t\"",
+            "name = \"t/x\"",
+            "channels[0] ('t/x').name: holds '/'",
+        ),
+        (
+            ",\"id\":{id}}'",
+            "}'",
+            "ack.id: the ack is matched by the request id, but subscribe sends none",
+        ),
+    ];
+    for (old, new, want) in cases {
+        let text = SPEC_TEXT.replacen(old, new, 1);
+        assert_ne!(text, SPEC_TEXT, "{old} not found");
+        let e = Defined::load(&toml::from_str(&text).unwrap()).unwrap_err();
+        assert!(e.contains(want), "got '{e}', want '{want}'");
+    }
 }
