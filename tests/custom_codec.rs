@@ -76,40 +76,12 @@ fn a_registered_codec_is_a_venue_by_name_and_names_stay_unique() {
     assert_eq!(Venue::from_name("vest"), Some(v));
     // Registering the same codec again is the same venue.
     assert_eq!(vest(), v);
-    #[derive(Debug)]
-    struct Named(&'static str);
-    impl Codec for Named {
-        fn name(&self) -> &str {
-            self.0
-        }
-        fn default_base_url(&self) -> &str {
-            "ws://127.0.0.1:1"
-        }
-        fn parse_stream(&self, name: &str) -> Result<venue::StreamDef, String> {
-            Err(name.into())
-        }
-        fn subscribe_request(&self, _: u64, _: &mut dyn Iterator<Item = &str>) -> String {
-            String::new()
-        }
-        fn classify<'a>(&self, _: &'a str) -> Result<Frame<'a>, venue::ParseError> {
-            Ok(Frame::Unknown)
-        }
-        fn parse_data(
-            &self,
-            _: venue::StreamKind,
-            _: &str,
-            _: &mut dyn FnMut(Seq, u64, TickData),
-        ) -> Result<(), venue::ParseError> {
-            Ok(())
-        }
-    }
-    // Zero-sized codecs share an address: the name, and the type, still tell them apart.
-    #[derive(Debug)]
-    struct ZeroA;
-    #[derive(Debug)]
-    struct ZeroB;
+    // Codecs that read nothing, each a zero-sized type: they share an address, and their
+    // names (and types) still tell them apart.
     macro_rules! zero_codec {
-        ($t:ty, $name:literal) => {
+        ($t:ident, $name:literal) => {
+            #[derive(Debug)]
+            struct $t;
             impl Codec for $t {
                 fn name(&self) -> &str {
                     $name
@@ -139,15 +111,18 @@ fn a_registered_codec_is_a_venue_by_name_and_names_stay_unique() {
     }
     zero_codec!(ZeroA, "zero-a");
     zero_codec!(ZeroB, "zero-a");
+    zero_codec!(OtherVest, "vest");
+    zero_codec!(Okx, "okx");
+    zero_codec!(Bad, "Vest 2");
     static ZA: ZeroA = ZeroA;
     static ZB: ZeroB = ZeroB;
     let za = venue::register(&ZA).unwrap();
     assert_ne!(za, v);
     let e = venue::register(&ZB).unwrap_err();
     assert!(e.contains("'zero-a' is already registered"), "{e}");
-    static OTHER_VEST: Named = Named("vest");
-    static OKX: Named = Named("okx");
-    static BAD: Named = Named("Vest 2");
+    static OTHER_VEST: OtherVest = OtherVest;
+    static OKX: Okx = Okx;
+    static BAD: Bad = Bad;
     let e = venue::register(&OTHER_VEST).unwrap_err();
     assert!(e.contains("'vest' is already registered"), "{e}");
     let e = venue::register(&OKX).unwrap_err();
