@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::venue::{Frame, SeqRule, Venue};
+use crate::venue::{Frame, Payload, SeqRule, Venue};
 
 /// Inclusive id ranges, sorted and merged.
 type Ranges = Vec<(u64, u64)>;
@@ -277,17 +277,25 @@ fn message_seq(
     kind: crate::venue::StreamKind,
     line: &str,
 ) -> Option<(crate::venue::Seq, u64)> {
-    let msg = crate::capture::parse_line(line)?.msg;
-    let Ok(Frame::Data { data, .. }) = venue.classify(msg) else {
-        return None;
+    let line = crate::capture::parse_line(line)?;
+    let mut buf = Vec::new();
+    let data = match line.binary_frame(&mut buf) {
+        Some(frame) => match venue.classify_binary(frame) {
+            Ok(Frame::Binary { data, .. }) => Payload::Binary(data),
+            _ => return None,
+        },
+        None => match venue.classify(line.msg) {
+            Ok(Frame::Data { data, .. }) => Payload::Text(data),
+            _ => return None,
+        },
     };
     let mut seq = None;
     venue
-        .parse_data(kind, data, &mut |s, _, _| {
+        .parse_payload(kind, data, &mut |s, _, _| {
             seq.get_or_insert(s);
         })
         .ok()?;
-    Some((seq?, crate::feed::seq::fingerprint(data)))
+    Some((seq?, crate::feed::seq::fingerprint(data.bytes())))
 }
 
 /// Compares holes with reports.

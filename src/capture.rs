@@ -6,6 +6,7 @@
 //! ```text
 //!   session_manifest.json                 rewritten atomically (temp file + rename)
 //!   <venue>/<SYMBOL>/<channel>.jsonl      {"recv_ns":…,"conn":…,"n":…[,"again":true],"msg":<the venue's message>}
+//!                                         (a binary frame: …,"bin":"<its base64>"})
 //!   health.jsonl                          {"n":…,"feed":…,"ticks":…,"at_ns":…,"unix_ns":…,"event":…}
 //!   snapshots.jsonl                       {"n":…,"feed":…,"stream":…,"ticks":…,"recv_ns":…,"unix_ns":…,"snapshot":…}
 //! ```
@@ -38,14 +39,16 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use hdrhistogram::Histogram;
 use log::{error, info, warn};
 use serde_json::{json, Value};
-use tungstenite::Utf8Bytes;
 
 use crate::clock;
 use crate::metrics::{spectrum, FeedStats, GapCause, GapRecord, StateChange};
+use crate::raw::Raw;
 use crate::rest::DepthSnapshot;
 use crate::tick::{FeedId, HealthMsg, SymbolId};
 use crate::venue::StreamDef;
@@ -118,7 +121,7 @@ pub struct CapturedFrame {
     /// Unix ns when the frame was read.
     pub recv_unix_ns: u64,
     /// The message exactly as received.
-    pub text: Utf8Bytes,
+    pub text: Raw,
     /// An update given to a book again after a resync, captured once before (or with an id
     /// at or below one captured before): written with `"again":true`.
     pub again: bool,
@@ -474,18 +477,23 @@ impl Writer {
         let Some(file) = self.files.get_mut(&key) else {
             return;
         };
-        let text = msg.text.as_str();
-        // JSONL is one object per line: whitespace line breaks in a message become spaces
-        // (inside JSON strings they cannot occur unescaped).
         let owned;
-        let text = if text.contains(['\n', '\r']) {
-            owned = text.replace(['\n', '\r'], " ");
-            owned.as_str()
-        } else {
-            text
+        let (field, text) = match &msg.text {
+            // JSONL is one object per line: whitespace line breaks in a message become spaces
+            // (inside JSON strings they cannot occur unescaped).
+            Raw::Text(t) if t.contains(['\n', '\r']) => {
+                owned = t.replace(['\n', '\r'], " ");
+                ("msg", owned.as_str())
+            }
+            Raw::Text(t) => ("msg", t.as_str()),
+            // A binary frame is written as a JSON string of its base64.
+            Raw::Binary(b) => {
+                owned = format!("\"{}\"", BASE64.encode(b));
+                ("bin", owned.as_str())
+            }
         };
         let head = format!(
-            "{{\"recv_ns\":{},\"conn\":{},\"n\":{n},{}\"msg\":",
+            "{{\"recv_ns\":{},\"conn\":{},\"n\":{n},{}\"{field}\":",
             msg.recv_unix_ns,
             msg.conn,
             if msg.again { "\"again\":true," } else { "" }
@@ -689,8 +697,27 @@ pub struct Line<'a> {
     pub n: Option<u64>,
     /// Given to a book again after a resync (captured once before).
     pub again: bool,
-    /// The venue's message.
+    /// The venue's message; for a binary frame (`binary`), its base64.
     pub msg: &'a str,
+    /// The frame was binary (written `"bin":"<base64>"`).
+    pub binary: bool,
+}
+
+impl Line<'_> {
+    /// The binary frame the line holds, decoded into `buf` (cleared first); `None` when the
+    /// line holds text, or its base64 does not decode.
+    pub fn binary_frame<'b>(&self, buf: &'b mut Vec<u8>) -> Option<&'b [u8]> {
+        self.binary.then(|| decode_binary(self.msg, buf))?
+    }
+}
+
+/// A binary frame from its capture text (`"<base64>"`), decoded into `buf` (cleared first);
+/// `None` when that is not what the text is.
+pub fn decode_binary<'b>(msg: &str, buf: &'b mut Vec<u8>) -> Option<&'b [u8]> {
+    buf.clear();
+    let b64 = msg.strip_prefix('"')?.strip_suffix('"')?;
+    BASE64.decode_vec(b64, buf).ok()?;
+    Some(&buf[..])
 }
 
 /// Reads a capture line as the capture writes it
@@ -707,7 +734,10 @@ pub fn parse_line(line: &str) -> Option<Line<'_>> {
         None => None,
     };
     let again = l.lit(",\"again\":true").is_some();
-    l.lit(",\"msg\":")?;
+    let binary = l.lit(",\"bin\":").is_some();
+    if !binary {
+        l.lit(",\"msg\":")?;
+    }
     let msg = l.rest().strip_suffix('}')?;
     Some(Line {
         recv_ns,
@@ -715,6 +745,7 @@ pub fn parse_line(line: &str) -> Option<Line<'_>> {
         n,
         again,
         msg,
+        binary,
     })
 }
 

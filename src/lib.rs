@@ -77,6 +77,7 @@ pub mod metrics;
 pub mod nats;
 pub mod net;
 pub mod ops;
+pub mod raw;
 pub mod replay;
 pub mod report;
 pub mod rest;

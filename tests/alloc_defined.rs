@@ -2,7 +2,8 @@
 //! when the definition is loaded, and each message is one descent over spans of the frame's
 //! text. A counting global allocator counts this thread's allocations while armed; the shipped
 //! definitions then classify and parse their venues' documented messages (and a message of 40
-//! trades, past the 16 held for one pass, so the second pass runs too), and the count must be 0.
+//! trades, past the 16 held for one pass, so the second pass runs too), and Paradex's binary SBE
+//! frames, and the count must be 0.
 //! (`tests/alloc.rs` checks the whole engine on the built-in venues.)
 
 #![allow(unsafe_code)] // The counting allocator below.
@@ -12,7 +13,7 @@ use std::cell::Cell;
 use std::hint::black_box;
 
 use wsfeed::venue::defined::Defined;
-use wsfeed::venue::{Frame, Venue};
+use wsfeed::venue::{sbe, Frame, Venue};
 
 struct Counting;
 
@@ -80,6 +81,32 @@ fn defined_venues_read_messages_without_allocating() {
         .iter()
         .map(|(v, s, _)| (!s.is_empty()).then(|| v.parse_stream(s).unwrap().kind))
         .collect();
+    // Paradex's binary frames, as its production feed sends them.
+    let frames = [
+        (
+            px.parse_stream("bbo.BTC-USD-PERP").unwrap().kind,
+            sbe::encode_bbo(
+                1_700_000_000_000_000,
+                153,
+                Some((6_700_000_000_000, 10_000_000)),
+                Some((6_700_100_000_000, 20_000_000)),
+                "BTC-USD-PERP",
+            ),
+        ),
+        (
+            px.parse_stream("trades.BTC-USD-PERP").unwrap().kind,
+            sbe::encode_trade(
+                1,
+                9,
+                77,
+                true,
+                6_700_050_000_000,
+                100_000,
+                2,
+                "BTC-USD-PERP",
+            ),
+        ),
+    ];
     let mut ticks = 0u64;
     ARMED.with(|a| a.set(true));
     for _ in 0..1000 {
@@ -95,9 +122,21 @@ fn defined_venues_read_messages_without_allocating() {
             }
         }
     }
+    for _ in 0..1000 {
+        for (kind, frame) in &frames {
+            let Frame::Binary { data, .. } = px.classify_binary(black_box(frame)).unwrap() else {
+                panic!("a data frame");
+            };
+            px.parse_binary(*kind, data, &mut |_, _, t| {
+                black_box(t);
+                ticks += 1;
+            })
+            .unwrap();
+        }
+    }
     ARMED.with(|a| a.set(false));
     let allocations = COUNT.with(Cell::get);
-    // 1 + 1 + 40 + 1 + 1 + 1 ticks a round.
-    assert_eq!(ticks, 45 * 1000);
+    // 1 + 1 + 40 + 1 + 1 + 1 text ticks and 2 binary ones a round.
+    assert_eq!(ticks, 47 * 1000);
     assert_eq!(allocations, 0, "allocations while reading {ticks} ticks");
 }

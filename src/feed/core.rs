@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tungstenite::Utf8Bytes;
+use tungstenite::{Bytes, Utf8Bytes};
 
 mod account;
 
@@ -25,17 +25,18 @@ use crate::account::listen_key::ListenKey;
 use crate::account::{AccountEvent, AccountParams};
 use crate::json::Unescaped;
 use crate::metrics::{FeedState, FeedStats};
+use crate::raw::RawRef;
 use crate::rest::{DepthSnapshot, RestError};
 use crate::tick::DisconnectReason;
-use crate::venue::{Frame, Venue};
+use crate::venue::{Frame, Payload, Venue};
 
 /// A frame read from a connection, as the feed sees it.
 #[derive(Clone, Copy, Debug)]
 pub enum Input<'a> {
     /// A text frame (kept whole: the capture takes it without a copy).
     Text(&'a Utf8Bytes),
-    /// A binary frame of this many bytes (no venue sends market data that way).
-    Binary(usize),
+    /// A binary frame (market data on a venue whose codec reads it; unknown elsewhere).
+    Binary(&'a Bytes),
     /// A WebSocket ping (the transport answers it).
     Ping,
     /// A WebSocket pong.
@@ -288,10 +289,7 @@ impl FeedCore {
                 },
                 None,
             )),
-            Input::Binary(len) => {
-                self.report.unknown_frame(now, "binary frame", len);
-                Ok(())
-            }
+            Input::Binary(frame) => self.on_binary(k, frame, recv_ns, now, sink),
         };
         match result {
             Ok(()) => true,
@@ -315,49 +313,70 @@ impl FeedCore {
         if self.account.is_some() {
             return self.on_private_text(k, text.as_str(), recv_ns, now, sink);
         }
+        match self.venue.classify(text.as_str()) {
+            Ok(frame) => self.on_frame(k, frame, RawRef::Text(text), recv_ns, now, sink),
+            Err(e) => {
+                self.report.bad_frame(now, &e.to_string(), text.as_str());
+                Ok(())
+            }
+        }
+    }
+
+    /// A binary frame on slot `k`'s connection: market data on a venue whose codec reads
+    /// binary frames, unknown elsewhere (and on private streams).
+    #[inline]
+    fn on_binary<S: Sink + ?Sized>(
+        &mut self,
+        k: usize,
+        frame: &Bytes,
+        recv_ns: u64,
+        now: Instant,
+        sink: &mut S,
+    ) -> Result<(), Lost> {
+        let classified = match self.account {
+            Some(_) => Ok(Frame::Unknown),
+            None => self.venue.classify_binary(frame),
+        };
+        match classified {
+            Ok(Frame::Unknown) => {
+                self.report.unknown_frame(now, "binary frame", frame.len());
+                Ok(())
+            }
+            Ok(f) => self.on_frame(k, f, RawRef::Binary(frame), recv_ns, now, sink),
+            Err(e) => {
+                self.report
+                    .bad_frame(now, &e.to_string(), &RawRef::Binary(frame).shown());
+                Ok(())
+            }
+        }
+    }
+
+    /// A classified frame of slot `k`'s connection (`raw` as received).
+    #[inline]
+    fn on_frame<S: Sink + ?Sized>(
+        &mut self,
+        k: usize,
+        frame: Frame<'_>,
+        raw: RawRef<'_>,
+        recv_ns: u64,
+        now: Instant,
+        sink: &mut S,
+    ) -> Result<(), Lost> {
         let mut out = Out {
             report: &mut self.report,
             sink,
         };
-        let frame = match self.venue.classify(text.as_str()) {
-            Ok(f) => f,
-            Err(e) => {
-                out.report.bad_frame(now, &e.to_string(), text.as_str());
-                return Ok(());
-            }
-        };
-        match frame {
-            Frame::Data { stream, data } => {
-                let Some(i) = self.data.find(&stream) else {
-                    out.report
-                        .unknown_frame(now, "data for a stream not subscribed", text.len());
-                    return Ok(());
-                };
-                let conn = self.conns.slots.get(k).conn_no;
-                let conns = &self.conns;
-                let parsed = self.data.on_data(
-                    i,
-                    data,
-                    text,
-                    conn,
-                    recv_ns,
-                    now,
-                    || conns.carried_besides(k),
-                    &mut self.actions,
-                    &mut out,
-                );
-                match parsed {
-                    Ok(seq) => self.conns.on_data(k, i, seq, now),
-                    Err(e) => out.report.bad_frame(now, &e.to_string(), text.as_str()),
-                }
-            }
+        let (stream, data) = match frame {
+            Frame::Data { stream, data } => (stream, Payload::Text(data)),
+            Frame::Binary { stream, data } => (stream, Payload::Binary(data)),
             Frame::Ack { id, stream } => {
                 for i in self.conns.on_ack(k, id, stream, now, &mut out) {
                     self.data.acknowledged(usize::from(i), now);
                 }
+                return Ok(());
             }
             // Any frame already proved the connection alive.
-            Frame::Pong => {}
+            Frame::Pong => return Ok(()),
             Frame::ServerPing => {
                 if let Some(reply) = self.venue.ping_reply() {
                     let session = self.conns.slots.get(k).id;
@@ -366,13 +385,39 @@ impl FeedCore {
                         msg: Outgoing::Static(reply),
                     });
                 }
+                return Ok(());
             }
             Frame::Error { id, code, msg } => {
                 // Shown in logs and the disconnect's detail: escapes decoded.
                 let msg = Unescaped(msg).text();
                 return self.conns.on_venue_error(k, id, code, &msg, &mut out);
             }
-            Frame::Unknown => out.report.unknown_frame(now, "unknown message", text.len()),
+            Frame::Unknown => {
+                out.report.unknown_frame(now, "unknown message", raw.len());
+                return Ok(());
+            }
+        };
+        let Some(i) = self.data.find(&stream) else {
+            out.report
+                .unknown_frame(now, "data for a stream not subscribed", raw.len());
+            return Ok(());
+        };
+        let conn = self.conns.slots.get(k).conn_no;
+        let conns = &self.conns;
+        let parsed = self.data.on_data(
+            i,
+            data,
+            raw,
+            conn,
+            recv_ns,
+            now,
+            || conns.carried_besides(k),
+            &mut self.actions,
+            &mut out,
+        );
+        match parsed {
+            Ok(seq) => self.conns.on_data(k, i, seq, now),
+            Err(e) => out.report.bad_frame(now, &e.to_string(), &raw.shown()),
         }
         Ok(())
     }

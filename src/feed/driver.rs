@@ -358,7 +358,7 @@ impl<S: Sink> Driver<S> {
             let recv_ns = clock::instant_ns(at);
             let input = match &msg {
                 Message::Text(text) => Input::Text(text),
-                Message::Binary(b) => Input::Binary(b.len()),
+                Message::Binary(b) => Input::Binary(b),
                 Message::Ping(_) => Input::Ping,
                 Message::Pong(_) => Input::Pong,
                 Message::Close(frame) => Input::Close(frame.as_ref().map(|f| u16::from(f.code))),

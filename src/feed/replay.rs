@@ -8,10 +8,11 @@ use std::sync::Arc;
 use super::report::{Out, Reporter};
 use super::sink::Sink;
 use super::streams::Streams;
+use crate::capture::decode_binary;
 use crate::metrics::FeedStats;
 use crate::rest::DepthSnapshot;
 use crate::tick::{FeedId, Health, HealthMsg, SymbolId, Tick};
-use crate::venue::{Frame, StreamDef, Venue};
+use crate::venue::{Frame, Payload, StreamDef, Venue};
 
 /// Keeps the ticks a frame produced; health events the replayed path derives itself are
 /// dropped (the recorded ones are the truth, in their recorded places).
@@ -36,6 +37,8 @@ pub(crate) struct FeedReplay {
     sink: Collect,
     /// The `now` the data path is given (it only schedules REST requests).
     now: std::time::Instant,
+    /// A binary frame decoded from its capture text (keeps its capacity).
+    frame: Vec<u8>,
 }
 
 impl FeedReplay {
@@ -63,20 +66,31 @@ impl FeedReplay {
             report: Reporter::new(feed, 0, name.to_string(), stats, None),
             sink: Collect(Vec::with_capacity(64)),
             now: std::time::Instant::now(),
+            frame: Vec::new(),
         }
     }
 
-    /// The ticks of a captured message of stream `stream`, read at monotonic `recv_ns`, in the
-    /// order the feed handed them over. A message that does not read is an error naming why.
+    /// The ticks of a captured message of stream `stream` (`binary`: a binary frame's base64),
+    /// read at monotonic `recv_ns`, in the order the feed handed them over. A message that does
+    /// not read is an error naming why.
     pub(crate) fn frame(
         &mut self,
         stream: usize,
         msg: &str,
+        binary: bool,
         recv_ns: u64,
     ) -> Result<&[Tick], String> {
         self.sink.0.clear();
-        let data = match self.venue.classify(msg) {
-            Ok(Frame::Data { data, .. }) => data,
+        let classified = match binary {
+            true => match decode_binary(msg, &mut self.frame) {
+                Some(frame) => self.venue.classify_binary(frame),
+                None => return Err("a binary frame's base64 does not decode".into()),
+            },
+            false => self.venue.classify(msg),
+        };
+        let data = match classified {
+            Ok(Frame::Data { data, .. }) => Payload::Text(data),
+            Ok(Frame::Binary { data, .. }) => Payload::Binary(data),
             Ok(_) => return Err("not a data message".into()),
             Err(e) => return Err(e.to_string()),
         };

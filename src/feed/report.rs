@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, TrySendError};
 use log::warn;
-use tungstenite::Utf8Bytes;
 
 use super::sink::Sink;
 use crate::capture::{CaptureMsg, CapturedFrame, CapturedHealth, CapturedSnapshot};
 use crate::clock;
 use crate::metrics::{FeedStats, ReconnectHistograms};
+use crate::raw::Raw;
 use crate::rest::DepthSnapshot;
 use crate::tick::{FeedId, Health, HealthMsg, Tick};
 
@@ -157,14 +157,7 @@ impl Reporter {
     /// resync). A full capture channel makes the feed wait for the disk: the capture promises
     /// every message, and the wait is counted.
     #[inline]
-    pub(crate) fn capture(
-        &self,
-        stream: u16,
-        conn: u32,
-        recv_ns: u64,
-        text: Utf8Bytes,
-        again: bool,
-    ) {
+    pub(crate) fn capture(&self, stream: u16, conn: u32, recv_ns: u64, text: Raw, again: bool) {
         let Some(tx) = &self.capture else {
             return;
         };

@@ -36,9 +36,9 @@ const SAME_ID: usize = 8;
 /// millisecond: FNV-1a over the payload's text (the copies two connections receive of one
 /// update are the same text).
 #[inline]
-pub fn fingerprint(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+pub fn fingerprint(text: &[u8]) -> u64 {
+    text.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     })
 }
 
@@ -364,7 +364,10 @@ mod tests {
     /// delivered; the second connection's copies of them are duplicates.
     #[test]
     fn same_millisecond_updates_numbered_by_time_are_kept() {
-        let (a, b) = (fingerprint(r#"{"bid":"1"}"#), fingerprint(r#"{"bid":"2"}"#));
+        let (a, b) = (
+            fingerprint(br#"{"bid":"1"}"#),
+            fingerprint(br#"{"bid":"2"}"#),
+        );
         assert_ne!(a, b);
         for rule in [SeqRule::Time, SeqRule::Ids] {
             let mut t = SeqTrack::new(rule);

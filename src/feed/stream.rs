@@ -10,7 +10,6 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use log::{info, warn};
-use tungstenite::Utf8Bytes;
 
 use super::book::{Applied, BookState, Buffered};
 use super::outage::record_missed;
@@ -20,6 +19,7 @@ use super::sink::Sink;
 use super::top::TopOfBook;
 use super::watch::Silence;
 use crate::metrics::{FeedStats, Missed};
+use crate::raw::Raw;
 use crate::rest::DepthSnapshot;
 use crate::tick::{BookFault, DepthChunk, Health, SymbolId, Tick, TickData, DEPTH_CHUNK_LEVELS};
 use crate::venue::{Seq, SeqRule, StreamDef, StreamKind, Venue};
@@ -53,7 +53,7 @@ struct Held {
     conn: u32,
     recv_ns: u64,
     /// The frame, for the capture.
-    text: Utf8Bytes,
+    text: Raw,
     ticks: Ticks,
 }
 
@@ -399,7 +399,7 @@ impl StreamState {
         seq: Seq,
         conn: u32,
         recv_ns: u64,
-        text: Utf8Bytes,
+        text: Raw,
         ticks: &[(u64, TickData)],
         window: Duration,
         now: Instant,

@@ -6,7 +6,6 @@
 use std::time::{Duration, Instant};
 
 use log::{info, warn};
-use tungstenite::Utf8Bytes;
 
 use super::action::{Action, Actions};
 use super::book::{BookState, SnapshotOutcome};
@@ -18,9 +17,10 @@ use super::sink::Sink;
 use super::stream::{Fate, StreamState, Ticks};
 use crate::clock;
 use crate::metrics::FeedStats;
+use crate::raw::RawRef;
 use crate::rest::{DepthSnapshot, RestError};
 use crate::tick::{BookFault, DisconnectReason, Health, SymbolId};
-use crate::venue::{ParseError, Seq, StreamDef, StreamKey, StreamKind, Venue};
+use crate::venue::{ParseError, Payload, Seq, StreamDef, StreamKey, StreamKind, Venue};
 
 /// Levels kept of a Binance book built from REST snapshots (the snapshot's `limit`).
 const REST_BOOK_LEVELS: usize = 1000;
@@ -103,8 +103,8 @@ impl Streams {
     pub(crate) fn on_data<S: Sink + ?Sized>(
         &mut self,
         i: usize,
-        data: &str,
-        text: &Utf8Bytes,
+        data: Payload<'_>,
+        text: RawRef<'_>,
         conn: u32,
         recv_ns: u64,
         now: Instant,
@@ -116,7 +116,7 @@ impl Streams {
         self.scratch.clear();
         let mut first: Option<Seq> = None;
         let scratch = &mut self.scratch;
-        venue.parse_data(
+        venue.parse_payload(
             self.list[i].def.kind,
             data,
             &mut |seq, event_time_ms, tick| {
@@ -136,7 +136,7 @@ impl Streams {
         // `seqId`) may share its number with another update of the same millisecond: its text
         // tells them apart.
         let by_time = self.scratch.first().is_some_and(|&(t, _)| t == seq.id) && seq.id != 0;
-        let fp = by_time.then(|| fingerprint(data));
+        let fp = by_time.then(|| fingerprint(data.bytes()));
         match stream.decide(
             seq,
             fp,
@@ -151,7 +151,7 @@ impl Streams {
                     seq,
                     conn,
                     recv_ns,
-                    text.clone(),
+                    text.to_raw(),
                     &self.scratch,
                     self.reorder_window,
                     now,
@@ -169,7 +169,7 @@ impl Streams {
                 if out.report.captures() {
                     let again = seq.prev.is_some() && seq.id <= stream.captured_to;
                     out.report
-                        .capture(i as u16, conn, recv_ns, text.clone(), again);
+                        .capture(i as u16, conn, recv_ns, text.to_raw(), again);
                 }
                 if stream.holding() {
                     // This message may have filled the hole the held ones wait on.
@@ -190,7 +190,7 @@ impl Streams {
     pub(crate) fn replay<S: Sink + ?Sized>(
         &mut self,
         i: usize,
-        data: &str,
+        data: Payload<'_>,
         recv_ns: u64,
         now: Instant,
         out: &mut Out<S>,
@@ -202,7 +202,7 @@ impl Streams {
         let mut first: Option<Seq> = None;
         let scratch = &mut self.scratch;
         self.venue
-            .parse_data(stream.def.kind, data, &mut |seq, event_time_ms, tick| {
+            .parse_payload(stream.def.kind, data, &mut |seq, event_time_ms, tick| {
                 first.get_or_insert(seq);
                 scratch.push((event_time_ms, tick));
             })?;

@@ -241,10 +241,7 @@ mod tests {
         let mut s = Subscriptions::new(&[0, 1], 10, REQUEST_SPACING, t0);
         let req = s.next_request(t0, &[true, true]).unwrap();
         s.sent(7, req, t0);
-        let key = StreamKey {
-            topic: "trades",
-            inst: "BTC-USDT",
-        };
+        let key = StreamKey::pair("trades", "BTC-USDT");
         assert_eq!(
             s.on_ack(Some(7), Some(key), |i| names[usize::from(i)]),
             Some(vec![1])
@@ -254,10 +251,7 @@ mod tests {
             s.ack_deadline(Duration::from_secs(2)),
             Some(t0 + Duration::from_secs(2))
         );
-        let key = StreamKey {
-            topic: "books",
-            inst: "BTC-USDT",
-        };
+        let key = StreamKey::pair("books", "BTC-USDT");
         assert_eq!(
             s.on_ack(Some(7), Some(key), |i| names[usize::from(i)]),
             Some(vec![0])
@@ -278,7 +272,7 @@ mod tests {
         let at = t0 + REQUEST_SPACING;
         let second = s.next_request(at, &[true; 3]).unwrap();
         s.sent(2, second, at);
-        let key = |topic, inst| StreamKey { topic, inst };
+        let key = StreamKey::pair;
         assert_eq!(
             s.on_ack(None, Some(key("bbo-tbt", "ETH-USDT")), name_of),
             Some(vec![2]),

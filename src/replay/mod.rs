@@ -281,7 +281,8 @@ impl Session {
                     let recv_ns = src.recv_ns.saturating_sub(self.anchor_unix_ns);
                     let f = &mut feeds[feed];
                     ticks.clear();
-                    match f.replay.frame(stream, &src.line[src.msg.clone()], recv_ns) {
+                    let msg = &src.line[src.msg.clone()];
+                    match f.replay.frame(stream, msg, src.binary, recv_ns) {
                         Ok(t) => ticks.extend_from_slice(t),
                         Err(_) => out.bad_lines += 1,
                     }
@@ -453,9 +454,11 @@ struct Source {
     reader: BufReader<File>,
     line: String,
     kind: Kind,
-    /// A stream line's receive time (Unix ns) and where its message is in `line`.
+    /// A stream line's receive time (Unix ns), where its message is in `line`, and whether
+    /// that is a binary frame's base64.
     recv_ns: u64,
     msg: std::ops::Range<usize>,
+    binary: bool,
 }
 
 impl Source {
@@ -469,6 +472,7 @@ impl Source {
                 kind,
                 recv_ns: 0,
                 msg: 0..0,
+                binary: false,
             })),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(format!("cannot read {}: {e}", path.display())),
@@ -491,6 +495,7 @@ impl Source {
                     let start = l.msg.as_ptr() as usize - self.line.as_ptr() as usize;
                     self.recv_ns = l.recv_ns;
                     self.msg = start..start + l.msg.len();
+                    self.binary = l.binary;
                     l.n
                 }),
                 Kind::Health | Kind::Snapshot => line_n(&self.line),

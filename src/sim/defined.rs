@@ -24,9 +24,11 @@ use super::format::{fixed, qty};
 use super::jsonset::{literal, set, set_absent};
 use super::render::{BookMsg, TradeMsg};
 use super::symbol::SymInfo;
-use crate::venue::defined::spec::{ChannelSpec, SeqSpec, TickKind, TimeUnit, VenueSpec, When};
+use crate::venue::defined::spec::{
+    BinaryFormat, ChannelSpec, SeqSpec, TickKind, TimeUnit, VenueSpec, When,
+};
 use crate::venue::defined::Defined;
-use crate::venue::Venue;
+use crate::venue::{sbe, Venue};
 
 /// A data message of a defined venue, and its numbering as recorded in
 /// ground truth (see [`SentRecord`](super::observe::SentRecord)).
@@ -39,6 +41,9 @@ pub(crate) struct Wire {
     pub seq: u64,
     /// `+1`: the number before its first; else `None`.
     pub prev_seq: Option<u64>,
+    /// With the definition's `binary`: the message as the binary frame the
+    /// venue sends instead (`payload` is its JSON form).
+    pub binary: Option<Vec<u8>>,
 }
 
 /// The definition of `venue` (checked when the simulator starts).
@@ -214,6 +219,7 @@ fn recorded(c: &ChannelSpec, first: u64, last: u64, payload: String) -> Wire {
         payload,
         seq,
         prev_seq,
+        binary: None,
     }
 }
 
@@ -235,7 +241,19 @@ pub(crate) fn quote(venue: Venue, s: &SymInfo, m: &BookMsg) -> Option<Wire> {
     level(&c.ask_price, &c.ask_size, m.asks.first());
     common(c, &mut u, s, m.last_id, m.ts_ms);
     let text = envelope(spec, c, s, vec![u]);
-    Some(recorded(c, m.last_id, m.last_id, text))
+    let mut w = recorded(c, m.last_id, m.last_id, text);
+    if spec.binary == Some(BinaryFormat::ParadexSbe) {
+        let side =
+            |l: Option<&(i64, u64)>| l.map(|&(p, q)| (mantissa(p, d), mantissa(q as i64, 3)));
+        w.binary = Some(sbe::encode_bbo(
+            micros(m.ts_ms),
+            w.seq as i64,
+            side(m.bids.first()),
+            side(m.asks.first()),
+            &s.venue,
+        ));
+    }
+    Some(w)
 }
 
 /// A trade message: one update numbered `t.id`, or with `several` one update
@@ -265,7 +283,31 @@ pub(crate) fn trade(venue: Venue, s: &SymInfo, t: &TradeMsg) -> Option<Wire> {
         })
         .collect();
     let text = envelope(spec, c, s, updates);
-    Some(recorded(c, first, last, text))
+    let mut w = recorded(c, first, last, text);
+    if spec.binary == Some(BinaryFormat::ParadexSbe) {
+        // One trade a frame (`several` is not Paradex's).
+        w.binary = Some(sbe::encode_trade(
+            micros(t.ts_ms),
+            w.seq as i64,
+            t.id as i64,
+            t.taker_buy,
+            mantissa(t.price, s.decimals),
+            mantissa(t.qty as i64, 3),
+            micros(t.ts_ms),
+            &s.venue,
+        ));
+    }
+    Some(w)
+}
+
+/// `units` of `decimals` places as a mantissa of SBE's eight.
+fn mantissa(units: i64, decimals: u32) -> i64 {
+    units * 10i64.pow(sbe::DECIMALS.saturating_sub(decimals))
+}
+
+/// Unix ms as µs.
+fn micros(ms: u64) -> i64 {
+    (ms * 1_000) as i64
 }
 
 #[cfg(test)]

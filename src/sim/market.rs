@@ -33,6 +33,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use tungstenite::Bytes;
+
 use super::base::Kind;
 use super::book::{Book, Levels};
 use super::candle::{self, Candle};
@@ -71,6 +73,9 @@ pub(crate) struct Event {
     /// OKX only: the same message on the spot instrument (`None` when the
     /// channel has no spot form).
     pub spot_payload: Option<String>,
+    /// A venue that sends market data as binary frames: the frame sent
+    /// instead of `payload` (which keeps the message's JSON form).
+    pub binary: Option<Bytes>,
     /// Book channels: the message before rendering, for faulty variants.
     pub book: Option<Box<BookMsg>>,
 }
@@ -392,16 +397,17 @@ impl Market {
 
     fn book_event(&mut self, i: usize, msg: BookMsg, e_ms: u64) -> Event {
         let info = &self.info[i];
-        let (payload, seq, prev_seq) = match self.venue {
+        let (payload, seq, prev_seq, binary) = match self.venue {
             SimVenue::Defined(v) => match defined::quote(v, info, &msg) {
-                Some(w) => (w.payload, w.seq, w.prev_seq),
+                Some(w) => (w.payload, w.seq, w.prev_seq, w.binary.map(Bytes::from)),
                 // No such channel on the venue: never delivered.
-                None => (String::new(), msg.last_id, None),
+                None => (String::new(), msg.last_id, None, None),
             },
             _ => (
                 render::book(self.venue, info, &msg, false),
                 msg.last_id,
                 msg.prev_id,
+                None,
             ),
         };
         let spot_payload =
@@ -415,6 +421,7 @@ impl Market {
             event_time_ms: e_ms,
             payload,
             spot_payload,
+            binary,
             book: Some(Box::new(msg)),
         }
     }
@@ -498,6 +505,7 @@ impl Market {
                 event_time_ms: t.ts_ms,
                 payload,
                 spot_payload: None,
+                binary: None,
                 book: None,
             });
         }
@@ -553,12 +561,12 @@ impl Market {
             cross_seq: s.update_id,
         };
         let info = &self.info[i];
-        let (payload, seq, prev_seq) = match self.venue {
+        let (payload, seq, prev_seq, binary) = match self.venue {
             SimVenue::Defined(v) => match defined::trade(v, info, &t) {
-                Some(w) => (w.payload, w.seq, w.prev_seq),
-                None => (String::new(), id, None),
+                Some(w) => (w.payload, w.seq, w.prev_seq, w.binary.map(Bytes::from)),
+                None => (String::new(), id, None, None),
             },
-            _ => (render::trade(self.venue, info, &t, false), id, None),
+            _ => (render::trade(self.venue, info, &t, false), id, None, None),
         };
         let spot_payload =
             (self.venue == SimVenue::Okx).then(|| render::trade(self.venue, info, &t, true));
@@ -571,6 +579,7 @@ impl Market {
             event_time_ms: e_ms,
             payload,
             spot_payload,
+            binary,
             book: None,
         };
         (event, t)
@@ -642,6 +651,7 @@ impl Market {
                 event_time_ms: e_ms,
                 payload,
                 spot_payload,
+                binary: None,
                 book: None,
             })
             .collect()

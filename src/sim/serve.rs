@@ -349,6 +349,7 @@ impl Conn {
                     continue;
                 }
                 let (mut seq, mut prev_seq) = (ev.seq, ev.prev_seq);
+                let mut binary = ev.binary.clone();
                 let faulty = ev
                     .book
                     .as_deref()
@@ -358,6 +359,7 @@ impl Conn {
                             let w = defined::quote(v, &inner.info[ev.sym], &msg);
                             let w = w.unwrap_or_else(|| unreachable!("a quote it sent before"));
                             (seq, prev_seq) = (w.seq, w.prev_seq);
+                            binary = w.binary.map(Bytes::from);
                             w.payload
                         }
                         _ => {
@@ -388,7 +390,11 @@ impl Conn {
                     });
                 }
                 written += 1;
-                match ws.write(Message::text(text)) {
+                let msg = match binary {
+                    Some(frame) => Message::Binary(frame),
+                    None => Message::text(text),
+                };
+                match ws.write(msg) {
                     Ok(()) => {}
                     Err(e) if is_would_block(&e) => {}
                     Err(_) => {

@@ -49,6 +49,26 @@ pub trait Codec: Send + Sync + 'static {
         emit: &mut dyn FnMut(Seq, u64, TickData),
     ) -> Result<(), ParseError>;
 
+    /// Splits a binary frame into data ([`Frame::Binary`]) or anything else; must not
+    /// allocate. A venue that sends no binary data keeps the default: every binary frame is
+    /// unknown (counted, logged, passed over).
+    fn classify_binary<'a>(&self, frame: &'a [u8]) -> Result<Frame<'a>, ParseError> {
+        let _ = frame;
+        Ok(Frame::Unknown)
+    }
+
+    /// Parses a binary data frame (the `data` of a [`Frame::Binary`]) of a stream of `kind`, as
+    /// [`Codec::parse_data`] parses text; must not allocate.
+    fn parse_binary(
+        &self,
+        kind: StreamKind,
+        frame: &[u8],
+        emit: &mut dyn FnMut(Seq, u64, TickData),
+    ) -> Result<(), ParseError> {
+        let _ = (kind, frame, emit);
+        Err(ParseError::Field("binary data"))
+    }
+
     /// Connection attempts the venue allows one IP: (attempts, window).
     fn connect_limit(&self) -> (u32, Duration) {
         (5, Duration::from_secs(1))

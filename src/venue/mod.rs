@@ -7,15 +7,18 @@ pub mod bybit;
 pub mod codec;
 pub mod defined;
 mod depth;
+mod frame;
 pub mod okx;
+pub mod sbe;
 
 use std::fmt;
 use std::time::Duration;
 
-use crate::json::{unescaped_eq, Array, JsonError, Value};
+use crate::json::{Array, Value};
 use crate::tick::TickData;
 
 pub use codec::{register, Codec, Custom};
+pub use frame::{Frame, ParseError, Payload, StreamKey};
 
 /// A venue the engine can connect to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -302,6 +305,44 @@ impl Venue {
         }
     }
 
+    /// Splits a binary frame into data ([`Frame::Binary`]) or anything else. Only a custom
+    /// venue's codec reads binary frames; to the built-in venues every one is unknown.
+    #[inline]
+    pub fn classify_binary(self, frame: &[u8]) -> Result<Frame<'_>, ParseError> {
+        match self {
+            Venue::Custom(c) => c.codec().classify_binary(frame),
+            _ => Ok(Frame::Unknown),
+        }
+    }
+
+    /// Parses a binary data frame of a stream of `kind`, as [`Venue::parse_data`] parses text.
+    #[inline]
+    pub fn parse_binary(
+        self,
+        kind: StreamKind,
+        frame: &[u8],
+        emit: &mut impl FnMut(Seq, u64, TickData),
+    ) -> Result<(), ParseError> {
+        match self {
+            Venue::Custom(c) => c.codec().parse_binary(kind, frame, emit),
+            _ => Err(ParseError::Field("binary data")),
+        }
+    }
+
+    /// Parses a payload, text or binary ([`Venue::parse_data`], [`Venue::parse_binary`]).
+    #[inline]
+    pub fn parse_payload(
+        self,
+        kind: StreamKind,
+        payload: Payload<'_>,
+        emit: &mut impl FnMut(Seq, u64, TickData),
+    ) -> Result<(), ParseError> {
+        match payload {
+            Payload::Text(data) => self.parse_data(kind, data, emit),
+            Payload::Binary(frame) => self.parse_binary(kind, frame, emit),
+        }
+    }
+
     /// Parses a data payload of a stream of `kind`, calling `emit(seq, event_time_ms, data)` for
     /// each tick it holds (depth updates with many levels give several, all with the same
     /// [`Seq`], and the sequence fields are read before the first call).
@@ -583,117 +624,6 @@ impl StreamDef {
             .map_or(self.name.as_str(), |(_, c)| c)
     }
 }
-
-/// How a data frame names its stream: Binance and Bybit by one name (`topic`); OKX by channel
-/// and instrument, matched against the configured `<channel>:<instId>`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StreamKey<'a> {
-    /// Stream name, topic or channel.
-    pub topic: &'a str,
-    /// OKX instrument id; empty elsewhere.
-    pub inst: &'a str,
-}
-
-impl StreamKey<'_> {
-    /// A key that is just a name.
-    pub fn name(topic: &str) -> StreamKey<'_> {
-        StreamKey { topic, inst: "" }
-    }
-
-    /// Whether this key names the stream configured as `name` (the venue's text decoded: a
-    /// name sent with escapes, `BTC\/USDT`, is the name without).
-    #[inline]
-    pub fn matches(&self, name: &str) -> bool {
-        let exact = if self.inst.is_empty() {
-            name == self.topic
-        } else {
-            name.len() == self.topic.len() + 1 + self.inst.len()
-                && name.starts_with(self.topic)
-                && name.as_bytes()[self.topic.len()] == b':'
-                && name.ends_with(self.inst)
-        };
-        exact || (self.escaped() && self.matches_decoded(name))
-    }
-
-    /// Whether the venue's text holds an escape.
-    #[inline]
-    fn escaped(&self) -> bool {
-        memchr::memchr(b'\\', self.topic.as_bytes()).is_some()
-            || memchr::memchr(b'\\', self.inst.as_bytes()).is_some()
-    }
-
-    /// [`StreamKey::matches`] with the venue's escapes decoded.
-    #[cold]
-    fn matches_decoded(&self, name: &str) -> bool {
-        if self.inst.is_empty() {
-            return unescaped_eq(self.topic, name);
-        }
-        name.split_once(':').is_some_and(|(topic, inst)| {
-            unescaped_eq(self.topic, topic) && unescaped_eq(self.inst, inst)
-        })
-    }
-}
-
-/// A frame, classified.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Frame<'a> {
-    /// Market data of `stream`; `data` is the payload's text (an object, or OKX's and Bybit
-    /// trades' array).
-    Data {
-        /// The stream, as the venue names it.
-        stream: StreamKey<'a>,
-        /// Payload text.
-        data: &'a str,
-    },
-    /// A request with this id succeeded; OKX acknowledges each stream of a request separately.
-    Ack {
-        /// Request id; `None` when the venue echoed none (the ack is matched by its content).
-        id: Option<u64>,
-        /// The stream acknowledged, when the venue names it (OKX).
-        stream: Option<StreamKey<'a>>,
-    },
-    /// The answer to the application-level ping.
-    Pong,
-    /// The venue's own application-level ping, answered with [`Venue::ping_reply`].
-    ServerPing,
-    /// A request failed (or, with no id, the venue reports a general error).
-    Error {
-        /// Request id, when the venue echoed it.
-        id: Option<u64>,
-        /// The venue's error code.
-        code: i64,
-        /// The venue's message.
-        msg: &'a str,
-    },
-    /// A well-formed message the engine does not know.
-    Unknown,
-}
-
-/// Why a frame could not be parsed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ParseError {
-    /// Not well-formed JSON.
-    Json(JsonError),
-    /// A field the message kind requires is missing or has the wrong type.
-    Field(&'static str),
-}
-
-impl From<JsonError> for ParseError {
-    fn from(e: JsonError) -> Self {
-        ParseError::Json(e)
-    }
-}
-
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ParseError::Json(e) => e.fmt(f),
-            ParseError::Field(name) => write!(f, "field '{name}' missing or of the wrong type"),
-        }
-    }
-}
-
-impl std::error::Error for ParseError {}
 
 /// The first level of a side: (price, size), or (NaN, 0) when the side is empty.
 pub(crate) fn first_level(side: Option<Value<'_>>) -> Result<(f64, f64), ParseError> {

@@ -93,10 +93,10 @@ fn arg_key(arg: &str) -> Result<StreamKey<'_>, ParseError> {
             _ => {}
         }
     }
-    Ok(StreamKey {
-        topic: channel.ok_or(ParseError::Field("channel"))?,
-        inst: inst.ok_or(ParseError::Field("instId"))?,
-    })
+    Ok(StreamKey::pair(
+        channel.ok_or(ParseError::Field("channel"))?,
+        inst.ok_or(ParseError::Field("instId"))?,
+    ))
 }
 
 /// Splits a frame into data, an ack, an error, a pong or something unknown.
@@ -177,7 +177,7 @@ pub(super) fn classify_general(text: &str) -> Result<Frame<'_>, ParseError> {
 pub(super) fn data_as_sent(text: &str) -> Option<Frame<'_>> {
     let (topic, inst, _, _) = head_as_sent(text)?;
     Some(Frame::Data {
-        stream: StreamKey { topic, inst },
+        stream: StreamKey::pair(topic, inst),
         data: text,
     })
 }
@@ -650,10 +650,7 @@ mod tests {
                 "books"
             )
         );
-        let key = StreamKey {
-            topic: "books",
-            inst: "BTC-USDT-SWAP",
-        };
+        let key = StreamKey::pair("books", "BTC-USDT-SWAP");
         assert!(key.matches("books:BTC-USDT-SWAP"));
         assert!(!key.matches("books:BTC-USDT"));
         assert!(!key.matches("bbo-tbt:BTC-USDT-SWAP"));

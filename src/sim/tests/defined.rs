@@ -56,6 +56,40 @@ fn parse(venue: Venue, text: &str) -> (String, Vec<(Seq, u64, TickData)>) {
     (name, ticks)
 }
 
+/// One binary data frame parsed, as [`parse`] parses text.
+fn parse_binary(venue: Venue, frame: &[u8]) -> (String, Vec<(Seq, u64, TickData)>) {
+    let Ok(Frame::Binary { stream, data }) = venue.classify_binary(frame) else {
+        panic!("not binary data: {frame:?}");
+    };
+    let name = format!("{}{}{}", stream.topic, char::from(stream.sep), stream.inst);
+    let def = venue.parse_stream(&name).expect("a stream of the venue");
+    let mut ticks = Vec::new();
+    venue
+        .parse_binary(def.kind, data, &mut |seq, ms, tick| {
+            ticks.push((seq, ms, tick))
+        })
+        .unwrap_or_else(|e| panic!("{frame:?}: {e:?}"));
+    (name, ticks)
+}
+
+/// A market event parsed back; with the definition's `binary`, its binary frame is what the
+/// venue sends, and it must read exactly as its JSON form does.
+fn parse_event(
+    venue: Venue,
+    ev: &super::super::market::Event,
+) -> (String, Vec<(Seq, u64, TickData)>) {
+    let json = parse(venue, &ev.payload);
+    let binary = wire::spec(venue).binary.is_some();
+    assert_eq!(ev.binary.is_some(), binary, "{}", ev.payload);
+    if let Some(frame) = &ev.binary {
+        let (name, ticks) = parse_binary(venue, frame);
+        assert_eq!(name, json.0);
+        // Ticks, numbering and times alike (a time-numbered update's id is its time).
+        assert_eq!(ticks, json.1, "{}", ev.payload);
+    }
+    json
+}
+
 /// Book changes and trades of one symbol, parsed back: streams, prices,
 /// sides, numbering and times as the market made them.
 fn round_trip(path: &str, names: [&str; 2], quote: &str, trade: &str) {
@@ -80,7 +114,7 @@ fn round_trip_of(venue: Venue, names: [&str; 2], quote: &str, trade: &str) {
     for k in 0..40u64 {
         let e_ms = 1_700_000_000_000 + k;
         let ev = market.book_change(0, e_ms);
-        let (name, ticks) = parse(venue, &ev.payload);
+        let (name, ticks) = parse_event(venue, &ev);
         assert_eq!(name, quote);
         assert_eq!(ticks.len(), 1);
         let (seq, ms, tick) = ticks[0];
@@ -111,7 +145,7 @@ fn round_trip_of(venue: Venue, names: [&str; 2], quote: &str, trade: &str) {
     for k in 0..40u64 {
         let e_ms = 1_700_000_001_000 + k;
         let ev = market.trade(0, e_ms);
-        let (name, ticks) = parse(venue, &ev.payload);
+        let (name, ticks) = parse_event(venue, &ev);
         assert_eq!(name, trade);
         assert!(!ticks.is_empty());
         for (seq, ms, tick) in &ticks {

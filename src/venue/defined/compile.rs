@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::spec::{ChannelSpec, MatchSpec, SeqSpec, TickKind, VenueSpec, When};
+use super::spec::{BinaryFormat, ChannelSpec, MatchSpec, SeqSpec, TickKind, VenueSpec, When};
 use super::{Channel, Cond, Defined, Fields, Literal, Naming, Template};
 use crate::json::{Pointer, Pointers};
 use crate::venue::{check_venue_name, SeqRule, StreamKind};
@@ -262,6 +262,10 @@ impl Defined {
             let ch = channel(&at, &field, c, data_channel.is_some(), &mut env)?;
             channels.push(ch);
         }
+        let binary = match spec.binary {
+            None => None,
+            Some(BinaryFormat::ParadexSbe) => Some(paradex_sbe(&at, &naming, &spec.channels)?),
+        };
 
         Ok(Defined {
             spec: spec.clone(),
@@ -286,8 +290,48 @@ impl Defined {
             ping_text,
             keepalive,
             channels,
+            binary,
         })
     }
+}
+
+/// Checks a definition whose data comes as Paradex's SBE frames, which name a stream by
+/// template (channel `bbo` or `trades`) and market: its names must be channel, one character,
+/// symbol. Gives that character.
+fn paradex_sbe(at: &At<'_>, naming: &Naming, channels: &[ChannelSpec]) -> Result<u8, String> {
+    let sep = naming.between.as_bytes();
+    if naming.symbol_first
+        || !naming.before.is_empty()
+        || !naming.after.is_empty()
+        || sep.len() != 1
+    {
+        return Err(at.err(
+            "stream_name",
+            "must be '{channel}.{symbol}' (or another single character between) with binary \
+             = 'paradex-sbe': its frames name a channel and a market",
+        ));
+    }
+    for (i, c) in channels.iter().enumerate() {
+        let wanted = match c.tick {
+            TickKind::Quote => "bbo",
+            TickKind::Trade => "trades",
+        };
+        if c.several {
+            return Err(at.err(
+                &format!("channels[{i}] ('{}').several", c.name),
+                "cannot be set with binary = 'paradex-sbe' (a frame holds one update)",
+            ));
+        }
+        if c.name != wanted {
+            return Err(at.err(
+                &format!("channels[{i}] ('{}').name", c.name),
+                format!(
+                    "must be '{wanted}' with binary = 'paradex-sbe' (the channel its frames name)"
+                ),
+            ));
+        }
+    }
+    Ok(sep[0])
 }
 
 /// Checks that `text` is one JSON value.

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use self::spec::{TickKind, TimeUnit, VenueSpec};
 use super::codec::{Codec, Custom};
+use super::sbe::{self, Event};
 use super::{Frame, ParseError, Route, Seq, SeqRule, StreamDef, StreamKey, StreamKind, Venue};
 use crate::json::{unescaped_eq, Pointers, Reader, Span};
 use crate::tick::TickData;
@@ -229,6 +230,8 @@ pub struct Defined {
     ping_text: Option<String>,
     keepalive: Option<Duration>,
     channels: Vec<Channel>,
+    /// With `binary = "paradex-sbe"`: the character between channel and symbol.
+    binary: Option<u8>,
 }
 
 /// Definitions compiled so far: the same text twice is the same venue (one object).
@@ -423,7 +426,7 @@ impl Codec for Defined {
                 (Some(_), _) => string_at(text, found, self.ack_stream).map(StreamKey::name),
                 (None, Some(_)) => string_at(text, found, self.ack_channel)
                     .zip(string_at(text, found, self.ack_symbol))
-                    .map(|(topic, inst)| StreamKey { topic, inst }),
+                    .map(|(topic, inst)| StreamKey::pair(topic, inst)),
                 (None, None) => None,
             };
             return Ok(Frame::Ack {
@@ -472,7 +475,7 @@ impl Codec for Defined {
                 return Err(ParseError::Field("symbol"));
             };
             return Ok(Frame::Data {
-                stream: StreamKey { topic, inst },
+                stream: StreamKey::pair(topic, inst),
                 data,
             });
         }
@@ -535,6 +538,86 @@ impl Codec for Defined {
             emit(seq, time, tick);
             Ok(())
         })
+    }
+
+    fn classify_binary<'a>(&self, frame: &'a [u8]) -> Result<Frame<'a>, ParseError> {
+        let Some(sep) = self.binary else {
+            return Ok(Frame::Unknown);
+        };
+        let (topic, inst) = match sbe::decode(frame)? {
+            Event::Bbo { market, .. } => ("bbo", market),
+            Event::Trade { market, .. } => ("trades", market),
+            // Any frame proves the connection alive: nothing more to do.
+            Event::Heartbeat => return Ok(Frame::Pong),
+            Event::Other(_) => return Ok(Frame::Unknown),
+        };
+        if !self.channels.iter().any(|c| c.name == topic) {
+            return Ok(Frame::Unknown);
+        }
+        Ok(Frame::Binary {
+            stream: StreamKey { topic, inst, sep },
+            data: frame,
+        })
+    }
+
+    fn parse_binary(
+        &self,
+        kind: StreamKind,
+        frame: &[u8],
+        emit: &mut dyn FnMut(Seq, u64, TickData),
+    ) -> Result<(), ParseError> {
+        let Some(c) = self.channel_by_kind(kind).filter(|_| self.binary.is_some()) else {
+            return Err(ParseError::Field("channel"));
+        };
+        let (tick, seq_no, time_us) = match (sbe::decode(frame)?, &c.fields) {
+            (
+                Event::Bbo {
+                    timestamp_us,
+                    seq_no,
+                    bid,
+                    ask,
+                    ..
+                },
+                Fields::Quote { .. },
+            ) => {
+                let (bid, bid_qty) = bid.unwrap_or((f64::NAN, 0.0));
+                let (ask, ask_qty) = ask.unwrap_or((f64::NAN, 0.0));
+                let quote = TickData::Quote {
+                    bid,
+                    bid_qty,
+                    ask,
+                    ask_qty,
+                };
+                (quote, seq_no, timestamp_us)
+            }
+            (
+                Event::Trade {
+                    seq_no,
+                    taker_buy,
+                    price,
+                    size,
+                    created_at_us,
+                    ..
+                },
+                Fields::Trade { .. },
+            ) => {
+                let trade = TickData::Trade {
+                    price,
+                    qty: size,
+                    buyer_is_maker: !taker_buy,
+                };
+                (trade, seq_no, created_at_us)
+            }
+            _ => return Err(ParseError::Field("SBE templateId")),
+        };
+        // The channel's numbering, as for its JSON form: its sequence rule when it has one.
+        let seq_no = match c.sequence {
+            Some(_) => Some(u64::try_from(seq_no).map_err(|_| ParseError::Field("seq_no"))?),
+            None => None,
+        };
+        let time = u64::try_from(time_us).unwrap_or(0) / 1_000;
+        emit(c.numbering(seq_no, seq_no, time), time, tick);
+        Ok(())
     }
 
     fn connect_limit(&self) -> (u32, Duration) {

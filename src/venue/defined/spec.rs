@@ -63,6 +63,19 @@ pub struct VenueSpec {
     pub server_ping: Option<ServerPingSpec>,
     /// The channels, at least one.
     pub channels: Vec<ChannelSpec>,
+    /// Market data the venue sends in binary frames, read by the engine's decoder of that
+    /// encoding (the channels' pointers then describe the JSON form the venue documents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary: Option<BinaryFormat>,
+}
+
+/// A binary encoding of market data the engine reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub enum BinaryFormat {
+    /// Paradex's SBE, schema 1 ([`crate::venue::sbe`]): channels `bbo` (quote) and `trades`
+    /// (trade).
+    #[serde(rename = "paradex-sbe")]
+    ParadexSbe,
 }
 
 fn default_stream_name() -> String {

@@ -71,10 +71,7 @@ fn hyperliquid_reads_its_messages() {
         v.classify(&ack).unwrap(),
         Frame::Ack {
             id: None,
-            stream: Some(StreamKey {
-                topic: "trades",
-                inst: "SOL"
-            })
+            stream: Some(StreamKey::pair("trades", "SOL"))
         }
     );
     assert_eq!(
@@ -343,7 +340,17 @@ fn bad_messages_are_errors_that_name_the_field() {
 
 #[test]
 fn definition_mistakes_name_the_venue_and_the_field() {
-    let cases: [(&str, &str, &str); 12] = [
+    let cases: [(&str, &str, &str); 14] = [
+        (
+            "stream_name = \"{channel}/{symbol}\"",
+            "stream_name = \"{symbol}/{channel}\"\nbinary = \"paradex-sbe\"",
+            "venue 'testx': stream_name: must be '{channel}.{symbol}'",
+        ),
+        (
+            "stream_name = \"{channel}/{symbol}\"",
+            "stream_name = \"{channel}/{symbol}\"\nbinary = \"paradex-sbe\"",
+            "venue 'testx': channels[0] ('t').several: cannot be set with binary",
+        ),
         (
             "name = \"testx\"",
             "name = \"okx\"",
@@ -412,6 +419,15 @@ fn definition_mistakes_name_the_venue_and_the_field() {
         let e = Defined::load(&spec).unwrap_err();
         assert!(e.contains(want), "{new}: got '{e}', want '{want}'");
     }
+    // Paradex's binary frames name their channel `trades` (or `bbo`).
+    let text = format!(
+        "binary = \"paradex-sbe\"\n{}",
+        SPEC_TEXT.replacen("several = true", "several = false", 1)
+    );
+    let e = Defined::load(&toml::from_str(&text).unwrap()).unwrap_err();
+    let want =
+        "venue 'testx': channels[0] ('t').name: must be 'trades' with binary = 'paradex-sbe'";
+    assert!(e.contains(want), "got '{e}'");
 }
 
 #[test]

@@ -366,11 +366,7 @@ fn escapes_are_decoded_where_text_is_shown_or_compared() {
     // Names and values compared.
     assert!(StreamKey::name(r"btcusdt\u0040trade").matches("btcusdt@trade"));
     assert!(!StreamKey::name(r"btcusdt\u0040trade").matches("btcusdt@aggTrade"));
-    assert!(StreamKey {
-        topic: r"books\u0035",
-        inst: r"BTC\u002dUSDT"
-    }
-    .matches("books5:BTC-USDT"));
+    assert!(StreamKey::pair(r"books\u0035", r"BTC\u002dUSDT").matches("books5:BTC-USDT"));
     let escaped = fixture("binance/trade_spot.json").replace(
         r#""stream":"bnbbtc@trade""#,
         r#""stream":"bnbbtc\u0040trade""#,
@@ -393,10 +389,7 @@ fn acks_without_an_id_are_acks() {
             .unwrap(),
         Frame::Ack {
             id: None,
-            stream: Some(StreamKey {
-                topic: "books",
-                inst: "BTC-USDT"
-            })
+            stream: Some(StreamKey::pair("books", "BTC-USDT"))
         }
     );
     for venue in [Venue::BybitSpot, Venue::BybitLinear] {
