@@ -16,7 +16,7 @@ use criterion::{criterion_group, Criterion, Throughput};
 use wsfeed::config::ReconnectConfig;
 use wsfeed::feed::backoff::Backoff;
 use wsfeed::feed::liveness::Liveness;
-use wsfeed::venue::{Frame, StreamKind, Venue};
+use wsfeed::venue::{sbe, Frame, StreamKind, Venue};
 
 const BOOK_TICKER: &str = r#"{"stream":"bnbusdt@bookTicker","data":{"e":"bookTicker","u":400900217,"E":1568014460893,"T":1568014460891,"s":"BNBUSDT","b":"25.35190000","B":"31.21000000","a":"25.36520000","A":"40.66000000"}}"#;
 const AGG_TRADE: &str = r#"{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":123456789,"s":"BTCUSDT","a":5933014,"p":"0.001","q":"100","f":100,"l":105,"T":123456785,"m":true}}"#;
@@ -222,6 +222,58 @@ fn venue_parsers(c: &mut Criterion) {
     }
 }
 
+/// A binary frame → ticks through the venue's binary classifier and parser; returns ticks.
+fn parse_binary_frame(venue: Venue, frame: &[u8], kind: StreamKind) -> u64 {
+    let mut n = 0u64;
+    if let Ok(Frame::Binary { data, .. }) = venue.classify_binary(frame) {
+        let _ = venue.parse_binary(kind, data, &mut |_, _, _| n += 1);
+    }
+    n
+}
+
+/// Paradex's binary frames (SBE, as its production feed sends them) read through its shipped
+/// definition (`binary = "paradex-sbe"`); `parse/paradex/bbo` and `…/trades` are the JSON form.
+fn binary_parsers(c: &mut Criterion) {
+    let px = defined("paradex");
+    let frames = [
+        (
+            "bbo_sbe",
+            "bbo.BTC-USD-PERP",
+            sbe::encode_bbo(
+                1_681_759_756_614_000,
+                1_681_759_756_614,
+                Some((3_031_257_000_000, 1_000_000)),
+                Some((3_031_353_000_000, 10_000_000)),
+                "BTC-USD-PERP",
+            ),
+        ),
+        (
+            "trades_sbe",
+            "trades.BTC-USD-PERP",
+            sbe::encode_trade(
+                1_681_759_756_614_000,
+                1_681_759_756_614,
+                16_817_597_566,
+                true,
+                3_031_257_000_000,
+                1_000_000,
+                1_681_759_756_614_000,
+                "BTC-USD-PERP",
+            ),
+        ),
+    ];
+    for (name, stream, frame) in &frames {
+        let kind = px.parse_stream(stream).unwrap().kind;
+        assert_eq!(parse_binary_frame(px, frame, kind), 1, "{name} parses");
+        let mut g = c.benchmark_group(format!("parse/paradex/{name}"));
+        g.throughput(Throughput::Bytes(frame.len() as u64));
+        g.bench_function("wsfeed", |b| {
+            b.iter(|| parse_binary_frame(px, black_box(frame), kind))
+        });
+        g.finish();
+    }
+}
+
 /// Nanoseconds per call of `f` over a batch of `n` calls.
 fn batch_ns(n: u64, f: &mut impl FnMut() -> u64) -> f64 {
     let t = Instant::now();
@@ -383,7 +435,7 @@ criterion_group! {
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(150))
         .measurement_time(Duration::from_millis(450));
-    targets = venue_parsers, decisions, channel_hop
+    targets = venue_parsers, binary_parsers, decisions, channel_hop
 }
 
 fn main() {
