@@ -6,7 +6,8 @@
 //! what the simulator's ground truth shows, a sequence jump of exactly the withheld ids, a hot
 //! standby, rotation before the venue's age cut, and a capture whose audit finds no
 //! unexplained hole. Paradex's data comes as binary SBE frames, as the venue sends it; its
-//! capture replays into the very ticks the live feed gave.
+//! capture replays into the very ticks the live feed gave. A silent stream is reported stale,
+//! and `/metrics` serves a defined venue's feed like any other.
 //!
 //! Every wait has a deadline (`Probe::wait`, `Sim::wait_until`, `eventually`).
 
@@ -16,7 +17,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use util::*;
-use wsfeed::config::{CaptureConfig, Config, FeedConfig, FileConfig, ReconnectConfig};
+use wsfeed::config::{
+    CaptureConfig, Config, FeedConfig, FileConfig, MetricsConfig, ReconnectConfig,
+};
 use wsfeed::engine::Engine;
 use wsfeed::metrics::{GapCause, GapRecord, Missed};
 use wsfeed::sim::{ConnId, Fault, SentRecord, Sim, SimConfig, SimVenue};
@@ -752,4 +755,76 @@ impl Strategy for Collect {
         self.0.push((stream.name.clone(), tick.data));
     }
     fn on_health(&mut self, _: FeedId, _: u64, _: &Health) {}
+}
+
+/// A defined venue's silent stream (muted on its connection by the simulator) is reported
+/// stale while the other stream goes on; `/metrics` serves the feed, its venue and its
+/// counters as for a built-in venue.
+#[test]
+fn a_defined_venue_s_silent_stream_is_stale_and_its_metrics_are_served() {
+    let sim = sim_of(PARADEX, ["BTC-USD-PERP", "ETH-USD-PERP"], |_| {});
+    let streams = ["bbo.BTC-USD-PERP", "bbo.ETH-USD-PERP"];
+    let mut feed = defined_feed("px", "paradex", &sim, &streams);
+    feed.stream_silence_ms.insert(streams[1].into(), 300);
+    let (engine, probe, _) = engine_with(&[PARADEX], vec![feed], fast_reconnect(), |file| {
+        file.metrics = Some(MetricsConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+        })
+    });
+    probe.wait("both streams under way", |s| {
+        streams.iter().all(|n| ticks_of(s, 0, n) >= 5)
+    });
+    sim.inject(Fault::Mute {
+        stream: streams[1].into(),
+    });
+    probe.wait("the muted stream is stale", |s| {
+        has_health_of(s, 0, |h| matches!(h, Health::Stale { stream: 1, .. }))
+    });
+    let before = ticks_of(&probe.seen(), 0, streams[0]);
+    probe.wait("the other stream goes on", |s| {
+        ticks_of(s, 0, streams[0]) >= before + 10
+    });
+    // A quote stream has no guaranteed cadence: it is reported stale, not a reason to replace
+    // the connection.
+    assert!(!has_health_of(&probe.seen(), 0, |h| matches!(
+        h,
+        Health::Rotated { .. }
+    )));
+
+    let addr = engine.metrics_addr().expect("metrics endpoint is up");
+    let mut s = std::net::TcpStream::connect(addr).expect("metrics endpoint accepts");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    use std::io::{Read, Write};
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("metrics answer");
+    let value = |series: &str| -> f64 {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(series))
+            .unwrap_or_else(|| panic!("no {series} in:\n{text}"));
+        line[series.len()..].trim().parse().unwrap()
+    };
+    let labels = r#"{feed="px",venue="paradex""#;
+    assert!(value(&format!("wsfeed_messages_total{labels}}}")) >= 10.0);
+    assert_eq!(value(&format!("wsfeed_stale_events_total{labels}}}")), 1.0);
+    assert_eq!(value(&format!("wsfeed_parse_errors_total{labels}}}")), 0.0);
+    assert_eq!(
+        value(&format!("wsfeed_unknown_frames_total{labels}}}")),
+        0.0
+    );
+    assert_eq!(
+        value(&format!("wsfeed_feed_state{labels},state=\"streaming\"}}")),
+        1.0
+    );
+    let (summary, _) = engine.stop();
+    sim.shutdown();
+    assert!(summary.feeds[0]
+        .gaps
+        .iter()
+        .all(|g| !matches!(g.cause, GapCause::Outage(_))));
 }
