@@ -279,12 +279,12 @@ fn message_seq(
 ) -> Option<(crate::venue::Seq, u64)> {
     let line = crate::capture::parse_line(line)?;
     let mut buf = Vec::new();
-    let data = match line.binary_frame(&mut buf) {
-        Some(frame) => match venue.classify_binary(frame) {
+    let data = match line.binary {
+        true => match venue.classify_binary(line.binary_frame(&mut buf)?) {
             Ok(Frame::Binary { data, .. }) => Payload::Binary(data),
             _ => return None,
         },
-        None => match venue.classify(line.msg) {
+        false => match venue.classify(line.msg) {
             Ok(Frame::Data { data, .. }) => Payload::Text(data),
             _ => return None,
         },

@@ -721,8 +721,8 @@ pub fn decode_binary<'b>(msg: &str, buf: &'b mut Vec<u8>) -> Option<&'b [u8]> {
 }
 
 /// Reads a capture line as the capture writes it
-/// (`{"recv_ns":…,"conn":…[,"n":…][,"again":true],"msg":…}`);
-/// `None` for anything else.
+/// (`{"recv_ns":…,"conn":…[,"n":…][,"again":true],"msg":…}`, or `…,"bin":"<base64>"}` for a
+/// binary frame); `None` for anything else.
 pub fn parse_line(line: &str) -> Option<Line<'_>> {
     let mut l = crate::json::Layout::new(line.trim_end_matches(['\n', '\r']));
     l.lit("{\"recv_ns\":")?;

@@ -24,6 +24,8 @@ pub enum RawRef<'a> {
     Text(&'a Utf8Bytes),
     /// A binary frame.
     Binary(&'a Bytes),
+    /// Text without its frame (only shown, never kept).
+    Str(&'a str),
 }
 
 impl RawRef<'_> {
@@ -33,6 +35,7 @@ impl RawRef<'_> {
         match self {
             RawRef::Text(t) => Raw::Text(t.clone()),
             RawRef::Binary(b) => Raw::Binary(b.clone()),
+            RawRef::Str(s) => Raw::Text(Utf8Bytes::from(s.to_string())),
         }
     }
 
@@ -41,6 +44,7 @@ impl RawRef<'_> {
         match self {
             RawRef::Text(t) => t.len(),
             RawRef::Binary(b) => b.len(),
+            RawRef::Str(s) => s.len(),
         }
     }
 
@@ -53,6 +57,7 @@ impl RawRef<'_> {
     pub fn shown(self) -> Cow<'static, str> {
         match self {
             RawRef::Text(t) => Cow::Owned(t.as_str().chars().take(160).collect()),
+            RawRef::Str(s) => Cow::Owned(s.chars().take(160).collect()),
             RawRef::Binary(b) => {
                 let mut s = format!("binary frame of {} bytes:", b.len());
                 for byte in b.iter().take(24) {

@@ -345,7 +345,7 @@ impl FeedCore {
             Ok(f) => self.on_frame(k, f, RawRef::Binary(frame), recv_ns, now, sink),
             Err(e) => {
                 self.report
-                    .bad_frame(now, &e.to_string(), &RawRef::Binary(frame).shown());
+                    .bad_raw(now, &e.to_string(), RawRef::Binary(frame));
                 Ok(())
             }
         }
@@ -417,7 +417,7 @@ impl FeedCore {
         );
         match parsed {
             Ok(seq) => self.conns.on_data(k, i, seq, now),
-            Err(e) => out.report.bad_frame(now, &e.to_string(), &raw.shown()),
+            Err(e) => out.report.bad_raw(now, &e.to_string(), raw),
         }
         Ok(())
     }

@@ -13,7 +13,7 @@ use super::sink::Sink;
 use crate::capture::{CaptureMsg, CapturedFrame, CapturedHealth, CapturedSnapshot};
 use crate::clock;
 use crate::metrics::{FeedStats, ReconnectHistograms};
-use crate::raw::Raw;
+use crate::raw::{Raw, RawRef};
 use crate::rest::DepthSnapshot;
 use crate::tick::{FeedId, Health, HealthMsg, Tick};
 
@@ -212,9 +212,15 @@ impl Reporter {
     /// A frame that could not be parsed: counted, logged at a limited rate, skipped.
     #[cold]
     pub(crate) fn bad_frame(&mut self, now: Instant, why: &str, text: &str) {
+        self.bad_raw(now, why, RawRef::Str(text));
+    }
+
+    /// [`Reporter::bad_frame`] of a frame as received, text or binary (shown only when logged).
+    #[cold]
+    pub(crate) fn bad_raw(&mut self, now: Instant, why: &str, frame: RawRef<'_>) {
         FeedStats::bump(&self.stats.parse_errors);
         if let Some(suppressed) = self.bad_frames.allow(now) {
-            let shown: String = text.chars().take(160).collect();
+            let shown = frame.shown();
             warn!(
                 "[{}] skipped a bad frame ({why}): {shown:?}{}",
                 self.name,

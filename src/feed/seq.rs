@@ -33,8 +33,8 @@ pub enum Verdict {
 const SAME_ID: usize = 8;
 
 /// A message's fingerprint, for telling apart messages numbered by time that share their
-/// millisecond: FNV-1a over the payload's text (the copies two connections receive of one
-/// update are the same text).
+/// millisecond: FNV-1a over the payload's bytes, its text or a binary frame whole (the copies
+/// two connections receive of one update are the same bytes).
 #[inline]
 pub fn fingerprint(text: &[u8]) -> u64 {
     text.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {

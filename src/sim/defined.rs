@@ -300,9 +300,12 @@ pub(crate) fn trade(venue: Venue, s: &SymInfo, t: &TradeMsg) -> Option<Wire> {
     Some(w)
 }
 
-/// `units` of `decimals` places as a mantissa of SBE's eight.
+/// `units` of `decimals` places as a mantissa of SBE's eight (places past eight dropped).
 fn mantissa(units: i64, decimals: u32) -> i64 {
-    units * 10i64.pow(sbe::DECIMALS.saturating_sub(decimals))
+    match decimals <= sbe::DECIMALS {
+        true => units * 10i64.pow(sbe::DECIMALS - decimals),
+        false => units / 10i64.pow(decimals - sbe::DECIMALS),
+    }
 }
 
 /// Unix ms as µs.

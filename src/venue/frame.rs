@@ -16,6 +16,8 @@ pub struct StreamKey<'a> {
     pub inst: &'a str,
     /// What joins `topic` and `inst` in the configured name (`:` for OKX).
     pub sep: u8,
+    /// The names are JSON text, which may hold escapes (`\u002d`); a binary frame's are not.
+    pub escapes: bool,
 }
 
 impl<'a> StreamKey<'a> {
@@ -25,6 +27,7 @@ impl<'a> StreamKey<'a> {
             topic,
             inst: "",
             sep: b':',
+            escapes: true,
         }
     }
 
@@ -34,6 +37,7 @@ impl<'a> StreamKey<'a> {
             topic,
             inst,
             sep: b':',
+            escapes: true,
         }
     }
 
@@ -49,7 +53,7 @@ impl<'a> StreamKey<'a> {
                 && name.as_bytes()[self.topic.len()] == self.sep
                 && name.ends_with(self.inst)
         };
-        exact || (self.escaped() && self.matches_decoded(name))
+        exact || (self.escapes && self.escaped() && self.matches_decoded(name))
     }
 
     /// Whether the venue's text holds an escape.
@@ -92,7 +96,7 @@ pub enum Frame<'a> {
     },
     /// The answer to the application-level ping.
     Pong,
-    /// The venue's own application-level ping, answered with [`Venue::ping_reply`].
+    /// The venue's own application-level ping, answered with [`super::Venue::ping_reply`].
     ServerPing,
     /// A request failed (or, with no id, the venue reports a general error).
     Error {
@@ -105,8 +109,8 @@ pub enum Frame<'a> {
     },
     /// A well-formed message the engine does not know.
     Unknown,
-    /// Market data of `stream` in a binary frame ([`Codec::classify_binary`]); `data` is the
-    /// whole frame, read by [`Venue::parse_binary`].
+    /// Market data of `stream` in a binary frame ([`super::Codec::classify_binary`]); `data` is
+    /// the whole frame, read by [`super::Venue::parse_binary`].
     Binary {
         /// The stream the frame names.
         stream: StreamKey<'a>,

@@ -1,4 +1,4 @@
-//! Paradex's binary market data: Simple Binary Encoding, schema 1 (versions 0 to 2), which
+//! Paradex's binary market data: Simple Binary Encoding, schema 1, which
 //! Paradex requires for public channel data since 21 September 2026. A connection asks for it
 //! in its URL (`?sbeSchemaId=1&sbeSchemaVersion=1`); requests, acks and errors stay JSON text,
 //! and each binary frame is one message. A venue defined in config reads these frames with
@@ -17,7 +17,9 @@
 //!
 //! Prices and sizes are mantissas of exponent -8; `i64::MIN` is null (an empty book side).
 //! Times are microseconds since the Unix epoch. The market string starts at `blockLength`
-//! past the header, so a later version's longer block is read by skipping what it appended.
+//! past the header, so a later version's longer block is read by skipping what it appended
+//! (the header's version is not checked: versions 0 to 2 of the schema lay these two messages
+//! out alike).
 //! Template 40 is a heartbeat; every other template is another channel's.
 
 use super::ParseError;
@@ -124,7 +126,7 @@ pub fn decode(frame: &[u8]) -> Result<Event<'_>, ParseError> {
     };
     let (price, size) = (i64_at(25), i64_at(33));
     if price == NULL || size == NULL {
-        return Err(ParseError::Field("price"));
+        return Err(ParseError::Field("price/size"));
     }
     Ok(Event::Trade {
         seq_no: i64_at(8),
@@ -145,10 +147,33 @@ fn market(rest: &[u8]) -> Result<&str, ParseError> {
     std::str::from_utf8(bytes).map_err(|_| ParseError::Field("market"))
 }
 
-/// A mantissa of exponent -8 as the nearest `f64` (what parsing its decimal text gives: both
-/// operands are exact, so the quotient is correctly rounded).
+/// A mantissa of exponent -8 as the nearest `f64`: what parsing its decimal text gives, as the
+/// venue's JSON form is read.
+#[inline]
 fn decimal(mantissa: i64) -> f64 {
-    mantissa as f64 / 1e8
+    // Up to 2^53 the mantissa is exact as an `f64`, and so is 1e8: one division, rounded once,
+    // is the nearest `f64` to the decimal value.
+    if mantissa.unsigned_abs() <= 1 << 53 {
+        return mantissa as f64 / 1e8;
+    }
+    decimal_text(mantissa)
+}
+
+/// A mantissa past 2^53 (a price or size over about 90 million), where the division would round
+/// twice: its decimal text, written on the stack and parsed.
+#[cold]
+fn decimal_text(mantissa: i64) -> f64 {
+    use std::io::Write as _;
+    let mut buf = [0u8; 24];
+    let abs = mantissa.unsigned_abs();
+    let sign = if mantissa < 0 { "-" } else { "" };
+    let mut w = &mut buf[..];
+    let written = write!(w, "{sign}{}.{:08}", abs / 100_000_000, abs % 100_000_000);
+    let len = 24 - w.len();
+    match (written, std::str::from_utf8(&buf[..len])) {
+        (Ok(()), Ok(text)) => text.parse().unwrap_or(f64::NAN),
+        _ => f64::NAN,
+    }
 }
 
 /// A `BboEvent` frame: sides as (price, size) mantissas of exponent -8.
@@ -204,7 +229,12 @@ fn header(template: u16, block: usize, market: &str) -> Vec<u8> {
 }
 
 fn finish(mut f: Vec<u8>, market: &str) -> Vec<u8> {
-    let name = &market.as_bytes()[..market.len().min(255)];
+    // At most 255 bytes, cut where a character starts.
+    let mut len = market.len().min(255);
+    while !market.is_char_boundary(len) {
+        len -= 1;
+    }
+    let name = &market.as_bytes()[..len];
     f.push(name.len() as u8);
     f.extend_from_slice(name);
     f
@@ -262,6 +292,100 @@ mod tests {
             "42000.50000000".parse::<f64>().unwrap()
         );
         assert_eq!(decimal(-1), "-0.00000001".parse::<f64>().unwrap());
+    }
+
+    /// Frames written byte by byte as the schema lays them out (Python's
+    /// `struct.pack('<HHHH' + '<qqqqqq' / '<qqqBqqqB')`, as Paradex's own decoder reads them),
+    /// not by this module's encoder: a field out of place would not read back.
+    #[test]
+    fn frames_laid_out_by_the_schema_read_as_documented() {
+        let hex = |s: &str| -> Vec<u8> {
+            (0..s.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+                .collect()
+        };
+        let bbo = hex(
+            "300002000100010040222018240a06009900000000000000a816dbf7170600008096980000000000\
+             00000000000000800000000000000080\
+             0c4254432d5553442d50455250",
+        );
+        assert_eq!(
+            decode(&bbo).unwrap(),
+            Event::Bbo {
+                timestamp_us: 1_700_000_000_123_456,
+                seq_no: 153,
+                bid: Some((67_000.123_45, 0.1)),
+                ask: None,
+                market: "BTC-USD-PERP",
+            }
+        );
+        let trade = hex(
+            "320001000100010020e12518240a06009a000000000000004d000000000000000280007de6d10300\
+             00a086010000000000805a2418240a060001\
+             0c4254432d5553442d50455250",
+        );
+        assert_eq!(
+            decode(&trade).unwrap(),
+            Event::Trade {
+                seq_no: 154,
+                taker_buy: false,
+                price: 42_000.5,
+                size: 0.001,
+                created_at_us: 1_700_000_000_400_000,
+                market: "BTC-USD-PERP",
+            }
+        );
+        // The encoder writes the same bytes.
+        assert_eq!(
+            encode_bbo(
+                1_700_000_000_123_456,
+                153,
+                Some((6_700_012_345_000, 10_000_000)),
+                None,
+                "BTC-USD-PERP"
+            ),
+            bbo
+        );
+        assert_eq!(
+            encode_trade(
+                1_700_000_000_500_000,
+                154,
+                77,
+                false,
+                4_200_050_000_000,
+                100_000,
+                1_700_000_000_400_000,
+                "BTC-USD-PERP"
+            ),
+            trade
+        );
+    }
+
+    #[test]
+    fn large_values_read_as_their_decimal_text_does() {
+        for m in [
+            91_038_120_247_931_381i64,
+            (1 << 53) + 1,
+            -(1 << 53) - 3,
+            i64::MAX,
+            i64::MIN + 1,
+            123_456_789_012_345_678,
+        ] {
+            let abs = m.unsigned_abs();
+            let text = format!(
+                "{}{}.{:08}",
+                if m < 0 { "-" } else { "" },
+                abs / 100_000_000,
+                abs % 100_000_000
+            );
+            assert_eq!(decimal(m), text.parse::<f64>().unwrap(), "{m}");
+        }
+        // Dividing would round twice here, one unit in the last place off.
+        assert_ne!(
+            decimal(91_038_120_247_931_381),
+            91_038_120_247_931_381f64 / 1e8
+        );
     }
 
     #[test]

@@ -322,6 +322,12 @@ fn paradex_sbe(at: &At<'_>, naming: &Naming, channels: &[ChannelSpec]) -> Result
                 "cannot be set with binary = 'paradex-sbe' (a frame holds one update)",
             ));
         }
+        if c.sequence.as_deref().is_some_and(|p| p != "/seq_no") {
+            return Err(at.err(
+                &format!("channels[{i}] ('{}').sequence", c.name),
+                "must be '/seq_no' with binary = 'paradex-sbe' (the number its frames carry)",
+            ));
+        }
         if c.name != wanted {
             return Err(at.err(
                 &format!("channels[{i}] ('{}').name", c.name),

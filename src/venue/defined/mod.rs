@@ -555,7 +555,12 @@ impl Codec for Defined {
             return Ok(Frame::Unknown);
         }
         Ok(Frame::Binary {
-            stream: StreamKey { topic, inst, sep },
+            stream: StreamKey {
+                topic,
+                inst,
+                sep,
+                escapes: false,
+            },
             data: frame,
         })
     }

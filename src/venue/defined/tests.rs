@@ -419,11 +419,16 @@ fn definition_mistakes_name_the_venue_and_the_field() {
         let e = Defined::load(&spec).unwrap_err();
         assert!(e.contains(want), "{new}: got '{e}', want '{want}'");
     }
-    // Paradex's binary frames name their channel `trades` (or `bbo`).
+    // Paradex's binary frames carry their number in `seq_no`, and name their channel `trades`
+    // (or `bbo`).
     let text = format!(
         "binary = \"paradex-sbe\"\n{}",
         SPEC_TEXT.replacen("several = true", "several = false", 1)
     );
+    let e = Defined::load(&toml::from_str(&text).unwrap()).unwrap_err();
+    let want = "venue 'testx': channels[0] ('t').sequence: must be '/seq_no' with binary";
+    assert!(e.contains(want), "got '{e}'");
+    let text = text.replacen("sequence = \"/n\"", "sequence = \"/seq_no\"", 1);
     let e = Defined::load(&toml::from_str(&text).unwrap()).unwrap_err();
     let want =
         "venue 'testx': channels[0] ('t').name: must be 'trades' with binary = 'paradex-sbe'";
