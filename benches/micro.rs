@@ -12,11 +12,14 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use common::shipped;
 use criterion::{criterion_group, Criterion, Throughput};
 use wsfeed::config::ReconnectConfig;
 use wsfeed::feed::backoff::Backoff;
 use wsfeed::feed::liveness::Liveness;
 use wsfeed::venue::{sbe, Frame, StreamKind, Venue};
+
+mod common;
 
 const BOOK_TICKER: &str = r#"{"stream":"bnbusdt@bookTicker","data":{"e":"bookTicker","u":400900217,"E":1568014460893,"T":1568014460891,"s":"BNBUSDT","b":"25.35190000","B":"31.21000000","a":"25.36520000","A":"40.66000000"}}"#;
 const AGG_TRADE: &str = r#"{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":123456789,"s":"BTCUSDT","a":5933014,"p":"0.001","q":"100","f":100,"l":105,"T":123456785,"m":true}}"#;
@@ -162,38 +165,30 @@ fn cases() -> Vec<Case> {
         ),
         // Venues defined in config: read through their definitions' pointers.
         case(
-            defined("hyperliquid"),
+            shipped("hyperliquid"),
             "bbo",
             "bbo:BTC",
             fixture("hyperliquid/bbo.json"),
         ),
         case(
-            defined("hyperliquid"),
+            shipped("hyperliquid"),
             "trades",
             "trades:BTC",
             fixture("hyperliquid/trades.json"),
         ),
         case(
-            defined("paradex"),
+            shipped("paradex"),
             "bbo",
             "bbo.BTC-USD-PERP",
             fixture("paradex/bbo.json"),
         ),
         case(
-            defined("paradex"),
+            shipped("paradex"),
             "trades",
             "trades.ALL",
             fixture("paradex/trades.json"),
         ),
     ]
-}
-
-/// A venue defined by a shipped definition (`configs/venues/<name>.toml`).
-fn defined(name: &str) -> Venue {
-    let path = format!("{}/configs/venues/{name}.toml", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let spec = toml::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
-    wsfeed::venue::defined::Defined::load(&spec).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Each documented message, ours and `serde_json::Value` side by side in one group, per byte.
@@ -234,7 +229,7 @@ fn parse_binary_frame(venue: Venue, frame: &[u8], kind: StreamKind) -> u64 {
 /// Paradex's binary frames (SBE, as its production feed sends them) read through its shipped
 /// definition (`binary = "paradex-sbe"`); `parse/paradex/bbo` and `…/trades` are the JSON form.
 fn binary_parsers(c: &mut Criterion) {
-    let px = defined("paradex");
+    let px = shipped("paradex");
     let frames = [
         (
             "bbo_sbe",

@@ -33,7 +33,6 @@ use wsfeed::engine::Engine;
 use wsfeed::sim::{Fault, Sim, SimConfig, SimVenue};
 use wsfeed::strategy::Strategy;
 use wsfeed::tick::{FeedId, Health, Tick};
-use wsfeed::venue::defined::Defined;
 
 /// What the strategy reports to the bench thread.
 enum Seen {
@@ -126,10 +125,7 @@ impl Under {
             }
         };
         let file = format!("configs/venues/{name}.toml");
-        let text = std::fs::read_to_string(&file).expect("a shipped definition");
-        let spec = toml::from_str(&text).expect("the definition reads");
-        let venue = Defined::load(&spec).expect("the definition compiles");
-        let sim_venue = SimVenue::Defined(venue);
+        let sim_venue = SimVenue::Defined(common::shipped(name));
         Under {
             venue: name.into(),
             venue_files: format!("venue_files = [\"{file}\"]\n"),

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::venue::{Frame, Payload, SeqRule, Venue};
+use crate::venue::{SeqRule, Venue};
 
 /// Inclusive id ranges, sorted and merged.
 type Ranges = Vec<(u64, u64)>;
@@ -204,13 +204,17 @@ fn read_stream(
     // A stream numbered by time may send several updates in one millisecond: as on the live
     // path, they are told apart by their text.
     let mut seen_at = std::collections::HashSet::new();
-    for line in BufReader::new(file).lines() {
-        let line = line.map_err(|e| format!("{}: {e}", s.file.display()))?;
-        if crate::capture::parse_line(&line).is_some_and(|l| l.again) {
+    let mut buf = Vec::new();
+    for text in BufReader::new(file).lines() {
+        let text = text.map_err(|e| format!("{}: {e}", s.file.display()))?;
+        let line = crate::capture::parse_line(&text);
+        if line.as_ref().is_some_and(|l| l.again) {
             // Given to a book again after a resync: the numbering has it once already.
             continue;
         }
-        let Some((seq, fp)) = message_seq(venue, kind, &line) else {
+        let by_time = s.rule == SeqRule::Time;
+        let Some((seq, fp)) = line.and_then(|l| message_seq(venue, kind, &l, &mut buf, by_time))
+        else {
             bad += 1;
             continue;
         };
@@ -271,31 +275,27 @@ fn read_stream(
     Ok(bad)
 }
 
-/// The numbering of the venue message inside one capture line, and its payload's fingerprint.
+/// The numbering of the venue message of one capture line, and (`fingerprint`) its payload's
+/// fingerprint, else 0; `buf` holds a binary frame decoded.
 fn message_seq(
     venue: Venue,
     kind: crate::venue::StreamKind,
-    line: &str,
+    line: &crate::capture::Line<'_>,
+    buf: &mut Vec<u8>,
+    fingerprint: bool,
 ) -> Option<(crate::venue::Seq, u64)> {
-    let line = crate::capture::parse_line(line)?;
-    let mut buf = Vec::new();
-    let data = match line.binary {
-        true => match venue.classify_binary(line.binary_frame(&mut buf)?) {
-            Ok(Frame::Binary { data, .. }) => Payload::Binary(data),
-            _ => return None,
-        },
-        false => match venue.classify(line.msg) {
-            Ok(Frame::Data { data, .. }) => Payload::Text(data),
-            _ => return None,
-        },
-    };
+    let data = crate::capture::captured_payload(venue, line.msg, line.binary, buf).ok()?;
     let mut seq = None;
     venue
         .parse_payload(kind, data, &mut |s, _, _| {
             seq.get_or_insert(s);
         })
         .ok()?;
-    Some((seq?, crate::feed::seq::fingerprint(data.bytes())))
+    let fp = match fingerprint {
+        true => crate::feed::seq::fingerprint(data.bytes()),
+        false => 0,
+    };
+    Some((seq?, fp))
 }
 
 /// Compares holes with reports.

@@ -27,8 +27,9 @@
 //! [`FLUSH_EVERY`], synced on close; the manifest is rewritten every [`MANIFEST_EVERY`] and at
 //! the end, marked `"complete": true` only then.
 //!
-//! Reading a session back ([`read_manifest`], [`stream_file`]) is here too, beside the writing:
-//! `wsfeed audit` and `wsfeed report` both read sessions this way.
+//! Reading a session back ([`read_manifest`], [`stream_file`], [`parse_line`],
+//! [`captured_payload`]) is beside the writing, in `capture/read.rs`: `wsfeed audit`, `replay`
+//! and `report` all read sessions this way.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -46,6 +47,10 @@ use hdrhistogram::Histogram;
 use log::{error, info, warn};
 use serde_json::{json, Value};
 
+mod read;
+
+use self::read::file_name;
+pub use self::read::{captured_payload, parse_line, read_manifest, stream_file, Line, MANIFEST};
 use crate::clock;
 use crate::metrics::{spectrum, FeedStats, GapCause, GapRecord, StateChange};
 use crate::raw::Raw;
@@ -57,8 +62,6 @@ use crate::venue::StreamDef;
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// The manifest is rewritten this often while the session runs.
 pub const MANIFEST_EVERY: Duration = Duration::from_secs(2);
-/// The manifest's file name in a session folder.
-pub const MANIFEST: &str = "session_manifest.json";
 /// Messages the capture channel holds before a feed waits for the disk.
 pub const CHANNEL_CAPACITY: usize = 65_536;
 
@@ -121,7 +124,7 @@ pub struct CapturedFrame {
     /// Unix ns when the frame was read.
     pub recv_unix_ns: u64,
     /// The message exactly as received.
-    pub text: Raw,
+    pub frame: Raw,
     /// An update given to a book again after a resync, captured once before (or with an id
     /// at or below one captured before): written with `"again":true`.
     pub again: bool,
@@ -281,12 +284,8 @@ fn file_paths(dir: &Path, feeds: &[CaptureFeed]) -> Vec<Vec<PathBuf>> {
                 .iter()
                 .map(|s| {
                     let k = key(f, s);
-                    let file = if count[&k] > 1 {
-                        format!("{}.{}.jsonl", k.2, f.stats.name)
-                    } else {
-                        format!("{}.jsonl", k.2)
-                    };
-                    dir.join(&k.0).join(&k.1).join(file)
+                    let feed = (count[&k] > 1).then_some(f.stats.name.as_str());
+                    dir.join(&k.0).join(&k.1).join(file_name(&k.2, feed))
                 })
                 .collect()
         })
@@ -426,7 +425,7 @@ impl Writer {
         let mut mine = file_paths(&self.dir, std::slice::from_ref(&feed)).remove(0);
         for (path, s) in mine.iter_mut().zip(&feed.streams) {
             if taken.contains(path) {
-                path.set_file_name(format!("{}.{}.jsonl", s.channel_name(), feed.stats.name));
+                path.set_file_name(file_name(s.channel_name(), Some(&feed.stats.name)));
             }
         }
         self.paths.push(mine);
@@ -478,7 +477,7 @@ impl Writer {
             return;
         };
         let owned;
-        let (field, text) = match &msg.text {
+        let (field, text) = match &msg.frame {
             // JSONL is one object per line: whitespace line breaks in a message become spaces
             // (inside JSON strings they cannot occur unescaped).
             Raw::Text(t) if t.contains(['\n', '\r']) => {
@@ -658,108 +657,6 @@ fn state_manifest(c: &StateChange) -> Value {
         "state": c.state.map_or("closed", |s| s.name()),
         "conn": c.conn,
     })
-}
-
-/// Reads a session folder's manifest: an error names the file and what is wrong with it (a
-/// folder with no manifest is not a session folder; a manifest must be a JSON object with a
-/// `feeds` list).
-pub fn read_manifest(dir: &Path) -> Result<Value, String> {
-    if !dir.is_dir() {
-        return Err(format!("{}: not a folder", dir.display()));
-    }
-    let path = dir.join(MANIFEST);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(format!(
-                "{}: not a session folder (no {MANIFEST}; a session is DIR/<session_id>)",
-                dir.display()
-            ))
-        }
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
-    };
-    let manifest: Value =
-        serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", path.display()))?;
-    if !manifest["feeds"].is_array() {
-        return Err(format!("{}: no feeds list", path.display()));
-    }
-    Ok(manifest)
-}
-
-/// One line of a stream's JSONL file, read in place.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Line<'a> {
-    /// Unix ns when the frame was read.
-    pub recv_ns: u64,
-    /// The feed's connection number that delivered it.
-    pub conn: u32,
-    /// Its place in the session (format 2; `None` in format 1).
-    pub n: Option<u64>,
-    /// Given to a book again after a resync (captured once before).
-    pub again: bool,
-    /// The venue's message; for a binary frame (`binary`), its base64.
-    pub msg: &'a str,
-    /// The frame was binary (written `"bin":"<base64>"`).
-    pub binary: bool,
-}
-
-impl Line<'_> {
-    /// The binary frame the line holds, decoded into `buf` (cleared first); `None` when the
-    /// line holds text, or its base64 does not decode.
-    pub fn binary_frame<'b>(&self, buf: &'b mut Vec<u8>) -> Option<&'b [u8]> {
-        self.binary.then(|| decode_binary(self.msg, buf))?
-    }
-}
-
-/// A binary frame from its capture text (`"<base64>"`), decoded into `buf` (cleared first);
-/// `None` when that is not what the text is.
-pub fn decode_binary<'b>(msg: &str, buf: &'b mut Vec<u8>) -> Option<&'b [u8]> {
-    buf.clear();
-    let b64 = msg.strip_prefix('"')?.strip_suffix('"')?;
-    BASE64.decode_vec(b64, buf).ok()?;
-    Some(&buf[..])
-}
-
-/// Reads a capture line as the capture writes it
-/// (`{"recv_ns":…,"conn":…[,"n":…][,"again":true],"msg":…}`, or `…,"bin":"<base64>"}` for a
-/// binary frame); `None` for anything else.
-pub fn parse_line(line: &str) -> Option<Line<'_>> {
-    let mut l = crate::json::Layout::new(line.trim_end_matches(['\n', '\r']));
-    l.lit("{\"recv_ns\":")?;
-    let recv_ns = l.uint()?;
-    l.lit(",\"conn\":")?;
-    let conn = u32::try_from(l.uint()?).ok()?;
-    let n = match l.lit(",\"n\":") {
-        Some(()) => Some(l.uint()?),
-        None => None,
-    };
-    let again = l.lit(",\"again\":true").is_some();
-    let binary = l.lit(",\"bin\":").is_some();
-    if !binary {
-        l.lit(",\"msg\":")?;
-    }
-    let msg = l.rest().strip_suffix('}')?;
-    Some(Line {
-        recv_ns,
-        conn,
-        n,
-        again,
-        msg,
-        binary,
-    })
-}
-
-/// The JSONL file of `def` of feed `feed` on venue `venue` in session `dir`: the one named
-/// after the feed when two feeds carried the stream, else the plain one (which may not exist:
-/// a stream that never delivered has no file).
-pub fn stream_file(dir: &Path, venue: &str, feed: &str, def: &StreamDef) -> PathBuf {
-    let folder = dir.join(venue).join(&def.symbol);
-    let shared = folder.join(format!("{}.{feed}.jsonl", def.channel_name()));
-    if shared.exists() {
-        shared
-    } else {
-        folder.join(format!("{}.jsonl", def.channel_name()))
-    }
 }
 
 fn gap_manifest(g: &GapRecord, streams: &[String]) -> Value {

@@ -81,19 +81,17 @@ pub struct DemoVenues {
     pub hyperliquid: Sim,
 }
 
-/// The venue definitions the demo's config names in `venue_files`, built in so the demo runs
-/// from any folder.
-const VENUE_FILES: [(&str, &str); 1] = [(
-    "venues/hyperliquid.toml",
-    include_str!("../configs/venues/hyperliquid.toml"),
-)];
+/// The one venue definition the demo's config names in `venue_files`, built in so the demo runs
+/// from any folder: its name there, and its text.
+const HYPERLIQUID_FILE: &str = "venues/hyperliquid.toml";
+const HYPERLIQUID_TOML: &str = include_str!("../configs/venues/hyperliquid.toml");
 
 /// Hyperliquid's definition as the demo uses it: its coins (`BTC`) are the other venues'
 /// `BTCUSDT` instrument, so the arbitrage strategy compares them (the simulated venues quote one
 /// market; the real Hyperliquid prices in USDC).
 fn hyperliquid_spec() -> Result<VenueSpec, ConfigError> {
-    let mut spec: VenueSpec = toml::from_str(VENUE_FILES[0].1).map_err(|e| ConfigError {
-        file: Some(VENUE_FILES[0].0.into()),
+    let mut spec: VenueSpec = toml::from_str(HYPERLIQUID_TOML).map_err(|e| ConfigError {
+        file: Some(HYPERLIQUID_FILE.into()),
         message: e.to_string(),
     })?;
     spec.instrument = Some("{symbol}USDT".into());
@@ -163,18 +161,13 @@ impl DemoVenues {
             message: e.to_string(),
         })?;
         for f in std::mem::take(&mut file.venue_files) {
-            match VENUE_FILES
-                .iter()
-                .find(|(name, _)| f == std::path::Path::new(name))
-            {
-                Some(_) => file.venues.push(hyperliquid_spec()?),
-                None => {
-                    return Err(ConfigError {
-                        file: Some("configs/demo.toml".into()),
-                        message: format!("venue_files: the demo has no '{}'", f.display()),
-                    })
-                }
+            if f != std::path::Path::new(HYPERLIQUID_FILE) {
+                return Err(ConfigError {
+                    file: Some("configs/demo.toml".into()),
+                    message: format!("venue_files: the demo has no '{}'", f.display()),
+                });
             }
+            file.venues.push(hyperliquid_spec()?);
         }
         if strategy == StrategyPlace::Inline {
             file.engine.strategy = StrategyPlace::Inline;

@@ -16,6 +16,16 @@ use log::warn;
 use crate::rest::RestClient;
 use crate::tick::DisconnectReason;
 
+/// Pins the calling thread to `core`, when one is configured; `who` names the thread in the
+/// warning a failure gives (the thread then runs unpinned).
+pub(crate) fn pin_current_thread(core: Option<usize>, who: &str) {
+    if let Some(id) = core {
+        if !core_affinity::set_for_current(core_affinity::CoreId { id }) {
+            warn!("{who}: could not pin to core {id}; running unpinned");
+        }
+    }
+}
+
 /// A job: runs once on the helper thread.
 pub type Job = Box<dyn FnOnce() + Send>;
 

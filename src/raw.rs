@@ -2,7 +2,6 @@
 //! for the capture and for messages held back until a hole fills. Text frames carry JSON;
 //! binary frames carry market data on venues that send it that way (Paradex's SBE).
 
-use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use tungstenite::{Bytes, Utf8Bytes};
@@ -24,8 +23,6 @@ pub enum RawRef<'a> {
     Text(&'a Utf8Bytes),
     /// A binary frame.
     Binary(&'a Bytes),
-    /// Text without its frame (only shown, never kept).
-    Str(&'a str),
 }
 
 impl RawRef<'_> {
@@ -35,7 +32,6 @@ impl RawRef<'_> {
         match self {
             RawRef::Text(t) => Raw::Text(t.clone()),
             RawRef::Binary(b) => Raw::Binary(b.clone()),
-            RawRef::Str(s) => Raw::Text(Utf8Bytes::from(s.to_string())),
         }
     }
 
@@ -44,7 +40,6 @@ impl RawRef<'_> {
         match self {
             RawRef::Text(t) => t.len(),
             RawRef::Binary(b) => b.len(),
-            RawRef::Str(s) => s.len(),
         }
     }
 
@@ -54,10 +49,9 @@ impl RawRef<'_> {
     }
 
     /// How a log shows it: the text, or a binary frame's size and first bytes in hex.
-    pub fn shown(self) -> Cow<'static, str> {
+    pub fn shown(self) -> String {
         match self {
-            RawRef::Text(t) => Cow::Owned(t.as_str().chars().take(160).collect()),
-            RawRef::Str(s) => Cow::Owned(s.chars().take(160).collect()),
+            RawRef::Text(t) => t.as_str().chars().take(160).collect(),
             RawRef::Binary(b) => {
                 let mut s = format!("binary frame of {} bytes:", b.len());
                 for byte in b.iter().take(24) {
@@ -66,7 +60,7 @@ impl RawRef<'_> {
                 if b.len() > 24 {
                     s.push_str(" …");
                 }
-                Cow::Owned(s)
+                s
             }
         }
     }

@@ -196,6 +196,11 @@ pub enum Next {
 }
 
 fn pull<T>(rx: &Receiver<T>, open: &mut bool) -> Option<T> {
+    // A channel found closed was empty then, and stays so: a finished lane (a removed feed's)
+    // costs the strategy loop no channel operation.
+    if !*open {
+        return None;
+    }
     match rx.try_recv() {
         Ok(m) => Some(m),
         Err(TryRecvError::Empty) => None,
@@ -296,17 +301,18 @@ pub fn run<S: Strategy>(
         }
         let mut changed = false;
         while control_open || lanes.iter().any(|l| !l.finished()) {
-            match control.try_recv() {
-                Ok(Control::AddLane(lane, universe)) => {
+            // Once closed, the control channel is not asked again.
+            match control_open.then(|| control.try_recv()) {
+                Some(Ok(Control::AddLane(lane, universe))) => {
                     lanes.push(*lane);
                     strategy.on_universe(&universe);
                     changed = true;
                 }
-                Err(TryRecvError::Disconnected) if control_open => {
+                Some(Err(TryRecvError::Disconnected)) => {
                     control_open = false;
                     changed = true;
                 }
-                Err(_) => {}
+                _ => {}
             }
             if changed {
                 break;

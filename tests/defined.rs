@@ -229,8 +229,9 @@ streams = ["bbo:BTC", "trades:ETH", "bbo:ETH"]
     probe.wait("ticks on every stream", |s| {
         streams.iter().all(|(f, n)| ticks_of(s, *f, n) >= 20)
     });
-    let sent = paradex.sent();
     let (summary, _) = engine.stop();
+    // Taken after the stop: everything the strategy saw was sent by then.
+    let sent = paradex.sent();
     let seen = probe.seen();
     assert!(has_health_of(&seen, 0, |h| *h == Health::Connected { conn: 1 }));
     assert!(has_health_of(&seen, 1, |h| *h == Health::Connected { conn: 1 }));

@@ -102,3 +102,11 @@ pub fn write_percentiles(dir: &Path, name: &str, h: &Histogram<u64>) {
         eprintln!("cannot write {}: {e}", path.display());
     }
 }
+
+/// A venue defined by a shipped definition, `configs/venues/<name>.toml`.
+pub fn shipped(name: &str) -> wsfeed::venue::Venue {
+    let path = format!("{}/configs/venues/{name}.toml", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let spec = toml::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+    wsfeed::venue::defined::Defined::load(&spec).unwrap_or_else(|e| panic!("{path}: {e}"))
+}

@@ -127,13 +127,7 @@ impl Codec for Vest {
             }
         }
         r.end()?;
-        let quote = TickData::Quote {
-            bid: bid.0,
-            bid_qty: bid.1,
-            ask: ask.0,
-            ask_qty: ask.1,
-        };
-        emit(Seq::UNNUMBERED, 0, quote);
+        emit(Seq::UNNUMBERED, 0, TickData::quote(bid, ask));
         Ok(())
     }
 

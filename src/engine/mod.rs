@@ -279,11 +279,7 @@ impl<S: Strategy> Engine<S> {
                 let handle = std::thread::Builder::new()
                     .name("strategy".into())
                     .spawn(move || {
-                        if let Some(id) = core {
-                            if !core_affinity::set_for_current(core_affinity::CoreId { id }) {
-                                warn!("strategy thread: could not pin to core {id}");
-                            }
-                        }
+                        crate::helper::pin_current_thread(core, "strategy thread");
                         strategy::run(strategy, &uni, receivers, wait, sd, lat, control_rx)
                             .into_inner()
                     })

@@ -97,7 +97,7 @@ impl FeedCore {
                 params,
                 events: Vec::new(),
                 key,
-                recent: std::collections::VecDeque::new(),
+                recent: std::collections::VecDeque::with_capacity(account::RECENT),
             })
         });
         let shared = Shared::new(p.venue, p.reconnect, p.streams, p.silence, p.account);

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use log::{debug, error, warn};
+use log::{debug, error};
 use mio::{Events, Interest, Poll, Token, Waker};
 use rustls::ClientConfig;
 use tungstenite::protocol::WebSocketConfig;
@@ -190,14 +190,7 @@ impl<S: Sink> Driver<S> {
     /// Runs until shutdown, then hands the sink back. Pins the thread first when a core is
     /// configured.
     pub fn run(mut self) -> S {
-        if let Some(core) = self.core {
-            if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
-                warn!(
-                    "[{}] could not pin to core {core}; running unpinned",
-                    self.name
-                );
-            }
-        }
+        crate::helper::pin_current_thread(self.core, &format!("[{}]", self.name));
         let mut events = Events::with_capacity(64);
         while !self.shutdown.load(Ordering::Acquire) {
             for event in events.iter() {

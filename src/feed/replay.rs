@@ -8,11 +8,11 @@ use std::sync::Arc;
 use super::report::{Out, Reporter};
 use super::sink::Sink;
 use super::streams::Streams;
-use crate::capture::decode_binary;
+use crate::capture::captured_payload;
 use crate::metrics::FeedStats;
 use crate::rest::DepthSnapshot;
 use crate::tick::{FeedId, Health, HealthMsg, SymbolId, Tick};
-use crate::venue::{Frame, Payload, StreamDef, Venue};
+use crate::venue::{StreamDef, Venue};
 
 /// Keeps the ticks a frame produced; health events the replayed path derives itself are
 /// dropped (the recorded ones are the truth, in their recorded places).
@@ -81,19 +81,7 @@ impl FeedReplay {
         recv_ns: u64,
     ) -> Result<&[Tick], String> {
         self.sink.0.clear();
-        let classified = match binary {
-            true => match decode_binary(msg, &mut self.frame) {
-                Some(frame) => self.venue.classify_binary(frame),
-                None => return Err("a binary frame's base64 does not decode".into()),
-            },
-            false => self.venue.classify(msg),
-        };
-        let data = match classified {
-            Ok(Frame::Data { data, .. }) => Payload::Text(data),
-            Ok(Frame::Binary { data, .. }) => Payload::Binary(data),
-            Ok(_) => return Err("not a data message".into()),
-            Err(e) => return Err(e.to_string()),
-        };
+        let data = captured_payload(self.venue, msg, binary, &mut self.frame)?;
         let mut out = Out {
             report: &mut self.report,
             sink: &mut self.sink,

@@ -157,7 +157,7 @@ impl Reporter {
     /// resync). A full capture channel makes the feed wait for the disk: the capture promises
     /// every message, and the wait is counted.
     #[inline]
-    pub(crate) fn capture(&self, stream: u16, conn: u32, recv_ns: u64, text: Raw, again: bool) {
+    pub(crate) fn capture(&self, stream: u16, conn: u32, recv_ns: u64, frame: Raw, again: bool) {
         let Some(tx) = &self.capture else {
             return;
         };
@@ -166,7 +166,7 @@ impl Reporter {
             stream,
             conn,
             recv_unix_ns: clock::mono_to_unix_ns(recv_ns),
-            text,
+            frame,
             again,
         });
         Self::hand_over(tx, msg, &self.stats);
@@ -212,15 +212,21 @@ impl Reporter {
     /// A frame that could not be parsed: counted, logged at a limited rate, skipped.
     #[cold]
     pub(crate) fn bad_frame(&mut self, now: Instant, why: &str, text: &str) {
-        self.bad_raw(now, why, RawRef::Str(text));
+        self.bad(now, why, || text.chars().take(160).collect());
     }
 
-    /// [`Reporter::bad_frame`] of a frame as received, text or binary (shown only when logged).
+    /// [`Reporter::bad_frame`] of a frame as received, text or binary.
     #[cold]
     pub(crate) fn bad_raw(&mut self, now: Instant, why: &str, frame: RawRef<'_>) {
+        self.bad(now, why, || frame.shown());
+    }
+
+    /// Counts a bad frame and logs it, shown by `shown` (called only when logged).
+    #[cold]
+    fn bad(&mut self, now: Instant, why: &str, shown: impl FnOnce() -> String) {
         FeedStats::bump(&self.stats.parse_errors);
         if let Some(suppressed) = self.bad_frames.allow(now) {
-            let shown = frame.shown();
+            let shown = shown();
             warn!(
                 "[{}] skipped a bad frame ({why}): {shown:?}{}",
                 self.name,

@@ -53,7 +53,7 @@ struct Held {
     conn: u32,
     recv_ns: u64,
     /// The frame, for the capture.
-    text: Raw,
+    frame: Raw,
     ticks: Ticks,
 }
 
@@ -399,7 +399,7 @@ impl StreamState {
         seq: Seq,
         conn: u32,
         recv_ns: u64,
-        text: Raw,
+        frame: Raw,
         ticks: &[(u64, TickData)],
         window: Duration,
         now: Instant,
@@ -417,7 +417,7 @@ impl StreamState {
                 seq,
                 conn,
                 recv_ns,
-                text,
+                frame,
                 ticks: ticks.to_vec(),
             },
         );
@@ -453,7 +453,7 @@ impl StreamState {
                     self.hand_over(h.seq.id, h.recv_ns, &h.ticks, venue, now, out);
                     self.delivered(now, out);
                     out.report
-                        .capture(self.index, h.conn, h.recv_ns, h.text, false);
+                        .capture(self.index, h.conn, h.recv_ns, h.frame, false);
                     delivered = true;
                 }
                 Verdict::Fresh { .. } => break,

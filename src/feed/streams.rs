@@ -104,7 +104,7 @@ impl Streams {
         &mut self,
         i: usize,
         data: Payload<'_>,
-        text: RawRef<'_>,
+        frame: RawRef<'_>,
         conn: u32,
         recv_ns: u64,
         now: Instant,
@@ -151,7 +151,7 @@ impl Streams {
                     seq,
                     conn,
                     recv_ns,
-                    text.to_raw(),
+                    frame.to_raw(),
                     &self.scratch,
                     self.reorder_window,
                     now,
@@ -169,7 +169,7 @@ impl Streams {
                 if out.report.captures() {
                     let again = seq.prev.is_some() && seq.id <= stream.captured_to;
                     out.report
-                        .capture(i as u16, conn, recv_ns, text.to_raw(), again);
+                        .capture(i as u16, conn, recv_ns, frame.to_raw(), again);
                 }
                 if stream.holding() {
                     // This message may have filled the hole the held ones wait on.

@@ -127,11 +127,7 @@ struct Publisher {
 
 impl Publisher {
     fn run(self) {
-        if let Some(id) = self.config.core {
-            if !core_affinity::set_for_current(core_affinity::CoreId { id }) {
-                warn!("NATS sink thread: could not pin to core {id}");
-            }
-        }
+        crate::helper::pin_current_thread(self.config.core, "NATS sink thread");
         let rt = match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -19,7 +19,7 @@ use super::defined::{self, meet, stream_name};
 use super::jsonset::set;
 use super::protocol::{self, Env, Out, Session, Topic};
 use super::symbol::SymInfo;
-use crate::venue::defined::spec::VenueSpec;
+use crate::venue::defined::spec::{VenueSpec, When};
 use crate::venue::Venue;
 
 /// The code of the errors the simulator sends (the definition names no
@@ -150,8 +150,8 @@ fn matches(t: &Value, req: &Value, caps: &mut Captured) -> bool {
 }
 
 /// What `req` asks with template `text`, if it has its shape.
-fn request(text: &Option<String>, req: &Value) -> Option<Captured> {
-    let t = template(text.as_deref()?)?;
+fn request(text: Option<&str>, req: &Value) -> Option<Captured> {
+    let t = template(text?)?;
     let mut caps = Captured::default();
     matches(&t, req, &mut caps).then_some(caps)
 }
@@ -173,9 +173,14 @@ pub(crate) fn is_ping_reply(venue: Venue, text: &str) -> bool {
 /// The venue's own ping, if its definition has one.
 pub(crate) fn server_ping(venue: Venue) -> Option<String> {
     let p = defined::spec(venue).server_ping.as_ref()?;
+    Some(meeting(&p.when))
+}
+
+/// The smallest message meeting `when`.
+fn meeting(when: &When) -> String {
     let mut root = Value::Object(Map::new());
-    meet(&mut root, &p.when);
-    Some(root.to_string())
+    meet(&mut root, when);
+    root.to_string()
 }
 
 /// The ack of one stream (also the answer to an unsubscribe).
@@ -243,11 +248,7 @@ pub(crate) fn handle(venue: Venue, text: &str, session: &mut Session, env: &dyn 
     if let Some(k) = &spec.keepalive {
         if k.message.as_deref().is_some_and(|m| same_json(m, text)) {
             env.venue_ping();
-            let pong = k.pong.as_ref().map(|w| {
-                let mut root = Value::Object(Map::new());
-                meet(&mut root, w);
-                root.to_string()
-            });
+            let pong = k.pong.as_ref().map(meeting);
             reply(&mut out, pong);
             return out;
         }
@@ -256,9 +257,9 @@ pub(crate) fn handle(venue: Venue, text: &str, session: &mut Session, env: &dyn 
         reply(&mut out, error(spec, None, &format!("not JSON: {text}")));
         return out;
     };
-    let (caps, subscribe) = match request(&Some(spec.subscribe.clone()), &req) {
+    let (caps, subscribe) = match request(Some(&spec.subscribe), &req) {
         Some(c) => (c, true),
-        None => match request(&spec.unsubscribe, &req) {
+        None => match request(spec.unsubscribe.as_deref(), &req) {
             Some(c) => (c, false),
             None => {
                 reply(
@@ -312,17 +313,17 @@ mod tests {
             r#"{"id":12,"jsonrpc":"2.0","method":"subscribe","params":{"channel":"bbo.BTC-USD-PERP"}}"#,
         )
         .unwrap();
-        let caps = request(&Some(t.into()), &req).expect("matches");
+        let caps = request(Some(t), &req).expect("matches");
         assert_eq!(caps.id, Some(12));
         assert_eq!(caps.stream.as_deref(), Some("bbo.BTC-USD-PERP"));
         let other = serde_json::from_str(r#"{"method":"subscribe","id":1}"#).unwrap();
-        assert!(request(&Some(t.into()), &other).is_none());
+        assert!(request(Some(t), &other).is_none());
 
         let t = r#"{"op":"sub","req":"r-{id}","args":{streams},"x":"{channel}/{symbol}"}"#;
         let req =
             serde_json::from_str(r#"{"op":"sub","req":"r-7","args":["a:B","c:D"],"x":"bbo/ETH"}"#)
                 .unwrap();
-        let caps = request(&Some(t.into()), &req).expect("matches");
+        let caps = request(Some(t), &req).expect("matches");
         assert_eq!(caps.id, Some(7));
         assert_eq!(caps.streams, Some(vec!["a:B".into(), "c:D".into()]));
         assert_eq!(
@@ -330,6 +331,6 @@ mod tests {
             (Some("bbo"), Some("ETH"))
         );
         let bad = serde_json::from_str(r#"{"op":"sub","req":"r-x","args":[],"x":"a/b"}"#).unwrap();
-        assert!(request(&Some(t.into()), &bad).is_none());
+        assert!(request(Some(t), &bad).is_none());
     }
 }

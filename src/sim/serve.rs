@@ -247,12 +247,10 @@ impl Conn {
                 SimVenue::Defined(v) => defined::idle_limit(v, self.inner.cfg.idle_timeout),
                 _ => self.inner.cfg.idle_timeout,
             };
-            {
-                if let Some(idle) = idle {
-                    if now.saturating_duration_since(self.last_text) >= idle {
-                        self.inner.update(|st| st.counters.idle_closes += 1);
-                        return End::Close(1001, "idle timeout");
-                    }
+            if let Some(idle) = idle {
+                if now.saturating_duration_since(self.last_text) >= idle {
+                    self.inner.update(|st| st.counters.idle_closes += 1);
+                    return End::Close(1001, "idle timeout");
                 }
             }
             if let Err(end) = self.app_ping(now) {

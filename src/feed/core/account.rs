@@ -11,6 +11,7 @@ use crate::account::listen_key::{KeyAnswer, KeyEvent};
 use crate::account::{classify, AccountMsg, PrivateFrame};
 use crate::feed::action::{Action, SessionId};
 use crate::feed::report::Out;
+use crate::feed::seq::fingerprint;
 use crate::feed::session::Lost;
 use crate::feed::sink::Sink;
 use crate::metrics::FeedStats;
@@ -18,16 +19,13 @@ use crate::tick::DisconnectReason;
 
 /// How many recent messages are remembered to find the ones two overlapping connections both
 /// deliver (a replacement's first messages and its predecessor's last).
-const RECENT: usize = 256;
+pub(super) const RECENT: usize = 256;
 
 impl super::AccountSide {
     /// Whether another connection delivered this message already (a rotation's overlap);
     /// remembers it as connection `conn`'s otherwise.
     fn seen_elsewhere(&mut self, text: &str, conn: u32) -> bool {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        text.hash(&mut h);
-        let h = h.finish();
+        let h = fingerprint(text.as_bytes());
         if self.recent.iter().any(|&(f, c)| f == h && c != conn) {
             return true;
         }
@@ -77,25 +75,22 @@ impl FeedCore {
                 let account = self.account.as_mut().expect("an account feed");
                 if account.seen_elsewhere(text, conn) {
                     FeedStats::bump(&out.report.stats.duplicates);
-                    if let Some(account) = self.account.as_mut() {
-                        account.events = events;
+                } else {
+                    let stats = &out.report.stats;
+                    FeedStats::bump(&stats.messages);
+                    let message = stats.messages.load(std::sync::atomic::Ordering::Relaxed);
+                    let (lane, feed) = (out.report.lane, out.report.feed);
+                    for &event in &events {
+                        FeedStats::bump(&out.report.stats.account_events);
+                        let msg = AccountMsg {
+                            feed,
+                            conn,
+                            message,
+                            recv_ns,
+                            event,
+                        };
+                        out.sink.account(lane, msg);
                     }
-                    return Ok(());
-                }
-                let stats = &out.report.stats;
-                FeedStats::bump(&stats.messages);
-                let message = stats.messages.load(std::sync::atomic::Ordering::Relaxed);
-                let (lane, feed) = (out.report.lane, out.report.feed);
-                for &event in &events {
-                    FeedStats::bump(&out.report.stats.account_events);
-                    let msg = AccountMsg {
-                        feed,
-                        conn,
-                        message,
-                        recv_ns,
-                        event,
-                    };
-                    out.sink.account(lane, msg);
                 }
                 Ok(())
             }
@@ -298,9 +293,7 @@ impl FeedCore {
                 }
                 self.conns
                     .key_unavailable(now, &detail, &mut self.actions, &mut out);
-                if out.report.stats.state() == crate::metrics::FeedState::Failed
-                    || self.conns.slots.iter().all(|s| s.is_done())
-                {
+                if self.conns.slots.iter().all(|s| s.is_done()) {
                     key.stop();
                 }
             }

@@ -13,10 +13,10 @@ use crate::sim::market::Market;
 use crate::tick::TickData;
 use crate::venue::defined::spec::VenueSpec;
 use crate::venue::defined::Defined;
-use crate::venue::{Frame, Seq, Venue};
+use crate::venue::{Frame, Seq, StreamKey, Venue};
 
 /// The definition in `path` (from the crate's root), loaded.
-pub(crate) fn load(path: &str) -> Venue {
+fn load(path: &str) -> Venue {
     let full = format!("{}/{path}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}"));
     let spec: VenueSpec = toml::from_str(&text).unwrap_or_else(|e| panic!("{full}: {e}"));
@@ -37,15 +37,20 @@ fn defined_cfg(venue: Venue, names: [&str; 2]) -> SimConfig {
     }
 }
 
+/// The stream a key names, as configured.
+fn key_name(key: &StreamKey<'_>) -> String {
+    match key.inst {
+        "" => key.topic.to_string(),
+        inst => format!("{}{}{inst}", key.topic, char::from(key.sep)),
+    }
+}
+
 /// One parsed data message: its stream key as text, and its ticks.
 fn parse(venue: Venue, text: &str) -> (String, Vec<(Seq, u64, TickData)>) {
     let Ok(Frame::Data { stream, data }) = venue.classify(text) else {
         panic!("not data: {text}");
     };
-    let name = match stream.inst {
-        "" => stream.topic.to_string(),
-        inst => format!("{}:{inst}", stream.topic),
-    };
+    let name = key_name(&stream);
     let def = venue.parse_stream(&name).expect("a stream of the venue");
     let mut ticks = Vec::new();
     venue
@@ -61,7 +66,7 @@ fn parse_binary(venue: Venue, frame: &[u8]) -> (String, Vec<(Seq, u64, TickData)
     let Ok(Frame::Binary { stream, data }) = venue.classify_binary(frame) else {
         panic!("not binary data: {frame:?}");
     };
-    let name = format!("{}{}{}", stream.topic, char::from(stream.sep), stream.inst);
+    let name = key_name(&stream);
     let def = venue.parse_stream(&name).expect("a stream of the venue");
     let mut ticks = Vec::new();
     venue

@@ -396,8 +396,14 @@ fn channel(
         )),
         None => Ok(()),
     };
-    let symbol = add("symbol", &c.symbol)?;
-    if symbol_in_update && symbol.is_none() {
+    // The symbol and the trade id are checked as pointers, not looked for in each update: the
+    // symbol is read from the stream's name or, above, the envelope; the id is not read.
+    let check = |name: &str, text: &Option<String>| match text {
+        Some(t) => at.pointer(&format!("{field}.{name}"), t).map(drop),
+        None => Ok(()),
+    };
+    check("symbol", &c.symbol)?;
+    if symbol_in_update && c.symbol.is_none() {
         return Err(at.err(
             &format!("{field}.symbol"),
             "is required: data names only the channel ('data.channel'), so the symbol is read \
@@ -435,8 +441,7 @@ fn channel(
             if buy == sell {
                 return Err(at.err(&format!("{field}.sell"), "equals 'buy'"));
             }
-            // The id is checked as a pointer; it is not read.
-            add("trade_id", &c.trade_id)?;
+            check("trade_id", &c.trade_id)?;
             Fields::Trade {
                 price: need("price", add("price", &c.price)?)?,
                 size: need("size", add("size", &c.size)?)?,
@@ -484,7 +489,6 @@ fn channel(
         several: c.several,
         envelope_symbol,
         update: Pointers::new(&pointers),
-        symbol,
         fields,
         sequence,
         time,

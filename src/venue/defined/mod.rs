@@ -196,7 +196,6 @@ struct Channel {
     envelope_symbol: Option<u8>,
     /// The update's fields, one tree.
     update: Pointers,
-    symbol: Option<u8>,
     fields: Fields,
     sequence: Option<u8>,
     time: Option<u8>,
@@ -515,7 +514,7 @@ impl Codec for Defined {
             // Venues list updates oldest or newest first: the message covers the lowest to
             // the highest id.
             let b = bounds.get_or_insert((seq_no, seq_no, time));
-            b.0 = b.0.min(seq_no).or(b.0).or(seq_no);
+            b.0 = b.0.min(seq_no);
             b.1 = b.1.max(seq_no);
             if let Some(slot) = held.get_mut(n) {
                 *slot = (tick, time);
@@ -585,14 +584,8 @@ impl Codec for Defined {
                 },
                 Fields::Quote { .. },
             ) => {
-                let (bid, bid_qty) = bid.unwrap_or((f64::NAN, 0.0));
-                let (ask, ask_qty) = ask.unwrap_or((f64::NAN, 0.0));
-                let quote = TickData::Quote {
-                    bid,
-                    bid_qty,
-                    ask,
-                    ask_qty,
-                };
+                let empty = (f64::NAN, 0.0);
+                let quote = TickData::quote(bid.unwrap_or(empty), ask.unwrap_or(empty));
                 (quote, seq_no, timestamp_us)
             }
             (
@@ -730,16 +723,7 @@ impl Channel {
                 bid_size,
                 ask_price,
                 ask_size,
-            } => {
-                let (bid, bid_qty) = level(*bid_price, *bid_size)?;
-                let (ask, ask_qty) = level(*ask_price, *ask_size)?;
-                TickData::Quote {
-                    bid,
-                    bid_qty,
-                    ask,
-                    ask_qty,
-                }
-            }
+            } => TickData::quote(level(*bid_price, *bid_size)?, level(*ask_price, *ask_size)?),
             Fields::Trade {
                 price,
                 size,

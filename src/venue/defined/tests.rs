@@ -413,11 +413,7 @@ fn definition_mistakes_name_the_venue_and_the_field() {
         ),
     ];
     for (old, new, want) in cases {
-        let text = SPEC_TEXT.replacen(old, new, 1);
-        assert_ne!(text, SPEC_TEXT, "{old} not found");
-        let spec: VenueSpec = toml::from_str(&text).unwrap();
-        let e = Defined::load(&spec).unwrap_err();
-        assert!(e.contains(want), "{new}: got '{e}', want '{want}'");
+        refused(old, new, want);
     }
     // Paradex's binary frames carry their number in `seq_no`, and name their channel `trades`
     // (or `bbo`).
@@ -505,6 +501,7 @@ fn numbering_is_lowest_to_highest_and_ambiguous_definitions_are_refused() {
         {"p":"1","q":1,"s":"buy","n":7,"ts":1},{"p":"1","q":1,"s":"buy","n":6,"ts":1},
         {"p":"1","q":1,"s":"buy","n":5,"ts":1}]}"#;
     let t = ticks(v, "t/A", text);
+    assert_eq!(t.len(), 3);
     assert!(t.iter().all(|(seq, _, _)| *seq
         == Seq {
             id: 7,
@@ -523,9 +520,15 @@ fn numbering_is_lowest_to_highest_and_ambiguous_definitions_are_refused() {
         ),
     ];
     for (old, new, want) in cases {
-        let text = SPEC_TEXT.replacen(old, new, 1);
-        assert_ne!(text, SPEC_TEXT, "{old} not found");
-        let e = Defined::load(&toml::from_str(&text).unwrap()).unwrap_err();
-        assert!(e.contains(want), "got '{e}', want '{want}'");
+        refused(old, new, want);
     }
+}
+
+/// The test definition with `old` written `new` is refused with an error holding `want`.
+fn refused(old: &str, new: &str, want: &str) {
+    let text = SPEC_TEXT.replacen(old, new, 1);
+    assert_ne!(text, SPEC_TEXT, "{old} not found");
+    let spec: VenueSpec = toml::from_str(&text).unwrap();
+    let e = Defined::load(&spec).unwrap_err();
+    assert!(e.contains(want), "{new}: got '{e}', want '{want}'");
 }
