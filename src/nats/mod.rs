@@ -164,13 +164,19 @@ pub fn start(
 #[derive(Clone, Debug)]
 pub struct Tap {
     tx: Sender<Event>,
+    universes: Sender<Universe>,
     stats: Arc<NatsStats>,
 }
 
 impl Tap {
-    /// A tap sending on `tx`, counting into `stats`.
-    pub fn new(tx: Sender<Event>, stats: Arc<NatsStats>) -> Tap {
-        Tap { tx, stats }
+    /// A tap sending events on `tx` and a reload's grown universe on `universes`, counting
+    /// into `stats`.
+    pub fn new(tx: Sender<Event>, universes: Sender<Universe>, stats: Arc<NatsStats>) -> Tap {
+        Tap {
+            tx,
+            universes,
+            stats,
+        }
     }
 
     /// Hands `event` over without waiting; a full channel counts a drop.
@@ -236,6 +242,11 @@ impl<S: Strategy> Strategy for Tapped<S> {
 
     fn on_universe(&mut self, universe: &Universe) {
         self.strategy.on_universe(universe);
+        // Sent before any event of the feeds it adds, so the sink names them (never lost: the
+        // channel is unbounded, and a reload is rare).
+        if let Some(tap) = &self.tap {
+            let _ = tap.universes.send(universe.clone());
+        }
     }
 
     /// Account events go to the strategy only: an account's orders and balances are not
@@ -264,7 +275,8 @@ mod tests {
     fn a_full_channel_counts_drops_and_never_waits() {
         let (tx, rx) = bounded(2);
         let stats = Arc::new(NatsStats::default());
-        let mut s = Tapped::new(Nop, Some(Tap::new(tx, stats.clone())));
+        let (universes, _) = crossbeam_channel::unbounded();
+        let mut s = Tapped::new(Nop, Some(Tap::new(tx, universes, stats.clone())));
         for _ in 0..5 {
             s.on_health(0, 1, &Health::Connected { conn: 1 });
         }
@@ -275,5 +287,20 @@ mod tests {
         // The tap went with the wrapper: the sink sees the channel close once drained.
         assert!(rx.try_recv().is_ok() && rx.try_recv().is_ok());
         assert!(rx.try_recv().unwrap_err().is_disconnected());
+    }
+
+    /// A reload's grown universe goes to the sink, so the feeds it adds are named there.
+    #[test]
+    fn a_reload_s_universe_reaches_the_sink() {
+        let (tx, _rx) = bounded(2);
+        let (universes, got) = crossbeam_channel::unbounded();
+        let stats = Arc::new(NatsStats::default());
+        let mut s = Tapped::new(Nop, Some(Tap::new(tx, universes, stats.clone())));
+        let mut grown = Universe::default();
+        grown.symbols.push("BTCUSDT".into());
+        s.on_universe(&grown);
+        assert_eq!(got.try_recv().expect("sent").symbols, grown.symbols);
+        // Not an event: nothing handed or dropped.
+        assert_eq!((stats.summary().handed, stats.summary().dropped), (0, 0));
     }
 }

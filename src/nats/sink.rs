@@ -27,7 +27,7 @@ use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::{self, stream};
 use async_nats::{Client, ConnectOptions, Subject};
 use bytes::Bytes;
-use crossbeam_channel::{bounded, Receiver, TryRecvError};
+use crossbeam_channel::{bounded, unbounded, Receiver, TryRecvError};
 use log::{info, warn};
 
 use super::encode::{self, Subjects};
@@ -61,6 +61,7 @@ impl NatsSink {
         stats: Arc<NatsStats>,
     ) -> std::io::Result<(NatsSink, Tap)> {
         let (tx, rx) = bounded(config.buffer);
+        let (universes_tx, universes) = unbounded();
         let stop = Arc::new(AtomicBool::new(false));
         let publisher = Publisher {
             stop: stop.clone(),
@@ -70,12 +71,13 @@ impl NatsSink {
             config: config.clone(),
             stats: stats.clone(),
             rx,
+            universes,
             run: format!("{:x}", clock::unix_ns()),
         };
         let handle = std::thread::Builder::new()
             .name("nats".into())
             .spawn(move || publisher.run())?;
-        let tap = Tap::new(tx, stats.clone());
+        let tap = Tap::new(tx, universes_tx, stats.clone());
         Ok((
             NatsSink {
                 handle,
@@ -118,6 +120,8 @@ struct Publisher {
     config: NatsConfig,
     stats: Arc<NatsStats>,
     rx: Receiver<Event>,
+    /// A reload's grown universe, sent before any event of the feeds it adds.
+    universes: Receiver<Universe>,
     stop: Arc<AtomicBool>,
     /// When unacknowledged publishes were last logged.
     warned: std::cell::Cell<Option<Instant>>,
@@ -152,7 +156,18 @@ impl Publisher {
         self.stats.pending.store(0, Relaxed);
     }
 
-    fn encode(&self, n: u64, event: &Event, text: &mut String) -> Item {
+    fn encode(&mut self, n: u64, event: &Event, text: &mut String) -> Item {
+        let feed = match event {
+            Event::Tick(t) => t.feed,
+            Event::Health(h) => h.feed,
+        };
+        if usize::from(feed) >= self.universe.feeds.len() {
+            // A feed a reload added: the universe naming it came first.
+            while let Ok(universe) = self.universes.try_recv() {
+                self.subjects = Subjects::new(&self.config.subject_prefix, &universe);
+                self.universe = universe;
+            }
+        }
         let subject = match event {
             Event::Tick(t) => {
                 encode::tick(text, &self.universe, n, t);
@@ -222,7 +237,7 @@ impl Publisher {
         }
     }
 
-    async fn publish_all(self) {
+    async fn publish_all(mut self) {
         let client = match self.connect().await {
             Ok(c) => c,
             Err(e) => {
