@@ -113,7 +113,6 @@ pub struct Engine<S: Strategy> {
     strategy: Option<JoinHandle<S>>,
     shutdown: Arc<AtomicBool>,
     latency: Arc<Mutex<Histogram<u64>>>,
-    universe: Universe,
     started: Instant,
     capture: Option<Capture>,
     helpers: Vec<Helper>,
@@ -124,7 +123,7 @@ pub struct Engine<S: Strategy> {
 impl<S: Strategy> std::fmt::Debug for Engine<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
-            .field("feeds", &self.universe.feeds.len())
+            .field("feeds", &self.planner.universe.feeds.len())
             .finish()
     }
 }
@@ -136,11 +135,11 @@ impl<S: Strategy> Engine<S> {
         let shutdown = Arc::new(AtomicBool::new(false));
         let plan::Plan {
             mut params,
-            universe,
             drivers,
             planner,
             owners,
         } = plan::plan(&config)?;
+        let universe = &planner.universe;
 
         let latency = Arc::new(Mutex::new(nanos_histogram()));
         let stats: Vec<Arc<FeedStats>> = params.iter().map(feed_stats).collect();
@@ -226,7 +225,7 @@ impl<S: Strategy> Engine<S> {
             None => (None, None),
         };
         // The NATS sink's thread, fed by the strategy side (`Tapped`), never by a feed thread.
-        let (nats, mut tap) = nats::start(config.nats.as_ref(), &universe, nats_stats)
+        let (nats, mut tap) = nats::start(config.nats.as_ref(), universe, nats_stats)
             .map_err(|e| StartError(format!("cannot spawn the NATS sink thread: {e}")))?;
         // Each driver's thread, with its sink: the channels to the strategy thread, or the
         // strategy itself.
@@ -236,7 +235,7 @@ impl<S: Strategy> Engine<S> {
         let inline = config.engine.strategy == StrategyPlace::Inline;
         if inline {
             if let Some(s) = strategy.as_mut() {
-                s.on_start(&universe);
+                s.on_start(universe);
             }
         }
         let mut threads = Vec::with_capacity(drivers.len());
@@ -300,7 +299,6 @@ impl<S: Strategy> Engine<S> {
             strategy,
             shutdown,
             latency,
-            universe,
             started,
             capture,
             helpers,
@@ -316,7 +314,7 @@ impl<S: Strategy> Engine<S> {
 
     /// Names behind the ids.
     pub fn universe(&self) -> &Universe {
-        &self.universe
+        &self.planner.universe
     }
 
     /// Where `/metrics`, `/healthz` and `/status` are served, when `[metrics]` is set.

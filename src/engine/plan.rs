@@ -86,11 +86,9 @@ fn thread_needs(config: &Config, drivers: &[DriverPlan]) -> Vec<ThreadNeed> {
 pub(crate) struct Plan {
     /// Every feed, by id.
     pub params: Vec<FeedParams>,
-    /// The names behind the ids, for the strategy.
-    pub universe: Universe,
     /// The threads that run the feeds.
     pub drivers: Vec<DriverPlan>,
-    /// What a reload plans further feeds with.
+    /// What a reload plans further feeds with; its universe names the ids, for the strategy.
     pub planner: Planner,
     /// The configured feed or account each feed comes from, by feed id.
     pub owners: Vec<String>,
@@ -120,7 +118,6 @@ pub(crate) fn plan(config: &Config) -> Result<Plan, StartError> {
     warn_oversubscription(config, &drivers);
     Ok(Plan {
         params,
-        universe: planner.universe.clone(),
         drivers,
         planner,
         owners: names,

@@ -215,12 +215,12 @@ impl<S: Strategy> Engine<S> {
             }
             self.owners.push(item.name().to_string());
         }
-        self.universe = self.planner.universe.clone();
         for p in params {
             let id = usize::from(p.id);
             let (outbox, lane) = channels(config, self.stats[id].clone());
             if let Some(control) = &self.control {
-                let _ = control.send(Control::AddLane(Box::new(lane), self.universe.clone()));
+                let universe = self.planner.universe.clone();
+                let _ = control.send(Control::AddLane(Box::new(lane), universe));
             }
             let plan = DriverPlan {
                 name: p.name.clone(),

@@ -3,10 +3,11 @@
 //! named by pointers (`/data/0/bids/0/0`).
 //!
 //! A pointer is parsed when the config is read ([`Pointer::parse`]: `~1` is `/`, `~0` is `~`,
-//! any other `~` is an error naming the pointer); following it ([`Pointer::find`]) descends
-//! with [`Reader`], skipping what it does not name, and stops at the value it names: the caller
-//! reads that value with the reader's own conversions. A step that is a number names an array
-//! element or, on an object, the member with that name (RFC 6901 says the document decides).
+//! any other `~` is an error naming the pointer). A message's pointers together form one tree,
+//! [`Pointers`], followed in one descent with [`Reader`] that skips what no pointer names and
+//! records where each named value lies ([`Span`]); the caller reads the values there with the
+//! reader's own conversions. A step that is a number names an array element or, on an object,
+//! the member with that name (RFC 6901 says the document decides).
 
 use super::reader::Reader;
 use super::{unescaped_eq, JsonError};
@@ -21,7 +22,6 @@ struct Step {
 /// A compiled JSON Pointer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pointer {
-    text: String,
     steps: Vec<Step>,
 }
 
@@ -29,10 +29,7 @@ impl Pointer {
     /// Parses `text` (RFC 6901): empty for the whole document, else `/`-separated steps.
     pub fn parse(text: &str) -> Result<Pointer, String> {
         if text.is_empty() {
-            return Ok(Pointer {
-                text: String::new(),
-                steps: Vec::new(),
-            });
+            return Ok(Pointer { steps: Vec::new() });
         }
         let Some(rest) = text.strip_prefix('/') else {
             return Err(format!(
@@ -63,59 +60,12 @@ impl Pointer {
                 .flatten();
             steps.push(Step { name, index });
         }
-        Ok(Pointer {
-            text: text.to_string(),
-            steps,
-        })
+        Ok(Pointer { steps })
     }
 
-    /// The pointer as written.
-    pub fn as_str(&self) -> &str {
-        &self.text
-    }
-
-    /// Follows the pointer through the value `r` is at: `Ok(true)` with `r` at the value it
-    /// names, `Ok(false)` when the message has no such value (a member missing, an index past
-    /// the end, a scalar where a container was named; `r` is then somewhere inside), `Err`
-    /// when the text is not JSON where it was read.
-    pub fn find(&self, r: &mut Reader<'_>) -> Result<bool, JsonError> {
-        for step in &self.steps {
-            match r.peek() {
-                Some(b'{') => {
-                    let mut s = r.object()?;
-                    let mut found = false;
-                    while let Some(key) = r.key(&mut s)? {
-                        if unescaped_eq(key, &step.name) {
-                            found = true;
-                            break;
-                        }
-                        r.skip()?;
-                    }
-                    if !found {
-                        return Ok(false);
-                    }
-                }
-                Some(b'[') => {
-                    let Some(index) = step.index else {
-                        return Ok(false);
-                    };
-                    let mut s = r.array()?;
-                    let mut i = 0;
-                    loop {
-                        if !r.element(&mut s)? {
-                            return Ok(false);
-                        }
-                        if i == index {
-                            break;
-                        }
-                        r.skip()?;
-                        i += 1;
-                    }
-                }
-                _ => return Ok(false),
-            }
-        }
-        Ok(true)
+    /// Its steps: each member name (decoded), with its array index when it is one.
+    pub fn steps(&self) -> impl Iterator<Item = (&str, Option<usize>)> {
+        self.steps.iter().map(|s| (s.name.as_str(), s.index))
     }
 }
 
@@ -193,9 +143,9 @@ impl Pointers {
             under: Vec::new(),
             next: Vec::new(),
         }];
-        let mut count = 0;
         for (i, p) in pointers.into_iter().enumerate() {
             assert!(i < Self::MAX, "at most {} pointers", Self::MAX);
+            // Every node on the way holds the pointer under it.
             let mut at = 0;
             nodes[0].under.push(i as u16);
             for step in &p.steps {
@@ -212,21 +162,11 @@ impl Pointers {
                         n
                     }
                 };
-            }
-            nodes[at].ends.push(i as u16);
-            count = i + 1;
-            // Every node on the way holds the pointer under it.
-            let mut at = 0;
-            for step in &p.steps {
-                at = nodes[at]
-                    .next
-                    .iter()
-                    .find(|(s, _)| s == step)
-                    .expect("just added")
-                    .1 as usize;
                 nodes[at].under.push(i as u16);
             }
+            nodes[at].ends.push(i as u16);
         }
+        let count = nodes[0].under.len();
         Pointers { nodes, count }
     }
 
@@ -314,13 +254,13 @@ mod tests {
     use super::*;
     use serde_json::Value;
 
-    /// What the pointer names in `doc`, as text of the value's kind, through the reader.
+    /// What the pointer names in `doc`, as text of the value's kind, read where a one-pointer
+    /// tree's descent found it.
     fn found(pointer: &str, doc: &str) -> Option<String> {
-        let p = Pointer::parse(pointer).unwrap();
-        let mut r = Reader::new(doc);
-        if !p.find(&mut r).unwrap() {
-            return None;
-        }
+        let tree = Pointers::new(&[Pointer::parse(pointer).unwrap()]);
+        let mut spans = [Span::NONE; 1];
+        tree.locate(doc, &mut spans).unwrap();
+        let mut r = Reader::new(spans[0].text(doc)?);
         match r.peek() {
             Some(b'"') => r.str().unwrap().map(|s| format!("\"{s}\"")),
             Some(b'{' | b'[') => Some("container".into()),
@@ -480,18 +420,5 @@ mod tests {
             err.contains("'/a~2b'") && err.contains("followed by 0 or 1"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn damaged_text_is_an_error_not_a_panic() {
-        let p = Pointer::parse("/data/levels/0/0/px").unwrap();
-        let doc = r#"{"channel":"l2Book","data":{"coin":"BTC","levels":[[{"px":"64999""#;
-        for end in 0..doc.len() {
-            let mut r = Reader::new(&doc[..end]);
-            // Either not there, or not JSON: never a panic, never a wrong value.
-            if let Ok(true) = p.find(&mut r) {
-                assert!(r.str().is_err() || end == doc.len(), "cut at {end}");
-            }
-        }
     }
 }

@@ -5,29 +5,16 @@
 
 use serde_json::{Map, Value};
 
-/// The reference tokens of `pointer` (`""` is the whole document), `~1` and
-/// `~0` decoded.
-fn tokens(pointer: &str) -> impl Iterator<Item = String> + '_ {
-    pointer
-        .split('/')
-        .skip(1)
-        .map(|t| t.replace("~1", "/").replace("~0", "~"))
-}
+use crate::json::Pointer;
 
-fn is_index(token: &str) -> bool {
-    !token.is_empty() && token.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// The place `pointer` names in `root`, made (replacing scalars on the way).
+/// The place `pointer` names in `root`, made (replacing scalars on the way). Its steps are the
+/// engine's own reading of it ([`Pointer`]), so both name the same value.
 fn place<'v>(root: &'v mut Value, pointer: &str) -> &'v mut Value {
+    let pointer = Pointer::parse(pointer).expect("checked when the definition was loaded");
     let mut at = root;
-    for token in tokens(pointer) {
-        let index = is_index(&token)
-            .then(|| token.parse::<usize>().ok())
-            .flatten();
-        let array = matches!(at, Value::Array(_)) || (at.is_null() && index.is_some());
-        if array && index.is_some() {
-            let i = index.unwrap_or(0);
+    for (name, index) in pointer.steps() {
+        let index = index.filter(|_| at.is_array() || at.is_null());
+        if let Some(i) = index {
             if !at.is_array() {
                 *at = Value::Array(Vec::new());
             }
@@ -45,7 +32,7 @@ fn place<'v>(root: &'v mut Value, pointer: &str) -> &'v mut Value {
             let Value::Object(map) = at else {
                 unreachable!("made an object above")
             };
-            at = map.entry(token).or_insert(Value::Null);
+            at = map.entry(name).or_insert(Value::Null);
         }
     }
     at

@@ -114,19 +114,8 @@ impl Connections {
             self.fail_for_good(reason, why, actions, out);
             return;
         }
-        let give_up = Duration::from_millis(self.sh.cfg.give_up_after_ms);
-        if !give_up.is_zero() && !self.slots.iter().any(Session::carries) {
-            let down = now.saturating_duration_since(*self.down_since.get_or_insert(now));
-            if down >= give_up {
-                let why = format!(
-                    "no connection for {:.1} s (give_up_after_ms {}); last failure: {reason}",
-                    down.as_secs_f64(),
-                    give_up.as_millis()
-                );
-                error!("[{name}] FAILED: {why}. Not retrying; other feeds go on.");
-                self.fail_for_good(reason, why, actions, out);
-                return;
-            }
+        if self.give_up_if_down(now, "no connection", &reason, reason, actions, out) {
+            return;
         }
         let (decision, wait) = self.slots.get_mut(k).back_off(now, &mut self.rng);
         let who = self.slots.get(k).who();
@@ -153,6 +142,40 @@ impl Connections {
                 });
             }
         }
+    }
+
+    /// With `give_up_after_ms` set and no connection carrying the feed (`lacking`, e.g. "no
+    /// connection", since the feed went down): once that has lasted the limit, stops the feed
+    /// for good with `reason`, naming `last`, the last failure. Returns whether it did.
+    #[cold]
+    pub(super) fn give_up_if_down<S: Sink + ?Sized>(
+        &mut self,
+        now: Instant,
+        lacking: &str,
+        last: &dyn std::fmt::Display,
+        reason: DisconnectReason,
+        actions: &mut Actions,
+        out: &mut Out<S>,
+    ) -> bool {
+        let give_up = Duration::from_millis(self.sh.cfg.give_up_after_ms);
+        if give_up.is_zero() || self.slots.iter().any(Session::carries) {
+            return false;
+        }
+        let down = now.saturating_duration_since(*self.down_since.get_or_insert(now));
+        if down < give_up {
+            return false;
+        }
+        let why = format!(
+            "{lacking} for {:.1} s (give_up_after_ms {}); last failure: {last}",
+            down.as_secs_f64(),
+            give_up.as_millis()
+        );
+        error!(
+            "[{}] FAILED: {why}. Not retrying; other feeds go on.",
+            out.report.name
+        );
+        self.fail_for_good(reason, why, actions, out);
+        true
     }
 
     /// Stops the feed for good: every slot fails (a connection still open or being set up is

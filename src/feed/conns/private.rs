@@ -155,27 +155,7 @@ impl Connections {
         actions: &mut Actions,
         out: &mut Out<S>,
     ) {
-        let give_up = std::time::Duration::from_millis(self.sh.cfg.give_up_after_ms);
-        if give_up.is_zero()
-            || self
-                .slots
-                .iter()
-                .any(crate::feed::session::Session::carries)
-        {
-            return;
-        }
-        let down = now.saturating_duration_since(*self.down_since.get_or_insert(now));
-        if down >= give_up {
-            let why = format!(
-                "no listen key for {:.1} s (give_up_after_ms {}); last failure: {why}",
-                down.as_secs_f64(),
-                give_up.as_millis()
-            );
-            log::error!(
-                "[{}] FAILED: {why}. Not retrying; other feeds go on.",
-                out.report.name
-            );
-            self.fail_for_good(DisconnectReason::UserStreamExpired, why, actions, out);
-        }
+        let reason = DisconnectReason::UserStreamExpired;
+        self.give_up_if_down(now, "no listen key", &why, reason, actions, out);
     }
 }
