@@ -167,9 +167,9 @@ const EXIT_USAGE: u8 = 2;
 impl Common {
     /// Applies the overrides to a config; a capture folder that cannot be made is a config
     /// error.
-    fn apply(self, config: &mut Config) -> Result<(), wsfeed::config::ConfigError> {
-        if let Some(dir) = self.capture {
-            config.capture = Some(CaptureConfig { dir });
+    fn apply(&self, config: &mut Config) -> Result<(), wsfeed::config::ConfigError> {
+        if let Some(dir) = &self.capture {
+            config.capture = Some(CaptureConfig { dir: dir.clone() });
         }
         if let Some(listen) = self.metrics {
             config.metrics = Some(MetricsConfig { listen });
@@ -178,6 +178,16 @@ impl Common {
             Some(c) => c.create_dir(),
             None => Ok(()),
         }
+    }
+
+    /// The config in `path` with the overrides applied: an error names the file.
+    fn load(&self, path: &std::path::Path) -> Result<Config, wsfeed::config::ConfigError> {
+        let mut config = Config::load(path)?;
+        self.apply(&mut config).map_err(|mut e| {
+            e.file = Some(path.to_path_buf());
+            e
+        })?;
+        Ok(config)
     }
 }
 
@@ -214,18 +224,13 @@ fn main() -> ExitCode {
             wsfeed::report::write(&session_dir, out.as_deref()).map(|r| (true, r.to_string())),
         ),
         Command::Run(args) => {
-            let mut config = match Config::load(&args.config) {
+            let config = match args.common.load(&args.config) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("error: {e}");
                     return ExitCode::from(EXIT_USAGE);
                 }
             };
-            if let Err(mut e) = args.common.clone().apply(&mut config) {
-                e.file = Some(args.config);
-                eprintln!("error: {e}");
-                return ExitCode::from(EXIT_USAGE);
-            }
             let limit = args.seconds.map(Duration::from_secs);
             let hup = Arc::new(AtomicBool::new(false));
             if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone()) {
@@ -371,13 +376,7 @@ impl Reloader {
         } else {
             "the config file changed"
         };
-        let loaded = Config::load(&self.path).and_then(|mut c| {
-            self.common.clone().apply(&mut c).map_err(|mut e| {
-                e.file = Some(self.path.clone());
-                e
-            })?;
-            Ok(c)
-        });
+        let loaded = self.common.load(&self.path);
         match loaded
             .map_err(|e| e.to_string())
             .and_then(|c| engine.reload(c))

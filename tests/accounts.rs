@@ -10,9 +10,8 @@ mod util;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use util::{fast_reconnect, recorder, Probe, Seen};
+use util::{account, fast_reconnect, recorder, Probe, Seen};
 use wsfeed::account::{AccountEvent, AccountMsg};
-use wsfeed::auth::{Credentials, Secret};
 use wsfeed::config::{AccountConfig, FileConfig};
 use wsfeed::metrics::FeedState;
 use wsfeed::sim::{
@@ -38,27 +37,6 @@ fn sim_with(venue: SimVenue, accounts: &[&str]) -> Sim {
         ..SimConfig::default()
     })
     .expect("simulator starts")
-}
-
-/// An `[[accounts]]` table for simulated account `name`, its credentials given in-process.
-fn account(name: &str, venue: &str, sim: &Sim) -> AccountConfig {
-    let passphrase = if venue == "okx" {
-        "passphrase_env = \"UNUSED\"\n"
-    } else {
-        ""
-    };
-    let toml = format!(
-        "name = \"{name}\"\nvenue = \"{venue}\"\nurl = \"{}\"\nkey_env = \"UNUSED\"\nsecret_env = \"UNUSED\"\n{passphrase}",
-        sim.base_url()
-    );
-    let mut a: AccountConfig = toml::from_str(&toml).expect("account table parses");
-    let sim_account = SimAccount::named(name);
-    a.credentials = Some(Credentials {
-        key: Secret::new(sim_account.api_key),
-        secret: Secret::new(sim_account.secret),
-        passphrase: sim_account.passphrase.map(Secret::new),
-    });
-    a
 }
 
 fn start(accounts: Vec<AccountConfig>) -> (Engine<util::Recorder>, Probe) {

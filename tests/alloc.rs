@@ -28,14 +28,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use util::{fast_reconnect, feed};
+use util::{defined_feed, defined_venue, definition, fast_reconnect, feed};
 use wsfeed::config::{FileConfig, StrategyPlace, WaitMode};
 use wsfeed::engine::Engine;
 use wsfeed::sim::{Sim, SimConfig, SimVenue};
 use wsfeed::strategy::Strategy;
 use wsfeed::tick::{FeedId, Health, Tick, TickData};
-use wsfeed::venue::defined::spec::VenueSpec;
-use wsfeed::venue::defined::Defined;
 
 struct Counting;
 
@@ -443,12 +441,10 @@ fn run_defined() {
     let mut file: FileConfig = toml::from_str("").expect("empty config parses");
     let mut sims = Vec::new();
     for (path, names, streams) in defined {
-        let text = std::fs::read_to_string(path).expect("the definition reads");
-        let spec: VenueSpec = toml::from_str(&text).expect("the definition parses");
-        let venue = Defined::load(&spec).expect("the definition compiles");
+        let spec = definition(path);
         let sim = Sim::start(SimConfig {
             tls: false,
-            venue: SimVenue::Defined(venue),
+            venue: SimVenue::Defined(defined_venue(path)),
             symbols: vec!["BTCUSDT".into()],
             venue_symbols: names.iter().map(|s| s.to_string()).collect(),
             book_interval: Duration::from_millis(1),
@@ -457,9 +453,7 @@ fn run_defined() {
             ..SimConfig::default()
         })
         .expect("simulator starts");
-        let mut f = feed(&format!("f{}", sims.len()), &spec.name, &sim, &streams);
-        let path = sim.config().venue.ws_path().expect("a path");
-        f.url = Some(format!("{}{path}", sim.base_url()));
+        let f = defined_feed(&format!("f{}", sims.len()), &spec.name, &sim, &streams);
         file.feeds.push(f);
         file.venues.push(spec);
         sims.push(sim);

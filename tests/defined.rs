@@ -26,9 +26,6 @@ use wsfeed::sim::{ConnId, Fault, SentRecord, Sim, SimConfig, SimVenue};
 use wsfeed::strategy::{Strategy, Universe};
 use wsfeed::summary::Summary;
 use wsfeed::tick::{FeedId, Health, Tick, TickData};
-use wsfeed::venue::defined::spec::VenueSpec;
-use wsfeed::venue::defined::Defined;
-use wsfeed::venue::Venue;
 
 const PARADEX: &str = "configs/venues/paradex.toml";
 const HYPERLIQUID: &str = "configs/venues/hyperliquid.toml";
@@ -40,21 +37,12 @@ const TEST_VENUE: &str = "src/sim/tests/defined_venue.toml";
 
 // ----- helpers -----------------------------------------------------------------------------------
 
-fn spec(path: &str) -> VenueSpec {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    toml::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-fn venue(path: &str) -> Venue {
-    Defined::load(&spec(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
 /// A plain `ws://` simulator speaking the definition in `path`, BTCUSDT and ETHUSDT named
 /// `names` on the venue, fast books and trades; `tweak` sets anything else.
 fn sim_of(path: &str, names: [&str; 2], tweak: impl FnOnce(&mut SimConfig)) -> Sim {
     let mut cfg = SimConfig {
         tls: false,
-        venue: SimVenue::Defined(venue(path)),
+        venue: SimVenue::Defined(defined_venue(path)),
         symbols: vec!["BTCUSDT".into(), "ETHUSDT".into()],
         venue_symbols: names.iter().map(|s| s.to_string()).collect(),
         book_interval: Duration::from_millis(5),
@@ -65,23 +53,6 @@ fn sim_of(path: &str, names: [&str; 2], tweak: impl FnOnce(&mut SimConfig)) -> S
     };
     tweak(&mut cfg);
     Sim::start(cfg).expect("simulator starts")
-}
-
-/// The simulator's URL with the definition's path (the engine adds none).
-fn url(sim: &Sim) -> String {
-    let path = sim
-        .config()
-        .venue
-        .ws_path()
-        .expect("a defined venue has a path");
-    format!("{}{path}", sim.base_url())
-}
-
-/// A feed of the defined venue `venue` on `sim`.
-fn defined_feed(name: &str, venue: &str, sim: &Sim, streams: &[&str]) -> FeedConfig {
-    let mut f = feed(name, venue, sim, streams);
-    f.url = Some(url(sim));
-    f
 }
 
 /// What the strategy saw of each tick's content: (feed, stream, data).
@@ -126,7 +97,7 @@ fn engine_with(
     let mut file: FileConfig = toml::from_str("").expect("empty config parses");
     file.reconnect = reconnect;
     file.feeds = feeds;
-    file.venues = files.iter().map(|f| spec(f)).collect();
+    file.venues = files.iter().map(|f| definition(f)).collect();
     tweak(&mut file);
     engine_on(file.validate().expect("test config is valid"))
 }
@@ -215,8 +186,8 @@ venue = "hyperliquid"
 url = "{}"
 streams = ["bbo:BTC", "trades:ETH", "bbo:ETH"]
 "#,
-        url(&paradex),
-        url(&hyper)
+        defined_url(&paradex),
+        defined_url(&hyper)
     );
     let (engine, probe, data) = engine_on(Config::from_toml(&text).expect("the config is valid"));
     let streams = [
@@ -584,7 +555,7 @@ fn a_hot_standby_carries_a_defined_venue_through_the_loss_of_its_primary() {
     let sim = sim_of(PARADEX, ["BTC-USD-PERP", "ETH-USD-PERP"], |_| {});
     let mut f = defined_feed("px", "paradex", &sim, &["bbo.BTC-USD-PERP"]);
     f.standby = true;
-    f.standby_url = Some(url(&sim));
+    f.standby_url = Some(defined_url(&sim));
     let (engine, probe, _) = engine_with(&[PARADEX], vec![f], fast_reconnect(), |_| {});
     probe.wait("connected", connected(0, 1));
     assert!(sim.wait_until(WAIT, |s| s.open_connections().count() == 2));
@@ -720,7 +691,7 @@ fn paradex_s_binary_frames_are_captured_audited_and_replayed_exactly() {
 
     let session = summary.capture.as_ref().expect("capture is on").dir.clone();
     for stream in streams {
-        let def = venue(PARADEX)
+        let def = defined_venue(PARADEX)
             .parse_stream(stream)
             .expect("a Paradex stream");
         let file = wsfeed::capture::stream_file(&session, "paradex", "px", &def);

@@ -7,14 +7,12 @@
 
 mod util;
 
-use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use util::{fast_reconnect, feed, recorder, Seen};
-use wsfeed::auth::{Credentials, Secret};
-use wsfeed::config::{AccountConfig, Config, FileConfig};
+use util::{account, background, fast_reconnect, feed, recorder, scratch, Seen};
+use wsfeed::config::{Config, FileConfig};
 use wsfeed::sim::{Sim, SimAccount, SimConfig, SimVenue};
 use wsfeed::Health;
 
@@ -65,26 +63,6 @@ fn sim() -> Sim {
     sim_of(SimVenue::BybitLinear)
 }
 
-fn account(name: &str, venue: &str, sim: &Sim) -> AccountConfig {
-    let passphrase = match venue {
-        "okx" => "passphrase_env = \"UNUSED\"\n",
-        _ => "",
-    };
-    let mut a: AccountConfig = toml::from_str(&format!(
-        "name = \"{name}\"\nvenue = \"{venue}\"\nurl = \"{}\"\nkey_env = \"UNUSED\"\n\
-         secret_env = \"UNUSED\"\n{passphrase}",
-        sim.base_url()
-    ))
-    .expect("account table");
-    let s = SimAccount::named(name);
-    a.credentials = Some(Credentials {
-        key: Secret::new(s.api_key),
-        secret: Secret::new(s.secret),
-        passphrase: s.passphrase.map(Secret::new),
-    });
-    a
-}
-
 fn config(sim: &Sim, accounts: &[&str]) -> Config {
     config_of(VENUES[0], sim, accounts)
 }
@@ -130,8 +108,7 @@ fn adds_and_removes_an_account(v: VenueCase) {
     let (venue, path) = (v.0, v.3);
     let sim = sim_of(v.1);
     let (rec, probe) = recorder();
-    let root =
-        std::env::temp_dir().join(format!("wsfeed-reload-cap-{}-{venue}", std::process::id()));
+    let root = scratch("reload", &format!("cap-{venue}"));
     let captured = |accounts: &[&str]| {
         let mut c = config_of(v, &sim, accounts);
         c.capture = Some(wsfeed::config::CaptureConfig { dir: root.clone() });
@@ -236,8 +213,7 @@ fn what_cannot_change_in_place_is_refused_and_nothing_changes() {
 #[test]
 fn run_reloads_its_file_when_it_changes_and_on_sighup_and_refuses_an_invalid_one() {
     let sim = sim();
-    let dir = std::env::temp_dir().join(format!("wsfeed-reload-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("reload", "run");
     let path = dir.join("run.toml");
     let base = format!(
         "[engine]\nstatus_interval_ms = 0\n[[feeds]]\nname = \"market\"\nvenue = \"bybit-linear\"\n\
@@ -251,66 +227,35 @@ fn run_reloads_its_file_when_it_changes_and_on_sighup_and_refuses_an_invalid_one
     );
     std::fs::write(&path, &base).unwrap();
     let s = SimAccount::named("bob");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wsfeed"))
-        .args(["run", "--config", path.to_str().unwrap(), "--seconds", "12"])
-        .env("RUST_LOG", "info")
-        .env("T_BOB_KEY", &s.api_key)
-        .env("T_BOB_SECRET", &s.secret)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary runs");
-    let mut stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stderr.read(&mut buf) {
-            if n == 0
-                || tx
-                    .send(String::from_utf8_lossy(&buf[..n]).into_owned())
-                    .is_err()
-            {
-                break;
-            }
-        }
-    });
-    let mut log = String::new();
-    let wait_for = |what: &str, log: &mut String| {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !log.contains(what) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "no '{what}' in:\n{log}");
-            if let Ok(chunk) = rx.recv_timeout(left.min(Duration::from_millis(200))) {
-                log.push_str(&chunk);
-            }
-        }
-    };
-    wait_for("subscribed", &mut log);
+    let config = path.to_str().unwrap();
+    let env = [
+        ("RUST_LOG", "info"),
+        ("T_BOB_KEY", s.api_key.as_str()),
+        ("T_BOB_SECRET", s.secret.as_str()),
+    ];
+    let mut run = background(&["run", "--config", config, "--seconds", "12"], &env);
+    run.wait_for("subscribed");
     // An invalid change: refused with the error a start gives, the feed goes on.
     let bad = base.replace("orderbook.1.BTCUSDT", "orderbook.7.BTCUSDT");
     std::fs::write(&path, &bad).unwrap();
     let start_error = Config::load(&path).unwrap_err().to_string();
-    wait_for("reload refused (the config file changed)", &mut log);
+    run.wait_for("reload refused (the config file changed)");
     assert!(
-        log.contains(&start_error),
-        "the start's error: {start_error}\nin:\n{log}"
+        run.log().contains(&start_error),
+        "the start's error: {start_error}\nin:\n{}",
+        run.log()
     );
     // A valid change adds the account.
     std::fs::write(&path, format!("{base}{bob}")).unwrap();
-    wait_for(
-        "reload: added account 'bob' (the config file changed)",
-        &mut log,
-    );
+    run.wait_for("reload: added account 'bob' (the config file changed)");
     // SIGHUP reloads the same file: nothing to change.
     let hup = Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
+        .args(["-HUP", &run.pid().to_string()])
         .status()
         .expect("kill runs");
     assert!(hup.success());
-    wait_for("reload: nothing changed (SIGHUP)", &mut log);
-    let _ = child.kill();
-    let _ = child.wait();
+    run.wait_for("reload: nothing changed (SIGHUP)");
+    run.kill();
     assert!(
         !sim.account_sent("bob").is_empty(),
         "bob streamed after the reload"

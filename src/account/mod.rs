@@ -165,21 +165,23 @@ impl AccountParams {
     pub fn login_request(&self, id: u64, unix_ms: u64) -> Option<String> {
         match self.protocol {
             Protocol::BinanceListenKey => None,
-            Protocol::BinanceWsApi if self.ed25519 => {
-                let key = self.creds.key.expose();
-                let query = format!("apiKey={key}&timestamp={unix_ms}");
-                // Checked when the config was read: a key that signs.
-                let signature = auth::ed25519_base64(&self.creds.secret, &query).ok()?;
-                Some(format!(
-                    r#"{{"id":"{id}","method":"session.logon","params":{{"apiKey":"{key}","timestamp":{unix_ms},"signature":"{signature}"}}}}"#
-                ))
-            }
             Protocol::BinanceWsApi => {
                 let key = self.creds.key.expose();
                 let query = format!("apiKey={key}&timestamp={unix_ms}");
-                let signature = auth::binance_signature(&self.creds, &query);
+                // An Ed25519 key logs the session on; an HMAC key signs the subscription.
+                let (method, signature) = match self.ed25519 {
+                    // Checked when the config was read: a key that signs.
+                    true => (
+                        "session.logon",
+                        auth::ed25519_base64(&self.creds.secret, &query).ok()?,
+                    ),
+                    false => (
+                        "userDataStream.subscribe.signature",
+                        auth::binance_signature(&self.creds, &query),
+                    ),
+                };
                 Some(format!(
-                    r#"{{"id":"{id}","method":"userDataStream.subscribe.signature","params":{{"apiKey":"{key}","timestamp":{unix_ms},"signature":"{signature}"}}}}"#
+                    r#"{{"id":"{id}","method":"{method}","params":{{"apiKey":"{key}","timestamp":{unix_ms},"signature":"{signature}"}}}}"#
                 ))
             }
             // Valid for 10 s: a login that arrives later is refused, not replayed.

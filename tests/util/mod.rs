@@ -6,11 +6,15 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use wsfeed::config::{FeedConfig, FileConfig, ReconnectConfig};
+use wsfeed::auth::{Credentials, Secret};
+use wsfeed::config::{AccountConfig, FeedConfig, FileConfig, ReconnectConfig};
 use wsfeed::engine::Engine;
-use wsfeed::sim::{ConnId, SentRecord, Sim, SimConfig, SimSnapshot};
+use wsfeed::sim::{ConnId, SentRecord, Sim, SimAccount, SimConfig, SimSnapshot};
 use wsfeed::strategy::{Strategy, Universe};
 use wsfeed::tick::{FeedId, Health, Tick};
+use wsfeed::venue::defined::spec::VenueSpec;
+use wsfeed::venue::defined::Defined;
+use wsfeed::venue::Venue;
 
 /// A fresh, empty scratch folder for test `test` of `suite`.
 pub fn scratch(suite: &str, test: &str) -> std::path::PathBuf {
@@ -38,7 +42,9 @@ pub fn wsfeed<S: AsRef<std::ffi::OsStr>>(command: &str, args: &[S]) -> (i32, Str
 pub struct Background {
     child: std::process::Child,
     stdout: std::sync::mpsc::Receiver<String>,
-    stderr: std::thread::JoinHandle<String>,
+    /// Stderr as it is read, in chunks; `log` holds what was taken of it so far.
+    stderr: std::sync::mpsc::Receiver<String>,
+    log: String,
 }
 
 /// Starts `wsfeed args…` with `env` set, stdin closed, output collected.
@@ -55,10 +61,15 @@ pub fn background(args: &[&str], env: &[(&str, &str)]) -> Background {
         .expect("the binary runs");
     let mut out = child.stdout.take().expect("piped");
     let mut err = child.stderr.take().expect("piped");
-    let stderr = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
+    let (etx, stderr) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = err.read(&mut buf) {
+            let chunk = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if n == 0 || etx.send(chunk).is_err() {
+                break;
+            }
+        }
     });
     let (tx, stdout) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -70,10 +81,41 @@ pub fn background(args: &[&str], env: &[(&str, &str)]) -> Background {
         child,
         stdout,
         stderr,
+        log: String::new(),
     }
 }
 
 impl Background {
+    /// Waits until its stderr holds `what`; past [`WAIT`] the test fails showing the log.
+    pub fn wait_for(&mut self, what: &str) {
+        let deadline = Instant::now() + WAIT;
+        while !self.log.contains(what) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "no '{what}' in:\n{}", self.log);
+            match self.stderr.recv_timeout(left) {
+                Ok(chunk) => self.log.push_str(&chunk),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(_) => panic!("wsfeed ended before '{what}':\n{}", self.log),
+            }
+        }
+    }
+
+    /// Its stderr taken so far (by [`Background::wait_for`]).
+    pub fn log(&self) -> &str {
+        &self.log
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Stops it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Waits for the end (stdout closes when the process exits): its exit code, stdout and
     /// stderr. Past `deadline` it is killed and the test fails.
     pub fn finish(mut self, deadline: Duration) -> (Option<i32>, String, String) {
@@ -83,11 +125,10 @@ impl Background {
             panic!("wsfeed still ran after {deadline:?}");
         };
         let status = self.child.wait().expect("the binary exits");
-        (
-            status.code(),
-            stdout,
-            self.stderr.join().unwrap_or_default(),
-        )
+        // The process is gone: its stderr closes once read to the end.
+        let mut stderr = self.log;
+        stderr.extend(self.stderr.iter());
+        (status.code(), stdout, stderr)
     }
 }
 
@@ -432,4 +473,55 @@ pub fn assert_resubscribed(snap: &SimSnapshot, conn: ConnId, want: &[&str]) {
     let mut want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
     want.sort();
     assert_eq!(got, want, "{conn} subscribed everything");
+}
+
+/// An `[[accounts]]` table for simulated account `name` on `venue`, at `sim`, its credentials
+/// given in-process.
+pub fn account(name: &str, venue: &str, sim: &Sim) -> AccountConfig {
+    let passphrase = if venue == "okx" {
+        "passphrase_env = \"UNUSED\"\n"
+    } else {
+        ""
+    };
+    let toml = format!(
+        "name = \"{name}\"\nvenue = \"{venue}\"\nurl = \"{}\"\nkey_env = \"UNUSED\"\nsecret_env = \"UNUSED\"\n{passphrase}",
+        sim.base_url()
+    );
+    let mut a: AccountConfig = toml::from_str(&toml).expect("account table parses");
+    let sim_account = SimAccount::named(name);
+    a.credentials = Some(Credentials {
+        key: Secret::new(sim_account.api_key),
+        secret: Secret::new(sim_account.secret),
+        passphrase: sim_account.passphrase.map(Secret::new),
+    });
+    a
+}
+
+/// The venue definition in file `path` (`configs/venues/…`), as written.
+pub fn definition(path: &str) -> VenueSpec {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    toml::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The venue defined in file `path`, compiled.
+pub fn defined_venue(path: &str) -> Venue {
+    Defined::load(&definition(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// A simulator speaking a defined venue: its URL with the definition's path (the engine adds
+/// none).
+pub fn defined_url(sim: &Sim) -> String {
+    let path = sim
+        .config()
+        .venue
+        .ws_path()
+        .expect("a defined venue has a path");
+    format!("{}{path}", sim.base_url())
+}
+
+/// A feed of the defined venue `venue` on `sim`.
+pub fn defined_feed(name: &str, venue: &str, sim: &Sim, streams: &[&str]) -> FeedConfig {
+    let mut f = feed(name, venue, sim, streams);
+    f.url = Some(defined_url(sim));
+    f
 }

@@ -57,6 +57,19 @@ fn account_feed_with(
 }
 
 /// Starts the first attempt and opens its WebSocket: returns the session and what was sent.
+/// Whether `acts` start a connection.
+fn connects(acts: &[Action]) -> bool {
+    acts.iter().any(|a| matches!(a, Action::Connect { .. }))
+}
+
+/// A USD-M account given key K1 at `t0` and connected with it: its session.
+fn keyed_open(core: &mut FeedCore, sink: &mut Recorded, t0: Instant) -> SessionId {
+    core.handle_timeout(t0, sink);
+    actions(core);
+    core.on_listen_key(Ok("K1".into()), t0, sink);
+    open(core, sink, t0).0
+}
+
 fn open(core: &mut FeedCore, sink: &mut Recorded, now: Instant) -> (SessionId, Vec<Action>) {
     core.handle_timeout(now, sink);
     let session = actions(core)
@@ -194,9 +207,7 @@ fn a_refused_credential_fails_the_account_without_retrying() {
     // No attempt, ever again.
     let later = t0 + Duration::from_secs(600);
     core.handle_timeout(later, &mut sink);
-    assert!(!actions(&mut core)
-        .iter()
-        .any(|a| matches!(a, Action::Connect { .. })));
+    assert!(!connects(&actions(&mut core)));
     assert_eq!(core.deadline(later), None);
 }
 
@@ -262,7 +273,7 @@ fn a_listen_key_comes_first_and_a_new_one_follows_its_expiry() {
                 op: KeyOp::Create,
                 ..
             }
-        )) && !acts.iter().any(|a| matches!(a, Action::Connect { .. })),
+        )) && !connects(&acts),
         "{acts:?}"
     );
     core.on_listen_key(Ok("K2".into()), t1, &mut sink);
@@ -283,10 +294,7 @@ fn a_key_the_venue_forgot_while_connected_is_replaced_make_before_break() {
     let (mut core, stats) = account_feed(Venue::BinanceUsdm, Some("http://127.0.0.1:9443"));
     let mut sink = Recorded::default();
     let t0 = Instant::now();
-    core.handle_timeout(t0, &mut sink);
-    actions(&mut core);
-    core.on_listen_key(Ok("K1".into()), t0, &mut sink);
-    let (old, _) = open(&mut core, &mut sink, t0);
+    let old = keyed_open(&mut core, &mut sink, t0);
     // The keep-alive is due after 30 minutes; the venue says it no longer knows the key.
     let t1 = t0 + Duration::from_secs(1800);
     core.handle_timeout(t1, &mut sink);
@@ -463,17 +471,10 @@ fn a_login_refused_for_too_many_requests_waits_what_the_venue_said() {
     // No attempt before the venue's time has passed (about 10 s), one after.
     for s in [1, 5, 9] {
         core.handle_timeout(t0 + Duration::from_secs(s), &mut sink);
-        assert!(
-            !actions(&mut core)
-                .iter()
-                .any(|a| matches!(a, Action::Connect { .. })),
-            "{s} s"
-        );
+        assert!(!connects(&actions(&mut core)), "{s} s");
     }
     core.handle_timeout(t0 + Duration::from_secs(12), &mut sink);
-    assert!(actions(&mut core)
-        .iter()
-        .any(|a| matches!(a, Action::Connect { .. })));
+    assert!(connects(&actions(&mut core)));
 }
 
 #[test]
@@ -481,10 +482,7 @@ fn an_account_that_fails_for_good_while_connected_drops_its_connection() {
     let (mut core, stats) = account_feed(Venue::BinanceUsdm, Some("http://127.0.0.1:9443"));
     let mut sink = Recorded::default();
     let t0 = Instant::now();
-    core.handle_timeout(t0, &mut sink);
-    actions(&mut core);
-    core.on_listen_key(Ok("K1".into()), t0, &mut sink);
-    let (session, _) = open(&mut core, &mut sink, t0);
+    let session = keyed_open(&mut core, &mut sink, t0);
     // The keep-alive is refused: the key's IP whitelist changed.
     let t1 = t0 + Duration::from_secs(1800);
     core.handle_timeout(t1, &mut sink);

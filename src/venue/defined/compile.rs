@@ -60,9 +60,7 @@ impl At<'_> {
     }
 
     fn cond(&self, env: &mut Envelope, field: &str, m: &MatchSpec) -> Result<Cond, String> {
-        let at = env
-            .add(self.pointer(&format!("{field}.pointer"), &m.pointer)?)
-            .map_err(|e| self.err(field, e))?;
+        let at = self.add(env, &format!("{field}.pointer"), &m.pointer)?;
         let equals = match &m.equals {
             None => None,
             Some(toml::Value::String(s)) => Some(Literal::Str(s.clone())),
@@ -82,17 +80,20 @@ impl At<'_> {
         Ok(Cond { at, equals })
     }
 
+    /// The envelope pointer `text` of `field`, checked and added: its index.
+    fn add(&self, env: &mut Envelope, field: &str, text: &str) -> Result<u8, String> {
+        let p = self.pointer(field, text)?;
+        env.add(p).map_err(|e| self.err(field, e))
+    }
+
+    /// [`At::add`] of a pointer the definition may leave out.
     fn opt(
         &self,
         env: &mut Envelope,
         field: &str,
         text: &Option<String>,
     ) -> Result<Option<u8>, String> {
-        let Some(text) = text else {
-            return Ok(None);
-        };
-        let p = self.pointer(field, text)?;
-        env.add(p).map(Some).map_err(|e| self.err(field, e))
+        text.as_deref().map(|t| self.add(env, field, t)).transpose()
     }
 }
 
@@ -366,15 +367,14 @@ fn channel(
             "must be printable ASCII without quotes or backslashes",
         ));
     }
-    let payload = at.opt(env, &format!("{field}.payload"), &Some(c.payload.clone()))?;
-    let payload = payload.expect("given");
+    let payload = at.add(env, &format!("{field}.payload"), &c.payload)?;
     // When data names only the channel, the symbol is found in the same descent as the rest
     // of the message: the payload's (first) update's symbol, as one pointer from the root.
     let envelope_symbol = match (&c.symbol, symbol_in_update) {
         (Some(s), true) => {
             let first = if c.several { "/0" } else { "" };
             let text = format!("{}{first}{s}", c.payload);
-            at.opt(env, &format!("{field}.symbol"), &Some(text))?
+            Some(at.add(env, &format!("{field}.symbol"), &text)?)
         }
         _ => None,
     };
