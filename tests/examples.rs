@@ -48,26 +48,7 @@ fn the_spread_example_watches_two_simulated_venues_and_stands_a_broken_one_down(
     };
 
     // Both instruments, across the two venues, at a spread a shared market allows.
-    let deadline = Instant::now() + WAIT;
-    let mut symbols = BTreeSet::new();
-    while symbols.len() < 2 {
-        if let Event::Spread {
-            symbol,
-            buy_on,
-            sell_on,
-            bps,
-        } = next(deadline, "a spread of BTCUSDT and of ETHUSDT")
-        {
-            let pair = BTreeSet::from([buy_on.as_str(), sell_on.as_str()]);
-            assert_eq!(pair, BTreeSet::from(["binance", "bybit"]), "{symbol}");
-            assert!(bps.abs() < 100.0, "{symbol}: {bps} bps");
-            symbols.insert(symbol);
-        }
-    }
-    assert_eq!(
-        symbols,
-        BTreeSet::from(["BTCUSDT".into(), "ETHUSDT".into()])
-    );
+    both_spreads(&events, ["binance", "bybit"]);
 
     // Reset Bybit's connection: nothing carries that feed until it reconnects.
     let snap = venues.bybit.snapshot();
@@ -139,6 +120,34 @@ fn the_sniper_example_fires_on_the_simulator_from_its_driver_thread() {
     );
 }
 
+/// Waits (at most [`WAIT`]) for a spread of BTCUSDT and one of ETHUSDT across the feeds `pair`,
+/// each small enough for a shared market.
+fn both_spreads(events: &crossbeam_channel::Receiver<Event>, pair: [&str; 2]) {
+    let deadline = Instant::now() + WAIT;
+    let mut symbols = BTreeSet::new();
+    while symbols.len() < 2 {
+        let event = events
+            .recv_deadline(deadline)
+            .unwrap_or_else(|_| panic!("spreads of BTCUSDT and ETHUSDT within {WAIT:?}"));
+        if let Event::Spread {
+            symbol,
+            buy_on,
+            sell_on,
+            bps,
+        } = event
+        {
+            let got = BTreeSet::from([buy_on.as_str(), sell_on.as_str()]);
+            assert_eq!(got, BTreeSet::from(pair), "{symbol}");
+            assert!(bps.abs() < 100.0, "{symbol}: {bps} bps");
+            symbols.insert(symbol);
+        }
+    }
+    assert_eq!(
+        symbols,
+        BTreeSet::from(["BTCUSDT".into(), "ETHUSDT".into()])
+    );
+}
+
 /// The spread watcher across a built-in venue and one defined in config: Hyperliquid, spoken by
 /// the demo's simulator from `configs/venues/hyperliquid.toml`, its coins taken as the
 /// `…USDT` instruments (as the demo's arbitrage does), compared with Binance USD-M's quotes.
@@ -169,29 +178,7 @@ fn the_spread_example_compares_a_built_in_venue_with_one_defined_in_config() {
         let _ = tx.send(e);
     })
     .expect("the engine starts");
-    let deadline = Instant::now() + WAIT;
-    let mut symbols = BTreeSet::new();
-    while symbols.len() < 2 {
-        let event = events
-            .recv_deadline(deadline)
-            .unwrap_or_else(|_| panic!("spreads of BTCUSDT and ETHUSDT within {WAIT:?}"));
-        if let Event::Spread {
-            symbol,
-            buy_on,
-            sell_on,
-            bps,
-        } = event
-        {
-            let pair = BTreeSet::from([buy_on.as_str(), sell_on.as_str()]);
-            assert_eq!(pair, BTreeSet::from(["binance", "hl"]), "{symbol}");
-            assert!(bps.abs() < 100.0, "{symbol}: {bps} bps");
-            symbols.insert(symbol);
-        }
-    }
-    assert_eq!(
-        symbols,
-        BTreeSet::from(["BTCUSDT".into(), "ETHUSDT".into()])
-    );
+    both_spreads(&events, ["binance", "hl"]);
     let (summary, _) = engine.stop();
     let hl = summary.feeds.iter().find(|f| f.name == "hl").unwrap();
     assert!(hl.ticks > 0 && hl.parse_errors == 0, "{hl:?}");

@@ -22,7 +22,7 @@ use super::base::Kind;
 use super::config::{SimConfig, SimVenue};
 use super::format::{fixed, qty};
 use super::jsonset::{literal, set, set_absent};
-use super::render::{BookMsg, TradeMsg};
+use super::render::{self, BookMsg, TradeMsg};
 use super::symbol::SymInfo;
 use crate::venue::defined::spec::{
     BinaryFormat, ChannelSpec, SeqSpec, TickKind, TimeUnit, VenueSpec, When,
@@ -44,6 +44,34 @@ pub(crate) struct Wire {
     /// With the definition's `binary`: the message as the binary frame the
     /// venue sends instead (`payload` is its JSON form).
     pub binary: Option<Vec<u8>>,
+}
+
+/// A book message as `venue` sends it (`spot`: OKX's spot instrument), with its numbering:
+/// a defined venue's from its definition (`None` without a quote channel), a built-in venue's
+/// rendered.
+pub(crate) fn book_wire(venue: SimVenue, s: &SymInfo, m: &BookMsg, spot: bool) -> Option<Wire> {
+    match venue {
+        SimVenue::Defined(v) => quote(v, s, m),
+        _ => Some(Wire {
+            payload: render::book(venue, s, m, spot),
+            seq: m.last_id,
+            prev_seq: m.prev_id,
+            binary: None,
+        }),
+    }
+}
+
+/// A trade message as `venue` sends it, as [`book_wire`] does a book message.
+pub(crate) fn trade_wire(venue: SimVenue, s: &SymInfo, t: &TradeMsg) -> Option<Wire> {
+    match venue {
+        SimVenue::Defined(v) => trade(v, s, t),
+        _ => Some(Wire {
+            payload: render::trade(venue, s, t, false),
+            seq: t.id,
+            prev_seq: None,
+            binary: None,
+        }),
+    }
 }
 
 /// The definition of `venue` (checked when the simulator starts).

@@ -397,19 +397,12 @@ impl Market {
 
     fn book_event(&mut self, i: usize, msg: BookMsg, e_ms: u64) -> Event {
         let info = &self.info[i];
-        let (payload, seq, prev_seq, binary) = match self.venue {
-            SimVenue::Defined(v) => match defined::quote(v, info, &msg) {
+        let (payload, seq, prev_seq, binary) =
+            match defined::book_wire(self.venue, info, &msg, false) {
                 Some(w) => (w.payload, w.seq, w.prev_seq, w.binary.map(Bytes::from)),
                 // No such channel on the venue: never delivered.
                 None => (String::new(), msg.last_id, None, None),
-            },
-            _ => (
-                render::book(self.venue, info, &msg, false),
-                msg.last_id,
-                msg.prev_id,
-                None,
-            ),
-        };
+            };
         let spot_payload =
             (self.venue == SimVenue::Okx).then(|| render::book(self.venue, info, &msg, true));
         Event {
@@ -561,12 +554,9 @@ impl Market {
             cross_seq: s.update_id,
         };
         let info = &self.info[i];
-        let (payload, seq, prev_seq, binary) = match self.venue {
-            SimVenue::Defined(v) => match defined::trade(v, info, &t) {
-                Some(w) => (w.payload, w.seq, w.prev_seq, w.binary.map(Bytes::from)),
-                None => (String::new(), id, None, None),
-            },
-            _ => (render::trade(self.venue, info, &t, false), id, None, None),
+        let (payload, seq, prev_seq, binary) = match defined::trade_wire(self.venue, info, &t) {
+            Some(w) => (w.payload, w.seq, w.prev_seq, w.binary.map(Bytes::from)),
+            None => (String::new(), id, None, None),
         };
         let spot_payload =
             (self.venue == SimVenue::Okx).then(|| render::trade(self.venue, info, &t, true));

@@ -28,7 +28,6 @@ use super::market::{Event, Snap};
 use super::observe::{ConnId, SentKind, SentRecord};
 use super::private::conn::PrivateConn;
 use super::protocol::{Env, Out, Session, Topic};
-use super::render;
 use super::state::Inner;
 use super::symbol::SymInfo;
 use super::transport::{is_would_block, SimStream};
@@ -352,19 +351,12 @@ impl Conn {
                     .book
                     .as_deref()
                     .and_then(|msg| book_faults.faulty(venue, msg))
-                    .map(|msg| match venue {
-                        SimVenue::Defined(v) => {
-                            let w = defined::quote(v, &inner.info[ev.sym], &msg);
-                            let w = w.unwrap_or_else(|| unreachable!("a quote it sent before"));
-                            (seq, prev_seq) = (w.seq, w.prev_seq);
-                            binary = w.binary.map(Bytes::from);
-                            w.payload
-                        }
-                        _ => {
-                            seq = msg.last_id;
-                            prev_seq = msg.prev_id;
-                            render::book(venue, &inner.info[ev.sym], &msg, sub.spot)
-                        }
+                    .map(|msg| {
+                        let w = defined::book_wire(venue, &inner.info[ev.sym], &msg, sub.spot);
+                        let w = w.unwrap_or_else(|| unreachable!("a book message it sent before"));
+                        (seq, prev_seq) = (w.seq, w.prev_seq);
+                        binary = w.binary.map(Bytes::from);
+                        w.payload
                     });
                 let payload = faulty.as_deref().unwrap_or(base);
                 let deeper = venue

@@ -245,7 +245,8 @@ impl Defined {
         let mut channels = Vec::with_capacity(spec.channels.len());
         for (i, c) in spec.channels.iter().enumerate() {
             let field = format!("channels[{i}] ('{}')", c.name);
-            if channels.iter().any(|o: &Channel| o.name == c.name) {
+            let before = &spec.channels[..i];
+            if before.iter().any(|o| o.name == c.name) {
                 return Err(at.err(&field, "is listed twice"));
             }
             if let Some(part) = naming.parts().find(|p| c.name.contains(p)) {
@@ -254,7 +255,7 @@ impl Defined {
                     format!("holds '{part}', which stream_name puts around the channel"),
                 ));
             }
-            if channels.iter().any(|o: &Channel| o.tick == c.tick) {
+            if before.iter().any(|o| o.tick == c.tick) {
                 return Err(at.err(
                     &field,
                     format!("a second {:?} channel; one channel per tick kind", c.tick),
@@ -483,7 +484,6 @@ fn channel(
     };
     Ok(Channel {
         name: c.name.clone(),
-        tick: c.tick,
         kind,
         payload,
         several: c.several,

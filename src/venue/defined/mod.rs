@@ -15,7 +15,7 @@ pub mod spec;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use self::spec::{TickKind, TimeUnit, VenueSpec};
+use self::spec::{TimeUnit, VenueSpec};
 use super::codec::{Codec, Custom};
 use super::sbe::{self, Event};
 use super::{Frame, ParseError, Route, Seq, SeqRule, StreamDef, StreamKey, StreamKind, Venue};
@@ -187,7 +187,6 @@ enum Fields {
 #[derive(Clone, Debug, PartialEq)]
 struct Channel {
     name: String,
-    tick: TickKind,
     kind: StreamKind,
     /// Envelope index of the payload.
     payload: u8,
